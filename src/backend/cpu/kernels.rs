@@ -1,0 +1,469 @@
+//! CPU kernels: the reference semantics of every [`Kernel`](crate::program::Kernel), generic
+//! over the float type so gradient checks run in f64. Matmul goes through `matrixmultiply`
+//! (packed, SIMD-dispatched at run time, multi-threaded over output blocks); the rest are
+//! plain loops, parallel over rows with rayon where rows are independent. Every reduction
+//! runs in a fixed order, so results do not depend on the thread count.
+use num_traits::Float;
+use rayon::prelude::*;
+
+use crate::program::UnaryOp;
+
+/// The float types the CPU backend runs in: f32 (training) and f64 (gradient checks).
+pub trait CpuFloat: Float + Send + Sync + std::fmt::Debug + std::iter::Sum + 'static {
+    /// c[m,n] = a · b with explicit strides (row stride, column stride) for each matrix.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        sa: (isize, isize),
+        b: &[Self],
+        sb: (isize, isize),
+        c: &mut [Self],
+    );
+    /// Conversion from f32 (kernel constants).
+    fn c(v: f32) -> Self;
+}
+
+impl CpuFloat for f32 {
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        sa: (isize, isize),
+        b: &[f32],
+        sb: (isize, isize),
+        c: &mut [f32],
+    ) {
+        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+        // SAFETY: the asserts above bound every index the strides reach: a and b are dense
+        // [m,k]/[k,m] and [k,n]/[n,k] matrices and c is dense [m,n].
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                sa.0,
+                sa.1,
+                b.as_ptr(),
+                sb.0,
+                sb.1,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+    }
+    fn c(v: f32) -> f32 {
+        v
+    }
+}
+
+impl CpuFloat for f64 {
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f64],
+        sa: (isize, isize),
+        b: &[f64],
+        sb: (isize, isize),
+        c: &mut [f64],
+    ) {
+        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+        // SAFETY: as for f32.
+        unsafe {
+            matrixmultiply::dgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                sa.0,
+                sa.1,
+                b.as_ptr(),
+                sb.0,
+                sb.1,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+    }
+    fn c(v: f32) -> f64 {
+        v as f64
+    }
+}
+
+/// Rows per rayon task: small tensors stay on one thread (dispatch costs more than the work).
+const PAR_MIN_ELEMS: usize = 1 << 14;
+
+/// c[m,n] = op(a) · op(b); a stored [m,k] or [k,m] (trans_a), b stored [k,n] or [n,k] (trans_b).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul<T: CpuFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+) {
+    let sa = if trans_a {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let sb = if trans_b {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    if k == 0 {
+        c.iter_mut().for_each(|v| *v = T::zero());
+        return;
+    }
+    T::gemm(m, k, n, a, sa, b, sb, c);
+}
+
+/// y[i,j] = x[i,j] + b[j]; x, y: [rows, cols], b: [cols].
+pub fn bias_add<T: CpuFloat>(cols: usize, x: &[T], b: &[T], y: &mut [T]) {
+    let f = |(yr, xr): (&mut [T], &[T])| {
+        for ((o, &v), &bb) in yr.iter_mut().zip(xr).zip(b) {
+            *o = v + bb;
+        }
+    };
+    if y.len() >= PAR_MIN_ELEMS {
+        y.par_chunks_mut(cols).zip(x.par_chunks(cols)).for_each(f);
+    } else {
+        y.chunks_mut(cols).zip(x.chunks(cols)).for_each(f);
+    }
+}
+
+/// Apply `f` elementwise to (x → y), in parallel chunks for large tensors.
+fn map1<T: CpuFloat>(x: &[T], y: &mut [T], f: impl Fn(T) -> T + Sync) {
+    if y.len() >= PAR_MIN_ELEMS {
+        y.par_iter_mut()
+            .zip(x.par_iter())
+            .for_each(|(o, &v)| *o = f(v));
+    } else {
+        y.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+    }
+}
+
+/// Apply `f` elementwise to (a, b → y).
+fn map2<T: CpuFloat>(a: &[T], b: &[T], y: &mut [T], f: impl Fn(T, T) -> T + Sync) {
+    if y.len() >= PAR_MIN_ELEMS {
+        y.par_iter_mut()
+            .zip(a.par_iter().zip(b.par_iter()))
+            .for_each(|(o, (&u, &v))| *o = f(u, v));
+    } else {
+        y.iter_mut()
+            .zip(a.iter().zip(b))
+            .for_each(|(o, (&u, &v))| *o = f(u, v));
+    }
+}
+
+/// y = a + b.
+pub fn add<T: CpuFloat>(a: &[T], b: &[T], y: &mut [T]) {
+    map2(a, b, y, |u, v| u + v);
+}
+
+/// Numerically stable logistic function.
+pub fn sigmoid<T: CpuFloat>(x: T) -> T {
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+/// y = f(x) for an activation.
+pub fn unary<T: CpuFloat>(op: UnaryOp, x: &[T], y: &mut [T]) {
+    match op {
+        UnaryOp::Relu => map1(x, y, |v| if v > T::zero() { v } else { T::zero() }),
+        UnaryOp::Sigmoid => map1(x, y, sigmoid),
+        UnaryOp::Tanh => map1(x, y, |v| v.tanh()),
+    }
+}
+
+/// dx from the forward output y and the incoming gradient dy.
+pub fn unary_grad<T: CpuFloat>(op: UnaryOp, y: &[T], dy: &[T], dx: &mut [T]) {
+    match op {
+        UnaryOp::Relu => map2(y, dy, dx, |y, d| if y > T::zero() { d } else { T::zero() }),
+        UnaryOp::Sigmoid => map2(y, dy, dx, |y, d| d * y * (T::one() - y)),
+        UnaryOp::Tanh => map2(y, dy, dx, |y, d| d * (T::one() - y * y)),
+    }
+}
+
+/// Run `f(row_index, out_row)` over the rows of `out` ([rows, cols]).
+fn for_rows<T: CpuFloat>(cols: usize, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+    if out.len() >= PAR_MIN_ELEMS {
+        out.par_chunks_mut(cols)
+            .enumerate()
+            .for_each(|(i, r)| f(i, r));
+    } else {
+        out.chunks_mut(cols).enumerate().for_each(|(i, r)| f(i, r));
+    }
+}
+
+fn row_max<T: CpuFloat>(r: &[T]) -> T {
+    r.iter().fold(T::neg_infinity(), |m, &v| m.max(v))
+}
+
+/// Row-wise softmax: x, y: [rows, cols].
+pub fn softmax<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
+    for_rows(cols, y, |i, yr| {
+        let xr = &x[i * cols..(i + 1) * cols];
+        let mx = row_max(xr);
+        let mut s = T::zero();
+        for (o, &v) in yr.iter_mut().zip(xr) {
+            *o = (v - mx).exp();
+            s = s + *o;
+        }
+        yr.iter_mut().for_each(|o| *o = *o / s);
+    });
+}
+
+/// Row-wise log-softmax: x, y: [rows, cols].
+pub fn log_softmax<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
+    for_rows(cols, y, |i, yr| {
+        let xr = &x[i * cols..(i + 1) * cols];
+        let mx = row_max(xr);
+        let lse = xr.iter().map(|&v| (v - mx).exp()).sum::<T>().ln() + mx;
+        yr.iter_mut().zip(xr).for_each(|(o, &v)| *o = v - lse);
+    });
+}
+
+/// dx = y ⊙ (dy − Σ dy·y) per row.
+pub fn softmax_grad<T: CpuFloat>(cols: usize, y: &[T], dy: &[T], dx: &mut [T]) {
+    for_rows(cols, dx, |i, dr| {
+        let (yr, gr) = (&y[i * cols..(i + 1) * cols], &dy[i * cols..(i + 1) * cols]);
+        let dot: T = yr.iter().zip(gr).map(|(&a, &b)| a * b).sum();
+        dr.iter_mut()
+            .zip(yr.iter().zip(gr))
+            .for_each(|(o, (&a, &b))| *o = a * (b - dot));
+    });
+}
+
+/// dx = dy − exp(y) · Σ dy per row.
+pub fn log_softmax_grad<T: CpuFloat>(cols: usize, y: &[T], dy: &[T], dx: &mut [T]) {
+    for_rows(cols, dx, |i, dr| {
+        let (yr, gr) = (&y[i * cols..(i + 1) * cols], &dy[i * cols..(i + 1) * cols]);
+        let s: T = gr.iter().copied().sum();
+        dr.iter_mut()
+            .zip(yr.iter().zip(gr))
+            .for_each(|(o, (&a, &b))| *o = b - a.exp() * s);
+    });
+}
+
+/// y[j] = Σ_i x[i,j], summed in row order (fixed, thread-independent).
+pub fn sum_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
+    y.iter_mut().for_each(|v| *v = T::zero());
+    for xr in x.chunks(cols) {
+        y.iter_mut().zip(xr).for_each(|(o, &v)| *o = *o + v);
+    }
+}
+
+/// y[i,j] = x[j].
+pub fn broadcast_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
+    y.chunks_mut(cols)
+        .for_each(|r| r.copy_from_slice(&x[..cols]));
+}
+
+/// Σ x in fixed-size chunks combined in order (the same tree whatever the thread count).
+pub fn sum_all<T: CpuFloat>(x: &[T]) -> T {
+    const CHUNK: usize = 4096;
+    let parts: Vec<T> = if x.len() >= PAR_MIN_ELEMS {
+        x.par_chunks(CHUNK)
+            .map(|c| c.iter().copied().sum())
+            .collect()
+    } else {
+        x.chunks(CHUNK).map(|c| c.iter().copied().sum()).collect()
+    };
+    parts.into_iter().fold(T::zero(), |a, b| a + b)
+}
+
+/// The target row t_i (one-hot from a class index when sparse) and its j-th element.
+fn target<T: CpuFloat>(labels: &[T], cols: usize, sparse: bool, i: usize, j: usize) -> T {
+    if sparse {
+        if labels[i].to_usize() == Some(j) {
+            T::one()
+        } else {
+            T::zero()
+        }
+    } else {
+        labels[i * cols + j]
+    }
+}
+
+/// Mean over rows of −Σ_j t_ij log softmax(z_i)_j.
+pub fn softmax_cross_entropy<T: CpuFloat>(
+    rows: usize,
+    cols: usize,
+    sparse: bool,
+    z: &[T],
+    labels: &[T],
+) -> T {
+    let mut total = T::zero();
+    for i in 0..rows {
+        let zr = &z[i * cols..(i + 1) * cols];
+        let mx = row_max(zr);
+        let lse = zr.iter().map(|&v| (v - mx).exp()).sum::<T>().ln() + mx;
+        let mut l = T::zero();
+        for (j, &v) in zr.iter().enumerate() {
+            let t = target(labels, cols, sparse, i, j);
+            if t != T::zero() {
+                l = l - t * (v - lse);
+            }
+        }
+        total = total + l;
+    }
+    total / T::from(rows).unwrap_or(T::one())
+}
+
+/// dz = (softmax(z) − t) · dloss / rows.
+pub fn softmax_cross_entropy_grad<T: CpuFloat>(
+    rows: usize,
+    cols: usize,
+    sparse: bool,
+    z: &[T],
+    labels: &[T],
+    dloss: T,
+    dz: &mut [T],
+) {
+    let scale = dloss / T::from(rows).unwrap_or(T::one());
+    softmax(cols, z, dz);
+    for_rows(cols, dz, |i, r| {
+        for (j, o) in r.iter_mut().enumerate() {
+            *o = (*o - target(labels, cols, sparse, i, j)) * scale;
+        }
+    });
+}
+
+/// mean (p − t)².
+pub fn mean_squared_error<T: CpuFloat>(p: &[T], t: &[T]) -> T {
+    let sq: Vec<T> = p.iter().zip(t).map(|(&a, &b)| (a - b) * (a - b)).collect();
+    sum_all(&sq) / T::from(p.len()).unwrap_or(T::one())
+}
+
+/// dp = 2 (p − t) · dloss / len.
+pub fn mean_squared_error_grad<T: CpuFloat>(p: &[T], t: &[T], dloss: T, dp: &mut [T]) {
+    let s = T::c(2.0) * dloss / T::from(p.len()).unwrap_or(T::one());
+    map2(p, t, dp, |a, b| (a - b) * s);
+}
+
+/// mean of max(z,0) − z·t + log(1 + exp(−|z|)).
+pub fn sigmoid_bce<T: CpuFloat>(z: &[T], t: &[T]) -> T {
+    let l: Vec<T> = z
+        .iter()
+        .zip(t)
+        .map(|(&z, &t)| z.max(T::zero()) - z * t + (-z.abs()).exp().ln_1p())
+        .collect();
+    sum_all(&l) / T::from(z.len()).unwrap_or(T::one())
+}
+
+/// dz = (σ(z) − t) · dloss / len.
+pub fn sigmoid_bce_grad<T: CpuFloat>(z: &[T], t: &[T], dloss: T, dz: &mut [T]) {
+    let s = dloss / T::from(z.len()).unwrap_or(T::one());
+    map2(z, t, dz, |z, t| (sigmoid(z) - t) * s);
+}
+
+/// Number of rows whose prediction matches the label (see `Kernel::CountCorrect`).
+pub fn count_correct<T: CpuFloat>(
+    rows: usize,
+    cols: usize,
+    sparse: bool,
+    threshold: f32,
+    p: &[T],
+    labels: &[T],
+) -> T {
+    let argmax = |r: &[T]| {
+        let mut best = 0;
+        for (j, &v) in r.iter().enumerate() {
+            if v > r[best] {
+                best = j;
+            }
+        }
+        best
+    };
+    let correct = (0..rows)
+        .filter(|&i| {
+            if cols == 1 {
+                (p[i] > T::c(threshold)) == (labels[i] > T::c(0.5))
+            } else {
+                let label = if sparse {
+                    labels[i].to_usize().unwrap_or(usize::MAX)
+                } else {
+                    argmax(&labels[i * cols..(i + 1) * cols])
+                };
+                argmax(&p[i * cols..(i + 1) * cols]) == label
+            }
+        })
+        .count();
+    T::from(correct).unwrap_or(T::zero())
+}
+
+/// Keras SGD update, in place on `p` and `vel`.
+pub fn sgd_update<T: CpuFloat>(
+    lr: T,
+    momentum: T,
+    nesterov: bool,
+    p: &mut [T],
+    g: &[T],
+    vel: &mut [T],
+) {
+    if momentum == T::zero() {
+        p.iter_mut().zip(g).for_each(|(p, &g)| *p = *p - lr * g);
+        return;
+    }
+    for ((p, &g), v) in p.iter_mut().zip(g).zip(vel.iter_mut()) {
+        *v = momentum * *v - lr * g;
+        *p = if nesterov {
+            *p + momentum * *v - lr * g
+        } else {
+            *p + *v
+        };
+    }
+}
+
+/// Keras Adam update at step t, in place on `p`, `m`, `v`.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_update<T: CpuFloat>(
+    lr: T,
+    t: u32,
+    beta1: T,
+    beta2: T,
+    eps: T,
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+) {
+    let t = t.max(1) as i32;
+    let alpha = lr * (T::one() - beta2.powi(t)).sqrt() / (T::one() - beta1.powi(t));
+    let update = |((p, &g), (m, v)): ((&mut T, &T), (&mut T, &mut T))| {
+        *m = *m + (g - *m) * (T::one() - beta1);
+        *v = *v + (g * g - *v) * (T::one() - beta2);
+        *p = *p - alpha * *m / (v.sqrt() + eps);
+    };
+    if p.len() >= PAR_MIN_ELEMS {
+        p.par_iter_mut()
+            .zip(g.par_iter())
+            .zip(m.par_iter_mut().zip(v.par_iter_mut()))
+            .for_each(update);
+    } else {
+        p.iter_mut()
+            .zip(g.iter())
+            .zip(m.iter_mut().zip(v.iter_mut()))
+            .for_each(update);
+    }
+}

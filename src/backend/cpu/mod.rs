@@ -1,0 +1,391 @@
+//! CPU backend: interprets a [`Program`] step by step over host arenas. Generic over the float
+//! type: `Arenas<f32>` for training, `Arenas<f64>` for gradient checks.
+pub mod kernels;
+
+use kernels::CpuFloat;
+
+use crate::backend::{Backend, DeviceKind, ProgramId};
+use crate::error::{Error, Result};
+use crate::program::{Arena, BufRef, Kernel, Program, ResidentLayout, Step, StepScalars};
+
+/// Host storage for every arena a program touches.
+#[derive(Debug, Clone, Default)]
+pub struct Arenas<T> {
+    pub params: Vec<T>,
+    pub grads: Vec<T>,
+    pub slots: Vec<Vec<T>>,
+    pub accum: Vec<T>,
+    pub work: Vec<T>,
+}
+
+impl<T: CpuFloat> Arenas<T> {
+    /// Zero-filled arenas for a resident layout and a work arena of `work_len` elements.
+    pub fn new(layout: &ResidentLayout, work_len: usize) -> Self {
+        let z = |n: usize| vec![T::zero(); n];
+        Arenas {
+            params: z(layout.params_len),
+            grads: z(layout.params_len),
+            slots: (0..layout.slots).map(|_| z(layout.params_len)).collect(),
+            accum: z(layout.accum_len),
+            work: z(work_len),
+        }
+    }
+
+    /// The whole arena `a`.
+    pub fn arena(&self, a: Arena) -> &[T] {
+        match a {
+            Arena::Params => &self.params,
+            Arena::Grads => &self.grads,
+            Arena::Slot(k) => self.slots.get(k as usize).map_or(&[], |s| s.as_slice()),
+            Arena::Accum => &self.accum,
+            Arena::Work => &self.work,
+        }
+    }
+
+    fn arena_mut(&mut self, a: Arena) -> &mut Vec<T> {
+        match a {
+            Arena::Params => &mut self.params,
+            Arena::Grads => &mut self.grads,
+            Arena::Slot(k) => {
+                let k = k as usize;
+                if self.slots.len() <= k {
+                    self.slots.resize(k + 1, Vec::new());
+                }
+                &mut self.slots[k]
+            }
+            Arena::Accum => &mut self.accum,
+            Arena::Work => &mut self.work,
+        }
+    }
+
+    /// Copy of a slice.
+    pub fn get(&self, b: BufRef) -> Vec<T> {
+        self.arena(b.arena)[b.range()].to_vec()
+    }
+
+    /// Overwrite a slice.
+    pub fn set(&mut self, b: BufRef, data: &[T]) {
+        self.arena_mut(b.arena)[b.range()].copy_from_slice(data);
+    }
+}
+
+/// Indices of the args a kernel writes; every other arg is only read.
+pub fn written_args(kernel: &Kernel, nargs: usize) -> Vec<usize> {
+    match kernel {
+        Kernel::SgdUpdate { .. } => vec![0, 2],
+        Kernel::AdamUpdate { .. } => vec![0, 2, 3],
+        _ => vec![nargs.saturating_sub(1)],
+    }
+}
+
+/// Number of args each kernel takes.
+pub fn arg_count(kernel: &Kernel) -> usize {
+    use Kernel::*;
+    match kernel {
+        Fill { .. } => 1,
+        Unary { .. }
+        | Softmax { .. }
+        | LogSoftmax { .. }
+        | SumRows { .. }
+        | BroadcastRows { .. }
+        | SumAll { .. }
+        | BroadcastScalar { .. }
+        | Accumulate { .. } => 2,
+        MatMul { .. }
+        | BiasAdd { .. }
+        | Add { .. }
+        | UnaryGrad { .. }
+        | SoftmaxGrad { .. }
+        | LogSoftmaxGrad { .. }
+        | SoftmaxCrossEntropy { .. }
+        | MeanSquaredError { .. }
+        | SigmoidBinaryCrossEntropy { .. }
+        | CountCorrect { .. }
+        | SgdUpdate { .. } => 3,
+        SoftmaxCrossEntropyGrad { .. }
+        | MeanSquaredErrorGrad { .. }
+        | SigmoidBinaryCrossEntropyGrad { .. }
+        | AdamUpdate { .. } => 4,
+    }
+}
+
+/// Check that every step has the right number of args, that each slice lies inside its
+/// arena, and that no written slice overlaps another arg of the same step.
+pub fn validate(program: &Program, layout: &ResidentLayout) -> Result<()> {
+    let arena_len = |a: Arena| match a {
+        Arena::Params | Arena::Grads => layout.params_len,
+        Arena::Slot(k) if (k as usize) < layout.slots => layout.params_len,
+        Arena::Slot(_) => 0,
+        Arena::Accum => layout.accum_len,
+        Arena::Work => program.work_len,
+    };
+    let bug = |i: usize, s: &Step, m: String| {
+        Error::invalid("program", format!("step {i} ({:?}): {m}", s.kernel))
+    };
+    for (i, s) in program.steps.iter().enumerate() {
+        if s.args.len() != arg_count(&s.kernel) {
+            return Err(bug(
+                i,
+                s,
+                format!("{} args, expected {}", s.args.len(), arg_count(&s.kernel)),
+            ));
+        }
+        for b in &s.args {
+            if b.offset + b.len > arena_len(b.arena) {
+                return Err(bug(
+                    i,
+                    s,
+                    format!("{b:?} outside its arena of {}", arena_len(b.arena)),
+                ));
+            }
+        }
+        for w in written_args(&s.kernel, s.args.len()) {
+            let wb = s.args[w];
+            for (j, b) in s.args.iter().enumerate() {
+                let overlap = j != w
+                    && b.arena == wb.arena
+                    && b.offset < wb.offset + wb.len
+                    && wb.offset < b.offset + b.len;
+                if overlap {
+                    return Err(bug(i, s, format!("written arg {w} overlaps arg {j}")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run `steps` over `arenas`. The program must have passed [`validate`].
+pub fn execute<T: CpuFloat>(steps: &[Step], arenas: &mut Arenas<T>, scalars: StepScalars) {
+    for step in steps {
+        execute_step(step, arenas, scalars);
+    }
+}
+
+/// Raw views into the arenas for one step: validated slices never alias a written one, so
+/// handing out `&[T]` for reads and `&mut [T]` for writes at the same time is sound.
+struct Views<T> {
+    ptrs: Vec<(*mut T, usize)>,
+}
+
+impl<T> Views<T> {
+    fn r(&self, i: usize) -> &[T] {
+        let (p, n) = self.ptrs[i];
+        // SAFETY: `validate` proved the slice in bounds and disjoint from every written arg.
+        unsafe { std::slice::from_raw_parts(p, n) }
+    }
+    #[allow(clippy::mut_from_ref)]
+    fn w(&self, i: usize) -> &mut [T] {
+        let (p, n) = self.ptrs[i];
+        // SAFETY: as above; each written arg is requested once per step.
+        unsafe { std::slice::from_raw_parts_mut(p, n) }
+    }
+}
+
+fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalars) {
+    let ptrs = step
+        .args
+        .iter()
+        .map(|b| {
+            let arena = arenas.arena_mut(b.arena);
+            (arena[b.range()].as_mut_ptr(), b.len)
+        })
+        .collect();
+    let v = Views { ptrs };
+    let c = T::c;
+    use Kernel::*;
+    match step.kernel {
+        MatMul {
+            m,
+            k,
+            n,
+            trans_a,
+            trans_b,
+        } => kernels::matmul(m, k, n, trans_a, trans_b, v.r(0), v.r(1), v.w(2)),
+        BiasAdd { cols, .. } => kernels::bias_add(cols, v.r(0), v.r(1), v.w(2)),
+        Add { .. } => kernels::add(v.r(0), v.r(1), v.w(2)),
+        Unary { op, .. } => kernels::unary(op, v.r(0), v.w(1)),
+        UnaryGrad { op, .. } => kernels::unary_grad(op, v.r(0), v.r(1), v.w(2)),
+        Softmax { cols, .. } => kernels::softmax(cols, v.r(0), v.w(1)),
+        LogSoftmax { cols, .. } => kernels::log_softmax(cols, v.r(0), v.w(1)),
+        SoftmaxGrad { cols, .. } => kernels::softmax_grad(cols, v.r(0), v.r(1), v.w(2)),
+        LogSoftmaxGrad { cols, .. } => kernels::log_softmax_grad(cols, v.r(0), v.r(1), v.w(2)),
+        SumRows { cols, .. } => kernels::sum_rows(cols, v.r(0), v.w(1)),
+        BroadcastRows { cols, .. } => kernels::broadcast_rows(cols, v.r(0), v.w(1)),
+        SumAll { scale, .. } => v.w(1)[0] = kernels::sum_all(v.r(0)) * c(scale),
+        BroadcastScalar { scale, .. } => {
+            let x = v.r(0)[0] * c(scale);
+            v.w(1).iter_mut().for_each(|o| *o = x);
+        }
+        Fill { value, .. } => v.w(0).iter_mut().for_each(|o| *o = c(value)),
+        SoftmaxCrossEntropy { rows, cols, sparse } => {
+            v.w(2)[0] = kernels::softmax_cross_entropy(rows, cols, sparse, v.r(0), v.r(1))
+        }
+        SoftmaxCrossEntropyGrad { rows, cols, sparse } => kernels::softmax_cross_entropy_grad(
+            rows,
+            cols,
+            sparse,
+            v.r(0),
+            v.r(1),
+            v.r(2)[0],
+            v.w(3),
+        ),
+        MeanSquaredError { .. } => v.w(2)[0] = kernels::mean_squared_error(v.r(0), v.r(1)),
+        MeanSquaredErrorGrad { .. } => {
+            kernels::mean_squared_error_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3))
+        }
+        SigmoidBinaryCrossEntropy { .. } => v.w(2)[0] = kernels::sigmoid_bce(v.r(0), v.r(1)),
+        SigmoidBinaryCrossEntropyGrad { .. } => {
+            kernels::sigmoid_bce_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3))
+        }
+        CountCorrect {
+            rows,
+            cols,
+            sparse,
+            threshold,
+        } => v.w(2)[0] = kernels::count_correct(rows, cols, sparse, threshold, v.r(0), v.r(1)),
+        Accumulate { scale, .. } => v
+            .w(1)
+            .iter_mut()
+            .zip(v.r(0))
+            .for_each(|(a, &x)| *a = *a + x * c(scale)),
+        SgdUpdate {
+            momentum, nesterov, ..
+        } => kernels::sgd_update(c(sc.lr), c(momentum), nesterov, v.w(0), v.r(1), v.w(2)),
+        AdamUpdate {
+            beta1,
+            beta2,
+            epsilon,
+            ..
+        } => kernels::adam_update(
+            c(sc.lr),
+            sc.t,
+            c(beta1),
+            c(beta2),
+            c(epsilon),
+            v.w(0),
+            v.r(1),
+            v.w(2),
+            v.w(3),
+        ),
+    }
+}
+
+/// The CPU backend: f32 arenas, one work arena per compiled program.
+pub struct CpuBackend {
+    layout: ResidentLayout,
+    resident: Arenas<f32>,
+    programs: Vec<Program>,
+    /// Work arena of each program, parked here between runs.
+    works: Vec<Vec<f32>>,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuBackend {
+    /// A CPU backend with empty resident arenas.
+    pub fn new() -> CpuBackend {
+        CpuBackend {
+            layout: ResidentLayout::default(),
+            resident: Arenas::default(),
+            programs: Vec::new(),
+            works: Vec::new(),
+        }
+    }
+
+    fn check_id(&self, id: ProgramId) -> Result<()> {
+        if id.0 >= self.programs.len() {
+            return Err(Error::invalid(
+                "program id",
+                format!("{} was not compiled on this backend", id.0),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_range(arena: Arena, offset: usize, len: usize, have: usize) -> Result<()> {
+    if offset + len > have {
+        return Err(Error::invalid(
+            "arena access",
+            format!(
+                "{arena:?}[{offset}..{}] is outside its {have} elements",
+                offset + len
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn kind(&self) -> DeviceKind {
+        DeviceKind::Cpu
+    }
+
+    fn alloc_resident(&mut self, layout: &ResidentLayout) -> Result<()> {
+        self.layout = *layout;
+        self.resident = Arenas::new(layout, 0);
+        Ok(())
+    }
+
+    fn write(&mut self, arena: Arena, offset: usize, data: &[f32]) -> Result<()> {
+        let a = self.resident.arena_mut(arena);
+        check_range(arena, offset, data.len(), a.len())?;
+        a[offset..offset + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn read(&mut self, arena: Arena, offset: usize, len: usize) -> Result<Vec<f32>> {
+        let a = self.resident.arena(arena);
+        check_range(arena, offset, len, a.len())?;
+        Ok(a[offset..offset + len].to_vec())
+    }
+
+    fn compile(&mut self, program: &Program) -> Result<ProgramId> {
+        validate(program, &self.layout)?;
+        self.programs.push(program.clone());
+        self.works.push(vec![0.0; program.work_len]);
+        Ok(ProgramId(self.programs.len() - 1))
+    }
+
+    fn run(&mut self, id: ProgramId, inputs: &[&[f32]], scalars: StepScalars) -> Result<()> {
+        self.check_id(id)?;
+        let program = &self.programs[id.0];
+        if inputs.len() != program.inputs.len() {
+            return Err(Error::invalid(
+                "program inputs",
+                format!("{} given, {} expected", inputs.len(), program.inputs.len()),
+            ));
+        }
+        let work = &mut self.works[id.0];
+        for ((name, b), data) in program.inputs.iter().zip(inputs) {
+            if data.len() != b.len {
+                return Err(Error::shape(
+                    format!("input '{name}'"),
+                    &[b.len],
+                    &[data.len()],
+                ));
+            }
+            work[b.range()].copy_from_slice(data);
+        }
+        std::mem::swap(&mut self.resident.work, work);
+        execute(&program.steps, &mut self.resident, scalars);
+        std::mem::swap(&mut self.resident.work, &mut self.works[id.0]);
+        Ok(())
+    }
+
+    fn read_work(&mut self, id: ProgramId, buf: BufRef) -> Result<Vec<f32>> {
+        self.check_id(id)?;
+        let work = &self.works[id.0];
+        check_range(buf.arena, buf.offset, buf.len, work.len())?;
+        Ok(work[buf.range()].to_vec())
+    }
+}

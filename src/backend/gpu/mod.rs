@@ -1,0 +1,1 @@
+//! GPU backend (wgpu): to be written.

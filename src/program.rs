@@ -1,0 +1,213 @@
+//! The contract between the planner and the backends: a Program is an ordered list of
+//! kernel launches over slices of a few flat arenas. Both backends execute exactly these
+//! semantics; the CPU interpreter (`backend::cpu`) is the specification.
+//!
+//! Layout: every tensor is row-major f32. A `BufRef` names `len` elements starting at
+//! `offset` (in elements) of one arena. The planner aligns every offset to
+//! [`ALIGN_ELEMS`] elements (256 bytes) so a GPU backend can bind each slice directly.
+
+/// Alignment of every buffer slice, in f32 elements (256 bytes: the largest
+/// `min_storage_buffer_offset_alignment` WebGPU allows).
+pub const ALIGN_ELEMS: usize = 64;
+
+/// Round `n` up to a multiple of [`ALIGN_ELEMS`].
+pub fn align(n: usize) -> usize {
+    n.div_ceil(ALIGN_ELEMS) * ALIGN_ELEMS
+}
+
+/// The flat arenas a program reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arena {
+    /// Resident: all trainable parameters, one after another (aligned).
+    Params,
+    /// Resident: gradients, same layout as `Params`.
+    Grads,
+    /// Resident: optimizer state `k` (momentum, Adam m/v), same layout as `Params`.
+    Slot(u8),
+    /// Resident: metric accumulators (loss sum, correct count, ...), read back per epoch.
+    Accum,
+    /// Per program: batch inputs, activations and temporaries, reused by liveness.
+    Work,
+}
+
+/// `len` f32 elements at `offset` (elements) of `arena`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BufRef {
+    pub arena: Arena,
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl BufRef {
+    /// Element range of this slice within its arena.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len
+    }
+}
+
+/// Elementwise activation functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Relu,
+    Sigmoid,
+    Tanh,
+}
+
+/// One kernel launch with its fixed dimensions. `args` of the enclosing [`Step`] are listed
+/// per variant: inputs first, then outputs. Outputs never alias inputs unless stated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kernel {
+    /// args [a, b, c]: c[m,n] = op(a)[m,k] · op(b)[k,n]; `a` is stored [m,k] (or [k,m] when
+    /// `trans_a`), `b` is stored [k,n] (or [n,k] when `trans_b`).
+    MatMul {
+        m: usize,
+        k: usize,
+        n: usize,
+        trans_a: bool,
+        trans_b: bool,
+    },
+    /// args [x, b, y]: y[i,j] = x[i,j] + b[j]; x, y: [rows, cols], b: [cols].
+    BiasAdd { rows: usize, cols: usize },
+    /// args [a, b, y]: y = a + b elementwise, all [len].
+    Add { len: usize },
+    /// args [x, y]: y = f(x) elementwise.
+    Unary { op: UnaryOp, len: usize },
+    /// args [y, dy, dx]: gradient of `op` through its forward *output* y:
+    /// relu: dx = dy·[y>0]; sigmoid: dx = dy·y·(1−y); tanh: dx = dy·(1−y²).
+    UnaryGrad { op: UnaryOp, len: usize },
+    /// args [x, y]: row-wise softmax of x: [rows, cols] (max-subtracted).
+    Softmax { rows: usize, cols: usize },
+    /// args [x, y]: row-wise log-softmax, y = x − max − log Σ exp(x − max).
+    LogSoftmax { rows: usize, cols: usize },
+    /// args [y, dy, dx]: dx = y ⊙ (dy − Σ_j dy_j y_j) per row (y = softmax output).
+    SoftmaxGrad { rows: usize, cols: usize },
+    /// args [y, dy, dx]: dx = dy − exp(y) · Σ_j dy_j per row (y = log-softmax output).
+    LogSoftmaxGrad { rows: usize, cols: usize },
+    /// args [x, y]: y[j] = Σ_i x[i,j]; x: [rows, cols], y: [cols].
+    SumRows { rows: usize, cols: usize },
+    /// args [x, y]: y[i,j] = x[j]; x: [cols], y: [rows, cols].
+    BroadcastRows { rows: usize, cols: usize },
+    /// args [x, y]: y[0] = scale · Σ_i x[i]; x: [len], y: [1]. (sum: scale 1, mean: 1/len)
+    SumAll { len: usize, scale: f32 },
+    /// args [x, y]: y[i] = scale · x[0]; x: [1], y: [len].
+    BroadcastScalar { len: usize, scale: f32 },
+    /// args [y]: y[i] = value.
+    Fill { len: usize, value: f32 },
+    /// args [logits, labels, loss]: loss[0] = mean over rows of −Σ_j t_ij log softmax(logits_i)_j.
+    /// Sparse: labels [rows] hold class indices as f32 (t = one-hot); else labels [rows, cols].
+    SoftmaxCrossEntropy {
+        rows: usize,
+        cols: usize,
+        sparse: bool,
+    },
+    /// args [logits, labels, dloss, dlogits]: dlogits = (softmax(logits) − t) · dloss[0] / rows.
+    SoftmaxCrossEntropyGrad {
+        rows: usize,
+        cols: usize,
+        sparse: bool,
+    },
+    /// args [pred, target, loss]: loss[0] = mean over all `len` elements of (pred − target)².
+    MeanSquaredError { len: usize },
+    /// args [pred, target, dloss, dpred]: dpred = 2 (pred − target) · dloss[0] / len.
+    MeanSquaredErrorGrad { len: usize },
+    /// args [logits, target, loss]: binary cross-entropy of sigmoid(logits) against targets in
+    /// [0,1], mean over `len`: max(z,0) − z·t + log(1 + exp(−|z|)).
+    SigmoidBinaryCrossEntropy { len: usize },
+    /// args [logits, target, dloss, dlogits]: dlogits = (sigmoid(z) − t) · dloss[0] / len.
+    SigmoidBinaryCrossEntropyGrad { len: usize },
+    /// args [pred, labels, count]: count[0] = number of correct rows. cols > 1: argmax of the
+    /// row (first maximum) equals the label (sparse: labels [rows] class indices; else argmax
+    /// of the one-hot row). cols == 1: (pred > threshold) == (label > 0.5).
+    CountCorrect {
+        rows: usize,
+        cols: usize,
+        sparse: bool,
+        threshold: f32,
+    },
+    /// args [x, acc]: acc[i] += scale · x[i] (in place on `acc`).
+    Accumulate { len: usize, scale: f32 },
+    /// args [param, grad, velocity] (param and velocity updated in place), Keras SGD:
+    /// momentum 0: p −= lr·g. Else v = momentum·v − lr·g; p += v (nesterov: p += momentum·v − lr·g).
+    SgdUpdate {
+        len: usize,
+        momentum: f32,
+        nesterov: bool,
+    },
+    /// args [param, grad, m, v] (all but grad updated in place), Keras Adam with t = step:
+    /// m += (g − m)(1 − β1); v += (g² − v)(1 − β2);
+    /// p −= lr·sqrt(1 − β2^t)/(1 − β1^t) · m / (sqrt(v) + ε).
+    AdamUpdate {
+        len: usize,
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+    },
+}
+
+/// One kernel launch over arena slices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub kernel: Kernel,
+    pub args: Vec<BufRef>,
+}
+
+/// Values that change every run of a program (uploaded with the batch, never baked in).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepScalars {
+    /// Learning rate of this step.
+    pub lr: f32,
+    /// Optimizer step count t, starting at 1 for the first update.
+    pub t: u32,
+}
+
+impl Default for StepScalars {
+    fn default() -> Self {
+        StepScalars { lr: 0.0, t: 1 }
+    }
+}
+
+/// Sizes of the resident arenas shared by all programs of one model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResidentLayout {
+    /// Elements in `Params` (and `Grads`, and each `Slot`).
+    pub params_len: usize,
+    /// Number of optimizer state slots (SGD with momentum 1, Adam 2).
+    pub slots: usize,
+    /// Elements in `Accum`.
+    pub accum_len: usize,
+}
+
+impl ResidentLayout {
+    /// Bytes the resident arenas take (params, grads, slots, accumulators).
+    pub fn bytes(&self) -> u64 {
+        let p = align(self.params_len.max(1)) as u64;
+        4 * (p * (2 + self.slots as u64) + align(self.accum_len.max(1)) as u64)
+    }
+}
+
+/// A planned program: steps in order and the work arena they need.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Program {
+    pub steps: Vec<Step>,
+    /// Elements in the `Work` arena.
+    pub work_len: usize,
+    /// Host-fed tensors, by name, in the order `Backend::run` takes them.
+    pub inputs: Vec<(String, BufRef)>,
+    /// Readable results, by name (in the `Work` arena).
+    pub outputs: Vec<(String, BufRef)>,
+}
+
+impl Program {
+    /// Bytes of the work arena.
+    pub fn work_bytes(&self) -> u64 {
+        4 * self.work_len as u64
+    }
+
+    /// The output slice named `name`.
+    pub fn output(&self, name: &str) -> Option<BufRef> {
+        self.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| *b)
+    }
+}
