@@ -2,11 +2,24 @@
 //! GPU that wgpu reaches, with the same numbers. Pipeline: layers → graph of primitive ops →
 //! autodiff → planner → Program → backend (CPU interpreter or WGSL kernels through wgpu).
 pub mod backend;
+pub mod cli;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod graph;
+pub mod loss;
+pub mod metrics;
+pub mod model;
+pub mod nn;
+pub mod optim;
 pub mod program;
 pub mod tensor;
 
+pub use device::Device;
 pub use error::{Error, Result};
+pub use loss::Loss;
+pub use metrics::Metric;
+pub use model::{FitOptions, History, Sequential, Validation};
+pub use nn::{Activation, Dense, Layer};
+pub use optim::Optimizer;
 pub use tensor::Tensor;

@@ -1,1 +1,279 @@
-//! Graph: to be written.
+//! The graph: primitive ops with static shapes, checked when a node is added. Node ids are
+//! in insertion order, which is a topological order (inputs always exist before their users).
+pub mod autodiff;
+pub mod plan;
+
+use crate::error::{Error, Result};
+use crate::program::{Kernel, UnaryOp};
+
+/// Index of a node in its graph.
+pub type NodeId = usize;
+
+/// Primitive ops. Shapes: matrices are [rows, cols]; scalars (losses) are [1].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// A tensor fed by the host on every run.
+    Input { name: String },
+    /// A trainable parameter, resident on the device.
+    Param { name: String },
+    /// [m,k]·[k,n] → [m,n], with either operand stored transposed.
+    MatMul { trans_a: bool, trans_b: bool },
+    /// [r,c] + [c] → [r,c].
+    BiasAdd,
+    /// Elementwise sum of two tensors of one shape.
+    Add,
+    /// Elementwise activation.
+    Unary(UnaryOp),
+    /// (y = forward output, dy) → dx.
+    UnaryGrad(UnaryOp),
+    /// Row-wise softmax of [r,c].
+    Softmax,
+    /// Row-wise log-softmax of [r,c].
+    LogSoftmax,
+    /// (y, dy) → dx for softmax.
+    SoftmaxGrad,
+    /// (y, dy) → dx for log-softmax.
+    LogSoftmaxGrad,
+    /// [r,c] → [c], sum over rows.
+    SumRows,
+    /// [c] → [rows,c].
+    BroadcastRows { rows: usize },
+    /// any → [1], scale · sum of all elements (mean: scale = 1/len).
+    SumAll { scale: f32 },
+    /// [1] → `shape`, every element scale · x.
+    BroadcastScalar { shape: Vec<usize>, scale: f32 },
+    /// A constant tensor (the backward seed 1.0).
+    Fill { shape: Vec<usize>, value: f32 },
+    /// (logits [r,c], labels [r] or [r,c]) → mean cross-entropy of softmax(logits), [1].
+    SoftmaxCrossEntropy { sparse: bool },
+    /// (logits, labels, dloss [1]) → dlogits.
+    SoftmaxCrossEntropyGrad { sparse: bool },
+    /// (pred, target) → mean squared error, [1].
+    MeanSquaredError,
+    /// (pred, target, dloss) → dpred.
+    MeanSquaredErrorGrad,
+    /// (logits, targets in [0,1]) → mean binary cross-entropy of sigmoid(logits), [1].
+    SigmoidBinaryCrossEntropy,
+    /// (logits, targets, dloss) → dlogits.
+    SigmoidBinaryCrossEntropyGrad,
+    /// (pred [r,c], labels) → number of correct rows, [1]. Not differentiable.
+    CountCorrect { sparse: bool, threshold: f32 },
+}
+
+/// One node: its op, input nodes, inferred shape and the layer it belongs to (for errors).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+    pub shape: Vec<usize>,
+    pub context: String,
+}
+
+impl Node {
+    /// Number of elements of the node's value.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True for a zero-sized value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A graph of primitive ops.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+}
+
+fn matrix(context: &str, what: &str, shape: &[usize]) -> Result<(usize, usize)> {
+    match shape {
+        [r, c] => Ok((*r, *c)),
+        _ => Err(Error::invalid(context, format!("{what} must be a matrix [rows, cols], got shape {shape:?}"))),
+    }
+}
+
+fn same(context: &str, a: &[usize], b: &[usize]) -> Result<()> {
+    if a == b { Ok(()) } else { Err(Error::shape(context, a, b)) }
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    /// The node `id`.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+
+    /// Shape of node `id`.
+    pub fn shape(&self, id: NodeId) -> &[usize] {
+        &self.nodes[id].shape
+    }
+
+    /// A host-fed input of `shape`.
+    pub fn input(&mut self, name: &str, shape: &[usize]) -> NodeId {
+        self.push(Op::Input { name: name.into() }, vec![], shape.to_vec(), name)
+    }
+
+    /// A trainable parameter of `shape`.
+    pub fn param(&mut self, name: &str, shape: &[usize]) -> NodeId {
+        self.push(Op::Param { name: name.into() }, vec![], shape.to_vec(), name)
+    }
+
+    fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Vec<usize>, context: &str) -> NodeId {
+        self.nodes.push(Node {
+            op,
+            inputs,
+            shape,
+            context: context.into(),
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Add `op` over `inputs`, inferring its shape; `context` (the layer name) goes into errors.
+    pub fn add(&mut self, op: Op, inputs: &[NodeId], context: &str) -> Result<NodeId> {
+        if let Some(&bad) = inputs.iter().find(|&&i| i >= self.nodes.len()) {
+            return Err(Error::invalid(context, format!("input node {bad} does not exist")));
+        }
+        let shape = self.infer(&op, inputs, context)?;
+        Ok(self.push(op, inputs.to_vec(), shape, context))
+    }
+
+    fn infer(&self, op: &Op, inputs: &[NodeId], ctx: &str) -> Result<Vec<usize>> {
+        let expected = arity(op);
+        if inputs.len() != expected {
+            return Err(Error::invalid(ctx, format!("{op:?} takes {expected} inputs, got {}", inputs.len())));
+        }
+        let s = |i: usize| self.shape(inputs[i]);
+        let labels_ok = |sparse: bool, rows: usize, cols: usize, l: &[usize]| -> Result<()> {
+            let want = if sparse { vec![rows] } else { vec![rows, cols] };
+            if l == want.as_slice() || (sparse && l == [rows, 1]) {
+                Ok(())
+            } else {
+                Err(Error::shape(format!("{ctx} labels"), &want, l))
+            }
+        };
+        Ok(match op {
+            Op::Input { .. } | Op::Param { .. } => unreachable_shape(op, ctx)?,
+            Op::MatMul { trans_a, trans_b } => {
+                let (ar, ac) = matrix(ctx, "matmul lhs", s(0))?;
+                let (br, bc) = matrix(ctx, "matmul rhs", s(1))?;
+                let (m, k) = if *trans_a { (ac, ar) } else { (ar, ac) };
+                let (k2, n) = if *trans_b { (bc, br) } else { (br, bc) };
+                if k != k2 {
+                    return Err(Error::Shape {
+                        context: format!("{ctx} (matmul inner dimension)"),
+                        expected: vec![m, k],
+                        got: vec![k2, n],
+                    });
+                }
+                vec![m, n]
+            }
+            Op::BiasAdd => {
+                let (_, c) = matrix(ctx, "bias input", s(0))?;
+                same(&format!("{ctx} bias"), &[c], s(1))?;
+                s(0).to_vec()
+            }
+            Op::Add | Op::UnaryGrad(_) | Op::SoftmaxGrad | Op::LogSoftmaxGrad => {
+                same(ctx, s(0), s(1))?;
+                s(0).to_vec()
+            }
+            Op::Unary(_) => s(0).to_vec(),
+            Op::Softmax | Op::LogSoftmax => {
+                matrix(ctx, "softmax input", s(0))?;
+                s(0).to_vec()
+            }
+            Op::SumRows => vec![matrix(ctx, "sum-rows input", s(0))?.1],
+            Op::BroadcastRows { rows } => match s(0) {
+                [c] => vec![*rows, *c],
+                other => return Err(Error::invalid(ctx, format!("broadcast-rows input must be a vector, got {other:?}"))),
+            },
+            Op::SumAll { .. } | Op::MeanSquaredError | Op::SigmoidBinaryCrossEntropy => {
+                if !matches!(op, Op::SumAll { .. }) {
+                    same(&format!("{ctx} targets"), s(0), s(1))?;
+                }
+                vec![1]
+            }
+            Op::BroadcastScalar { shape, .. } => {
+                same(ctx, &[1], s(0))?;
+                shape.clone()
+            }
+            Op::Fill { shape, .. } => shape.clone(),
+            Op::SoftmaxCrossEntropy { sparse } | Op::CountCorrect { sparse, .. } => {
+                let (r, c) = matrix(ctx, "predictions", s(0))?;
+                if matches!(op, Op::CountCorrect { .. }) && c == 1 {
+                    same(&format!("{ctx} labels"), &[r], &[s(1).iter().product()])?;
+                } else {
+                    labels_ok(*sparse, r, c, s(1))?;
+                }
+                vec![1]
+            }
+            Op::SoftmaxCrossEntropyGrad { sparse } => {
+                let (r, c) = matrix(ctx, "logits", s(0))?;
+                labels_ok(*sparse, r, c, s(1))?;
+                same(&format!("{ctx} loss gradient"), &[1], s(2))?;
+                s(0).to_vec()
+            }
+            Op::MeanSquaredErrorGrad | Op::SigmoidBinaryCrossEntropyGrad => {
+                same(&format!("{ctx} targets"), s(0), s(1))?;
+                same(&format!("{ctx} loss gradient"), &[1], s(2))?;
+                s(0).to_vec()
+            }
+        })
+    }
+
+    /// The kernel computing node `id` from its inputs (None for inputs and parameters).
+    pub fn kernel(&self, id: NodeId) -> Option<Kernel> {
+        let node = &self.nodes[id];
+        let s = |i: usize| self.shape(node.inputs[i]);
+        let len = node.len();
+        let rc = |sh: &[usize]| (sh.first().copied().unwrap_or(1), sh.get(1).copied().unwrap_or(1));
+        Some(match &node.op {
+            Op::Input { .. } | Op::Param { .. } => return None,
+            Op::MatMul { trans_a, trans_b } => {
+                let (ar, ac) = rc(s(0));
+                let (m, k) = if *trans_a { (ac, ar) } else { (ar, ac) };
+                Kernel::MatMul { m, k, n: node.shape[1], trans_a: *trans_a, trans_b: *trans_b }
+            }
+            Op::BiasAdd => Kernel::BiasAdd { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
+            Op::Add => Kernel::Add { len },
+            Op::Unary(op) => Kernel::Unary { op: *op, len },
+            Op::UnaryGrad(op) => Kernel::UnaryGrad { op: *op, len },
+            Op::Softmax => Kernel::Softmax { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
+            Op::LogSoftmax => Kernel::LogSoftmax { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
+            Op::SoftmaxGrad => Kernel::SoftmaxGrad { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
+            Op::LogSoftmaxGrad => Kernel::LogSoftmaxGrad { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
+            Op::SumRows => Kernel::SumRows { rows: rc(s(0)).0, cols: rc(s(0)).1 },
+            Op::BroadcastRows { rows } => Kernel::BroadcastRows { rows: *rows, cols: node.shape[1] },
+            Op::SumAll { scale } => Kernel::SumAll { len: self.nodes[node.inputs[0]].len(), scale: *scale },
+            Op::BroadcastScalar { scale, .. } => Kernel::BroadcastScalar { len, scale: *scale },
+            Op::Fill { value, .. } => Kernel::Fill { len, value: *value },
+            Op::SoftmaxCrossEntropy { sparse } => Kernel::SoftmaxCrossEntropy { rows: rc(s(0)).0, cols: rc(s(0)).1, sparse: *sparse },
+            Op::SoftmaxCrossEntropyGrad { sparse } => Kernel::SoftmaxCrossEntropyGrad { rows: rc(s(0)).0, cols: rc(s(0)).1, sparse: *sparse },
+            Op::MeanSquaredError => Kernel::MeanSquaredError { len: self.nodes[node.inputs[0]].len() },
+            Op::MeanSquaredErrorGrad => Kernel::MeanSquaredErrorGrad { len },
+            Op::SigmoidBinaryCrossEntropy => Kernel::SigmoidBinaryCrossEntropy { len: self.nodes[node.inputs[0]].len() },
+            Op::SigmoidBinaryCrossEntropyGrad => Kernel::SigmoidBinaryCrossEntropyGrad { len },
+            Op::CountCorrect { sparse, threshold } => Kernel::CountCorrect { rows: rc(s(0)).0, cols: rc(s(0)).1, sparse: *sparse, threshold: *threshold },
+        })
+    }
+}
+
+fn unreachable_shape(op: &Op, ctx: &str) -> Result<Vec<usize>> {
+    Err(Error::invalid(ctx, format!("{op:?} is created with Graph::input/param, not Graph::add")))
+}
+
+/// Number of inputs each op takes.
+pub fn arity(op: &Op) -> usize {
+    match op {
+        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => 0,
+        Op::Unary(_) | Op::Softmax | Op::LogSoftmax | Op::SumRows | Op::BroadcastRows { .. } | Op::SumAll { .. } | Op::BroadcastScalar { .. } => 1,
+        Op::MatMul { .. } | Op::BiasAdd | Op::Add | Op::UnaryGrad(_) | Op::SoftmaxGrad | Op::LogSoftmaxGrad => 2,
+        Op::SoftmaxCrossEntropy { .. } | Op::MeanSquaredError | Op::SigmoidBinaryCrossEntropy | Op::CountCorrect { .. } => 2,
+        Op::SoftmaxCrossEntropyGrad { .. } | Op::MeanSquaredErrorGrad | Op::SigmoidBinaryCrossEntropyGrad => 3,
+    }
+}

@@ -1,1 +1,2 @@
-mod placeholder {}
+//! One integration-test crate (one link of wgpu) with a module per area.
+mod gradcheck;

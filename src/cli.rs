@@ -1,0 +1,246 @@
+//! What the `kiln` binary does, as library functions (so tests can call them).
+use std::time::Instant;
+
+use clap::Args;
+
+use crate::backend::gpu::AdapterSummary;
+use crate::data::{self, Dataset, Scaler, Scaling};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::loss::Loss;
+use crate::model::{CompileOptions, FitOptions, Sequential, Validation};
+use crate::nn::{Activation, Dense};
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+
+/// Options of `kiln train` (and `kiln summary`).
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Data set: digits, iris, breast-cancer, or a CSV file (label in the last column).
+    #[arg(long, default_value = "digits")]
+    pub data: String,
+    /// Model preset: mlp.
+    #[arg(long, default_value = "mlp")]
+    pub model: String,
+    /// auto, cpu, gpu or gpu:N (see `kiln devices`).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    /// Samples per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// sgd or adam.
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    /// Learning rate (default: 0.001 for adam, 0.01 for sgd).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Momentum for sgd.
+    #[arg(long, default_value_t = 0.0)]
+    pub momentum: f32,
+    /// Seed for the split, initialisation and shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// 0 silent, 1 progress, 2 one line per epoch.
+    #[arg(long, default_value_t = 2)]
+    pub verbose: u8,
+    /// End with one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Default for TrainArgs {
+    fn default() -> Self {
+        TrainArgs {
+            data: "digits".into(),
+            model: "mlp".into(),
+            device: "auto".into(),
+            epochs: 30,
+            batch_size: 32,
+            optimizer: "adam".into(),
+            lr: None,
+            momentum: 0.0,
+            seed: 0,
+            verbose: 2,
+            json: false,
+        }
+    }
+}
+
+/// The text of `kiln devices`.
+pub fn devices_report(adapters: &[AdapterSummary]) -> String {
+    let mut s = String::new();
+    if adapters.is_empty() {
+        s += "no GPU adapters found (install a Vulkan driver, e.g. mesa-vulkan-drivers, for lavapipe)\n";
+    }
+    for a in adapters {
+        let sub = a.subgroups.map_or("no".to_string(), |(lo, hi)| format!("{lo}..{hi}"));
+        s += &format!(
+            "gpu:{} {} ({}, {}{}) driver: {}\n    f16: {}, subgroups: {}, timestamps: {}, max buffer: {} MiB, max storage binding: {} MiB, workgroup: {} invocations, {} KiB shared\n",
+            a.index,
+            a.name,
+            a.backend,
+            a.device_type,
+            if a.is_software { ", software" } else { "" },
+            a.driver,
+            a.f16,
+            sub,
+            a.timestamps,
+            a.max_buffer_size >> 20,
+            a.max_storage_binding >> 20,
+            a.max_workgroup_invocations,
+            a.max_workgroup_storage >> 10
+        );
+    }
+    s += &format!("cpu: {} threads, SIMD: {}\n", rayon::current_num_threads(), cpu_simd());
+    s
+}
+
+/// The widest SIMD extension the CPU offers (runtime detection).
+pub fn cpu_simd() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return "avx2+fma";
+        }
+        "sse2"
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "neon"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        "none"
+    }
+}
+
+/// Load a data set by name or path.
+pub fn load_data(name: &str) -> Result<Dataset> {
+    if let Some(d) = data::builtin::by_name(name) {
+        return d;
+    }
+    let path = std::path::Path::new(name);
+    if name.ends_with(".csv") || name.ends_with(".csv.gz") || path.exists() {
+        return data::csv::load_csv(path, &Default::default());
+    }
+    Err(Error::invalid("data", format!("'{name}' is neither a bundled data set (digits, iris, breast-cancer) nor a file")))
+}
+
+/// The model preset `name` for a data set with `features` inputs and `classes` classes.
+pub fn preset(name: &str, features: usize, classes: usize, seed: u64) -> Result<Sequential> {
+    let model = Sequential::new(&[features]).with_seed(seed);
+    match name {
+        "mlp" if classes == 2 => Ok(model.add(Dense::new(64, Activation::Relu)).add(Dense::new(1, Activation::Sigmoid))),
+        "mlp" => Ok(model.add(Dense::new(64, Activation::Relu)).add(Dense::new(classes.max(1), Activation::Softmax))),
+        other => Err(Error::invalid("model", format!("unknown preset '{other}' (known: mlp)"))),
+    }
+}
+
+fn optimizer(args: &TrainArgs) -> Result<Optimizer> {
+    match args.optimizer.as_str() {
+        "adam" => Ok(Optimizer::adam(args.lr.unwrap_or(1e-3))),
+        "sgd" => Ok(Optimizer::momentum(args.lr.unwrap_or(0.01), args.momentum, false)),
+        other => Err(Error::invalid("optimizer", format!("unknown optimizer '{other}' (known: sgd, adam)"))),
+    }
+}
+
+/// Labels of a data set as the tensor the loss expects.
+fn labels(d: &Dataset, loss: Loss) -> Result<Tensor> {
+    match loss {
+        Loss::BinaryCrossentropy => Tensor::new(&[d.len(), 1], d.y.clone()),
+        _ => Tensor::new(&[d.len()], d.y.clone()),
+    }
+}
+
+/// Result of `kiln train`.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    pub device: String,
+    pub backend: String,
+    pub adapter: String,
+    pub test_loss: f32,
+    pub test_accuracy: f32,
+    pub train_seconds: f64,
+    pub samples_per_sec: f64,
+    pub planned_memory_bytes: u64,
+}
+
+/// `kiln train`: split 80/20 (stratified, seeded), standardise on the training set, train,
+/// evaluate on the test split. Prints progress unless `json` and returns the report.
+pub fn train(args: &TrainArgs) -> Result<TrainReport> {
+    let device: Device = args.device.parse()?;
+    let opt = optimizer(args)?;
+    if args.epochs == 0 || args.batch_size == 0 {
+        return Err(Error::invalid("arguments", "--epochs and --batch-size must be at least 1"));
+    }
+    let data = load_data(&args.data)?;
+    data.validate_labels()?;
+    let (mut train, mut test) = data.stratified_split(0.2, args.seed)?;
+    let scaler = Scaler::fit(&train.x, Scaling::Standardize);
+    scaler.apply(&mut train.x);
+    scaler.apply(&mut test.x);
+    let features = train.features();
+    let loss = if data.classes == 2 { Loss::BinaryCrossentropy } else { Loss::SparseCategoricalCrossentropy };
+    let mut model = preset(&args.model, features, data.classes, args.seed)?;
+    let (x_train, x_test) = (flat(&train.x)?, flat(&test.x)?);
+    model.compile(CompileOptions::new(opt, loss, device))?;
+    let (dev_name, reason) = model.device().unwrap_or_default();
+    let quiet = args.json;
+    if !quiet {
+        println!("device: {dev_name} ({reason})");
+        println!("data: {} — {} train / {} test samples, {features} features, {} classes", args.data, train.len(), test.len(), data.classes);
+        print!("{}", model.summary()?);
+    }
+    let opts = FitOptions { batch_size: args.batch_size, epochs: args.epochs, verbose: if quiet { 0 } else { args.verbose }, validation: Validation::None, shuffle: true };
+    let t0 = Instant::now();
+    model.fit(&x_train, &labels(&train, loss)?, &opts)?;
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let (test_loss, test_accuracy) = model.evaluate(&x_test, &labels(&test, loss)?, args.batch_size)?;
+    let kind = model.backend().map(|b| b.kind());
+    let (device_name, backend) = match kind {
+        Some(crate::backend::DeviceKind::Gpu { backend, .. }) => ("gpu".to_string(), backend),
+        _ => ("cpu".to_string(), "cpu".to_string()),
+    };
+    let report = TrainReport {
+        device: device_name,
+        backend,
+        adapter: dev_name,
+        test_loss,
+        test_accuracy,
+        train_seconds,
+        samples_per_sec: (train.len() * args.epochs) as f64 / train_seconds.max(1e-9),
+        planned_memory_bytes: model.planned_memory_bytes(),
+    };
+    if quiet {
+        let j = serde_json::json!({
+            "device": report.device, "backend": report.backend, "adapter": report.adapter,
+            "data": args.data, "model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
+            "test_loss": report.test_loss, "test_accuracy": report.test_accuracy,
+            "train_seconds": report.train_seconds, "samples_per_sec": report.samples_per_sec,
+            "planned_memory_bytes": report.planned_memory_bytes,
+        });
+        println!("{j}");
+    } else {
+        println!("test loss: {test_loss:.4} - test accuracy: {test_accuracy:.4} ({train_seconds:.2}s training, {:.0} samples/s)", report.samples_per_sec);
+    }
+    Ok(report)
+}
+
+/// Flatten samples to [N, features] for dense models.
+fn flat(x: &Tensor) -> Result<Tensor> {
+    Tensor::new(&[x.rows(), x.row_len()], x.data.clone())
+}
+
+/// `kiln summary`: the preset's table for the data set's shape.
+pub fn summary(args: &TrainArgs) -> Result<()> {
+    let data = load_data(&args.data)?;
+    let model = preset(&args.model, data.features(), data.classes, args.seed)?;
+    print!("{}", model.summary()?);
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Reverse-mode autodiff as a graph transformation: one backward rule per op, all in
+//! [`backward_rule`]. Gradients flowing into a node from several users are summed with `Add`.
+//! Contract for every rule: the gradient returned for an input has that input's shape and is
+//! a function of the incoming gradient `g` (never of an implicit seed of ones).
+use std::collections::HashMap;
+
+use super::{Graph, NodeId, Op};
+use crate::error::{Error, Result};
+
+/// Add the nodes computing d⟨seed, output⟩/d(wrt[i]) for each `wrt` node and return them.
+/// `seed` has the shape of `output` (for a scalar loss, a `Fill` of 1.0).
+pub fn gradients(g: &mut Graph, output: NodeId, seed: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>> {
+    if g.shape(seed) != g.shape(output) {
+        return Err(Error::shape("backward seed", g.shape(output), g.shape(seed)));
+    }
+    // Nodes through which a gradient must flow: those that depend on some `wrt` node.
+    let n = output + 1;
+    let mut on_path = vec![false; n];
+    for &w in wrt {
+        if w < n {
+            on_path[w] = true;
+        }
+    }
+    for id in 0..n {
+        if g.nodes[id].inputs.iter().any(|&i| on_path[i]) {
+            on_path[id] = true;
+        }
+    }
+    let mut grads: HashMap<NodeId, NodeId> = HashMap::new();
+    grads.insert(output, seed);
+    for id in (0..n).rev() {
+        let Some(&gy) = grads.get(&id) else { continue };
+        if !on_path[id] || g.nodes[id].inputs.is_empty() {
+            continue;
+        }
+        let input_grads = backward_rule(g, id, gy)?;
+        let inputs = g.nodes[id].inputs.clone();
+        for (input, gx) in inputs.into_iter().zip(input_grads) {
+            let Some(gx) = gx else { continue };
+            if !on_path[input] {
+                continue;
+            }
+            let total = match grads.get(&input) {
+                Some(&prev) => {
+                    let ctx = g.nodes[input].context.clone();
+                    g.add(Op::Add, &[prev, gx], &format!("{ctx} (gradient sum)"))?
+                }
+                None => gx,
+            };
+            grads.insert(input, total);
+        }
+    }
+    wrt.iter()
+        .map(|w| {
+            grads.get(w).copied().ok_or_else(|| {
+                let ctx = &g.nodes[*w].context;
+                Error::invalid("autodiff", format!("'{ctx}' does not influence the output, it has no gradient"))
+            })
+        })
+        .collect()
+}
+
+/// The backward rule of node `id` given its incoming gradient `gy`: one optional gradient
+/// node per input (None where the input takes no gradient, e.g. labels).
+fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<NodeId>>> {
+    let node = g.nodes[id].clone();
+    let ctx = format!("{} (backward)", node.context);
+    let x = |i: usize| node.inputs[i];
+    let shape_of = |g: &Graph, i: usize| g.shape(node.inputs[i]).to_vec();
+    Ok(match node.op {
+        // c = op(a)·op(b). With op(X) = X or Xᵀ:
+        //   da = gy·op(b)ᵀ (stored [m,k]), or op(b)·gyᵀ when a is stored transposed ([k,m]);
+        //   db = op(a)ᵀ·gy (stored [k,n]), or gyᵀ·op(a) when b is stored transposed ([n,k]).
+        Op::MatMul { trans_a, trans_b } => {
+            let da = if trans_a {
+                g.add(Op::MatMul { trans_a: trans_b, trans_b: true }, &[x(1), gy], &ctx)?
+            } else {
+                g.add(Op::MatMul { trans_a: false, trans_b: !trans_b }, &[gy, x(1)], &ctx)?
+            };
+            let db = if trans_b {
+                g.add(Op::MatMul { trans_a: true, trans_b: trans_a }, &[gy, x(0)], &ctx)?
+            } else {
+                g.add(Op::MatMul { trans_a: !trans_a, trans_b: false }, &[x(0), gy], &ctx)?
+            };
+            vec![Some(da), Some(db)]
+        }
+        Op::BiasAdd => vec![Some(gy), Some(g.add(Op::SumRows, &[gy], &ctx)?)],
+        Op::Add => vec![Some(gy), Some(gy)],
+        Op::Unary(op) => vec![Some(g.add(Op::UnaryGrad(op), &[id, gy], &ctx)?)],
+        Op::Softmax => vec![Some(g.add(Op::SoftmaxGrad, &[id, gy], &ctx)?)],
+        Op::LogSoftmax => vec![Some(g.add(Op::LogSoftmaxGrad, &[id, gy], &ctx)?)],
+        Op::SumRows => {
+            let rows = shape_of(g, 0)[0];
+            vec![Some(g.add(Op::BroadcastRows { rows }, &[gy], &ctx)?)]
+        }
+        Op::BroadcastRows { .. } => vec![Some(g.add(Op::SumRows, &[gy], &ctx)?)],
+        Op::SumAll { scale } => {
+            let shape = shape_of(g, 0);
+            vec![Some(g.add(Op::BroadcastScalar { shape, scale }, &[gy], &ctx)?)]
+        }
+        Op::BroadcastScalar { scale, .. } => vec![Some(g.add(Op::SumAll { scale }, &[gy], &ctx)?)],
+        Op::SoftmaxCrossEntropy { sparse } => {
+            vec![Some(g.add(Op::SoftmaxCrossEntropyGrad { sparse }, &[x(0), x(1), gy], &ctx)?), None]
+        }
+        Op::MeanSquaredError => vec![Some(g.add(Op::MeanSquaredErrorGrad, &[x(0), x(1), gy], &ctx)?), None],
+        Op::SigmoidBinaryCrossEntropy => {
+            vec![Some(g.add(Op::SigmoidBinaryCrossEntropyGrad, &[x(0), x(1), gy], &ctx)?), None]
+        }
+        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
+        Op::UnaryGrad(_)
+        | Op::SoftmaxGrad
+        | Op::LogSoftmaxGrad
+        | Op::SoftmaxCrossEntropyGrad { .. }
+        | Op::MeanSquaredErrorGrad
+        | Op::SigmoidBinaryCrossEntropyGrad
+        | Op::CountCorrect { .. } => {
+            return Err(Error::invalid(ctx, format!("{:?} has no backward rule (no higher-order gradients)", node.op)));
+        }
+    })
+}

@@ -1,0 +1,196 @@
+//! The planner: turns a graph plus a description of what to keep into a [`Program`]. It
+//! orders the steps (node ids are already topological), keeps only nodes the results need,
+//! places parameters and their gradients in the resident arenas, and packs everything else
+//! into one Work arena, reusing a slot as soon as its last reader has run (first fit).
+use std::collections::{HashMap, HashSet};
+
+use super::{Graph, NodeId, Op};
+use crate::error::{Error, Result};
+use crate::program::{align, Arena, BufRef, Kernel, Program, Step};
+
+/// An argument of a tail step: a node's value or a fixed slice.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ArgRef {
+    Node(NodeId),
+    Buf(BufRef),
+}
+
+/// What a program must compute and where its values live.
+#[derive(Debug, Clone, Default)]
+pub struct PlanSpec {
+    /// Input nodes, in the order the host feeds them.
+    pub inputs: Vec<NodeId>,
+    /// Named nodes whose values stay readable after the run.
+    pub outputs: Vec<(String, NodeId)>,
+    /// Nodes that live in a resident arena (parameters, parameter gradients).
+    pub fixed: HashMap<NodeId, BufRef>,
+    /// Steps run after the graph (optimizer updates, metric accumulation).
+    pub tail: Vec<(Kernel, Vec<ArgRef>)>,
+}
+
+/// First-fit allocator over the Work arena, in aligned element offsets.
+#[derive(Debug, Default)]
+struct SlotAllocator {
+    /// Free (offset, len) holes, sorted by offset, never adjacent.
+    free: Vec<(usize, usize)>,
+    top: usize,
+}
+
+impl SlotAllocator {
+    fn alloc(&mut self, len: usize) -> usize {
+        let len = align(len.max(1));
+        if let Some(i) = self.free.iter().position(|&(_, l)| l >= len) {
+            let (off, l) = self.free[i];
+            if l == len {
+                self.free.remove(i);
+            } else {
+                self.free[i] = (off + len, l - len);
+            }
+            return off;
+        }
+        // Grow: a hole at the very top can be extended instead of wasted.
+        if let Some(&(off, l)) = self.free.last() {
+            if off + l == self.top {
+                self.free.pop();
+                self.top = off + len;
+                return off;
+            }
+        }
+        let off = self.top;
+        self.top += len;
+        off
+    }
+
+    fn release(&mut self, offset: usize, len: usize) {
+        let len = align(len.max(1));
+        let i = self.free.partition_point(|&(o, _)| o < offset);
+        self.free.insert(i, (offset, len));
+        // Merge with the next hole, then with the previous one.
+        if i + 1 < self.free.len() && self.free[i].0 + self.free[i].1 == self.free[i + 1].0 {
+            self.free[i].1 += self.free[i + 1].1;
+            self.free.remove(i + 1);
+        }
+        if i > 0 && self.free[i - 1].0 + self.free[i - 1].1 == self.free[i].0 {
+            self.free[i - 1].1 += self.free[i].1;
+            self.free.remove(i);
+        }
+    }
+}
+
+/// Work-arena elements a plan without reuse would need (every value in its own slot).
+pub fn naive_work_len(g: &Graph, program_nodes: &[NodeId], spec: &PlanSpec) -> usize {
+    program_nodes.iter().filter(|n| !spec.fixed.contains_key(n)).map(|&n| align(g.node(n).len().max(1))).sum()
+}
+
+/// Nodes the spec needs, in execution (id) order.
+pub fn needed_nodes(g: &Graph, spec: &PlanSpec) -> Vec<NodeId> {
+    let mut roots: Vec<NodeId> = spec.outputs.iter().map(|(_, n)| *n).collect();
+    roots.extend(spec.inputs.iter().copied());
+    roots.extend(spec.fixed.keys().copied().filter(|&n| !matches!(g.node(n).op, Op::Param { .. })));
+    for (_, args) in &spec.tail {
+        roots.extend(args.iter().filter_map(|a| match a {
+            ArgRef::Node(n) => Some(*n),
+            ArgRef::Buf(_) => None,
+        }));
+    }
+    let mut seen = HashSet::new();
+    while let Some(n) = roots.pop() {
+        if seen.insert(n) {
+            roots.extend(g.node(n).inputs.iter().copied());
+        }
+    }
+    let mut order: Vec<NodeId> = seen.into_iter().collect();
+    order.sort_unstable();
+    order
+}
+
+/// Plan `g` according to `spec`.
+pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
+    let order = needed_nodes(g, spec);
+    let bug = |m: String| Error::invalid("plan", m);
+    for &n in &order {
+        let node = g.node(n);
+        match node.op {
+            Op::Input { .. } if !spec.inputs.contains(&n) => {
+                return Err(bug(format!("input '{}' is needed but not fed", node.context)));
+            }
+            Op::Param { .. } if !spec.fixed.contains_key(&n) => {
+                return Err(bug(format!("parameter '{}' has no resident slot", node.context)));
+            }
+            _ => {}
+        }
+    }
+    // Position of each node's last reader; kept values (outputs, tail args) never die.
+    let position: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    let mut last_use: HashMap<NodeId, usize> = HashMap::new();
+    for &n in &order {
+        for &i in &g.node(n).inputs {
+            last_use.insert(i, position[&n]);
+        }
+    }
+    let mut kept: HashSet<NodeId> = spec.outputs.iter().map(|(_, n)| *n).collect();
+    for (_, args) in &spec.tail {
+        kept.extend(args.iter().filter_map(|a| if let ArgRef::Node(n) = a { Some(*n) } else { None }));
+    }
+
+    let mut alloc = SlotAllocator::default();
+    let mut slot: HashMap<NodeId, BufRef> = spec.fixed.clone();
+    let work = |offset, len| BufRef { arena: Arena::Work, offset, len };
+    let mut inputs = Vec::new();
+    for &n in &spec.inputs {
+        let node = g.node(n);
+        let b = work(alloc.alloc(node.len()), node.len());
+        slot.insert(n, b);
+        inputs.push((node.context.clone(), b));
+    }
+    let mut steps = Vec::new();
+    let mut dying: HashMap<usize, Vec<NodeId>> = HashMap::new();
+    for (&n, &pos) in &last_use {
+        let transient = !kept.contains(&n) && !spec.fixed.contains_key(&n) && !spec.inputs.contains(&n);
+        if transient {
+            dying.entry(pos).or_default().push(n);
+        }
+    }
+    for (pos, &n) in order.iter().enumerate() {
+        let Some(kernel) = g.kernel(n) else { continue };
+        let node = g.node(n);
+        let out = match slot.get(&n) {
+            Some(&b) => b,
+            None => {
+                let b = work(alloc.alloc(node.len()), node.len());
+                slot.insert(n, b);
+                b
+            }
+        };
+        let mut args: Vec<BufRef> = node.inputs.iter().map(|i| slot[i]).collect();
+        args.push(out);
+        steps.push(Step { kernel, args });
+        // Free after the output is placed, so an output never aliases its own inputs.
+        let mut dead = dying.remove(&pos).unwrap_or_default();
+        dead.sort_unstable();
+        for d in dead {
+            let b = slot[&d];
+            alloc.release(b.offset, b.len);
+        }
+        // A value nobody reads (and nobody keeps) dies right away.
+        if !last_use.contains_key(&n) && !kept.contains(&n) && !spec.fixed.contains_key(&n) {
+            alloc.release(out.offset, out.len);
+        }
+    }
+    for (kernel, args) in &spec.tail {
+        let args = args
+            .iter()
+            .map(|a| match a {
+                ArgRef::Node(n) => slot.get(n).copied().ok_or_else(|| bug(format!("tail step reads node {n}, which was not planned"))),
+                ArgRef::Buf(b) => Ok(*b),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        steps.push(Step { kernel: *kernel, args });
+    }
+    let outputs = spec
+        .outputs
+        .iter()
+        .map(|(name, n)| (name.clone(), slot[n]))
+        .collect();
+    Ok(Program { steps, work_len: alloc.top, inputs, outputs })
+}

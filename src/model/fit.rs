@@ -1,0 +1,248 @@
+//! The training loop (Keras `fit`), `evaluate` and `predict`.
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::build::{label_shape, EVAL_ACCUM};
+use super::{ProgramKind, Sequential};
+use crate::error::{Error, Result};
+use crate::loss::Loss;
+use crate::metrics::Metric;
+use crate::program::{Arena, StepScalars};
+use crate::tensor::Tensor;
+
+/// Held-out data for validation after each epoch.
+#[derive(Debug, Clone, Default)]
+pub enum Validation {
+    #[default]
+    None,
+    /// Explicit validation inputs and labels.
+    Data(Tensor, Tensor),
+    /// The last fraction of the samples, as given (before shuffling), as in Keras.
+    Split(f64),
+}
+
+/// Options of [`Sequential::fit`] (Keras defaults: batch 32, 1 epoch, verbose 1, shuffle).
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// 0 silent, 1 progress bar (plain line per epoch when not a terminal), 2 one line per epoch.
+    pub verbose: u8,
+    pub validation: Validation,
+    pub shuffle: bool,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions { batch_size: 32, epochs: 1, verbose: 1, validation: Validation::None, shuffle: true }
+    }
+}
+
+/// Per-epoch metrics (`loss`, `accuracy`, `val_loss`, `val_accuracy`, ...).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub history: BTreeMap<String, Vec<f32>>,
+    /// Wall-clock seconds of each epoch (training and validation).
+    pub epoch_seconds: Vec<f64>,
+}
+
+impl History {
+    /// The last value recorded for `key`.
+    pub fn last(&self, key: &str) -> Option<f32> {
+        self.history.get(key).and_then(|v| v.last().copied())
+    }
+}
+
+/// Rows `idx` of `t`, gathered into `out`.
+fn gather(t: &Tensor, idx: &[usize], out: &mut Vec<f32>) {
+    out.clear();
+    let w = t.row_len();
+    for &i in idx {
+        out.extend_from_slice(&t.data[i * w..(i + 1) * w]);
+    }
+}
+
+impl Sequential {
+    /// Check that `x` matches the input shape and `y` the loss's label layout.
+    fn check_data(&mut self, x: &Tensor, y: Option<&Tensor>) -> Result<()> {
+        let want: Vec<usize> = std::iter::once(x.rows()).chain(self.input_shape.iter().copied()).collect();
+        if x.shape != want {
+            return Err(Error::shape("model input x (samples, features...)", &want, &x.shape));
+        }
+        let Some(y) = y else { return Ok(()) };
+        let output = self.output_shapes()?.pop().unwrap_or_default();
+        let loss = self.compiled()?.loss;
+        let want = label_shape(loss, x.rows(), &output);
+        if y.len() != want.iter().product::<usize>() {
+            return Err(Error::shape(format!("labels y for loss {}", loss.name()), &want, &y.shape));
+        }
+        let classes = output.iter().product::<usize>();
+        let check_class = |i: usize, v: f32, limit: usize| {
+            if v.fract() != 0.0 || v < 0.0 || v as usize >= limit {
+                return Err(Error::LabelOutOfRange { label: v as f64, index: i, classes: limit });
+            }
+            Ok(())
+        };
+        match loss {
+            Loss::SparseCategoricalCrossentropy => y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, classes)),
+            Loss::BinaryCrossentropy => y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, 2)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Run `kind` over all of (x, y) in batches; returns (mean loss, accuracy).
+    fn run_epoch(&mut self, kind: ProgramKind, x: &Tensor, y: &Tensor, order: &[usize], batch_size: usize, bar: Option<&ProgressBar>) -> Result<(f32, f32)> {
+        let base = if kind == ProgramKind::Train { 0 } else { EVAL_ACCUM };
+        self.compiled()?.backend.write(Arena::Accum, base, &[0.0, 0.0])?;
+        let (mut xb, mut yb) = (Vec::new(), Vec::new());
+        for chunk in order.chunks(batch_size) {
+            let id = self.program(kind, chunk.len())?;
+            gather(x, chunk, &mut xb);
+            gather(y, chunk, &mut yb);
+            let c = self.compiled()?;
+            let scalars = if kind == ProgramKind::Train {
+                c.step += 1;
+                StepScalars { lr: c.optimizer.learning_rate(), t: c.step }
+            } else {
+                StepScalars::default()
+            };
+            c.backend.run(id, &[&xb, &yb], scalars)?;
+            if let Some(bar) = bar {
+                bar.inc(1);
+            }
+        }
+        let acc = self.compiled()?.backend.read(Arena::Accum, base, 2)?;
+        let n = order.len().max(1) as f32;
+        Ok((acc[0] / n, acc[1] / n))
+    }
+
+    /// Train for `opts.epochs` epochs; returns the per-epoch History. The last partial batch
+    /// of each epoch is trained too.
+    pub fn fit(&mut self, x: &Tensor, y: &Tensor, opts: &FitOptions) -> Result<History> {
+        if opts.batch_size == 0 {
+            return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
+        self.check_data(x, Some(y))?;
+        let (train_x, train_y, val) = match &opts.validation {
+            Validation::None => (x.clone(), y.clone(), None),
+            Validation::Data(vx, vy) => {
+                self.check_data(vx, Some(vy))?;
+                (x.clone(), y.clone(), Some((vx.clone(), vy.clone())))
+            }
+            Validation::Split(f) => {
+                if !(0.0..1.0).contains(f) {
+                    return Err(Error::invalid("validation_split", format!("{f} is not in [0, 1)")));
+                }
+                let n_val = (x.rows() as f64 * f).round() as usize;
+                let n_train = x.rows() - n_val;
+                let split = |t: &Tensor, range: std::ops::Range<usize>| {
+                    let idx: Vec<usize> = range.collect();
+                    let mut d = Vec::new();
+                    gather(t, &idx, &mut d);
+                    let mut shape = t.shape.clone();
+                    shape[0] = idx.len();
+                    Tensor::new(&shape, d)
+                };
+                let val = if n_val > 0 { Some((split(x, n_train..x.rows())?, split(y, n_train..x.rows())?)) } else { None };
+                (split(x, 0..n_train)?, split(y, 0..n_train)?, val)
+            }
+        };
+        let n = train_x.rows();
+        if n == 0 {
+            return Err(Error::invalid("training data", "has no samples"));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x5eed_5eed);
+        let mut order: Vec<usize> = (0..n).collect();
+        let steps = n.div_ceil(opts.batch_size);
+        let mut history = History::default();
+        let tty = std::io::stdout().is_terminal();
+        for epoch in 0..opts.epochs {
+            if opts.shuffle {
+                order.shuffle(&mut rng);
+            }
+            if opts.verbose == 1 {
+                println!("Epoch {}/{}", epoch + 1, opts.epochs);
+            }
+            let bar = (opts.verbose == 1 && tty).then(|| {
+                let b = ProgressBar::new(steps as u64);
+                if let Ok(style) = ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} {per_sec}") {
+                    b.set_style(style.progress_chars("━━ "));
+                }
+                b
+            });
+            let t0 = Instant::now();
+            let (loss, acc) = self.run_epoch(ProgramKind::Train, &train_x, &train_y, &order, opts.batch_size, bar.as_ref())?;
+            if !loss.is_finite() {
+                return Err(Error::NonFiniteLoss { value: loss, epoch: epoch + 1, step: steps });
+            }
+            let with_acc = self.compiled()?.metrics.contains(&Metric::Accuracy);
+            let mut line = vec![("loss".to_string(), loss)];
+            if with_acc {
+                line.insert(0, ("accuracy".to_string(), acc));
+            }
+            if let Some((vx, vy)) = &val {
+                let (vl, va) = self.evaluate(vx, vy, opts.batch_size)?;
+                if with_acc {
+                    line.push(("val_accuracy".into(), va));
+                }
+                line.push(("val_loss".into(), vl));
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            for (k, v) in &line {
+                history.history.entry(k.clone()).or_default().push(*v);
+            }
+            history.epoch_seconds.push(secs);
+            if opts.verbose >= 1 {
+                let metrics: String = line.iter().map(|(k, v)| format!(" - {k}: {v:.4}")).collect();
+                let per_step = secs * 1e3 / steps as f64;
+                let prefix = if opts.verbose == 1 { format!("{steps}/{steps} ━━━━━━━━━━━━━━━━━━━━ ") } else { format!("Epoch {}/{}: ", epoch + 1, opts.epochs) };
+                println!("{prefix}{secs:.1}s {per_step:.1}ms/step{metrics}");
+                let _ = std::io::stdout().flush();
+            }
+        }
+        Ok(history)
+    }
+
+    /// Mean loss and accuracy over (x, y); weights are not changed.
+    pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<(f32, f32)> {
+        if batch_size == 0 {
+            return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
+        self.check_data(x, Some(y))?;
+        let order: Vec<usize> = (0..x.rows()).collect();
+        self.run_epoch(ProgramKind::Eval, x, y, &order, batch_size, None)
+    }
+
+    /// Model outputs for x ([N, outputs...]; class probabilities for a softmax head).
+    pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
+        if batch_size == 0 {
+            return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
+        self.check_data(x, None)?;
+        let output = self.output_shapes()?.pop().unwrap_or_default();
+        let mut data = Vec::with_capacity(x.rows() * output.iter().product::<usize>());
+        let order: Vec<usize> = (0..x.rows()).collect();
+        let mut xb = Vec::new();
+        for chunk in order.chunks(batch_size) {
+            let id = self.program(ProgramKind::Predict, chunk.len())?;
+            let out = self
+                .program_output(ProgramKind::Predict, chunk.len(), "output")
+                .ok_or_else(|| Error::invalid("plan", "the forward program has no output"))?;
+            gather(x, chunk, &mut xb);
+            let c = self.compiled()?;
+            c.backend.run(id, &[&xb], StepScalars::default())?;
+            data.extend(c.backend.read_work(id, out)?);
+        }
+        let shape: Vec<usize> = std::iter::once(x.rows()).chain(output).collect();
+        Tensor::new(&shape, data)
+    }
+}

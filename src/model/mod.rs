@@ -1,0 +1,227 @@
+//! `Sequential`: a stack of layers with the Keras workflow: compile, fit, evaluate, predict,
+//! summary. Parameters live in the backend's resident arenas; each (program kind, batch size)
+//! is planned and compiled once and cached.
+mod build;
+mod fit;
+mod summary;
+
+pub use fit::{FitOptions, History, Validation};
+
+use std::collections::HashMap;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::backend::{Backend, ProgramId};
+use crate::device::{self, Device};
+use crate::error::{Error, Result};
+use crate::loss::Loss;
+use crate::metrics::Metric;
+use crate::nn::{Layer, ParamSpec};
+use crate::optim::Optimizer;
+use crate::program::{align, Arena, BufRef, Program, ResidentLayout};
+use crate::tensor::Tensor;
+
+/// Which program of a model: a training step, an evaluation step, or a forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ProgramKind {
+    Train,
+    Eval,
+    Predict,
+}
+
+/// One parameter: its stable name (`dense_1.kernel`), shape and place in the Params arena.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSlot {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub buf: BufRef,
+}
+
+/// Everything `compile` sets up.
+pub(crate) struct Compiled {
+    pub backend: Box<dyn Backend>,
+    pub device_reason: String,
+    pub optimizer: Optimizer,
+    pub loss: Loss,
+    pub metrics: Vec<Metric>,
+    pub layout: ResidentLayout,
+    pub programs: HashMap<(ProgramKind, usize), (ProgramId, Program)>,
+    /// Optimizer steps taken (Adam's t).
+    pub step: u32,
+}
+
+/// A linear stack of layers (Keras `Sequential`).
+pub struct Sequential {
+    input_shape: Vec<usize>,
+    layers: Vec<Box<dyn Layer>>,
+    names: Vec<String>,
+    seed: u64,
+    params: Vec<ParamSlot>,
+    compiled: Option<Compiled>,
+}
+
+/// Options of [`Sequential::compile`].
+#[derive(Debug, Clone)]
+pub struct CompileOptions {
+    pub optimizer: Optimizer,
+    pub loss: Loss,
+    pub metrics: Vec<Metric>,
+    pub device: Device,
+}
+
+impl Sequential {
+    /// An empty model taking samples of `input_shape` (without the batch dimension).
+    pub fn new(input_shape: &[usize]) -> Sequential {
+        Sequential { input_shape: input_shape.to_vec(), layers: Vec::new(), names: Vec::new(), seed: 0, params: Vec::new(), compiled: None }
+    }
+
+    /// Seed for weight initialisation and shuffling (default 0).
+    pub fn with_seed(mut self, seed: u64) -> Sequential {
+        self.seed = seed;
+        self
+    }
+
+    /// Append a layer; it is named `<base>`, `<base>_1`, ... as in Keras.
+    pub fn add(mut self, layer: impl Layer + 'static) -> Sequential {
+        let base = layer.base_name();
+        let count = self.layers.iter().filter(|l| l.base_name() == base).count();
+        self.names.push(if count == 0 { base.to_string() } else { format!("{base}_{count}") });
+        self.layers.push(Box::new(layer));
+        self.compiled = None;
+        self
+    }
+
+    /// Per-sample input shape.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// Layer names, in order.
+    pub fn layer_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Per-sample output shape of every layer; errors name the first layer that does not fit.
+    pub fn output_shapes(&self) -> Result<Vec<Vec<usize>>> {
+        let mut shape = self.input_shape.clone();
+        let mut out = Vec::new();
+        for (layer, name) in self.layers.iter().zip(&self.names) {
+            shape = layer.output_shape(name, &shape)?;
+            out.push(shape.clone());
+        }
+        Ok(out)
+    }
+
+    /// Parameter specs of every layer for the current input shape.
+    fn param_specs(&self) -> Result<Vec<(String, ParamSpec)>> {
+        let mut shape = self.input_shape.clone();
+        let mut specs = Vec::new();
+        for (layer, name) in self.layers.iter().zip(&self.names) {
+            for p in layer.params(&shape) {
+                specs.push((format!("{name}.{}", p.name), p));
+            }
+            shape = layer.output_shape(name, &shape)?;
+        }
+        Ok(specs)
+    }
+
+    /// Total number of trainable parameters.
+    pub fn param_count(&self) -> Result<usize> {
+        Ok(self.param_specs()?.iter().map(|(_, p)| p.shape.iter().product::<usize>()).sum())
+    }
+
+    /// Choose the device, lay out and initialise the parameters (Glorot uniform from the
+    /// seed, identical on every backend), and prepare the optimizer state.
+    pub fn compile(&mut self, opts: CompileOptions) -> Result<()> {
+        if self.layers.is_empty() {
+            return Err(Error::invalid("model", "has no layers"));
+        }
+        self.output_shapes()?;
+        let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
+        opts.loss.fuses(last)?;
+        let (mut backend, device_reason) = device::open(opts.device)?;
+        // Parameters one after another, each 64-element aligned for direct GPU binding.
+        let mut params = Vec::new();
+        let mut offset = 0;
+        let mut init = Vec::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        for (name, spec) in self.param_specs()? {
+            let len: usize = spec.shape.iter().product();
+            init.push((offset, spec.init.sample(len, &mut rng)));
+            params.push(ParamSlot { name, shape: spec.shape, buf: BufRef { arena: Arena::Params, offset, len } });
+            offset += align(len.max(1));
+        }
+        let layout = ResidentLayout { params_len: offset.max(crate::program::ALIGN_ELEMS), slots: opts.optimizer.slots(), accum_len: build::ACCUM_LEN };
+        backend.alloc_resident(&layout)?;
+        for (off, values) in init {
+            backend.write(Arena::Params, off, &values)?;
+        }
+        self.params = params;
+        self.compiled = Some(Compiled {
+            backend,
+            device_reason,
+            optimizer: opts.optimizer,
+            loss: opts.loss,
+            metrics: opts.metrics,
+            layout,
+            programs: HashMap::new(),
+            step: 0,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn compiled(&mut self) -> Result<&mut Compiled> {
+        self.compiled.as_mut().ok_or_else(|| Error::NotReady("call compile() before fit/evaluate/predict".into()))
+    }
+
+    /// Name of the device the model runs on and why it was chosen.
+    pub fn device(&self) -> Option<(String, String)> {
+        self.compiled.as_ref().map(|c| (c.backend.name(), c.device_reason.clone()))
+    }
+
+    /// The backend the model runs on (after compile).
+    pub fn backend(&self) -> Option<&dyn Backend> {
+        self.compiled.as_ref().map(|c| c.backend.as_ref())
+    }
+
+    /// Bytes the planner allocated on the device: resident arenas plus every compiled
+    /// program's work arena.
+    pub fn planned_memory_bytes(&self) -> u64 {
+        self.compiled.as_ref().map_or(0, |c| c.layout.bytes() + c.programs.values().map(|(_, p)| p.work_bytes()).sum::<u64>())
+    }
+
+    /// The parameters and where they live.
+    pub fn params(&self) -> &[ParamSlot] {
+        &self.params
+    }
+
+    /// Current weights, by stable name.
+    pub fn get_weights(&mut self) -> Result<Vec<(String, Tensor)>> {
+        let params = self.params.clone();
+        let c = self.compiled()?;
+        params.iter().map(|p| Ok((p.name.clone(), Tensor::new(&p.shape, c.backend.read(Arena::Params, p.buf.offset, p.buf.len)?)?))).collect()
+    }
+
+    /// Overwrite weights by name; every name must exist with the same shape.
+    pub fn set_weights(&mut self, weights: &[(String, Tensor)]) -> Result<()> {
+        let params = self.params.clone();
+        let c = self.compiled()?;
+        for (name, t) in weights {
+            let p = params.iter().find(|p| &p.name == name).ok_or_else(|| Error::invalid("weights", format!("the model has no parameter '{name}'")))?;
+            if p.shape != t.shape {
+                return Err(Error::shape(format!("weight '{name}'"), &p.shape, &t.shape));
+            }
+            c.backend.write(Arena::Params, p.buf.offset, &t.data)?;
+        }
+        Ok(())
+    }
+}
+
+/// Convenience for [`CompileOptions`].
+impl CompileOptions {
+    /// Options with accuracy as the only metric.
+    pub fn new(optimizer: Optimizer, loss: Loss, device: Device) -> CompileOptions {
+        CompileOptions { optimizer, loss, metrics: vec![Metric::Accuracy], device }
+    }
+}

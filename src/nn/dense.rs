@@ -1,0 +1,63 @@
+//! Dense (fully connected) layer: y = act(x · W + b).
+use super::{Activation, Init, Layer, ParamSpec};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, NodeId, Op};
+
+/// Keras `Dense(units, activation)`: kernel [in, units] Glorot-uniform, bias [units] zeros.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dense {
+    pub units: usize,
+    pub activation: Activation,
+    pub use_bias: bool,
+}
+
+impl Dense {
+    /// A dense layer with `units` outputs and an activation.
+    pub fn new(units: usize, activation: Activation) -> Dense {
+        Dense { units, activation, use_bias: true }
+    }
+}
+
+impl Layer for Dense {
+    fn class_name(&self) -> &'static str {
+        "Dense"
+    }
+    fn base_name(&self) -> &'static str {
+        "dense"
+    }
+    fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
+        if input.len() != 1 {
+            return Err(Error::invalid(
+                format!("layer '{name}' (Dense)"),
+                format!("expects a flat input (features,), got {input:?}; add a Flatten layer first"),
+            ));
+        }
+        if self.units == 0 {
+            return Err(Error::invalid(format!("layer '{name}' (Dense)"), "units must be at least 1"));
+        }
+        Ok(vec![self.units])
+    }
+    fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
+        let fan_in = input.iter().product();
+        let mut p = vec![ParamSpec {
+            name: "kernel",
+            shape: vec![fan_in, self.units],
+            init: Init::GlorotUniform { fan_in, fan_out: self.units },
+        }];
+        if self.use_bias {
+            p.push(ParamSpec { name: "bias", shape: vec![self.units], init: Init::Zeros });
+        }
+        p
+    }
+    fn activation(&self) -> Activation {
+        self.activation
+    }
+    // x: [N, in], kernel: [in, units], bias: [units] -> [N, units]
+    fn build(&self, g: &mut Graph, name: &str, x: NodeId, params: &[NodeId], activation: bool) -> Result<NodeId> {
+        let mut y = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[x, params[0]], name)?;
+        if self.use_bias {
+            y = g.add(Op::BiasAdd, &[y, params[1]], name)?;
+        }
+        if activation { self.activation.build(g, y, name) } else { Ok(y) }
+    }
+}
