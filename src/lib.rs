@@ -2,7 +2,7 @@
 //! GPU that wgpu reaches, with the same numbers. Pipeline: layers → graph of primitive ops →
 //! autodiff → planner → Program → backend (CPU interpreter or WGSL kernels through wgpu).
 pub mod backend;
-pub mod cli;
+
 pub mod data;
 pub mod device;
 pub mod error;
@@ -19,7 +19,7 @@ pub use device::Device;
 pub use error::{Error, Result};
 pub use loss::Loss;
 pub use metrics::Metric;
-pub use model::{FitOptions, History, Sequential, Validation};
+pub use model::{CompileOptions, FitOptions, History, ProgramKind, Sequential, Validation};
 pub use nn::{Activation, Dense, Layer};
 pub use optim::Optimizer;
 pub use tensor::Tensor;

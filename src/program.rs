@@ -191,6 +191,8 @@ pub struct Program {
     pub steps: Vec<Step>,
     /// Elements in the `Work` arena.
     pub work_len: usize,
+    /// Elements the Work arena would need without slot reuse (each value its own slot).
+    pub naive_work_len: usize,
     /// Host-fed tensors, by name, in the order `Backend::run` takes them.
     pub inputs: Vec<(String, BufRef)>,
     /// Readable results, by name (in the `Work` arena).

@@ -79,7 +79,7 @@ impl SlotAllocator {
 
 /// Work-arena elements a plan without reuse would need (every value in its own slot).
 pub fn naive_work_len(g: &Graph, program_nodes: &[NodeId], spec: &PlanSpec) -> usize {
-    program_nodes.iter().filter(|n| !spec.fixed.contains_key(n)).map(|&n| align(g.node(n).len().max(1))).sum()
+    program_nodes.iter().filter(|n| !spec.fixed.contains_key(n) && !matches!(g.node(**n).op, Op::Param { .. })).map(|&n| align(g.node(n).len().max(1))).sum()
 }
 
 /// Nodes the spec needs, in execution (id) order.
@@ -192,5 +192,6 @@ pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
         .iter()
         .map(|(name, n)| (name.clone(), slot[n]))
         .collect();
-    Ok(Program { steps, work_len: alloc.top, inputs, outputs })
+    let naive_work_len = naive_work_len(g, &order, spec);
+    Ok(Program { steps, work_len: alloc.top, naive_work_len, inputs, outputs })
 }

@@ -73,7 +73,11 @@ impl Sequential {
     fn check_data(&mut self, x: &Tensor, y: Option<&Tensor>) -> Result<()> {
         let want: Vec<usize> = std::iter::once(x.rows()).chain(self.input_shape.iter().copied()).collect();
         if x.shape != want {
-            return Err(Error::shape("model input x (samples, features...)", &want, &x.shape));
+            let first = match (self.names.first(), self.layers.first()) {
+                (Some(n), Some(l)) => format!("input of layer '{n}' ({})", l.class_name()),
+                _ => "model input".to_string(),
+            };
+            return Err(Error::shape(first, &want, &x.shape));
         }
         let Some(y) = y else { return Ok(()) };
         let output = self.output_shapes()?.pop().unwrap_or_default();
@@ -205,7 +209,7 @@ impl Sequential {
                 let metrics: String = line.iter().map(|(k, v)| format!(" - {k}: {v:.4}")).collect();
                 let per_step = secs * 1e3 / steps as f64;
                 let prefix = if opts.verbose == 1 { format!("{steps}/{steps} ━━━━━━━━━━━━━━━━━━━━ ") } else { format!("Epoch {}/{}: ", epoch + 1, opts.epochs) };
-                println!("{prefix}{secs:.1}s {per_step:.1}ms/step{metrics}");
+                println!("{prefix}{} {}/step{metrics}", human_time(secs), human_time(per_step / 1e3));
                 let _ = std::io::stdout().flush();
             }
         }
@@ -244,5 +248,16 @@ impl Sequential {
         }
         let shape: Vec<usize> = std::iter::once(x.rows()).chain(output).collect();
         Tensor::new(&shape, data)
+    }
+}
+
+/// Keras-style durations: "3s", "12ms", "250us".
+fn human_time(secs: f64) -> String {
+    if secs >= 1.0 {
+        format!("{secs:.0}s")
+    } else if secs >= 1e-3 {
+        format!("{:.0}ms", secs * 1e3)
+    } else {
+        format!("{:.0}us", secs * 1e6)
     }
 }

@@ -24,7 +24,7 @@ use crate::tensor::Tensor;
 
 /// Which program of a model: a training step, an evaluation step, or a forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ProgramKind {
+pub enum ProgramKind {
     Train,
     Eval,
     Predict,
@@ -189,6 +189,12 @@ impl Sequential {
     /// program's work arena.
     pub fn planned_memory_bytes(&self) -> u64 {
         self.compiled.as_ref().map_or(0, |c| c.layout.bytes() + c.programs.values().map(|(_, p)| p.work_bytes()).sum::<u64>())
+    }
+
+    /// The planned program of `kind` for `batch` rows (after compile), for inspection.
+    pub fn planned_program(&self, kind: ProgramKind, batch: usize) -> Result<Program> {
+        let c = self.compiled.as_ref().ok_or_else(|| Error::NotReady("call compile() first".into()))?;
+        self.build_program(c, kind, batch)
     }
 
     /// The parameters and where they live.

@@ -1,2 +1,7 @@
 //! One integration-test crate (one link of wgpu) with a module per area.
+mod common;
+mod errors;
 mod gradcheck;
+mod optim;
+mod planner;
+mod training;
