@@ -1,1 +1,220 @@
-//! Data sets: to be written.
+//! Data sets: a [`Dataset`] (features + labels) with the operations training needs
+//! (subset, stratified split, shuffle, label checks, one-hot), feature scaling, and loaders
+//! for CSV, IDX (MNIST / Fashion-MNIST) and the three bundled sets.
+pub mod builtin;
+pub mod csv;
+mod file;
+pub mod idx;
+mod scaling;
+
+pub use scaling::{Scaler, Scaling};
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+/// Samples and their labels; `x` is `[N, features...]`, `y` has one entry per sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Features, batch first: `[N, F]` for tables, `[N, H, W, C]` for images.
+    pub x: Tensor,
+    /// Class index per sample (as f32), or the regression target.
+    pub y: Vec<f32>,
+    /// Number of classes; 0 for regression.
+    pub classes: usize,
+    /// One name per class (empty for regression).
+    pub class_names: Vec<String>,
+}
+
+impl Dataset {
+    /// A data set from parts; errors when `x` and `y` disagree on the sample count.
+    pub fn new(
+        x: Tensor,
+        y: Vec<f32>,
+        classes: usize,
+        class_names: Vec<String>,
+    ) -> Result<Dataset> {
+        let n = x.shape.first().copied().unwrap_or(0);
+        if x.shape.is_empty() || n != y.len() {
+            return Err(Error::shape(
+                "dataset (x rows vs y labels)",
+                &[y.len()],
+                &x.shape,
+            ));
+        }
+        if classes > 0 && !class_names.is_empty() && class_names.len() != classes {
+            return Err(Error::invalid(
+                "dataset",
+                format!("{classes} classes but {} class names", class_names.len()),
+            ));
+        }
+        Ok(Dataset {
+            x,
+            y,
+            classes,
+            class_names,
+        })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// True when the data set holds no samples.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Elements per sample (product of all dimensions of `x` but the first).
+    pub fn features(&self) -> usize {
+        self.x.row_len()
+    }
+
+    /// Shape of one sample (`x.shape` without the batch dimension).
+    pub fn sample_shape(&self) -> &[usize] {
+        self.x.shape.get(1..).unwrap_or(&[])
+    }
+
+    /// The same samples viewed with another per-sample shape, e.g. `[64]` → `[8, 8, 1]`.
+    pub fn with_sample_shape(mut self, sample_shape: &[usize]) -> Result<Dataset> {
+        let want: usize = sample_shape.iter().product();
+        if want != self.features() {
+            return Err(Error::shape(
+                "dataset reshape (elements per sample)",
+                &[self.features()],
+                &[want],
+            ));
+        }
+        let mut shape = vec![self.len()];
+        shape.extend_from_slice(sample_shape);
+        self.x.shape = shape;
+        Ok(self)
+    }
+
+    /// The samples at `indices`, in that order (repeats allowed).
+    ///
+    /// # Panics
+    /// When an index is `>= self.len()`, like slice indexing.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let w = self.features();
+        let mut data = Vec::with_capacity(indices.len() * w);
+        let mut y = Vec::with_capacity(indices.len());
+        for &i in indices {
+            data.extend_from_slice(self.x.row(i));
+            y.push(self.y[i]);
+        }
+        let mut shape = self.x.shape.clone();
+        shape[0] = indices.len();
+        Dataset {
+            x: Tensor { shape, data },
+            y,
+            classes: self.classes,
+            class_names: self.class_names.clone(),
+        }
+    }
+
+    /// The samples in a seeded random order (ChaCha8).
+    pub fn shuffled(&self, seed: u64) -> Dataset {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        self.subset(&order)
+    }
+
+    /// Splits into `(train, test)`: per class, a seeded shuffle and `round(fraction · count)`
+    /// samples into test, so both sides keep the class proportions. Regression data
+    /// (`classes == 0`) is split at random. Each side keeps the original sample order.
+    pub fn stratified_split(&self, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+        if !(test_fraction > 0.0 && test_fraction < 1.0) {
+            return Err(Error::invalid(
+                "test fraction",
+                format!("{test_fraction} is not strictly between 0 and 1"),
+            ));
+        }
+        self.validate_labels()?;
+        let groups: Vec<Vec<usize>> = if self.classes == 0 {
+            vec![(0..self.len()).collect()]
+        } else {
+            let mut groups = vec![Vec::new(); self.classes];
+            for (i, &label) in self.y.iter().enumerate() {
+                groups[label as usize].push(i);
+            }
+            groups
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (mut train, mut test) = (Vec::new(), Vec::new());
+        for mut group in groups {
+            group.shuffle(&mut rng);
+            let take = (test_fraction * group.len() as f64).round() as usize;
+            test.extend_from_slice(&group[..take]);
+            train.extend_from_slice(&group[take..]);
+        }
+        if train.is_empty() || test.is_empty() {
+            return Err(Error::invalid(
+                "test fraction",
+                format!(
+                    "{test_fraction} of {} samples leaves {} for training and {} for testing",
+                    self.len(),
+                    train.len(),
+                    test.len()
+                ),
+            ));
+        }
+        train.sort_unstable();
+        test.sort_unstable();
+        Ok((self.subset(&train), self.subset(&test)))
+    }
+
+    /// Checks that every label is an integer in `0..classes` (nothing to check for regression).
+    pub fn validate_labels(&self) -> Result<()> {
+        if self.classes == 0 {
+            return Ok(());
+        }
+        for (index, &label) in self.y.iter().enumerate() {
+            if !is_class_index(label as f64, self.classes) {
+                return Err(Error::LabelOutOfRange {
+                    label: label as f64,
+                    index,
+                    classes: self.classes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of samples per class (`classes` entries; labels out of range are not counted).
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes];
+        for &label in &self.y {
+            if is_class_index(label as f64, self.classes) {
+                counts[label as usize] += 1;
+            }
+        }
+        counts
+    }
+
+    /// Labels as one-hot rows: `[N, classes]`. A label outside `0..classes` gives an all-zero
+    /// row; the loaders reject such labels, see [`Dataset::validate_labels`].
+    pub fn one_hot(&self) -> Tensor {
+        let c = self.classes;
+        let mut t = Tensor::zeros(&[self.len(), c]);
+        for (i, &label) in self.y.iter().enumerate() {
+            if is_class_index(label as f64, c) {
+                t.data[i * c + label as usize] = 1.0;
+            }
+        }
+        t
+    }
+}
+
+/// True when `label` is an integer in `0..classes`.
+pub(crate) fn is_class_index(label: f64, classes: usize) -> bool {
+    label.fract() == 0.0 && label >= 0.0 && label < classes as f64
+}
+
+/// Class names "0", "1", … for data sets whose classes have no names.
+pub(crate) fn numbered_class_names(classes: usize) -> Vec<String> {
+    (0..classes).map(|c| c.to_string()).collect()
+}
