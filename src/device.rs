@@ -2,9 +2,9 @@
 //! Software adapters (lavapipe/llvmpipe) are used only when asked for explicitly.
 use std::str::FromStr;
 
+use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::{self, GpuBackend};
-use crate::backend::Backend;
 use crate::error::{Error, Result};
 
 /// Where to run.
@@ -29,7 +29,10 @@ impl FromStr for Device {
             "gpu" => Ok(Device::Gpu(None)),
             _ => match s.strip_prefix("gpu:").map(|n| n.parse::<usize>()) {
                 Some(Ok(n)) => Ok(Device::Gpu(Some(n))),
-                _ => Err(Error::invalid("device", format!("'{s}' (expected auto, cpu, gpu or gpu:N)"))),
+                _ => Err(Error::invalid(
+                    "device",
+                    format!("'{s}' (expected auto, cpu, gpu or gpu:N)"),
+                )),
             },
         }
     }

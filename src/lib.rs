@@ -2,7 +2,7 @@
 //! GPU that wgpu reaches, with the same numbers. Pipeline: layers → graph of primitive ops →
 //! autodiff → planner → Program → backend (CPU interpreter or WGSL kernels through wgpu).
 pub mod backend;
-
+pub mod cli;
 pub mod data;
 pub mod device;
 pub mod error;
@@ -23,3 +23,8 @@ pub use model::{CompileOptions, FitOptions, History, ProgramKind, Sequential, Va
 pub use nn::{Activation, Dense, Layer};
 pub use optim::Optimizer;
 pub use tensor::Tensor;
+
+/// The README's examples run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,1 +1,55 @@
-fn main() {}
+//! The `kiln` command line: devices, train, summary.
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+
+use kiln::backend::gpu;
+use kiln::cli::{self, TrainArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Train neural networks on any GPU (wgpu) or the CPU"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every GPU adapter and the CPU.
+    Devices,
+    /// Train a model on a data set and report test loss and accuracy.
+    Train(TrainArgs),
+    /// Print a model's Keras-style summary.
+    Summary(TrainArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Train(TrainArgs::default())) {
+        Command::Devices => {
+            print!("{}", cli::devices_report(&gpu::adapters()));
+            Ok(())
+        }
+        Command::Train(args) => {
+            let t0 = Instant::now();
+            cli::train(&args).map(|_| {
+                if !args.json {
+                    println!("total time: {:.1}s", t0.elapsed().as_secs_f64());
+                }
+            })
+        }
+        Command::Summary(args) => cli::summary(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

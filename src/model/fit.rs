@@ -4,11 +4,11 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::build::{label_shape, EVAL_ACCUM};
+use super::build::{EVAL_ACCUM, label_shape};
 use super::{ProgramKind, Sequential};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
@@ -40,7 +40,13 @@ pub struct FitOptions {
 
 impl Default for FitOptions {
     fn default() -> Self {
-        FitOptions { batch_size: 32, epochs: 1, verbose: 1, validation: Validation::None, shuffle: true }
+        FitOptions {
+            batch_size: 32,
+            epochs: 1,
+            verbose: 1,
+            validation: Validation::None,
+            shuffle: true,
+        }
     }
 }
 
@@ -71,7 +77,9 @@ fn gather(t: &Tensor, idx: &[usize], out: &mut Vec<f32>) {
 impl Sequential {
     /// Check that `x` matches the input shape and `y` the loss's label layout.
     fn check_data(&mut self, x: &Tensor, y: Option<&Tensor>) -> Result<()> {
-        let want: Vec<usize> = std::iter::once(x.rows()).chain(self.input_shape.iter().copied()).collect();
+        let want: Vec<usize> = std::iter::once(x.rows())
+            .chain(self.input_shape.iter().copied())
+            .collect();
         if x.shape != want {
             let first = match (self.names.first(), self.layers.first()) {
                 (Some(n), Some(l)) => format!("input of layer '{n}' ({})", l.class_name()),
@@ -84,26 +92,56 @@ impl Sequential {
         let loss = self.compiled()?.loss;
         let want = label_shape(loss, x.rows(), &output);
         if y.len() != want.iter().product::<usize>() {
-            return Err(Error::shape(format!("labels y for loss {}", loss.name()), &want, &y.shape));
+            return Err(Error::shape(
+                format!("labels y for loss {}", loss.name()),
+                &want,
+                &y.shape,
+            ));
         }
         let classes = output.iter().product::<usize>();
         let check_class = |i: usize, v: f32, limit: usize| {
             if v.fract() != 0.0 || v < 0.0 || v as usize >= limit {
-                return Err(Error::LabelOutOfRange { label: v as f64, index: i, classes: limit });
+                return Err(Error::LabelOutOfRange {
+                    label: v as f64,
+                    index: i,
+                    classes: limit,
+                });
             }
             Ok(())
         };
         match loss {
-            Loss::SparseCategoricalCrossentropy => y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, classes)),
-            Loss::BinaryCrossentropy => y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, 2)),
+            Loss::SparseCategoricalCrossentropy => y
+                .data
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, &v)| check_class(i, v, classes)),
+            Loss::BinaryCrossentropy => y
+                .data
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, &v)| check_class(i, v, 2)),
             _ => Ok(()),
         }
     }
 
     /// Run `kind` over all of (x, y) in batches; returns (mean loss, accuracy).
-    fn run_epoch(&mut self, kind: ProgramKind, x: &Tensor, y: &Tensor, order: &[usize], batch_size: usize, bar: Option<&ProgressBar>) -> Result<(f32, f32)> {
-        let base = if kind == ProgramKind::Train { 0 } else { EVAL_ACCUM };
-        self.compiled()?.backend.write(Arena::Accum, base, &[0.0, 0.0])?;
+    fn run_epoch(
+        &mut self,
+        kind: ProgramKind,
+        x: &Tensor,
+        y: &Tensor,
+        order: &[usize],
+        batch_size: usize,
+        bar: Option<&ProgressBar>,
+    ) -> Result<(f32, f32)> {
+        let base = if kind == ProgramKind::Train {
+            0
+        } else {
+            EVAL_ACCUM
+        };
+        self.compiled()?
+            .backend
+            .write(Arena::Accum, base, &[0.0, 0.0])?;
         let (mut xb, mut yb) = (Vec::new(), Vec::new());
         for chunk in order.chunks(batch_size) {
             let id = self.program(kind, chunk.len())?;
@@ -112,7 +150,10 @@ impl Sequential {
             let c = self.compiled()?;
             let scalars = if kind == ProgramKind::Train {
                 c.step += 1;
-                StepScalars { lr: c.optimizer.learning_rate(), t: c.step }
+                StepScalars {
+                    lr: c.optimizer.learning_rate(),
+                    t: c.step,
+                }
             } else {
                 StepScalars::default()
             };
@@ -141,7 +182,10 @@ impl Sequential {
             }
             Validation::Split(f) => {
                 if !(0.0..1.0).contains(f) {
-                    return Err(Error::invalid("validation_split", format!("{f} is not in [0, 1)")));
+                    return Err(Error::invalid(
+                        "validation_split",
+                        format!("{f} is not in [0, 1)"),
+                    ));
                 }
                 let n_val = (x.rows() as f64 * f).round() as usize;
                 let n_train = x.rows() - n_val;
@@ -153,7 +197,11 @@ impl Sequential {
                     shape[0] = idx.len();
                     Tensor::new(&shape, d)
                 };
-                let val = if n_val > 0 { Some((split(x, n_train..x.rows())?, split(y, n_train..x.rows())?)) } else { None };
+                let val = if n_val > 0 {
+                    Some((split(x, n_train..x.rows())?, split(y, n_train..x.rows())?))
+                } else {
+                    None
+                };
                 (split(x, 0..n_train)?, split(y, 0..n_train)?, val)
             }
         };
@@ -175,15 +223,28 @@ impl Sequential {
             }
             let bar = (opts.verbose == 1 && tty).then(|| {
                 let b = ProgressBar::new(steps as u64);
-                if let Ok(style) = ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} {per_sec}") {
+                if let Ok(style) =
+                    ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} {per_sec}")
+                {
                     b.set_style(style.progress_chars("━━ "));
                 }
                 b
             });
             let t0 = Instant::now();
-            let (loss, acc) = self.run_epoch(ProgramKind::Train, &train_x, &train_y, &order, opts.batch_size, bar.as_ref())?;
+            let (loss, acc) = self.run_epoch(
+                ProgramKind::Train,
+                &train_x,
+                &train_y,
+                &order,
+                opts.batch_size,
+                bar.as_ref(),
+            )?;
             if !loss.is_finite() {
-                return Err(Error::NonFiniteLoss { value: loss, epoch: epoch + 1, step: steps });
+                return Err(Error::NonFiniteLoss {
+                    value: loss,
+                    epoch: epoch + 1,
+                    step: steps,
+                });
             }
             let with_acc = self.compiled()?.metrics.contains(&Metric::Accuracy);
             let mut line = vec![("loss".to_string(), loss)];
@@ -206,10 +267,21 @@ impl Sequential {
             }
             history.epoch_seconds.push(secs);
             if opts.verbose >= 1 {
-                let metrics: String = line.iter().map(|(k, v)| format!(" - {k}: {v:.4}")).collect();
+                let metrics: String = line
+                    .iter()
+                    .map(|(k, v)| format!(" - {k}: {v:.4}"))
+                    .collect();
                 let per_step = secs * 1e3 / steps as f64;
-                let prefix = if opts.verbose == 1 { format!("{steps}/{steps} ━━━━━━━━━━━━━━━━━━━━ ") } else { format!("Epoch {}/{}: ", epoch + 1, opts.epochs) };
-                println!("{prefix}{} {}/step{metrics}", human_time(secs), human_time(per_step / 1e3));
+                let prefix = if opts.verbose == 1 {
+                    format!("{steps}/{steps} ━━━━━━━━━━━━━━━━━━━━ ")
+                } else {
+                    format!("Epoch {}/{}: ", epoch + 1, opts.epochs)
+                };
+                println!(
+                    "{prefix}{} {}/step{metrics}",
+                    human_time(secs),
+                    human_time(per_step / 1e3)
+                );
                 let _ = std::io::stdout().flush();
             }
         }

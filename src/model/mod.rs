@@ -19,7 +19,7 @@ use crate::loss::Loss;
 use crate::metrics::Metric;
 use crate::nn::{Layer, ParamSpec};
 use crate::optim::Optimizer;
-use crate::program::{align, Arena, BufRef, Program, ResidentLayout};
+use crate::program::{Arena, BufRef, Program, ResidentLayout, align};
 use crate::tensor::Tensor;
 
 /// Which program of a model: a training step, an evaluation step, or a forward pass.
@@ -73,7 +73,14 @@ pub struct CompileOptions {
 impl Sequential {
     /// An empty model taking samples of `input_shape` (without the batch dimension).
     pub fn new(input_shape: &[usize]) -> Sequential {
-        Sequential { input_shape: input_shape.to_vec(), layers: Vec::new(), names: Vec::new(), seed: 0, params: Vec::new(), compiled: None }
+        Sequential {
+            input_shape: input_shape.to_vec(),
+            layers: Vec::new(),
+            names: Vec::new(),
+            seed: 0,
+            params: Vec::new(),
+            compiled: None,
+        }
     }
 
     /// Seed for weight initialisation and shuffling (default 0).
@@ -83,10 +90,15 @@ impl Sequential {
     }
 
     /// Append a layer; it is named `<base>`, `<base>_1`, ... as in Keras.
+    #[allow(clippy::should_implement_trait)] // Keras's name for it
     pub fn add(mut self, layer: impl Layer + 'static) -> Sequential {
         let base = layer.base_name();
         let count = self.layers.iter().filter(|l| l.base_name() == base).count();
-        self.names.push(if count == 0 { base.to_string() } else { format!("{base}_{count}") });
+        self.names.push(if count == 0 {
+            base.to_string()
+        } else {
+            format!("{base}_{count}")
+        });
         self.layers.push(Box::new(layer));
         self.compiled = None;
         self
@@ -128,7 +140,11 @@ impl Sequential {
 
     /// Total number of trainable parameters.
     pub fn param_count(&self) -> Result<usize> {
-        Ok(self.param_specs()?.iter().map(|(_, p)| p.shape.iter().product::<usize>()).sum())
+        Ok(self
+            .param_specs()?
+            .iter()
+            .map(|(_, p)| p.shape.iter().product::<usize>())
+            .sum())
     }
 
     /// Choose the device, lay out and initialise the parameters (Glorot uniform from the
@@ -138,7 +154,11 @@ impl Sequential {
             return Err(Error::invalid("model", "has no layers"));
         }
         self.output_shapes()?;
-        let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
+        let last = self
+            .layers
+            .last()
+            .map(|l| l.activation())
+            .unwrap_or_default();
         opts.loss.fuses(last)?;
         let (mut backend, device_reason) = device::open(opts.device)?;
         // Parameters one after another, each 64-element aligned for direct GPU binding.
@@ -149,10 +169,22 @@ impl Sequential {
         for (name, spec) in self.param_specs()? {
             let len: usize = spec.shape.iter().product();
             init.push((offset, spec.init.sample(len, &mut rng)));
-            params.push(ParamSlot { name, shape: spec.shape, buf: BufRef { arena: Arena::Params, offset, len } });
+            params.push(ParamSlot {
+                name,
+                shape: spec.shape,
+                buf: BufRef {
+                    arena: Arena::Params,
+                    offset,
+                    len,
+                },
+            });
             offset += align(len.max(1));
         }
-        let layout = ResidentLayout { params_len: offset.max(crate::program::ALIGN_ELEMS), slots: opts.optimizer.slots(), accum_len: build::ACCUM_LEN };
+        let layout = ResidentLayout {
+            params_len: offset.max(crate::program::ALIGN_ELEMS),
+            slots: opts.optimizer.slots(),
+            accum_len: build::ACCUM_LEN,
+        };
         backend.alloc_resident(&layout)?;
         for (off, values) in init {
             backend.write(Arena::Params, off, &values)?;
@@ -172,12 +204,16 @@ impl Sequential {
     }
 
     pub(crate) fn compiled(&mut self) -> Result<&mut Compiled> {
-        self.compiled.as_mut().ok_or_else(|| Error::NotReady("call compile() before fit/evaluate/predict".into()))
+        self.compiled
+            .as_mut()
+            .ok_or_else(|| Error::NotReady("call compile() before fit/evaluate/predict".into()))
     }
 
     /// Name of the device the model runs on and why it was chosen.
     pub fn device(&self) -> Option<(String, String)> {
-        self.compiled.as_ref().map(|c| (c.backend.name(), c.device_reason.clone()))
+        self.compiled
+            .as_ref()
+            .map(|c| (c.backend.name(), c.device_reason.clone()))
     }
 
     /// The backend the model runs on (after compile).
@@ -188,12 +224,21 @@ impl Sequential {
     /// Bytes the planner allocated on the device: resident arenas plus every compiled
     /// program's work arena.
     pub fn planned_memory_bytes(&self) -> u64 {
-        self.compiled.as_ref().map_or(0, |c| c.layout.bytes() + c.programs.values().map(|(_, p)| p.work_bytes()).sum::<u64>())
+        self.compiled.as_ref().map_or(0, |c| {
+            c.layout.bytes()
+                + c.programs
+                    .values()
+                    .map(|(_, p)| p.work_bytes())
+                    .sum::<u64>()
+        })
     }
 
     /// The planned program of `kind` for `batch` rows (after compile), for inspection.
     pub fn planned_program(&self, kind: ProgramKind, batch: usize) -> Result<Program> {
-        let c = self.compiled.as_ref().ok_or_else(|| Error::NotReady("call compile() first".into()))?;
+        let c = self
+            .compiled
+            .as_ref()
+            .ok_or_else(|| Error::NotReady("call compile() first".into()))?;
         self.build_program(c, kind, batch)
     }
 
@@ -206,7 +251,18 @@ impl Sequential {
     pub fn get_weights(&mut self) -> Result<Vec<(String, Tensor)>> {
         let params = self.params.clone();
         let c = self.compiled()?;
-        params.iter().map(|p| Ok((p.name.clone(), Tensor::new(&p.shape, c.backend.read(Arena::Params, p.buf.offset, p.buf.len)?)?))).collect()
+        params
+            .iter()
+            .map(|p| {
+                Ok((
+                    p.name.clone(),
+                    Tensor::new(
+                        &p.shape,
+                        c.backend.read(Arena::Params, p.buf.offset, p.buf.len)?,
+                    )?,
+                ))
+            })
+            .collect()
     }
 
     /// Overwrite weights by name; every name must exist with the same shape.
@@ -214,7 +270,9 @@ impl Sequential {
         let params = self.params.clone();
         let c = self.compiled()?;
         for (name, t) in weights {
-            let p = params.iter().find(|p| &p.name == name).ok_or_else(|| Error::invalid("weights", format!("the model has no parameter '{name}'")))?;
+            let p = params.iter().find(|p| &p.name == name).ok_or_else(|| {
+                Error::invalid("weights", format!("the model has no parameter '{name}'"))
+            })?;
             if p.shape != t.shape {
                 return Err(Error::shape(format!("weight '{name}'"), &p.shape, &t.shape));
             }
@@ -228,6 +286,11 @@ impl Sequential {
 impl CompileOptions {
     /// Options with accuracy as the only metric.
     pub fn new(optimizer: Optimizer, loss: Loss, device: Device) -> CompileOptions {
-        CompileOptions { optimizer, loss, metrics: vec![Metric::Accuracy], device }
+        CompileOptions {
+            optimizer,
+            loss,
+            metrics: vec![Metric::Accuracy],
+            device,
+        }
     }
 }

@@ -7,7 +7,7 @@ pub fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -20,19 +20,36 @@ impl Sequential {
     pub fn summary(&self) -> Result<String> {
         let rule = "_".repeat(65);
         let double = "=".repeat(65);
-        let mut s = format!("Model: \"sequential\"\n{rule}\n {:<28}{:<26}{}\n{double}\n", "Layer (type)", "Output Shape", "Param #");
+        let mut s = format!(
+            "Model: \"sequential\"\n{rule}\n {:<28}{:<26}{}\n{double}\n",
+            "Layer (type)", "Output Shape", "Param #"
+        );
         let shapes = self.output_shapes()?;
         let mut input = self.input_shape.clone();
         let mut total = 0;
         for ((layer, name), shape) in self.layers.iter().zip(&self.names).zip(&shapes) {
-            let params: usize = layer.params(&input).iter().map(|p| p.shape.iter().product::<usize>()).sum();
+            let params: usize = layer
+                .params(&input)
+                .iter()
+                .map(|p| p.shape.iter().product::<usize>())
+                .sum();
             total += params;
-            let dims: Vec<String> = std::iter::once("None".to_string()).chain(shape.iter().map(|d| d.to_string())).collect();
+            let dims: Vec<String> = std::iter::once("None".to_string())
+                .chain(shape.iter().map(|d| d.to_string()))
+                .collect();
             let col1 = format!("{name} ({})", layer.class_name());
-            s += &format!(" {col1:<28}{:<26}{}\n", format!("({})", dims.join(", ")), params);
+            s += &format!(
+                " {col1:<28}{:<26}{}\n",
+                format!("({})", dims.join(", ")),
+                params
+            );
             input = shape.clone();
         }
-        s += &format!("{double}\nTotal params: {}\nTrainable params: {}\nNon-trainable params: 0\n{rule}\n", thousands(total), thousands(total));
+        s += &format!(
+            "{double}\nTotal params: {}\nTrainable params: {}\nNon-trainable params: 0\n{rule}\n",
+            thousands(total),
+            thousands(total)
+        );
         Ok(s)
     }
 }

@@ -103,7 +103,14 @@ pub trait Layer: std::fmt::Debug + Send {
     }
     /// Build the layer on `x` ([batch, input...]) with its parameter nodes (in `params` order).
     /// With `activation == false` the final activation is left out (the loss applies it).
-    fn build(&self, g: &mut Graph, name: &str, x: NodeId, params: &[NodeId], activation: bool) -> Result<NodeId>;
+    fn build(
+        &self,
+        g: &mut Graph,
+        name: &str,
+        x: NodeId,
+        params: &[NodeId],
+        activation: bool,
+    ) -> Result<NodeId>;
 }
 
 /// A standalone activation layer (Keras `Activation`).
@@ -126,7 +133,18 @@ impl Layer for ActivationLayer {
     fn activation(&self) -> Activation {
         self.0
     }
-    fn build(&self, g: &mut Graph, name: &str, x: NodeId, _params: &[NodeId], activation: bool) -> Result<NodeId> {
-        if activation { self.0.build(g, x, name) } else { Ok(x) }
+    fn build(
+        &self,
+        g: &mut Graph,
+        name: &str,
+        x: NodeId,
+        _params: &[NodeId],
+        activation: bool,
+    ) -> Result<NodeId> {
+        if activation {
+            self.0.build(g, x, name)
+        } else {
+            Ok(x)
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Finite-difference gradient checks, in f64, for every backward rule: for a random seed r,
 //! the analytic gradient of ⟨r, f(x)⟩ from the autodiff graph must match central differences.
-use kiln::backend::cpu::{execute, Arenas};
+use kiln::backend::cpu::{Arenas, execute};
 use kiln::graph::autodiff::gradients;
-use kiln::graph::plan::{plan, PlanSpec};
+use kiln::graph::plan::{PlanSpec, plan};
 use kiln::graph::{Graph, NodeId, Op};
 use kiln::program::{ResidentLayout, StepScalars, UnaryOp};
 use rand::{Rng, SeedableRng};
@@ -26,12 +26,26 @@ struct Case {
 /// Evaluate out and the gradients of ⟨seed, out⟩ w.r.t. the differentiable inputs.
 fn evaluate(case: &Case, values: &[Vec<f64>], seed: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
     let mut g = Graph::new();
-    let inputs: Vec<NodeId> = case.inputs.iter().enumerate().map(|(i, (s, _, _))| g.input(&format!("in{i}"), s)).collect();
+    let inputs: Vec<NodeId> = case
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _, _))| g.input(&format!("in{i}"), s))
+        .collect();
     let out = (case.build)(&mut g, &inputs);
-    let seed_node = g.input("seed", &g.shape(out).to_vec());
-    let wrt: Vec<NodeId> = inputs.iter().zip(&case.inputs).filter(|(_, c)| c.2).map(|(n, _)| *n).collect();
+    let out_shape = g.shape(out).to_vec();
+    let seed_node = g.input("seed", &out_shape);
+    let wrt: Vec<NodeId> = inputs
+        .iter()
+        .zip(&case.inputs)
+        .filter(|(_, c)| c.2)
+        .map(|(n, _)| *n)
+        .collect();
     let grads = gradients(&mut g, out, seed_node, &wrt).expect("gradients");
-    let mut spec = PlanSpec { inputs: inputs.clone(), ..Default::default() };
+    let mut spec = PlanSpec {
+        inputs: inputs.clone(),
+        ..Default::default()
+    };
     spec.inputs.push(seed_node);
     spec.outputs.push(("out".into(), out));
     for (i, gn) in grads.iter().enumerate() {
@@ -39,12 +53,18 @@ fn evaluate(case: &Case, values: &[Vec<f64>], seed: &[f64]) -> (Vec<f64>, Vec<Ve
     }
     let program = plan(&g, &spec).expect("plan");
     let mut arenas = Arenas::<f64>::new(&ResidentLayout::default(), program.work_len);
-    for ((_, b), v) in program.inputs.iter().zip(values.iter().chain(std::iter::once(&seed.to_vec()))) {
+    for ((_, b), v) in program
+        .inputs
+        .iter()
+        .zip(values.iter().chain(std::iter::once(&seed.to_vec())))
+    {
         arenas.set(*b, v);
     }
     execute(&program.steps, &mut arenas, StepScalars::default());
     let out_v = arenas.get(program.output("out").expect("out"));
-    let gs = (0..grads.len()).map(|i| arenas.get(program.output(&format!("g{i}")).expect("grad"))).collect();
+    let gs = (0..grads.len())
+        .map(|i| arenas.get(program.output(&format!("g{i}")).expect("grad")))
+        .collect();
     (out_v, gs)
 }
 
@@ -57,23 +77,36 @@ fn check(case: &Case) {
             let n: usize = shape.iter().product();
             match fill {
                 Fill::Random => (0..n).map(|_| rng.random_range(-1.5..1.5)).collect(),
-                Fill::AwayFromZero(m) => (0..n).map(|_| {
-                    let v: f64 = rng.random_range(*m..1.5);
-                    if rng.random_bool(0.5) { v } else { -v }
-                }).collect(),
+                Fill::AwayFromZero(m) => (0..n)
+                    .map(|_| {
+                        let v: f64 = rng.random_range(*m..1.5);
+                        if rng.random_bool(0.5) { v } else { -v }
+                    })
+                    .collect(),
                 Fill::Fixed(v) => v.clone(),
             }
         })
         .collect();
     let out_len = {
         let mut g = Graph::new();
-        let inputs: Vec<NodeId> = case.inputs.iter().enumerate().map(|(i, (s, _, _))| g.input(&format!("in{i}"), s)).collect();
+        let inputs: Vec<NodeId> = case
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, (s, _, _))| g.input(&format!("in{i}"), s))
+            .collect();
         let out = (case.build)(&mut g, &inputs);
         g.node(out).len()
     };
     let seed: Vec<f64> = (0..out_len).map(|_| rng.random_range(-1.0..1.0)).collect();
     let (_, analytic) = evaluate(case, &values, &seed);
-    let diff_inputs: Vec<usize> = case.inputs.iter().enumerate().filter(|(_, c)| c.2).map(|(i, _)| i).collect();
+    let diff_inputs: Vec<usize> = case
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.2)
+        .map(|(i, _)| i)
+        .collect();
     let h = 1e-6;
     for (gi, &input) in diff_inputs.iter().enumerate() {
         for j in 0..values[input].len() {
@@ -86,7 +119,11 @@ fn check(case: &Case) {
             let numeric = (f(h) - f(-h)) / (2.0 * h);
             let a = analytic[gi][j];
             let err = (a - numeric).abs() / (1.0 + numeric.abs());
-            assert!(err < 1e-6, "{}: d/d(input {input})[{j}]: analytic {a}, numeric {numeric} (rel err {err:e})", case.name);
+            assert!(
+                err < 1e-6,
+                "{}: d/d(input {input})[{j}]: analytic {a}, numeric {numeric} (rel err {err:e})",
+                case.name
+            );
         }
     }
 }
@@ -102,43 +139,172 @@ fn rand_in(shape: &[usize]) -> (Vec<usize>, Fill, bool) {
 #[test]
 fn matmul_gradients_all_transposes() {
     let cases = [
-        Case { name: "matmul nn", inputs: vec![rand_in(&[3, 5]), rand_in(&[5, 4])], build: |g, x| op(g, Op::MatMul { trans_a: false, trans_b: false }, x) },
-        Case { name: "matmul tn", inputs: vec![rand_in(&[5, 3]), rand_in(&[5, 4])], build: |g, x| op(g, Op::MatMul { trans_a: true, trans_b: false }, x) },
-        Case { name: "matmul nt", inputs: vec![rand_in(&[3, 5]), rand_in(&[4, 5])], build: |g, x| op(g, Op::MatMul { trans_a: false, trans_b: true }, x) },
-        Case { name: "matmul tt", inputs: vec![rand_in(&[5, 3]), rand_in(&[4, 5])], build: |g, x| op(g, Op::MatMul { trans_a: true, trans_b: true }, x) },
+        Case {
+            name: "matmul nn",
+            inputs: vec![rand_in(&[3, 5]), rand_in(&[5, 4])],
+            build: |g, x| {
+                op(
+                    g,
+                    Op::MatMul {
+                        trans_a: false,
+                        trans_b: false,
+                    },
+                    x,
+                )
+            },
+        },
+        Case {
+            name: "matmul tn",
+            inputs: vec![rand_in(&[5, 3]), rand_in(&[5, 4])],
+            build: |g, x| {
+                op(
+                    g,
+                    Op::MatMul {
+                        trans_a: true,
+                        trans_b: false,
+                    },
+                    x,
+                )
+            },
+        },
+        Case {
+            name: "matmul nt",
+            inputs: vec![rand_in(&[3, 5]), rand_in(&[4, 5])],
+            build: |g, x| {
+                op(
+                    g,
+                    Op::MatMul {
+                        trans_a: false,
+                        trans_b: true,
+                    },
+                    x,
+                )
+            },
+        },
+        Case {
+            name: "matmul tt",
+            inputs: vec![rand_in(&[5, 3]), rand_in(&[4, 5])],
+            build: |g, x| {
+                op(
+                    g,
+                    Op::MatMul {
+                        trans_a: true,
+                        trans_b: true,
+                    },
+                    x,
+                )
+            },
+        },
     ];
     cases.iter().for_each(check);
 }
 
 #[test]
 fn elementwise_and_bias_gradients() {
-    check(&Case { name: "bias add", inputs: vec![rand_in(&[4, 3]), rand_in(&[3])], build: |g, x| op(g, Op::BiasAdd, x) });
-    check(&Case { name: "add", inputs: vec![rand_in(&[2, 3]), rand_in(&[2, 3])], build: |g, x| op(g, Op::Add, x) });
-    check(&Case { name: "relu", inputs: vec![(vec![3, 4], Fill::AwayFromZero(0.05), true)], build: |g, x| op(g, Op::Unary(UnaryOp::Relu), x) });
-    check(&Case { name: "sigmoid", inputs: vec![rand_in(&[3, 4])], build: |g, x| op(g, Op::Unary(UnaryOp::Sigmoid), x) });
-    check(&Case { name: "tanh", inputs: vec![rand_in(&[3, 4])], build: |g, x| op(g, Op::Unary(UnaryOp::Tanh), x) });
+    check(&Case {
+        name: "bias add",
+        inputs: vec![rand_in(&[4, 3]), rand_in(&[3])],
+        build: |g, x| op(g, Op::BiasAdd, x),
+    });
+    check(&Case {
+        name: "add",
+        inputs: vec![rand_in(&[2, 3]), rand_in(&[2, 3])],
+        build: |g, x| op(g, Op::Add, x),
+    });
+    check(&Case {
+        name: "relu",
+        inputs: vec![(vec![3, 4], Fill::AwayFromZero(0.05), true)],
+        build: |g, x| op(g, Op::Unary(UnaryOp::Relu), x),
+    });
+    check(&Case {
+        name: "sigmoid",
+        inputs: vec![rand_in(&[3, 4])],
+        build: |g, x| op(g, Op::Unary(UnaryOp::Sigmoid), x),
+    });
+    check(&Case {
+        name: "tanh",
+        inputs: vec![rand_in(&[3, 4])],
+        build: |g, x| op(g, Op::Unary(UnaryOp::Tanh), x),
+    });
 }
 
 #[test]
 fn softmax_and_reduction_gradients() {
-    check(&Case { name: "softmax", inputs: vec![rand_in(&[3, 5])], build: |g, x| op(g, Op::Softmax, x) });
-    check(&Case { name: "log-softmax", inputs: vec![rand_in(&[3, 5])], build: |g, x| op(g, Op::LogSoftmax, x) });
-    check(&Case { name: "sum rows", inputs: vec![rand_in(&[4, 3])], build: |g, x| op(g, Op::SumRows, x) });
-    check(&Case { name: "broadcast rows", inputs: vec![rand_in(&[3])], build: |g, x| op(g, Op::BroadcastRows { rows: 4 }, x) });
-    check(&Case { name: "sum all", inputs: vec![rand_in(&[4, 3])], build: |g, x| op(g, Op::SumAll { scale: 1.0 }, x) });
-    check(&Case { name: "mean all", inputs: vec![rand_in(&[4, 3])], build: |g, x| op(g, Op::SumAll { scale: 1.0 / 12.0 }, x) });
-    check(&Case { name: "broadcast scalar", inputs: vec![rand_in(&[1])], build: |g, x| op(g, Op::BroadcastScalar { shape: vec![2, 3], scale: 0.5 }, x) });
+    check(&Case {
+        name: "softmax",
+        inputs: vec![rand_in(&[3, 5])],
+        build: |g, x| op(g, Op::Softmax, x),
+    });
+    check(&Case {
+        name: "log-softmax",
+        inputs: vec![rand_in(&[3, 5])],
+        build: |g, x| op(g, Op::LogSoftmax, x),
+    });
+    check(&Case {
+        name: "sum rows",
+        inputs: vec![rand_in(&[4, 3])],
+        build: |g, x| op(g, Op::SumRows, x),
+    });
+    check(&Case {
+        name: "broadcast rows",
+        inputs: vec![rand_in(&[3])],
+        build: |g, x| op(g, Op::BroadcastRows { rows: 4 }, x),
+    });
+    check(&Case {
+        name: "sum all",
+        inputs: vec![rand_in(&[4, 3])],
+        build: |g, x| op(g, Op::SumAll { scale: 1.0 }, x),
+    });
+    check(&Case {
+        name: "mean all",
+        inputs: vec![rand_in(&[4, 3])],
+        build: |g, x| op(g, Op::SumAll { scale: 1.0 / 12.0 }, x),
+    });
+    check(&Case {
+        name: "broadcast scalar",
+        inputs: vec![rand_in(&[1])],
+        build: |g, x| {
+            op(
+                g,
+                Op::BroadcastScalar {
+                    shape: vec![2, 3],
+                    scale: 0.5,
+                },
+                x,
+            )
+        },
+    });
 }
 
 #[test]
 fn loss_gradients() {
     let labels = (vec![4], Fill::Fixed(vec![2.0, 0.0, 4.0, 1.0]), false);
-    check(&Case { name: "softmax xent sparse", inputs: vec![rand_in(&[4, 5]), labels], build: |g, x| op(g, Op::SoftmaxCrossEntropy { sparse: true }, x) });
+    check(&Case {
+        name: "softmax xent sparse",
+        inputs: vec![rand_in(&[4, 5]), labels],
+        build: |g, x| op(g, Op::SoftmaxCrossEntropy { sparse: true }, x),
+    });
     let one_hot = vec![0.0, 1.0, 0.0, 0.2, 0.3, 0.5, 1.0, 0.0, 0.0];
-    check(&Case { name: "softmax xent one-hot", inputs: vec![rand_in(&[3, 3]), (vec![3, 3], Fill::Fixed(one_hot), false)], build: |g, x| op(g, Op::SoftmaxCrossEntropy { sparse: false }, x) });
-    check(&Case { name: "mse", inputs: vec![rand_in(&[3, 2]), (vec![3, 2], Fill::Random, false)], build: |g, x| op(g, Op::MeanSquaredError, x) });
-    let targets = (vec![5, 1], Fill::Fixed(vec![1.0, 0.0, 1.0, 1.0, 0.0]), false);
-    check(&Case { name: "sigmoid bce", inputs: vec![rand_in(&[5, 1]), targets], build: |g, x| op(g, Op::SigmoidBinaryCrossEntropy, x) });
+    check(&Case {
+        name: "softmax xent one-hot",
+        inputs: vec![rand_in(&[3, 3]), (vec![3, 3], Fill::Fixed(one_hot), false)],
+        build: |g, x| op(g, Op::SoftmaxCrossEntropy { sparse: false }, x),
+    });
+    check(&Case {
+        name: "mse",
+        inputs: vec![rand_in(&[3, 2]), (vec![3, 2], Fill::Random, false)],
+        build: |g, x| op(g, Op::MeanSquaredError, x),
+    });
+    let targets = (
+        vec![5, 1],
+        Fill::Fixed(vec![1.0, 0.0, 1.0, 1.0, 0.0]),
+        false,
+    );
+    check(&Case {
+        name: "sigmoid bce",
+        inputs: vec![rand_in(&[5, 1]), targets],
+        build: |g, x| op(g, Op::SigmoidBinaryCrossEntropy, x),
+    });
 }
 
 /// A mid-graph check: a two-layer tanh MLP whose input feeds two branches (so gradients are
@@ -147,12 +313,32 @@ fn loss_gradients() {
 fn composite_mlp_gradients() {
     check(&Case {
         name: "mlp",
-        inputs: vec![rand_in(&[4, 3]), rand_in(&[3, 5]), rand_in(&[5]), rand_in(&[5, 3]), (vec![4], Fill::Fixed(vec![0.0, 2.0, 1.0, 2.0]), false)],
+        inputs: vec![
+            rand_in(&[4, 3]),
+            rand_in(&[3, 5]),
+            rand_in(&[5]),
+            rand_in(&[5, 3]),
+            (vec![4], Fill::Fixed(vec![0.0, 2.0, 1.0, 2.0]), false),
+        ],
         build: |g, x| {
-            let h = op(g, Op::MatMul { trans_a: false, trans_b: false }, &[x[0], x[1]]);
+            let h = op(
+                g,
+                Op::MatMul {
+                    trans_a: false,
+                    trans_b: false,
+                },
+                &[x[0], x[1]],
+            );
             let h = op(g, Op::BiasAdd, &[h, x[2]]);
             let h = op(g, Op::Unary(UnaryOp::Tanh), &[h]);
-            let z = op(g, Op::MatMul { trans_a: false, trans_b: false }, &[h, x[3]]);
+            let z = op(
+                g,
+                Op::MatMul {
+                    trans_a: false,
+                    trans_b: false,
+                },
+                &[h, x[3]],
+            );
             let skip = op(g, Op::Unary(UnaryOp::Sigmoid), &[x[0]]);
             let z = op(g, Op::Add, &[z, skip]);
             op(g, Op::SoftmaxCrossEntropy { sparse: true }, &[z, x[4]])

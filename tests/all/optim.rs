@@ -13,7 +13,10 @@ fn sgd_plain_momentum_and_nesterov_match_hand_computed_steps() {
     sgd_update(0.1, 0.9, false, &mut p, &g, &mut v);
     sgd_update(0.1, 0.9, false, &mut p, &g, &mut v);
     let v2 = [0.9 * -0.05 - 0.05, 0.9 * 0.1 + 0.1];
-    assert!((p[0] - (1.0 - 0.05 + v2[0])).abs() < 1e-12 && (p[1] - (2.0 + 0.1 + v2[1])).abs() < 1e-12, "{p:?}");
+    assert!(
+        (p[0] - (1.0 - 0.05 + v2[0])).abs() < 1e-12 && (p[1] - (2.0 + 0.1 + v2[1])).abs() < 1e-12,
+        "{p:?}"
+    );
     // Nesterov, one step: v1 = -lr g; p1 = p0 + 0.9 v1 - lr g.
     let (mut p, mut v) = ([1.0f64, 2.0], [0.0f64; 2]);
     sgd_update(0.1, 0.9, true, &mut p, &g, &mut v);
