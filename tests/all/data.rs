@@ -565,3 +565,20 @@ fn idx_truncated_data_names_file_offset_and_sizes() {
     let (_, m) = message(load_idx_images(&p));
     assert!(m.contains("cut.gz") && m.contains("gzip"), "{m}");
 }
+
+/// Real Fashion-MNIST (`apt-get install dataset-fashion-mnist`); skipped where not installed.
+#[test]
+fn fashion_mnist_loads_60000_train_10000_test_balanced() {
+    let dir = std::path::Path::new("/usr/share/datasets/fashion-mnist");
+    if !dir.is_dir() {
+        eprintln!("skipped: {} not installed", dir.display());
+        return;
+    }
+    let (train, test) = load_mnist_dir(dir).unwrap();
+    assert_eq!(train.x.shape, vec![60000, 28, 28, 1]);
+    assert_eq!(test.x.shape, vec![10000, 28, 28, 1]);
+    assert_eq!(train.class_counts(), vec![6000; 10]);
+    assert_eq!(test.class_counts(), vec![1000; 10]);
+    let max = train.x.data.iter().copied().fold(0.0, f32::max);
+    assert_eq!(max, 255.0);
+}
