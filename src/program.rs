@@ -57,7 +57,7 @@ pub enum UnaryOp {
 /// per variant: inputs first, then outputs. Outputs never alias inputs unless stated.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kernel {
-    /// args [a, b, c]: c[m,n] = op(a)[m,k] · op(b)[k,n]; `a` is stored [m,k] (or [k,m] when
+    /// args `[a, b, c]`: c[m,n] = op(a)[m,k] · op(b)[k,n]; `a` is stored [m,k] (or [k,m] when
     /// `trans_a`), `b` is stored [k,n] (or [n,k] when `trans_b`).
     MatMul {
         m: usize,
@@ -66,56 +66,56 @@ pub enum Kernel {
         trans_a: bool,
         trans_b: bool,
     },
-    /// args [x, b, y]: y[i,j] = x[i,j] + b[j]; x, y: [rows, cols], b: [cols].
+    /// args `[x, b, y]`: y[i,j] = x[i,j] + b[j]; x, y: [rows, cols], b: [cols].
     BiasAdd { rows: usize, cols: usize },
-    /// args [a, b, y]: y = a + b elementwise, all [len].
+    /// args `[a, b, y]`: y = a + b elementwise, all [len].
     Add { len: usize },
-    /// args [x, y]: y = f(x) elementwise.
+    /// args `[x, y]`: y = f(x) elementwise.
     Unary { op: UnaryOp, len: usize },
-    /// args [y, dy, dx]: gradient of `op` through its forward *output* y:
+    /// args `[y, dy, dx]`: gradient of `op` through its forward *output* y:
     /// relu: dx = dy·[y>0]; sigmoid: dx = dy·y·(1−y); tanh: dx = dy·(1−y²).
     UnaryGrad { op: UnaryOp, len: usize },
-    /// args [x, y]: row-wise softmax of x: [rows, cols] (max-subtracted).
+    /// args `[x, y]`: row-wise softmax of x: [rows, cols] (max-subtracted).
     Softmax { rows: usize, cols: usize },
-    /// args [x, y]: row-wise log-softmax, y = x − max − log Σ exp(x − max).
+    /// args `[x, y]`: row-wise log-softmax, y = x − max − log Σ exp(x − max).
     LogSoftmax { rows: usize, cols: usize },
-    /// args [y, dy, dx]: dx = y ⊙ (dy − Σ_j dy_j y_j) per row (y = softmax output).
+    /// args `[y, dy, dx]`: dx = y ⊙ (dy − Σ_j dy_j y_j) per row (y = softmax output).
     SoftmaxGrad { rows: usize, cols: usize },
-    /// args [y, dy, dx]: dx = dy − exp(y) · Σ_j dy_j per row (y = log-softmax output).
+    /// args `[y, dy, dx]`: dx = dy − exp(y) · Σ_j dy_j per row (y = log-softmax output).
     LogSoftmaxGrad { rows: usize, cols: usize },
-    /// args [x, y]: y[j] = Σ_i x[i,j]; x: [rows, cols], y: [cols].
+    /// args `[x, y]`: y[j] = Σ_i x[i,j]; x: [rows, cols], y: [cols].
     SumRows { rows: usize, cols: usize },
-    /// args [x, y]: y[i,j] = x[j]; x: [cols], y: [rows, cols].
+    /// args `[x, y]`: y[i,j] = x[j]; x: [cols], y: [rows, cols].
     BroadcastRows { rows: usize, cols: usize },
-    /// args [x, y]: y[0] = scale · Σ_i x[i]; x: [len], y: [1]. (sum: scale 1, mean: 1/len)
+    /// args `[x, y]`: y[0] = scale · Σ_i x[i]; x: [len], y: [1]. (sum: scale 1, mean: 1/len)
     SumAll { len: usize, scale: f32 },
-    /// args [x, y]: y[i] = scale · x[0]; x: [1], y: [len].
+    /// args `[x, y]`: y[i] = scale · x[0]; x: [1], y: [len].
     BroadcastScalar { len: usize, scale: f32 },
-    /// args [y]: y[i] = value.
+    /// args `[y]`: y[i] = value.
     Fill { len: usize, value: f32 },
-    /// args [logits, labels, loss]: loss[0] = mean over rows of −Σ_j t_ij log softmax(logits_i)_j.
+    /// args `[logits, labels, loss]`: loss[0] = mean over rows of −Σ_j t_ij log softmax(logits_i)_j.
     /// Sparse: labels [rows] hold class indices as f32 (t = one-hot); else labels [rows, cols].
     SoftmaxCrossEntropy {
         rows: usize,
         cols: usize,
         sparse: bool,
     },
-    /// args [logits, labels, dloss, dlogits]: dlogits = (softmax(logits) − t) · dloss[0] / rows.
+    /// args `[logits, labels, dloss, dlogits]`: dlogits = (softmax(logits) − t) · dloss[0] / rows.
     SoftmaxCrossEntropyGrad {
         rows: usize,
         cols: usize,
         sparse: bool,
     },
-    /// args [pred, target, loss]: loss[0] = mean over all `len` elements of (pred − target)².
+    /// args `[pred, target, loss]`: loss[0] = mean over all `len` elements of (pred − target)².
     MeanSquaredError { len: usize },
-    /// args [pred, target, dloss, dpred]: dpred = 2 (pred − target) · dloss[0] / len.
+    /// args `[pred, target, dloss, dpred]`: dpred = 2 (pred − target) · dloss[0] / len.
     MeanSquaredErrorGrad { len: usize },
-    /// args [logits, target, loss]: binary cross-entropy of sigmoid(logits) against targets in
+    /// args `[logits, target, loss]`: binary cross-entropy of sigmoid(logits) against targets in
     /// [0,1], mean over `len`: max(z,0) − z·t + log(1 + exp(−|z|)).
     SigmoidBinaryCrossEntropy { len: usize },
-    /// args [logits, target, dloss, dlogits]: dlogits = (sigmoid(z) − t) · dloss[0] / len.
+    /// args `[logits, target, dloss, dlogits]`: dlogits = (sigmoid(z) − t) · dloss[0] / len.
     SigmoidBinaryCrossEntropyGrad { len: usize },
-    /// args [pred, labels, count]: count[0] = number of correct rows. cols > 1: argmax of the
+    /// args `[pred, labels, count]`: count[0] = number of correct rows. cols > 1: argmax of the
     /// row (first maximum) equals the label (sparse: labels [rows] class indices; else argmax
     /// of the one-hot row). cols == 1: (pred > threshold) == (label > 0.5).
     CountCorrect {
@@ -124,16 +124,16 @@ pub enum Kernel {
         sparse: bool,
         threshold: f32,
     },
-    /// args [x, acc]: acc[i] += scale · x[i] (in place on `acc`).
+    /// args `[x, acc]`: acc[i] += scale · x[i] (in place on `acc`).
     Accumulate { len: usize, scale: f32 },
-    /// args [param, grad, velocity] (param and velocity updated in place), Keras SGD:
+    /// args `[param, grad, velocity]` (param and velocity updated in place), Keras SGD:
     /// momentum 0: p −= lr·g. Else v = momentum·v − lr·g; p += v (nesterov: p += momentum·v − lr·g).
     SgdUpdate {
         len: usize,
         momentum: f32,
         nesterov: bool,
     },
-    /// args [param, grad, m, v] (all but grad updated in place), Keras Adam with t = step:
+    /// args `[param, grad, m, v]` (all but grad updated in place), Keras Adam with t = step:
     /// m += (g − m)(1 − β1); v += (g² − v)(1 − β2);
     /// p −= lr·sqrt(1 − β2^t)/(1 − β1^t) · m / (sqrt(v) + ε).
     AdamUpdate {
