@@ -57,7 +57,7 @@ fn class_index(label: f32) -> u32 {
 }
 
 // t_ij: one-hot of a class index (sparse) or labels[i, j].
-fn target(i: u32, j: u32) -> f32 {
+fn target_prob(i: u32, j: u32) -> f32 {
     if (p.sparse != 0u) {
         return select(0.0, 1.0, class_index(arg1[i]) == j);
     }
@@ -102,7 +102,7 @@ fn softmax_cross_entropy(@builtin(local_invocation_id) lid: vec3<u32>) {
         let lse = log(s) + mx;
         var l = 0.0;
         for (var j = 0u; j < p.cols; j++) {
-            let tij = target(i, j);
+            let tij = target_prob(i, j);
             if (tij != 0.0) {
                 l -= tij * (arg0[base + j] - lse);
             }
@@ -136,7 +136,7 @@ fn softmax_cross_entropy_grad(@builtin(workgroup_id) wid: vec3<u32>,
         s += e;
     }
     for (var j = 0u; j < p.cols; j++) {
-        arg3[base + j] = (arg3[base + j] / s - target(i, j)) * scale;
+        arg3[base + j] = (arg3[base + j] / s - target_prob(i, j)) * scale;
     }
 }
 

@@ -1,1 +1,3 @@
-mod placeholder {}
+mod common;
+mod gpu_parity;
+mod shaders;

@@ -4,7 +4,9 @@
 use std::num::NonZeroU64;
 
 use super::context::Context;
-use super::kernels::{self, MAX_ARGS, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING};
+use super::kernels::{
+    self, MAX_ARGS, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING,
+};
 use crate::error::{Error, Result};
 use crate::program::{Arena, BufRef, Program, ResidentLayout, StepScalars, align};
 
@@ -171,7 +173,7 @@ fn check_bindings(ctx: &Context, program: &Program) -> Result<()> {
                     limit: ctx.limits.max_storage_buffer_binding_size,
                 });
             }
-            if b.len > 0 && (4 * b.offset as u64) % align != 0 {
+            if b.len > 0 && !(4 * b.offset as u64).is_multiple_of(align) {
                 return Err(Error::invalid(
                     "program",
                     format!(
@@ -263,7 +265,10 @@ impl Compiled {
                         let Some(buffer) = buffer else {
                             return Err(Error::invalid(
                                 "program",
-                                format!("{} names a missing arena", arg_name(&self.program, s.index, j, b)),
+                                format!(
+                                    "{} names a missing arena",
+                                    arg_name(&self.program, s.index, j, b)
+                                ),
                             ));
                         };
                         wgpu::BufferBinding {
@@ -291,7 +296,10 @@ impl Compiled {
                 binding: SCALARS_BINDING,
                 resource: shared.scalars.as_entire_binding(),
             });
-            let context = format!("binding step {} ({:?})", s.index, self.program.steps[s.index].kernel);
+            let context = format!(
+                "binding step {} ({:?})",
+                s.index, self.program.steps[s.index].kernel
+            );
             groups.push(ctx.scoped(&context, || {
                 ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("kiln step"),
@@ -325,7 +333,11 @@ impl Compiled {
         }
         for ((name, b), data) in program.inputs.iter().zip(inputs) {
             if data.len() != b.len {
-                return Err(Error::shape(format!("input '{name}'"), &[b.len], &[data.len()]));
+                return Err(Error::shape(
+                    format!("input '{name}'"),
+                    &[b.len],
+                    &[data.len()],
+                ));
             }
         }
         for ((_, b), data) in program.inputs.iter().zip(inputs) {

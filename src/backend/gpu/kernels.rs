@@ -9,6 +9,7 @@
 //! [`RunScalars`] (learning rate and step count).
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use super::context::Context;
 use crate::error::{Error, Result};
@@ -129,7 +130,12 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32) -> Result<Launch> {
     use Kernel::*;
     let p = |ints: [usize; 4], f: [f32; 4]| -> Result<StepParams> {
         Ok(StepParams {
-            u: [to_u32(ints[0])?, to_u32(ints[1])?, to_u32(ints[2])?, to_u32(ints[3])?],
+            u: [
+                to_u32(ints[0])?,
+                to_u32(ints[1])?,
+                to_u32(ints[2])?,
+                to_u32(ints[3])?,
+            ],
             f,
         })
     };
@@ -202,9 +208,7 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32) -> Result<Launch> {
         Softmax { rows, cols } => per_row(Shader::Softmax, "softmax", rows, cols)?,
         LogSoftmax { rows, cols } => per_row(Shader::Softmax, "log_softmax", rows, cols)?,
         SoftmaxGrad { rows, cols } => per_row(Shader::Softmax, "softmax_grad", rows, cols)?,
-        LogSoftmaxGrad { rows, cols } => {
-            per_row(Shader::Softmax, "log_softmax_grad", rows, cols)?
-        }
+        LogSoftmaxGrad { rows, cols } => per_row(Shader::Softmax, "log_softmax_grad", rows, cols)?,
         SumRows { rows, cols } => Launch {
             shader: Shader::Reduce,
             entry: "sum_rows",
@@ -363,21 +367,18 @@ impl PipelineCache {
             return Ok(p.clone());
         }
         let shader = launch.shader;
-        if !self.modules.contains_key(&shader) {
-            let module = ctx.scoped(&format!("compiling shaders/{}", shader.file()), || {
-                ctx.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(shader.file()),
-                        source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(shader.source())),
-                    })
-            })?;
-            self.modules.insert(shader, module);
-        }
-        let Some(module) = self.modules.get(&shader) else {
-            return Err(Error::Gpu {
-                context: format!("compiling shaders/{}", shader.file()),
-                message: "shader module missing from the cache".into(),
-            });
+        let module = match self.modules.entry(shader) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let module = ctx.scoped(&format!("compiling shaders/{}", shader.file()), || {
+                    ctx.device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(shader.file()),
+                            source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(shader.source())),
+                        })
+                })?;
+                e.insert(module)
+            }
         };
         let context = format!("creating pipeline {}:{}", shader.file(), launch.entry);
         let pipeline = ctx.scoped(&context, || {
@@ -385,7 +386,7 @@ impl PipelineCache {
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(launch.entry),
                     layout: Some(&self.layout),
-                    module,
+                    module: &*module,
                     entry_point: Some(launch.entry),
                     compilation_options: wgpu::PipelineCompilationOptions {
                         constants: &launch.constants,
