@@ -11,11 +11,15 @@ use crate::loss::Loss;
 use crate::metrics::Metric;
 use crate::program::{ALIGN_ELEMS, Arena, BufRef, Kernel, Program};
 
-/// Accumulator layout: the training step adds (Σ loss·rows, correct) at offset 0, the
-/// evaluation step at offset [`EVAL_ACCUM`].
-pub(crate) const EVAL_ACCUM: usize = ALIGN_ELEMS;
+/// Accumulator layout (each slot aligned for direct GPU binding): the training step adds
+/// Σ loss·rows at `accum_slot(Train, 0)` and the correct count at `accum_slot(Train, 1)`; the
+/// evaluation step uses its own two slots.
+pub(crate) fn accum_slot(kind: ProgramKind, i: usize) -> usize {
+    let base = if kind == ProgramKind::Train { 0 } else { 2 };
+    (base + i) * ALIGN_ELEMS
+}
 /// Elements of the Accum arena.
-pub(crate) const ACCUM_LEN: usize = 2 * ALIGN_ELEMS;
+pub(crate) const ACCUM_LEN: usize = 4 * ALIGN_ELEMS;
 
 /// Shape of the label tensor for a batch, given the loss and the model's output shape.
 pub(crate) fn label_shape(loss: Loss, batch: usize, output: &[usize]) -> Vec<usize> {
@@ -100,15 +104,10 @@ impl Sequential {
         let loss = c.loss.build(&mut g, head, y)?;
         let sparse = c.loss.sparse_labels();
         let threshold = if fuse { 0.0 } else { 0.5 };
-        let base = if kind == ProgramKind::Train {
-            0
-        } else {
-            EVAL_ACCUM
-        };
         let acc = |i: usize| {
             ArgRef::Buf(BufRef {
                 arena: Arena::Accum,
-                offset: base + i,
+                offset: accum_slot(kind, i),
                 len: 1,
             })
         };

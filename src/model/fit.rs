@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::build::{EVAL_ACCUM, label_shape};
+use super::build::{accum_slot, label_shape};
 use super::{ProgramKind, Sequential};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
@@ -134,14 +134,9 @@ impl Sequential {
         batch_size: usize,
         bar: Option<&ProgressBar>,
     ) -> Result<(f32, f32)> {
-        let base = if kind == ProgramKind::Train {
-            0
-        } else {
-            EVAL_ACCUM
-        };
-        self.compiled()?
-            .backend
-            .write(Arena::Accum, base, &[0.0, 0.0])?;
+        let backend = &mut self.compiled()?.backend;
+        backend.write(Arena::Accum, accum_slot(kind, 0), &[0.0])?;
+        backend.write(Arena::Accum, accum_slot(kind, 1), &[0.0])?;
         let (mut xb, mut yb) = (Vec::new(), Vec::new());
         for chunk in order.chunks(batch_size) {
             let id = self.program(kind, chunk.len())?;
@@ -162,9 +157,11 @@ impl Sequential {
                 bar.inc(1);
             }
         }
-        let acc = self.compiled()?.backend.read(Arena::Accum, base, 2)?;
+        let backend = &mut self.compiled()?.backend;
+        let loss_sum = backend.read(Arena::Accum, accum_slot(kind, 0), 1)?[0];
+        let correct = backend.read(Arena::Accum, accum_slot(kind, 1), 1)?[0];
         let n = order.len().max(1) as f32;
-        Ok((acc[0] / n, acc[1] / n))
+        Ok((loss_sum / n, correct / n))
     }
 
     /// Train for `opts.epochs` epochs; returns the per-epoch History. The last partial batch

@@ -2,7 +2,9 @@
 mod common;
 mod data;
 mod errors;
+mod gpu_parity;
 mod gradcheck;
 mod optim;
 mod planner;
+mod shaders;
 mod training;

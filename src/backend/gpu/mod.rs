@@ -1,70 +1,152 @@
-//! GPU backend (wgpu): placeholder until the real backend lands.
+//! GPU backend: executes [`Program`]s as WGSL compute kernels through wgpu (Vulkan, Metal,
+//! DX12, GL; lavapipe in CI). Resident arenas are one buffer each, a compiled program owns its
+//! work buffer, pipelines and bind groups, and `run` is one command buffer, one submit.
+//!
+//! - `context`: adapters, device, error capture.
+//! - `kernels`: the Kernel → shader/entry/params/grid table and the pipeline cache.
+//! - `exec`: buffers, compile, run, readback.
+mod context;
+mod exec;
+mod kernels;
+
+pub use context::{AdapterSummary, adapters};
+
+use context::Context;
+use exec::{Compiled, Resident, Shared};
+use kernels::PipelineCache;
+
 use crate::backend::{Backend, DeviceKind, ProgramId};
 use crate::error::{Error, Result};
 use crate::program::{Arena, BufRef, Program, ResidentLayout, StepScalars};
 
-/// Summary of one adapter.
-#[derive(Debug, Clone)]
-pub struct AdapterSummary {
-    pub index: usize,
-    pub name: String,
-    pub backend: String,
-    pub device_type: String,
-    pub driver: String,
-    pub is_software: bool,
-    pub f16: bool,
-    pub subgroups: Option<(u32, u32)>,
-    pub timestamps: bool,
-    pub max_buffer_size: u64,
-    pub max_storage_binding: u64,
-    pub max_workgroup_invocations: u32,
-    pub max_workgroup_storage: u32,
-}
-
-/// Adapters.
-pub fn adapters() -> Vec<AdapterSummary> {
-    vec![]
-}
-
-/// GPU backend.
+/// The wgpu backend on one adapter.
 pub struct GpuBackend {
-    info: AdapterSummary,
+    ctx: Context,
+    cache: PipelineCache,
+    shared: Shared,
+    resident: Resident,
+    programs: Vec<Compiled>,
 }
 
 impl GpuBackend {
-    /// Open an adapter.
-    pub fn new(_index: Option<usize>) -> Result<GpuBackend> {
-        Err(Error::NoAdapter("not built yet".into()))
+    /// Open adapter `index` of [`adapters`] (None: the first hardware adapter, else the first
+    /// software one). Fails with [`Error::NoAdapter`] when there is none, or when
+    /// `WGPU_BACKEND=vulkan` and the adapter is not on Vulkan.
+    pub fn new(index: Option<usize>) -> Result<GpuBackend> {
+        let ctx = Context::new(index)?;
+        let cache = PipelineCache::new(&ctx)?;
+        let shared = Shared::new(&ctx)?;
+        let resident = Resident::new(&ctx, &ResidentLayout::default())?;
+        Ok(GpuBackend {
+            ctx,
+            cache,
+            shared,
+            resident,
+            programs: Vec::new(),
+        })
     }
-    /// Info.
+
+    /// The adapter this backend runs on.
     pub fn info(&self) -> &AdapterSummary {
-        &self.info
+        &self.ctx.summary
+    }
+
+    fn program(&self, id: ProgramId) -> Result<&Compiled> {
+        self.programs.get(id.0).ok_or_else(|| {
+            Error::invalid(
+                "program id",
+                format!("{} was not compiled on this backend", id.0),
+            )
+        })
+    }
+
+    fn check_range(&self, arena: Arena, offset: usize, len: usize) -> Result<()> {
+        let have = self.resident.len(arena);
+        if arena == Arena::Work || offset + len > have {
+            return Err(Error::invalid(
+                "arena access",
+                format!(
+                    "{arena:?}[{offset}..{}] is outside its {have} resident elements",
+                    offset + len
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
 impl Backend for GpuBackend {
     fn name(&self) -> String {
-        self.info.name.clone()
+        self.ctx.summary.name.clone()
     }
+
     fn kind(&self) -> DeviceKind {
-        DeviceKind::Cpu
+        DeviceKind::Gpu {
+            backend: self.ctx.summary.backend.clone(),
+            device_type: self.ctx.summary.device_type.clone(),
+        }
     }
-    fn alloc_resident(&mut self, _layout: &ResidentLayout) -> Result<()> {
+
+    fn alloc_resident(&mut self, layout: &ResidentLayout) -> Result<()> {
+        self.resident = Resident::new(&self.ctx, layout)?;
+        for p in &mut self.programs {
+            // A program that no longer fits keeps an error and reports it when run.
+            let _ = p.bind(&self.ctx, &self.cache, &self.shared, &self.resident);
+        }
         Ok(())
     }
-    fn write(&mut self, _arena: Arena, _offset: usize, _data: &[f32]) -> Result<()> {
-        Ok(())
+
+    fn write(&mut self, arena: Arena, offset: usize, data: &[f32]) -> Result<()> {
+        self.check_range(arena, offset, data.len())?;
+        if let (Some(buffer), false) = (self.resident.buffer(arena), data.is_empty()) {
+            self.ctx
+                .queue
+                .write_buffer(buffer, 4 * offset as u64, bytemuck::cast_slice(data));
+        }
+        self.ctx.errors.take("writing a resident arena")
     }
-    fn read(&mut self, _arena: Arena, _offset: usize, _len: usize) -> Result<Vec<f32>> {
-        Ok(vec![])
+
+    fn read(&mut self, arena: Arena, offset: usize, len: usize) -> Result<Vec<f32>> {
+        self.check_range(arena, offset, len)?;
+        match self.resident.buffer(arena) {
+            Some(buffer) => exec::read_buffer(&self.ctx, buffer, offset, len),
+            None => Ok(Vec::new()),
+        }
     }
-    fn compile(&mut self, _program: &Program) -> Result<ProgramId> {
-        Ok(ProgramId(0))
+
+    fn compile(&mut self, program: &Program) -> Result<ProgramId> {
+        let compiled = Compiled::new(
+            &self.ctx,
+            &mut self.cache,
+            &self.shared,
+            &self.resident,
+            program,
+        )?;
+        self.programs.push(compiled);
+        Ok(ProgramId(self.programs.len() - 1))
     }
-    fn run(&mut self, _id: ProgramId, _inputs: &[&[f32]], _scalars: StepScalars) -> Result<()> {
-        Ok(())
+
+    fn run(&mut self, id: ProgramId, inputs: &[&[f32]], scalars: StepScalars) -> Result<()> {
+        self.program(id)?
+            .run(&self.ctx, &self.shared, inputs, scalars)
     }
-    fn read_work(&mut self, _id: ProgramId, _buf: BufRef) -> Result<Vec<f32>> {
-        Ok(vec![])
+
+    fn read_work(&mut self, id: ProgramId, buf: BufRef) -> Result<Vec<f32>> {
+        if buf.arena != Arena::Work {
+            return self.read(buf.arena, buf.offset, buf.len);
+        }
+        let p = self.program(id)?;
+        if buf.offset + buf.len > p.program.work_len {
+            return Err(Error::invalid(
+                "arena access",
+                format!(
+                    "Work[{}..{}] is outside its {} elements",
+                    buf.offset,
+                    buf.offset + buf.len,
+                    p.program.work_len
+                ),
+            ));
+        }
+        exec::read_buffer(&self.ctx, &p.work, buf.offset, buf.len)
     }
 }

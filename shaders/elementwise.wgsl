@@ -1,0 +1,143 @@
+// elementwise.wgsl — one thread per output element:
+//   bias_add        [x, b, y]     y[i,j] = x[i,j] + b[j]           (Kernel::BiasAdd)
+//   add             [a, b, y]     y = a + b                         (Kernel::Add)
+//   unary           [x, y]        y = f(x), f = relu|sigmoid|tanh   (Kernel::Unary)
+//   unary_grad      [y, dy, dx]   dx from forward output y          (Kernel::UnaryGrad)
+//   broadcast_rows  [x, y]        y[i,j] = x[j]                     (Kernel::BroadcastRows)
+//   broadcast_scalar[x, y]        y[i] = scale · x[0]               (Kernel::BroadcastScalar)
+//   fill            [y]           y[i] = scale (the fill value)     (Kernel::Fill)
+//   accumulate      [x, acc]      acc[i] += scale · x[i]            (Kernel::Accumulate)
+//
+// Bindings (group 0): 0..2 = the step's args in the order above (arg0, arg1, arg2);
+//   4: uniform Params { len, cols, op (0 relu, 1 sigmoid, 2 tanh), scale }.
+// Workgroup size 256. Grid: 2-D (x ≤ 65535) so that len may exceed 65535·256; the flat index
+// is (wid.y · num_workgroups.x + wid.x) · 256 + lid.x, bounds-checked against len.
+
+struct Params {
+    len: u32,
+    cols: u32,
+    op: u32,
+    _u3: u32,
+    scale: f32,
+    _f1: f32,
+    _f2: f32,
+    _f3: f32,
+}
+
+@group(0) @binding(0) var<storage, read_write> arg0: array<f32>;
+@group(0) @binding(1) var<storage, read_write> arg1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> arg2: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.y * nwg.x + wid.x) * 256u + lid.x;
+}
+
+// Numerically stable logistic function (same branches as the CPU reference).
+fn sigmoid(x: f32) -> f32 {
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+fn activation(op: u32, x: f32) -> f32 {
+    switch op {
+        case 0u: {
+            return select(0.0, x, x > 0.0);
+        }
+        case 1u: {
+            return sigmoid(x);
+        }
+        default: {
+            // tanh saturates to ±1 in f32 beyond |x| = 10; clamping avoids exp overflow.
+            return tanh(clamp(x, -10.0, 10.0));
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn bias_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg2[i] = arg0[i] + arg1[i % p.cols];
+    }
+}
+
+@compute @workgroup_size(256)
+fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg2[i] = arg0[i] + arg1[i];
+    }
+}
+
+@compute @workgroup_size(256)
+fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg1[i] = activation(p.op, arg0[i]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn unary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i >= p.len) {
+        return;
+    }
+    let y = arg0[i];
+    let dy = arg1[i];
+    switch p.op {
+        case 0u: {
+            arg2[i] = select(0.0, dy, y > 0.0);
+        }
+        case 1u: {
+            arg2[i] = dy * y * (1.0 - y);
+        }
+        default: {
+            arg2[i] = dy * (1.0 - y * y);
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn broadcast_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg1[i] = arg0[i % p.cols];
+    }
+}
+
+@compute @workgroup_size(256)
+fn broadcast_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg1[i] = arg0[0] * p.scale;
+    }
+}
+
+@compute @workgroup_size(256)
+fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg0[i] = p.scale;
+    }
+}
+
+@compute @workgroup_size(256)
+fn accumulate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg1[i] = arg1[i] + arg0[i] * p.scale;
+    }
+}

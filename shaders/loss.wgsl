@@ -1,0 +1,230 @@
+// loss.wgsl — losses, their gradients and the accuracy counter.
+//   softmax_cross_entropy       [z, labels, loss]         loss[0] = mean_i −Σ_j t_ij log softmax(z_i)_j
+//   softmax_cross_entropy_grad  [z, labels, dloss, dz]    dz = (softmax(z) − t) · dloss[0] / rows
+//   mean_squared_error          [p, t, loss]              loss[0] = mean (p − t)²
+//   mean_squared_error_grad     [p, t, dloss, dp]         dp = 2 (p − t) · dloss[0] / len
+//   sigmoid_bce                 [z, t, loss]              loss[0] = mean max(z,0) − z·t + log(1 + exp(−|z|))
+//   sigmoid_bce_grad            [z, t, dloss, dz]         dz = (σ(z) − t) · dloss[0] / len
+//   count_correct               [pred, labels, count]     count[0] = rows whose prediction is right
+// z, pred: [rows, cols]; labels: [rows] class indices as f32 when `sparse`, else [rows, cols].
+//
+// Bindings (group 0): 0..3 = the step's args in the order above;
+//   4: uniform Params { rows, cols, sparse, len, threshold }.
+// Scalar results (loss, count) come from ONE workgroup of 256 threads: thread t handles rows
+// (or elements) t, t+256, … in order, then a fixed shared-memory tree combines the partial sums —
+// deterministic, no atomics. Gradients: one thread per row (workgroup 64) for the softmax
+// family, one thread per element (workgroup 256) otherwise; 2-D grids (x ≤ 65535).
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    sparse: u32,
+    len: u32,
+    threshold: f32,
+    _f1: f32,
+    _f2: f32,
+    _f3: f32,
+}
+
+@group(0) @binding(0) var<storage, read_write> arg0: array<f32>;
+@group(0) @binding(1) var<storage, read_write> arg1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> arg2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> arg3: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+var<workgroup> partial: array<f32, 256>;
+
+// Sum of partial[0..256] by a fixed tree; every thread of the workgroup must call it.
+fn tree_sum(t: u32, value: f32) -> f32 {
+    partial[t] = value;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride >>= 1u) {
+        if (t < stride) {
+            partial[t] += partial[t + stride];
+        }
+        workgroupBarrier();
+    }
+    return partial[0];
+}
+
+// Class index of a sparse label, or 0xffffffff when it is not a valid index (as the CPU's
+// `to_usize`: truncation toward zero, values ≤ −1 and NaN invalid).
+fn class_index(label: f32) -> u32 {
+    if (label > -1.0 && label < 4294967296.0) {
+        return u32(max(label, 0.0));
+    }
+    return 0xffffffffu;
+}
+
+// t_ij: one-hot of a class index (sparse) or labels[i, j].
+fn target_prob(i: u32, j: u32) -> f32 {
+    if (p.sparse != 0u) {
+        return select(0.0, 1.0, class_index(arg1[i]) == j);
+    }
+    return arg1[i * p.cols + j];
+}
+
+fn sigmoid(x: f32) -> f32 {
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+// log(1 + x), accurate for small x (Goldberg's trick).
+fn log1p(x: f32) -> f32 {
+    let u = 1.0 + x;
+    if (u == 1.0) {
+        return x;
+    }
+    return log(u) * x / (u - 1.0);
+}
+
+fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, size: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * size + lid.x;
+}
+
+@compute @workgroup_size(256)
+fn softmax_cross_entropy(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    var total = 0.0;
+    for (var i = t; i < p.rows; i += 256u) {
+        let base = i * p.cols;
+        var mx = arg0[base];
+        for (var j = 1u; j < p.cols; j++) {
+            mx = max(mx, arg0[base + j]);
+        }
+        var s = 0.0;
+        for (var j = 0u; j < p.cols; j++) {
+            s += exp(arg0[base + j] - mx);
+        }
+        let lse = log(s) + mx;
+        var l = 0.0;
+        for (var j = 0u; j < p.cols; j++) {
+            let tij = target_prob(i, j);
+            if (tij != 0.0) {
+                l -= tij * (arg0[base + j] - lse);
+            }
+        }
+        total += l;
+    }
+    let sum = tree_sum(t, total);
+    if (t == 0u) {
+        arg2[0] = sum / f32(p.rows);
+    }
+}
+
+@compute @workgroup_size(64)
+fn softmax_cross_entropy_grad(@builtin(workgroup_id) wid: vec3<u32>,
+                              @builtin(num_workgroups) nwg: vec3<u32>,
+                              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid, 64u);
+    if (i >= p.rows || p.cols == 0u) {
+        return;
+    }
+    let scale = arg2[0] / f32(p.rows);
+    let base = i * p.cols;
+    var mx = arg0[base];
+    for (var j = 1u; j < p.cols; j++) {
+        mx = max(mx, arg0[base + j]);
+    }
+    var s = 0.0;
+    for (var j = 0u; j < p.cols; j++) {
+        let e = exp(arg0[base + j] - mx);
+        arg3[base + j] = e;
+        s += e;
+    }
+    for (var j = 0u; j < p.cols; j++) {
+        arg3[base + j] = (arg3[base + j] / s - target_prob(i, j)) * scale;
+    }
+}
+
+@compute @workgroup_size(256)
+fn mean_squared_error(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    var s = 0.0;
+    for (var i = t; i < p.len; i += 256u) {
+        let d = arg0[i] - arg1[i];
+        s += d * d;
+    }
+    let sum = tree_sum(t, s);
+    if (t == 0u) {
+        arg2[0] = sum / f32(p.len);
+    }
+}
+
+@compute @workgroup_size(256)
+fn mean_squared_error_grad(@builtin(workgroup_id) wid: vec3<u32>,
+                           @builtin(num_workgroups) nwg: vec3<u32>,
+                           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid, 256u);
+    if (i < p.len) {
+        let s = 2.0 * arg2[0] / f32(p.len);
+        arg3[i] = (arg0[i] - arg1[i]) * s;
+    }
+}
+
+@compute @workgroup_size(256)
+fn sigmoid_bce(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    var s = 0.0;
+    for (var i = t; i < p.len; i += 256u) {
+        let z = arg0[i];
+        s += max(z, 0.0) - z * arg1[i] + log1p(exp(-abs(z)));
+    }
+    let sum = tree_sum(t, s);
+    if (t == 0u) {
+        arg2[0] = sum / f32(p.len);
+    }
+}
+
+@compute @workgroup_size(256)
+fn sigmoid_bce_grad(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid, 256u);
+    if (i < p.len) {
+        let s = arg2[0] / f32(p.len);
+        arg3[i] = (sigmoid(arg0[i]) - arg1[i]) * s;
+    }
+}
+
+// Index of the first maximum of arg[base .. base + cols] (arg0 or arg1 by `which`).
+fn argmax(which: u32, base: u32) -> u32 {
+    var best = 0u;
+    var best_v = select(arg0[base], arg1[base], which == 1u);
+    for (var j = 1u; j < p.cols; j++) {
+        let v = select(arg0[base + j], arg1[base + j], which == 1u);
+        if (v > best_v) {
+            best = j;
+            best_v = v;
+        }
+    }
+    return best;
+}
+
+@compute @workgroup_size(256)
+fn count_correct(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    var n = 0.0;
+    for (var i = t; i < p.rows; i += 256u) {
+        var ok = false;
+        if (p.cols == 1u) {
+            ok = (arg0[i] > p.threshold) == (arg1[i] > 0.5);
+        } else {
+            var label = 0u;
+            if (p.sparse != 0u) {
+                label = class_index(arg1[i]);
+            } else {
+                label = argmax(1u, i * p.cols);
+            }
+            ok = argmax(0u, i * p.cols) == label;
+        }
+        n += select(0.0, 1.0, ok);
+    }
+    let sum = tree_sum(t, n);
+    if (t == 0u) {
+        arg2[0] = sum;
+    }
+}

@@ -1,0 +1,423 @@
+//! Buffers, compilation and execution: resident arenas (one wgpu buffer each), a compiled
+//! program (work buffer, per-step uniform parameters, pipelines and bind groups, all created
+//! once), the single-submit `run`, and staging-buffer readback.
+use std::num::NonZeroU64;
+
+use super::context::Context;
+use super::kernels::{
+    self, MAX_ARGS, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING,
+};
+use crate::error::{Error, Result};
+use crate::program::{Arena, BufRef, Program, ResidentLayout, StepScalars, align};
+
+/// Usage of every arena buffer: bound as storage, written by the queue, read back by copies.
+const ARENA_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_DST)
+    .union(wgpu::BufferUsages::COPY_SRC);
+
+/// Bytes of an arena buffer holding `len` elements (at least one aligned block).
+fn arena_bytes(len: usize) -> u64 {
+    4 * align(len.max(1)) as u64
+}
+
+/// Fail with [`Error::OutOfDeviceMemory`] when a buffer of `bytes` exceeds `max_buffer_size`.
+pub(crate) fn check_buffer(ctx: &Context, buffer: &str, bytes: u64) -> Result<()> {
+    if bytes > ctx.limits.max_buffer_size {
+        return Err(Error::OutOfDeviceMemory {
+            buffer: buffer.to_string(),
+            needed: bytes,
+            limit_name: "max_buffer_size",
+            limit: ctx.limits.max_buffer_size,
+        });
+    }
+    Ok(())
+}
+
+/// A zero-filled buffer, created inside an error scope.
+pub(crate) fn create_buffer(
+    ctx: &Context,
+    label: &str,
+    bytes: u64,
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer> {
+    check_buffer(ctx, label, bytes)?;
+    ctx.scoped(&format!("allocating {label} ({bytes} bytes)"), || {
+        ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage,
+            mapped_at_creation: false,
+        })
+    })
+}
+
+/// The resident arenas: params, grads, optimizer slots, accumulators.
+pub(crate) struct Resident {
+    pub(crate) layout: ResidentLayout,
+    params: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    slots: Vec<wgpu::Buffer>,
+    accum: wgpu::Buffer,
+}
+
+impl Resident {
+    /// Allocate (zero-filled) buffers for `layout`, checking every size first.
+    pub(crate) fn new(ctx: &Context, layout: &ResidentLayout) -> Result<Resident> {
+        let p = arena_bytes(layout.params_len);
+        check_buffer(ctx, "Params arena", p)?;
+        check_buffer(ctx, "Accum arena", arena_bytes(layout.accum_len))?;
+        let params = create_buffer(ctx, "Params arena", p, ARENA_USAGE)?;
+        let grads = create_buffer(ctx, "Grads arena", p, ARENA_USAGE)?;
+        let slots = (0..layout.slots)
+            .map(|k| create_buffer(ctx, &format!("Slot({k}) arena"), p, ARENA_USAGE))
+            .collect::<Result<Vec<_>>>()?;
+        let accum = create_buffer(
+            ctx,
+            "Accum arena",
+            arena_bytes(layout.accum_len),
+            ARENA_USAGE,
+        )?;
+        Ok(Resident {
+            layout: *layout,
+            params,
+            grads,
+            slots,
+            accum,
+        })
+    }
+
+    /// Elements in arena `a` (0 for a slot that does not exist; Work is per program).
+    pub(crate) fn len(&self, a: Arena) -> usize {
+        match a {
+            Arena::Params | Arena::Grads => self.layout.params_len,
+            Arena::Slot(k) if (k as usize) < self.layout.slots => self.layout.params_len,
+            Arena::Slot(_) | Arena::Work => 0,
+            Arena::Accum => self.layout.accum_len,
+        }
+    }
+
+    /// The buffer of a resident arena.
+    pub(crate) fn buffer(&self, a: Arena) -> Option<&wgpu::Buffer> {
+        match a {
+            Arena::Params => Some(&self.params),
+            Arena::Grads => Some(&self.grads),
+            Arena::Slot(k) => self.slots.get(k as usize),
+            Arena::Accum => Some(&self.accum),
+            Arena::Work => None,
+        }
+    }
+}
+
+/// Buffers shared by every program of a backend.
+pub(crate) struct Shared {
+    /// Bound to storage bindings a kernel does not use or whose slice is empty.
+    pub(crate) dummy: wgpu::Buffer,
+    /// Per-run [`kernels::RunScalars`] (binding 5).
+    pub(crate) scalars: wgpu::Buffer,
+}
+
+impl Shared {
+    pub(crate) fn new(ctx: &Context) -> Result<Shared> {
+        Ok(Shared {
+            dummy: create_buffer(ctx, "dummy binding", 256, wgpu::BufferUsages::STORAGE)?,
+            scalars: create_buffer(
+                ctx,
+                "run scalars",
+                std::mem::size_of::<kernels::RunScalars>() as u64,
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            )?,
+        })
+    }
+}
+
+/// One step ready to dispatch.
+struct CompiledStep {
+    /// Index into `Program::steps` (its parameters sit at index · 256 of the uniform buffer).
+    index: usize,
+    pipeline: wgpu::ComputePipeline,
+    groups: [u32; 3],
+}
+
+/// A program compiled for one device.
+pub(crate) struct Compiled {
+    pub(crate) program: Program,
+    pub(crate) work: wgpu::Buffer,
+    params: wgpu::Buffer,
+    steps: Vec<CompiledStep>,
+    /// One per entry of `steps`; `Err` when the resident arenas no longer fit the program.
+    bind_groups: std::result::Result<Vec<wgpu::BindGroup>, String>,
+}
+
+/// Name of a step's arg for error messages.
+fn arg_name(program: &Program, i: usize, j: usize, b: &BufRef) -> String {
+    let kernel = program.steps.get(i).map(|s| s.kernel);
+    format!(
+        "step {i} ({kernel:?}) arg {j}: {:?}[{}..{}]",
+        b.arena,
+        b.offset,
+        b.offset + b.len
+    )
+}
+
+/// Check every slice binding against the device's storage-binding limit and alignment.
+fn check_bindings(ctx: &Context, program: &Program) -> Result<()> {
+    let align = u64::from(ctx.limits.min_storage_buffer_offset_alignment);
+    for (i, step) in program.steps.iter().enumerate() {
+        for (j, b) in step.args.iter().enumerate() {
+            let bytes = 4 * b.len as u64;
+            if bytes > ctx.limits.max_storage_buffer_binding_size {
+                return Err(Error::OutOfDeviceMemory {
+                    buffer: arg_name(program, i, j, b),
+                    needed: bytes,
+                    limit_name: "max_storage_buffer_binding_size",
+                    limit: ctx.limits.max_storage_buffer_binding_size,
+                });
+            }
+            if b.len > 0 && !(4 * b.offset as u64).is_multiple_of(align) {
+                return Err(Error::invalid(
+                    "program",
+                    format!(
+                        "{} starts at byte {}, not a multiple of the device's storage offset \
+                         alignment {align}",
+                        arg_name(program, i, j, b),
+                        4 * b.offset
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Compiled {
+    /// Validate `program` against `resident`, check sizes, create pipelines (cached), the
+    /// work buffer, the per-step parameter buffer and every bind group.
+    pub(crate) fn new(
+        ctx: &Context,
+        cache: &mut PipelineCache,
+        shared: &Shared,
+        resident: &Resident,
+        program: &Program,
+    ) -> Result<Compiled> {
+        crate::backend::cpu::validate(program, &resident.layout)?;
+        check_bindings(ctx, program)?;
+        let work_bytes = arena_bytes(program.work_len);
+        check_buffer(ctx, "Work arena", work_bytes)?;
+        let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
+        let mut params = vec![0u8; (PARAMS_STRIDE as usize) * program.steps.len().max(1)];
+        let mut steps = Vec::new();
+        for (index, step) in program.steps.iter().enumerate() {
+            let launch = kernels::launch(&step.kernel, max_groups).map_err(|e| {
+                Error::invalid("program", format!("step {index} ({:?}): {e}", step.kernel))
+            })?;
+            let at = index * PARAMS_STRIDE as usize;
+            let bytes = bytemuck::bytes_of(&launch.params);
+            params[at..at + bytes.len()].copy_from_slice(bytes);
+            if let Some(groups) = launch.groups {
+                let pipeline = cache.pipeline(ctx, &launch)?;
+                steps.push(CompiledStep {
+                    index,
+                    pipeline,
+                    groups,
+                });
+            }
+        }
+        let work = create_buffer(ctx, "Work arena", work_bytes, ARENA_USAGE)?;
+        let params_buf = create_buffer(
+            ctx,
+            "step parameters",
+            params.len() as u64,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        )?;
+        ctx.queue.write_buffer(&params_buf, 0, &params);
+        let mut compiled = Compiled {
+            program: program.clone(),
+            work,
+            params: params_buf,
+            steps,
+            bind_groups: Err("not bound yet".into()),
+        };
+        compiled.bind(ctx, cache, shared, resident)?;
+        Ok(compiled)
+    }
+
+    /// (Re)create the bind groups against the current resident arenas.
+    pub(crate) fn bind(
+        &mut self,
+        ctx: &Context,
+        cache: &PipelineCache,
+        shared: &Shared,
+        resident: &Resident,
+    ) -> Result<()> {
+        self.bind_groups = Err("the resident arenas changed and no longer fit".into());
+        crate::backend::cpu::validate(&self.program, &resident.layout)?;
+        let mut groups = Vec::with_capacity(self.steps.len());
+        for s in &self.steps {
+            let args = &self.program.steps[s.index].args;
+            let mut entries = Vec::with_capacity(MAX_ARGS + 2);
+            for j in 0..MAX_ARGS {
+                let binding = match args.get(j) {
+                    Some(b) if b.len > 0 => {
+                        let buffer = match b.arena {
+                            Arena::Work => Some(&self.work),
+                            a => resident.buffer(a),
+                        };
+                        let Some(buffer) = buffer else {
+                            return Err(Error::invalid(
+                                "program",
+                                format!(
+                                    "{} names a missing arena",
+                                    arg_name(&self.program, s.index, j, b)
+                                ),
+                            ));
+                        };
+                        wgpu::BufferBinding {
+                            buffer,
+                            offset: 4 * b.offset as u64,
+                            size: NonZeroU64::new(4 * b.len as u64),
+                        }
+                    }
+                    _ => shared.dummy.as_entire_buffer_binding(),
+                };
+                entries.push(wgpu::BindGroupEntry {
+                    binding: j as u32,
+                    resource: wgpu::BindingResource::Buffer(binding),
+                });
+            }
+            entries.push(wgpu::BindGroupEntry {
+                binding: PARAMS_BINDING,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.params,
+                    offset: s.index as u64 * PARAMS_STRIDE,
+                    size: NonZeroU64::new(std::mem::size_of::<kernels::StepParams>() as u64),
+                }),
+            });
+            entries.push(wgpu::BindGroupEntry {
+                binding: SCALARS_BINDING,
+                resource: shared.scalars.as_entire_binding(),
+            });
+            let context = format!(
+                "binding step {} ({:?})",
+                s.index, self.program.steps[s.index].kernel
+            );
+            groups.push(ctx.scoped(&context, || {
+                ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("kiln step"),
+                    layout: &cache.bind_group_layout,
+                    entries: &entries,
+                })
+            })?);
+        }
+        self.bind_groups = Ok(groups);
+        Ok(())
+    }
+
+    /// Upload inputs and scalars, record every step into one compute pass, submit once.
+    pub(crate) fn run(
+        &self,
+        ctx: &Context,
+        shared: &Shared,
+        inputs: &[&[f32]],
+        scalars: StepScalars,
+    ) -> Result<()> {
+        let groups = self
+            .bind_groups
+            .as_ref()
+            .map_err(|m| Error::NotReady(format!("compiled program: {m}; compile it again")))?;
+        let program = &self.program;
+        if inputs.len() != program.inputs.len() {
+            return Err(Error::invalid(
+                "program inputs",
+                format!("{} given, {} expected", inputs.len(), program.inputs.len()),
+            ));
+        }
+        for ((name, b), data) in program.inputs.iter().zip(inputs) {
+            if data.len() != b.len {
+                return Err(Error::shape(
+                    format!("input '{name}'"),
+                    &[b.len],
+                    &[data.len()],
+                ));
+            }
+        }
+        for ((_, b), data) in program.inputs.iter().zip(inputs) {
+            if !data.is_empty() {
+                ctx.queue
+                    .write_buffer(&self.work, 4 * b.offset as u64, bytemuck::cast_slice(data));
+            }
+        }
+        let run = kernels::RunScalars {
+            lr: scalars.lr,
+            t: scalars.t,
+            pad: [0; 2],
+        };
+        ctx.queue
+            .write_buffer(&shared.scalars, 0, bytemuck::bytes_of(&run));
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("kiln program"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("kiln program"),
+                timestamp_writes: None,
+            });
+            for (s, bg) in self.steps.iter().zip(groups) {
+                pass.set_pipeline(&s.pipeline);
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
+            }
+        }
+        ctx.scoped("running a program", || {
+            ctx.queue.submit([encoder.finish()]);
+        })
+    }
+}
+
+/// Copy `len` elements at `offset` of `buffer` to the host (waits for the queue).
+pub(crate) fn read_buffer(
+    ctx: &Context,
+    buffer: &wgpu::Buffer,
+    offset: usize,
+    len: usize,
+) -> Result<Vec<f32>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let bytes = 4 * len as u64;
+    let staging = create_buffer(
+        ctx,
+        "readback staging",
+        bytes,
+        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+    )?;
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("kiln readback"),
+        });
+    encoder.copy_buffer_to_buffer(buffer, 4 * offset as u64, &staging, 0, bytes);
+    ctx.scoped("reading back", || ctx.queue.submit([encoder.finish()]))?;
+    let slice = staging.slice(..);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.wait("waiting for a readback")?;
+    let gpu_err = |message: String| Error::Gpu {
+        context: "mapping a readback buffer".into(),
+        message,
+    };
+    rx.recv()
+        .map_err(|e| gpu_err(e.to_string()))?
+        .map_err(|e| gpu_err(e.to_string()))?;
+    let out = {
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| gpu_err(e.to_string()))?;
+        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+    };
+    staging.unmap();
+    Ok(out)
+}

@@ -1,0 +1,401 @@
+//! The kernel table: for every [`Kernel`] the WGSL file, entry point, override constants,
+//! per-step uniform parameters and workgroup counts; plus the pipeline cache, which compiles
+//! each (shader, entry point, constants) pipeline once per device.
+//!
+//! Every pipeline shares one bind group layout: bindings 0..=3 are the step's args as
+//! read-write storage (a slice of an arena buffer, or a small dummy buffer for args a kernel
+//! lacks or that are empty), binding 4 the step's [`StepParams`] (uniform, 32 bytes at a
+//! 256-byte-aligned offset of the program's parameter buffer), binding 5 the per-run
+//! [`RunScalars`] (learning rate and step count).
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use super::context::Context;
+use crate::error::{Error, Result};
+use crate::program::{Kernel, UnaryOp};
+
+/// Storage bindings per step (the most args any kernel takes).
+pub(crate) const MAX_ARGS: usize = 4;
+/// Binding of the per-step parameters.
+pub(crate) const PARAMS_BINDING: u32 = 4;
+/// Binding of the per-run scalars.
+pub(crate) const SCALARS_BINDING: u32 = 5;
+/// Byte stride of the per-step parameters in the program's uniform buffer.
+pub(crate) const PARAMS_STRIDE: u64 = 256;
+
+/// One WGSL file (a kernel family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Shader {
+    Matmul,
+    Elementwise,
+    Softmax,
+    Reduce,
+    Loss,
+    Optimizer,
+}
+
+impl Shader {
+    fn file(self) -> &'static str {
+        match self {
+            Shader::Matmul => "matmul.wgsl",
+            Shader::Elementwise => "elementwise.wgsl",
+            Shader::Softmax => "softmax.wgsl",
+            Shader::Reduce => "reduce.wgsl",
+            Shader::Loss => "loss.wgsl",
+            Shader::Optimizer => "optimizer.wgsl",
+        }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
+            Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
+            Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
+            Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
+            Shader::Optimizer => include_str!("../../../shaders/optimizer.wgsl"),
+        }
+    }
+}
+
+/// Per-step kernel parameters (binding 4): four u32 then four f32; each WGSL file names
+/// the fields of its own `struct Params` with this layout.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct StepParams {
+    pub u: [u32; 4],
+    pub f: [f32; 4],
+}
+
+/// Per-run values (binding 5): `struct RunScalars { lr: f32, t: u32 }`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct RunScalars {
+    pub lr: f32,
+    pub t: u32,
+    pub pad: [u32; 2],
+}
+
+/// How to launch one kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Launch {
+    pub shader: Shader,
+    pub entry: &'static str,
+    /// Pipeline override constants (name, value).
+    pub constants: Vec<(&'static str, f64)>,
+    pub params: StepParams,
+    /// Workgroup counts; `None` when the kernel has no work (an empty output).
+    pub groups: Option<[u32; 3]>,
+}
+
+fn to_u32(x: usize) -> Result<u32> {
+    u32::try_from(x).map_err(|_| {
+        Error::invalid(
+            "kernel size",
+            format!("{x} elements do not fit the GPU's 32-bit indices"),
+        )
+    })
+}
+
+fn unary_code(op: UnaryOp) -> u32 {
+    match op {
+        UnaryOp::Relu => 0,
+        UnaryOp::Sigmoid => 1,
+        UnaryOp::Tanh => 2,
+    }
+}
+
+/// Workgroup grid covering `threads` threads in groups of `size`, folded into 2-D when the
+/// count exceeds `max_per_dim` (the shaders flatten (x, y) back into one index).
+fn grid(threads: usize, size: usize, max_per_dim: u32) -> Result<Option<[u32; 3]>> {
+    if threads == 0 {
+        return Ok(None);
+    }
+    let groups = threads.div_ceil(size);
+    let max = max_per_dim.max(1) as usize;
+    let x = groups.min(max);
+    let y = groups.div_ceil(x);
+    if y > max {
+        return Err(Error::invalid(
+            "kernel size",
+            format!("{threads} threads need {groups} workgroups, more than {max}²"),
+        ));
+    }
+    Ok(Some([to_u32(x)?, to_u32(y)?, 1]))
+}
+
+/// The launch of `kernel` on a device allowing `max_groups` workgroups per dimension.
+pub(crate) fn launch(kernel: &Kernel, max_groups: u32) -> Result<Launch> {
+    use Kernel::*;
+    let p = |ints: [usize; 4], f: [f32; 4]| -> Result<StepParams> {
+        Ok(StepParams {
+            u: [
+                to_u32(ints[0])?,
+                to_u32(ints[1])?,
+                to_u32(ints[2])?,
+                to_u32(ints[3])?,
+            ],
+            f,
+        })
+    };
+    let elementwise = |entry, len: usize, cols: usize, op: u32, scale: f32| -> Result<Launch> {
+        Ok(Launch {
+            shader: Shader::Elementwise,
+            entry,
+            constants: vec![],
+            params: p([len, cols, op as usize, 0], [scale, 0.0, 0.0, 0.0])?,
+            groups: grid(len, 256, max_groups)?,
+        })
+    };
+    let per_row = |shader, entry, rows: usize, cols: usize| -> Result<Launch> {
+        Ok(Launch {
+            shader,
+            entry,
+            constants: vec![],
+            params: p([rows, cols, 0, 0], [0.0; 4])?,
+            groups: grid(if cols == 0 { 0 } else { rows }, 64, max_groups)?,
+        })
+    };
+    let single = |shader, entry, params: StepParams| Launch {
+        shader,
+        entry,
+        constants: vec![],
+        params,
+        groups: Some([1, 1, 1]),
+    };
+    let loss = |rows: usize, cols: usize, sparse: bool, len: usize, threshold: f32| {
+        p(
+            [rows, cols, sparse as usize, len],
+            [threshold, 0.0, 0.0, 0.0],
+        )
+    };
+    Ok(match *kernel {
+        MatMul {
+            m,
+            k,
+            n,
+            trans_a,
+            trans_b,
+        } => {
+            let gx = n.div_ceil(64);
+            let gy = m.div_ceil(64);
+            if gx > max_groups as usize || gy > max_groups as usize {
+                return Err(Error::invalid(
+                    "matmul size",
+                    format!("[{m}x{k}]·[{k}x{n}] needs a {gx}x{gy} grid, limit {max_groups}"),
+                ));
+            }
+            Launch {
+                shader: Shader::Matmul,
+                entry: "matmul",
+                constants: vec![
+                    ("TRANS_A", f64::from(u8::from(trans_a))),
+                    ("TRANS_B", f64::from(u8::from(trans_b))),
+                ],
+                params: p([m, k, n, 0], [0.0; 4])?,
+                groups: (m * n > 0).then_some([to_u32(gx)?, to_u32(gy)?, 1]),
+            }
+        }
+        BiasAdd { rows, cols } => elementwise("bias_add", rows * cols, cols, 0, 0.0)?,
+        Add { len } => elementwise("add", len, 0, 0, 0.0)?,
+        Unary { op, len } => elementwise("unary", len, 0, unary_code(op), 0.0)?,
+        UnaryGrad { op, len } => elementwise("unary_grad", len, 0, unary_code(op), 0.0)?,
+        BroadcastRows { rows, cols } => elementwise("broadcast_rows", rows * cols, cols, 0, 0.0)?,
+        BroadcastScalar { len, scale } => elementwise("broadcast_scalar", len, 0, 0, scale)?,
+        Fill { len, value } => elementwise("fill", len, 0, 0, value)?,
+        Accumulate { len, scale } => elementwise("accumulate", len, 0, 0, scale)?,
+        Softmax { rows, cols } => per_row(Shader::Softmax, "softmax", rows, cols)?,
+        LogSoftmax { rows, cols } => per_row(Shader::Softmax, "log_softmax", rows, cols)?,
+        SoftmaxGrad { rows, cols } => per_row(Shader::Softmax, "softmax_grad", rows, cols)?,
+        LogSoftmaxGrad { rows, cols } => per_row(Shader::Softmax, "log_softmax_grad", rows, cols)?,
+        SumRows { rows, cols } => Launch {
+            shader: Shader::Reduce,
+            entry: "sum_rows",
+            constants: vec![],
+            params: p([rows, cols, 0, 0], [0.0; 4])?,
+            groups: grid(cols, 64, max_groups)?,
+        },
+        SumAll { len, scale } => single(
+            Shader::Reduce,
+            "sum_all",
+            p([0, 0, len, 0], [scale, 0.0, 0.0, 0.0])?,
+        ),
+        SoftmaxCrossEntropy { rows, cols, sparse } => single(
+            Shader::Loss,
+            "softmax_cross_entropy",
+            loss(rows, cols, sparse, 0, 0.0)?,
+        ),
+        SoftmaxCrossEntropyGrad { rows, cols, sparse } => Launch {
+            shader: Shader::Loss,
+            entry: "softmax_cross_entropy_grad",
+            constants: vec![],
+            params: loss(rows, cols, sparse, 0, 0.0)?,
+            groups: grid(if cols == 0 { 0 } else { rows }, 64, max_groups)?,
+        },
+        MeanSquaredError { len } => single(
+            Shader::Loss,
+            "mean_squared_error",
+            loss(0, 0, false, len, 0.0)?,
+        ),
+        MeanSquaredErrorGrad { len } => Launch {
+            shader: Shader::Loss,
+            entry: "mean_squared_error_grad",
+            constants: vec![],
+            params: loss(0, 0, false, len, 0.0)?,
+            groups: grid(len, 256, max_groups)?,
+        },
+        SigmoidBinaryCrossEntropy { len } => {
+            single(Shader::Loss, "sigmoid_bce", loss(0, 0, false, len, 0.0)?)
+        }
+        SigmoidBinaryCrossEntropyGrad { len } => Launch {
+            shader: Shader::Loss,
+            entry: "sigmoid_bce_grad",
+            constants: vec![],
+            params: loss(0, 0, false, len, 0.0)?,
+            groups: grid(len, 256, max_groups)?,
+        },
+        CountCorrect {
+            rows,
+            cols,
+            sparse,
+            threshold,
+        } => single(
+            Shader::Loss,
+            "count_correct",
+            loss(rows, cols, sparse, 0, threshold)?,
+        ),
+        SgdUpdate {
+            len,
+            momentum,
+            nesterov,
+        } => Launch {
+            shader: Shader::Optimizer,
+            entry: "sgd_update",
+            constants: vec![],
+            params: p([len, nesterov as usize, 0, 0], [momentum, 0.0, 0.0, 0.0])?,
+            groups: grid(len, 256, max_groups)?,
+        },
+        AdamUpdate {
+            len,
+            beta1,
+            beta2,
+            epsilon,
+        } => Launch {
+            shader: Shader::Optimizer,
+            entry: "adam_update",
+            constants: vec![],
+            params: p([len, 0, 0, 0], [0.0, beta1, beta2, epsilon])?,
+            groups: grid(len, 256, max_groups)?,
+        },
+    })
+}
+
+/// Pipeline cache key: shader, entry point, override constants (as bits, for hashing).
+type PipelineKey = (Shader, &'static str, Vec<(&'static str, u64)>);
+
+/// Shader modules and compute pipelines of one device, each created once.
+pub(crate) struct PipelineCache {
+    pub(crate) bind_group_layout: wgpu::BindGroupLayout,
+    layout: wgpu::PipelineLayout,
+    modules: HashMap<Shader, wgpu::ShaderModule>,
+    pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
+}
+
+impl PipelineCache {
+    pub(crate) fn new(ctx: &Context) -> Result<PipelineCache> {
+        let storage = |binding: u32| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: false },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let uniform = |binding: u32| wgpu::BindGroupLayoutEntry {
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            ..storage(binding)
+        };
+        let mut entries: Vec<_> = (0..MAX_ARGS as u32).map(storage).collect();
+        entries.push(uniform(PARAMS_BINDING));
+        entries.push(uniform(SCALARS_BINDING));
+        ctx.scoped("creating the kernel bind group layout", || {
+            let bind_group_layout =
+                ctx.device
+                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                        label: Some("kiln step bindings"),
+                        entries: &entries,
+                    });
+            let layout = ctx
+                .device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some("kiln step layout"),
+                    bind_group_layouts: &[Some(&bind_group_layout)],
+                    immediate_size: 0,
+                });
+            PipelineCache {
+                bind_group_layout,
+                layout,
+                modules: HashMap::new(),
+                pipelines: HashMap::new(),
+            }
+        })
+    }
+
+    /// The pipeline for `launch`, compiled on first use.
+    pub(crate) fn pipeline(
+        &mut self,
+        ctx: &Context,
+        launch: &Launch,
+    ) -> Result<wgpu::ComputePipeline> {
+        let key: PipelineKey = (
+            launch.shader,
+            launch.entry,
+            launch
+                .constants
+                .iter()
+                .map(|&(n, v)| (n, v.to_bits()))
+                .collect(),
+        );
+        if let Some(p) = self.pipelines.get(&key) {
+            return Ok(p.clone());
+        }
+        let shader = launch.shader;
+        let module = match self.modules.entry(shader) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let module = ctx.scoped(&format!("compiling shaders/{}", shader.file()), || {
+                    ctx.device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(shader.file()),
+                            source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(shader.source())),
+                        })
+                })?;
+                e.insert(module)
+            }
+        };
+        let context = format!("creating pipeline {}:{}", shader.file(), launch.entry);
+        let pipeline = ctx.scoped(&context, || {
+            ctx.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(launch.entry),
+                    layout: Some(&self.layout),
+                    module: &*module,
+                    entry_point: Some(launch.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &launch.constants,
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                })
+        })?;
+        self.pipelines.insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+}
