@@ -553,3 +553,10 @@ fn compiled_programs_follow_a_new_resident_allocation() {
     assert_close("Accum after reallocation", &results[1], &results[0], 1e-6);
     assert!(results[1][..64].iter().all(|&v| v == 0.0));
 }
+
+#[test]
+fn gpu_backend_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<GpuBackend>();
+    assert_send::<kiln::backend::gpu::AdapterSummary>();
+}
