@@ -4,11 +4,13 @@
 //!    softmax cross-entropy, SGD, batch 16): upload the batch, forward, backward, update,
 //!    read the loss back.
 //!
-//! Run: `WGPU_BACKEND=vulkan cargo run --release --example gpu_bench`
+//! Run: `WGPU_BACKEND=vulkan cargo run --release --example gpu_bench [-- --per-kernel] [--tiled]`
+//! (`--per-kernel`: microseconds per launch of each kernel of the MLP step; `--tiled`: use the
+//! workgroup-memory matmul even on a software adapter).
 use std::time::Instant;
 
 use kiln::backend::cpu::CpuBackend;
-use kiln::backend::gpu::GpuBackend;
+use kiln::backend::gpu::{GpuBackend, MatmulKernel};
 use kiln::backend::{Backend, ProgramId};
 use kiln::program::{
     Arena, BufRef, Kernel, Program, ResidentLayout, Step, StepScalars, UnaryOp, align,
@@ -83,8 +85,8 @@ fn matmul_gflops(backend: &mut dyn Backend, size: usize, launches: usize) -> kil
     Ok(2.0 * (size * size * size * launches) as f64 / secs / 1e9)
 }
 
-/// Compile the MLP training step; returns the program id and the loss slice.
-fn mlp_step(backend: &mut dyn Backend, batch: usize) -> kiln::Result<(ProgramId, BufRef)> {
+/// The MLP training-step program, its resident layout and the loss slice.
+fn mlp_program(batch: usize) -> (Program, ResidentLayout, BufRef) {
     let (i, h, o) = (128, 64, 10);
     let mut p = Alloc(Arena::Params, 0);
     let (w1, b1, w2, b2, w3) = (
@@ -208,11 +210,19 @@ fn mlp_step(backend: &mut dyn Backend, batch: usize) -> kiln::Result<(ProgramId,
         inputs: vec![("x".into(), x), ("labels".into(), labels)],
         outputs: vec![("loss".into(), loss)],
     };
-    backend.alloc_resident(&ResidentLayout {
+    let layout = ResidentLayout {
         params_len,
         slots: 0,
         accum_len: 0,
-    })?;
+    };
+    (program, layout, loss)
+}
+
+/// Compile the MLP training step; returns the program id and the loss slice.
+fn mlp_step(backend: &mut dyn Backend, batch: usize) -> kiln::Result<(ProgramId, BufRef)> {
+    let (program, layout, loss) = mlp_program(batch);
+    let params_len = layout.params_len;
+    backend.alloc_resident(&layout)?;
     let init: Vec<f32> = (0..params_len)
         .map(|k| ((k as f32 * 0.61).sin()) * 0.1)
         .collect();
@@ -235,8 +245,46 @@ fn mlp_latency(backend: &mut dyn Backend, batch: usize) -> kiln::Result<(f64, f3
     Ok((secs, last))
 }
 
+/// Microseconds per launch of each MLP step kernel (the step repeated 50 times in one program).
+fn per_kernel_costs(backend: &mut dyn Backend, batch: usize) -> kiln::Result<Vec<(String, f64)>> {
+    let (program, layout, _) = mlp_program(batch);
+    backend.alloc_resident(&layout)?;
+    let reps = 50;
+    let mut out = Vec::new();
+    for s in &program.steps {
+        let single = Program {
+            steps: vec![s.clone(); reps],
+            work_len: program.work_len,
+            inputs: vec![],
+            outputs: vec![],
+        };
+        let id = backend.compile(&single)?;
+        let probe = BufRef {
+            arena: Arena::Work,
+            offset: 0,
+            len: 1,
+        };
+        let secs = time(5, || {
+            backend.run(id, &[], StepScalars::default())?;
+            backend.read_work(id, probe).map(|_| ())
+        })?;
+        let name = format!("{:?}", s.kernel);
+        out.push((name, secs / reps as f64 * 1e6));
+    }
+    Ok(out)
+}
+
 fn main() -> kiln::Result<()> {
     let mut gpu = GpuBackend::new(None)?;
+    if std::env::args().any(|a| a == "--tiled") {
+        gpu.set_matmul_kernel(MatmulKernel::Tiled);
+    }
+    if std::env::args().any(|a| a == "--per-kernel") {
+        for (name, us) in per_kernel_costs(&mut gpu, 16)? {
+            println!("{us:8.1} us  {name}");
+        }
+        return Ok(());
+    }
     let info = gpu.info().clone();
     println!(
         "adapter: {} ({}, {}), driver {}",

@@ -13,6 +13,12 @@
 // in workgroup memory (4 elements of each per thread, loaded along the contiguous axis of the
 // stored matrix). Tile loads are bounds-checked (zero padding), so any m, k, n is correct;
 // k = 0 writes zeros. Grid: (ceil(n/64), ceil(m/64), 1).
+//
+// Entry `matmul_direct` (for software adapters such as lavapipe, where workgroup memory and
+// barriers cost more than they save): no workgroup memory; a workgroup of 8×8 threads covers
+// a 32×32 tile of C, each thread a 4×4 register block read straight from A and B. Rows and
+// columns past the edge are clamped to the last valid one (their results are discarded), so
+// the K loop has no bounds checks. Grid: (ceil(n/32), ceil(m/32), 1).
 
 struct Params {
     m: u32,
@@ -120,4 +126,59 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
             c[row * p.n + col + j] = v[j];
         }
     }
+}
+
+// Strides of op(A) (row, k) and op(B) (k, column) in their stored layouts.
+fn a_strides() -> vec2<u32> {
+    return select(vec2<u32>(p.k, 1u), vec2<u32>(1u, p.m), TRANS_A);
+}
+
+fn b_strides() -> vec2<u32> {
+    return select(vec2<u32>(p.n, 1u), vec2<u32>(1u, p.k), TRANS_B);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row = gid.y * 4u;
+    let col = gid.x * 4u;
+    if (row >= p.m || col >= p.n) {
+        return;
+    }
+    // Clamp the block to the matrix: duplicated rows/columns compute values never stored.
+    let last_r = p.m - 1u;
+    let last_c = p.n - 1u;
+    let sa = a_strides();
+    let sb = b_strides();
+    // Element indices of op(A)[r_i, kk] and op(B)[kk, c_j], advanced by one k step per loop.
+    var a0 = row * sa.x;
+    var a1 = min(row + 1u, last_r) * sa.x;
+    var a2 = min(row + 2u, last_r) * sa.x;
+    var a3 = min(row + 3u, last_r) * sa.x;
+    var b0 = col * sb.y;
+    var b1 = min(col + 1u, last_c) * sb.y;
+    var b2 = min(col + 2u, last_c) * sb.y;
+    var b3 = min(col + 3u, last_c) * sb.y;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < p.k; kk++) {
+        let bv = vec4<f32>(b[b0], b[b1], b[b2], b[b3]);
+        acc0 += a[a0] * bv;
+        acc1 += a[a1] * bv;
+        acc2 += a[a2] * bv;
+        acc3 += a[a3] * bv;
+        a0 += sa.y;
+        a1 += sa.y;
+        a2 += sa.y;
+        a3 += sa.y;
+        b0 += sb.x;
+        b1 += sb.x;
+        b2 += sb.x;
+        b3 += sb.x;
+    }
+    store_row(row, col, acc0);
+    store_row(row + 1u, col, acc1);
+    store_row(row + 2u, col, acc2);
+    store_row(row + 3u, col, acc3);
 }

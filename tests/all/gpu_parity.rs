@@ -3,7 +3,7 @@
 //! backend selection and run-to-run determinism.
 use kiln::Error;
 use kiln::backend::cpu::CpuBackend;
-use kiln::backend::gpu::adapters;
+use kiln::backend::gpu::{GpuBackend, MatmulKernel, adapters};
 use kiln::backend::{Backend, DeviceKind};
 use kiln::program::{
     Arena, BufRef, Kernel, Program, ResidentLayout, Step, StepScalars, UnaryOp, align,
@@ -75,7 +75,12 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
 /// Run the built program once on both backends (empty resident arenas) and compare every
 /// output, naming the kernel that produced it.
 fn check(b: &Builder, tol: f32) {
-    let Some(mut g) = gpu() else { return };
+    let Some(g) = gpu() else { return };
+    check_on(g, b, tol);
+}
+
+/// As [`check`], on a given GPU backend.
+fn check_on(mut g: GpuBackend, b: &Builder, tol: f32) {
     let mut c = CpuBackend::new();
     let inputs: Vec<&[f32]> = b.data.iter().map(|d| d.as_slice()).collect();
     let mut results = Vec::new();
@@ -127,7 +132,11 @@ fn matmul_matches_cpu_for_odd_shapes_and_all_transposes() {
             b.op(kernel, &[a, bb], m * n);
         }
     }
-    check(&b, 1e-4);
+    for variant in [MatmulKernel::Tiled, MatmulKernel::Direct] {
+        let Some(mut g) = gpu() else { return };
+        g.set_matmul_kernel(variant);
+        check_on(g, &b, 1e-4);
+    }
 }
 
 #[test]
@@ -502,4 +511,52 @@ fn wrong_inputs_are_rejected_with_errors() {
     let mut bad = b.program.clone();
     bad.steps[0].args[0].len = 1_000_000;
     assert!(matches!(g.compile(&bad), Err(Error::Invalid { .. })));
+}
+
+#[test]
+fn compiled_programs_follow_a_new_resident_allocation() {
+    // A program compiled before alloc_resident runs against the new arenas afterwards.
+    let Some(mut g) = gpu() else { return };
+    let mut c = CpuBackend::new();
+    let len = 300;
+    let acc = BufRef {
+        arena: Arena::Accum,
+        offset: 64,
+        len,
+    };
+    let mut b = Builder::default();
+    let x = b.input(uniform(&mut rng(8), len, -1.0, 1.0));
+    b.step(Kernel::Accumulate { len, scale: 2.0 }, &[x, acc]);
+    let inputs: Vec<&[f32]> = b.data.iter().map(|d| d.as_slice()).collect();
+    let mut results = Vec::new();
+    for backend in [&mut c as &mut dyn Backend, &mut g as &mut dyn Backend] {
+        let layout = ResidentLayout {
+            params_len: 10,
+            slots: 0,
+            accum_len: 64 + len,
+        };
+        backend.alloc_resident(&layout).unwrap();
+        let id = backend.compile(&b.program).unwrap();
+        backend.run(id, &inputs, StepScalars::default()).unwrap();
+        backend.alloc_resident(&layout).unwrap(); // zeroed again
+        backend.write(Arena::Accum, 64, &vec![1.0; len]).unwrap();
+        backend.run(id, &inputs, StepScalars::default()).unwrap();
+        backend.run(id, &inputs, StepScalars::default()).unwrap();
+        results.push(backend.read(Arena::Accum, 0, 64 + len).unwrap());
+        // A layout too small for the program makes it fail to run, with an error.
+        backend.alloc_resident(&ResidentLayout::default()).unwrap();
+        if backend.name().starts_with("cpu") {
+            continue; // the CPU backend does not re-validate at run time
+        }
+        assert!(backend.run(id, &inputs, StepScalars::default()).is_err());
+    }
+    assert_close("Accum after reallocation", &results[1], &results[0], 1e-6);
+    assert!(results[1][..64].iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn gpu_backend_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<GpuBackend>();
+    assert_send::<kiln::backend::gpu::AdapterSummary>();
 }

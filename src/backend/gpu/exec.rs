@@ -5,7 +5,7 @@ use std::num::NonZeroU64;
 
 use super::context::Context;
 use super::kernels::{
-    self, MAX_ARGS, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING,
+    self, MAX_ARGS, MatmulKernel, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING,
 };
 use crate::error::{Error, Result};
 use crate::program::{Arena, BufRef, Program, ResidentLayout, StepScalars, align};
@@ -198,6 +198,7 @@ impl Compiled {
         shared: &Shared,
         resident: &Resident,
         program: &Program,
+        matmul: MatmulKernel,
     ) -> Result<Compiled> {
         crate::backend::cpu::validate(program, &resident.layout)?;
         check_bindings(ctx, program)?;
@@ -207,7 +208,7 @@ impl Compiled {
         let mut params = vec![0u8; (PARAMS_STRIDE as usize) * program.steps.len().max(1)];
         let mut steps = Vec::new();
         for (index, step) in program.steps.iter().enumerate() {
-            let launch = kernels::launch(&step.kernel, max_groups).map_err(|e| {
+            let launch = kernels::launch(&step.kernel, max_groups, matmul).map_err(|e| {
                 Error::invalid("program", format!("step {index} ({:?}): {e}", step.kernel))
             })?;
             let at = index * PARAMS_STRIDE as usize;

@@ -77,6 +77,26 @@ pub(crate) struct RunScalars {
     pub pad: [u32; 2],
 }
 
+/// Which matmul kernel to compile (both are in `shaders/matmul.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatmulKernel {
+    /// 64×64 workgroup tiles staged in workgroup memory, 4×4 per thread (hardware GPUs).
+    Tiled,
+    /// 32×32 tiles read straight from memory, 4×4 per thread (software adapters).
+    Direct,
+}
+
+impl MatmulKernel {
+    /// The better kernel for an adapter: `Direct` on software adapters, else `Tiled`.
+    pub fn for_adapter(is_software: bool) -> MatmulKernel {
+        if is_software {
+            MatmulKernel::Direct
+        } else {
+            MatmulKernel::Tiled
+        }
+    }
+}
+
 /// How to launch one kernel.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Launch {
@@ -126,7 +146,7 @@ fn grid(threads: usize, size: usize, max_per_dim: u32) -> Result<Option<[u32; 3]
 }
 
 /// The launch of `kernel` on a device allowing `max_groups` workgroups per dimension.
-pub(crate) fn launch(kernel: &Kernel, max_groups: u32) -> Result<Launch> {
+pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel) -> Result<Launch> {
     use Kernel::*;
     let p = |ints: [usize; 4], f: [f32; 4]| -> Result<StepParams> {
         Ok(StepParams {
@@ -178,8 +198,12 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32) -> Result<Launch> {
             trans_a,
             trans_b,
         } => {
-            let gx = n.div_ceil(64);
-            let gy = m.div_ceil(64);
+            let (entry, tile) = match matmul {
+                MatmulKernel::Tiled => ("matmul", 64),
+                MatmulKernel::Direct => ("matmul_direct", 32),
+            };
+            let gx = n.div_ceil(tile);
+            let gy = m.div_ceil(tile);
             if gx > max_groups as usize || gy > max_groups as usize {
                 return Err(Error::invalid(
                     "matmul size",
@@ -188,7 +212,7 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32) -> Result<Launch> {
             }
             Launch {
                 shader: Shader::Matmul,
-                entry: "matmul",
+                entry,
                 constants: vec![
                     ("TRANS_A", f64::from(u8::from(trans_a))),
                     ("TRANS_B", f64::from(u8::from(trans_b))),

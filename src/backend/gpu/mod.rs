@@ -10,6 +10,7 @@ mod exec;
 mod kernels;
 
 pub use context::{AdapterSummary, adapters};
+pub use kernels::MatmulKernel;
 
 use context::Context;
 use exec::{Compiled, Resident, Shared};
@@ -26,6 +27,7 @@ pub struct GpuBackend {
     shared: Shared,
     resident: Resident,
     programs: Vec<Compiled>,
+    matmul: MatmulKernel,
 }
 
 impl GpuBackend {
@@ -37,7 +39,9 @@ impl GpuBackend {
         let cache = PipelineCache::new(&ctx)?;
         let shared = Shared::new(&ctx)?;
         let resident = Resident::new(&ctx, &ResidentLayout::default())?;
+        let matmul = MatmulKernel::for_adapter(ctx.summary.is_software);
         Ok(GpuBackend {
+            matmul,
             ctx,
             cache,
             shared,
@@ -49,6 +53,17 @@ impl GpuBackend {
     /// The adapter this backend runs on.
     pub fn info(&self) -> &AdapterSummary {
         &self.ctx.summary
+    }
+
+    /// The matmul kernel programs compiled from now on use.
+    pub fn matmul_kernel(&self) -> MatmulKernel {
+        self.matmul
+    }
+
+    /// Choose the matmul kernel for programs compiled from now on (default: the adapter's
+    /// best, [`MatmulKernel::for_adapter`]).
+    pub fn set_matmul_kernel(&mut self, kernel: MatmulKernel) {
+        self.matmul = kernel;
     }
 
     fn program(&self, id: ProgramId) -> Result<&Compiled> {
@@ -121,6 +136,7 @@ impl Backend for GpuBackend {
             &self.shared,
             &self.resident,
             program,
+            self.matmul,
         )?;
         self.programs.push(compiled);
         Ok(ProgramId(self.programs.len() - 1))
