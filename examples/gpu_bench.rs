@@ -255,6 +255,7 @@ fn per_kernel_costs(backend: &mut dyn Backend, batch: usize) -> kiln::Result<Vec
         let single = Program {
             steps: vec![s.clone(); reps],
             work_len: program.work_len,
+            naive_work_len: program.work_len,
             inputs: vec![],
             outputs: vec![],
         };
