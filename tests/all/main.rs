@@ -7,4 +7,5 @@ mod gradcheck;
 mod optim;
 mod planner;
 mod shaders;
+mod step_parity;
 mod training;

@@ -1,0 +1,74 @@
+//! One whole training step (forward, backward, Adam/SGD update) on the GPU gives the same
+//! weights as on the CPU, starting from the same seeded initial weights.
+use kiln::{Activation, CompileOptions, Dense, Device, FitOptions, Loss, Optimizer, Sequential, Tensor};
+
+use crate::common;
+
+fn mlp(device: Device, optimizer: Optimizer) -> Sequential {
+    let mut m = Sequential::new(&[33])
+        .with_seed(3)
+        .add(Dense::new(17, Activation::Relu))
+        .add(Dense::new(17, Activation::Tanh))
+        .add(Dense::new(5, Activation::Softmax));
+    m.compile(CompileOptions::new(optimizer, Loss::SparseCategoricalCrossentropy, device)).unwrap();
+    m
+}
+
+fn data(rows: usize) -> (Tensor, Tensor) {
+    let mut rng = common::rng(11);
+    let x = Tensor::new(&[rows, 33], common::uniform(&mut rng, rows * 33, -1.0, 1.0)).unwrap();
+    let y = Tensor::new(&[rows], (0..rows).map(|i| (i % 5) as f32).collect()).unwrap();
+    (x, y)
+}
+
+/// Largest |a − b| / (|b| + 1e-3) over all weights.
+fn max_rel_diff(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> f32 {
+    a.iter()
+        .zip(b)
+        .flat_map(|((na, ta), (nb, tb))| {
+            assert_eq!(na, nb);
+            ta.data.iter().zip(&tb.data).map(|(x, y)| (x - y).abs() / (y.abs() + 1e-3)).collect::<Vec<_>>()
+        })
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn one_training_step_matches_between_gpu_and_cpu() {
+    if common::gpu().is_none() {
+        return;
+    }
+    for optimizer in [Optimizer::adam(1e-2), Optimizer::momentum(0.1, 0.9, true)] {
+        let (x, y) = data(130); // 130 rows: one full batch of 128 would hide edge handling
+        let opts = FitOptions { batch_size: 130, epochs: 1, verbose: 0, shuffle: false, ..Default::default() };
+        let mut cpu = mlp(Device::Cpu, optimizer);
+        let mut gpu = mlp(Device::Gpu(None), optimizer);
+        let (w_cpu0, w_gpu0) = (cpu.get_weights().unwrap(), gpu.get_weights().unwrap());
+        assert_eq!(w_cpu0, w_gpu0, "identical seeded initial weights on both backends");
+        let h_cpu = cpu.fit(&x, &y, &opts).unwrap();
+        let h_gpu = gpu.fit(&x, &y, &opts).unwrap();
+        let (w_cpu, w_gpu) = (cpu.get_weights().unwrap(), gpu.get_weights().unwrap());
+        assert!(max_rel_diff(&w_cpu, &w_cpu0) > 1e-3, "the step changed the weights");
+        let diff = max_rel_diff(&w_gpu, &w_cpu);
+        assert!(diff < 1e-4, "{optimizer:?}: GPU weights differ from CPU by {diff:e} (relative)");
+        let (lc, lg) = (h_cpu.last("loss").unwrap(), h_gpu.last("loss").unwrap());
+        assert!((lc - lg).abs() < 1e-5 * lc.abs().max(1.0), "loss {lc} vs {lg}");
+        // Predictions after the step agree too.
+        let (pc, pg) = (cpu.predict(&x, 64).unwrap(), gpu.predict(&x, 64).unwrap());
+        let worst = pc.data.iter().zip(&pg.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-5, "predictions differ by {worst}");
+    }
+}
+
+#[test]
+fn gpu_training_is_bitwise_reproducible() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let (x, y) = data(100);
+    let opts = FitOptions { batch_size: 32, epochs: 2, verbose: 0, ..Default::default() };
+    let mut a = mlp(Device::Gpu(None), Optimizer::adam(1e-3));
+    let mut b = mlp(Device::Gpu(None), Optimizer::adam(1e-3));
+    a.fit(&x, &y, &opts).unwrap();
+    b.fit(&x, &y, &opts).unwrap();
+    assert_eq!(a.get_weights().unwrap(), b.get_weights().unwrap());
+}
