@@ -15,42 +15,36 @@ fn sgemm(c: &mut Criterion) {
         let mut out = vec![0.0f32; n * n];
         group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
         group.bench_with_input(BenchmarkId::new("matrixmultiply", n), &n, |bench, &n| {
+            bench.iter(|| kiln::backend::cpu::kernels::matmul(n, n, n, false, false, &a, &b, &mut out))
+        });
+        group.bench_with_input(BenchmarkId::new(format!("gemm-rayon{threads}"), n), &n, |bench, &n| {
             bench.iter(|| {
-                kiln::backend::cpu::kernels::matmul(n, n, n, false, false, &a, &b, &mut out)
+                // SAFETY: a, b, out are dense row-major n×n matrices.
+                unsafe {
+                    gemm::gemm(
+                        n,
+                        n,
+                        n,
+                        out.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        a.as_ptr(),
+                        1,
+                        n as isize,
+                        b.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(threads),
+                    )
+                }
             })
         });
-        group.bench_with_input(
-            BenchmarkId::new(format!("gemm-rayon{threads}"), n),
-            &n,
-            |bench, &n| {
-                bench.iter(|| {
-                    // SAFETY: a, b, out are dense row-major n×n matrices.
-                    unsafe {
-                        gemm::gemm(
-                            n,
-                            n,
-                            n,
-                            out.as_mut_ptr(),
-                            1,
-                            n as isize,
-                            false,
-                            a.as_ptr(),
-                            1,
-                            n as isize,
-                            b.as_ptr(),
-                            1,
-                            n as isize,
-                            0.0f32,
-                            1.0f32,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::Rayon(threads),
-                        )
-                    }
-                })
-            },
-        );
     }
     group.finish();
 }

@@ -12,40 +12,25 @@ use std::time::Instant;
 use kiln::backend::cpu::CpuBackend;
 use kiln::backend::gpu::{GpuBackend, MatmulKernel};
 use kiln::backend::{Backend, ProgramId};
-use kiln::program::{
-    Arena, BufRef, Kernel, Program, ResidentLayout, Step, StepScalars, UnaryOp, align,
-};
+use kiln::program::{Arena, BufRef, Kernel, Program, ResidentLayout, Step, StepScalars, UnaryOp, align};
 
 /// Arena allocator for hand-built programs.
 struct Alloc(Arena, usize);
 
 impl Alloc {
     fn take(&mut self, len: usize) -> BufRef {
-        let b = BufRef {
-            arena: self.0,
-            offset: self.1,
-            len,
-        };
+        let b = BufRef { arena: self.0, offset: self.1, len };
         self.1 += align(len.max(1));
         b
     }
 }
 
 fn step(kernel: Kernel, args: &[BufRef]) -> Step {
-    Step {
-        kernel,
-        args: args.to_vec(),
-    }
+    Step { kernel, args: args.to_vec() }
 }
 
 fn mm(m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool) -> Kernel {
-    Kernel::MatMul {
-        m,
-        k,
-        n,
-        trans_a,
-        trans_b,
-    }
+    Kernel::MatMul { m, k, n, trans_a, trans_b }
 }
 
 /// Seconds per call of `f`, after one warm-up call.
@@ -61,15 +46,9 @@ fn time(reps: usize, mut f: impl FnMut() -> kiln::Result<()>) -> kiln::Result<f6
 /// `launches` matmuls of size³ in one program; returns GFLOP/s.
 fn matmul_gflops(backend: &mut dyn Backend, size: usize, launches: usize) -> kiln::Result<f64> {
     let mut w = Alloc(Arena::Work, 0);
-    let (a, b, c) = (
-        w.take(size * size),
-        w.take(size * size),
-        w.take(size * size),
-    );
+    let (a, b, c) = (w.take(size * size), w.take(size * size), w.take(size * size));
     let program = Program {
-        steps: (0..launches)
-            .map(|_| step(mm(size, size, size, false, false), &[a, b, c]))
-            .collect(),
+        steps: (0..launches).map(|_| step(mm(size, size, size, false, false), &[a, b, c])).collect(),
         work_len: w.1,
         naive_work_len: w.1,
         inputs: vec![("a".into(), a), ("b".into(), b)],
@@ -89,117 +68,47 @@ fn matmul_gflops(backend: &mut dyn Backend, size: usize, launches: usize) -> kil
 fn mlp_program(batch: usize) -> (Program, ResidentLayout, BufRef) {
     let (i, h, o) = (128, 64, 10);
     let mut p = Alloc(Arena::Params, 0);
-    let (w1, b1, w2, b2, w3) = (
-        p.take(i * h),
-        p.take(h),
-        p.take(h * h),
-        p.take(h),
-        p.take(h * o),
-    );
+    let (w1, b1, w2, b2, w3) = (p.take(i * h), p.take(h), p.take(h * h), p.take(h), p.take(h * o));
     let params_len = p.1;
-    let g = |b: BufRef| BufRef {
-        arena: Arena::Grads,
-        ..b
-    };
+    let g = |b: BufRef| BufRef { arena: Arena::Grads, ..b };
     let mut w = Alloc(Arena::Work, 0);
     let (x, labels) = (w.take(batch * i), w.take(batch));
-    let (z1, a1, z2, a2, logits) = (
-        w.take(batch * h),
-        w.take(batch * h),
-        w.take(batch * h),
-        w.take(batch * h),
-        w.take(batch * o),
-    );
+    let (z1, a1, z2, a2, logits) =
+        (w.take(batch * h), w.take(batch * h), w.take(batch * h), w.take(batch * h), w.take(batch * o));
     let (loss, dloss, dlogits) = (w.take(1), w.take(1), w.take(batch * o));
-    let (da2, dz2, da1, dz1) = (
-        w.take(batch * h),
-        w.take(batch * h),
-        w.take(batch * h),
-        w.take(batch * h),
-    );
+    let (da2, dz2, da1, dz1) = (w.take(batch * h), w.take(batch * h), w.take(batch * h), w.take(batch * h));
     let relu = UnaryOp::Relu;
     let n = batch * h;
     let sparse = true;
     let steps = vec![
         step(mm(batch, i, h, false, false), &[x, w1, z1]),
-        step(
-            Kernel::BiasAdd {
-                rows: batch,
-                cols: h,
-            },
-            &[z1, b1, a1],
-        ),
+        step(Kernel::BiasAdd { rows: batch, cols: h }, &[z1, b1, a1]),
         step(Kernel::Unary { op: relu, len: n }, &[a1, z1]),
         step(mm(batch, h, h, false, false), &[z1, w2, z2]),
-        step(
-            Kernel::BiasAdd {
-                rows: batch,
-                cols: h,
-            },
-            &[z2, b2, a2],
-        ),
+        step(Kernel::BiasAdd { rows: batch, cols: h }, &[z2, b2, a2]),
         step(Kernel::Unary { op: relu, len: n }, &[a2, z2]),
         step(mm(batch, h, o, false, false), &[z2, w3, logits]),
-        step(
-            Kernel::SoftmaxCrossEntropy {
-                rows: batch,
-                cols: o,
-                sparse,
-            },
-            &[logits, labels, loss],
-        ),
+        step(Kernel::SoftmaxCrossEntropy { rows: batch, cols: o, sparse }, &[logits, labels, loss]),
         step(Kernel::Fill { len: 1, value: 1.0 }, &[dloss]),
         step(
-            Kernel::SoftmaxCrossEntropyGrad {
-                rows: batch,
-                cols: o,
-                sparse,
-            },
+            Kernel::SoftmaxCrossEntropyGrad { rows: batch, cols: o, sparse },
             &[logits, labels, dloss, dlogits],
         ),
         step(mm(h, batch, o, true, false), &[z2, dlogits, g(w3)]),
         step(mm(batch, o, h, false, true), &[dlogits, w3, da2]),
         step(Kernel::UnaryGrad { op: relu, len: n }, &[z2, da2, dz2]),
-        step(
-            Kernel::SumRows {
-                rows: batch,
-                cols: h,
-            },
-            &[dz2, g(b2)],
-        ),
+        step(Kernel::SumRows { rows: batch, cols: h }, &[dz2, g(b2)]),
         step(mm(h, batch, h, true, false), &[z1, dz2, g(w2)]),
         step(mm(batch, h, h, false, true), &[dz2, w2, da1]),
         step(Kernel::UnaryGrad { op: relu, len: n }, &[z1, da1, dz1]),
-        step(
-            Kernel::SumRows {
-                rows: batch,
-                cols: h,
-            },
-            &[dz1, g(b1)],
-        ),
+        step(Kernel::SumRows { rows: batch, cols: h }, &[dz1, g(b1)]),
         step(mm(i, batch, h, true, false), &[x, dz1, g(w1)]),
         step(
-            Kernel::SgdUpdate {
-                len: params_len,
-                momentum: 0.0,
-                nesterov: false,
-            },
+            Kernel::SgdUpdate { len: params_len, momentum: 0.0, nesterov: false },
             &[
-                BufRef {
-                    arena: Arena::Params,
-                    offset: 0,
-                    len: params_len,
-                },
-                BufRef {
-                    arena: Arena::Grads,
-                    offset: 0,
-                    len: params_len,
-                },
-                BufRef {
-                    arena: Arena::Slot(0),
-                    offset: 0,
-                    len: 0,
-                },
+                BufRef { arena: Arena::Params, offset: 0, len: params_len },
+                BufRef { arena: Arena::Grads, offset: 0, len: params_len },
+                BufRef { arena: Arena::Slot(0), offset: 0, len: 0 },
             ],
         ),
     ];
@@ -210,11 +119,7 @@ fn mlp_program(batch: usize) -> (Program, ResidentLayout, BufRef) {
         inputs: vec![("x".into(), x), ("labels".into(), labels)],
         outputs: vec![("loss".into(), loss)],
     };
-    let layout = ResidentLayout {
-        params_len,
-        slots: 0,
-        accum_len: 0,
-    };
+    let layout = ResidentLayout { params_len, slots: 0, accum_len: 0 };
     (program, layout, loss)
 }
 
@@ -223,9 +128,7 @@ fn mlp_step(backend: &mut dyn Backend, batch: usize) -> kiln::Result<(ProgramId,
     let (program, layout, loss) = mlp_program(batch);
     let params_len = layout.params_len;
     backend.alloc_resident(&layout)?;
-    let init: Vec<f32> = (0..params_len)
-        .map(|k| ((k as f32 * 0.61).sin()) * 0.1)
-        .collect();
+    let init: Vec<f32> = (0..params_len).map(|k| ((k as f32 * 0.61).sin()) * 0.1).collect();
     backend.write(Arena::Params, 0, &init)?;
     Ok((backend.compile(&program)?, loss))
 }
@@ -260,11 +163,7 @@ fn per_kernel_costs(backend: &mut dyn Backend, batch: usize) -> kiln::Result<Vec
             outputs: vec![],
         };
         let id = backend.compile(&single)?;
-        let probe = BufRef {
-            arena: Arena::Work,
-            offset: 0,
-            len: 1,
-        };
+        let probe = BufRef { arena: Arena::Work, offset: 0, len: 1 };
         let secs = time(5, || {
             backend.run(id, &[], StepScalars::default())?;
             backend.read_work(id, probe).map(|_| ())
@@ -287,18 +186,12 @@ fn main() -> kiln::Result<()> {
         return Ok(());
     }
     let info = gpu.info().clone();
-    println!(
-        "adapter: {} ({}, {}), driver {}",
-        info.name, info.backend, info.device_type, info.driver
-    );
+    println!("adapter: {} ({}, {}), driver {}", info.name, info.backend, info.device_type, info.driver);
     let mut cpu = CpuBackend::new();
     let size = 512;
     let g = matmul_gflops(&mut gpu, size, 4)?;
     let c = matmul_gflops(&mut cpu, size, 4)?;
-    println!(
-        "matmul {size}³: gpu {g:.2} GFLOP/s, cpu {c:.2} GFLOP/s, gpu/cpu {:.2}",
-        g / c
-    );
+    println!("matmul {size}³: gpu {g:.2} GFLOP/s, cpu {c:.2} GFLOP/s, gpu/cpu {:.2}", g / c);
     let (gs, gl) = mlp_latency(&mut gpu, 16)?;
     let (cs, cl) = mlp_latency(&mut cpu, 16)?;
     println!(

@@ -76,9 +76,7 @@ pub fn devices_report(adapters: &[AdapterSummary]) -> String {
         s += "no GPU adapters found (install a Vulkan driver, e.g. mesa-vulkan-drivers, for lavapipe)\n";
     }
     for a in adapters {
-        let sub = a
-            .subgroups
-            .map_or("no".to_string(), |(lo, hi)| format!("{lo}..{hi}"));
+        let sub = a.subgroups.map_or("no".to_string(), |(lo, hi)| format!("{lo}..{hi}"));
         s += &format!(
             "gpu:{} {} ({}, {}{}) driver: {}\n    f16: {}, subgroups: {}, timestamps: {}, max buffer: {} MiB, max storage binding: {} MiB, workgroup: {} invocations, {} KiB shared\n",
             a.index,
@@ -96,11 +94,7 @@ pub fn devices_report(adapters: &[AdapterSummary]) -> String {
             a.max_workgroup_storage >> 10
         );
     }
-    s += &format!(
-        "cpu: {} threads, SIMD: {}\n",
-        rayon::current_num_threads(),
-        cpu_simd()
-    );
+    s += &format!("cpu: {} threads, SIMD: {}\n", rayon::current_num_threads(), cpu_simd());
     s
 }
 
@@ -111,8 +105,7 @@ pub fn cpu_simd() -> &'static str {
         if std::arch::is_x86_feature_detected!("avx512f") {
             return "avx512f";
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             return "avx2+fma";
         }
         "sse2"
@@ -146,31 +139,21 @@ pub fn load_data(name: &str) -> Result<Dataset> {
 pub fn preset(name: &str, features: usize, classes: usize, seed: u64) -> Result<Sequential> {
     let model = Sequential::new(&[features]).with_seed(seed);
     match name {
-        "mlp" if classes == 2 => Ok(model
-            .add(Dense::new(64, Activation::Relu))
-            .add(Dense::new(1, Activation::Sigmoid))),
+        "mlp" if classes == 2 => {
+            Ok(model.add(Dense::new(64, Activation::Relu)).add(Dense::new(1, Activation::Sigmoid)))
+        }
         "mlp" => Ok(model
             .add(Dense::new(64, Activation::Relu))
             .add(Dense::new(classes.max(1), Activation::Softmax))),
-        other => Err(Error::invalid(
-            "model",
-            format!("unknown preset '{other}' (known: mlp)"),
-        )),
+        other => Err(Error::invalid("model", format!("unknown preset '{other}' (known: mlp)"))),
     }
 }
 
 fn optimizer(args: &TrainArgs) -> Result<Optimizer> {
     match args.optimizer.as_str() {
         "adam" => Ok(Optimizer::adam(args.lr.unwrap_or(1e-3))),
-        "sgd" => Ok(Optimizer::momentum(
-            args.lr.unwrap_or(0.01),
-            args.momentum,
-            false,
-        )),
-        other => Err(Error::invalid(
-            "optimizer",
-            format!("unknown optimizer '{other}' (known: sgd, adam)"),
-        )),
+        "sgd" => Ok(Optimizer::momentum(args.lr.unwrap_or(0.01), args.momentum, false)),
+        other => Err(Error::invalid("optimizer", format!("unknown optimizer '{other}' (known: sgd, adam)"))),
     }
 }
 
@@ -201,10 +184,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let device: Device = args.device.parse()?;
     let opt = optimizer(args)?;
     if args.epochs == 0 || args.batch_size == 0 {
-        return Err(Error::invalid(
-            "arguments",
-            "--epochs and --batch-size must be at least 1",
-        ));
+        return Err(Error::invalid("arguments", "--epochs and --batch-size must be at least 1"));
     }
     let data = load_data(&args.data)?;
     data.validate_labels()?;
@@ -213,11 +193,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     scaler.apply(&mut train.x)?;
     scaler.apply(&mut test.x)?;
     let features = train.features();
-    let loss = if data.classes == 2 {
-        Loss::BinaryCrossentropy
-    } else {
-        Loss::SparseCategoricalCrossentropy
-    };
+    let loss = if data.classes == 2 { Loss::BinaryCrossentropy } else { Loss::SparseCategoricalCrossentropy };
     let mut model = preset(&args.model, features, data.classes, args.seed)?;
     let (x_train, x_test) = (flat(&train.x)?, flat(&test.x)?);
     model.compile(CompileOptions::new(opt, loss, device))?;
@@ -244,8 +220,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let t0 = Instant::now();
     model.fit(&x_train, &labels(&train, loss)?, &opts)?;
     let train_seconds = t0.elapsed().as_secs_f64();
-    let (test_loss, test_accuracy) =
-        model.evaluate(&x_test, &labels(&test, loss)?, args.batch_size)?;
+    let (test_loss, test_accuracy) = model.evaluate(&x_test, &labels(&test, loss)?, args.batch_size)?;
     let kind = model.backend().map(|b| b.kind());
     let (device_name, backend) = match kind {
         Some(crate::backend::DeviceKind::Gpu { backend, .. }) => ("gpu".to_string(), backend),

@@ -29,10 +29,7 @@ impl FromStr for Device {
             "gpu" => Ok(Device::Gpu(None)),
             _ => match s.strip_prefix("gpu:").map(|n| n.parse::<usize>()) {
                 Some(Ok(n)) => Ok(Device::Gpu(Some(n))),
-                _ => Err(Error::invalid(
-                    "device",
-                    format!("'{s}' (expected auto, cpu, gpu or gpu:N)"),
-                )),
+                _ => Err(Error::invalid("device", format!("'{s}' (expected auto, cpu, gpu or gpu:N)"))),
             },
         }
     }
@@ -62,7 +59,8 @@ pub fn open(device: Device) -> Result<(Box<dyn Backend>, String)> {
                 }
                 None => Ok((
                     Box::new(CpuBackend::new()),
-                    "auto: no hardware GPU adapter (software adapters are used only with --device gpu)".into(),
+                    "auto: no hardware GPU adapter (software adapters are used only with --device gpu)"
+                        .into(),
                 )),
             }
         }

@@ -9,18 +9,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// Two shapes that must agree do not (layer or op name, both shapes).
     #[error("shape mismatch in {context}: expected {expected:?}, got {got:?}")]
-    Shape {
-        context: String,
-        expected: Vec<usize>,
-        got: Vec<usize>,
-    },
+    Shape { context: String, expected: Vec<usize>, got: Vec<usize> },
     /// A label outside `0..classes`.
     #[error("label {label} at sample {index} is outside the class range 0..{classes}")]
-    LabelOutOfRange {
-        label: f64,
-        index: usize,
-        classes: usize,
-    },
+    LabelOutOfRange { label: f64, index: usize, classes: usize },
     /// A file could not be opened or read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -30,11 +22,7 @@ pub enum Error {
     },
     /// A file was read but its content is malformed (path, line or offset, what).
     #[error("{path}:{location}: {message}")]
-    Parse {
-        path: PathBuf,
-        location: String,
-        message: String,
-    },
+    Parse { path: PathBuf, location: String, message: String },
     /// An argument or configuration value is invalid.
     #[error("invalid {what}: {message}")]
     Invalid { what: String, message: String },
@@ -45,22 +33,13 @@ pub enum Error {
     #[error(
         "out of device memory: {buffer} needs {needed} bytes, the device limit ({limit_name}) is {limit} bytes"
     )]
-    OutOfDeviceMemory {
-        buffer: String,
-        needed: u64,
-        limit_name: &'static str,
-        limit: u64,
-    },
+    OutOfDeviceMemory { buffer: String, needed: u64, limit_name: &'static str, limit: u64 },
     /// An error reported by wgpu (validation, out of memory, device lost).
     #[error("GPU error during {context}: {message}")]
     Gpu { context: String, message: String },
     /// The loss became NaN or infinite.
     #[error("non-finite loss ({value}) at epoch {epoch}, step {step}")]
-    NonFiniteLoss {
-        value: f32,
-        epoch: usize,
-        step: usize,
-    },
+    NonFiniteLoss { value: f32, epoch: usize, step: usize },
     /// The model was used before `compile`, or in a way its state does not allow.
     #[error("model not ready: {0}")]
     NotReady(String),
@@ -69,18 +48,11 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::Invalid {
-            what: what.into(),
-            message: message.into(),
-        }
+        Error::Invalid { what: what.into(), message: message.into() }
     }
 
     /// Shorthand for [`Error::Shape`].
     pub fn shape(context: impl Into<String>, expected: &[usize], got: &[usize]) -> Error {
-        Error::Shape {
-            context: context.into(),
-            expected: expected.to_vec(),
-            got: got.to_vec(),
-        }
+        Error::Shape { context: context.into(), expected: expected.to_vec(), got: got.to_vec() }
     }
 }

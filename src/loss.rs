@@ -37,10 +37,9 @@ impl Loss {
     /// model's last activation. Errors for combinations kiln does not support yet.
     pub fn fuses(&self, last: Activation) -> Result<bool> {
         match (self, last) {
-            (
-                Loss::SparseCategoricalCrossentropy | Loss::CategoricalCrossentropy,
-                Activation::Softmax,
-            ) => Ok(true),
+            (Loss::SparseCategoricalCrossentropy | Loss::CategoricalCrossentropy, Activation::Softmax) => {
+                Ok(true)
+            }
             (Loss::BinaryCrossentropy, Activation::Sigmoid) => Ok(true),
             (Loss::MeanSquaredError, _) => Ok(false),
             (l, a) => Err(Error::invalid(
@@ -48,11 +47,7 @@ impl Loss {
                 format!(
                     "{} needs a {} output layer, the model ends with {}",
                     l.name(),
-                    if matches!(l, Loss::BinaryCrossentropy) {
-                        "sigmoid"
-                    } else {
-                        "softmax"
-                    },
+                    if matches!(l, Loss::BinaryCrossentropy) { "sigmoid" } else { "softmax" },
                     a.name()
                 ),
             )),

@@ -21,10 +21,7 @@ impl Metric {
     pub fn parse(s: &str) -> Result<Metric> {
         match s {
             "accuracy" | "acc" => Ok(Metric::Accuracy),
-            other => Err(Error::invalid(
-                "metric",
-                format!("unknown metric '{other}' (known: accuracy)"),
-            )),
+            other => Err(Error::invalid("metric", format!("unknown metric '{other}' (known: accuracy)"))),
         }
     }
 }

@@ -6,47 +6,25 @@ use crate::program::{Arena, BufRef, Kernel};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Optimizer {
     /// Keras SGD: lr 0.01, momentum 0, nesterov false.
-    Sgd {
-        lr: f32,
-        momentum: f32,
-        nesterov: bool,
-    },
+    Sgd { lr: f32, momentum: f32, nesterov: bool },
     /// Keras Adam: lr 0.001, β1 0.9, β2 0.999, ε 1e-7.
-    Adam {
-        lr: f32,
-        beta1: f32,
-        beta2: f32,
-        epsilon: f32,
-    },
+    Adam { lr: f32, beta1: f32, beta2: f32, epsilon: f32 },
 }
 
 impl Optimizer {
     /// SGD with Keras defaults and learning rate `lr`.
     pub fn sgd(lr: f32) -> Optimizer {
-        Optimizer::Sgd {
-            lr,
-            momentum: 0.0,
-            nesterov: false,
-        }
+        Optimizer::Sgd { lr, momentum: 0.0, nesterov: false }
     }
 
     /// SGD with momentum (optionally Nesterov).
     pub fn momentum(lr: f32, momentum: f32, nesterov: bool) -> Optimizer {
-        Optimizer::Sgd {
-            lr,
-            momentum,
-            nesterov,
-        }
+        Optimizer::Sgd { lr, momentum, nesterov }
     }
 
     /// Adam with Keras defaults and learning rate `lr`.
     pub fn adam(lr: f32) -> Optimizer {
-        Optimizer::Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-7,
-        }
+        Optimizer::Adam { lr, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 }
     }
 
     /// The learning rate.
@@ -75,53 +53,24 @@ impl Optimizer {
 
     /// The update step over `len` parameter elements (args in `Kernel` order).
     pub fn update_step(&self, len: usize) -> (Kernel, Vec<BufRef>) {
-        let buf = |arena| BufRef {
-            arena,
-            offset: 0,
-            len,
-        };
+        let buf = |arena| BufRef { arena, offset: 0, len };
         match *self {
-            Optimizer::Sgd {
-                momentum, nesterov, ..
-            } => {
+            Optimizer::Sgd { momentum, nesterov, .. } => {
                 // Without momentum the velocity is never touched: point it at the gradients'
                 // own slot would alias, so use an empty slice of slot 0 only when it exists.
                 let vel = if self.slots() == 1 {
                     buf(Arena::Slot(0))
                 } else {
-                    BufRef {
-                        arena: Arena::Slot(0),
-                        offset: 0,
-                        len: 0,
-                    }
+                    BufRef { arena: Arena::Slot(0), offset: 0, len: 0 }
                 };
                 (
-                    Kernel::SgdUpdate {
-                        len,
-                        momentum,
-                        nesterov,
-                    },
+                    Kernel::SgdUpdate { len, momentum, nesterov },
                     vec![buf(Arena::Params), buf(Arena::Grads), vel],
                 )
             }
-            Optimizer::Adam {
-                beta1,
-                beta2,
-                epsilon,
-                ..
-            } => (
-                Kernel::AdamUpdate {
-                    len,
-                    beta1,
-                    beta2,
-                    epsilon,
-                },
-                vec![
-                    buf(Arena::Params),
-                    buf(Arena::Grads),
-                    buf(Arena::Slot(0)),
-                    buf(Arena::Slot(1)),
-                ],
+            Optimizer::Adam { beta1, beta2, epsilon, .. } => (
+                Kernel::AdamUpdate { len, beta1, beta2, epsilon },
+                vec![buf(Arena::Params), buf(Arena::Grads), buf(Arena::Slot(0)), buf(Arena::Slot(1))],
             ),
         }
     }

@@ -59,13 +59,7 @@ pub enum UnaryOp {
 pub enum Kernel {
     /// args `[a, b, c]`: c[m,n] = op(a)[m,k] · op(b)[k,n]; `a` is stored [m,k] (or [k,m] when
     /// `trans_a`), `b` is stored [k,n] (or [n,k] when `trans_b`).
-    MatMul {
-        m: usize,
-        k: usize,
-        n: usize,
-        trans_a: bool,
-        trans_b: bool,
-    },
+    MatMul { m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool },
     /// args `[x, b, y]`: y[i,j] = x[i,j] + b[j]; x, y: [rows, cols], b: [cols].
     BiasAdd { rows: usize, cols: usize },
     /// args `[a, b, y]`: y = a + b elementwise, all [len].
@@ -95,17 +89,9 @@ pub enum Kernel {
     Fill { len: usize, value: f32 },
     /// args `[logits, labels, loss]`: loss[0] = mean over rows of −Σ_j t_ij log softmax(logits_i)_j.
     /// Sparse: labels [rows] hold class indices as f32 (t = one-hot); else labels [rows, cols].
-    SoftmaxCrossEntropy {
-        rows: usize,
-        cols: usize,
-        sparse: bool,
-    },
+    SoftmaxCrossEntropy { rows: usize, cols: usize, sparse: bool },
     /// args `[logits, labels, dloss, dlogits]`: dlogits = (softmax(logits) − t) · dloss[0] / rows.
-    SoftmaxCrossEntropyGrad {
-        rows: usize,
-        cols: usize,
-        sparse: bool,
-    },
+    SoftmaxCrossEntropyGrad { rows: usize, cols: usize, sparse: bool },
     /// args `[pred, target, loss]`: loss[0] = mean over all `len` elements of (pred − target)².
     MeanSquaredError { len: usize },
     /// args `[pred, target, dloss, dpred]`: dpred = 2 (pred − target) · dloss[0] / len.
@@ -118,30 +104,16 @@ pub enum Kernel {
     /// args `[pred, labels, count]`: count[0] = number of correct rows. cols > 1: argmax of the
     /// row (first maximum) equals the label (sparse: labels [rows] class indices; else argmax
     /// of the one-hot row). cols == 1: (pred > threshold) == (label > 0.5).
-    CountCorrect {
-        rows: usize,
-        cols: usize,
-        sparse: bool,
-        threshold: f32,
-    },
+    CountCorrect { rows: usize, cols: usize, sparse: bool, threshold: f32 },
     /// args `[x, acc]`: acc[i] += scale · x[i] (in place on `acc`).
     Accumulate { len: usize, scale: f32 },
     /// args `[param, grad, velocity]` (param and velocity updated in place), Keras SGD:
     /// momentum 0: p −= lr·g. Else v = momentum·v − lr·g; p += v (nesterov: p += momentum·v − lr·g).
-    SgdUpdate {
-        len: usize,
-        momentum: f32,
-        nesterov: bool,
-    },
+    SgdUpdate { len: usize, momentum: f32, nesterov: bool },
     /// args `[param, grad, m, v]` (all but grad updated in place), Keras Adam with t = step:
     /// m += (g − m)(1 − β1); v += (g² − v)(1 − β2);
     /// p −= lr·sqrt(1 − β2^t)/(1 − β1^t) · m / (sqrt(v) + ε).
-    AdamUpdate {
-        len: usize,
-        beta1: f32,
-        beta2: f32,
-        epsilon: f32,
-    },
+    AdamUpdate { len: usize, beta1: f32, beta2: f32, epsilon: f32 },
 }
 
 /// One kernel launch over arena slices.
@@ -207,9 +179,6 @@ impl Program {
 
     /// The output slice named `name`.
     pub fn output(&self, name: &str) -> Option<BufRef> {
-        self.outputs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| *b)
+        self.outputs.iter().find(|(n, _)| n == name).map(|(_, b)| *b)
     }
 }

@@ -15,24 +15,15 @@ impl Tensor {
         if n != data.len() {
             return Err(Error::invalid(
                 "tensor",
-                format!(
-                    "shape {shape:?} holds {n} elements, data has {}",
-                    data.len()
-                ),
+                format!("shape {shape:?} holds {n} elements, data has {}", data.len()),
             ));
         }
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            data,
-        })
+        Ok(Tensor { shape: shape.to_vec(), data })
     }
 
     /// A tensor of zeros.
     pub fn zeros(shape: &[usize]) -> Tensor {
-        Tensor {
-            shape: shape.to_vec(),
-            data: vec![0.0; shape.iter().product()],
-        }
+        Tensor { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
     }
 
     /// Number of elements.

@@ -8,11 +8,7 @@ use kiln::backend::gpu;
 use kiln::cli::{self, TrainArgs};
 
 #[derive(Parser)]
-#[command(
-    name = "kiln",
-    version,
-    about = "Train neural networks on any GPU (wgpu) or the CPU"
-)]
+#[command(name = "kiln", version, about = "Train neural networks on any GPU (wgpu) or the CPU")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

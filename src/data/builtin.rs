@@ -14,34 +14,20 @@ pub const NAMES: [&str; 3] = ["digits", "iris", "breast-cancer"];
 
 /// UCI optical digits (test part): 1,797 samples × 64 pixels (8×8, values 0..16), 10 classes.
 pub fn digits() -> Result<Dataset> {
-    let opts = CsvOptions {
-        layout: CsvLayout::Plain,
-        header: Some(false),
-        ..CsvOptions::default()
-    };
+    let opts = CsvOptions { layout: CsvLayout::Plain, header: Some(false), ..CsvOptions::default() };
     parse_csv_bytes(DIGITS_CSV_GZ, Path::new("<builtin>/digits.csv.gz"), &opts)
 }
 
 /// Iris: 150 samples × 4 features, 3 classes (setosa, versicolor, virginica).
 pub fn iris() -> Result<Dataset> {
-    let opts = CsvOptions {
-        layout: CsvLayout::Sklearn,
-        ..CsvOptions::default()
-    };
+    let opts = CsvOptions { layout: CsvLayout::Sklearn, ..CsvOptions::default() };
     parse_csv_bytes(IRIS_CSV, Path::new("<builtin>/iris.csv"), &opts)
 }
 
 /// Wisconsin breast cancer: 569 samples × 30 features, 2 classes (malignant, benign).
 pub fn breast_cancer() -> Result<Dataset> {
-    let opts = CsvOptions {
-        layout: CsvLayout::Sklearn,
-        ..CsvOptions::default()
-    };
-    parse_csv_bytes(
-        BREAST_CANCER_CSV,
-        Path::new("<builtin>/breast_cancer.csv"),
-        &opts,
-    )
+    let opts = CsvOptions { layout: CsvLayout::Sklearn, ..CsvOptions::default() };
+    parse_csv_bytes(BREAST_CANCER_CSV, Path::new("<builtin>/breast_cancer.csv"), &opts)
 }
 
 /// A bundled data set by name (`digits`, `iris`, `breast-cancer`); `None` for other names.

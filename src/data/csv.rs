@@ -54,11 +54,8 @@ pub fn parse_csv_bytes(bytes: &[u8], source: &Path, opts: &CsvOptions) -> Result
 
 /// Parses CSV text; `source` names it in errors.
 pub fn parse_csv(text: &str, source: &Path, opts: &CsvOptions) -> Result<Dataset> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, line)| (i + 1, line.trim()))
-        .filter(|(_, line)| !line.is_empty());
+    let mut lines =
+        text.lines().enumerate().map(|(i, line)| (i + 1, line.trim())).filter(|(_, line)| !line.is_empty());
     let parser = Parser { source };
     let Some((first_no, first)) = lines.next() else {
         return Err(parser.error(1, "the file holds no data rows".into()));
@@ -73,14 +70,9 @@ pub fn parse_csv(text: &str, source: &Path, opts: &CsvOptions) -> Result<Dataset
         let header = parser.sklearn_header(first_no, &first_fields)?;
         return parser.sklearn_rows(header, lines);
     }
-    let has_header = opts
-        .header
-        .unwrap_or_else(|| first_fields.iter().any(|f| parse_number(f).is_none()));
-    let rows: Box<dyn Iterator<Item = (usize, &str)>> = if has_header {
-        Box::new(lines)
-    } else {
-        Box::new(std::iter::once((first_no, first)).chain(lines))
-    };
+    let has_header = opts.header.unwrap_or_else(|| first_fields.iter().any(|f| parse_number(f).is_none()));
+    let rows: Box<dyn Iterator<Item = (usize, &str)>> =
+        if has_header { Box::new(lines) } else { Box::new(std::iter::once((first_no, first)).chain(lines)) };
     parser.plain_rows(rows, opts)
 }
 
@@ -105,11 +97,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, line: usize, message: String) -> Error {
-        Error::Parse {
-            path: self.source.to_path_buf(),
-            location: format!("line {line}"),
-            message,
-        }
+        Error::Parse { path: self.source.to_path_buf(), location: format!("line {line}"), message }
     }
 
     fn sklearn_header(&self, line: usize, fields: &[&str]) -> Result<SklearnHeader> {
@@ -131,12 +119,7 @@ impl Parser<'_> {
         if class_names.is_empty() {
             return Err(self.error(line, "the header names no classes".into()));
         }
-        Ok(SklearnHeader {
-            line,
-            samples,
-            features,
-            class_names,
-        })
+        Ok(SklearnHeader { line, samples, features, class_names })
     }
 
     fn sklearn_rows<'t>(
@@ -148,19 +131,13 @@ impl Parser<'_> {
             lines,
             header.features + 1,
             header.features,
-            &format!(
-                "{} features + label, per the header on line {}",
-                header.features, header.line
-            ),
+            &format!("{} features + label, per the header on line {}", header.features, header.line),
         )?;
         let n = table.labels.len();
         if n != header.samples {
             return Err(self.error(
                 header.line,
-                format!(
-                    "the header declares {} samples, the file holds {n}",
-                    header.samples
-                ),
+                format!("the header declares {} samples, the file holds {n}", header.samples),
             ));
         }
         let classes = header.class_names.len();
@@ -180,10 +157,7 @@ impl Parser<'_> {
         };
         let columns = split(first).len();
         if columns < 2 {
-            return Err(self.error(
-                line,
-                format!("{columns} column: need at least one feature and a label"),
-            ));
+            return Err(self.error(line, format!("{columns} column: need at least one feature and a label")));
         }
         let label_column = opts.label_column.unwrap_or(columns - 1);
         if label_column >= columns {
@@ -199,18 +173,10 @@ impl Parser<'_> {
         let table = self.read_table(rows, columns, label_column, &format!("as on line {line}"))?;
         let n = table.labels.len();
         let features = columns - 1;
-        let classify =
-            !opts.regression && table.labels.iter().all(|&l| is_class_index(l, usize::MAX));
-        let classes = if classify {
-            table.labels.iter().fold(0.0f64, |m, &l| m.max(l)) as usize + 1
-        } else {
-            0
-        };
-        let class_names = if classify {
-            numbered_class_names(classes)
-        } else {
-            Vec::new()
-        };
+        let classify = !opts.regression && table.labels.iter().all(|&l| is_class_index(l, usize::MAX));
+        let classes =
+            if classify { table.labels.iter().fold(0.0f64, |m, &l| m.max(l)) as usize + 1 } else { 0 };
+        let class_names = if classify { numbered_class_names(classes) } else { Vec::new() };
         let x = Tensor::new(&[n, features], table.data)?;
         let y = table.labels.iter().map(|&l| l as f32).collect();
         Dataset::new(x, y, classes, class_names)
@@ -224,26 +190,19 @@ impl Parser<'_> {
         label_column: usize,
         why: &str,
     ) -> Result<Table> {
-        let mut table = Table {
-            data: Vec::new(),
-            labels: Vec::new(),
-        };
+        let mut table = Table { data: Vec::new(), labels: Vec::new() };
         let mut first_line = None;
         for (line, text) in lines {
             let fields = split(text);
             first_line.get_or_insert(line);
             if fields.len() != columns {
-                return Err(self.error(
-                    line,
-                    format!("expected {columns} columns ({why}), found {}", fields.len()),
-                ));
+                return Err(
+                    self.error(line, format!("expected {columns} columns ({why}), found {}", fields.len()))
+                );
             }
             for (col, field) in fields.iter().enumerate() {
                 let value = parse_number(field).ok_or_else(|| {
-                    self.error(
-                        line,
-                        format!("column {}: {field:?} is not a finite number", col + 1),
-                    )
+                    self.error(line, format!("column {}: {field:?} is not a finite number", col + 1))
                 })?;
                 if col == label_column {
                     table.labels.push(value);
@@ -263,11 +222,7 @@ impl Parser<'_> {
 /// Errors with [`Error::LabelOutOfRange`] for the first label not an integer in `0..classes`.
 fn check_labels(labels: &[f64], classes: usize) -> Result<()> {
     match labels.iter().position(|&l| !is_class_index(l, classes)) {
-        Some(index) => Err(Error::LabelOutOfRange {
-            label: labels[index],
-            index,
-            classes,
-        }),
+        Some(index) => Err(Error::LabelOutOfRange { label: labels[index], index, classes }),
         None => Ok(()),
     }
 }
@@ -288,7 +243,5 @@ fn looks_like_sklearn_header(fields: &[&str]) -> bool {
     fields.len() >= 3
         && fields[0].parse::<usize>().is_ok()
         && fields[1].parse::<usize>().is_ok()
-        && fields[2..]
-            .iter()
-            .all(|f| !f.is_empty() && parse_number(f).is_none())
+        && fields[2..].iter().all(|f| !f.is_empty() && parse_number(f).is_none())
 }

@@ -15,10 +15,7 @@ pub(crate) fn is_gzip(bytes: &[u8]) -> bool {
 
 /// The content of `path`, decompressed when it is gzip (detected by content, not by name).
 pub(crate) fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
     Ok(gunzip_if_needed(&bytes, path)?.into_owned())
 }
 
@@ -28,16 +25,14 @@ pub(crate) fn gunzip_if_needed<'a>(bytes: &'a [u8], source: &Path) -> Result<Cow
         return Ok(Cow::Borrowed(bytes));
     }
     let mut out = Vec::with_capacity(bytes.len() * 4);
-    MultiGzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::Parse {
-            path: source.to_path_buf(),
-            location: "gzip stream".into(),
-            message: format!(
-                "truncated or corrupt gzip data ({} compressed bytes, {} decompressed before the error): {e}",
-                bytes.len(),
-                out.len()
-            ),
-        })?;
+    MultiGzDecoder::new(bytes).read_to_end(&mut out).map_err(|e| Error::Parse {
+        path: source.to_path_buf(),
+        location: "gzip stream".into(),
+        message: format!(
+            "truncated or corrupt gzip data ({} compressed bytes, {} decompressed before the error): {e}",
+            bytes.len(),
+            out.len()
+        ),
+    })?;
     Ok(Cow::Owned(out))
 }

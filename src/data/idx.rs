@@ -36,10 +36,7 @@ pub fn parse_idx_images(bytes: &[u8], source: &Path) -> Result<Tensor> {
         .and_then(|n| n.checked_mul(cols))
         .ok_or_else(|| reader.error(4, format!("{count} × {rows} × {cols} pixels overflow")))?;
     let pixels = reader.payload(16, expected, &format!("{count} images of {rows}×{cols}"))?;
-    Tensor::new(
-        &[count, rows, cols, 1],
-        pixels.iter().map(|&p| p as f32).collect(),
-    )
+    Tensor::new(&[count, rows, cols, 1], pixels.iter().map(|&p| p as f32).collect())
 }
 
 /// Parses decompressed IDX label bytes; `source` names them in errors.
@@ -60,12 +57,7 @@ pub fn load_idx_pair(images: &Path, labels: &Path, classes: usize) -> Result<Dat
         return Err(Error::Parse {
             path: labels.to_path_buf(),
             location: "offset 4".into(),
-            message: format!(
-                "{} labels, but {} holds {} images",
-                y.len(),
-                images.display(),
-                x.rows()
-            ),
+            message: format!("{} labels, but {} holds {} images", y.len(), images.display(), x.rows()),
         });
     }
     let data = Dataset::new(x, y, classes, numbered_class_names(classes))?;
@@ -118,11 +110,7 @@ struct IdxReader<'a> {
 
 impl IdxReader<'_> {
     fn error(&self, offset: usize, message: String) -> Error {
-        Error::Parse {
-            path: self.source.to_path_buf(),
-            location: format!("offset {offset}"),
-            message,
-        }
+        Error::Parse { path: self.source.to_path_buf(), location: format!("offset {offset}"), message }
     }
 
     fn u32_at(&self, offset: usize, what: &str) -> Result<u32> {
@@ -130,10 +118,7 @@ impl IdxReader<'_> {
             Some(&[a, b, c, d]) => Ok(u32::from_be_bytes([a, b, c, d])),
             _ => Err(self.error(
                 offset,
-                format!(
-                    "truncated header: the {what} needs 4 bytes, the file holds {}",
-                    self.bytes.len()
-                ),
+                format!("truncated header: the {what} needs 4 bytes, the file holds {}", self.bytes.len()),
             )),
         }
     }
@@ -153,15 +138,10 @@ impl IdxReader<'_> {
     fn payload(&self, offset: usize, len: usize, what: &str) -> Result<&[u8]> {
         let have = self.bytes.len().saturating_sub(offset);
         if have != len {
-            let problem = if have < len {
-                "truncated"
-            } else {
-                "trailing bytes"
-            };
-            return Err(self.error(
-                offset,
-                format!("{problem}: {what} need {len} bytes of data, found {have}"),
-            ));
+            let problem = if have < len { "truncated" } else { "trailing bytes" };
+            return Err(
+                self.error(offset, format!("{problem}: {what} need {len} bytes of data, found {have}"))
+            );
         }
         Ok(&self.bytes[offset..])
     }

@@ -30,19 +30,10 @@ pub struct Dataset {
 
 impl Dataset {
     /// A data set from parts; errors when `x` and `y` disagree on the sample count.
-    pub fn new(
-        x: Tensor,
-        y: Vec<f32>,
-        classes: usize,
-        class_names: Vec<String>,
-    ) -> Result<Dataset> {
+    pub fn new(x: Tensor, y: Vec<f32>, classes: usize, class_names: Vec<String>) -> Result<Dataset> {
         let n = x.shape.first().copied().unwrap_or(0);
         if x.shape.is_empty() || n != y.len() {
-            return Err(Error::shape(
-                "dataset (x rows vs y labels)",
-                &[y.len()],
-                &x.shape,
-            ));
+            return Err(Error::shape("dataset (x rows vs y labels)", &[y.len()], &x.shape));
         }
         if classes > 0 && !class_names.is_empty() && class_names.len() != classes {
             return Err(Error::invalid(
@@ -50,12 +41,7 @@ impl Dataset {
                 format!("{classes} classes but {} class names", class_names.len()),
             ));
         }
-        Ok(Dataset {
-            x,
-            y,
-            classes,
-            class_names,
-        })
+        Ok(Dataset { x, y, classes, class_names })
     }
 
     /// Number of samples.
@@ -82,11 +68,7 @@ impl Dataset {
     pub fn with_sample_shape(mut self, sample_shape: &[usize]) -> Result<Dataset> {
         let want: usize = sample_shape.iter().product();
         if want != self.features() {
-            return Err(Error::shape(
-                "dataset reshape (elements per sample)",
-                &[self.features()],
-                &[want],
-            ));
+            return Err(Error::shape("dataset reshape (elements per sample)", &[self.features()], &[want]));
         }
         let mut shape = vec![self.len()];
         shape.extend_from_slice(sample_shape);
@@ -108,12 +90,7 @@ impl Dataset {
         }
         let mut shape = self.x.shape.clone();
         shape[0] = indices.len();
-        Dataset {
-            x: Tensor { shape, data },
-            y,
-            classes: self.classes,
-            class_names: self.class_names.clone(),
-        }
+        Dataset { x: Tensor { shape, data }, y, classes: self.classes, class_names: self.class_names.clone() }
     }
 
     /// The samples in a seeded random order (ChaCha8).
@@ -174,11 +151,7 @@ impl Dataset {
         }
         for (index, &label) in self.y.iter().enumerate() {
             if !is_class_index(label as f64, self.classes) {
-                return Err(Error::LabelOutOfRange {
-                    label: label as f64,
-                    index,
-                    classes: self.classes,
-                });
+                return Err(Error::LabelOutOfRange { label: label as f64, index, classes: self.classes });
             }
         }
         Ok(())

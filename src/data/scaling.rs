@@ -27,10 +27,7 @@ impl FromStr for Scaling {
             "none" => Ok(Scaling::None),
             "unit" | "unit-range" | "unitrange" | "minmax" => Ok(Scaling::UnitRange),
             "standardize" | "standardise" | "standard" | "std" => Ok(Scaling::Standardize),
-            _ => Err(Error::invalid(
-                "scaling",
-                format!("{s:?} (expected none, unit-range or standardize)"),
-            )),
+            _ => Err(Error::invalid("scaling", format!("{s:?} (expected none, unit-range or standardize)"))),
         }
     }
 }
@@ -51,11 +48,7 @@ const MIN_STD: f64 = 1e-7;
 
 /// A divisor from a spread: 1 for a constant feature, otherwise at least [`MIN_STD`].
 fn divisor(spread: f64) -> f32 {
-    if spread == 0.0 || !spread.is_finite() {
-        1.0
-    } else {
-        spread.max(MIN_STD) as f32
-    }
+    if spread == 0.0 || !spread.is_finite() { 1.0 } else { spread.max(MIN_STD) as f32 }
 }
 
 impl Scaler {
@@ -63,11 +56,7 @@ impl Scaler {
     pub fn fit(x: &Tensor, mode: Scaling) -> Scaler {
         let f = x.row_len();
         let n = x.rows();
-        let identity = Scaler {
-            mode,
-            mean: vec![0.0; f],
-            std: vec![1.0; f],
-        };
+        let identity = Scaler { mode, mean: vec![0.0; f], std: vec![1.0; f] };
         if n == 0 || f == 0 || x.data.is_empty() {
             return identity;
         }
@@ -106,19 +95,11 @@ impl Scaler {
                 let global_min = lo.iter().copied().fold(f32::INFINITY, f32::min);
                 if global_min >= 0.0 {
                     let global_max = hi.iter().copied().fold(0.0, f32::max);
-                    Scaler {
-                        mode,
-                        mean: vec![0.0; f],
-                        std: vec![divisor(global_max as f64); f],
-                    }
+                    Scaler { mode, mean: vec![0.0; f], std: vec![divisor(global_max as f64); f] }
                 } else {
                     Scaler {
                         mode,
-                        std: lo
-                            .iter()
-                            .zip(&hi)
-                            .map(|(&l, &h)| divisor(h as f64 - l as f64))
-                            .collect(),
+                        std: lo.iter().zip(&hi).map(|(&l, &h)| divisor(h as f64 - l as f64)).collect(),
                         mean: lo,
                     }
                 }
@@ -130,11 +111,7 @@ impl Scaler {
     pub fn apply(&self, x: &mut Tensor) -> Result<()> {
         let f = self.mean.len();
         if x.row_len() != f {
-            return Err(Error::shape(
-                "scaler (elements per sample)",
-                &[f],
-                &[x.row_len()],
-            ));
+            return Err(Error::shape("scaler (elements per sample)", &[f], &[x.row_len()]));
         }
         if self.mode == Scaling::None || f == 0 {
             return Ok(());

@@ -9,18 +9,9 @@ use crate::error::{Error, Result};
 
 /// Add the nodes computing d⟨seed, output⟩/d(wrt[i]) for each `wrt` node and return them.
 /// `seed` has the shape of `output` (for a scalar loss, a `Fill` of 1.0).
-pub fn gradients(
-    g: &mut Graph,
-    output: NodeId,
-    seed: NodeId,
-    wrt: &[NodeId],
-) -> Result<Vec<NodeId>> {
+pub fn gradients(g: &mut Graph, output: NodeId, seed: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>> {
     if g.shape(seed) != g.shape(output) {
-        return Err(Error::shape(
-            "backward seed",
-            g.shape(output),
-            g.shape(seed),
-        ));
+        return Err(Error::shape("backward seed", g.shape(output), g.shape(seed)));
     }
     // Nodes through which a gradient must flow: those that depend on some `wrt` node.
     let n = output + 1;
@@ -85,42 +76,14 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         //   db = op(a)ᵀ·gy (stored [k,n]), or gyᵀ·op(a) when b is stored transposed ([n,k]).
         Op::MatMul { trans_a, trans_b } => {
             let da = if trans_a {
-                g.add(
-                    Op::MatMul {
-                        trans_a: trans_b,
-                        trans_b: true,
-                    },
-                    &[x(1), gy],
-                    &ctx,
-                )?
+                g.add(Op::MatMul { trans_a: trans_b, trans_b: true }, &[x(1), gy], &ctx)?
             } else {
-                g.add(
-                    Op::MatMul {
-                        trans_a: false,
-                        trans_b: !trans_b,
-                    },
-                    &[gy, x(1)],
-                    &ctx,
-                )?
+                g.add(Op::MatMul { trans_a: false, trans_b: !trans_b }, &[gy, x(1)], &ctx)?
             };
             let db = if trans_b {
-                g.add(
-                    Op::MatMul {
-                        trans_a: true,
-                        trans_b: trans_a,
-                    },
-                    &[gy, x(0)],
-                    &ctx,
-                )?
+                g.add(Op::MatMul { trans_a: true, trans_b: trans_a }, &[gy, x(0)], &ctx)?
             } else {
-                g.add(
-                    Op::MatMul {
-                        trans_a: !trans_a,
-                        trans_b: false,
-                    },
-                    &[x(0), gy],
-                    &ctx,
-                )?
+                g.add(Op::MatMul { trans_a: !trans_a, trans_b: false }, &[x(0), gy], &ctx)?
             };
             vec![Some(da), Some(db)]
         }
@@ -136,34 +99,17 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         Op::BroadcastRows { .. } => vec![Some(g.add(Op::SumRows, &[gy], &ctx)?)],
         Op::SumAll { scale } => {
             let shape = shape_of(g, 0);
-            vec![Some(g.add(
-                Op::BroadcastScalar { shape, scale },
-                &[gy],
-                &ctx,
-            )?)]
+            vec![Some(g.add(Op::BroadcastScalar { shape, scale }, &[gy], &ctx)?)]
         }
         Op::BroadcastScalar { scale, .. } => {
             vec![Some(g.add(Op::SumAll { scale }, &[gy], &ctx)?)]
         }
         Op::SoftmaxCrossEntropy { sparse } => {
-            vec![
-                Some(g.add(
-                    Op::SoftmaxCrossEntropyGrad { sparse },
-                    &[x(0), x(1), gy],
-                    &ctx,
-                )?),
-                None,
-            ]
+            vec![Some(g.add(Op::SoftmaxCrossEntropyGrad { sparse }, &[x(0), x(1), gy], &ctx)?), None]
         }
-        Op::MeanSquaredError => vec![
-            Some(g.add(Op::MeanSquaredErrorGrad, &[x(0), x(1), gy], &ctx)?),
-            None,
-        ],
+        Op::MeanSquaredError => vec![Some(g.add(Op::MeanSquaredErrorGrad, &[x(0), x(1), gy], &ctx)?), None],
         Op::SigmoidBinaryCrossEntropy => {
-            vec![
-                Some(g.add(Op::SigmoidBinaryCrossEntropyGrad, &[x(0), x(1), gy], &ctx)?),
-                None,
-            ]
+            vec![Some(g.add(Op::SigmoidBinaryCrossEntropyGrad, &[x(0), x(1), gy], &ctx)?), None]
         }
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
         Op::UnaryGrad(_)
@@ -175,10 +121,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::CountCorrect { .. } => {
             return Err(Error::invalid(
                 ctx,
-                format!(
-                    "{:?} has no backward rule (no higher-order gradients)",
-                    node.op
-                ),
+                format!("{:?} has no backward rule (no higher-order gradients)", node.op),
             ));
         }
     })

@@ -90,19 +90,14 @@ pub struct Graph {
 fn matrix(context: &str, what: &str, shape: &[usize]) -> Result<(usize, usize)> {
     match shape {
         [r, c] => Ok((*r, *c)),
-        _ => Err(Error::invalid(
-            context,
-            format!("{what} must be a matrix [rows, cols], got shape {shape:?}"),
-        )),
+        _ => {
+            Err(Error::invalid(context, format!("{what} must be a matrix [rows, cols], got shape {shape:?}")))
+        }
     }
 }
 
 fn same(context: &str, a: &[usize], b: &[usize]) -> Result<()> {
-    if a == b {
-        Ok(())
-    } else {
-        Err(Error::shape(context, a, b))
-    }
+    if a == b { Ok(()) } else { Err(Error::shape(context, a, b)) }
 }
 
 impl Graph {
@@ -123,41 +118,23 @@ impl Graph {
 
     /// A host-fed input of `shape`.
     pub fn input(&mut self, name: &str, shape: &[usize]) -> NodeId {
-        self.push(
-            Op::Input { name: name.into() },
-            vec![],
-            shape.to_vec(),
-            name,
-        )
+        self.push(Op::Input { name: name.into() }, vec![], shape.to_vec(), name)
     }
 
     /// A trainable parameter of `shape`.
     pub fn param(&mut self, name: &str, shape: &[usize]) -> NodeId {
-        self.push(
-            Op::Param { name: name.into() },
-            vec![],
-            shape.to_vec(),
-            name,
-        )
+        self.push(Op::Param { name: name.into() }, vec![], shape.to_vec(), name)
     }
 
     fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Vec<usize>, context: &str) -> NodeId {
-        self.nodes.push(Node {
-            op,
-            inputs,
-            shape,
-            context: context.into(),
-        });
+        self.nodes.push(Node { op, inputs, shape, context: context.into() });
         self.nodes.len() - 1
     }
 
     /// Add `op` over `inputs`, inferring its shape; `context` (the layer name) goes into errors.
     pub fn add(&mut self, op: Op, inputs: &[NodeId], context: &str) -> Result<NodeId> {
         if let Some(&bad) = inputs.iter().find(|&&i| i >= self.nodes.len()) {
-            return Err(Error::invalid(
-                context,
-                format!("input node {bad} does not exist"),
-            ));
+            return Err(Error::invalid(context, format!("input node {bad} does not exist")));
         }
         let shape = self.infer(&op, inputs, context)?;
         Ok(self.push(op, inputs.to_vec(), shape, context))
@@ -166,10 +143,7 @@ impl Graph {
     fn infer(&self, op: &Op, inputs: &[NodeId], ctx: &str) -> Result<Vec<usize>> {
         let expected = arity(op);
         if inputs.len() != expected {
-            return Err(Error::invalid(
-                ctx,
-                format!("{op:?} takes {expected} inputs, got {}", inputs.len()),
-            ));
+            return Err(Error::invalid(ctx, format!("{op:?} takes {expected} inputs, got {}", inputs.len())));
         }
         let s = |i: usize| self.shape(inputs[i]);
         let labels_ok = |sparse: bool, rows: usize, cols: usize, l: &[usize]| -> Result<()> {
@@ -259,79 +233,38 @@ impl Graph {
         let node = &self.nodes[id];
         let s = |i: usize| self.shape(node.inputs[i]);
         let len = node.len();
-        let rc = |sh: &[usize]| {
-            (
-                sh.first().copied().unwrap_or(1),
-                sh.get(1).copied().unwrap_or(1),
-            )
-        };
+        let rc = |sh: &[usize]| (sh.first().copied().unwrap_or(1), sh.get(1).copied().unwrap_or(1));
         Some(match &node.op {
             Op::Input { .. } | Op::Param { .. } => return None,
             Op::MatMul { trans_a, trans_b } => {
                 let (ar, ac) = rc(s(0));
                 let (m, k) = if *trans_a { (ac, ar) } else { (ar, ac) };
-                Kernel::MatMul {
-                    m,
-                    k,
-                    n: node.shape[1],
-                    trans_a: *trans_a,
-                    trans_b: *trans_b,
-                }
+                Kernel::MatMul { m, k, n: node.shape[1], trans_a: *trans_a, trans_b: *trans_b }
             }
-            Op::BiasAdd => Kernel::BiasAdd {
-                rows: rc(&node.shape).0,
-                cols: rc(&node.shape).1,
-            },
+            Op::BiasAdd => Kernel::BiasAdd { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
             Op::Add => Kernel::Add { len },
             Op::Unary(op) => Kernel::Unary { op: *op, len },
             Op::UnaryGrad(op) => Kernel::UnaryGrad { op: *op, len },
-            Op::Softmax => Kernel::Softmax {
-                rows: rc(&node.shape).0,
-                cols: rc(&node.shape).1,
-            },
-            Op::LogSoftmax => Kernel::LogSoftmax {
-                rows: rc(&node.shape).0,
-                cols: rc(&node.shape).1,
-            },
-            Op::SoftmaxGrad => Kernel::SoftmaxGrad {
-                rows: rc(&node.shape).0,
-                cols: rc(&node.shape).1,
-            },
-            Op::LogSoftmaxGrad => Kernel::LogSoftmaxGrad {
-                rows: rc(&node.shape).0,
-                cols: rc(&node.shape).1,
-            },
-            Op::SumRows => Kernel::SumRows {
-                rows: rc(s(0)).0,
-                cols: rc(s(0)).1,
-            },
-            Op::BroadcastRows { rows } => Kernel::BroadcastRows {
-                rows: *rows,
-                cols: node.shape[1],
-            },
-            Op::SumAll { scale } => Kernel::SumAll {
-                len: self.nodes[node.inputs[0]].len(),
-                scale: *scale,
-            },
+            Op::Softmax => Kernel::Softmax { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
+            Op::LogSoftmax => Kernel::LogSoftmax { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
+            Op::SoftmaxGrad => Kernel::SoftmaxGrad { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
+            Op::LogSoftmaxGrad => Kernel::LogSoftmaxGrad { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
+            Op::SumRows => Kernel::SumRows { rows: rc(s(0)).0, cols: rc(s(0)).1 },
+            Op::BroadcastRows { rows } => Kernel::BroadcastRows { rows: *rows, cols: node.shape[1] },
+            Op::SumAll { scale } => Kernel::SumAll { len: self.nodes[node.inputs[0]].len(), scale: *scale },
             Op::BroadcastScalar { scale, .. } => Kernel::BroadcastScalar { len, scale: *scale },
             Op::Fill { value, .. } => Kernel::Fill { len, value: *value },
-            Op::SoftmaxCrossEntropy { sparse } => Kernel::SoftmaxCrossEntropy {
-                rows: rc(s(0)).0,
-                cols: rc(s(0)).1,
-                sparse: *sparse,
-            },
-            Op::SoftmaxCrossEntropyGrad { sparse } => Kernel::SoftmaxCrossEntropyGrad {
-                rows: rc(s(0)).0,
-                cols: rc(s(0)).1,
-                sparse: *sparse,
-            },
-            Op::MeanSquaredError => Kernel::MeanSquaredError {
-                len: self.nodes[node.inputs[0]].len(),
-            },
+            Op::SoftmaxCrossEntropy { sparse } => {
+                Kernel::SoftmaxCrossEntropy { rows: rc(s(0)).0, cols: rc(s(0)).1, sparse: *sparse }
+            }
+            Op::SoftmaxCrossEntropyGrad { sparse } => {
+                Kernel::SoftmaxCrossEntropyGrad { rows: rc(s(0)).0, cols: rc(s(0)).1, sparse: *sparse }
+            }
+            Op::MeanSquaredError => Kernel::MeanSquaredError { len: self.nodes[node.inputs[0]].len() },
             Op::MeanSquaredErrorGrad => Kernel::MeanSquaredErrorGrad { len },
-            Op::SigmoidBinaryCrossEntropy => Kernel::SigmoidBinaryCrossEntropy {
-                len: self.nodes[node.inputs[0]].len(),
-            },
+            Op::SigmoidBinaryCrossEntropy => {
+                Kernel::SigmoidBinaryCrossEntropy { len: self.nodes[node.inputs[0]].len() }
+            }
             Op::SigmoidBinaryCrossEntropyGrad => Kernel::SigmoidBinaryCrossEntropyGrad { len },
             Op::CountCorrect { sparse, threshold } => Kernel::CountCorrect {
                 rows: rc(s(0)).0,
@@ -344,10 +277,7 @@ impl Graph {
 }
 
 fn unreachable_shape(op: &Op, ctx: &str) -> Result<Vec<usize>> {
-    Err(Error::invalid(
-        ctx,
-        format!("{op:?} is created with Graph::input/param, not Graph::add"),
-    ))
+    Err(Error::invalid(ctx, format!("{op:?} is created with Graph::input/param, not Graph::add")))
 }
 
 /// Number of inputs each op takes.
@@ -371,8 +301,8 @@ pub fn arity(op: &Op) -> usize {
         | Op::MeanSquaredError
         | Op::SigmoidBinaryCrossEntropy
         | Op::CountCorrect { .. } => 2,
-        Op::SoftmaxCrossEntropyGrad { .. }
-        | Op::MeanSquaredErrorGrad
-        | Op::SigmoidBinaryCrossEntropyGrad => 3,
+        Op::SoftmaxCrossEntropyGrad { .. } | Op::MeanSquaredErrorGrad | Op::SigmoidBinaryCrossEntropyGrad => {
+            3
+        }
     }
 }

@@ -90,12 +90,7 @@ pub fn naive_work_len(g: &Graph, program_nodes: &[NodeId], spec: &PlanSpec) -> u
 pub fn needed_nodes(g: &Graph, spec: &PlanSpec) -> Vec<NodeId> {
     let mut roots: Vec<NodeId> = spec.outputs.iter().map(|(_, n)| *n).collect();
     roots.extend(spec.inputs.iter().copied());
-    roots.extend(
-        spec.fixed
-            .keys()
-            .copied()
-            .filter(|&n| !matches!(g.node(n).op, Op::Param { .. })),
-    );
+    roots.extend(spec.fixed.keys().copied().filter(|&n| !matches!(g.node(n).op, Op::Param { .. })));
     for (_, args) in &spec.tail {
         roots.extend(args.iter().filter_map(|a| match a {
             ArgRef::Node(n) => Some(*n),
@@ -121,16 +116,10 @@ pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
         let node = g.node(n);
         match node.op {
             Op::Input { .. } if !spec.inputs.contains(&n) => {
-                return Err(bug(format!(
-                    "input '{}' is needed but not fed",
-                    node.context
-                )));
+                return Err(bug(format!("input '{}' is needed but not fed", node.context)));
             }
             Op::Param { .. } if !spec.fixed.contains_key(&n) => {
-                return Err(bug(format!(
-                    "parameter '{}' has no resident slot",
-                    node.context
-                )));
+                return Err(bug(format!("parameter '{}' has no resident slot", node.context)));
             }
             _ => {}
         }
@@ -145,22 +134,12 @@ pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
     }
     let mut kept: HashSet<NodeId> = spec.outputs.iter().map(|(_, n)| *n).collect();
     for (_, args) in &spec.tail {
-        kept.extend(args.iter().filter_map(|a| {
-            if let ArgRef::Node(n) = a {
-                Some(*n)
-            } else {
-                None
-            }
-        }));
+        kept.extend(args.iter().filter_map(|a| if let ArgRef::Node(n) = a { Some(*n) } else { None }));
     }
 
     let mut alloc = SlotAllocator::default();
     let mut slot: HashMap<NodeId, BufRef> = spec.fixed.clone();
-    let work = |offset, len| BufRef {
-        arena: Arena::Work,
-        offset,
-        len,
-    };
+    let work = |offset, len| BufRef { arena: Arena::Work, offset, len };
     let mut inputs = Vec::new();
     for &n in &spec.inputs {
         let node = g.node(n);
@@ -171,8 +150,7 @@ pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
     let mut steps = Vec::new();
     let mut dying: HashMap<usize, Vec<NodeId>> = HashMap::new();
     for (&n, &pos) in &last_use {
-        let transient =
-            !kept.contains(&n) && !spec.fixed.contains_key(&n) && !spec.inputs.contains(&n);
+        let transient = !kept.contains(&n) && !spec.fixed.contains_key(&n) && !spec.inputs.contains(&n);
         if transient {
             dying.entry(pos).or_default().push(n);
         }
@@ -204,31 +182,19 @@ pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
         }
     }
     for (kernel, args) in &spec.tail {
-        let args =
-            args.iter()
-                .map(|a| match a {
-                    ArgRef::Node(n) => slot.get(n).copied().ok_or_else(|| {
-                        bug(format!("tail step reads node {n}, which was not planned"))
-                    }),
-                    ArgRef::Buf(b) => Ok(*b),
-                })
-                .collect::<Result<Vec<_>>>()?;
-        steps.push(Step {
-            kernel: *kernel,
-            args,
-        });
+        let args = args
+            .iter()
+            .map(|a| match a {
+                ArgRef::Node(n) => slot
+                    .get(n)
+                    .copied()
+                    .ok_or_else(|| bug(format!("tail step reads node {n}, which was not planned"))),
+                ArgRef::Buf(b) => Ok(*b),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        steps.push(Step { kernel: *kernel, args });
     }
-    let outputs = spec
-        .outputs
-        .iter()
-        .map(|(name, n)| (name.clone(), slot[n]))
-        .collect();
+    let outputs = spec.outputs.iter().map(|(name, n)| (name.clone(), slot[n])).collect();
     let naive_work_len = naive_work_len(g, &order, spec);
-    Ok(Program {
-        steps,
-        work_len: alloc.top,
-        naive_work_len,
-        inputs,
-        outputs,
-    })
+    Ok(Program { steps, work_len: alloc.top, naive_work_len, inputs, outputs })
 }

@@ -25,9 +25,7 @@ pub(crate) const ACCUM_LEN: usize = 4 * ALIGN_ELEMS;
 pub(crate) fn label_shape(loss: Loss, batch: usize, output: &[usize]) -> Vec<usize> {
     match loss {
         Loss::SparseCategoricalCrossentropy => vec![batch],
-        _ => std::iter::once(batch)
-            .chain(output.iter().copied())
-            .collect(),
+        _ => std::iter::once(batch).chain(output.iter().copied()).collect(),
     }
 }
 
@@ -40,9 +38,7 @@ impl Sequential {
         batch: usize,
         fuse_last: bool,
     ) -> Result<(NodeId, Vec<NodeId>, NodeId, NodeId)> {
-        let x_shape: Vec<usize> = std::iter::once(batch)
-            .chain(self.input_shape.iter().copied())
-            .collect();
+        let x_shape: Vec<usize> = std::iter::once(batch).chain(self.input_shape.iter().copied()).collect();
         let x = g.input("x", &x_shape);
         let mut shape = self.input_shape.clone();
         let mut h = x;
@@ -70,29 +66,14 @@ impl Sequential {
     }
 
     /// Plan the program of `kind` for `batch` rows.
-    pub(crate) fn build_program(
-        &self,
-        c: &Compiled,
-        kind: ProgramKind,
-        batch: usize,
-    ) -> Result<Program> {
-        let last = self
-            .layers
-            .last()
-            .map(|l| l.activation())
-            .unwrap_or_default();
+    pub(crate) fn build_program(&self, c: &Compiled, kind: ProgramKind, batch: usize) -> Result<Program> {
+        let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
         let fuse = c.loss.fuses(last)?;
         let mut g = Graph::new();
         let (x, params, head, out) = self.forward(&mut g, batch, fuse)?;
-        let mut fixed: HashMap<NodeId, BufRef> = params
-            .iter()
-            .zip(&self.params)
-            .map(|(&n, p)| (n, p.buf))
-            .collect();
-        let mut spec = PlanSpec {
-            inputs: vec![x],
-            ..PlanSpec::default()
-        };
+        let mut fixed: HashMap<NodeId, BufRef> =
+            params.iter().zip(&self.params).map(|(&n, p)| (n, p.buf)).collect();
+        let mut spec = PlanSpec { inputs: vec![x], ..PlanSpec::default() };
         if kind == ProgramKind::Predict {
             spec.outputs.push(("output".into(), out));
             spec.fixed = fixed;
@@ -104,69 +85,31 @@ impl Sequential {
         let loss = c.loss.build(&mut g, head, y)?;
         let sparse = c.loss.sparse_labels();
         let threshold = if fuse { 0.0 } else { 0.5 };
-        let acc = |i: usize| {
-            ArgRef::Buf(BufRef {
-                arena: Arena::Accum,
-                offset: accum_slot(kind, i),
-                len: 1,
-            })
-        };
-        spec.tail.push((
-            Kernel::Accumulate {
-                len: 1,
-                scale: batch as f32,
-            },
-            vec![ArgRef::Node(loss), acc(0)],
-        ));
+        let acc = |i: usize| ArgRef::Buf(BufRef { arena: Arena::Accum, offset: accum_slot(kind, i), len: 1 });
+        spec.tail
+            .push((Kernel::Accumulate { len: 1, scale: batch as f32 }, vec![ArgRef::Node(loss), acc(0)]));
         if c.metrics.contains(&Metric::Accuracy) {
-            let correct = g.add(
-                Op::CountCorrect { sparse, threshold },
-                &[head, y],
-                "accuracy",
-            )?;
-            spec.tail.push((
-                Kernel::Accumulate { len: 1, scale: 1.0 },
-                vec![ArgRef::Node(correct), acc(1)],
-            ));
+            let correct = g.add(Op::CountCorrect { sparse, threshold }, &[head, y], "accuracy")?;
+            spec.tail.push((Kernel::Accumulate { len: 1, scale: 1.0 }, vec![ArgRef::Node(correct), acc(1)]));
         }
         spec.outputs.push(("loss".into(), loss));
         if kind == ProgramKind::Train {
-            let seed = g.add(
-                Op::Fill {
-                    shape: vec![1],
-                    value: 1.0,
-                },
-                &[],
-                "loss",
-            )?;
+            let seed = g.add(Op::Fill { shape: vec![1], value: 1.0 }, &[], "loss")?;
             let grads = gradients(&mut g, loss, seed, &params)?;
             for (gnode, p) in grads.iter().zip(&self.params) {
-                fixed.insert(
-                    *gnode,
-                    BufRef {
-                        arena: Arena::Grads,
-                        ..p.buf
-                    },
-                );
+                fixed.insert(*gnode, BufRef { arena: Arena::Grads, ..p.buf });
             }
             let (kernel, args) = c.optimizer.update_step(c.layout.params_len);
-            spec.tail
-                .push((kernel, args.into_iter().map(ArgRef::Buf).collect()));
+            spec.tail.push((kernel, args.into_iter().map(ArgRef::Buf).collect()));
         }
         spec.fixed = fixed;
         plan(&g, &spec)
     }
 
     /// The compiled program of `kind` for `batch` rows (planned and compiled on first use).
-    pub(crate) fn program(
-        &mut self,
-        kind: ProgramKind,
-        batch: usize,
-    ) -> Result<crate::backend::ProgramId> {
-        let c = self
-            .compiled
-            .as_ref()
-            .ok_or_else(|| crate::Error::NotReady("call compile() first".into()))?;
+    pub(crate) fn program(&mut self, kind: ProgramKind, batch: usize) -> Result<crate::backend::ProgramId> {
+        let c =
+            self.compiled.as_ref().ok_or_else(|| crate::Error::NotReady("call compile() first".into()))?;
         if let Some((id, _)) = c.programs.get(&(kind, batch)) {
             return Ok(*id);
         }
@@ -178,17 +121,7 @@ impl Sequential {
     }
 
     /// The output slice `name` of a compiled program.
-    pub(crate) fn program_output(
-        &self,
-        kind: ProgramKind,
-        batch: usize,
-        name: &str,
-    ) -> Option<BufRef> {
-        self.compiled
-            .as_ref()?
-            .programs
-            .get(&(kind, batch))?
-            .1
-            .output(name)
+    pub(crate) fn program_output(&self, kind: ProgramKind, batch: usize, name: &str) -> Option<BufRef> {
+        self.compiled.as_ref()?.programs.get(&(kind, batch))?.1.output(name)
     }
 }

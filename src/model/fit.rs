@@ -40,13 +40,7 @@ pub struct FitOptions {
 
 impl Default for FitOptions {
     fn default() -> Self {
-        FitOptions {
-            batch_size: 32,
-            epochs: 1,
-            verbose: 1,
-            validation: Validation::None,
-            shuffle: true,
-        }
+        FitOptions { batch_size: 32, epochs: 1, verbose: 1, validation: Validation::None, shuffle: true }
     }
 }
 
@@ -77,9 +71,7 @@ fn gather(t: &Tensor, idx: &[usize], out: &mut Vec<f32>) {
 impl Sequential {
     /// Check that `x` matches the input shape and `y` the loss's label layout.
     fn check_data(&mut self, x: &Tensor, y: Option<&Tensor>) -> Result<()> {
-        let want: Vec<usize> = std::iter::once(x.rows())
-            .chain(self.input_shape.iter().copied())
-            .collect();
+        let want: Vec<usize> = std::iter::once(x.rows()).chain(self.input_shape.iter().copied()).collect();
         if x.shape != want {
             let first = match (self.names.first(), self.layers.first()) {
                 (Some(n), Some(l)) => format!("input of layer '{n}' ({})", l.class_name()),
@@ -92,34 +84,22 @@ impl Sequential {
         let loss = self.compiled()?.loss;
         let want = label_shape(loss, x.rows(), &output);
         if y.len() != want.iter().product::<usize>() {
-            return Err(Error::shape(
-                format!("labels y for loss {}", loss.name()),
-                &want,
-                &y.shape,
-            ));
+            return Err(Error::shape(format!("labels y for loss {}", loss.name()), &want, &y.shape));
         }
         let classes = output.iter().product::<usize>();
         let check_class = |i: usize, v: f32, limit: usize| {
             if v.fract() != 0.0 || v < 0.0 || v as usize >= limit {
-                return Err(Error::LabelOutOfRange {
-                    label: v as f64,
-                    index: i,
-                    classes: limit,
-                });
+                return Err(Error::LabelOutOfRange { label: v as f64, index: i, classes: limit });
             }
             Ok(())
         };
         match loss {
-            Loss::SparseCategoricalCrossentropy => y
-                .data
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, &v)| check_class(i, v, classes)),
-            Loss::BinaryCrossentropy => y
-                .data
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, &v)| check_class(i, v, 2)),
+            Loss::SparseCategoricalCrossentropy => {
+                y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, classes))
+            }
+            Loss::BinaryCrossentropy => {
+                y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, 2))
+            }
             _ => Ok(()),
         }
     }
@@ -145,10 +125,7 @@ impl Sequential {
             let c = self.compiled()?;
             let scalars = if kind == ProgramKind::Train {
                 c.step += 1;
-                StepScalars {
-                    lr: c.optimizer.learning_rate(),
-                    t: c.step,
-                }
+                StepScalars { lr: c.optimizer.learning_rate(), t: c.step }
             } else {
                 StepScalars::default()
             };
@@ -179,10 +156,7 @@ impl Sequential {
             }
             Validation::Split(f) => {
                 if !(0.0..1.0).contains(f) {
-                    return Err(Error::invalid(
-                        "validation_split",
-                        format!("{f} is not in [0, 1)"),
-                    ));
+                    return Err(Error::invalid("validation_split", format!("{f} is not in [0, 1)")));
                 }
                 let n_val = (x.rows() as f64 * f).round() as usize;
                 let n_train = x.rows() - n_val;
@@ -220,9 +194,7 @@ impl Sequential {
             }
             let bar = (opts.verbose == 1 && tty).then(|| {
                 let b = ProgressBar::new(steps as u64);
-                if let Ok(style) =
-                    ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} {per_sec}")
-                {
+                if let Ok(style) = ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} {per_sec}") {
                     b.set_style(style.progress_chars("━━ "));
                 }
                 b
@@ -237,11 +209,7 @@ impl Sequential {
                 bar.as_ref(),
             )?;
             if !loss.is_finite() {
-                return Err(Error::NonFiniteLoss {
-                    value: loss,
-                    epoch: epoch + 1,
-                    step: steps,
-                });
+                return Err(Error::NonFiniteLoss { value: loss, epoch: epoch + 1, step: steps });
             }
             let with_acc = self.compiled()?.metrics.contains(&Metric::Accuracy);
             let mut line = vec![("loss".to_string(), loss)];
@@ -264,21 +232,14 @@ impl Sequential {
             }
             history.epoch_seconds.push(secs);
             if opts.verbose >= 1 {
-                let metrics: String = line
-                    .iter()
-                    .map(|(k, v)| format!(" - {k}: {v:.4}"))
-                    .collect();
+                let metrics: String = line.iter().map(|(k, v)| format!(" - {k}: {v:.4}")).collect();
                 let per_step = secs * 1e3 / steps as f64;
                 let prefix = if opts.verbose == 1 {
                     format!("{steps}/{steps} ━━━━━━━━━━━━━━━━━━━━ ")
                 } else {
                     format!("Epoch {}/{}: ", epoch + 1, opts.epochs)
                 };
-                println!(
-                    "{prefix}{} {}/step{metrics}",
-                    human_time(secs),
-                    human_time(per_step / 1e3)
-                );
+                println!("{prefix}{} {}/step{metrics}", human_time(secs), human_time(per_step / 1e3));
                 let _ = std::io::stdout().flush();
             }
         }

@@ -94,11 +94,7 @@ impl Sequential {
     pub fn add(mut self, layer: impl Layer + 'static) -> Sequential {
         let base = layer.base_name();
         let count = self.layers.iter().filter(|l| l.base_name() == base).count();
-        self.names.push(if count == 0 {
-            base.to_string()
-        } else {
-            format!("{base}_{count}")
-        });
+        self.names.push(if count == 0 { base.to_string() } else { format!("{base}_{count}") });
         self.layers.push(Box::new(layer));
         self.compiled = None;
         self
@@ -140,11 +136,7 @@ impl Sequential {
 
     /// Total number of trainable parameters.
     pub fn param_count(&self) -> Result<usize> {
-        Ok(self
-            .param_specs()?
-            .iter()
-            .map(|(_, p)| p.shape.iter().product::<usize>())
-            .sum())
+        Ok(self.param_specs()?.iter().map(|(_, p)| p.shape.iter().product::<usize>()).sum())
     }
 
     /// Choose the device, lay out and initialise the parameters (Glorot uniform from the
@@ -154,11 +146,7 @@ impl Sequential {
             return Err(Error::invalid("model", "has no layers"));
         }
         self.output_shapes()?;
-        let last = self
-            .layers
-            .last()
-            .map(|l| l.activation())
-            .unwrap_or_default();
+        let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
         opts.loss.fuses(last)?;
         let (mut backend, device_reason) = device::open(opts.device)?;
         // Parameters one after another, each 64-element aligned for direct GPU binding.
@@ -172,11 +160,7 @@ impl Sequential {
             params.push(ParamSlot {
                 name,
                 shape: spec.shape,
-                buf: BufRef {
-                    arena: Arena::Params,
-                    offset,
-                    len,
-                },
+                buf: BufRef { arena: Arena::Params, offset, len },
             });
             offset += align(len.max(1));
         }
@@ -211,9 +195,7 @@ impl Sequential {
 
     /// Name of the device the model runs on and why it was chosen.
     pub fn device(&self) -> Option<(String, String)> {
-        self.compiled
-            .as_ref()
-            .map(|c| (c.backend.name(), c.device_reason.clone()))
+        self.compiled.as_ref().map(|c| (c.backend.name(), c.device_reason.clone()))
     }
 
     /// The backend the model runs on (after compile).
@@ -224,21 +206,14 @@ impl Sequential {
     /// Bytes the planner allocated on the device: resident arenas plus every compiled
     /// program's work arena.
     pub fn planned_memory_bytes(&self) -> u64 {
-        self.compiled.as_ref().map_or(0, |c| {
-            c.layout.bytes()
-                + c.programs
-                    .values()
-                    .map(|(_, p)| p.work_bytes())
-                    .sum::<u64>()
-        })
+        self.compiled
+            .as_ref()
+            .map_or(0, |c| c.layout.bytes() + c.programs.values().map(|(_, p)| p.work_bytes()).sum::<u64>())
     }
 
     /// The planned program of `kind` for `batch` rows (after compile), for inspection.
     pub fn planned_program(&self, kind: ProgramKind, batch: usize) -> Result<Program> {
-        let c = self
-            .compiled
-            .as_ref()
-            .ok_or_else(|| Error::NotReady("call compile() first".into()))?;
+        let c = self.compiled.as_ref().ok_or_else(|| Error::NotReady("call compile() first".into()))?;
         self.build_program(c, kind, batch)
     }
 
@@ -256,10 +231,7 @@ impl Sequential {
             .map(|p| {
                 Ok((
                     p.name.clone(),
-                    Tensor::new(
-                        &p.shape,
-                        c.backend.read(Arena::Params, p.buf.offset, p.buf.len)?,
-                    )?,
+                    Tensor::new(&p.shape, c.backend.read(Arena::Params, p.buf.offset, p.buf.len)?)?,
                 ))
             })
             .collect()
@@ -270,9 +242,10 @@ impl Sequential {
         let params = self.params.clone();
         let c = self.compiled()?;
         for (name, t) in weights {
-            let p = params.iter().find(|p| &p.name == name).ok_or_else(|| {
-                Error::invalid("weights", format!("the model has no parameter '{name}'"))
-            })?;
+            let p = params
+                .iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| Error::invalid("weights", format!("the model has no parameter '{name}'")))?;
             if p.shape != t.shape {
                 return Err(Error::shape(format!("weight '{name}'"), &p.shape, &t.shape));
             }
@@ -286,11 +259,6 @@ impl Sequential {
 impl CompileOptions {
     /// Options with accuracy as the only metric.
     pub fn new(optimizer: Optimizer, loss: Loss, device: Device) -> CompileOptions {
-        CompileOptions {
-            optimizer,
-            loss,
-            metrics: vec![Metric::Accuracy],
-            device,
-        }
+        CompileOptions { optimizer, loss, metrics: vec![Metric::Accuracy], device }
     }
 }

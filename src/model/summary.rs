@@ -28,21 +28,12 @@ impl Sequential {
         let mut input = self.input_shape.clone();
         let mut total = 0;
         for ((layer, name), shape) in self.layers.iter().zip(&self.names).zip(&shapes) {
-            let params: usize = layer
-                .params(&input)
-                .iter()
-                .map(|p| p.shape.iter().product::<usize>())
-                .sum();
+            let params: usize = layer.params(&input).iter().map(|p| p.shape.iter().product::<usize>()).sum();
             total += params;
-            let dims: Vec<String> = std::iter::once("None".to_string())
-                .chain(shape.iter().map(|d| d.to_string()))
-                .collect();
+            let dims: Vec<String> =
+                std::iter::once("None".to_string()).chain(shape.iter().map(|d| d.to_string())).collect();
             let col1 = format!("{name} ({})", layer.class_name());
-            s += &format!(
-                " {col1:<28}{:<26}{}\n",
-                format!("({})", dims.join(", ")),
-                params
-            );
+            s += &format!(" {col1:<28}{:<26}{}\n", format!("({})", dims.join(", ")), params);
             input = shape.clone();
         }
         s += &format!(

@@ -14,11 +14,7 @@ pub struct Dense {
 impl Dense {
     /// A dense layer with `units` outputs and an activation.
     pub fn new(units: usize, activation: Activation) -> Dense {
-        Dense {
-            units,
-            activation,
-            use_bias: true,
-        }
+        Dense { units, activation, use_bias: true }
     }
 }
 
@@ -33,16 +29,11 @@ impl Layer for Dense {
         if input.len() != 1 {
             return Err(Error::invalid(
                 format!("layer '{name}' (Dense)"),
-                format!(
-                    "expects a flat input (features,), got {input:?}; add a Flatten layer first"
-                ),
+                format!("expects a flat input (features,), got {input:?}; add a Flatten layer first"),
             ));
         }
         if self.units == 0 {
-            return Err(Error::invalid(
-                format!("layer '{name}' (Dense)"),
-                "units must be at least 1",
-            ));
+            return Err(Error::invalid(format!("layer '{name}' (Dense)"), "units must be at least 1"));
         }
         Ok(vec![self.units])
     }
@@ -51,17 +42,10 @@ impl Layer for Dense {
         let mut p = vec![ParamSpec {
             name: "kernel",
             shape: vec![fan_in, self.units],
-            init: Init::GlorotUniform {
-                fan_in,
-                fan_out: self.units,
-            },
+            init: Init::GlorotUniform { fan_in, fan_out: self.units },
         }];
         if self.use_bias {
-            p.push(ParamSpec {
-                name: "bias",
-                shape: vec![self.units],
-                init: Init::Zeros,
-            });
+            p.push(ParamSpec { name: "bias", shape: vec![self.units], init: Init::Zeros });
         }
         p
     }
@@ -77,21 +61,10 @@ impl Layer for Dense {
         params: &[NodeId],
         activation: bool,
     ) -> Result<NodeId> {
-        let mut y = g.add(
-            Op::MatMul {
-                trans_a: false,
-                trans_b: false,
-            },
-            &[x, params[0]],
-            name,
-        )?;
+        let mut y = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[x, params[0]], name)?;
         if self.use_bias {
             y = g.add(Op::BiasAdd, &[y, params[1]], name)?;
         }
-        if activation {
-            self.activation.build(g, y, name)
-        } else {
-            Ok(y)
-        }
+        if activation { self.activation.build(g, y, name) } else { Ok(y) }
     }
 }

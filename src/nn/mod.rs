@@ -141,10 +141,6 @@ impl Layer for ActivationLayer {
         _params: &[NodeId],
         activation: bool,
     ) -> Result<NodeId> {
-        if activation {
-            self.0.build(g, x, name)
-        } else {
-            Ok(x)
-        }
+        if activation { self.0.build(g, x, name) } else { Ok(x) }
     }
 }

@@ -43,10 +43,7 @@ fn digits_has_1797_samples_of_64_pixels_in_10_balanced_classes() {
     assert_eq!(d.x.shape, vec![1797, 64]);
     assert_eq!(d.features(), 64);
     assert_eq!(d.classes, 10);
-    assert_eq!(
-        d.class_names,
-        (0..10).map(|c| c.to_string()).collect::<Vec<_>>()
-    );
+    assert_eq!(d.class_names, (0..10).map(|c| c.to_string()).collect::<Vec<_>>());
     let counts = d.class_counts();
     assert_eq!(counts.iter().sum::<usize>(), 1797);
     for (c, &n) in counts.iter().enumerate() {
@@ -60,18 +57,10 @@ fn digits_has_1797_samples_of_64_pixels_in_10_balanced_classes() {
 
 #[test]
 fn digits_reshape_to_8x8x1_images() {
-    let d = builtin::digits()
-        .unwrap()
-        .with_sample_shape(&[8, 8, 1])
-        .unwrap();
+    let d = builtin::digits().unwrap().with_sample_shape(&[8, 8, 1]).unwrap();
     assert_eq!(d.x.shape, vec![1797, 8, 8, 1]);
     assert_eq!(d.features(), 64);
-    assert!(
-        builtin::digits()
-            .unwrap()
-            .with_sample_shape(&[8, 7])
-            .is_err()
-    );
+    assert!(builtin::digits().unwrap().with_sample_shape(&[8, 7]).is_err());
 }
 
 #[test]
@@ -97,10 +86,7 @@ fn breast_cancer_has_569_samples_30_features_binary() {
 fn by_name_finds_the_three_bundled_sets_and_nothing_else() {
     assert_eq!(builtin::by_name("digits").unwrap().unwrap().len(), 1797);
     assert_eq!(builtin::by_name("iris").unwrap().unwrap().len(), 150);
-    assert_eq!(
-        builtin::by_name("breast-cancer").unwrap().unwrap().len(),
-        569
-    );
+    assert_eq!(builtin::by_name("breast-cancer").unwrap().unwrap().len(), 569);
     assert!(builtin::by_name("mnist").is_none());
 }
 
@@ -108,18 +94,9 @@ fn by_name_finds_the_three_bundled_sets_and_nothing_else() {
 fn bundled_csv_files_load_the_same_from_disk() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
     let opts = CsvOptions::default();
-    assert_eq!(
-        load_csv(root.join("iris.csv"), &opts).unwrap(),
-        builtin::iris().unwrap()
-    );
-    assert_eq!(
-        load_csv(root.join("digits.csv.gz"), &opts).unwrap(),
-        builtin::digits().unwrap()
-    );
-    assert_eq!(
-        load_csv(root.join("breast_cancer.csv"), &opts).unwrap(),
-        builtin::breast_cancer().unwrap()
-    );
+    assert_eq!(load_csv(root.join("iris.csv"), &opts).unwrap(), builtin::iris().unwrap());
+    assert_eq!(load_csv(root.join("digits.csv.gz"), &opts).unwrap(), builtin::digits().unwrap());
+    assert_eq!(load_csv(root.join("breast_cancer.csv"), &opts).unwrap(), builtin::breast_cancer().unwrap());
 }
 
 // ---- dataset operations ------------------------------------------------------------------
@@ -130,12 +107,7 @@ fn stratified_split_keeps_class_proportions() {
     let (train, test) = d.stratified_split(0.2, 0).unwrap();
     assert_eq!(train.len() + test.len(), d.len());
     assert!((355..=365).contains(&test.len()), "test has {}", test.len());
-    for (c, (&all, &t)) in d
-        .class_counts()
-        .iter()
-        .zip(&test.class_counts())
-        .enumerate()
-    {
+    for (c, (&all, &t)) in d.class_counts().iter().zip(&test.class_counts()).enumerate() {
         let want = (all as f64 * 0.2).round() as usize;
         assert_eq!(t, want, "class {c}: {t} test samples of {all}");
     }
@@ -199,36 +171,17 @@ fn validate_labels_names_the_bad_sample() {
     let x = Tensor::zeros(&[3, 2]);
     let d = Dataset::new(x, vec![0.0, 2.0, 1.5], 2, vec![]).unwrap();
     let (e, m) = message(d.validate_labels());
-    assert!(
-        matches!(
-            e,
-            Error::LabelOutOfRange {
-                index: 1,
-                classes: 2,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::LabelOutOfRange { index: 1, classes: 2, .. }), "{e:?}");
     assert!(m.contains("sample 1"), "{m}");
-    let d = Dataset {
-        y: vec![0.0, 1.0, 1.5],
-        ..d
-    };
-    assert!(matches!(
-        d.validate_labels(),
-        Err(Error::LabelOutOfRange { index: 2, .. })
-    ));
+    let d = Dataset { y: vec![0.0, 1.0, 1.5], ..d };
+    assert!(matches!(d.validate_labels(), Err(Error::LabelOutOfRange { index: 2, .. })));
 }
 
 // ---- scaling -----------------------------------------------------------------------------
 
 #[test]
 fn standardize_gives_mean_0_std_1_on_the_training_set() {
-    let (mut train, mut test) = builtin::breast_cancer()
-        .unwrap()
-        .stratified_split(0.2, 0)
-        .unwrap();
+    let (mut train, mut test) = builtin::breast_cancer().unwrap().stratified_split(0.2, 0).unwrap();
     let scaler = Scaler::fit(&train.x, Scaling::Standardize);
     scaler.apply(&mut train.x).unwrap();
     scaler.apply(&mut test.x).unwrap();
@@ -238,11 +191,7 @@ fn standardize_gives_mean_0_std_1_on_the_training_set() {
         let mean = col.iter().sum::<f64>() / n as f64;
         let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
         assert!(mean.abs() < 1e-4, "feature {j}: mean {mean}");
-        assert!(
-            (var.sqrt() - 1.0).abs() < 1e-3,
-            "feature {j}: std {}",
-            var.sqrt()
-        );
+        assert!((var.sqrt() - 1.0).abs() < 1e-3, "feature {j}: std {}", var.sqrt());
     }
     // The test set was scaled with the training statistics: close to, not exactly, 0 / 1.
     let test_mean = test.x.data.iter().map(|&v| v as f64).sum::<f64>() / test.x.len() as f64;
@@ -280,10 +229,7 @@ fn scaler_rejects_a_tensor_of_another_width() {
     let s = Scaler::fit(&Tensor::zeros(&[2, 3]), Scaling::Standardize);
     let (_, m) = message(s.apply(&mut Tensor::zeros(&[2, 4])));
     assert!(m.contains("scaler"), "{m}");
-    assert_eq!(
-        "standardize".parse::<Scaling>().unwrap(),
-        Scaling::Standardize
-    );
+    assert_eq!("standardize".parse::<Scaling>().unwrap(), Scaling::Standardize);
     assert!("sideways".parse::<Scaling>().is_err());
 }
 
@@ -293,10 +239,7 @@ fn scaler_rejects_a_tensor_of_another_width() {
 fn plain_csv_with_header_and_label_column() {
     let dir = temp_dir("plain-header");
     let p = write(&dir, "t.csv", b"label,a,b\n1,0.5,2\n0,1.5,3\n\n2,2.5,4\n");
-    let opts = CsvOptions {
-        label_column: Some(0),
-        ..CsvOptions::default()
-    };
+    let opts = CsvOptions { label_column: Some(0), ..CsvOptions::default() };
     let d = load_csv(&p, &opts).unwrap();
     assert_eq!(d.x.shape, vec![3, 2]);
     assert_eq!(d.x.data, vec![0.5, 2.0, 1.5, 3.0, 2.5, 4.0]);
@@ -312,10 +255,7 @@ fn plain_csv_with_header_and_label_column() {
     let p = write(&dir, "r-no-suffix.csv", &gzip(b"1,2,0\n3,4,1\n"));
     assert_eq!(load_csv(&p, &CsvOptions::default()).unwrap().classes, 2);
     // Forced regression keeps integer targets as numbers.
-    let opts = CsvOptions {
-        regression: true,
-        ..CsvOptions::default()
-    };
+    let opts = CsvOptions { regression: true, ..CsvOptions::default() };
     assert_eq!(load_csv(&p, &opts).unwrap().classes, 0);
 }
 
@@ -334,18 +274,12 @@ fn csv_row_with_wrong_column_count_names_file_line_and_counts() {
     let (e, m) = message(load_csv(&p, &CsvOptions::default()));
     assert!(matches!(e, Error::Parse { .. }), "{e:?}");
     assert!(m.contains("bad.csv") && m.contains("line 3"), "{m}");
-    assert!(
-        m.contains("expected 3 columns") && m.contains("found 2"),
-        "{m}"
-    );
+    assert!(m.contains("expected 3 columns") && m.contains("found 2"), "{m}");
 
     // sklearn layout: the header fixes the count.
     let p = write(&dir, "sk.csv", b"2,2,a,b\n1,2,0\n1,2,3,1\n");
     let (_, m) = message(load_csv(&p, &CsvOptions::default()));
-    assert!(
-        m.contains("sk.csv:line 3") && m.contains("expected 3") && m.contains("found 4"),
-        "{m}"
-    );
+    assert!(m.contains("sk.csv:line 3") && m.contains("expected 3") && m.contains("found 4"), "{m}");
 }
 
 #[test]
@@ -354,29 +288,19 @@ fn csv_non_number_names_file_line_column_and_text() {
     let p = write(&dir, "nan.csv", b"1,2,0\n3,abc,1\n");
     let (e, m) = message(load_csv(&p, &CsvOptions::default()));
     assert!(matches!(e, Error::Parse { .. }), "{e:?}");
-    assert!(
-        m.contains("nan.csv:line 2") && m.contains("column 2") && m.contains("\"abc\""),
-        "{m}"
-    );
+    assert!(m.contains("nan.csv:line 2") && m.contains("column 2") && m.contains("\"abc\""), "{m}");
     // An explicit no-header option makes a text first line an error too.
     let p = write(&dir, "hdr.csv", b"a,b,label\n1,2,0\n");
-    let opts = CsvOptions {
-        header: Some(false),
-        ..CsvOptions::default()
-    };
+    let opts = CsvOptions { header: Some(false), ..CsvOptions::default() };
     let (_, m) = message(load_csv(&p, &opts));
-    assert!(
-        m.contains("line 1") && m.contains("column 1") && m.contains("\"a\""),
-        "{m}"
-    );
+    assert!(m.contains("line 1") && m.contains("column 1") && m.contains("\"a\""), "{m}");
 }
 
 #[test]
 fn csv_truncated_gzip_names_the_file() {
     let dir = temp_dir("truncgz");
     let digits =
-        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/digits.csv.gz"))
-            .unwrap();
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/digits.csv.gz")).unwrap();
     let p = write(&dir, "cut.csv.gz", &digits[..digits.len() / 2]);
     let (e, m) = message(load_csv(&p, &CsvOptions::default()));
     assert!(matches!(e, Error::Parse { .. }), "{e:?}");
@@ -388,26 +312,17 @@ fn csv_label_outside_the_class_range_is_rejected() {
     let dir = temp_dir("labels");
     let p = write(&dir, "sk.csv", b"3,2,a,b\n1,2,0\n1,2,1\n1,2,2\n");
     let (e, m) = message(load_csv(&p, &CsvOptions::default()));
-    assert!(
-        matches!(e, Error::LabelOutOfRange { label, index: 2, classes: 2 } if label == 2.0),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::LabelOutOfRange { label, index: 2, classes: 2 } if label == 2.0), "{e:?}");
     assert!(m.contains("sample 2") && m.contains("0..2"), "{m}");
 
     // The declared sample count must match.
     let p = write(&dir, "count.csv", b"3,2,a,b\n1,2,0\n1,2,1\n");
     let (_, m) = message(load_csv(&p, &CsvOptions::default()));
-    assert!(
-        m.contains("line 1") && m.contains("declares 3 samples") && m.contains("holds 2"),
-        "{m}"
-    );
+    assert!(m.contains("line 1") && m.contains("declares 3 samples") && m.contains("holds 2"), "{m}");
 
     // Forcing the sklearn layout on a plain file reports the header problem.
     let p = write(&dir, "plain.csv", b"1.5,2,0\n");
-    let opts = CsvOptions {
-        layout: CsvLayout::Sklearn,
-        ..CsvOptions::default()
-    };
+    let opts = CsvOptions { layout: CsvLayout::Sklearn, ..CsvOptions::default() };
     let (_, m) = message(load_csv(&p, &opts));
     assert!(m.contains("line 1") && m.contains("sample count"), "{m}");
 }
@@ -416,10 +331,7 @@ fn csv_label_outside_the_class_range_is_rejected() {
 fn csv_label_column_out_of_range_and_empty_file_are_errors() {
     let dir = temp_dir("misc");
     let p = write(&dir, "t.csv", b"1,2,0\n");
-    let opts = CsvOptions {
-        label_column: Some(3),
-        ..CsvOptions::default()
-    };
+    let opts = CsvOptions { label_column: Some(3), ..CsvOptions::default() };
     let (_, m) = message(load_csv(&p, &opts));
     assert!(m.contains("label column") && m.contains("3 columns"), "{m}");
     let p = write(&dir, "empty.csv", b"\n\n");
@@ -453,17 +365,10 @@ fn idx_round_trip_raw_and_gzip() {
     let pixels: Vec<u8> = (0..3 * 2 * 4).map(|i| (i * 11 % 256) as u8).collect();
     let images = idx_images(3, 2, 4, &pixels);
     let labels = idx_labels(&[7, 0, 9]);
-    for (name, img, lab) in [
-        ("raw", images.clone(), labels.clone()),
-        ("gz", gzip(&images), gzip(&labels)),
-    ] {
+    for (name, img, lab) in [("raw", images.clone(), labels.clone()), ("gz", gzip(&images), gzip(&labels))] {
         let x = load_idx_images(write(&dir, &format!("img-{name}"), &img)).unwrap();
         assert_eq!(x.shape, vec![3, 2, 4, 1], "{name}");
-        assert_eq!(
-            x.data,
-            pixels.iter().map(|&p| p as f32).collect::<Vec<_>>(),
-            "{name}"
-        );
+        assert_eq!(x.data, pixels.iter().map(|&p| p as f32).collect::<Vec<_>>(), "{name}");
         let y = load_idx_labels(write(&dir, &format!("lab-{name}"), &lab)).unwrap();
         assert_eq!(y, vec![7.0, 0.0, 9.0], "{name}");
     }
@@ -473,16 +378,8 @@ fn idx_round_trip_raw_and_gzip() {
 fn mnist_dir_loads_train_and_test_gz_or_raw() {
     let dir = temp_dir("mnist");
     let px = |n: usize| -> Vec<u8> { (0..n * 9).map(|i| i as u8).collect() };
-    write(
-        &dir,
-        "train-images-idx3-ubyte.gz",
-        &gzip(&idx_images(4, 3, 3, &px(4))),
-    );
-    write(
-        &dir,
-        "train-labels-idx1-ubyte.gz",
-        &gzip(&idx_labels(&[1, 2, 3, 9])),
-    );
+    write(&dir, "train-images-idx3-ubyte.gz", &gzip(&idx_images(4, 3, 3, &px(4))));
+    write(&dir, "train-labels-idx1-ubyte.gz", &gzip(&idx_labels(&[1, 2, 3, 9])));
     write(&dir, "t10k-images-idx3-ubyte", &idx_images(2, 3, 3, &px(2)));
     write(&dir, "t10k-labels-idx1-ubyte", &idx_labels(&[0, 5]));
     let (train, test) = load_mnist_dir(&dir).unwrap();
@@ -494,31 +391,15 @@ fn mnist_dir_loads_train_and_test_gz_or_raw() {
     // Label count differs from image count: names both files.
     write(&dir, "t10k-labels-idx1-ubyte", &idx_labels(&[0, 5, 6]));
     let (_, m) = message(load_mnist_dir(&dir));
-    assert!(
-        m.contains("t10k-labels") && m.contains("3 labels") && m.contains("2 images"),
-        "{m}"
-    );
+    assert!(m.contains("t10k-labels") && m.contains("3 labels") && m.contains("2 images"), "{m}");
     // Label 10 is outside the 10 classes.
     write(&dir, "t10k-labels-idx1-ubyte", &idx_labels(&[0, 10]));
     let (e, _) = message(load_mnist_dir(&dir));
-    assert!(
-        matches!(
-            e,
-            Error::LabelOutOfRange {
-                index: 1,
-                classes: 10,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::LabelOutOfRange { index: 1, classes: 10, .. }), "{e:?}");
     // A missing file is an Io error naming it.
     std::fs::remove_file(dir.join("t10k-labels-idx1-ubyte")).unwrap();
     let (e, m) = message(load_mnist_dir(&dir));
-    assert!(
-        matches!(e, Error::Io { .. }) && m.contains("t10k-labels-idx1-ubyte"),
-        "{m}"
-    );
+    assert!(matches!(e, Error::Io { .. }) && m.contains("t10k-labels-idx1-ubyte"), "{m}");
 }
 
 #[test]
@@ -527,10 +408,7 @@ fn idx_bad_magic_names_file_and_offset() {
     let p = write(&dir, "labels-as-images", &idx_labels(&[1, 2]));
     let (e, m) = message(load_idx_images(&p));
     assert!(matches!(e, Error::Parse { .. }), "{e:?}");
-    assert!(
-        m.contains("labels-as-images:offset 0") && m.contains("0x00000801"),
-        "{m}"
-    );
+    assert!(m.contains("labels-as-images:offset 0") && m.contains("0x00000801"), "{m}");
     let p = write(&dir, "images-as-labels", &idx_images(1, 1, 1, &[0]));
     let (_, m) = message(load_idx_labels(&p));
     assert!(m.contains("offset 0") && m.contains("magic"), "{m}");
@@ -541,24 +419,15 @@ fn idx_truncated_data_names_file_offset_and_sizes() {
     let dir = temp_dir("idx-trunc");
     let p = write(&dir, "short-images", &idx_images(2, 2, 2, &[0; 7]));
     let (_, m) = message(load_idx_images(&p));
-    assert!(
-        m.contains("short-images:offset 16") && m.contains("need 8") && m.contains("found 7"),
-        "{m}"
-    );
+    assert!(m.contains("short-images:offset 16") && m.contains("need 8") && m.contains("found 7"), "{m}");
     let p = write(&dir, "short-header", &idx_images(2, 2, 2, &[])[..10]);
     let (_, m) = message(load_idx_images(&p));
-    assert!(
-        m.contains("offset 8") && m.contains("truncated header"),
-        "{m}"
-    );
+    assert!(m.contains("offset 8") && m.contains("truncated header"), "{m}");
     let mut lab = idx_labels(&[1, 2, 3]);
     lab.pop();
     let p = write(&dir, "short-labels", &lab);
     let (_, m) = message(load_idx_labels(&p));
-    assert!(
-        m.contains("offset 8") && m.contains("need 3") && m.contains("found 2"),
-        "{m}"
-    );
+    assert!(m.contains("offset 8") && m.contains("need 3") && m.contains("found 2"), "{m}");
     // Truncated gzip stream.
     let big = gzip(&idx_images(50, 28, 28, &vec![7; 50 * 28 * 28]));
     let p = write(&dir, "cut.gz", &big[..big.len() - 12]);

@@ -2,27 +2,18 @@
 use std::io::Write;
 
 use kiln::cli::{TrainArgs, train};
-use kiln::{
-    Activation, CompileOptions, Dense, Device, FitOptions, Loss, Optimizer, Sequential, Tensor,
-};
+use kiln::{Activation, CompileOptions, Dense, Device, FitOptions, Loss, Optimizer, Sequential, Tensor};
 
 fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("kiln-errors-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
-    std::fs::File::create(&p)
-        .unwrap()
-        .write_all(contents)
-        .unwrap();
+    std::fs::File::create(&p).unwrap().write_all(contents).unwrap();
     p
 }
 
 fn train_err(args: TrainArgs) -> String {
-    match train(&TrainArgs {
-        json: true,
-        epochs: 1,
-        ..args
-    }) {
+    match train(&TrainArgs { json: true, epochs: 1, ..args }) {
         Ok(_) => panic!("expected an error"),
         Err(e) => e.to_string(),
     }
@@ -30,134 +21,57 @@ fn train_err(args: TrainArgs) -> String {
 
 #[test]
 fn unknown_flag_values_are_named() {
-    let e = train_err(TrainArgs {
-        device: "tpu".into(),
-        ..TrainArgs::default()
-    });
+    let e = train_err(TrainArgs { device: "tpu".into(), ..TrainArgs::default() });
     assert!(e.contains("device") && e.contains("tpu"), "{e}");
-    let e = train_err(TrainArgs {
-        optimizer: "lbfgs".into(),
-        ..TrainArgs::default()
-    });
+    let e = train_err(TrainArgs { optimizer: "lbfgs".into(), ..TrainArgs::default() });
     assert!(e.contains("optimizer") && e.contains("lbfgs"), "{e}");
-    let e = train_err(TrainArgs {
-        model: "transformer".into(),
-        ..TrainArgs::default()
-    });
+    let e = train_err(TrainArgs { model: "transformer".into(), ..TrainArgs::default() });
     assert!(e.contains("transformer"), "{e}");
-    let e = train_err(TrainArgs {
-        data: "no-such-set".into(),
-        ..TrainArgs::default()
-    });
+    let e = train_err(TrainArgs { data: "no-such-set".into(), ..TrainArgs::default() });
     assert!(e.contains("no-such-set"), "{e}");
 }
 
 #[test]
 fn missing_and_malformed_csv_files_are_named_with_line() {
-    let e = train_err(TrainArgs {
-        data: "/nonexistent/data.csv".into(),
-        ..TrainArgs::default()
-    });
+    let e = train_err(TrainArgs { data: "/nonexistent/data.csv".into(), ..TrainArgs::default() });
     assert!(e.contains("/nonexistent/data.csv"), "{e}");
     let p = temp_file("ragged.csv", b"1,2,0\n3,4,1\n5,6\n");
-    let e = train_err(TrainArgs {
-        data: p.display().to_string(),
-        ..TrainArgs::default()
-    });
+    let e = train_err(TrainArgs { data: p.display().to_string(), ..TrainArgs::default() });
     assert!(e.contains("ragged.csv") && e.contains("line 3"), "{e}");
     let p = temp_file("nan.csv", b"1,2,0\n3,abc,1\n");
-    let e = train_err(TrainArgs {
-        data: p.display().to_string(),
-        ..TrainArgs::default()
-    });
-    assert!(
-        e.contains("nan.csv") && e.contains("line 2") && e.contains("abc"),
-        "{e}"
-    );
-    let p = temp_file(
-        "truncated.csv.gz",
-        &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2],
-    );
-    let e = train_err(TrainArgs {
-        data: p.display().to_string(),
-        ..TrainArgs::default()
-    });
+    let e = train_err(TrainArgs { data: p.display().to_string(), ..TrainArgs::default() });
+    assert!(e.contains("nan.csv") && e.contains("line 2") && e.contains("abc"), "{e}");
+    let p = temp_file("truncated.csv.gz", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2]);
+    let e = train_err(TrainArgs { data: p.display().to_string(), ..TrainArgs::default() });
     assert!(e.contains("truncated.csv.gz"), "{e}");
 }
 
 #[test]
 fn labels_outside_the_class_range_are_rejected() {
-    let p = temp_file(
-        "labels.csv",
-        b"3,2,setosa,versicolor\n1.0,2.0,0\n2.0,1.0,1\n0.5,0.5,7\n",
-    );
-    let e = train_err(TrainArgs {
-        data: p.display().to_string(),
-        ..TrainArgs::default()
-    });
+    let p = temp_file("labels.csv", b"3,2,setosa,versicolor\n1.0,2.0,0\n2.0,1.0,1\n0.5,0.5,7\n");
+    let e = train_err(TrainArgs { data: p.display().to_string(), ..TrainArgs::default() });
     assert!(e.contains("label 7") || e.contains("label"), "{e}");
     let mut m = Sequential::new(&[2]).add(Dense::new(3, Activation::Softmax));
-    m.compile(CompileOptions::new(
-        Optimizer::adam(1e-3),
-        Loss::SparseCategoricalCrossentropy,
-        Device::Cpu,
-    ))
-    .unwrap();
+    m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
+        .unwrap();
     let x = Tensor::new(&[2, 2], vec![0.0; 4]).unwrap();
     let y = Tensor::new(&[2], vec![1.0, 3.0]).unwrap();
-    let e = m
-        .fit(
-            &x,
-            &y,
-            &FitOptions {
-                verbose: 0,
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("label 3") && e.contains("sample 1") && e.contains("0..3"),
-        "{e}"
-    );
+    let e = m.fit(&x, &y, &FitOptions { verbose: 0, ..Default::default() }).unwrap_err().to_string();
+    assert!(e.contains("label 3") && e.contains("sample 1") && e.contains("0..3"), "{e}");
 }
 
 #[test]
 fn shape_mismatches_name_the_layer_and_both_shapes() {
-    let mut m = Sequential::new(&[4])
-        .add(Dense::new(8, Activation::Relu))
-        .add(Dense::new(3, Activation::Softmax));
-    m.compile(CompileOptions::new(
-        Optimizer::adam(1e-3),
-        Loss::SparseCategoricalCrossentropy,
-        Device::Cpu,
-    ))
-    .unwrap();
+    let mut m =
+        Sequential::new(&[4]).add(Dense::new(8, Activation::Relu)).add(Dense::new(3, Activation::Softmax));
+    m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
+        .unwrap();
     let x = Tensor::new(&[2, 5], vec![0.0; 10]).unwrap();
     let y = Tensor::new(&[2], vec![0.0, 1.0]).unwrap();
-    let e = m
-        .fit(
-            &x,
-            &y,
-            &FitOptions {
-                verbose: 0,
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("dense") && e.contains("[2, 4]") && e.contains("[2, 5]"),
-        "{e}"
-    );
-    let e = m
-        .set_weights(&[("dense_1.kernel".into(), Tensor::zeros(&[8, 4]))])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("dense_1.kernel") && e.contains("[8, 3]") && e.contains("[8, 4]"),
-        "{e}"
-    );
+    let e = m.fit(&x, &y, &FitOptions { verbose: 0, ..Default::default() }).unwrap_err().to_string();
+    assert!(e.contains("dense") && e.contains("[2, 4]") && e.contains("[2, 5]"), "{e}");
+    let e = m.set_weights(&[("dense_1.kernel".into(), Tensor::zeros(&[8, 4]))]).unwrap_err().to_string();
+    assert!(e.contains("dense_1.kernel") && e.contains("[8, 3]") && e.contains("[8, 4]"), "{e}");
     // A dense layer on an image-shaped input asks for a Flatten.
     let e = Sequential::new(&[8, 8, 1])
         .add(Dense::new(3, Activation::Softmax))
@@ -171,11 +85,7 @@ fn shape_mismatches_name_the_layer_and_both_shapes() {
 fn loss_and_output_layer_must_fit_together() {
     let mut m = Sequential::new(&[4]).add(Dense::new(3, Activation::Relu));
     let e = m
-        .compile(CompileOptions::new(
-            Optimizer::adam(1e-3),
-            Loss::SparseCategoricalCrossentropy,
-            Device::Cpu,
-        ))
+        .compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
         .unwrap_err()
         .to_string();
     assert!(e.contains("softmax") && e.contains("relu"), "{e}");
@@ -184,20 +94,14 @@ fn loss_and_output_layer_must_fit_together() {
 #[test]
 fn using_a_model_before_compile_is_an_error() {
     let mut m = Sequential::new(&[4]).add(Dense::new(3, Activation::Softmax));
-    let e = m
-        .predict(&Tensor::zeros(&[1, 4]), 1)
-        .unwrap_err()
-        .to_string();
+    let e = m.predict(&Tensor::zeros(&[1, 4]), 1).unwrap_err().to_string();
     assert!(e.contains("compile"), "{e}");
 }
 
 #[test]
 fn gpu_device_without_adapter_is_a_clear_error() {
     // With no Vulkan/GL backend allowed, no adapter can be found.
-    let e = kiln::backend::gpu::GpuBackend::new(Some(999))
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let e = kiln::backend::gpu::GpuBackend::new(Some(999)).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("adapter"), "{e}");
 }
 

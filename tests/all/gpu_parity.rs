@@ -5,9 +5,7 @@ use kiln::Error;
 use kiln::backend::cpu::CpuBackend;
 use kiln::backend::gpu::{GpuBackend, MatmulKernel, adapters};
 use kiln::backend::{Backend, DeviceKind};
-use kiln::program::{
-    Arena, BufRef, Kernel, Program, ResidentLayout, Step, StepScalars, UnaryOp, align,
-};
+use kiln::program::{Arena, BufRef, Kernel, Program, ResidentLayout, Step, StepScalars, UnaryOp, align};
 use rand_chacha::ChaCha8Rng;
 
 use crate::common::{gpu, rng, uniform};
@@ -21,11 +19,7 @@ struct Builder {
 
 impl Builder {
     fn alloc(&mut self, len: usize) -> BufRef {
-        let b = BufRef {
-            arena: Arena::Work,
-            offset: self.program.work_len,
-            len,
-        };
+        let b = BufRef { arena: Arena::Work, offset: self.program.work_len, len };
         self.program.work_len += align(len.max(1));
         b
     }
@@ -48,10 +42,7 @@ impl Builder {
     }
 
     fn step(&mut self, kernel: Kernel, args: &[BufRef]) {
-        self.program.steps.push(Step {
-            kernel,
-            args: args.to_vec(),
-        });
+        self.program.steps.push(Step { kernel, args: args.to_vec() });
     }
 
     /// Step with `inputs` and a fresh output of `out_len` elements.
@@ -88,12 +79,8 @@ fn check_on(mut g: GpuBackend, b: &Builder, tol: f32) {
         backend.alloc_resident(&ResidentLayout::default()).unwrap();
         let id = backend.compile(&b.program).unwrap();
         backend.run(id, &inputs, StepScalars::default()).unwrap();
-        let outs: Vec<Vec<f32>> = b
-            .program
-            .outputs
-            .iter()
-            .map(|(_, o)| backend.read_work(id, *o).unwrap())
-            .collect();
+        let outs: Vec<Vec<f32>> =
+            b.program.outputs.iter().map(|(_, o)| backend.read_work(id, *o).unwrap()).collect();
         results.push(outs);
     }
     for (k, (name, out)) in b.program.outputs.iter().enumerate() {
@@ -122,13 +109,7 @@ fn matmul_matches_cpu_for_odd_shapes_and_all_transposes() {
         for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
             let a = b.input(uniform(&mut r, m * k, -1.0, 1.0));
             let bb = b.input(uniform(&mut r, k * n, -1.0, 1.0));
-            let kernel = Kernel::MatMul {
-                m,
-                k,
-                n,
-                trans_a,
-                trans_b,
-            };
+            let kernel = Kernel::MatMul { m, k, n, trans_a, trans_b };
             b.op(kernel, &[a, bb], m * n);
         }
     }
@@ -205,10 +186,7 @@ fn reductions_and_broadcasts_match_cpu() {
 
 /// Class indices (as f32) and the matching one-hot rows.
 fn labels(r: &mut ChaCha8Rng, rows: usize, cols: usize) -> (Vec<f32>, Vec<f32>) {
-    let sparse: Vec<f32> = uniform(r, rows, 0.0, cols as f32)
-        .into_iter()
-        .map(f32::floor)
-        .collect();
+    let sparse: Vec<f32> = uniform(r, rows, 0.0, cols as f32).into_iter().map(f32::floor).collect();
     let mut dense = vec![0.0; rows * cols];
     for (i, &c) in sparse.iter().enumerate() {
         dense[i * cols + c as usize] = 1.0;
@@ -227,20 +205,11 @@ fn losses_and_metrics_match_cpu() {
         let ld = b.input(dense_labels);
         let dloss = b.input(vec![1.7]);
         for (sparse, l) in [(true, ls), (false, ld)] {
-            b.op(
-                Kernel::SoftmaxCrossEntropy { rows, cols, sparse },
-                &[z, l],
-                1,
-            );
+            b.op(Kernel::SoftmaxCrossEntropy { rows, cols, sparse }, &[z, l], 1);
             let grad = Kernel::SoftmaxCrossEntropyGrad { rows, cols, sparse };
             b.op(grad, &[z, l, dloss], rows * cols);
             let threshold = 0.0;
-            let count = Kernel::CountCorrect {
-                rows,
-                cols,
-                sparse,
-                threshold,
-            };
+            let count = Kernel::CountCorrect { rows, cols, sparse, threshold };
             b.op(count, &[z, l], 1);
         }
     }
@@ -251,17 +220,8 @@ fn losses_and_metrics_match_cpu() {
         b.op(Kernel::MeanSquaredError { len }, &[p, t], 1);
         b.op(Kernel::MeanSquaredErrorGrad { len }, &[p, t, dloss], len);
         b.op(Kernel::SigmoidBinaryCrossEntropy { len }, &[p, t], 1);
-        b.op(
-            Kernel::SigmoidBinaryCrossEntropyGrad { len },
-            &[p, t, dloss],
-            len,
-        );
-        let count = Kernel::CountCorrect {
-            rows: len,
-            cols: 1,
-            sparse: false,
-            threshold: 0.5,
-        };
+        b.op(Kernel::SigmoidBinaryCrossEntropyGrad { len }, &[p, t, dloss], len);
+        let count = Kernel::CountCorrect { rows: len, cols: 1, sparse: false, threshold: 0.5 };
         b.op(count, &[p, t], 1);
     }
     check(&b, 1e-4);
@@ -273,30 +233,15 @@ fn check_optimizer(kernel: Kernel, slots: usize) {
     let Some(mut g) = gpu() else { return };
     let mut c = CpuBackend::new();
     let len = 1000;
-    let layout = ResidentLayout {
-        params_len: len,
-        slots,
-        accum_len: 0,
-    };
-    let whole = |arena| BufRef {
-        arena,
-        offset: 0,
-        len,
-    };
+    let layout = ResidentLayout { params_len: len, slots, accum_len: 0 };
+    let whole = |arena| BufRef { arena, offset: 0, len };
     let mut args = vec![whole(Arena::Params), whole(Arena::Grads)];
     args.extend((0..slots).map(|k| whole(Arena::Slot(k as u8))));
     if args.len() < 3 {
         // SGD without momentum: the velocity slot is absent (empty slice).
-        args.push(BufRef {
-            arena: Arena::Slot(0),
-            offset: 0,
-            len: 0,
-        });
+        args.push(BufRef { arena: Arena::Slot(0), offset: 0, len: 0 });
     }
-    let program = Program {
-        steps: vec![Step { kernel, args }],
-        ..Program::default()
-    };
+    let program = Program { steps: vec![Step { kernel, args }], ..Program::default() };
     let mut r = rng(6);
     let params = uniform(&mut r, len, -1.0, 1.0);
     let mut ids = Vec::new();
@@ -307,15 +252,9 @@ fn check_optimizer(kernel: Kernel, slots: usize) {
     }
     for t in 1..=3 {
         let grads = uniform(&mut r, len, -1.0, 1.0);
-        let scalars = StepScalars {
-            lr: 0.01 * t as f32,
-            t,
-        };
+        let scalars = StepScalars { lr: 0.01 * t as f32, t };
         let mut state = Vec::new();
-        for (backend, &id) in [&mut c as &mut dyn Backend, &mut g as &mut dyn Backend]
-            .into_iter()
-            .zip(&ids)
-        {
+        for (backend, &id) in [&mut c as &mut dyn Backend, &mut g as &mut dyn Backend].into_iter().zip(&ids) {
             backend.write(Arena::Grads, 0, &grads).unwrap();
             backend.run(id, &[], scalars).unwrap();
             let mut s = vec![backend.read(Arena::Params, 0, len).unwrap()];
@@ -332,32 +271,16 @@ fn check_optimizer(kernel: Kernel, slots: usize) {
 
 #[test]
 fn sgd_updates_match_cpu_over_three_steps() {
-    check_optimizer(
-        Kernel::SgdUpdate {
-            len: 1000,
-            momentum: 0.0,
-            nesterov: false,
-        },
-        0,
-    );
+    check_optimizer(Kernel::SgdUpdate { len: 1000, momentum: 0.0, nesterov: false }, 0);
     for nesterov in [false, true] {
-        let kernel = Kernel::SgdUpdate {
-            len: 1000,
-            momentum: 0.9,
-            nesterov,
-        };
+        let kernel = Kernel::SgdUpdate { len: 1000, momentum: 0.9, nesterov };
         check_optimizer(kernel, 1);
     }
 }
 
 #[test]
 fn adam_updates_match_cpu_over_three_steps() {
-    let kernel = Kernel::AdamUpdate {
-        len: 1000,
-        beta1: 0.9,
-        beta2: 0.999,
-        epsilon: 1e-7,
-    };
+    let kernel = Kernel::AdamUpdate { len: 1000, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 };
     check_optimizer(kernel, 2);
 }
 
@@ -380,15 +303,9 @@ fn large_elementwise_launch_uses_a_2d_grid() {
 fn oversized_arenas_and_bindings_are_reported_before_allocation() {
     let Some(mut g) = gpu() else { return };
     let max_buffer = g.info().max_buffer_size;
-    let huge = ResidentLayout {
-        params_len: (max_buffer / 4) as usize + 64,
-        slots: 2,
-        accum_len: 1,
-    };
+    let huge = ResidentLayout { params_len: (max_buffer / 4) as usize + 64, slots: 2, accum_len: 1 };
     match g.alloc_resident(&huge) {
-        Err(Error::OutOfDeviceMemory {
-            buffer, limit_name, ..
-        }) => {
+        Err(Error::OutOfDeviceMemory { buffer, limit_name, .. }) => {
             assert!(buffer.contains("Params"), "names the buffer: {buffer}");
             assert_eq!(limit_name, "max_buffer_size");
         }
@@ -403,9 +320,7 @@ fn oversized_arenas_and_bindings_are_reported_before_allocation() {
     b.step(Kernel::Fill { len, value: 1.0 }, &[out]);
     g.alloc_resident(&ResidentLayout::default()).unwrap();
     match g.compile(&b.program) {
-        Err(Error::OutOfDeviceMemory {
-            buffer, limit_name, ..
-        }) => {
+        Err(Error::OutOfDeviceMemory { buffer, limit_name, .. }) => {
             assert!(buffer.contains("Fill"), "names the step: {buffer}");
             assert_eq!(limit_name, "max_storage_buffer_binding_size");
         }
@@ -441,29 +356,12 @@ fn running_a_program_twice_is_bitwise_identical() {
     let (sparse_labels, _) = labels(&mut r, rows, cols);
     let l = b.input(sparse_labels);
     let z = b.output(rows * cols);
-    let mm = Kernel::MatMul {
-        m: rows,
-        k,
-        n: cols,
-        trans_a: false,
-        trans_b: false,
-    };
+    let mm = Kernel::MatMul { m: rows, k, n: cols, trans_a: false, trans_b: false };
     b.step(mm, &[x, w, z]);
     let sparse = true;
-    b.op(
-        Kernel::SoftmaxCrossEntropy { rows, cols, sparse },
-        &[z, l],
-        1,
-    );
+    b.op(Kernel::SoftmaxCrossEntropy { rows, cols, sparse }, &[z, l], 1);
     b.op(Kernel::SumRows { rows, cols }, &[z], cols);
-    b.op(
-        Kernel::SumAll {
-            len: rows * cols,
-            scale: 1.0,
-        },
-        &[z],
-        1,
-    );
+    b.op(Kernel::SumAll { len: rows * cols, scale: 1.0 }, &[z], 1);
     let Some(mut g) = gpu() else { return };
     g.alloc_resident(&ResidentLayout::default()).unwrap();
     let id = g.compile(&b.program).unwrap();
@@ -488,26 +386,13 @@ fn wrong_inputs_are_rejected_with_errors() {
     let Some(mut g) = gpu() else { return };
     let mut b = Builder::default();
     let x = b.input(vec![1.0; 10]);
-    b.op(
-        Kernel::Unary {
-            op: UnaryOp::Relu,
-            len: 10,
-        },
-        &[x],
-        10,
-    );
+    b.op(Kernel::Unary { op: UnaryOp::Relu, len: 10 }, &[x], 10);
     g.alloc_resident(&ResidentLayout::default()).unwrap();
     let id = g.compile(&b.program).unwrap();
     let short = [0.0f32; 3];
-    assert!(matches!(
-        g.run(id, &[&short], StepScalars::default()),
-        Err(Error::Shape { .. })
-    ));
+    assert!(matches!(g.run(id, &[&short], StepScalars::default()), Err(Error::Shape { .. })));
     assert!(g.run(id, &[], StepScalars::default()).is_err());
-    assert!(
-        g.read(Arena::Params, 0, 10).is_err(),
-        "outside the empty Params arena"
-    );
+    assert!(g.read(Arena::Params, 0, 10).is_err(), "outside the empty Params arena");
     let mut bad = b.program.clone();
     bad.steps[0].args[0].len = 1_000_000;
     assert!(matches!(g.compile(&bad), Err(Error::Invalid { .. })));
@@ -519,22 +404,14 @@ fn compiled_programs_follow_a_new_resident_allocation() {
     let Some(mut g) = gpu() else { return };
     let mut c = CpuBackend::new();
     let len = 300;
-    let acc = BufRef {
-        arena: Arena::Accum,
-        offset: 64,
-        len,
-    };
+    let acc = BufRef { arena: Arena::Accum, offset: 64, len };
     let mut b = Builder::default();
     let x = b.input(uniform(&mut rng(8), len, -1.0, 1.0));
     b.step(Kernel::Accumulate { len, scale: 2.0 }, &[x, acc]);
     let inputs: Vec<&[f32]> = b.data.iter().map(|d| d.as_slice()).collect();
     let mut results = Vec::new();
     for backend in [&mut c as &mut dyn Backend, &mut g as &mut dyn Backend] {
-        let layout = ResidentLayout {
-            params_len: 10,
-            slots: 0,
-            accum_len: 64 + len,
-        };
+        let layout = ResidentLayout { params_len: 10, slots: 0, accum_len: 64 + len };
         backend.alloc_resident(&layout).unwrap();
         let id = backend.compile(&b.program).unwrap();
         backend.run(id, &inputs, StepScalars::default()).unwrap();

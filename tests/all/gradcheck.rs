@@ -26,26 +26,14 @@ struct Case {
 /// Evaluate out and the gradients of ⟨seed, out⟩ w.r.t. the differentiable inputs.
 fn evaluate(case: &Case, values: &[Vec<f64>], seed: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
     let mut g = Graph::new();
-    let inputs: Vec<NodeId> = case
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(i, (s, _, _))| g.input(&format!("in{i}"), s))
-        .collect();
+    let inputs: Vec<NodeId> =
+        case.inputs.iter().enumerate().map(|(i, (s, _, _))| g.input(&format!("in{i}"), s)).collect();
     let out = (case.build)(&mut g, &inputs);
     let out_shape = g.shape(out).to_vec();
     let seed_node = g.input("seed", &out_shape);
-    let wrt: Vec<NodeId> = inputs
-        .iter()
-        .zip(&case.inputs)
-        .filter(|(_, c)| c.2)
-        .map(|(n, _)| *n)
-        .collect();
+    let wrt: Vec<NodeId> = inputs.iter().zip(&case.inputs).filter(|(_, c)| c.2).map(|(n, _)| *n).collect();
     let grads = gradients(&mut g, out, seed_node, &wrt).expect("gradients");
-    let mut spec = PlanSpec {
-        inputs: inputs.clone(),
-        ..Default::default()
-    };
+    let mut spec = PlanSpec { inputs: inputs.clone(), ..Default::default() };
     spec.inputs.push(seed_node);
     spec.outputs.push(("out".into(), out));
     for (i, gn) in grads.iter().enumerate() {
@@ -53,18 +41,12 @@ fn evaluate(case: &Case, values: &[Vec<f64>], seed: &[f64]) -> (Vec<f64>, Vec<Ve
     }
     let program = plan(&g, &spec).expect("plan");
     let mut arenas = Arenas::<f64>::new(&ResidentLayout::default(), program.work_len);
-    for ((_, b), v) in program
-        .inputs
-        .iter()
-        .zip(values.iter().chain(std::iter::once(&seed.to_vec())))
-    {
+    for ((_, b), v) in program.inputs.iter().zip(values.iter().chain(std::iter::once(&seed.to_vec()))) {
         arenas.set(*b, v);
     }
     execute(&program.steps, &mut arenas, StepScalars::default());
     let out_v = arenas.get(program.output("out").expect("out"));
-    let gs = (0..grads.len())
-        .map(|i| arenas.get(program.output(&format!("g{i}")).expect("grad")))
-        .collect();
+    let gs = (0..grads.len()).map(|i| arenas.get(program.output(&format!("g{i}")).expect("grad"))).collect();
     (out_v, gs)
 }
 
@@ -89,24 +71,15 @@ fn check(case: &Case) {
         .collect();
     let out_len = {
         let mut g = Graph::new();
-        let inputs: Vec<NodeId> = case
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(i, (s, _, _))| g.input(&format!("in{i}"), s))
-            .collect();
+        let inputs: Vec<NodeId> =
+            case.inputs.iter().enumerate().map(|(i, (s, _, _))| g.input(&format!("in{i}"), s)).collect();
         let out = (case.build)(&mut g, &inputs);
         g.node(out).len()
     };
     let seed: Vec<f64> = (0..out_len).map(|_| rng.random_range(-1.0..1.0)).collect();
     let (_, analytic) = evaluate(case, &values, &seed);
-    let diff_inputs: Vec<usize> = case
-        .inputs
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.2)
-        .map(|(i, _)| i)
-        .collect();
+    let diff_inputs: Vec<usize> =
+        case.inputs.iter().enumerate().filter(|(_, c)| c.2).map(|(i, _)| i).collect();
     let h = 1e-6;
     for (gi, &input) in diff_inputs.iter().enumerate() {
         for j in 0..values[input].len() {
@@ -142,58 +115,22 @@ fn matmul_gradients_all_transposes() {
         Case {
             name: "matmul nn",
             inputs: vec![rand_in(&[3, 5]), rand_in(&[5, 4])],
-            build: |g, x| {
-                op(
-                    g,
-                    Op::MatMul {
-                        trans_a: false,
-                        trans_b: false,
-                    },
-                    x,
-                )
-            },
+            build: |g, x| op(g, Op::MatMul { trans_a: false, trans_b: false }, x),
         },
         Case {
             name: "matmul tn",
             inputs: vec![rand_in(&[5, 3]), rand_in(&[5, 4])],
-            build: |g, x| {
-                op(
-                    g,
-                    Op::MatMul {
-                        trans_a: true,
-                        trans_b: false,
-                    },
-                    x,
-                )
-            },
+            build: |g, x| op(g, Op::MatMul { trans_a: true, trans_b: false }, x),
         },
         Case {
             name: "matmul nt",
             inputs: vec![rand_in(&[3, 5]), rand_in(&[4, 5])],
-            build: |g, x| {
-                op(
-                    g,
-                    Op::MatMul {
-                        trans_a: false,
-                        trans_b: true,
-                    },
-                    x,
-                )
-            },
+            build: |g, x| op(g, Op::MatMul { trans_a: false, trans_b: true }, x),
         },
         Case {
             name: "matmul tt",
             inputs: vec![rand_in(&[5, 3]), rand_in(&[4, 5])],
-            build: |g, x| {
-                op(
-                    g,
-                    Op::MatMul {
-                        trans_a: true,
-                        trans_b: true,
-                    },
-                    x,
-                )
-            },
+            build: |g, x| op(g, Op::MatMul { trans_a: true, trans_b: true }, x),
         },
     ];
     cases.iter().for_each(check);
@@ -230,21 +167,13 @@ fn elementwise_and_bias_gradients() {
 
 #[test]
 fn softmax_and_reduction_gradients() {
-    check(&Case {
-        name: "softmax",
-        inputs: vec![rand_in(&[3, 5])],
-        build: |g, x| op(g, Op::Softmax, x),
-    });
+    check(&Case { name: "softmax", inputs: vec![rand_in(&[3, 5])], build: |g, x| op(g, Op::Softmax, x) });
     check(&Case {
         name: "log-softmax",
         inputs: vec![rand_in(&[3, 5])],
         build: |g, x| op(g, Op::LogSoftmax, x),
     });
-    check(&Case {
-        name: "sum rows",
-        inputs: vec![rand_in(&[4, 3])],
-        build: |g, x| op(g, Op::SumRows, x),
-    });
+    check(&Case { name: "sum rows", inputs: vec![rand_in(&[4, 3])], build: |g, x| op(g, Op::SumRows, x) });
     check(&Case {
         name: "broadcast rows",
         inputs: vec![rand_in(&[3])],
@@ -263,16 +192,7 @@ fn softmax_and_reduction_gradients() {
     check(&Case {
         name: "broadcast scalar",
         inputs: vec![rand_in(&[1])],
-        build: |g, x| {
-            op(
-                g,
-                Op::BroadcastScalar {
-                    shape: vec![2, 3],
-                    scale: 0.5,
-                },
-                x,
-            )
-        },
+        build: |g, x| op(g, Op::BroadcastScalar { shape: vec![2, 3], scale: 0.5 }, x),
     });
 }
 
@@ -295,11 +215,7 @@ fn loss_gradients() {
         inputs: vec![rand_in(&[3, 2]), (vec![3, 2], Fill::Random, false)],
         build: |g, x| op(g, Op::MeanSquaredError, x),
     });
-    let targets = (
-        vec![5, 1],
-        Fill::Fixed(vec![1.0, 0.0, 1.0, 1.0, 0.0]),
-        false,
-    );
+    let targets = (vec![5, 1], Fill::Fixed(vec![1.0, 0.0, 1.0, 1.0, 0.0]), false);
     check(&Case {
         name: "sigmoid bce",
         inputs: vec![rand_in(&[5, 1]), targets],
@@ -321,24 +237,10 @@ fn composite_mlp_gradients() {
             (vec![4], Fill::Fixed(vec![0.0, 2.0, 1.0, 2.0]), false),
         ],
         build: |g, x| {
-            let h = op(
-                g,
-                Op::MatMul {
-                    trans_a: false,
-                    trans_b: false,
-                },
-                &[x[0], x[1]],
-            );
+            let h = op(g, Op::MatMul { trans_a: false, trans_b: false }, &[x[0], x[1]]);
             let h = op(g, Op::BiasAdd, &[h, x[2]]);
             let h = op(g, Op::Unary(UnaryOp::Tanh), &[h]);
-            let z = op(
-                g,
-                Op::MatMul {
-                    trans_a: false,
-                    trans_b: false,
-                },
-                &[h, x[3]],
-            );
+            let z = op(g, Op::MatMul { trans_a: false, trans_b: false }, &[h, x[3]]);
             let skip = op(g, Op::Unary(UnaryOp::Sigmoid), &[x[0]]);
             let z = op(g, Op::Add, &[z, skip]);
             op(g, Op::SoftmaxCrossEntropy { sparse: true }, &[z, x[4]])

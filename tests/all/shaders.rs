@@ -16,21 +16,14 @@ fn every_shader_file_validates_with_naga() {
         let path = entry.expect("directory entry").path();
         if path.extension().is_some_and(|e| e == "wgsl") {
             let src = std::fs::read_to_string(&path).expect("shader is readable");
-            assert!(
-                src.starts_with("//"),
-                "{} must start with a header comment",
-                path.display()
-            );
+            assert!(src.starts_with("//"), "{} must start with a header comment", path.display());
             if let Err(e) = validate(&src) {
                 panic!("{} is invalid:\n{e}", path.display());
             }
             checked += 1;
         }
     }
-    assert!(
-        checked >= 6,
-        "expected at least 6 shader files, found {checked}"
-    );
+    assert!(checked >= 6, "expected at least 6 shader files, found {checked}");
 }
 
 #[test]

@@ -39,7 +39,8 @@ fn one_training_step_matches_between_gpu_and_cpu() {
     }
     for optimizer in [Optimizer::adam(1e-2), Optimizer::momentum(0.1, 0.9, true)] {
         let (x, y) = data(130); // 130 rows: one full batch of 128 would hide edge handling
-        let opts = FitOptions { batch_size: 130, epochs: 1, verbose: 0, shuffle: false, ..Default::default() };
+        let opts =
+            FitOptions { batch_size: 130, epochs: 1, verbose: 0, shuffle: false, ..Default::default() };
         let mut cpu = mlp(Device::Cpu, optimizer);
         let mut gpu = mlp(Device::Gpu(None), optimizer);
         let (w_cpu0, w_gpu0) = (cpu.get_weights().unwrap(), gpu.get_weights().unwrap());

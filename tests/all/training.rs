@@ -5,13 +5,8 @@ use kiln::cli::{TrainArgs, train};
 use crate::common;
 
 fn run(data: &str, device: &str, epochs: usize) -> kiln::cli::TrainReport {
-    let args = TrainArgs {
-        data: data.into(),
-        device: device.into(),
-        epochs,
-        json: true,
-        ..TrainArgs::default()
-    };
+    let args =
+        TrainArgs { data: data.into(), device: device.into(), epochs, json: true, ..TrainArgs::default() };
     train(&args).unwrap_or_else(|e| panic!("train {data} on {device}: {e}"))
 }
 
@@ -19,11 +14,7 @@ fn run(data: &str, device: &str, epochs: usize) -> kiln::cli::TrainReport {
 fn digits_mlp_reaches_096_on_cpu() {
     let r = run("digits", "cpu", 30);
     assert_eq!(r.device, "cpu");
-    assert!(
-        r.test_accuracy >= 0.96,
-        "digits test accuracy {}",
-        r.test_accuracy
-    );
+    assert!(r.test_accuracy >= 0.96, "digits test accuracy {}", r.test_accuracy);
     assert!(r.planned_memory_bytes > 0);
 }
 
@@ -46,28 +37,16 @@ fn digits_mlp_reaches_096_on_gpu() {
 #[test]
 fn iris_mlp_reaches_090() {
     let r = run("iris", "cpu", 200);
-    assert!(
-        r.test_accuracy >= 0.9,
-        "iris test accuracy {}",
-        r.test_accuracy
-    );
+    assert!(r.test_accuracy >= 0.9, "iris test accuracy {}", r.test_accuracy);
 }
 
 #[test]
 fn breast_cancer_sigmoid_bce_reaches_093() {
     let r = run("breast-cancer", "cpu", 30);
-    assert!(
-        r.test_accuracy >= 0.93,
-        "breast cancer test accuracy {}",
-        r.test_accuracy
-    );
+    assert!(r.test_accuracy >= 0.93, "breast cancer test accuracy {}", r.test_accuracy);
     if common::gpu().is_some() {
         let g = run("breast-cancer", "gpu", 30);
-        assert!(
-            g.test_accuracy >= 0.93,
-            "breast cancer test accuracy on the GPU {}",
-            g.test_accuracy
-        );
+        assert!(g.test_accuracy >= 0.93, "breast cancer test accuracy on the GPU {}", g.test_accuracy);
     }
 }
 

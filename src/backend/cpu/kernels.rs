@@ -116,16 +116,8 @@ pub fn matmul<T: CpuFloat>(
     b: &[T],
     c: &mut [T],
 ) {
-    let sa = if trans_a {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let sb = if trans_b {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
+    let sa = if trans_a { (1, m as isize) } else { (k as isize, 1) };
+    let sb = if trans_b { (1, k as isize) } else { (n as isize, 1) };
     if k == 0 {
         c.iter_mut().for_each(|v| *v = T::zero());
         return;
@@ -150,9 +142,7 @@ pub fn bias_add<T: CpuFloat>(cols: usize, x: &[T], b: &[T], y: &mut [T]) {
 /// Apply `f` elementwise to (x → y), in parallel chunks for large tensors.
 fn map1<T: CpuFloat>(x: &[T], y: &mut [T], f: impl Fn(T) -> T + Sync) {
     if y.len() >= PAR_MIN_ELEMS {
-        y.par_iter_mut()
-            .zip(x.par_iter())
-            .for_each(|(o, &v)| *o = f(v));
+        y.par_iter_mut().zip(x.par_iter()).for_each(|(o, &v)| *o = f(v));
     } else {
         y.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
     }
@@ -161,13 +151,9 @@ fn map1<T: CpuFloat>(x: &[T], y: &mut [T], f: impl Fn(T) -> T + Sync) {
 /// Apply `f` elementwise to (a, b → y).
 fn map2<T: CpuFloat>(a: &[T], b: &[T], y: &mut [T], f: impl Fn(T, T) -> T + Sync) {
     if y.len() >= PAR_MIN_ELEMS {
-        y.par_iter_mut()
-            .zip(a.par_iter().zip(b.par_iter()))
-            .for_each(|(o, (&u, &v))| *o = f(u, v));
+        y.par_iter_mut().zip(a.par_iter().zip(b.par_iter())).for_each(|(o, (&u, &v))| *o = f(u, v));
     } else {
-        y.iter_mut()
-            .zip(a.iter().zip(b))
-            .for_each(|(o, (&u, &v))| *o = f(u, v));
+        y.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&u, &v))| *o = f(u, v));
     }
 }
 
@@ -207,9 +193,7 @@ pub fn unary_grad<T: CpuFloat>(op: UnaryOp, y: &[T], dy: &[T], dx: &mut [T]) {
 /// Run `f(row_index, out_row)` over the rows of `out` ([rows, cols]).
 fn for_rows<T: CpuFloat>(cols: usize, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
     if out.len() >= PAR_MIN_ELEMS {
-        out.par_chunks_mut(cols)
-            .enumerate()
-            .for_each(|(i, r)| f(i, r));
+        out.par_chunks_mut(cols).enumerate().for_each(|(i, r)| f(i, r));
     } else {
         out.chunks_mut(cols).enumerate().for_each(|(i, r)| f(i, r));
     }
@@ -248,9 +232,7 @@ pub fn softmax_grad<T: CpuFloat>(cols: usize, y: &[T], dy: &[T], dx: &mut [T]) {
     for_rows(cols, dx, |i, dr| {
         let (yr, gr) = (&y[i * cols..(i + 1) * cols], &dy[i * cols..(i + 1) * cols]);
         let dot: T = yr.iter().zip(gr).map(|(&a, &b)| a * b).sum();
-        dr.iter_mut()
-            .zip(yr.iter().zip(gr))
-            .for_each(|(o, (&a, &b))| *o = a * (b - dot));
+        dr.iter_mut().zip(yr.iter().zip(gr)).for_each(|(o, (&a, &b))| *o = a * (b - dot));
     });
 }
 
@@ -259,9 +241,7 @@ pub fn log_softmax_grad<T: CpuFloat>(cols: usize, y: &[T], dy: &[T], dx: &mut [T
     for_rows(cols, dx, |i, dr| {
         let (yr, gr) = (&y[i * cols..(i + 1) * cols], &dy[i * cols..(i + 1) * cols]);
         let s: T = gr.iter().copied().sum();
-        dr.iter_mut()
-            .zip(yr.iter().zip(gr))
-            .for_each(|(o, (&a, &b))| *o = b - a.exp() * s);
+        dr.iter_mut().zip(yr.iter().zip(gr)).for_each(|(o, (&a, &b))| *o = b - a.exp() * s);
     });
 }
 
@@ -275,17 +255,14 @@ pub fn sum_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
 
 /// y[i,j] = x[j].
 pub fn broadcast_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
-    y.chunks_mut(cols)
-        .for_each(|r| r.copy_from_slice(&x[..cols]));
+    y.chunks_mut(cols).for_each(|r| r.copy_from_slice(&x[..cols]));
 }
 
 /// Σ x in fixed-size chunks combined in order (the same tree whatever the thread count).
 pub fn sum_all<T: CpuFloat>(x: &[T]) -> T {
     const CHUNK: usize = 4096;
     let parts: Vec<T> = if x.len() >= PAR_MIN_ELEMS {
-        x.par_chunks(CHUNK)
-            .map(|c| c.iter().copied().sum())
-            .collect()
+        x.par_chunks(CHUNK).map(|c| c.iter().copied().sum()).collect()
     } else {
         x.chunks(CHUNK).map(|c| c.iter().copied().sum()).collect()
     };
@@ -295,11 +272,7 @@ pub fn sum_all<T: CpuFloat>(x: &[T]) -> T {
 /// The target row t_i (one-hot from a class index when sparse) and its j-th element.
 fn target<T: CpuFloat>(labels: &[T], cols: usize, sparse: bool, i: usize, j: usize) -> T {
     if sparse {
-        if labels[i].to_usize() == Some(j) {
-            T::one()
-        } else {
-            T::zero()
-        }
+        if labels[i].to_usize() == Some(j) { T::one() } else { T::zero() }
     } else {
         labels[i * cols + j]
     }
@@ -363,11 +336,8 @@ pub fn mean_squared_error_grad<T: CpuFloat>(p: &[T], t: &[T], dloss: T, dp: &mut
 
 /// mean of max(z,0) − z·t + log(1 + exp(−|z|)).
 pub fn sigmoid_bce<T: CpuFloat>(z: &[T], t: &[T]) -> T {
-    let l: Vec<T> = z
-        .iter()
-        .zip(t)
-        .map(|(&z, &t)| z.max(T::zero()) - z * t + (-z.abs()).exp().ln_1p())
-        .collect();
+    let l: Vec<T> =
+        z.iter().zip(t).map(|(&z, &t)| z.max(T::zero()) - z * t + (-z.abs()).exp().ln_1p()).collect();
     sum_all(&l) / T::from(z.len()).unwrap_or(T::one())
 }
 
@@ -413,25 +383,14 @@ pub fn count_correct<T: CpuFloat>(
 }
 
 /// Keras SGD update, in place on `p` and `vel`.
-pub fn sgd_update<T: CpuFloat>(
-    lr: T,
-    momentum: T,
-    nesterov: bool,
-    p: &mut [T],
-    g: &[T],
-    vel: &mut [T],
-) {
+pub fn sgd_update<T: CpuFloat>(lr: T, momentum: T, nesterov: bool, p: &mut [T], g: &[T], vel: &mut [T]) {
     if momentum == T::zero() {
         p.iter_mut().zip(g).for_each(|(p, &g)| *p = *p - lr * g);
         return;
     }
     for ((p, &g), v) in p.iter_mut().zip(g).zip(vel.iter_mut()) {
         *v = momentum * *v - lr * g;
-        *p = if nesterov {
-            *p + momentum * *v - lr * g
-        } else {
-            *p + *v
-        };
+        *p = if nesterov { *p + momentum * *v - lr * g } else { *p + *v };
     }
 }
 
@@ -456,14 +415,8 @@ pub fn adam_update<T: CpuFloat>(
         *p = *p - alpha * *m / (v.sqrt() + eps);
     };
     if p.len() >= PAR_MIN_ELEMS {
-        p.par_iter_mut()
-            .zip(g.par_iter())
-            .zip(m.par_iter_mut().zip(v.par_iter_mut()))
-            .for_each(update);
+        p.par_iter_mut().zip(g.par_iter()).zip(m.par_iter_mut().zip(v.par_iter_mut())).for_each(update);
     } else {
-        p.iter_mut()
-            .zip(g.iter())
-            .zip(m.iter_mut().zip(v.iter_mut()))
-            .for_each(update);
+        p.iter_mut().zip(g.iter()).zip(m.iter_mut().zip(v.iter_mut())).for_each(update);
     }
 }

@@ -119,24 +119,15 @@ pub fn validate(program: &Program, layout: &ResidentLayout) -> Result<()> {
         Arena::Accum => layout.accum_len,
         Arena::Work => program.work_len,
     };
-    let bug = |i: usize, s: &Step, m: String| {
-        Error::invalid("program", format!("step {i} ({:?}): {m}", s.kernel))
-    };
+    let bug =
+        |i: usize, s: &Step, m: String| Error::invalid("program", format!("step {i} ({:?}): {m}", s.kernel));
     for (i, s) in program.steps.iter().enumerate() {
         if s.args.len() != arg_count(&s.kernel) {
-            return Err(bug(
-                i,
-                s,
-                format!("{} args, expected {}", s.args.len(), arg_count(&s.kernel)),
-            ));
+            return Err(bug(i, s, format!("{} args, expected {}", s.args.len(), arg_count(&s.kernel))));
         }
         for b in &s.args {
             if b.offset + b.len > arena_len(b.arena) {
-                return Err(bug(
-                    i,
-                    s,
-                    format!("{b:?} outside its arena of {}", arena_len(b.arena)),
-                ));
+                return Err(bug(i, s, format!("{b:?} outside its arena of {}", arena_len(b.arena))));
             }
         }
         for w in written_args(&s.kernel, s.args.len()) {
@@ -195,13 +186,9 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
     let c = T::c;
     use Kernel::*;
     match step.kernel {
-        MatMul {
-            m,
-            k,
-            n,
-            trans_a,
-            trans_b,
-        } => kernels::matmul(m, k, n, trans_a, trans_b, v.r(0), v.r(1), v.w(2)),
+        MatMul { m, k, n, trans_a, trans_b } => {
+            kernels::matmul(m, k, n, trans_a, trans_b, v.r(0), v.r(1), v.w(2))
+        }
         BiasAdd { cols, .. } => kernels::bias_add(cols, v.r(0), v.r(1), v.w(2)),
         Add { .. } => kernels::add(v.r(0), v.r(1), v.w(2)),
         Unary { op, .. } => kernels::unary(op, v.r(0), v.w(1)),
@@ -221,43 +208,21 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         SoftmaxCrossEntropy { rows, cols, sparse } => {
             v.w(2)[0] = kernels::softmax_cross_entropy(rows, cols, sparse, v.r(0), v.r(1))
         }
-        SoftmaxCrossEntropyGrad { rows, cols, sparse } => kernels::softmax_cross_entropy_grad(
-            rows,
-            cols,
-            sparse,
-            v.r(0),
-            v.r(1),
-            v.r(2)[0],
-            v.w(3),
-        ),
+        SoftmaxCrossEntropyGrad { rows, cols, sparse } => {
+            kernels::softmax_cross_entropy_grad(rows, cols, sparse, v.r(0), v.r(1), v.r(2)[0], v.w(3))
+        }
         MeanSquaredError { .. } => v.w(2)[0] = kernels::mean_squared_error(v.r(0), v.r(1)),
-        MeanSquaredErrorGrad { .. } => {
-            kernels::mean_squared_error_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3))
-        }
+        MeanSquaredErrorGrad { .. } => kernels::mean_squared_error_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3)),
         SigmoidBinaryCrossEntropy { .. } => v.w(2)[0] = kernels::sigmoid_bce(v.r(0), v.r(1)),
-        SigmoidBinaryCrossEntropyGrad { .. } => {
-            kernels::sigmoid_bce_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3))
+        SigmoidBinaryCrossEntropyGrad { .. } => kernels::sigmoid_bce_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3)),
+        CountCorrect { rows, cols, sparse, threshold } => {
+            v.w(2)[0] = kernels::count_correct(rows, cols, sparse, threshold, v.r(0), v.r(1))
         }
-        CountCorrect {
-            rows,
-            cols,
-            sparse,
-            threshold,
-        } => v.w(2)[0] = kernels::count_correct(rows, cols, sparse, threshold, v.r(0), v.r(1)),
-        Accumulate { scale, .. } => v
-            .w(1)
-            .iter_mut()
-            .zip(v.r(0))
-            .for_each(|(a, &x)| *a = *a + x * c(scale)),
-        SgdUpdate {
-            momentum, nesterov, ..
-        } => kernels::sgd_update(c(sc.lr), c(momentum), nesterov, v.w(0), v.r(1), v.w(2)),
-        AdamUpdate {
-            beta1,
-            beta2,
-            epsilon,
-            ..
-        } => kernels::adam_update(
+        Accumulate { scale, .. } => v.w(1).iter_mut().zip(v.r(0)).for_each(|(a, &x)| *a = *a + x * c(scale)),
+        SgdUpdate { momentum, nesterov, .. } => {
+            kernels::sgd_update(c(sc.lr), c(momentum), nesterov, v.w(0), v.r(1), v.w(2))
+        }
+        AdamUpdate { beta1, beta2, epsilon, .. } => kernels::adam_update(
             c(sc.lr),
             sc.t,
             c(beta1),
@@ -299,10 +264,7 @@ impl CpuBackend {
 
     fn check_id(&self, id: ProgramId) -> Result<()> {
         if id.0 >= self.programs.len() {
-            return Err(Error::invalid(
-                "program id",
-                format!("{} was not compiled on this backend", id.0),
-            ));
+            return Err(Error::invalid("program id", format!("{} was not compiled on this backend", id.0)));
         }
         Ok(())
     }
@@ -312,10 +274,7 @@ fn check_range(arena: Arena, offset: usize, len: usize, have: usize) -> Result<(
     if offset + len > have {
         return Err(Error::invalid(
             "arena access",
-            format!(
-                "{arena:?}[{offset}..{}] is outside its {have} elements",
-                offset + len
-            ),
+            format!("{arena:?}[{offset}..{}] is outside its {have} elements", offset + len),
         ));
     }
     Ok(())
@@ -368,11 +327,7 @@ impl Backend for CpuBackend {
         let work = &mut self.works[id.0];
         for ((name, b), data) in program.inputs.iter().zip(inputs) {
             if data.len() != b.len {
-                return Err(Error::shape(
-                    format!("input '{name}'"),
-                    &[b.len],
-                    &[data.len()],
-                ));
+                return Err(Error::shape(format!("input '{name}'"), &[b.len], &[data.len()]));
             }
             work[b.range()].copy_from_slice(data);
         }

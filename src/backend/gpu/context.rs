@@ -38,16 +38,12 @@ fn instance() -> wgpu::Instance {
 
 /// The backend the environment asks for, lower-cased ("" when unset).
 fn requested_backends() -> String {
-    std::env::var("WGPU_BACKEND")
-        .unwrap_or_default()
-        .to_lowercase()
+    std::env::var("WGPU_BACKEND").unwrap_or_default().to_lowercase()
 }
 
 /// Whether `WGPU_BACKEND` names a GL backend (gl, gles, opengl).
 fn gl_requested() -> bool {
-    requested_backends()
-        .split(',')
-        .any(|b| matches!(b.trim(), "gl" | "gles" | "opengl"))
+    requested_backends().split(',').any(|b| matches!(b.trim(), "gl" | "gles" | "opengl"))
 }
 
 /// Whether `WGPU_BACKEND` asks for exactly Vulkan.
@@ -120,10 +116,7 @@ impl ErrorSink {
     pub(crate) fn take(&self, context: &str) -> Result<()> {
         let pending = self.0.lock().ok().and_then(|mut s| s.take());
         match pending {
-            Some(message) => Err(Error::Gpu {
-                context: context.to_string(),
-                message,
-            }),
+            Some(message) => Err(Error::Gpu { context: context.to_string(), message }),
             None => Ok(()),
         }
     }
@@ -144,15 +137,9 @@ impl Context {
     pub(crate) fn new(index: Option<usize>) -> Result<Context> {
         let mut found = enumerate();
         let available = || {
-            let names: Vec<String> = adapters()
-                .iter()
-                .map(|s| format!("{}: {} ({})", s.index, s.name, s.backend))
-                .collect();
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
+            let names: Vec<String> =
+                adapters().iter().map(|s| format!("{}: {} ({})", s.index, s.name, s.backend)).collect();
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
         };
         let pick = match index {
             Some(i) if i < found.len() => i,
@@ -182,8 +169,7 @@ impl Context {
                 summary.name, summary.backend
             )));
         }
-        let wanted =
-            wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("kiln device"),
@@ -193,21 +179,14 @@ impl Context {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) =
-            pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::Gpu {
-                context: format!("opening device {}", summary.name),
-                message: e.to_string(),
-            })?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::Gpu {
+            context: format!("opening device {}", summary.name),
+            message: e.to_string(),
+        })?;
         let errors = ErrorSink::default();
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| sink.store(e)));
-        Ok(Context {
-            device,
-            queue,
-            summary,
-            limits,
-            errors,
-        })
+        Ok(Context { device, queue, summary, limits, errors })
     }
 
     /// Run `f` inside validation and out-of-memory error scopes; any error wgpu reports (in a
@@ -219,10 +198,7 @@ impl Context {
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
         if let Some(e) = v.or(o) {
-            return Err(Error::Gpu {
-                context: context.to_string(),
-                message: e.to_string(),
-            });
+            return Err(Error::Gpu { context: context.to_string(), message: e.to_string() });
         }
         self.errors.take(context)?;
         Ok(value)
@@ -232,10 +208,7 @@ impl Context {
     pub(crate) fn wait(&self, context: &str) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                context: context.to_string(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| Error::Gpu { context: context.to_string(), message: e.to_string() })?;
         self.errors.take(context)
     }
 }

@@ -11,9 +11,8 @@ use crate::error::{Error, Result};
 use crate::program::{Arena, BufRef, Program, ResidentLayout, StepScalars, align};
 
 /// Usage of every arena buffer: bound as storage, written by the queue, read back by copies.
-const ARENA_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_DST)
-    .union(wgpu::BufferUsages::COPY_SRC);
+const ARENA_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
 
 /// Bytes of an arena buffer holding `len` elements (at least one aligned block).
 fn arena_bytes(len: usize) -> u64 {
@@ -71,19 +70,8 @@ impl Resident {
         let slots = (0..layout.slots)
             .map(|k| create_buffer(ctx, &format!("Slot({k}) arena"), p, ARENA_USAGE))
             .collect::<Result<Vec<_>>>()?;
-        let accum = create_buffer(
-            ctx,
-            "Accum arena",
-            arena_bytes(layout.accum_len),
-            ARENA_USAGE,
-        )?;
-        Ok(Resident {
-            layout: *layout,
-            params,
-            grads,
-            slots,
-            accum,
-        })
+        let accum = create_buffer(ctx, "Accum arena", arena_bytes(layout.accum_len), ARENA_USAGE)?;
+        Ok(Resident { layout: *layout, params, grads, slots, accum })
     }
 
     /// Elements in arena `a` (0 for a slot that does not exist; Work is per program).
@@ -151,12 +139,7 @@ pub(crate) struct Compiled {
 /// Name of a step's arg for error messages.
 fn arg_name(program: &Program, i: usize, j: usize, b: &BufRef) -> String {
     let kernel = program.steps.get(i).map(|s| s.kernel);
-    format!(
-        "step {i} ({kernel:?}) arg {j}: {:?}[{}..{}]",
-        b.arena,
-        b.offset,
-        b.offset + b.len
-    )
+    format!("step {i} ({kernel:?}) arg {j}: {:?}[{}..{}]", b.arena, b.offset, b.offset + b.len)
 }
 
 /// Check every slice binding against the device's storage-binding limit and alignment.
@@ -208,19 +191,14 @@ impl Compiled {
         let mut params = vec![0u8; (PARAMS_STRIDE as usize) * program.steps.len().max(1)];
         let mut steps = Vec::new();
         for (index, step) in program.steps.iter().enumerate() {
-            let launch = kernels::launch(&step.kernel, max_groups, matmul).map_err(|e| {
-                Error::invalid("program", format!("step {index} ({:?}): {e}", step.kernel))
-            })?;
+            let launch = kernels::launch(&step.kernel, max_groups, matmul)
+                .map_err(|e| Error::invalid("program", format!("step {index} ({:?}): {e}", step.kernel)))?;
             let at = index * PARAMS_STRIDE as usize;
             let bytes = bytemuck::bytes_of(&launch.params);
             params[at..at + bytes.len()].copy_from_slice(bytes);
             if let Some(groups) = launch.groups {
                 let pipeline = cache.pipeline(ctx, &launch)?;
-                steps.push(CompiledStep {
-                    index,
-                    pipeline,
-                    groups,
-                });
+                steps.push(CompiledStep { index, pipeline, groups });
             }
         }
         let work = create_buffer(ctx, "Work arena", work_bytes, ARENA_USAGE)?;
@@ -266,10 +244,7 @@ impl Compiled {
                         let Some(buffer) = buffer else {
                             return Err(Error::invalid(
                                 "program",
-                                format!(
-                                    "{} names a missing arena",
-                                    arg_name(&self.program, s.index, j, b)
-                                ),
+                                format!("{} names a missing arena", arg_name(&self.program, s.index, j, b)),
                             ));
                         };
                         wgpu::BufferBinding {
@@ -297,10 +272,7 @@ impl Compiled {
                 binding: SCALARS_BINDING,
                 resource: shared.scalars.as_entire_binding(),
             });
-            let context = format!(
-                "binding step {} ({:?})",
-                s.index, self.program.steps[s.index].kernel
-            );
+            let context = format!("binding step {} ({:?})", s.index, self.program.steps[s.index].kernel);
             groups.push(ctx.scoped(&context, || {
                 ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("kiln step"),
@@ -334,31 +306,19 @@ impl Compiled {
         }
         for ((name, b), data) in program.inputs.iter().zip(inputs) {
             if data.len() != b.len {
-                return Err(Error::shape(
-                    format!("input '{name}'"),
-                    &[b.len],
-                    &[data.len()],
-                ));
+                return Err(Error::shape(format!("input '{name}'"), &[b.len], &[data.len()]));
             }
         }
         for ((_, b), data) in program.inputs.iter().zip(inputs) {
             if !data.is_empty() {
-                ctx.queue
-                    .write_buffer(&self.work, 4 * b.offset as u64, bytemuck::cast_slice(data));
+                ctx.queue.write_buffer(&self.work, 4 * b.offset as u64, bytemuck::cast_slice(data));
             }
         }
-        let run = kernels::RunScalars {
-            lr: scalars.lr,
-            t: scalars.t,
-            pad: [0; 2],
-        };
-        ctx.queue
-            .write_buffer(&shared.scalars, 0, bytemuck::bytes_of(&run));
+        let run = kernels::RunScalars { lr: scalars.lr, t: scalars.t, pad: [0; 2] };
+        ctx.queue.write_buffer(&shared.scalars, 0, bytemuck::bytes_of(&run));
         let mut encoder = ctx
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("kiln program"),
-            });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln program") });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("kiln program"),
@@ -393,11 +353,8 @@ pub(crate) fn read_buffer(
         bytes,
         wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
     )?;
-    let mut encoder = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("kiln readback"),
-        });
+    let mut encoder =
+        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln readback") });
     encoder.copy_buffer_to_buffer(buffer, 4 * offset as u64, &staging, 0, bytes);
     ctx.scoped("reading back", || ctx.queue.submit([encoder.finish()]))?;
     let slice = staging.slice(..);
@@ -406,17 +363,10 @@ pub(crate) fn read_buffer(
         let _ = tx.send(r);
     });
     ctx.wait("waiting for a readback")?;
-    let gpu_err = |message: String| Error::Gpu {
-        context: "mapping a readback buffer".into(),
-        message,
-    };
-    rx.recv()
-        .map_err(|e| gpu_err(e.to_string()))?
-        .map_err(|e| gpu_err(e.to_string()))?;
+    let gpu_err = |message: String| Error::Gpu { context: "mapping a readback buffer".into(), message };
+    rx.recv().map_err(|e| gpu_err(e.to_string()))?.map_err(|e| gpu_err(e.to_string()))?;
     let out = {
-        let view = slice
-            .get_mapped_range()
-            .map_err(|e| gpu_err(e.to_string()))?;
+        let view = slice.get_mapped_range().map_err(|e| gpu_err(e.to_string()))?;
         bytemuck::cast_slice::<u8, f32>(&view).to_vec()
     };
     staging.unmap();

@@ -89,11 +89,7 @@ pub enum MatmulKernel {
 impl MatmulKernel {
     /// The better kernel for an adapter: `Direct` on software adapters, else `Tiled`.
     pub fn for_adapter(is_software: bool) -> MatmulKernel {
-        if is_software {
-            MatmulKernel::Direct
-        } else {
-            MatmulKernel::Tiled
-        }
+        if is_software { MatmulKernel::Direct } else { MatmulKernel::Tiled }
     }
 }
 
@@ -111,10 +107,7 @@ pub(crate) struct Launch {
 
 fn to_u32(x: usize) -> Result<u32> {
     u32::try_from(x).map_err(|_| {
-        Error::invalid(
-            "kernel size",
-            format!("{x} elements do not fit the GPU's 32-bit indices"),
-        )
+        Error::invalid("kernel size", format!("{x} elements do not fit the GPU's 32-bit indices"))
     })
 }
 
@@ -149,15 +142,7 @@ fn grid(threads: usize, size: usize, max_per_dim: u32) -> Result<Option<[u32; 3]
 pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel) -> Result<Launch> {
     use Kernel::*;
     let p = |ints: [usize; 4], f: [f32; 4]| -> Result<StepParams> {
-        Ok(StepParams {
-            u: [
-                to_u32(ints[0])?,
-                to_u32(ints[1])?,
-                to_u32(ints[2])?,
-                to_u32(ints[3])?,
-            ],
-            f,
-        })
+        Ok(StepParams { u: [to_u32(ints[0])?, to_u32(ints[1])?, to_u32(ints[2])?, to_u32(ints[3])?], f })
     };
     let elementwise = |entry, len: usize, cols: usize, op: u32, scale: f32| -> Result<Launch> {
         Ok(Launch {
@@ -185,19 +170,10 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel) -> 
         groups: Some([1, 1, 1]),
     };
     let loss = |rows: usize, cols: usize, sparse: bool, len: usize, threshold: f32| {
-        p(
-            [rows, cols, sparse as usize, len],
-            [threshold, 0.0, 0.0, 0.0],
-        )
+        p([rows, cols, sparse as usize, len], [threshold, 0.0, 0.0, 0.0])
     };
     Ok(match *kernel {
-        MatMul {
-            m,
-            k,
-            n,
-            trans_a,
-            trans_b,
-        } => {
+        MatMul { m, k, n, trans_a, trans_b } => {
             let (entry, tile) = match matmul {
                 MatmulKernel::Tiled => ("matmul", 64),
                 MatmulKernel::Direct => ("matmul_direct", 32),
@@ -240,16 +216,12 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel) -> 
             params: p([rows, cols, 0, 0], [0.0; 4])?,
             groups: grid(cols, 64, max_groups)?,
         },
-        SumAll { len, scale } => single(
-            Shader::Reduce,
-            "sum_all",
-            p([0, 0, len, 0], [scale, 0.0, 0.0, 0.0])?,
-        ),
-        SoftmaxCrossEntropy { rows, cols, sparse } => single(
-            Shader::Loss,
-            "softmax_cross_entropy",
-            loss(rows, cols, sparse, 0, 0.0)?,
-        ),
+        SumAll { len, scale } => {
+            single(Shader::Reduce, "sum_all", p([0, 0, len, 0], [scale, 0.0, 0.0, 0.0])?)
+        }
+        SoftmaxCrossEntropy { rows, cols, sparse } => {
+            single(Shader::Loss, "softmax_cross_entropy", loss(rows, cols, sparse, 0, 0.0)?)
+        }
         SoftmaxCrossEntropyGrad { rows, cols, sparse } => Launch {
             shader: Shader::Loss,
             entry: "softmax_cross_entropy_grad",
@@ -257,11 +229,7 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel) -> 
             params: loss(rows, cols, sparse, 0, 0.0)?,
             groups: grid(if cols == 0 { 0 } else { rows }, 64, max_groups)?,
         },
-        MeanSquaredError { len } => single(
-            Shader::Loss,
-            "mean_squared_error",
-            loss(0, 0, false, len, 0.0)?,
-        ),
+        MeanSquaredError { len } => single(Shader::Loss, "mean_squared_error", loss(0, 0, false, len, 0.0)?),
         MeanSquaredErrorGrad { len } => Launch {
             shader: Shader::Loss,
             entry: "mean_squared_error_grad",
@@ -279,33 +247,17 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel) -> 
             params: loss(0, 0, false, len, 0.0)?,
             groups: grid(len, 256, max_groups)?,
         },
-        CountCorrect {
-            rows,
-            cols,
-            sparse,
-            threshold,
-        } => single(
-            Shader::Loss,
-            "count_correct",
-            loss(rows, cols, sparse, 0, threshold)?,
-        ),
-        SgdUpdate {
-            len,
-            momentum,
-            nesterov,
-        } => Launch {
+        CountCorrect { rows, cols, sparse, threshold } => {
+            single(Shader::Loss, "count_correct", loss(rows, cols, sparse, 0, threshold)?)
+        }
+        SgdUpdate { len, momentum, nesterov } => Launch {
             shader: Shader::Optimizer,
             entry: "sgd_update",
             constants: vec![],
             params: p([len, nesterov as usize, 0, 0], [momentum, 0.0, 0.0, 0.0])?,
             groups: grid(len, 256, max_groups)?,
         },
-        AdamUpdate {
-            len,
-            beta1,
-            beta2,
-            epsilon,
-        } => Launch {
+        AdamUpdate { len, beta1, beta2, epsilon } => Launch {
             shader: Shader::Optimizer,
             entry: "adam_update",
             constants: vec![],
@@ -350,43 +302,23 @@ impl PipelineCache {
         entries.push(uniform(PARAMS_BINDING));
         entries.push(uniform(SCALARS_BINDING));
         ctx.scoped("creating the kernel bind group layout", || {
-            let bind_group_layout =
-                ctx.device
-                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                        label: Some("kiln step bindings"),
-                        entries: &entries,
-                    });
-            let layout = ctx
-                .device
-                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: Some("kiln step layout"),
-                    bind_group_layouts: &[Some(&bind_group_layout)],
-                    immediate_size: 0,
-                });
-            PipelineCache {
-                bind_group_layout,
-                layout,
-                modules: HashMap::new(),
-                pipelines: HashMap::new(),
-            }
+            let bind_group_layout = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("kiln step bindings"),
+                entries: &entries,
+            });
+            let layout = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("kiln step layout"),
+                bind_group_layouts: &[Some(&bind_group_layout)],
+                immediate_size: 0,
+            });
+            PipelineCache { bind_group_layout, layout, modules: HashMap::new(), pipelines: HashMap::new() }
         })
     }
 
     /// The pipeline for `launch`, compiled on first use.
-    pub(crate) fn pipeline(
-        &mut self,
-        ctx: &Context,
-        launch: &Launch,
-    ) -> Result<wgpu::ComputePipeline> {
-        let key: PipelineKey = (
-            launch.shader,
-            launch.entry,
-            launch
-                .constants
-                .iter()
-                .map(|&(n, v)| (n, v.to_bits()))
-                .collect(),
-        );
+    pub(crate) fn pipeline(&mut self, ctx: &Context, launch: &Launch) -> Result<wgpu::ComputePipeline> {
+        let key: PipelineKey =
+            (launch.shader, launch.entry, launch.constants.iter().map(|&(n, v)| (n, v.to_bits())).collect());
         if let Some(p) = self.pipelines.get(&key) {
             return Ok(p.clone());
         }
@@ -395,29 +327,27 @@ impl PipelineCache {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 let module = ctx.scoped(&format!("compiling shaders/{}", shader.file()), || {
-                    ctx.device
-                        .create_shader_module(wgpu::ShaderModuleDescriptor {
-                            label: Some(shader.file()),
-                            source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(shader.source())),
-                        })
+                    ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(shader.file()),
+                        source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(shader.source())),
+                    })
                 })?;
                 e.insert(module)
             }
         };
         let context = format!("creating pipeline {}:{}", shader.file(), launch.entry);
         let pipeline = ctx.scoped(&context, || {
-            ctx.device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(launch.entry),
-                    layout: Some(&self.layout),
-                    module: &*module,
-                    entry_point: Some(launch.entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &launch.constants,
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                })
+            ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(launch.entry),
+                layout: Some(&self.layout),
+                module: &*module,
+                entry_point: Some(launch.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &launch.constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
         })?;
         self.pipelines.insert(key, pipeline.clone());
         Ok(pipeline)

@@ -40,14 +40,7 @@ impl GpuBackend {
         let shared = Shared::new(&ctx)?;
         let resident = Resident::new(&ctx, &ResidentLayout::default())?;
         let matmul = MatmulKernel::for_adapter(ctx.summary.is_software);
-        Ok(GpuBackend {
-            matmul,
-            ctx,
-            cache,
-            shared,
-            resident,
-            programs: Vec::new(),
-        })
+        Ok(GpuBackend { matmul, ctx, cache, shared, resident, programs: Vec::new() })
     }
 
     /// The adapter this backend runs on.
@@ -67,12 +60,9 @@ impl GpuBackend {
     }
 
     fn program(&self, id: ProgramId) -> Result<&Compiled> {
-        self.programs.get(id.0).ok_or_else(|| {
-            Error::invalid(
-                "program id",
-                format!("{} was not compiled on this backend", id.0),
-            )
-        })
+        self.programs
+            .get(id.0)
+            .ok_or_else(|| Error::invalid("program id", format!("{} was not compiled on this backend", id.0)))
     }
 
     fn check_range(&self, arena: Arena, offset: usize, len: usize) -> Result<()> {
@@ -80,10 +70,7 @@ impl GpuBackend {
         if arena == Arena::Work || offset + len > have {
             return Err(Error::invalid(
                 "arena access",
-                format!(
-                    "{arena:?}[{offset}..{}] is outside its {have} resident elements",
-                    offset + len
-                ),
+                format!("{arena:?}[{offset}..{}] is outside its {have} resident elements", offset + len),
             ));
         }
         Ok(())
@@ -114,9 +101,7 @@ impl Backend for GpuBackend {
     fn write(&mut self, arena: Arena, offset: usize, data: &[f32]) -> Result<()> {
         self.check_range(arena, offset, data.len())?;
         if let (Some(buffer), false) = (self.resident.buffer(arena), data.is_empty()) {
-            self.ctx
-                .queue
-                .write_buffer(buffer, 4 * offset as u64, bytemuck::cast_slice(data));
+            self.ctx.queue.write_buffer(buffer, 4 * offset as u64, bytemuck::cast_slice(data));
         }
         self.ctx.errors.take("writing a resident arena")
     }
@@ -130,21 +115,14 @@ impl Backend for GpuBackend {
     }
 
     fn compile(&mut self, program: &Program) -> Result<ProgramId> {
-        let compiled = Compiled::new(
-            &self.ctx,
-            &mut self.cache,
-            &self.shared,
-            &self.resident,
-            program,
-            self.matmul,
-        )?;
+        let compiled =
+            Compiled::new(&self.ctx, &mut self.cache, &self.shared, &self.resident, program, self.matmul)?;
         self.programs.push(compiled);
         Ok(ProgramId(self.programs.len() - 1))
     }
 
     fn run(&mut self, id: ProgramId, inputs: &[&[f32]], scalars: StepScalars) -> Result<()> {
-        self.program(id)?
-            .run(&self.ctx, &self.shared, inputs, scalars)
+        self.program(id)?.run(&self.ctx, &self.shared, inputs, scalars)
     }
 
     fn read_work(&mut self, id: ProgramId, buf: BufRef) -> Result<Vec<f32>> {
