@@ -1,11 +1,16 @@
 // matmul.wgsl — C[m,n] = op(A)[m,k] · op(B)[k,n], row-major f32 (Kernel::MatMul).
 //
+// With FUSED (Kernel::MatMulBiasAct) the epilogue adds a bias per column and applies an
+// activation: out[m,n] = act(op(A)·op(B) + bias), so a Dense layer's forward is one launch.
+//
 // Bindings (group 0):
 //   0: a  — A stored [m,k], or [k,m] when TRANS_A
 //   1: b  — B stored [k,n], or [n,k] when TRANS_B
-//   2: c  — C [m,n], written
+//   2: c  — C [m,n], written; with FUSED: the bias [n], read
+//   3: out — with FUSED: the result [m,n], written (unused otherwise)
 //   4: uniform Params { m, k, n }
-// Override constants: TRANS_A, TRANS_B (one pipeline per transpose combination).
+// Override constants: TRANS_A, TRANS_B (one pipeline per transpose combination); FUSED and
+// ACT (0 identity, 1 relu, 2 sigmoid, 3 tanh) for the epilogue.
 //
 // Tiling: a workgroup of 16×16 threads computes a 64×64 tile of C; each thread keeps a
 // 4×4 register block (rows ly*4.., columns lx*4..). The K dimension is walked in steps of
@@ -33,10 +38,13 @@ struct Params {
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
+override FUSED: bool = false;
+override ACT: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read_write> a: array<f32>;
 @group(0) @binding(1) var<storage, read_write> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
 const TILE: u32 = 64u;
@@ -116,14 +124,40 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     store_row(row + 3u, col, acc3);
 }
 
-// C[row, col..col+4] = v, skipping elements outside [m, n].
+// Same formulas as elementwise.wgsl and the CPU (numerically stable sigmoid, clamped tanh).
+fn activate(x: f32) -> f32 {
+    switch ACT {
+        case 1u: {
+            return select(0.0, x, x > 0.0);
+        }
+        case 2u: {
+            if (x >= 0.0) {
+                return 1.0 / (1.0 + exp(-x));
+            }
+            let e = exp(x);
+            return e / (1.0 + e);
+        }
+        case 3u: {
+            return tanh(clamp(x, -10.0, 10.0));
+        }
+        default: {
+            return x;
+        }
+    }
+}
+
+// C[row, col..col+4] = v (or out = act(v + bias) when FUSED), skipping elements outside [m, n].
 fn store_row(row: u32, col: u32, v: vec4<f32>) {
     if (row >= p.m) {
         return;
     }
     for (var j = 0u; j < 4u; j++) {
         if (col + j < p.n) {
-            c[row * p.n + col + j] = v[j];
+            if (FUSED) {
+                out[row * p.n + col + j] = activate(v[j] + c[col + j]);
+            } else {
+                c[row * p.n + col + j] = v[j];
+            }
         }
     }
 }

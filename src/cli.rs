@@ -94,7 +94,7 @@ pub fn devices_report(adapters: &[AdapterSummary]) -> String {
             a.max_workgroup_storage >> 10
         );
     }
-    s += &format!("cpu: {} threads, SIMD: {}\n", rayon::current_num_threads(), cpu_simd());
+    s += &format!("cpu: {} threads, SIMD: {}\n", crate::backend::cpu::pool::global().threads(), cpu_simd());
     s
 }
 

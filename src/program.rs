@@ -60,6 +60,10 @@ pub enum Kernel {
     /// args `[a, b, c]`: c[m,n] = op(a)[m,k] · op(b)[k,n]; `a` is stored [m,k] (or [k,m] when
     /// `trans_a`), `b` is stored [k,n] (or [n,k] when `trans_b`).
     MatMul { m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool },
+    /// args `[a, b, bias, c]`: c[m,n] = act(op(a)·op(b) + bias[j]) — a Dense layer's forward
+    /// in one launch (the planner fuses MatMul → BiasAdd → activation into it). `act` None
+    /// is the identity. Layouts as in `MatMul`; bias: [n].
+    MatMulBiasAct { m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool, act: Option<UnaryOp> },
     /// args `[x, b, y]`: y[i,j] = x[i,j] + b[j]; x, y: [rows, cols], b: [cols].
     BiasAdd { rows: usize, cols: usize },
     /// args `[a, b, y]`: y = a + b elementwise, all [len].

@@ -26,6 +26,86 @@ pub struct PlanSpec {
     pub fixed: HashMap<NodeId, BufRef>,
     /// Steps run after the graph (optimizer updates, metric accumulation).
     pub tail: Vec<(Kernel, Vec<ArgRef>)>,
+    /// Emit one launch per node (no MatMul → BiasAdd → activation fusion).
+    pub no_fusion: bool,
+}
+
+/// One kernel launch of the planned graph: the node whose value it writes, and the nodes it
+/// reads (for a fused launch, the inputs of the whole chain).
+#[derive(Debug, Clone, PartialEq)]
+struct Launch {
+    output: NodeId,
+    kernel: Kernel,
+    inputs: Vec<NodeId>,
+}
+
+/// One launch per node that has a kernel.
+fn unfused(g: &Graph, order: &[NodeId]) -> Vec<Launch> {
+    order
+        .iter()
+        .filter_map(|&n| {
+            g.kernel(n).map(|kernel| Launch { output: n, kernel, inputs: g.node(n).inputs.clone() })
+        })
+        .collect()
+}
+
+/// Launches with every Dense chain MatMul → BiasAdd (→ relu/sigmoid/tanh) fused into one
+/// `MatMulBiasAct`, where the intermediate values have no other reader. Backward rules never
+/// read those intermediates (BiasAdd's needs only the incoming gradient, MatMul's only its
+/// inputs, an activation's its own output), so training graphs fuse every forward Dense.
+fn fuse(g: &Graph, order: &[NodeId], spec: &PlanSpec, kept: &HashSet<NodeId>) -> Vec<Launch> {
+    let mut readers: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for &n in order {
+        for &i in &g.node(n).inputs {
+            readers.entry(i).or_default().push(n);
+        }
+    }
+    // A value that is read by `reader` alone and is not needed outside the graph.
+    let private_to = |n: NodeId, reader: NodeId| {
+        readers.get(&n).is_some_and(|r| r.iter().all(|&x| x == reader))
+            && !kept.contains(&n)
+            && !spec.fixed.contains_key(&n)
+    };
+    let mut absorbed = HashSet::new();
+    let mut fused: HashMap<NodeId, Launch> = HashMap::new();
+    for &bias_add in order {
+        let node = g.node(bias_add);
+        if node.op != Op::BiasAdd {
+            continue;
+        }
+        let (mm, bias) = (node.inputs[0], node.inputs[1]);
+        let Op::MatMul { trans_a, trans_b } = g.node(mm).op else { continue };
+        if !private_to(mm, bias_add) {
+            continue;
+        }
+        let Some(Kernel::MatMul { m, k, n, .. }) = g.kernel(mm) else { continue };
+        let users = readers.get(&bias_add).cloned().unwrap_or_default();
+        let (output, act) = match users.as_slice() {
+            [u] if private_to(bias_add, *u) => match g.node(*u).op {
+                Op::Unary(op) => (*u, Some(op)),
+                _ => (bias_add, None),
+            },
+            _ => (bias_add, None),
+        };
+        absorbed.insert(mm);
+        if output != bias_add {
+            absorbed.insert(bias_add);
+        }
+        let mm_inputs = &g.node(mm).inputs;
+        fused.insert(
+            output,
+            Launch {
+                output,
+                kernel: Kernel::MatMulBiasAct { m, k, n, trans_a, trans_b, act },
+                inputs: vec![mm_inputs[0], mm_inputs[1], bias],
+            },
+        );
+    }
+    unfused(g, order)
+        .into_iter()
+        .filter(|l| !absorbed.contains(&l.output))
+        .map(|l| fused.remove(&l.output).unwrap_or(l))
+        .collect()
 }
 
 /// First-fit allocator over the Work arena, in aligned element offsets.
@@ -124,17 +204,17 @@ pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
             _ => {}
         }
     }
-    // Position of each node's last reader; kept values (outputs, tail args) never die.
-    let position: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-    let mut last_use: HashMap<NodeId, usize> = HashMap::new();
-    for &n in &order {
-        for &i in &g.node(n).inputs {
-            last_use.insert(i, position[&n]);
-        }
-    }
     let mut kept: HashSet<NodeId> = spec.outputs.iter().map(|(_, n)| *n).collect();
     for (_, args) in &spec.tail {
         kept.extend(args.iter().filter_map(|a| if let ArgRef::Node(n) = a { Some(*n) } else { None }));
+    }
+    let launches = if spec.no_fusion { unfused(g, &order) } else { fuse(g, &order, spec, &kept) };
+    // Position of each value's last reader; kept values (outputs, tail args) never die.
+    let mut last_use: HashMap<NodeId, usize> = HashMap::new();
+    for (pos, l) in launches.iter().enumerate() {
+        for &i in &l.inputs {
+            last_use.insert(i, pos);
+        }
     }
 
     let mut alloc = SlotAllocator::default();
@@ -155,20 +235,20 @@ pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
             dying.entry(pos).or_default().push(n);
         }
     }
-    for (pos, &n) in order.iter().enumerate() {
-        let Some(kernel) = g.kernel(n) else { continue };
-        let node = g.node(n);
+    for (pos, launch) in launches.iter().enumerate() {
+        let n = launch.output;
+        let len = g.node(n).len();
         let out = match slot.get(&n) {
             Some(&b) => b,
             None => {
-                let b = work(alloc.alloc(node.len()), node.len());
+                let b = work(alloc.alloc(len), len);
                 slot.insert(n, b);
                 b
             }
         };
-        let mut args: Vec<BufRef> = node.inputs.iter().map(|i| slot[i]).collect();
+        let mut args: Vec<BufRef> = launch.inputs.iter().map(|i| slot[i]).collect();
         args.push(out);
-        steps.push(Step { kernel, args });
+        steps.push(Step { kernel: launch.kernel, args });
         // Free after the output is placed, so an output never aliases its own inputs.
         let mut dead = dying.remove(&pos).unwrap_or_default();
         dead.sort_unstable();

@@ -4,9 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 
 use super::build::{accum_slot, label_shape};
 use super::{ProgramKind, Sequential};
@@ -58,6 +56,9 @@ impl History {
         self.history.get(key).and_then(|v| v.last().copied())
     }
 }
+
+/// Validation inputs, labels and the rows of them to evaluate.
+type ValidationRows<'a> = (&'a Tensor, &'a Tensor, Vec<usize>);
 
 /// Rows `idx` of `t`, gathered into `out`.
 fn gather(t: &Tensor, idx: &[usize], out: &mut Vec<f32>) {
@@ -148,46 +149,31 @@ impl Sequential {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
         self.check_data(x, Some(y))?;
-        let (train_x, train_y, val) = match &opts.validation {
-            Validation::None => (x.clone(), y.clone(), None),
+        // Validation rows: a separate data set, or the last fraction of (x, y) as given.
+        let (n, val): (usize, Option<ValidationRows>) = match &opts.validation {
+            Validation::None => (x.rows(), None),
             Validation::Data(vx, vy) => {
                 self.check_data(vx, Some(vy))?;
-                (x.clone(), y.clone(), Some((vx.clone(), vy.clone())))
+                (x.rows(), Some((vx, vy, (0..vx.rows()).collect())))
             }
             Validation::Split(f) => {
                 if !(0.0..1.0).contains(f) {
                     return Err(Error::invalid("validation_split", format!("{f} is not in [0, 1)")));
                 }
-                let n_val = (x.rows() as f64 * f).round() as usize;
-                let n_train = x.rows() - n_val;
-                let split = |t: &Tensor, range: std::ops::Range<usize>| {
-                    let idx: Vec<usize> = range.collect();
-                    let mut d = Vec::new();
-                    gather(t, &idx, &mut d);
-                    let mut shape = t.shape.clone();
-                    shape[0] = idx.len();
-                    Tensor::new(&shape, d)
-                };
-                let val = if n_val > 0 {
-                    Some((split(x, n_train..x.rows())?, split(y, n_train..x.rows())?))
-                } else {
-                    None
-                };
-                (split(x, 0..n_train)?, split(y, 0..n_train)?, val)
+                let n_train = x.rows() - (x.rows() as f64 * f).round() as usize;
+                (n_train, (n_train < x.rows()).then(|| (x, y, (n_train..x.rows()).collect())))
             }
         };
-        let n = train_x.rows();
         if n == 0 {
             return Err(Error::invalid("training data", "has no samples"));
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x5eed_5eed);
         let mut order: Vec<usize> = (0..n).collect();
         let steps = n.div_ceil(opts.batch_size);
         let mut history = History::default();
         let tty = std::io::stdout().is_terminal();
         for epoch in 0..opts.epochs {
             if opts.shuffle {
-                order.shuffle(&mut rng);
+                order.shuffle(&mut self.shuffle_rng);
             }
             if opts.verbose == 1 {
                 println!("Epoch {}/{}", epoch + 1, opts.epochs);
@@ -200,14 +186,8 @@ impl Sequential {
                 b
             });
             let t0 = Instant::now();
-            let (loss, acc) = self.run_epoch(
-                ProgramKind::Train,
-                &train_x,
-                &train_y,
-                &order,
-                opts.batch_size,
-                bar.as_ref(),
-            )?;
+            let (loss, acc) =
+                self.run_epoch(ProgramKind::Train, x, y, &order, opts.batch_size, bar.as_ref())?;
             if !loss.is_finite() {
                 return Err(Error::NonFiniteLoss { value: loss, epoch: epoch + 1, step: steps });
             }
@@ -216,8 +196,8 @@ impl Sequential {
             if with_acc {
                 line.insert(0, ("accuracy".to_string(), acc));
             }
-            if let Some((vx, vy)) = &val {
-                let (vl, va) = self.evaluate(vx, vy, opts.batch_size)?;
+            if let Some((vx, vy, rows)) = &val {
+                let (vl, va) = self.run_epoch(ProgramKind::Eval, vx, vy, rows, opts.batch_size, None)?;
                 if with_acc {
                     line.push(("val_accuracy".into(), va));
                 }

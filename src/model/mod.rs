@@ -57,6 +57,8 @@ pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
     names: Vec<String>,
     seed: u64,
+    /// Shuffles the training rows each epoch; continues across `fit` calls.
+    shuffle_rng: ChaCha8Rng,
     params: Vec<ParamSlot>,
     compiled: Option<Compiled>,
 }
@@ -78,6 +80,7 @@ impl Sequential {
             layers: Vec::new(),
             names: Vec::new(),
             seed: 0,
+            shuffle_rng: shuffle_rng(0),
             params: Vec::new(),
             compiled: None,
         }
@@ -86,6 +89,7 @@ impl Sequential {
     /// Seed for weight initialisation and shuffling (default 0).
     pub fn with_seed(mut self, seed: u64) -> Sequential {
         self.seed = seed;
+        self.shuffle_rng = shuffle_rng(seed);
         self
     }
 
@@ -253,6 +257,13 @@ impl Sequential {
         }
         Ok(())
     }
+}
+
+/// The shuffling stream of a seed (independent of the weight-initialisation stream).
+fn shuffle_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(1);
+    rng
 }
 
 /// Convenience for [`CompileOptions`].

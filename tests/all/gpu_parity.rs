@@ -91,6 +91,30 @@ fn check_on(mut g: GpuBackend, b: &Builder, tol: f32) {
 }
 
 #[test]
+fn fused_matmul_bias_activation_matches_cpu() {
+    let mut r = rng(9);
+    let mut b = Builder::default();
+    let acts = [None, Some(UnaryOp::Relu), Some(UnaryOp::Sigmoid), Some(UnaryOp::Tanh)];
+    for (i, &(m, k, n)) in [(3, 5, 7), (33, 17, 130), (130, 67, 33), (1, 1, 1), (4, 0, 5)].iter().enumerate()
+    {
+        for (j, (trans_a, trans_b)) in
+            [(false, false), (true, false), (false, true), (true, true)].into_iter().enumerate()
+        {
+            let a = b.input(uniform(&mut r, m * k, -1.0, 1.0));
+            let bb = b.input(uniform(&mut r, k * n, -1.0, 1.0));
+            let bias = b.input(uniform(&mut r, n, -1.0, 1.0));
+            let act = acts[(i + j) % acts.len()];
+            b.op(Kernel::MatMulBiasAct { m, k, n, trans_a, trans_b, act }, &[a, bb, bias], m * n);
+        }
+    }
+    for variant in [MatmulKernel::Tiled, MatmulKernel::Direct] {
+        let Some(mut g) = gpu() else { return };
+        g.set_matmul_kernel(variant);
+        check_on(g, &b, 1e-4);
+    }
+}
+
+#[test]
 fn matmul_matches_cpu_for_odd_shapes_and_all_transposes() {
     let mut r = rng(1);
     let mut b = Builder::default();

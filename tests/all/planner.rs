@@ -45,3 +45,48 @@ fn planned_program_is_one_step_per_kernel_with_fused_update() {
         train.steps.iter().filter(|s| matches!(s.kernel, kiln::program::Kernel::AdamUpdate { .. })).count();
     assert_eq!(updates, 1, "one fused optimizer update over all parameters");
 }
+
+#[test]
+fn dense_chains_fuse_into_one_launch_and_compute_the_same() {
+    use kiln::backend::cpu::{Arenas, execute};
+    use kiln::graph::plan::{PlanSpec, plan};
+    use kiln::graph::{Graph, Op};
+    use kiln::program::{Kernel, ResidentLayout, StepScalars, UnaryOp};
+    // x[5,7] → Dense(6, relu) → Dense(3) → outputs; all values fed as inputs.
+    let mut g = Graph::new();
+    let x = g.input("x", &[5, 7]);
+    let w1 = g.input("w1", &[7, 6]);
+    let b1 = g.input("b1", &[6]);
+    let w2 = g.input("w2", &[6, 3]);
+    let b2 = g.input("b2", &[3]);
+    let h = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[x, w1], "d1").unwrap();
+    let h = g.add(Op::BiasAdd, &[h, b1], "d1").unwrap();
+    let h = g.add(Op::Unary(UnaryOp::Relu), &[h], "d1").unwrap();
+    let z = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[h, w2], "d2").unwrap();
+    let z = g.add(Op::BiasAdd, &[z, b2], "d2").unwrap();
+    let mut spec = PlanSpec { inputs: vec![x, w1, b1, w2, b2], ..Default::default() };
+    spec.outputs.push(("z".into(), z));
+    let fused = plan(&g, &spec).unwrap();
+    let kinds: Vec<_> = fused.steps.iter().map(|s| s.kernel).collect();
+    assert!(
+        matches!(
+            kinds.as_slice(),
+            [Kernel::MatMulBiasAct { act: Some(UnaryOp::Relu), .. }, Kernel::MatMulBiasAct { act: None, .. }]
+        ),
+        "{kinds:?}"
+    );
+    spec.no_fusion = true;
+    let plain = plan(&g, &spec).unwrap();
+    assert_eq!(plain.steps.len(), 5);
+    let run = |p: &kiln::program::Program| {
+        let mut a = Arenas::<f64>::new(&ResidentLayout::default(), p.work_len);
+        for (i, (_, b)) in p.inputs.iter().enumerate() {
+            let v: Vec<f64> = (0..b.len).map(|j| ((i * 31 + j * 7) % 11) as f64 / 5.0 - 1.0).collect();
+            a.set(*b, &v);
+        }
+        execute(&p.steps, &mut a, StepScalars::default());
+        a.get(p.output("z").unwrap())
+    };
+    let (f, u) = (run(&fused), run(&plain));
+    assert!(f.iter().zip(&u).all(|(a, b)| (a - b).abs() < 1e-12), "{f:?} vs {u:?}");
+}

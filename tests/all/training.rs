@@ -56,3 +56,69 @@ fn same_seed_gives_the_same_bits_on_cpu() {
     let b = run("iris", "cpu", 5);
     assert_eq!(a.test_loss.to_bits(), b.test_loss.to_bits());
 }
+
+/// CPU results do not depend on the thread count: the same training under 1, 2 and 3 CPU
+/// threads ends with the same test loss, bit for bit.
+#[test]
+fn cpu_training_is_bitwise_identical_for_any_thread_count() {
+    let losses: Vec<String> = ["1", "2", "3"]
+        .iter()
+        .map(|threads| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+                .args([
+                    "train",
+                    "--data",
+                    "digits",
+                    "--epochs",
+                    "3",
+                    "--batch-size",
+                    "200",
+                    "--device",
+                    "cpu",
+                    "--json",
+                ])
+                .env("KILN_NUM_THREADS", threads)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+            assert_eq!(json["adapter"], format!("cpu ({threads} threads)"));
+            json["test_loss"].to_string()
+        })
+        .collect();
+    assert!(losses.iter().all(|l| l == &losses[0]), "{losses:?}");
+}
+
+/// The same, in process, on a model large enough for every parallel CPU path (split GEMMs,
+/// chunked elementwise kernels and optimizer update).
+#[test]
+fn cpu_kernels_give_the_same_bits_under_1_2_and_3_threads() {
+    use kiln::backend::cpu::pool::{Pool, with_pool};
+    use kiln::{Activation, CompileOptions, Dense, Device, FitOptions, Loss, Optimizer, Sequential, Tensor};
+    use std::sync::Arc;
+    let n = 300;
+    let mut rng = common::rng(5);
+    let x = Tensor::new(&[n, 784], common::uniform(&mut rng, n * 784, 0.0, 1.0)).unwrap();
+    let y = Tensor::new(&[n], (0..n).map(|i| (i % 10) as f32).collect()).unwrap();
+    let weights: Vec<_> = [1, 2, 3]
+        .iter()
+        .map(|&threads| {
+            with_pool(&Arc::new(Pool::new(threads)), || {
+                let mut m = Sequential::new(&[784])
+                    .add(Dense::new(256, Activation::Relu))
+                    .add(Dense::new(10, Activation::Softmax));
+                let opts = CompileOptions::new(
+                    Optimizer::adam(1e-3),
+                    Loss::SparseCategoricalCrossentropy,
+                    Device::Cpu,
+                );
+                m.compile(opts).unwrap();
+                m.fit(&x, &y, &FitOptions { batch_size: 128, epochs: 2, verbose: 0, ..Default::default() })
+                    .unwrap();
+                m.get_weights().unwrap()
+            })
+        })
+        .collect();
+    assert!(weights[0] == weights[1] && weights[1] == weights[2], "weights differ between thread counts");
+}

@@ -1,26 +1,28 @@
 //! CPU kernels: the reference semantics of every [`Kernel`](crate::program::Kernel), generic
-//! over the float type so gradient checks run in f64. Matmul goes through `matrixmultiply`
-//! (packed, SIMD-dispatched at run time, multi-threaded over output blocks); the rest are
-//! plain loops, parallel over rows with rayon where rows are independent. Every reduction
-//! runs in a fixed order, so results do not depend on the thread count.
+//! over the float type so gradient checks run in f64. Matmul goes through a GEMM crate (see
+//! `gemm.rs`); the rest are plain loops, split into fixed-size chunks over the CPU pool (`pool.rs`) where the
+//! elements are independent. Every reduction runs in a fixed order, so results do not depend
+//! on the thread count.
 use num_traits::Float;
-use rayon::prelude::*;
 
+use super::gemm::Strides;
+use super::pool::{SharedMut, ranges};
 use crate::program::UnaryOp;
 
 /// The float types the CPU backend runs in: f32 (training) and f64 (gradient checks).
 pub trait CpuFloat: Float + Send + Sync + std::fmt::Debug + std::iter::Sum + 'static {
-    /// c[m,n] = a · b with explicit strides (row stride, column stride) for each matrix.
+    /// c[m,n] (+)= a · b, with (row stride, column stride) for a and b; c is dense row-major.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         m: usize,
         k: usize,
         n: usize,
         a: &[Self],
-        sa: (isize, isize),
+        sa: Strides,
         b: &[Self],
-        sb: (isize, isize),
+        sb: Strides,
         c: &mut [Self],
+        acc: bool,
     );
     /// Conversion from f32 (kernel constants).
     fn c(v: f32) -> Self;
@@ -32,32 +34,13 @@ impl CpuFloat for f32 {
         k: usize,
         n: usize,
         a: &[f32],
-        sa: (isize, isize),
+        sa: Strides,
         b: &[f32],
-        sb: (isize, isize),
+        sb: Strides,
         c: &mut [f32],
+        acc: bool,
     ) {
-        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-        // SAFETY: the asserts above bound every index the strides reach: a and b are dense
-        // [m,k]/[k,m] and [k,n]/[n,k] matrices and c is dense [m,n].
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                sa.0,
-                sa.1,
-                b.as_ptr(),
-                sb.0,
-                sb.1,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
+        super::gemm::sgemm(m, k, n, a, sa, b, sb, c, acc)
     }
     fn c(v: f32) -> f32 {
         v
@@ -70,39 +53,29 @@ impl CpuFloat for f64 {
         k: usize,
         n: usize,
         a: &[f64],
-        sa: (isize, isize),
+        sa: Strides,
         b: &[f64],
-        sb: (isize, isize),
+        sb: Strides,
         c: &mut [f64],
+        acc: bool,
     ) {
-        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-        // SAFETY: as for f32.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                sa.0,
-                sa.1,
-                b.as_ptr(),
-                sb.0,
-                sb.1,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
+        super::gemm::dgemm(m, k, n, a, sa, b, sb, c, acc)
     }
     fn c(v: f32) -> f64 {
         v as f64
     }
 }
 
-/// Rows per rayon task: small tensors stay on one thread (dispatch costs more than the work).
-const PAR_MIN_ELEMS: usize = 1 << 14;
+/// Tensors below this many elements stay on one thread (waking workers costs more than the
+/// work); above it elementwise work is split into chunks of [`PAR_CHUNK`] elements.
+const PAR_MIN_ELEMS: usize = 1 << 16;
+const PAR_CHUNK: usize = 1 << 14;
+
+/// Strides of a matrix stored [rows, cols] row-major, read transposed or not.
+fn strides(rows_stored: usize, cols_stored: usize, transposed: bool) -> Strides {
+    let _ = rows_stored;
+    if transposed { (1, cols_stored as isize) } else { (cols_stored as isize, 1) }
+}
 
 /// c[m,n] = op(a) · op(b); a stored [m,k] or [k,m] (trans_a), b stored [k,n] or [n,k] (trans_b).
 #[allow(clippy::too_many_arguments)]
@@ -116,45 +89,81 @@ pub fn matmul<T: CpuFloat>(
     b: &[T],
     c: &mut [T],
 ) {
-    let sa = if trans_a { (1, m as isize) } else { (k as isize, 1) };
-    let sb = if trans_b { (1, k as isize) } else { (n as isize, 1) };
-    if k == 0 {
-        c.iter_mut().for_each(|v| *v = T::zero());
-        return;
+    let sa = if trans_a { strides(k, m, true) } else { strides(m, k, false) };
+    let sb = if trans_b { strides(n, k, true) } else { strides(k, n, false) };
+    T::gemm(m, k, n, a, sa, b, sb, c, false);
+}
+
+/// c = act(op(a) · op(b) + bias): the bias rows are written first and the product is
+/// accumulated onto them, then the activation runs in place.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_bias_act<T: CpuFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+    act: Option<UnaryOp>,
+    a: &[T],
+    b: &[T],
+    bias: &[T],
+    c: &mut [T],
+) {
+    broadcast_rows(n, bias, c);
+    let sa = if trans_a { strides(k, m, true) } else { strides(m, k, false) };
+    let sb = if trans_b { strides(n, k, true) } else { strides(k, n, false) };
+    T::gemm(m, k, n, a, sa, b, sb, c, true);
+    if let Some(op) = act {
+        unary_in_place(op, c);
     }
-    T::gemm(m, k, n, a, sa, b, sb, c);
 }
 
 /// y[i,j] = x[i,j] + b[j]; x, y: [rows, cols], b: [cols].
 pub fn bias_add<T: CpuFloat>(cols: usize, x: &[T], b: &[T], y: &mut [T]) {
-    let f = |(yr, xr): (&mut [T], &[T])| {
-        for ((o, &v), &bb) in yr.iter_mut().zip(xr).zip(b) {
+    let cols = cols.max(1);
+    for_rows(cols, y, |i, yr| {
+        for ((o, &v), &bb) in yr.iter_mut().zip(&x[i * cols..(i + 1) * cols]).zip(b) {
             *o = v + bb;
         }
-    };
-    if y.len() >= PAR_MIN_ELEMS {
-        y.par_chunks_mut(cols).zip(x.par_chunks(cols)).for_each(f);
-    } else {
-        y.chunks_mut(cols).zip(x.chunks(cols)).for_each(f);
-    }
+    });
 }
 
 /// Apply `f` elementwise to (x → y), in parallel chunks for large tensors.
 fn map1<T: CpuFloat>(x: &[T], y: &mut [T], f: impl Fn(T) -> T + Sync) {
-    if y.len() >= PAR_MIN_ELEMS {
-        y.par_iter_mut().zip(x.par_iter()).for_each(|(o, &v)| *o = f(v));
-    } else {
-        y.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+    let run = |yc: &mut [T], xc: &[T]| yc.iter_mut().zip(xc).for_each(|(o, &v)| *o = f(v));
+    if y.len() < PAR_MIN_ELEMS {
+        return run(y, x);
     }
+    let len = y.len().min(x.len());
+    let out = SharedMut::new(y);
+    // SAFETY: `ranges` hands out disjoint ranges.
+    ranges(len, PAR_CHUNK, |r| run(unsafe { out.range(r.clone()) }, &x[r]));
+}
+
+/// Apply `f` elementwise in place.
+fn map_in_place<T: CpuFloat>(y: &mut [T], f: impl Fn(T) -> T + Sync) {
+    let run = |yc: &mut [T]| yc.iter_mut().for_each(|o| *o = f(*o));
+    if y.len() < PAR_MIN_ELEMS {
+        return run(y);
+    }
+    let len = y.len();
+    let out = SharedMut::new(y);
+    // SAFETY: `ranges` hands out disjoint ranges.
+    ranges(len, PAR_CHUNK, |r| run(unsafe { out.range(r) }));
 }
 
 /// Apply `f` elementwise to (a, b → y).
 fn map2<T: CpuFloat>(a: &[T], b: &[T], y: &mut [T], f: impl Fn(T, T) -> T + Sync) {
-    if y.len() >= PAR_MIN_ELEMS {
-        y.par_iter_mut().zip(a.par_iter().zip(b.par_iter())).for_each(|(o, (&u, &v))| *o = f(u, v));
-    } else {
-        y.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&u, &v))| *o = f(u, v));
+    let run = |yc: &mut [T], ac: &[T], bc: &[T]| {
+        yc.iter_mut().zip(ac.iter().zip(bc)).for_each(|(o, (&u, &v))| *o = f(u, v))
+    };
+    if y.len() < PAR_MIN_ELEMS {
+        return run(y, a, b);
     }
+    let len = y.len().min(a.len()).min(b.len());
+    let out = SharedMut::new(y);
+    // SAFETY: `ranges` hands out disjoint ranges.
+    ranges(len, PAR_CHUNK, |r| run(unsafe { out.range(r.clone()) }, &a[r.clone()], &b[r]));
 }
 
 /// y = a + b.
@@ -181,6 +190,15 @@ pub fn unary<T: CpuFloat>(op: UnaryOp, x: &[T], y: &mut [T]) {
     }
 }
 
+/// y = f(y) in place (the activation epilogue of a fused matmul).
+pub fn unary_in_place<T: CpuFloat>(op: UnaryOp, y: &mut [T]) {
+    match op {
+        UnaryOp::Relu => map_in_place(y, |v| if v > T::zero() { v } else { T::zero() }),
+        UnaryOp::Sigmoid => map_in_place(y, sigmoid),
+        UnaryOp::Tanh => map_in_place(y, |v| v.tanh()),
+    }
+}
+
 /// dx from the forward output y and the incoming gradient dy.
 pub fn unary_grad<T: CpuFloat>(op: UnaryOp, y: &[T], dy: &[T], dx: &mut [T]) {
     match op {
@@ -192,11 +210,20 @@ pub fn unary_grad<T: CpuFloat>(op: UnaryOp, y: &[T], dy: &[T], dx: &mut [T]) {
 
 /// Run `f(row_index, out_row)` over the rows of `out` ([rows, cols]).
 fn for_rows<T: CpuFloat>(cols: usize, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
-    if out.len() >= PAR_MIN_ELEMS {
-        out.par_chunks_mut(cols).enumerate().for_each(|(i, r)| f(i, r));
-    } else {
+    let cols = cols.max(1);
+    if out.len() < PAR_MIN_ELEMS {
         out.chunks_mut(cols).enumerate().for_each(|(i, r)| f(i, r));
+        return;
     }
+    let rows = out.len() / cols;
+    let shared = SharedMut::new(out);
+    let rows_per_task = (PAR_CHUNK / cols).max(1);
+    ranges(rows, rows_per_task, |rr| {
+        for i in rr {
+            // SAFETY: each row index is visited once, rows are disjoint.
+            f(i, unsafe { shared.range(i * cols..(i + 1) * cols) });
+        }
+    });
 }
 
 fn row_max<T: CpuFloat>(r: &[T]) -> T {
@@ -261,11 +288,17 @@ pub fn broadcast_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
 /// Σ x in fixed-size chunks combined in order (the same tree whatever the thread count).
 pub fn sum_all<T: CpuFloat>(x: &[T]) -> T {
     const CHUNK: usize = 4096;
-    let parts: Vec<T> = if x.len() >= PAR_MIN_ELEMS {
-        x.par_chunks(CHUNK).map(|c| c.iter().copied().sum()).collect()
+    let mut parts = vec![T::zero(); x.len().div_ceil(CHUNK)];
+    if x.len() < PAR_MIN_ELEMS {
+        parts.iter_mut().zip(x.chunks(CHUNK)).for_each(|(p, c)| *p = c.iter().copied().sum());
     } else {
-        x.chunks(CHUNK).map(|c| c.iter().copied().sum()).collect()
-    };
+        let shared = SharedMut::new(&mut parts);
+        ranges(x.len(), CHUNK, |r| {
+            let i = r.start / CHUNK;
+            // SAFETY: part i is written by the task for chunk i only.
+            unsafe { shared.range(i..i + 1)[0] = x[r].iter().copied().sum() };
+        });
+    }
     parts.into_iter().fold(T::zero(), |a, b| a + b)
 }
 
@@ -409,14 +442,20 @@ pub fn adam_update<T: CpuFloat>(
 ) {
     let t = t.max(1) as i32;
     let alpha = lr * (T::one() - beta2.powi(t)).sqrt() / (T::one() - beta1.powi(t));
-    let update = |((p, &g), (m, v)): ((&mut T, &T), (&mut T, &mut T))| {
-        *m = *m + (g - *m) * (T::one() - beta1);
-        *v = *v + (g * g - *v) * (T::one() - beta2);
-        *p = *p - alpha * *m / (v.sqrt() + eps);
+    let update = |p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]| {
+        for ((p, &g), (m, v)) in p.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut())) {
+            *m = *m + (g - *m) * (T::one() - beta1);
+            *v = *v + (g * g - *v) * (T::one() - beta2);
+            *p = *p - alpha * *m / (v.sqrt() + eps);
+        }
     };
-    if p.len() >= PAR_MIN_ELEMS {
-        p.par_iter_mut().zip(g.par_iter()).zip(m.par_iter_mut().zip(v.par_iter_mut())).for_each(update);
-    } else {
-        p.iter_mut().zip(g.iter()).zip(m.iter_mut().zip(v.iter_mut())).for_each(update);
+    if p.len() < PAR_MIN_ELEMS {
+        return update(p, g, m, v);
     }
+    let len = p.len().min(g.len()).min(m.len()).min(v.len());
+    let (p, m, v) = (SharedMut::new(p), SharedMut::new(m), SharedMut::new(v));
+    // SAFETY: `ranges` hands out disjoint ranges of each buffer.
+    ranges(len, PAR_CHUNK, |r| unsafe {
+        update(p.range(r.clone()), &g[r.clone()], m.range(r.clone()), v.range(r))
+    });
 }

@@ -1,6 +1,8 @@
 //! CPU backend: interprets a [`Program`] step by step over host arenas. Generic over the float
 //! type: `Arenas<f32>` for training, `Arenas<f64>` for gradient checks.
+pub mod gemm;
 pub mod kernels;
+pub mod pool;
 
 use kernels::CpuFloat;
 
@@ -102,7 +104,8 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | SigmoidBinaryCrossEntropy { .. }
         | CountCorrect { .. }
         | SgdUpdate { .. } => 3,
-        SoftmaxCrossEntropyGrad { .. }
+        MatMulBiasAct { .. }
+        | SoftmaxCrossEntropyGrad { .. }
         | MeanSquaredErrorGrad { .. }
         | SigmoidBinaryCrossEntropyGrad { .. }
         | AdamUpdate { .. } => 4,
@@ -188,6 +191,9 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
     match step.kernel {
         MatMul { m, k, n, trans_a, trans_b } => {
             kernels::matmul(m, k, n, trans_a, trans_b, v.r(0), v.r(1), v.w(2))
+        }
+        MatMulBiasAct { m, k, n, trans_a, trans_b, act } => {
+            kernels::matmul_bias_act(m, k, n, trans_a, trans_b, act, v.r(0), v.r(1), v.r(2), v.w(3))
         }
         BiasAdd { cols, .. } => kernels::bias_add(cols, v.r(0), v.r(1), v.w(2)),
         Add { .. } => kernels::add(v.r(0), v.r(1), v.w(2)),
@@ -282,7 +288,7 @@ fn check_range(arena: Arena, offset: usize, len: usize, have: usize) -> Result<(
 
 impl Backend for CpuBackend {
     fn name(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
+        format!("cpu ({} threads)", pool::global().threads())
     }
 
     fn kind(&self) -> DeviceKind {

@@ -139,6 +139,45 @@ fn grid(threads: usize, size: usize, max_per_dim: u32) -> Result<Option<[u32; 3]
 }
 
 /// The launch of `kernel` on a device allowing `max_groups` workgroups per dimension.
+/// A matmul launch; `fused` = Some(activation) for the bias + activation epilogue.
+#[allow(clippy::too_many_arguments)]
+fn matmul_launch(
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+    fused: Option<Option<UnaryOp>>,
+    max_groups: u32,
+    matmul: MatmulKernel,
+) -> Result<Launch> {
+    let (entry, tile) = match matmul {
+        MatmulKernel::Tiled => ("matmul", 64),
+        MatmulKernel::Direct => ("matmul_direct", 32),
+    };
+    let gx = n.div_ceil(tile);
+    let gy = m.div_ceil(tile);
+    if gx > max_groups as usize || gy > max_groups as usize {
+        return Err(Error::invalid(
+            "matmul size",
+            format!("[{m}x{k}]·[{k}x{n}] needs a {gx}x{gy} grid, limit {max_groups}"),
+        ));
+    }
+    let mut constants =
+        vec![("TRANS_A", f64::from(u8::from(trans_a))), ("TRANS_B", f64::from(u8::from(trans_b)))];
+    if let Some(act) = fused {
+        constants.push(("FUSED", 1.0));
+        constants.push(("ACT", act.map_or(0.0, |op| f64::from(unary_code(op) + 1))));
+    }
+    Ok(Launch {
+        shader: Shader::Matmul,
+        entry,
+        constants,
+        params: StepParams { u: [to_u32(m)?, to_u32(k)?, to_u32(n)?, 0], f: [0.0; 4] },
+        groups: (m * n > 0).then_some([to_u32(gx)?, to_u32(gy)?, 1]),
+    })
+}
+
 pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel) -> Result<Launch> {
     use Kernel::*;
     let p = |ints: [usize; 4], f: [f32; 4]| -> Result<StepParams> {
@@ -174,28 +213,10 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel) -> 
     };
     Ok(match *kernel {
         MatMul { m, k, n, trans_a, trans_b } => {
-            let (entry, tile) = match matmul {
-                MatmulKernel::Tiled => ("matmul", 64),
-                MatmulKernel::Direct => ("matmul_direct", 32),
-            };
-            let gx = n.div_ceil(tile);
-            let gy = m.div_ceil(tile);
-            if gx > max_groups as usize || gy > max_groups as usize {
-                return Err(Error::invalid(
-                    "matmul size",
-                    format!("[{m}x{k}]·[{k}x{n}] needs a {gx}x{gy} grid, limit {max_groups}"),
-                ));
-            }
-            Launch {
-                shader: Shader::Matmul,
-                entry,
-                constants: vec![
-                    ("TRANS_A", f64::from(u8::from(trans_a))),
-                    ("TRANS_B", f64::from(u8::from(trans_b))),
-                ],
-                params: p([m, k, n, 0], [0.0; 4])?,
-                groups: (m * n > 0).then_some([to_u32(gx)?, to_u32(gy)?, 1]),
-            }
+            matmul_launch(m, k, n, trans_a, trans_b, None, max_groups, matmul)?
+        }
+        MatMulBiasAct { m, k, n, trans_a, trans_b, act } => {
+            matmul_launch(m, k, n, trans_a, trans_b, Some(act), max_groups, matmul)?
         }
         BiasAdd { rows, cols } => elementwise("bias_add", rows * cols, cols, 0, 0.0)?,
         Add { len } => elementwise("add", len, 0, 0, 0.0)?,
