@@ -7,9 +7,12 @@
 //   broadcast_scalar[x, y]        y[i] = scale · x[0]               (Kernel::BroadcastScalar)
 //   fill            [y]           y[i] = scale (the fill value)     (Kernel::Fill)
 //   accumulate      [x, acc]      acc[i] += scale · x[i]            (Kernel::Accumulate)
+//   first_non_finite[x, flag]     flag[0] = t if flag[0] == 0 and x[0] is NaN/inf
+//                                 (Kernel::FirstNonFinite; one thread)
 //
 // Bindings (group 0): 0..2 = the step's args in the order above (arg0, arg1, arg2);
-//   4: uniform Params { len, cols, op (0 relu, 1 sigmoid, 2 tanh), scale }.
+//   4: uniform Params { len, cols, op (0 relu, 1 sigmoid, 2 tanh), scale };
+//   5: uniform RunScalars { lr, t } (first_non_finite reads t).
 // Workgroup size 256. Grid: 2-D (x ≤ 65535) so that len may exceed 65535·256; the flat index
 // is (wid.y · num_workgroups.x + wid.x) · 256 + lid.x, bounds-checked against len.
 
@@ -28,6 +31,15 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> arg1: array<f32>;
 @group(0) @binding(2) var<storage, read_write> arg2: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
+
+struct RunScalars {
+    lr: f32,
+    t: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(5) var<uniform> run: RunScalars;
 
 fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * 256u + lid.x;
@@ -139,5 +151,15 @@ fn accumulate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
         arg1[i] = arg1[i] + arg0[i] * p.scale;
+    }
+}
+
+// NaN and ±inf are exactly the values whose exponent bits are all ones (tested on the bits:
+// WGSL lets compilers assume float comparisons never see NaN).
+@compute @workgroup_size(1)
+fn first_non_finite() {
+    let bits = bitcast<u32>(arg0[0]);
+    if (arg1[0] == 0.0 && (bits & 0x7f800000u) == 0x7f800000u) {
+        arg1[0] = f32(run.t);
     }
 }

@@ -37,8 +37,10 @@ pub enum Error {
     /// An error reported by wgpu (validation, out of memory, device lost).
     #[error("GPU error during {context}: {message}")]
     Gpu { context: String, message: String },
-    /// The loss became NaN or infinite.
-    #[error("non-finite loss ({value}) at epoch {epoch}, step {step}")]
+    /// The loss became NaN or infinite (epoch and step within it, both from 1).
+    #[error(
+        "the loss became NaN or infinite at epoch {epoch}, step {step} (epoch mean loss: {value}); try a lower learning rate or check the data for NaN/inf"
+    )]
     NonFiniteLoss { value: f32, epoch: usize, step: usize },
     /// The model was used before `compile`, or in a way its state does not allow.
     #[error("model not ready: {0}")]

@@ -109,6 +109,10 @@ pub enum Kernel {
     /// row (first maximum) equals the label (sparse: labels [rows] class indices; else argmax
     /// of the one-hot row). cols == 1: (pred > threshold) == (label > 0.5).
     CountCorrect { rows: usize, cols: usize, sparse: bool, threshold: f32 },
+    /// args `[x, flag]`: if flag[0] == 0 and x[0] is NaN or ±inf, flag[0] = t (the run's step
+    /// count, `StepScalars::t`), in place on `flag` — the first non-finite loss, recorded on
+    /// the device and read back once per epoch.
+    FirstNonFinite,
     /// args `[x, acc]`: acc[i] += scale · x[i] (in place on `acc`).
     Accumulate { len: usize, scale: f32 },
     /// args `[param, grad, velocity]` (param and velocity updated in place), Keras SGD:

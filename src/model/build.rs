@@ -18,8 +18,10 @@ pub(crate) fn accum_slot(kind: ProgramKind, i: usize) -> usize {
     let base = if kind == ProgramKind::Train { 0 } else { 2 };
     (base + i) * ALIGN_ELEMS
 }
+/// Where the training step records the step count of the first non-finite loss (0: none).
+pub(crate) const NON_FINITE_SLOT: usize = 4 * ALIGN_ELEMS;
 /// Elements of the Accum arena.
-pub(crate) const ACCUM_LEN: usize = 4 * ALIGN_ELEMS;
+pub(crate) const ACCUM_LEN: usize = 5 * ALIGN_ELEMS;
 
 /// Shape of the label tensor for a batch, given the loss and the model's output shape.
 pub(crate) fn label_shape(loss: Loss, batch: usize, output: &[usize]) -> Vec<usize> {
@@ -94,6 +96,8 @@ impl Sequential {
         }
         spec.outputs.push(("loss".into(), loss));
         if kind == ProgramKind::Train {
+            let flag = BufRef { arena: Arena::Accum, offset: NON_FINITE_SLOT, len: 1 };
+            spec.tail.push((Kernel::FirstNonFinite, vec![ArgRef::Node(loss), ArgRef::Buf(flag)]));
             let seed = g.add(Op::Fill { shape: vec![1], value: 1.0 }, &[], "loss")?;
             let grads = gradients(&mut g, loss, seed, &params)?;
             for (gnode, p) in grads.iter().zip(&self.params) {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 
-use super::build::{accum_slot, label_shape};
+use super::build::{NON_FINITE_SLOT, accum_slot, label_shape};
 use super::{ProgramKind, Sequential};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
@@ -118,6 +118,9 @@ impl Sequential {
         let backend = &mut self.compiled()?.backend;
         backend.write(Arena::Accum, accum_slot(kind, 0), &[0.0])?;
         backend.write(Arena::Accum, accum_slot(kind, 1), &[0.0])?;
+        if kind == ProgramKind::Train {
+            backend.write(Arena::Accum, NON_FINITE_SLOT, &[0.0])?;
+        }
         let (mut xb, mut yb) = (Vec::new(), Vec::new());
         for chunk in order.chunks(batch_size) {
             let id = self.program(kind, chunk.len())?;
@@ -186,10 +189,14 @@ impl Sequential {
                 b
             });
             let t0 = Instant::now();
+            let first_step = self.compiled()?.step + 1;
             let (loss, acc) =
                 self.run_epoch(ProgramKind::Train, x, y, &order, opts.batch_size, bar.as_ref())?;
-            if !loss.is_finite() {
-                return Err(Error::NonFiniteLoss { value: loss, epoch: epoch + 1, step: steps });
+            // The device recorded the optimizer step of the first non-finite loss, if any.
+            let bad_step = self.compiled()?.backend.read(Arena::Accum, NON_FINITE_SLOT, 1)?[0];
+            if bad_step != 0.0 || !loss.is_finite() {
+                let step = if bad_step != 0.0 { bad_step as usize + 1 - first_step as usize } else { steps };
+                return Err(Error::NonFiniteLoss { value: loss, epoch: epoch + 1, step });
             }
             let with_acc = self.compiled()?.metrics.contains(&Metric::Accuracy);
             let mut line = vec![("loss".to_string(), loss)];

@@ -121,3 +121,27 @@ fn the_cli_exits_non_zero_with_a_one_line_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("many"));
 }
+
+/// A diverging run stops with an error naming the epoch and the first step whose loss was not
+/// finite, recorded on the device (no readback per step) — on the CPU and on the GPU.
+#[test]
+fn a_non_finite_loss_names_epoch_and_step() {
+    let mut devices = vec![Device::Cpu];
+    if crate::common::gpu().is_some() {
+        devices.push(Device::Gpu(None));
+    }
+    for device in devices {
+        let mut m = Sequential::new(&[2]).add(Dense::new(3, Activation::Softmax));
+        m.compile(CompileOptions::new(Optimizer::sgd(0.1), Loss::SparseCategoricalCrossentropy, device))
+            .unwrap();
+        // 10 rows, batch 2, no shuffle: the 4th batch (rows 6 and 7) holds an inf.
+        let mut data = vec![0.5f32; 20];
+        data[14] = f32::INFINITY;
+        let x = Tensor::new(&[10, 2], data).unwrap();
+        let y = Tensor::new(&[10], vec![0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0]).unwrap();
+        let opts = FitOptions { batch_size: 2, epochs: 3, verbose: 0, shuffle: false, ..Default::default() };
+        let e = m.fit(&x, &y, &opts).unwrap_err();
+        assert!(matches!(e, kiln::Error::NonFiniteLoss { epoch: 1, step: 4, .. }), "{device:?}: {e}");
+        assert!(e.to_string().contains("epoch 1, step 4"), "{e}");
+    }
+}

@@ -86,6 +86,7 @@ pub fn arg_count(kernel: &Kernel) -> usize {
     match kernel {
         Fill { .. } => 1,
         Unary { .. }
+        | FirstNonFinite
         | Softmax { .. }
         | LogSoftmax { .. }
         | SumRows { .. }
@@ -223,6 +224,12 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         SigmoidBinaryCrossEntropyGrad { .. } => kernels::sigmoid_bce_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3)),
         CountCorrect { rows, cols, sparse, threshold } => {
             v.w(2)[0] = kernels::count_correct(rows, cols, sparse, threshold, v.r(0), v.r(1))
+        }
+        FirstNonFinite => {
+            let flag = v.w(1);
+            if flag[0] == T::zero() && !v.r(0)[0].is_finite() {
+                flag[0] = T::from(sc.t).unwrap_or(T::one());
+            }
         }
         Accumulate { scale, .. } => v.w(1).iter_mut().zip(v.r(0)).for_each(|(a, &x)| *a = *a + x * c(scale)),
         SgdUpdate { momentum, nesterov, .. } => {

@@ -225,6 +225,7 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel) -> 
         BroadcastRows { rows, cols } => elementwise("broadcast_rows", rows * cols, cols, 0, 0.0)?,
         BroadcastScalar { len, scale } => elementwise("broadcast_scalar", len, 0, 0, scale)?,
         Fill { len, value } => elementwise("fill", len, 0, 0, value)?,
+        FirstNonFinite => single(Shader::Elementwise, "first_non_finite", p([1, 0, 0, 0], [0.0; 4])?),
         Accumulate { len, scale } => elementwise("accumulate", len, 0, 0, scale)?,
         Softmax { rows, cols } => per_row(Shader::Softmax, "softmax", rows, cols)?,
         LogSoftmax { rows, cols } => per_row(Shader::Softmax, "log_softmax", rows, cols)?,
