@@ -122,6 +122,7 @@ impl Sequential {
             backend.write(Arena::Accum, NON_FINITE_SLOT, &[0.0])?;
         }
         let (mut xb, mut yb) = (Vec::new(), Vec::new());
+        let (mut seen, mut last_tick) = (0usize, Instant::now());
         for chunk in order.chunks(batch_size) {
             let id = self.program(kind, chunk.len())?;
             gather(x, chunk, &mut xb);
@@ -134,14 +135,26 @@ impl Sequential {
                 StepScalars::default()
             };
             c.backend.run(id, &[&xb, &yb], scalars)?;
+            seen += chunk.len();
             if let Some(bar) = bar {
                 bar.inc(1);
+                // A progress tick: the only readback inside an epoch, a few times a second.
+                if last_tick.elapsed().as_millis() >= 250 {
+                    let (loss, acc) = self.read_means(kind, seen)?;
+                    bar.set_message(format!("accuracy: {acc:.4} - loss: {loss:.4}"));
+                    last_tick = Instant::now();
+                }
             }
         }
+        self.read_means(kind, order.len())
+    }
+
+    /// Mean loss and accuracy accumulated on the device over `samples` samples.
+    fn read_means(&mut self, kind: ProgramKind, samples: usize) -> Result<(f32, f32)> {
         let backend = &mut self.compiled()?.backend;
         let loss_sum = backend.read(Arena::Accum, accum_slot(kind, 0), 1)?[0];
         let correct = backend.read(Arena::Accum, accum_slot(kind, 1), 1)?[0];
-        let n = order.len().max(1) as f32;
+        let n = samples.max(1) as f32;
         Ok((loss_sum / n, correct / n))
     }
 
@@ -183,7 +196,7 @@ impl Sequential {
             }
             let bar = (opts.verbose == 1 && tty).then(|| {
                 let b = ProgressBar::new(steps as u64);
-                if let Ok(style) = ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} {per_sec}") {
+                if let Ok(style) = ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} - {msg}") {
                     b.set_style(style.progress_chars("━━ "));
                 }
                 b
