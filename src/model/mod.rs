@@ -155,12 +155,11 @@ impl Sequential {
         let (mut backend, device_reason) = device::open(opts.device)?;
         // Parameters one after another, each 64-element aligned for direct GPU binding.
         let mut params = Vec::new();
+        let mut inits = Vec::new();
         let mut offset = 0;
-        let mut init = Vec::new();
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         for (name, spec) in self.param_specs()? {
             let len: usize = spec.shape.iter().product();
-            init.push((offset, spec.init.sample(len, &mut rng)));
+            inits.push(spec.init);
             params.push(ParamSlot {
                 name,
                 shape: spec.shape,
@@ -173,9 +172,11 @@ impl Sequential {
             slots: opts.optimizer.slots(),
             accum_len: build::ACCUM_LEN,
         };
+        // Allocate first: a model too large for the device fails before any work is done.
         backend.alloc_resident(&layout)?;
-        for (off, values) in init {
-            backend.write(Arena::Params, off, &values)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        for (p, init) in params.iter().zip(inits) {
+            backend.write(Arena::Params, p.buf.offset, &init.sample(p.buf.len, &mut rng))?;
         }
         self.params = params;
         self.compiled = Some(Compiled {

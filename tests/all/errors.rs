@@ -145,3 +145,22 @@ fn a_non_finite_loss_names_epoch_and_step() {
         assert!(e.to_string().contains("epoch 1, step 4"), "{e}");
     }
 }
+
+/// A model larger than the adapter allows fails at compile with an error naming the buffer
+/// and the limit — checked against the limits before anything is allocated.
+#[test]
+fn a_model_too_large_for_the_device_is_out_of_device_memory() {
+    let Some(gpu) = crate::common::gpu() else { return };
+    let limit = gpu.info().max_buffer_size;
+    drop(gpu);
+    // Enough units that the parameters alone exceed the adapter's largest buffer.
+    let units = (limit / 4 / 784 + 1) as usize;
+    let mut m = Sequential::new(&[784]).add(Dense::new(units, Activation::Softmax));
+    let opts =
+        CompileOptions::new(Optimizer::sgd(0.01), Loss::SparseCategoricalCrossentropy, Device::Gpu(None));
+    let e = m.compile(opts).unwrap_err();
+    assert!(matches!(e, kiln::Error::OutOfDeviceMemory { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("Params") || msg.contains("params"), "{msg}");
+    assert!(msg.contains(&limit.to_string()), "{msg}");
+}
