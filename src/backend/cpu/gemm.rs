@@ -1,33 +1,152 @@
-//! The CPU GEMM: which crate runs a product of a given shape on this machine.
+//! The CPU GEMM: which crate runs a product of a given shape on this machine, and how it is
+//! split over the CPU pool.
 //!
-//! Measured here (2-core Zen4-class EPYC, AVX-512 double-pumped; `examples/` were ad hoc, the
-//! bench is `benches/gemm.rs`): `gemm` wins on the small and mid-size products a training step
-//! is made of (128×784×128: ~1.0–1.7× `matrixmultiply`; 128×128×10: ~2×) and ties on large
-//! squares (1024³: both ~190 GFLOP/s with 2 threads). On Zen5, where AVX-512 runs at full
-//! width, `matrixmultiply`'s runtime-detected AVX-512 kernels reach 320–365 GFLOP/s at 1024³
-//! against `gemm`'s 224–236 (stable `gemm` has no AVX-512 path). So: large products go to
-//! `matrixmultiply` when the CPU has AVX-512, everything else to `gemm`.
+//! Measured here (2-core Zen4-class EPYC, AVX-512 double-pumped; `benches/gemm.rs`): `gemm`
+//! wins on the small and mid-size products a training step is made of (128×784×128: ~1.0–1.7×
+//! `matrixmultiply`; 128×128×10: ~2×) and ties on large squares (1024³: both ~190 GFLOP/s with
+//! 2 threads). On Zen5, where AVX-512 runs at full width, `matrixmultiply`'s runtime-detected
+//! AVX-512 kernels reach 320–365 GFLOP/s at 1024³ against `gemm`'s 224–236 (stable `gemm` has
+//! no AVX-512 path). So: large products go to `matrixmultiply` when the CPU has AVX-512,
+//! everything else to `gemm`, split into blocks of C on the pool.
 //!
-//! Both crates split the work over output blocks only and keep the K loop whole, so results do
-//! not depend on the thread count (a test checks this for `gemm`).
+//! Determinism: `matrixmultiply` splits over output blocks with the K loop whole; the `gemm`
+//! blocks below depend on the shape alone. Results do not depend on the thread count (tested).
+use num_traits::One;
+
+use super::pool::{self, Pool};
 
 /// (row stride, column stride) of a matrix, in elements.
 pub type Strides = (isize, isize);
 
-/// Products with fewer multiply-adds than this run on one thread.
+/// Products with fewer multiply-adds than this run as one block (one thread).
 const PARALLEL_MIN_MACS: usize = 1 << 18;
-/// Products with at least this many multiply-adds may go to `matrixmultiply` (AVX-512).
+/// Products with at least this many multiply-adds go to `matrixmultiply` on AVX-512 CPUs.
 const LARGE_MACS: usize = 1 << 24;
 
-#[allow(clippy::too_many_arguments)]
-fn check(m: usize, k: usize, n: usize, a: usize, sa: Strides, b: usize, sb: Strides, c: usize) {
-    // Largest index each stride pattern reaches must lie inside its slice: a and b are dense
-    // [m,k] / [k,n] matrices read straight or transposed, c is dense [m,n].
-    let reach = |rows: usize, cols: usize, s: Strides| {
-        if rows == 0 || cols == 0 { 0 } else { (rows - 1) * s.0 as usize + (cols - 1) * s.1 as usize + 1 }
-    };
-    assert!(reach(m, k, sa) <= a && reach(k, n, sb) <= b && m * n <= c, "gemm operands out of bounds");
+/// One product c[m,n] (+)= a·b: a is read as [m,k] and b as [k,n] through their strides
+/// (transposes are strides); c is dense row-major. `acc` adds onto c instead of overwriting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gemm {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub sa: Strides,
+    pub sb: Strides,
+    pub acc: bool,
 }
+
+impl Gemm {
+    fn macs(&self) -> usize {
+        self.m * self.k * self.n
+    }
+
+    /// Panics unless every index the strides reach lies inside the slices (an internal bug:
+    /// the planner sizes every buffer from the same shapes).
+    fn check(&self, a: usize, b: usize, c: usize) {
+        let reach = |rows: usize, cols: usize, s: Strides| {
+            if rows == 0 || cols == 0 { 0 } else { (rows - 1) * s.0 as usize + (cols - 1) * s.1 as usize + 1 }
+        };
+        let ok = reach(self.m, self.k, self.sa) <= a
+            && reach(self.k, self.n, self.sb) <= b
+            && self.m * self.n <= c;
+        assert!(ok, "gemm operands out of bounds: {self:?}");
+    }
+
+    /// One block on the calling thread through `gemm`, c with row stride `ldc`.
+    ///
+    /// # Safety
+    /// `a`, `b`, `c` must cover every index this shape and these strides reach.
+    unsafe fn run_block<T: 'static + One>(&self, a: *const T, b: *const T, c: *mut T, ldc: usize) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        // gemm computes dst = alpha·dst + beta·lhs·rhs, reading dst only when `acc`; its
+        // strides are (column, row).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c,
+                1,
+                ldc as isize,
+                self.acc,
+                a,
+                self.sa.1,
+                self.sa.0,
+                b,
+                self.sb.1,
+                self.sb.0,
+                T::one(),
+                T::one(),
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+
+    /// Split C into fixed blocks of rows (or columns when C is wide and short), each its own
+    /// single-threaded GEMM, run on `pool`.
+    ///
+    /// # Safety
+    /// As [`Gemm::run_block`].
+    unsafe fn run_blocked<T: 'static + One + Send + Sync>(
+        &self,
+        pool: &Pool,
+        a: *const T,
+        b: *const T,
+        c: *mut T,
+    ) {
+        // Decided by the shape alone (never the thread count), like the blocks themselves.
+        if self.macs() < PARALLEL_MIN_MACS {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.run_block(a, b, c, self.n) };
+        }
+        let by_rows = self.m >= self.n;
+        let dim = if by_rows { self.m } else { self.n };
+        let block = block_len(dim);
+        let (a, b, c) = (SendPtr(a as *mut T), SendPtr(b as *mut T), SendPtr(c));
+        pool.run(dim.div_ceil(block), &|i| {
+            let (start, len) = (i * block, block.min(dim - i * block));
+            let (a, b, c) = (a, b, c);
+            // SAFETY: block i covers rows (or columns) start..start+len of C, disjoint from
+            // every other block; its rows of A / columns of B lie inside the caller's operands.
+            unsafe {
+                if by_rows {
+                    let part = Gemm { m: len, ..*self };
+                    part.run_block(
+                        a.0.offset(start as isize * self.sa.0),
+                        b.0,
+                        c.0.add(start * self.n),
+                        self.n,
+                    );
+                } else {
+                    let part = Gemm { n: len, ..*self };
+                    part.run_block(a.0, b.0.offset(start as isize * self.sb.1), c.0.add(start), self.n);
+                }
+            }
+        });
+    }
+}
+
+/// Rows (or columns) per block of C: a function of the shape alone. `gemm`'s summation order
+/// can depend on the block's shape (a 44×784×96 block differs in the last bit from the same
+/// columns computed within 44×784×256), so blocks must not follow the thread count.
+fn block_len(dim: usize) -> usize {
+    (dim / 8).next_multiple_of(64).max(64)
+}
+
+/// A raw pointer that may cross to pool workers: each worker writes a disjoint block of C.
+struct SendPtr<T>(*mut T);
+impl<T> Clone for SendPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SendPtr<T> {}
+// SAFETY: the blocks handed to different workers never overlap (see `run_blocked`).
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
 
 fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -40,152 +159,12 @@ fn avx512() -> bool {
     }
 }
 
-/// A raw pointer that may cross to pool workers: each worker writes a disjoint block of C.
-struct SendPtr<T>(*mut T);
-impl<T> Clone for SendPtr<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for SendPtr<T> {}
-// SAFETY: the blocks handed to different workers never overlap (see `blocked`).
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
-/// c (+)= a · b through `gemm` on one thread, for raw operands (bounds checked by the caller).
-///
-/// # Safety
-/// `a`, `b` and `c` must cover every index the shapes and strides reach; `c` has row stride
-/// `ldc` and column stride 1.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_raw<T: 'static + num_traits::One>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const T,
-    sa: Strides,
-    b: *const T,
-    sb: Strides,
-    c: *mut T,
-    ldc: usize,
-    acc: bool,
-) {
-    // gemm computes dst = alpha·dst + beta·lhs·rhs, reading dst only when `acc`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c,
-            1,
-            ldc as isize,
-            acc,
-            a,
-            sa.1,
-            sa.0,
-            b,
-            sb.1,
-            sb.0,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
-/// Rows (or columns) per block of C: a function of the shape alone. `gemm`'s summation order
-/// can depend on the block's shape (a 44×784×96 block differs in the last bit from the same
-/// columns computed within 44×784×256), so blocks must not follow the thread count.
-fn block_len(dim: usize) -> usize {
-    (dim / 8).next_multiple_of(64).max(64)
-}
-
-/// Split C into fixed blocks of rows (or columns when C is wide and short) and run each block
-/// as its own single-threaded GEMM on the pool. The blocks depend on the shape only, so the
-/// result does not depend on the thread count (a test trains under 1, 2 and 3 threads and
-/// compares the bits).
-///
-/// # Safety
-/// As [`gemm_raw`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn blocked<T: 'static + num_traits::One + Send + Sync>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const T,
-    sa: Strides,
-    b: *const T,
-    sb: Strides,
-    c: *mut T,
-    acc: bool,
-) {
-    // SAFETY: forwarded from the caller.
-    super::pool::with_current(|pool| unsafe { blocked_on(pool, m, k, n, a, sa, b, sb, c, acc) })
-}
-
-/// [`blocked`] on a given pool.
-///
-/// # Safety
-/// As [`gemm_raw`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn blocked_on<T: 'static + num_traits::One + Send + Sync>(
-    pool: &super::pool::Pool,
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const T,
-    sa: Strides,
-    b: *const T,
-    sb: Strides,
-    c: *mut T,
-    acc: bool,
-) {
-    // Decided by the shape alone (not the thread count), like the blocks themselves.
-    if m * k * n < PARALLEL_MIN_MACS {
-        // SAFETY: forwarded from the caller.
-        unsafe { gemm_raw(m, k, n, a, sa, b, sb, c, n, acc) };
-        return;
-    }
-    let by_rows = m >= n;
-    let dim = if by_rows { m } else { n };
-    let block = block_len(dim);
-    let (a, b, c) = (SendPtr(a as *mut T), SendPtr(b as *mut T), SendPtr(c));
-    pool.run(dim.div_ceil(block), &|i| {
-        let (start, len) = (i * block, block.min(dim - i * block));
-        let (a, b, c) = (a, b, c);
-        // SAFETY: block i covers rows (or columns) start..start+len of C, disjoint from every
-        // other block; its A rows / B columns are a sub-range of the caller's operands.
-        unsafe {
-            if by_rows {
-                let a_off = a.0.offset(start as isize * sa.0);
-                gemm_raw(len, k, n, a_off, sa, b.0, sb, c.0.add(start * n), n, acc);
-            } else {
-                let b_off = b.0.offset(start as isize * sb.1);
-                gemm_raw(m, k, len, a.0, sa, b_off, sb, c.0.add(start), n, acc);
-            }
-        }
-    });
-}
-
 /// c (+)= a · b in f32.
-#[allow(clippy::too_many_arguments)]
-pub fn sgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    sa: Strides,
-    b: &[f32],
-    sb: Strides,
-    c: &mut [f32],
-    acc: bool,
-) {
-    check(m, k, n, a.len(), sa, b.len(), sb, c.len());
-    if m * k * n >= LARGE_MACS && avx512() {
-        let beta = if acc { 1.0 } else { 0.0 };
+pub fn sgemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+    g.check(a.len(), b.len(), c.len());
+    if g.macs() >= LARGE_MACS && avx512() {
+        let beta = if g.acc { 1.0 } else { 0.0 };
+        let (m, k, n, sa, sb) = (g.m, g.k, g.n, g.sa, g.sb);
         // SAFETY: `check` bounds every index the strides reach.
         unsafe {
             matrixmultiply::sgemm(
@@ -208,23 +187,12 @@ pub fn sgemm(
         return;
     }
     // SAFETY: `check` bounds every index the strides reach.
-    unsafe { blocked(m, k, n, a.as_ptr(), sa, b.as_ptr(), sb, c.as_mut_ptr(), acc) }
+    pool::with_current(|p| unsafe { g.run_blocked(p, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) })
 }
 
 /// c (+)= a · b in f64 (gradient checks).
-#[allow(clippy::too_many_arguments)]
-pub fn dgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f64],
-    sa: Strides,
-    b: &[f64],
-    sb: Strides,
-    c: &mut [f64],
-    acc: bool,
-) {
-    check(m, k, n, a.len(), sa, b.len(), sb, c.len());
+pub fn dgemm(g: &Gemm, a: &[f64], b: &[f64], c: &mut [f64]) {
+    g.check(a.len(), b.len(), c.len());
     // SAFETY: `check` bounds every index the strides reach.
-    unsafe { blocked(m, k, n, a.as_ptr(), sa, b.as_ptr(), sb, c.as_mut_ptr(), acc) }
+    pool::with_current(|p| unsafe { g.run_blocked(p, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) })
 }

@@ -5,42 +5,21 @@
 //! on the thread count.
 use num_traits::Float;
 
-use super::gemm::Strides;
+use super::gemm::Gemm;
 use super::pool::{SharedMut, ranges};
 use crate::program::UnaryOp;
 
 /// The float types the CPU backend runs in: f32 (training) and f64 (gradient checks).
 pub trait CpuFloat: Float + Send + Sync + std::fmt::Debug + std::iter::Sum + 'static {
-    /// c[m,n] (+)= a · b, with (row stride, column stride) for a and b; c is dense row-major.
-    #[allow(clippy::too_many_arguments)]
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[Self],
-        sa: Strides,
-        b: &[Self],
-        sb: Strides,
-        c: &mut [Self],
-        acc: bool,
-    );
+    /// The product `g` over these operands (see [`Gemm`]).
+    fn gemm(g: &Gemm, a: &[Self], b: &[Self], c: &mut [Self]);
     /// Conversion from f32 (kernel constants).
     fn c(v: f32) -> Self;
 }
 
 impl CpuFloat for f32 {
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f32],
-        sa: Strides,
-        b: &[f32],
-        sb: Strides,
-        c: &mut [f32],
-        acc: bool,
-    ) {
-        super::gemm::sgemm(m, k, n, a, sa, b, sb, c, acc)
+    fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+        super::gemm::sgemm(g, a, b, c)
     }
     fn c(v: f32) -> f32 {
         v
@@ -48,18 +27,8 @@ impl CpuFloat for f32 {
 }
 
 impl CpuFloat for f64 {
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f64],
-        sa: Strides,
-        b: &[f64],
-        sb: Strides,
-        c: &mut [f64],
-        acc: bool,
-    ) {
-        super::gemm::dgemm(m, k, n, a, sa, b, sb, c, acc)
+    fn gemm(g: &Gemm, a: &[f64], b: &[f64], c: &mut [f64]) {
+        super::gemm::dgemm(g, a, b, c)
     }
     fn c(v: f32) -> f64 {
         v as f64
@@ -71,10 +40,12 @@ impl CpuFloat for f64 {
 const PAR_MIN_ELEMS: usize = 1 << 16;
 const PAR_CHUNK: usize = 1 << 14;
 
-/// Strides of a matrix stored [rows, cols] row-major, read transposed or not.
-fn strides(rows_stored: usize, cols_stored: usize, transposed: bool) -> Strides {
-    let _ = rows_stored;
-    if transposed { (1, cols_stored as isize) } else { (cols_stored as isize, 1) }
+/// The product op(a)[m,k] · op(b)[k,n] with a stored [m,k] (or [k,m] when `trans_a`) and b
+/// stored [k,n] (or [n,k] when `trans_b`), as strides.
+fn product(m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool, acc: bool) -> Gemm {
+    let sa = if trans_a { (1, m as isize) } else { (k as isize, 1) };
+    let sb = if trans_b { (1, k as isize) } else { (n as isize, 1) };
+    Gemm { m, k, n, sa, sb, acc }
 }
 
 /// c[m,n] = op(a) · op(b); a stored [m,k] or [k,m] (trans_a), b stored [k,n] or [n,k] (trans_b).
@@ -89,9 +60,7 @@ pub fn matmul<T: CpuFloat>(
     b: &[T],
     c: &mut [T],
 ) {
-    let sa = if trans_a { strides(k, m, true) } else { strides(m, k, false) };
-    let sb = if trans_b { strides(n, k, true) } else { strides(k, n, false) };
-    T::gemm(m, k, n, a, sa, b, sb, c, false);
+    T::gemm(&product(m, k, n, trans_a, trans_b, false), a, b, c);
 }
 
 /// c = act(op(a) · op(b) + bias): the bias rows are written first and the product is
@@ -110,9 +79,7 @@ pub fn matmul_bias_act<T: CpuFloat>(
     c: &mut [T],
 ) {
     broadcast_rows(n, bias, c);
-    let sa = if trans_a { strides(k, m, true) } else { strides(m, k, false) };
-    let sb = if trans_b { strides(n, k, true) } else { strides(k, n, false) };
-    T::gemm(m, k, n, a, sa, b, sb, c, true);
+    T::gemm(&product(m, k, n, trans_a, trans_b, true), a, b, c);
     if let Some(op) = act {
         unary_in_place(op, c);
     }
