@@ -4,6 +4,7 @@ mod data;
 mod errors;
 mod gpu_parity;
 mod gradcheck;
+mod model;
 mod optim;
 mod planner;
 mod shaders;

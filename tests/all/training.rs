@@ -122,3 +122,20 @@ fn cpu_kernels_give_the_same_bits_under_1_2_and_3_threads() {
         .collect();
     assert!(weights[0] == weights[1] && weights[1] == weights[2], "weights differ between thread counts");
 }
+
+/// `--data PATH.csv` trains on a user's file: a plain numeric CSV with a header and the label
+/// in the last column (here the iris measurements, rewritten in that layout).
+#[test]
+fn a_user_csv_file_trains_through_the_cli_path() {
+    let iris = kiln::data::builtin::iris().unwrap();
+    let mut csv = String::from("sepal_length,sepal_width,petal_length,petal_width,species\n");
+    for i in 0..iris.len() {
+        let row: Vec<String> = iris.x.row(i).iter().map(|v| v.to_string()).collect();
+        csv += &format!("{},{}\n", row.join(","), iris.y[i]);
+    }
+    let path = std::env::temp_dir().join(format!("kiln-user-{}.csv", std::process::id()));
+    std::fs::write(&path, csv).unwrap();
+    let r = run(path.to_str().unwrap(), "cpu", 200);
+    assert!(r.test_accuracy >= 0.9, "user CSV test accuracy {}", r.test_accuracy);
+    std::fs::remove_file(&path).ok();
+}
