@@ -1,0 +1,83 @@
+//! kiln's side of `../shared/bench/torch_ref.py`: the same workloads, timed the same way
+//! (median of repeats after a warm-up), so the two can run back to back on one machine:
+//! `benches/compare_torch.sh` runs both and prints the ratios.
+//!
+//! `cargo run --release --example torch_compare [-- --device cpu|gpu]`
+use std::time::Instant;
+
+use kiln::cli::{TrainArgs, train};
+use kiln::{Activation, CompileOptions, Dense, Device, FitOptions, Loss, Optimizer, Sequential, Tensor};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median seconds of `steps` calls of `f`, over `repeats` timed runs after two warm-ups.
+fn time_it(mut f: impl FnMut(), steps: usize, repeats: usize) -> f64 {
+    f();
+    f();
+    median(
+        (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                (0..steps).for_each(|_| f());
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn main() -> kiln::Result<()> {
+    let device: Device =
+        std::env::args().skip_while(|a| a != "--device").nth(1).unwrap_or("cpu".into()).parse()?;
+    // gemm: C = A·B, f32.
+    for n in [256usize, 512, 1024, 2048] {
+        let a: Vec<f32> = (0..n * n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..n * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut c = vec![0.0f32; n * n];
+        let steps = (2e9 / (2.0 * (n * n * n) as f64)).max(1.0) as usize;
+        let t =
+            time_it(|| kiln::backend::cpu::kernels::matmul(n, n, n, false, false, &a, &b, &mut c), steps, 3);
+        println!("  workload=gemm{n}, gflops={:.1}", 2.0 * (n * n * n * steps) as f64 / t / 1e9);
+    }
+    // mlp: 784-128(relu)-10, softmax cross-entropy, Adam 1e-3, batch 128, one fixed batch.
+    let batch = 128;
+    let x = Tensor::new(
+        &[batch, 784],
+        (0..batch * 784).map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0).collect(),
+    )?;
+    let y = Tensor::new(&[batch], (0..batch).map(|i| (i % 10) as f32).collect())?;
+    let mut m = Sequential::new(&[784])
+        .add(Dense::new(128, Activation::Relu))
+        .add(Dense::new(10, Activation::Softmax));
+    m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, device))?;
+    let opts = FitOptions { batch_size: batch, epochs: 1, verbose: 0, shuffle: false, ..Default::default() };
+    let steps = 50;
+    let t_train = time_it(|| drop(m.fit(&x, &y, &opts)), steps, 3);
+    let t_infer = time_it(|| drop(m.predict(&x, batch)), steps, 3);
+    println!(
+        "  workload=mlp, params={}, batch={batch}, train_samples_per_s={:.4e}, infer_samples_per_s={:.4e}",
+        m.param_count()?,
+        (batch * steps) as f64 / t_train,
+        (batch * steps) as f64 / t_infer
+    );
+    // digits: the README's `kiln train` (stratified 80/20, standardised, MLP 64-64-10, Adam,
+    // batch 32, 30 epochs), seeds 0..3.
+    for seed in 0..3 {
+        let args = TrainArgs {
+            seed,
+            json: true,
+            device: format!("{device:?}").to_lowercase(),
+            ..TrainArgs::default()
+        };
+        let args =
+            TrainArgs { device: if device == Device::Cpu { "cpu".into() } else { args.device }, ..args };
+        let r = train(&args)?;
+        println!(
+            "  workload=digits, seed={seed}, test_accuracy={:.4}, train_seconds={:.4}",
+            r.test_accuracy, r.train_seconds
+        );
+    }
+    Ok(())
+}
