@@ -11,7 +11,7 @@ fn main() {
     m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
         .unwrap();
     let p = m.planned_program(ProgramKind::Train, batch).unwrap();
-    let layout = kiln::program::ResidentLayout { params_len: 102400, slots: 2, accum_len: 256 };
+    let layout = kiln::program::ResidentLayout { params_len: 102400, slots: 2, accum_len: 1024 };
     let mut a = Arenas::<f32>::new(&layout, p.work_len);
     for v in a.work.iter_mut() {
         *v = 0.1;

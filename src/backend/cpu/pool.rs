@@ -28,17 +28,20 @@ struct Job {
 unsafe impl Send for Job {}
 
 struct Shared {
-    /// Incremented once per job; workers compare it with the last one they ran.
+    /// Incremented once per job (and once at shutdown).
     epoch: AtomicUsize,
+    /// The last epoch whose indices are all taken: a worker arriving later must not join.
+    closed: AtomicUsize,
     job: Mutex<Option<Job>>,
     /// Next index to hand out.
     next: AtomicUsize,
-    /// Workers that have not yet finished the current job.
-    active: AtomicUsize,
+    /// Workers currently inside a job; `run` waits for it to drop to zero before returning.
+    in_flight: AtomicUsize,
     /// Workers parked on `wake`.
     parked: AtomicUsize,
     park_lock: Mutex<()>,
     wake: Condvar,
+    shutdown: AtomicBool,
     panicked: AtomicBool,
 }
 
@@ -92,12 +95,14 @@ impl Pool {
     pub fn new(threads: usize) -> Pool {
         let shared = Arc::new(Shared {
             epoch: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
             job: Mutex::new(None),
             next: AtomicUsize::new(0),
-            active: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
             parked: AtomicUsize::new(0),
             park_lock: Mutex::new(()),
             wake: Condvar::new(),
+            shutdown: AtomicBool::new(false),
             panicked: AtomicBool::new(false),
         });
         let mut workers = 0;
@@ -118,6 +123,8 @@ impl Pool {
     }
 
     /// Call `f(i)` for every `i` in `0..n` on the pool's threads; returns when all are done.
+    /// The caller takes indices too, and never waits for a worker that has not started: a
+    /// worker descheduled by a busy machine costs nothing.
     pub fn run(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
         if n <= 1 || self.workers == 0 {
             (0..n).for_each(f);
@@ -125,25 +132,41 @@ impl Pool {
         }
         let _one_job = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
         let s = &*self.shared;
-        // SAFETY (lifetime erasure): the pointer is only used until `active` drops to zero
-        // below, and `f` outlives this call.
+        // SAFETY (lifetime erasure): workers use the pointer only between joining (in_flight
+        // incremented before `closed` is set) and leaving; `run` waits for in_flight == 0.
         let f_static: *const (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
-        *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(Job { f: f_static, n });
+        // Reset the counter before publishing the job: a worker may pick the job up as soon as
+        // it is visible, even before the epoch changes.
         s.next.store(0, Ordering::SeqCst);
-        s.active.store(self.workers, Ordering::SeqCst);
-        s.epoch.fetch_add(1, Ordering::SeqCst);
-        if s.parked.load(Ordering::SeqCst) > 0 {
-            let _g = s.park_lock.lock().unwrap_or_else(|e| e.into_inner());
-            s.wake.notify_all();
-        }
+        *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(Job { f: f_static, n });
+        let epoch = s.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        wake_parked(s);
         run_indices(s, f, n);
-        while s.active.load(Ordering::Acquire) != 0 {
+        // All indices are taken: late workers must not join, then wait for those inside.
+        s.closed.store(epoch, Ordering::SeqCst);
+        while s.in_flight.load(Ordering::SeqCst) != 0 {
             std::hint::spin_loop();
         }
         *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if s.panicked.swap(false, Ordering::SeqCst) {
+            // Re-raise on the caller a panic (an internal bug) caught on a worker, as rayon does.
             panic!("a CPU kernel panicked on a worker thread");
         }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+        wake_parked(&self.shared);
+    }
+}
+
+fn wake_parked(s: &Shared) {
+    if s.parked.load(Ordering::SeqCst) > 0 {
+        let _g = s.park_lock.lock().unwrap_or_else(|e| e.into_inner());
+        s.wake.notify_all();
     }
 }
 
@@ -176,16 +199,24 @@ fn worker(s: &Shared) {
                 s.parked.fetch_sub(1, Ordering::SeqCst);
             }
         }
+        if s.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
         seen = s.epoch.load(Ordering::SeqCst);
-        let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(job) = job {
-            // SAFETY: `run` keeps the closure alive until this worker decrements `active`.
-            let f = unsafe { &*job.f };
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_indices(s, f, job.n))).is_err() {
-                s.panicked.store(true, Ordering::SeqCst);
+        // Join, then check the job is still open (see `run` for why this order is safe).
+        s.in_flight.fetch_add(1, Ordering::SeqCst);
+        if s.closed.load(Ordering::SeqCst) != seen {
+            let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(job) = job {
+                // SAFETY: `run` keeps the closure alive until in_flight drops to zero.
+                let f = unsafe { &*job.f };
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_indices(s, f, job.n)));
+                if ran.is_err() {
+                    s.panicked.store(true, Ordering::SeqCst);
+                }
             }
         }
-        s.active.fetch_sub(1, Ordering::Release);
+        s.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -221,5 +252,39 @@ impl<'a, T> SharedMut<'a, T> {
         assert!(r.start <= r.end && r.end <= self.len, "range out of bounds");
         // SAFETY: in bounds (asserted) and disjoint from other live ranges (caller's contract).
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r.start), r.end - r.start) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// Every index runs exactly once per job, over many back-to-back jobs of varying sizes,
+    /// with callers from two threads.
+    #[test]
+    fn every_index_runs_exactly_once() {
+        let pool = Arc::new(Pool::new(3));
+        let callers: Vec<_> = (0..2)
+            .map(|c| {
+                let pool = Arc::clone(&pool);
+                std::thread::spawn(move || {
+                    for job in 0..2000usize {
+                        let n = 1 + (job * 7 + c) % 37;
+                        let hits: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+                        pool.run(n, &|i| {
+                            hits[i].fetch_add(1, Ordering::Relaxed);
+                        });
+                        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "job {job}");
+                        if job % 500 == 0 {
+                            std::thread::sleep(SPIN * 2); // let the workers park, then wake them
+                        }
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.join().unwrap();
+        }
     }
 }
