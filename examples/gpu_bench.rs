@@ -4,9 +4,11 @@
 //!    softmax cross-entropy, SGD, batch 16): upload the batch, forward, backward, update,
 //!    read the loss back.
 //!
-//! Run: `WGPU_BACKEND=vulkan cargo run --release --example gpu_bench [-- --per-kernel] [--tiled]`
-//! (`--per-kernel`: microseconds per launch of each kernel of the MLP step; `--tiled`: use the
-//! workgroup-memory matmul even on a software adapter).
+//! Run: `WGPU_BACKEND=vulkan cargo run --release --example gpu_bench [-- --per-kernel] [--tiled]
+//! [--no-vec4]` (`--per-kernel`: microseconds per launch of each kernel of the MLP step;
+//! `--tiled`: use the workgroup-memory matmul even on a software adapter; `--no-vec4`: the
+//! scalar kernels only). The matmul line lists each kernel: the vec4 path (`matmul_vec4.wgsl`,
+//! what aligned shapes take by default) and the scalar `matmul_direct` and `matmul` (Tiled).
 use std::time::Instant;
 
 use kiln::backend::cpu::CpuBackend;
@@ -176,8 +178,12 @@ fn per_kernel_costs(backend: &mut dyn Backend, batch: usize) -> kiln::Result<Vec
 
 fn main() -> kiln::Result<()> {
     let mut gpu = GpuBackend::new(None)?;
+    let default_kernel = gpu.matmul_kernel();
     if std::env::args().any(|a| a == "--tiled") {
         gpu.set_matmul_kernel(MatmulKernel::Tiled);
+    }
+    if std::env::args().any(|a| a == "--no-vec4") {
+        gpu.set_matmul_vec4(false);
     }
     if std::env::args().any(|a| a == "--per-kernel") {
         for (name, us) in per_kernel_costs(&mut gpu, 16)? {
@@ -189,14 +195,28 @@ fn main() -> kiln::Result<()> {
     println!("adapter: {} ({}, {}), driver {}", info.name, info.backend, info.device_type, info.driver);
     let mut cpu = CpuBackend::new();
     let size = 512;
-    let g = matmul_gflops(&mut gpu, size, 4)?;
     let c = matmul_gflops(&mut cpu, size, 4)?;
-    println!("matmul {size}³: gpu {g:.2} GFLOP/s, cpu {c:.2} GFLOP/s, gpu/cpu {:.2}", g / c);
+    let mut kernels = Vec::new();
+    for (name, kernel, vec4) in [
+        ("vec4", default_kernel, true),
+        ("direct", MatmulKernel::Direct, false),
+        ("tiled", MatmulKernel::Tiled, false),
+    ] {
+        let mut g = GpuBackend::new(None)?;
+        g.set_matmul_kernel(kernel);
+        g.set_matmul_vec4(vec4);
+        let entry = kiln::backend::gpu::entry_point(&mm(size, size, size, false, false), kernel, vec4)?;
+        let gflops = matmul_gflops(&mut g, size, 4)?;
+        kernels.push(format!("{name} ({entry}) {gflops:.2}"));
+    }
+    println!("matmul {size}³ GFLOP/s: gpu {}; cpu {c:.2}", kernels.join(", "));
     let (gs, gl) = mlp_latency(&mut gpu, 16)?;
     let (cs, cl) = mlp_latency(&mut cpu, 16)?;
     println!(
-        "MLP train step (batch 16, 20 kernels, loss read back): gpu {:.3} ms, cpu {:.3} ms, \
-         gpu/cpu {:.1}x; loss after 201 steps gpu {gl:.6} cpu {cl:.6}",
+        "MLP train step (batch 16, 20 kernels, loss read back; gpu matmul {:?}, vec4 {}): \
+         gpu {:.3} ms, cpu {:.3} ms, gpu/cpu {:.1}x; loss after 201 steps gpu {gl:.6} cpu {cl:.6}",
+        gpu.matmul_kernel(),
+        !std::env::args().any(|a| a == "--no-vec4"),
         gs * 1e3,
         cs * 1e3,
         gs / cs
