@@ -8,7 +8,8 @@
 //! [--no-vec4]` (`--per-kernel`: microseconds per launch of each kernel of the MLP step;
 //! `--tiled`: use the workgroup-memory matmul even on a software adapter; `--no-vec4`: the
 //! scalar kernels only). The matmul line lists each kernel: the vec4 path (`matmul_vec4.wgsl`,
-//! what aligned shapes take by default) and the scalar `matmul_direct` and `matmul` (Tiled).
+//! what aligned shapes take by default: `matmul_vec4` on Direct adapters, `matmul_vec4_tiled`
+//! on Tiled ones) and the scalar `matmul_direct` and `matmul` (Tiled).
 use std::time::Instant;
 
 use kiln::backend::cpu::CpuBackend;
@@ -178,7 +179,6 @@ fn per_kernel_costs(backend: &mut dyn Backend, batch: usize) -> kiln::Result<Vec
 
 fn main() -> kiln::Result<()> {
     let mut gpu = GpuBackend::new(None)?;
-    let default_kernel = gpu.matmul_kernel();
     if std::env::args().any(|a| a == "--tiled") {
         gpu.set_matmul_kernel(MatmulKernel::Tiled);
     }
@@ -198,7 +198,8 @@ fn main() -> kiln::Result<()> {
     let c = matmul_gflops(&mut cpu, size, 4)?;
     let mut kernels = Vec::new();
     for (name, kernel, vec4) in [
-        ("vec4", default_kernel, true),
+        ("vec4 direct", MatmulKernel::Direct, true),
+        ("vec4 tiled", MatmulKernel::Tiled, true),
         ("direct", MatmulKernel::Direct, false),
         ("tiled", MatmulKernel::Tiled, false),
     ] {

@@ -27,6 +27,15 @@
 // and one of B per k step. Rows past m (only when A is [m,k]) are clamped to the last valid
 // row (their results are discarded), so the K loop has no bounds checks; k = 0 writes zeros
 // (or act(bias)). Grid: (ceil(n/32), ceil(m/32), 1).
+//
+// Entry `matmul_vec4_tiled` (hardware GPUs, MatmulKernel::Tiled): a workgroup of 16×16
+// threads computes a 64×64 tile of C, each thread a 4×4 register block (rows ly*4.., one vec4
+// of columns lx). K is walked in steps of TK = 16: each step every thread makes one vec4
+// load of op(A) and one of op(B) (along the contiguous axis of the stored matrix) into
+// workgroup tiles of vec4s — tile_a[kk*16 + r4] = op(A)[row0 + 4r4 .. +4, k0 + kk] (a column
+// of 4 rows), tile_b[kk*16 + c4] = op(B)[k0 + kk, col0 + 4c4 .. +4] — so the inner loop
+// reads one vec4 of each per k for 16 multiply-adds. Tile loads are bounds-checked (zero
+// vec4s past m, k, n), the inner loop is not. Grid: (ceil(n/64), ceil(m/64), 1).
 
 struct Params {
     m: u32,
@@ -165,5 +174,87 @@ fn store_row(row: u32, col4: u32, v: vec4<f32>) {
         out[i] = vec4<f32>(activate(z.x), activate(z.y), activate(z.z), activate(z.w));
     } else {
         c[i] = v;
+    }
+}
+
+const TILE: u32 = 64u;
+const TK: u32 = 16u;
+
+var<workgroup> tile_a: array<vec4<f32>, 256>;
+var<workgroup> tile_b: array<vec4<f32>, 256>;
+
+@compute @workgroup_size(16, 16)
+fn matmul_vec4_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    let tid = lid.y * 16u + lid.x;
+    let n4 = p.n / 4u;
+    let zero = vec4<f32>(0.0);
+    var acc0 = zero;
+    var acc1 = zero;
+    var acc2 = zero;
+    var acc3 = zero;
+    for (var k0 = 0u; k0 < p.k; k0 += TK) {
+        if (TRANS_A) {
+            // A stored [k,m] (m % 4 == 0): thread = (kk, r4), one vec4 of 4 rows at one k.
+            let kk = tid / 16u;
+            let r4 = tid % 16u;
+            let row = row0 + 4u * r4;
+            var v = zero;
+            if (k0 + kk < p.k && row < p.m) {
+                v = a[(k0 + kk) * (p.m / 4u) + row / 4u];
+            }
+            tile_a[kk * 16u + r4] = v;
+        } else {
+            // A stored [m,k] (k % 4 == 0): thread = (r, kq), one vec4 of 4 k at one row.
+            let r = tid / 4u;
+            let kq = tid % 4u;
+            var v = zero;
+            if (row0 + r < p.m && k0 + 4u * kq < p.k) {
+                v = a[(row0 + r) * (p.k / 4u) + k0 / 4u + kq];
+            }
+            for (var j = 0u; j < 4u; j++) {
+                tile_a[(4u * kq + j) * 16u + r / 4u][r % 4u] = v[j];
+            }
+        }
+        if (TRANS_B) {
+            // B stored [n,k] (k % 4 == 0): thread = (c, kq), one vec4 of 4 k at one column.
+            let cc = tid / 4u;
+            let kq = tid % 4u;
+            var v = zero;
+            if (col0 + cc < p.n && k0 + 4u * kq < p.k) {
+                v = b[(col0 + cc) * (p.k / 4u) + k0 / 4u + kq];
+            }
+            for (var j = 0u; j < 4u; j++) {
+                tile_b[(4u * kq + j) * 16u + cc / 4u][cc % 4u] = v[j];
+            }
+        } else {
+            // B stored [k,n]: thread = (kk, c4), one vec4 of 4 columns at one k.
+            let kk = tid / 16u;
+            let c4 = tid % 16u;
+            var v = zero;
+            if (k0 + kk < p.k && col0 + 4u * c4 < p.n) {
+                v = b[(k0 + kk) * n4 + col0 / 4u + c4];
+            }
+            tile_b[kk * 16u + c4] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            let av = tile_a[kk * 16u + lid.y];
+            let bv = tile_b[kk * 16u + lid.x];
+            acc0 += av.x * bv;
+            acc1 += av.y * bv;
+            acc2 += av.z * bv;
+            acc3 += av.w * bv;
+        }
+        workgroupBarrier();
+    }
+    let col4 = col0 / 4u + lid.x;
+    if (col4 < n4) {
+        let row = row0 + lid.y * 4u;
+        store_row(row, col4, acc0);
+        store_row(row + 1u, col4, acc1);
+        store_row(row + 2u, col4, acc2);
+        store_row(row + 3u, col4, acc3);
     }
 }

@@ -162,10 +162,11 @@ fn vec4_path_is_taken_exactly_for_aligned_shapes() {
             let plain = Kernel::MatMul { m, k, n, trans_a, trans_b };
             let fused = Kernel::MatMulBiasAct { m, k, n, trans_a, trans_b, act };
             for kernel in [plain, fused] {
-                for (variant, scalar) in
-                    [(MatmulKernel::Tiled, "matmul"), (MatmulKernel::Direct, "matmul_direct")]
-                {
-                    let want = if expect_vec4(m, k, n, trans_a, trans_b) { "matmul_vec4" } else { scalar };
+                for (variant, scalar, vec4) in [
+                    (MatmulKernel::Tiled, "matmul", "matmul_vec4_tiled"),
+                    (MatmulKernel::Direct, "matmul_direct", "matmul_vec4"),
+                ] {
+                    let want = if expect_vec4(m, k, n, trans_a, trans_b) { vec4 } else { scalar };
                     assert_eq!(entry_point(&kernel, variant, true).unwrap(), want, "{kernel:?} {variant:?}");
                     assert_eq!(
                         entry_point(&kernel, variant, false).unwrap(),
@@ -181,6 +182,7 @@ fn vec4_path_is_taken_exactly_for_aligned_shapes() {
     for (trans_a, trans_b) in [(false, false), (true, false), (false, true)] {
         let kernel = Kernel::MatMul { m: 64, k: 16, n: 128, trans_a, trans_b };
         assert_eq!(entry_point(&kernel, MatmulKernel::Direct, true).unwrap(), "matmul_vec4");
+        assert_eq!(entry_point(&kernel, MatmulKernel::Tiled, true).unwrap(), "matmul_vec4_tiled");
     }
 }
 
@@ -217,6 +219,7 @@ fn vec4_matmul_matches_cpu_for_aligned_edge_and_unaligned_shapes() {
             let fused = Kernel::MatMulBiasAct { m, k, n, trans_a, trans_b, act };
             if expect_vec4(m, k, n, trans_a, trans_b) {
                 assert_eq!(entry_point(&fused, MatmulKernel::Direct, true).unwrap(), "matmul_vec4");
+                assert_eq!(entry_point(&plain, MatmulKernel::Tiled, true).unwrap(), "matmul_vec4_tiled");
                 vec4_launches += 2;
             }
             b.op(plain, &[a, bb], m * n);

@@ -155,12 +155,17 @@ pub(crate) fn vec4_aligned(m: usize, k: usize, n: usize, trans_a: bool, trans_b:
 /// A matmul launch; `fused` = Some(activation) for the bias + activation epilogue.
 ///
 /// Kernel choice: with `vec4` (the default, see [`super::GpuBackend::set_matmul_vec4`]),
-/// vec4-aligned shapes ([`vec4_aligned`]) take `matmul_vec4`; every other shape takes the
-/// adapter's scalar kernel (`matmul` Tiled or `matmul_direct` Direct).
+/// vec4-aligned shapes ([`vec4_aligned`]) take `shaders/matmul_vec4.wgsl` (`matmul_vec4_tiled`
+/// on Tiled adapters, `matmul_vec4` on Direct ones); every other shape takes the adapter's
+/// scalar kernel in `shaders/matmul.wgsl` (`matmul` Tiled, `matmul_direct` Direct).
 ///
 /// Measured on lavapipe (llvmpipe, Mesa 22.3.6, 2-core machine shared with other work,
-/// `examples/gpu_bench.rs`): 512³ `matmul_vec4` 8.5 GFLOP/s, `matmul_direct` 4.0, `matmul`
-/// (Tiled) 2.05; MLP training step (batch 16) 1.06 ms with the vec4 path, 1.28 ms without.
+/// `examples/gpu_bench.rs`, two runs): 512³ `matmul_vec4` 9.6–10.1 GFLOP/s, `matmul_vec4_tiled`
+/// 5.5–5.9, `matmul_direct` 5.3, `matmul` 2.4–2.5; so the vec4 path is ~2× either scalar
+/// kernel of the same family, and Direct adapters (software) keep the direct family. Tiled
+/// (hardware) adapters take `matmul_vec4_tiled`, the workgroup-memory design the scalar
+/// `matmul` already used there, not yet timed on a hardware GPU. MLP training step (batch 16,
+/// launch-bound, noisy): 1.0–1.4 ms with the vec4 path, 1.1–1.3 ms without.
 #[allow(clippy::too_many_arguments)]
 fn matmul_launch(
     m: usize,
@@ -173,13 +178,11 @@ fn matmul_launch(
     matmul: MatmulKernel,
     vec4: bool,
 ) -> Result<Launch> {
-    let (shader, entry, tile) = if vec4 && vec4_aligned(m, k, n, trans_a, trans_b) {
-        (Shader::MatmulVec4, "matmul_vec4", 32)
-    } else {
-        match matmul {
-            MatmulKernel::Tiled => (Shader::Matmul, "matmul", 64),
-            MatmulKernel::Direct => (Shader::Matmul, "matmul_direct", 32),
-        }
+    let (shader, entry, tile) = match (vec4 && vec4_aligned(m, k, n, trans_a, trans_b), matmul) {
+        (true, MatmulKernel::Tiled) => (Shader::MatmulVec4, "matmul_vec4_tiled", 64),
+        (true, MatmulKernel::Direct) => (Shader::MatmulVec4, "matmul_vec4", 32),
+        (false, MatmulKernel::Tiled) => (Shader::Matmul, "matmul", 64),
+        (false, MatmulKernel::Direct) => (Shader::Matmul, "matmul_direct", 32),
     };
     let gx = n.div_ceil(tile);
     let gy = m.div_ceil(tile);
