@@ -1,5 +1,6 @@
 //! GPU backend timings against the CPU backend, in the same run:
-//! 1. matmul 512×512×512 (several launches in one program, one submit) in GFLOP/s;
+//! 1. matmul 512×512×512 (several launches in one program, one submit) in GFLOP/s, per kernel,
+//!    and the transposes of a training step (TN, NT) with and without the vec4 path;
 //! 2. the latency of an MLP training step (128 → 64 ReLU → 64 ReLU → 10, no last bias,
 //!    softmax cross-entropy, SGD, batch 16): upload the batch, forward, backward, update,
 //!    read the loss back.
@@ -46,12 +47,17 @@ fn time(reps: usize, mut f: impl FnMut() -> kiln::Result<()>) -> kiln::Result<f6
     Ok(t0.elapsed().as_secs_f64() / reps as f64)
 }
 
-/// `launches` matmuls of size³ in one program; returns GFLOP/s.
-fn matmul_gflops(backend: &mut dyn Backend, size: usize, launches: usize) -> kiln::Result<f64> {
+/// `launches` matmuls of size³ (transposes `t`) in one program; returns GFLOP/s.
+fn matmul_gflops(
+    backend: &mut dyn Backend,
+    size: usize,
+    launches: usize,
+    t: (bool, bool),
+) -> kiln::Result<f64> {
     let mut w = Alloc(Arena::Work, 0);
     let (a, b, c) = (w.take(size * size), w.take(size * size), w.take(size * size));
     let program = Program {
-        steps: (0..launches).map(|_| step(mm(size, size, size, false, false), &[a, b, c])).collect(),
+        steps: (0..launches).map(|_| step(mm(size, size, size, t.0, t.1), &[a, b, c])).collect(),
         work_len: w.1,
         naive_work_len: w.1,
         inputs: vec![("a".into(), a), ("b".into(), b)],
@@ -195,7 +201,7 @@ fn main() -> kiln::Result<()> {
     println!("adapter: {} ({}, {}), driver {}", info.name, info.backend, info.device_type, info.driver);
     let mut cpu = CpuBackend::new();
     let size = 512;
-    let c = matmul_gflops(&mut cpu, size, 4)?;
+    let c = matmul_gflops(&mut cpu, size, 4, (false, false))?;
     let mut kernels = Vec::new();
     for (name, kernel, vec4) in [
         ("vec4 direct", MatmulKernel::Direct, true),
@@ -207,10 +213,22 @@ fn main() -> kiln::Result<()> {
         g.set_matmul_kernel(kernel);
         g.set_matmul_vec4(vec4);
         let entry = kiln::backend::gpu::entry_point(&mm(size, size, size, false, false), kernel, vec4)?;
-        let gflops = matmul_gflops(&mut g, size, 4)?;
+        let gflops = matmul_gflops(&mut g, size, 4, (false, false))?;
         kernels.push(format!("{name} ({entry}) {gflops:.2}"));
     }
     println!("matmul {size}³ GFLOP/s: gpu {}; cpu {c:.2}", kernels.join(", "));
+    // The training-step transposes: weight gradient Aᵀ·G (TN), input gradient G·Bᵀ (NT).
+    let mut g = GpuBackend::new(None)?;
+    let kernel = g.matmul_kernel();
+    let mut line = Vec::new();
+    for (name, t) in [("TN", (true, false)), ("NT", (false, true))] {
+        for vec4 in [true, false] {
+            g.set_matmul_vec4(vec4);
+            let entry = kiln::backend::gpu::entry_point(&mm(size, size, size, t.0, t.1), kernel, vec4)?;
+            line.push(format!("{name} {entry} {:.2}", matmul_gflops(&mut g, size, 4, t)?));
+        }
+    }
+    println!("matmul {size}³ transposed, GFLOP/s: {}", line.join(", "));
     let (gs, gl) = mlp_latency(&mut gpu, 16)?;
     let (cs, cl) = mlp_latency(&mut cpu, 16)?;
     println!(
