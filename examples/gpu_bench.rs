@@ -1,12 +1,16 @@
 //! GPU backend timings against the CPU backend, in the same run:
-//! 1. matmul 512×512×512 (several launches in one program, one submit) in GFLOP/s;
+//! 1. matmul 512×512×512 (several launches in one program, one submit) in GFLOP/s, per kernel,
+//!    and the transposes of a training step (TN, NT) with and without the vec4 path;
 //! 2. the latency of an MLP training step (128 → 64 ReLU → 64 ReLU → 10, no last bias,
 //!    softmax cross-entropy, SGD, batch 16): upload the batch, forward, backward, update,
 //!    read the loss back.
 //!
-//! Run: `WGPU_BACKEND=vulkan cargo run --release --example gpu_bench [-- --per-kernel] [--tiled]`
-//! (`--per-kernel`: microseconds per launch of each kernel of the MLP step; `--tiled`: use the
-//! workgroup-memory matmul even on a software adapter).
+//! Run: `WGPU_BACKEND=vulkan cargo run --release --example gpu_bench [-- --per-kernel] [--tiled]
+//! [--no-vec4]` (`--per-kernel`: microseconds per launch of each kernel of the MLP step;
+//! `--tiled`: use the workgroup-memory matmul even on a software adapter; `--no-vec4`: the
+//! scalar kernels only). The matmul line lists each kernel: the vec4 path (`matmul_vec4.wgsl`,
+//! what aligned shapes take by default: `matmul_vec4` on Direct adapters, `matmul_vec4_tiled`
+//! on Tiled ones) and the scalar `matmul_direct` and `matmul` (Tiled).
 use std::time::Instant;
 
 use kiln::backend::cpu::CpuBackend;
@@ -43,12 +47,17 @@ fn time(reps: usize, mut f: impl FnMut() -> kiln::Result<()>) -> kiln::Result<f6
     Ok(t0.elapsed().as_secs_f64() / reps as f64)
 }
 
-/// `launches` matmuls of size³ in one program; returns GFLOP/s.
-fn matmul_gflops(backend: &mut dyn Backend, size: usize, launches: usize) -> kiln::Result<f64> {
+/// `launches` matmuls of size³ (transposes `t`) in one program; returns GFLOP/s.
+fn matmul_gflops(
+    backend: &mut dyn Backend,
+    size: usize,
+    launches: usize,
+    t: (bool, bool),
+) -> kiln::Result<f64> {
     let mut w = Alloc(Arena::Work, 0);
     let (a, b, c) = (w.take(size * size), w.take(size * size), w.take(size * size));
     let program = Program {
-        steps: (0..launches).map(|_| step(mm(size, size, size, false, false), &[a, b, c])).collect(),
+        steps: (0..launches).map(|_| step(mm(size, size, size, t.0, t.1), &[a, b, c])).collect(),
         work_len: w.1,
         naive_work_len: w.1,
         inputs: vec![("a".into(), a), ("b".into(), b)],
@@ -179,6 +188,9 @@ fn main() -> kiln::Result<()> {
     if std::env::args().any(|a| a == "--tiled") {
         gpu.set_matmul_kernel(MatmulKernel::Tiled);
     }
+    if std::env::args().any(|a| a == "--no-vec4") {
+        gpu.set_matmul_vec4(false);
+    }
     if std::env::args().any(|a| a == "--per-kernel") {
         for (name, us) in per_kernel_costs(&mut gpu, 16)? {
             println!("{us:8.1} us  {name}");
@@ -189,14 +201,41 @@ fn main() -> kiln::Result<()> {
     println!("adapter: {} ({}, {}), driver {}", info.name, info.backend, info.device_type, info.driver);
     let mut cpu = CpuBackend::new();
     let size = 512;
-    let g = matmul_gflops(&mut gpu, size, 4)?;
-    let c = matmul_gflops(&mut cpu, size, 4)?;
-    println!("matmul {size}³: gpu {g:.2} GFLOP/s, cpu {c:.2} GFLOP/s, gpu/cpu {:.2}", g / c);
+    let c = matmul_gflops(&mut cpu, size, 4, (false, false))?;
+    let mut kernels = Vec::new();
+    for (name, kernel, vec4) in [
+        ("vec4 direct", MatmulKernel::Direct, true),
+        ("vec4 tiled", MatmulKernel::Tiled, true),
+        ("direct", MatmulKernel::Direct, false),
+        ("tiled", MatmulKernel::Tiled, false),
+    ] {
+        let mut g = GpuBackend::new(None)?;
+        g.set_matmul_kernel(kernel);
+        g.set_matmul_vec4(vec4);
+        let entry = kiln::backend::gpu::entry_point(&mm(size, size, size, false, false), kernel, vec4)?;
+        let gflops = matmul_gflops(&mut g, size, 4, (false, false))?;
+        kernels.push(format!("{name} ({entry}) {gflops:.2}"));
+    }
+    println!("matmul {size}³ GFLOP/s: gpu {}; cpu {c:.2}", kernels.join(", "));
+    // The training-step transposes: weight gradient Aᵀ·G (TN), input gradient G·Bᵀ (NT).
+    let mut g = GpuBackend::new(None)?;
+    let kernel = g.matmul_kernel();
+    let mut line = Vec::new();
+    for (name, t) in [("TN", (true, false)), ("NT", (false, true))] {
+        for vec4 in [true, false] {
+            g.set_matmul_vec4(vec4);
+            let entry = kiln::backend::gpu::entry_point(&mm(size, size, size, t.0, t.1), kernel, vec4)?;
+            line.push(format!("{name} {entry} {:.2}", matmul_gflops(&mut g, size, 4, t)?));
+        }
+    }
+    println!("matmul {size}³ transposed, GFLOP/s: {}", line.join(", "));
     let (gs, gl) = mlp_latency(&mut gpu, 16)?;
     let (cs, cl) = mlp_latency(&mut cpu, 16)?;
     println!(
-        "MLP train step (batch 16, 20 kernels, loss read back): gpu {:.3} ms, cpu {:.3} ms, \
-         gpu/cpu {:.1}x; loss after 201 steps gpu {gl:.6} cpu {cl:.6}",
+        "MLP train step (batch 16, 20 kernels, loss read back; gpu matmul {:?}, vec4 {}): \
+         gpu {:.3} ms, cpu {:.3} ms, gpu/cpu {:.1}x; loss after 201 steps gpu {gl:.6} cpu {cl:.6}",
+        gpu.matmul_kernel(),
+        !std::env::args().any(|a| a == "--no-vec4"),
         gs * 1e3,
         cs * 1e3,
         gs / cs

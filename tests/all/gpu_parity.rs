@@ -3,7 +3,7 @@
 //! backend selection and run-to-run determinism.
 use kiln::Error;
 use kiln::backend::cpu::CpuBackend;
-use kiln::backend::gpu::{GpuBackend, MatmulKernel, adapters};
+use kiln::backend::gpu::{GpuBackend, MatmulKernel, adapters, entry_point};
 use kiln::backend::{Backend, DeviceKind};
 use kiln::program::{Arena, BufRef, Kernel, Program, ResidentLayout, Step, StepScalars, UnaryOp, align};
 use rand_chacha::ChaCha8Rng;
@@ -142,6 +142,100 @@ fn matmul_matches_cpu_for_odd_shapes_and_all_transposes() {
         g.set_matmul_kernel(variant);
         check_on(g, &b, 1e-4);
     }
+}
+
+const TRANSPOSES: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
+
+/// Whether `shaders/matmul_vec4.wgsl` serves a (m, k, n, transposes) matmul: n % 4 == 0 and the
+/// contiguous axis of each stored operand a multiple of 4.
+fn expect_vec4(m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool) -> bool {
+    let (a, b) = (if trans_a { m } else { k }, if trans_b { k } else { n });
+    n.is_multiple_of(4) && a.is_multiple_of(4) && b.is_multiple_of(4)
+}
+
+#[test]
+fn vec4_path_is_taken_exactly_for_aligned_shapes() {
+    let act = Some(UnaryOp::Relu);
+    for &(m, k, n) in &[(4, 4, 4), (36, 8, 12), (3, 12, 8), (128, 7, 32), (36, 8, 10), (5, 6, 7), (64, 0, 16)]
+    {
+        for (trans_a, trans_b) in TRANSPOSES {
+            let plain = Kernel::MatMul { m, k, n, trans_a, trans_b };
+            let fused = Kernel::MatMulBiasAct { m, k, n, trans_a, trans_b, act };
+            for kernel in [plain, fused] {
+                for (variant, scalar, vec4) in [
+                    (MatmulKernel::Tiled, "matmul", "matmul_vec4_tiled"),
+                    (MatmulKernel::Direct, "matmul_direct", "matmul_vec4"),
+                ] {
+                    let want = if expect_vec4(m, k, n, trans_a, trans_b) { vec4 } else { scalar };
+                    assert_eq!(entry_point(&kernel, variant, true).unwrap(), want, "{kernel:?} {variant:?}");
+                    assert_eq!(
+                        entry_point(&kernel, variant, false).unwrap(),
+                        scalar,
+                        "{kernel:?} {variant:?}"
+                    );
+                }
+            }
+        }
+    }
+    // The shapes of a training step: Dense forward (NN), weight gradient Xᵀ·G (TN), input
+    // gradient G·Wᵀ (NT), all aligned.
+    for (trans_a, trans_b) in [(false, false), (true, false), (false, true)] {
+        let kernel = Kernel::MatMul { m: 64, k: 16, n: 128, trans_a, trans_b };
+        assert_eq!(entry_point(&kernel, MatmulKernel::Direct, true).unwrap(), "matmul_vec4");
+        assert_eq!(entry_point(&kernel, MatmulKernel::Tiled, true).unwrap(), "matmul_vec4_tiled");
+    }
+}
+
+#[test]
+fn vec4_matmul_matches_cpu_for_aligned_edge_and_unaligned_shapes() {
+    let mut r = rng(10);
+    let mut b = Builder::default();
+    let acts = [None, Some(UnaryOp::Relu), Some(UnaryOp::Sigmoid), Some(UnaryOp::Tanh)];
+    // m not a multiple of the 32/64 tile (4, 36, 132, 260), m not a multiple of 4 (1, 3, 33),
+    // odd k with Aᵀ·B (7, 5), k = 0, and unaligned n (10) or k (6) falling back to the scalar
+    // kernels.
+    let shapes = [
+        (4, 4, 4),
+        (36, 8, 12),
+        (132, 20, 68),
+        (260, 64, 36),
+        (3, 12, 8),
+        (33, 16, 4),
+        (1, 4, 4),
+        (128, 7, 32),
+        (36, 5, 12),
+        (64, 0, 16),
+        (36, 8, 10),
+        (36, 6, 12),
+    ];
+    let mut vec4_launches = 0;
+    for (i, &(m, k, n)) in shapes.iter().enumerate() {
+        for (j, (trans_a, trans_b)) in TRANSPOSES.into_iter().enumerate() {
+            let a = b.input(uniform(&mut r, m * k, -1.0, 1.0));
+            let bb = b.input(uniform(&mut r, k * n, -1.0, 1.0));
+            let bias = b.input(uniform(&mut r, n, -1.0, 1.0));
+            let act = acts[(i + j) % acts.len()];
+            let plain = Kernel::MatMul { m, k, n, trans_a, trans_b };
+            let fused = Kernel::MatMulBiasAct { m, k, n, trans_a, trans_b, act };
+            if expect_vec4(m, k, n, trans_a, trans_b) {
+                assert_eq!(entry_point(&fused, MatmulKernel::Direct, true).unwrap(), "matmul_vec4");
+                assert_eq!(entry_point(&plain, MatmulKernel::Tiled, true).unwrap(), "matmul_vec4_tiled");
+                vec4_launches += 2;
+            }
+            b.op(plain, &[a, bb], m * n);
+            b.op(fused, &[a, bb, bias], m * n);
+        }
+    }
+    assert!(vec4_launches >= 50, "only {vec4_launches} launches take the vec4 path");
+    for variant in [MatmulKernel::Tiled, MatmulKernel::Direct] {
+        let Some(mut g) = gpu() else { return };
+        g.set_matmul_kernel(variant);
+        check_on(g, &b, 1e-4);
+    }
+    // The same program through the scalar kernels only.
+    let Some(mut g) = gpu() else { return };
+    g.set_matmul_vec4(false);
+    check_on(g, &b, 1e-4);
 }
 
 #[test]

@@ -175,6 +175,7 @@ fn check_bindings(ctx: &Context, program: &Program) -> Result<()> {
 impl Compiled {
     /// Validate `program` against `resident`, check sizes, create pipelines (cached), the
     /// work buffer, the per-step parameter buffer and every bind group.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         ctx: &Context,
         cache: &mut PipelineCache,
@@ -182,6 +183,7 @@ impl Compiled {
         resident: &Resident,
         program: &Program,
         matmul: MatmulKernel,
+        vec4: bool,
     ) -> Result<Compiled> {
         crate::backend::cpu::validate(program, &resident.layout)?;
         check_bindings(ctx, program)?;
@@ -191,7 +193,7 @@ impl Compiled {
         let mut params = vec![0u8; (PARAMS_STRIDE as usize) * program.steps.len().max(1)];
         let mut steps = Vec::new();
         for (index, step) in program.steps.iter().enumerate() {
-            let launch = kernels::launch(&step.kernel, max_groups, matmul)
+            let launch = kernels::launch(&step.kernel, max_groups, matmul, vec4)
                 .map_err(|e| Error::invalid("program", format!("step {index} ({:?}): {e}", step.kernel)))?;
             let at = index * PARAMS_STRIDE as usize;
             let bytes = bytemuck::bytes_of(&launch.params);

@@ -10,7 +10,7 @@ mod exec;
 mod kernels;
 
 pub use context::{AdapterSummary, adapters};
-pub use kernels::MatmulKernel;
+pub use kernels::{MatmulKernel, entry_point};
 
 use context::Context;
 use exec::{Compiled, Resident, Shared};
@@ -28,6 +28,7 @@ pub struct GpuBackend {
     resident: Resident,
     programs: Vec<Compiled>,
     matmul: MatmulKernel,
+    matmul_vec4: bool,
 }
 
 impl GpuBackend {
@@ -40,7 +41,7 @@ impl GpuBackend {
         let shared = Shared::new(&ctx)?;
         let resident = Resident::new(&ctx, &ResidentLayout::default())?;
         let matmul = MatmulKernel::for_adapter(ctx.summary.is_software);
-        Ok(GpuBackend { matmul, ctx, cache, shared, resident, programs: Vec::new() })
+        Ok(GpuBackend { matmul, matmul_vec4: true, ctx, cache, shared, resident, programs: Vec::new() })
     }
 
     /// The adapter this backend runs on.
@@ -57,6 +58,13 @@ impl GpuBackend {
     /// best, [`MatmulKernel::for_adapter`]).
     pub fn set_matmul_kernel(&mut self, kernel: MatmulKernel) {
         self.matmul = kernel;
+    }
+
+    /// Whether programs compiled from now on run vec4-aligned matmuls through the vec4 kernel
+    /// (`shaders/matmul_vec4.wgsl`; default on). Off: every matmul takes the scalar kernel of
+    /// [`GpuBackend::matmul_kernel`] (for benchmarks and tests).
+    pub fn set_matmul_vec4(&mut self, enabled: bool) {
+        self.matmul_vec4 = enabled;
     }
 
     fn program(&self, id: ProgramId) -> Result<&Compiled> {
@@ -115,8 +123,15 @@ impl Backend for GpuBackend {
     }
 
     fn compile(&mut self, program: &Program) -> Result<ProgramId> {
-        let compiled =
-            Compiled::new(&self.ctx, &mut self.cache, &self.shared, &self.resident, program, self.matmul)?;
+        let compiled = Compiled::new(
+            &self.ctx,
+            &mut self.cache,
+            &self.shared,
+            &self.resident,
+            program,
+            self.matmul,
+            self.matmul_vec4,
+        )?;
         self.programs.push(compiled);
         Ok(ProgramId(self.programs.len() - 1))
     }
