@@ -40,6 +40,9 @@ pub struct TrainArgs {
     /// Momentum for sgd.
     #[arg(long, default_value_t = 0.0)]
     pub momentum: f32,
+    /// Nesterov momentum for sgd.
+    #[arg(long)]
+    pub nesterov: bool,
     /// Seed for the split, initialisation and shuffling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -62,6 +65,7 @@ impl Default for TrainArgs {
             optimizer: "adam".into(),
             lr: None,
             momentum: 0.0,
+            nesterov: false,
             seed: 0,
             verbose: 2,
             json: false,
@@ -152,7 +156,7 @@ pub fn preset(name: &str, features: usize, classes: usize, seed: u64) -> Result<
 fn optimizer(args: &TrainArgs) -> Result<Optimizer> {
     match args.optimizer.as_str() {
         "adam" => Ok(Optimizer::adam(args.lr.unwrap_or(1e-3))),
-        "sgd" => Ok(Optimizer::momentum(args.lr.unwrap_or(0.01), args.momentum, false)),
+        "sgd" => Ok(Optimizer::momentum(args.lr.unwrap_or(0.01), args.momentum, args.nesterov)),
         other => Err(Error::invalid("optimizer", format!("unknown optimizer '{other}' (known: sgd, adam)"))),
     }
 }

@@ -25,6 +25,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_driver_warnings();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Train(TrainArgs::default())) {
         Command::Devices => {
@@ -47,5 +48,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's EGL/Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set" while wgpu
+/// probes adapters when the variable is missing (headless machines, CI). Point it at a private
+/// temporary directory so kiln's own `error:` lines are the only ones.
+fn quiet_driver_warnings() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    let dir = std::env::temp_dir().join(format!("kiln-runtime-{user}"));
+    if std::fs::create_dir_all(&dir).is_ok() {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
     }
 }
