@@ -139,10 +139,14 @@ pub fn load_data(name: &str) -> Result<Dataset> {
     ))
 }
 
-/// The model preset `name` for a data set with `features` inputs and `classes` classes.
+/// The model preset `name` for a data set with `features` inputs and `classes` classes (0: a
+/// regression target, one linear output).
 pub fn preset(name: &str, features: usize, classes: usize, seed: u64) -> Result<Sequential> {
     let model = Sequential::new(&[features]).with_seed(seed);
     match name {
+        "mlp" if classes == 0 => {
+            Ok(model.add(Dense::new(64, Activation::Relu)).add(Dense::new(1, Activation::Linear)))
+        }
         "mlp" if classes == 2 => {
             Ok(model.add(Dense::new(64, Activation::Relu)).add(Dense::new(1, Activation::Sigmoid)))
         }
@@ -161,10 +165,20 @@ fn optimizer(args: &TrainArgs) -> Result<Optimizer> {
     }
 }
 
+/// The loss for a data set: cross-entropy for classes (binary on one sigmoid unit for two),
+/// mean squared error for a regression target.
+fn loss_for(classes: usize) -> Loss {
+    match classes {
+        0 => Loss::MeanSquaredError,
+        2 => Loss::BinaryCrossentropy,
+        _ => Loss::SparseCategoricalCrossentropy,
+    }
+}
+
 /// Labels of a data set as the tensor the loss expects.
 fn labels(d: &Dataset, loss: Loss) -> Result<Tensor> {
     match loss {
-        Loss::BinaryCrossentropy => Tensor::new(&[d.len(), 1], d.y.clone()),
+        Loss::BinaryCrossentropy | Loss::MeanSquaredError => Tensor::new(&[d.len(), 1], d.y.clone()),
         _ => Tensor::new(&[d.len()], d.y.clone()),
     }
 }
@@ -176,6 +190,7 @@ pub struct TrainReport {
     pub backend: String,
     pub adapter: String,
     pub test_loss: f32,
+    /// NaN for a regression target (no accuracy).
     pub test_accuracy: f32,
     pub train_seconds: f64,
     pub samples_per_sec: f64,
@@ -197,16 +212,20 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     scaler.apply(&mut train.x)?;
     scaler.apply(&mut test.x)?;
     let features = train.features();
-    let loss = if data.classes == 2 { Loss::BinaryCrossentropy } else { Loss::SparseCategoricalCrossentropy };
+    let loss = loss_for(data.classes);
     let mut model = preset(&args.model, features, data.classes, args.seed)?;
     let (x_train, x_test) = (flat(&train.x)?, flat(&test.x)?);
-    model.compile(CompileOptions::new(opt, loss, device))?;
+    let mut compile = CompileOptions::new(opt, loss, device);
+    if data.classes == 0 {
+        compile.metrics.clear();
+    }
+    model.compile(compile)?;
     let (dev_name, reason) = model.device().unwrap_or_default();
     let quiet = args.json;
     if !quiet {
         println!("device: {dev_name} ({reason})");
         println!(
-            "data: {} — {} train / {} test samples, {features} features, {} classes",
+            "data: {} — {} train / {} test samples, {features} features, {} classes (0: regression)",
             args.data,
             train.len(),
             test.len(),
@@ -224,7 +243,10 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let t0 = Instant::now();
     model.fit(&x_train, &labels(&train, loss)?, &opts)?;
     let train_seconds = t0.elapsed().as_secs_f64();
-    let (test_loss, test_accuracy) = model.evaluate(&x_test, &labels(&test, loss)?, args.batch_size)?;
+    let (test_loss, mut test_accuracy) = model.evaluate(&x_test, &labels(&test, loss)?, args.batch_size)?;
+    if data.classes == 0 {
+        test_accuracy = f32::NAN;
+    }
     let kind = model.backend().map(|b| b.kind());
     let (device_name, backend) = match kind {
         Some(crate::backend::DeviceKind::Gpu { backend, .. }) => ("gpu".to_string(), backend),
@@ -250,8 +272,10 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         });
         println!("{j}");
     } else {
+        let accuracy =
+            if data.classes == 0 { String::new() } else { format!(" - test accuracy: {test_accuracy:.4}") };
         println!(
-            "test loss: {test_loss:.4} - test accuracy: {test_accuracy:.4} ({train_seconds:.2}s training, {:.0} samples/s)",
+            "test loss: {test_loss:.4}{accuracy} ({train_seconds:.2}s training, {:.0} samples/s)",
             report.samples_per_sec
         );
     }

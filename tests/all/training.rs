@@ -139,3 +139,20 @@ fn a_user_csv_file_trains_through_the_cli_path() {
     assert!(r.test_accuracy >= 0.9, "user CSV test accuracy {}", r.test_accuracy);
     std::fs::remove_file(&path).ok();
 }
+
+/// A CSV whose label column holds real numbers is a regression: one linear output, MSE, no
+/// accuracy (null in the JSON).
+#[test]
+fn a_regression_csv_trains_with_mse() {
+    let mut csv = String::from("a,b,target\n");
+    for i in 0..200 {
+        let (a, b) = ((i % 17) as f32 / 17.0, (i % 7) as f32 / 7.0);
+        csv += &format!("{a},{b},{}\n", 3.0 * a - 2.0 * b + 0.25);
+    }
+    let path = std::env::temp_dir().join(format!("kiln-regression-{}.csv", std::process::id()));
+    std::fs::write(&path, csv).unwrap();
+    let r = run(path.to_str().unwrap(), "cpu", 100);
+    assert!(r.test_accuracy.is_nan());
+    assert!(r.test_loss < 0.01, "regression test MSE {}", r.test_loss);
+    std::fs::remove_file(&path).ok();
+}
