@@ -164,3 +164,30 @@ fn a_model_too_large_for_the_device_is_out_of_device_memory() {
     assert!(msg.contains("Params") || msg.contains("params"), "{msg}");
     assert!(msg.contains(&limit.to_string()), "{msg}");
 }
+
+/// With `KILN_REQUIRE_GPU=1` a missing adapter fails the GPU tests instead of skipping them;
+/// without it they skip. Runs this test binary on one GPU test with the Vulkan driver hidden.
+#[test]
+fn gpu_tests_fail_rather_than_skip_when_a_gpu_is_required() {
+    let run = |require: bool| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "gpu_parity::adapter_matches_the_requested_backend", "--nocapture"])
+            .env("WGPU_BACKEND", "vulkan")
+            .env("VK_ICD_FILENAMES", "/nonexistent/kiln-no-driver.json")
+            .env("VK_DRIVER_FILES", "/nonexistent/kiln-no-driver.json");
+        if require {
+            cmd.env("KILN_REQUIRE_GPU", "1");
+        } else {
+            cmd.env_remove("KILN_REQUIRE_GPU");
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, log) = run(true);
+    assert!(!ok && log.contains("KILN_REQUIRE_GPU=1 but no GPU backend"), "{log}");
+    let (ok, log) = run(false);
+    assert!(ok && log.contains("skipping GPU test"), "{log}");
+}
