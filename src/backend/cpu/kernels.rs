@@ -252,21 +252,28 @@ pub fn broadcast_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
     y.chunks_mut(cols).for_each(|r| r.copy_from_slice(&x[..cols]));
 }
 
-/// Σ x in fixed-size chunks combined in order (the same tree whatever the thread count).
-pub fn sum_all<T: CpuFloat>(x: &[T]) -> T {
+/// Σ_i f(i) over `0..len`, summed in fixed chunks of 4096 combined in order: the same
+/// summation tree whatever the thread count.
+fn sum_indexed<T: CpuFloat>(len: usize, f: impl Fn(usize) -> T + Sync) -> T {
     const CHUNK: usize = 4096;
-    let mut parts = vec![T::zero(); x.len().div_ceil(CHUNK)];
-    if x.len() < PAR_MIN_ELEMS {
-        parts.iter_mut().zip(x.chunks(CHUNK)).for_each(|(p, c)| *p = c.iter().copied().sum());
+    let chunk_sum = |r: std::ops::Range<usize>| r.map(&f).fold(T::zero(), |a, b| a + b);
+    let mut parts = vec![T::zero(); len.div_ceil(CHUNK)];
+    if len < PAR_MIN_ELEMS {
+        parts.iter_mut().enumerate().for_each(|(i, p)| *p = chunk_sum(i * CHUNK..((i + 1) * CHUNK).min(len)));
     } else {
         let shared = SharedMut::new(&mut parts);
-        ranges(x.len(), CHUNK, |r| {
+        ranges(len, CHUNK, |r| {
             let i = r.start / CHUNK;
             // SAFETY: part i is written by the task for chunk i only.
-            unsafe { shared.range(i..i + 1)[0] = x[r].iter().copied().sum() };
+            unsafe { shared.range(i..i + 1)[0] = chunk_sum(r) };
         });
     }
     parts.into_iter().fold(T::zero(), |a, b| a + b)
+}
+
+/// Σ x (see [`sum_indexed`] for the order).
+pub fn sum_all<T: CpuFloat>(x: &[T]) -> T {
+    sum_indexed(x.len(), |i| x[i])
 }
 
 /// The target row t_i (one-hot from a class index when sparse) and its j-th element.
@@ -324,8 +331,8 @@ pub fn softmax_cross_entropy_grad<T: CpuFloat>(
 
 /// mean (p − t)².
 pub fn mean_squared_error<T: CpuFloat>(p: &[T], t: &[T]) -> T {
-    let sq: Vec<T> = p.iter().zip(t).map(|(&a, &b)| (a - b) * (a - b)).collect();
-    sum_all(&sq) / T::from(p.len()).unwrap_or(T::one())
+    let len = p.len().min(t.len());
+    sum_indexed(len, |i| (p[i] - t[i]) * (p[i] - t[i])) / T::from(len).unwrap_or(T::one())
 }
 
 /// dp = 2 (p − t) · dloss / len.
@@ -336,9 +343,9 @@ pub fn mean_squared_error_grad<T: CpuFloat>(p: &[T], t: &[T], dloss: T, dp: &mut
 
 /// mean of max(z,0) − z·t + log(1 + exp(−|z|)).
 pub fn sigmoid_bce<T: CpuFloat>(z: &[T], t: &[T]) -> T {
-    let l: Vec<T> =
-        z.iter().zip(t).map(|(&z, &t)| z.max(T::zero()) - z * t + (-z.abs()).exp().ln_1p()).collect();
-    sum_all(&l) / T::from(z.len()).unwrap_or(T::one())
+    let len = z.len().min(t.len());
+    let loss = |i: usize| z[i].max(T::zero()) - z[i] * t[i] + (-z[i].abs()).exp().ln_1p();
+    sum_indexed(len, loss) / T::from(len).unwrap_or(T::one())
 }
 
 /// dz = (σ(z) − t) · dloss / len.
