@@ -6,7 +6,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 
-use super::build::{NON_FINITE_SLOT, accum_slot, label_shape};
+use super::build::{ACCUM_LEN, NON_FINITE_SLOT, accum_slot, label_shape};
 use super::{ProgramKind, Sequential};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
@@ -57,6 +57,14 @@ impl History {
     }
 }
 
+/// What the device accumulated over an epoch (means over its samples).
+struct EpochTotals {
+    loss: f32,
+    accuracy: f32,
+    /// Step within the epoch (from 1) of the first non-finite training loss.
+    non_finite_step: Option<usize>,
+}
+
 /// Validation inputs, labels and the rows of them to evaluate.
 type ValidationRows<'a> = (&'a Tensor, &'a Tensor, Vec<usize>);
 
@@ -105,7 +113,7 @@ impl Sequential {
         }
     }
 
-    /// Run `kind` over all of (x, y) in batches; returns (mean loss, accuracy).
+    /// Run `kind` over all of (x, y) in batches; returns the epoch's totals.
     fn run_epoch(
         &mut self,
         kind: ProgramKind,
@@ -114,13 +122,10 @@ impl Sequential {
         order: &[usize],
         batch_size: usize,
         bar: Option<&ProgressBar>,
-    ) -> Result<(f32, f32)> {
-        let backend = &mut self.compiled()?.backend;
-        backend.write(Arena::Accum, accum_slot(kind, 0), &[0.0])?;
-        backend.write(Arena::Accum, accum_slot(kind, 1), &[0.0])?;
-        if kind == ProgramKind::Train {
-            backend.write(Arena::Accum, NON_FINITE_SLOT, &[0.0])?;
-        }
+    ) -> Result<EpochTotals> {
+        // Epochs of different kinds never interleave: start every one from zeroed accumulators.
+        self.compiled()?.backend.write(Arena::Accum, 0, &[0.0; ACCUM_LEN])?;
+        let first_step = self.compiled()?.step + 1;
         let (mut xb, mut yb) = (Vec::new(), Vec::new());
         let (mut seen, mut last_tick) = (0usize, Instant::now());
         for chunk in order.chunks(batch_size) {
@@ -140,22 +145,26 @@ impl Sequential {
                 bar.inc(1);
                 // A progress tick: the only readback inside an epoch, a few times a second.
                 if last_tick.elapsed().as_millis() >= 250 {
-                    let (loss, acc) = self.read_means(kind, seen)?;
-                    bar.set_message(format!("accuracy: {acc:.4} - loss: {loss:.4}"));
+                    let t = self.read_totals(kind, seen, first_step)?;
+                    bar.set_message(format!("accuracy: {:.4} - loss: {:.4}", t.accuracy, t.loss));
                     last_tick = Instant::now();
                 }
             }
         }
-        self.read_means(kind, order.len())
+        self.read_totals(kind, order.len(), first_step)
     }
 
-    /// Mean loss and accuracy accumulated on the device over `samples` samples.
-    fn read_means(&mut self, kind: ProgramKind, samples: usize) -> Result<(f32, f32)> {
-        let backend = &mut self.compiled()?.backend;
-        let loss_sum = backend.read(Arena::Accum, accum_slot(kind, 0), 1)?[0];
-        let correct = backend.read(Arena::Accum, accum_slot(kind, 1), 1)?[0];
+    /// The accumulators over `samples` samples, in one readback of the Accum arena.
+    fn read_totals(&mut self, kind: ProgramKind, samples: usize, first_step: u32) -> Result<EpochTotals> {
+        let acc = self.compiled()?.backend.read(Arena::Accum, 0, ACCUM_LEN)?;
         let n = samples.max(1) as f32;
-        Ok((loss_sum / n, correct / n))
+        let bad_step = acc[NON_FINITE_SLOT];
+        Ok(EpochTotals {
+            loss: acc[accum_slot(kind, 0)] / n,
+            accuracy: acc[accum_slot(kind, 1)] / n,
+            non_finite_step: (kind == ProgramKind::Train && bad_step != 0.0)
+                .then(|| (bad_step as u32).saturating_sub(first_step) as usize + 1),
+        })
     }
 
     /// Train for `opts.epochs` epochs; returns the per-epoch History. The last partial batch
@@ -202,13 +211,11 @@ impl Sequential {
                 b
             });
             let t0 = Instant::now();
-            let first_step = self.compiled()?.step + 1;
-            let (loss, acc) =
-                self.run_epoch(ProgramKind::Train, x, y, &order, opts.batch_size, bar.as_ref())?;
-            // The device recorded the optimizer step of the first non-finite loss, if any.
-            let bad_step = self.compiled()?.backend.read(Arena::Accum, NON_FINITE_SLOT, 1)?[0];
-            if bad_step != 0.0 || !loss.is_finite() {
-                let step = if bad_step != 0.0 { bad_step as usize + 1 - first_step as usize } else { steps };
+            let totals = self.run_epoch(ProgramKind::Train, x, y, &order, opts.batch_size, bar.as_ref())?;
+            let (loss, acc) = (totals.loss, totals.accuracy);
+            // The device recorded the step of the first non-finite loss, if any.
+            if totals.non_finite_step.is_some() || !loss.is_finite() {
+                let step = totals.non_finite_step.unwrap_or(steps);
                 return Err(Error::NonFiniteLoss { value: loss, epoch: epoch + 1, step });
             }
             let with_acc = self.compiled()?.metrics.contains(&Metric::Accuracy);
@@ -217,7 +224,8 @@ impl Sequential {
                 line.insert(0, ("accuracy".to_string(), acc));
             }
             if let Some((vx, vy, rows)) = &val {
-                let (vl, va) = self.run_epoch(ProgramKind::Eval, vx, vy, rows, opts.batch_size, None)?;
+                let v = self.run_epoch(ProgramKind::Eval, vx, vy, rows, opts.batch_size, None)?;
+                let (vl, va) = (v.loss, v.accuracy);
                 if with_acc {
                     line.push(("val_accuracy".into(), va));
                 }
@@ -253,7 +261,8 @@ impl Sequential {
         }
         self.check_data(x, Some(y))?;
         let order: Vec<usize> = (0..x.rows()).collect();
-        self.run_epoch(ProgramKind::Eval, x, y, &order, batch_size, None)
+        let totals = self.run_epoch(ProgramKind::Eval, x, y, &order, batch_size, None)?;
+        Ok((totals.loss, totals.accuracy))
     }
 
     /// Model outputs for x ([N, outputs...]; class probabilities for a softmax head).
