@@ -1,6 +1,10 @@
 // reduce.wgsl — deterministic reductions (fixed summation trees, no atomics):
 //   sum_rows  [x, y]   y[j] = Σ_i x[i,j]; x: [rows, cols], y: [cols]   (Kernel::SumRows)
-//             one thread per column, rows summed in order. Workgroup 64, 2-D grid over columns.
+//             a workgroup of 256 threads covers 16 columns with 16 lanes each: lane l sums rows
+//             l, l+16, … in order, then a shared-memory tree (8, 4, 2, 1) combines the lanes.
+//             Each thread loops rows/16 times: llvmpipe (lavapipe) silently ends a shader's
+//             loops after 65535 iterations in all, and bias gradients of convolutions sum over
+//             batch × height × width rows. 2-D grid over groups of 16 columns.
 //   sum_all   [x, y]   y[0] = scale · Σ_i x[i]; x: [len]                (Kernel::SumAll)
 //             ONE workgroup of 256 threads: thread t sums x[t], x[t+256], … in order, then a
 //             shared-memory tree (128, 64, …, 1) combines the 256 partial sums.
@@ -24,18 +28,29 @@ struct Params {
 
 var<workgroup> partial: array<f32, 256>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(256)
 fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
-    let j = (wid.y * nwg.x + wid.x) * 64u + lid.x;
-    if (j >= p.cols) {
-        return;
-    }
+    let c = lid.x % 16u;
+    let lane = lid.x / 16u;
+    let j = (wid.y * nwg.x + wid.x) * 16u + c;
     var s = 0.0;
-    for (var i = 0u; i < p.rows; i++) {
-        s += x[i * p.cols + j];
+    if (j < p.cols) {
+        for (var i = lane; i < p.rows; i += 16u) {
+            s += x[i * p.cols + j];
+        }
     }
-    y[j] = s;
+    partial[lane * 16u + c] = s;
+    workgroupBarrier();
+    for (var stride = 8u; stride > 0u; stride >>= 1u) {
+        if (lane < stride) {
+            partial[lane * 16u + c] += partial[(lane + stride) * 16u + c];
+        }
+        workgroupBarrier();
+    }
+    if (lane == 0u && j < p.cols) {
+        y[j] = partial[c];
+    }
 }
 
 @compute @workgroup_size(256)

@@ -51,13 +51,22 @@ impl Optimizer {
         }
     }
 
-    /// The update step over `len` parameter elements (args in `Kernel` order).
-    pub fn update_step(&self, len: usize) -> (Kernel, Vec<BufRef>) {
-        let buf = |arena| BufRef { arena, offset: 0, len };
+    /// The update steps over a Params arena of `params_len` elements: one fused launch per
+    /// chunk of at most [`UPDATE_CHUNK`] elements (one for every model but the largest), so no
+    /// single binding exceeds what a device allows (128 MiB on lavapipe).
+    pub fn update_steps(&self, params_len: usize) -> Vec<(Kernel, Vec<BufRef>)> {
+        (0..params_len)
+            .step_by(UPDATE_CHUNK)
+            .map(|offset| self.update_step(offset, UPDATE_CHUNK.min(params_len - offset)))
+            .collect()
+    }
+
+    /// The update of elements `offset..offset + len` (args in `Kernel` order).
+    fn update_step(&self, offset: usize, len: usize) -> (Kernel, Vec<BufRef>) {
+        let buf = |arena| BufRef { arena, offset, len };
         match *self {
             Optimizer::Sgd { momentum, nesterov, .. } => {
-                // Without momentum the velocity is never touched: point it at the gradients'
-                // own slot would alias, so use an empty slice of slot 0 only when it exists.
+                // Plain SGD has no velocity slot: the kernel never touches its (empty) arg.
                 let vel = if self.slots() == 1 {
                     buf(Arena::Slot(0))
                 } else {
@@ -75,3 +84,6 @@ impl Optimizer {
         }
     }
 }
+
+/// Parameters per optimizer launch: 64 MiB of f32, a multiple of the 64-element alignment.
+pub const UPDATE_CHUNK: usize = 1 << 24;

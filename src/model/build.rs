@@ -103,8 +103,9 @@ impl Sequential {
             for (gnode, p) in grads.iter().zip(&self.params) {
                 fixed.insert(*gnode, BufRef { arena: Arena::Grads, ..p.buf });
             }
-            let (kernel, args) = c.optimizer.update_step(c.layout.params_len);
-            spec.tail.push((kernel, args.into_iter().map(ArgRef::Buf).collect()));
+            for (kernel, args) in c.optimizer.update_steps(c.layout.params_len) {
+                spec.tail.push((kernel, args.into_iter().map(ArgRef::Buf).collect()));
+            }
         }
         spec.fixed = fixed;
         plan(&g, &spec)

@@ -557,3 +557,35 @@ fn gpu_backend_can_move_between_threads() {
     assert_send::<GpuBackend>();
     assert_send::<kiln::backend::gpu::AdapterSummary>();
 }
+
+/// llvmpipe ends a shader's loops after 65535 iterations in all, silently. Sums over many rows
+/// (bias gradients of large batches) are split over lanes and stay correct; kernels that would
+/// still loop too long are refused at compile with an error naming the step, never run wrong.
+#[test]
+fn long_loops_are_correct_or_refused_on_llvmpipe() {
+    let Some(g) = gpu() else { return };
+    let llvmpipe = g.info().name.contains("llvmpipe");
+    let mut r = rng(21);
+    let mut b = Builder::default();
+    let x = b.input(uniform(&mut r, 70_000 * 3, -1.0, 1.0));
+    b.op(Kernel::SumRows { rows: 70_000, cols: 3 }, &[x], 3);
+    check_on(g, &b, 1e-4);
+    // k = 100 000 through the direct kernel (n = 3 is not vec4-aligned).
+    let mut b = Builder::default();
+    let a = b.input(uniform(&mut r, 100_000, -1.0, 1.0));
+    let w = b.input(uniform(&mut r, 300_000, -1.0, 1.0));
+    b.op(Kernel::MatMul { m: 1, k: 100_000, n: 3, trans_a: false, trans_b: false }, &[a, w], 3);
+    let Some(mut g) = gpu() else { return };
+    g.alloc_resident(&ResidentLayout::default()).unwrap();
+    match g.compile(&b.program) {
+        Err(e) => {
+            assert!(llvmpipe, "only llvmpipe refuses long loops: {e}");
+            let msg = e.to_string();
+            assert!(msg.contains("step 0") && msg.contains("65535"), "{msg}");
+        }
+        Ok(_) => {
+            assert!(!llvmpipe, "llvmpipe must refuse a 100 000-iteration loop");
+            check_on(g, &b, 1e-3);
+        }
+    }
+}

@@ -90,3 +90,25 @@ fn dense_chains_fuse_into_one_launch_and_compute_the_same() {
     let (f, u) = (run(&fused), run(&plain));
     assert!(f.iter().zip(&u).all(|(a, b)| (a - b).abs() < 1e-12), "{f:?} vs {u:?}");
 }
+
+#[test]
+fn optimizer_updates_are_chunked_so_no_binding_exceeds_64_mib() {
+    use kiln::optim::UPDATE_CHUNK;
+    let len = 2 * UPDATE_CHUNK + 640;
+    for opt in [Optimizer::adam(1e-3), Optimizer::sgd(0.1), Optimizer::momentum(0.1, 0.9, false)] {
+        let steps = opt.update_steps(len);
+        assert_eq!(steps.len(), 3);
+        let mut next = 0;
+        for (kernel, args) in &steps {
+            let n = match kernel {
+                kiln::program::Kernel::AdamUpdate { len, .. }
+                | kiln::program::Kernel::SgdUpdate { len, .. } => *len,
+                other => panic!("{other:?}"),
+            };
+            assert!(n <= UPDATE_CHUNK && args[0].offset == next && args[0].len == n);
+            assert!(args.iter().all(|a| (a.offset == next && a.len == n) || a.len == 0));
+            next += n;
+        }
+        assert_eq!(next, len, "the chunks cover the whole arena");
+    }
+}

@@ -195,6 +195,18 @@ impl Compiled {
         for (index, step) in program.steps.iter().enumerate() {
             let launch = kernels::launch(&step.kernel, max_groups, matmul, vec4)
                 .map_err(|e| Error::invalid("program", format!("step {index} ({:?}): {e}", step.kernel)))?;
+            let loops = kernels::loop_iterations(&step.kernel, launch.entry);
+            if ctx.summary.name.contains("llvmpipe") && loops > kernels::LLVMPIPE_LOOP_LIMIT {
+                return Err(Error::Gpu {
+                    context: format!("compiling step {index} ({:?})", step.kernel),
+                    message: format!(
+                        "this kernel would loop up to {loops} times per invocation; llvmpipe (lavapipe) \
+                         silently stops after {}, so its result would be wrong. Use --device cpu, \
+                         or a hardware GPU, for tensors this large",
+                        kernels::LLVMPIPE_LOOP_LIMIT
+                    ),
+                });
+            }
             let at = index * PARAMS_STRIDE as usize;
             let bytes = bytemuck::bytes_of(&launch.params);
             params[at..at + bytes.len()].copy_from_slice(bytes);
