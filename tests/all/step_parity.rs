@@ -106,3 +106,82 @@ fn a_model_larger_than_one_binding_trains_on_the_gpu() {
     let diff = max_rel_diff(&gpu, &cpu);
     assert!(diff < 1e-4, "GPU weights differ from CPU by {diff:e} (relative)");
 }
+
+/// Seeded random model configurations — depth, widths (odd ones included), activations, every
+/// loss with its output layer, every optimizer, batch sizes with a partial last batch — train
+/// two epochs on both backends and end with the same weights and losses.
+#[test]
+fn random_models_train_the_same_on_gpu_and_cpu() {
+    use rand::{Rng, SeedableRng};
+    if common::gpu().is_none() {
+        return;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
+    let widths = [1usize, 3, 5, 17, 33, 64];
+    let acts = [Activation::Relu, Activation::Sigmoid, Activation::Tanh, Activation::Linear];
+    for case in 0..16 {
+        let features = widths[rng.random_range(1..widths.len())];
+        let (loss, out_units, out_act) = match case % 4 {
+            0 => (Loss::SparseCategoricalCrossentropy, rng.random_range(2..7), Activation::Softmax),
+            1 => (Loss::CategoricalCrossentropy, rng.random_range(2..7), Activation::Softmax),
+            2 => (Loss::BinaryCrossentropy, 1, Activation::Sigmoid),
+            _ => (Loss::MeanSquaredError, rng.random_range(1..4), acts[rng.random_range(0..acts.len())]),
+        };
+        let optimizer = match rng.random_range(0..4) {
+            0 => Optimizer::sgd(0.05),
+            1 => Optimizer::momentum(0.05, 0.9, false),
+            2 => Optimizer::momentum(0.05, 0.9, true),
+            _ => Optimizer::adam(0.01),
+        };
+        let hidden: Vec<(usize, Activation)> = (0..rng.random_range(0..3))
+            .map(|_| (widths[rng.random_range(0..widths.len())], acts[rng.random_range(0..acts.len())]))
+            .collect();
+        let rows = rng.random_range(5..60);
+        let batch = [1usize, 7, 32][rng.random_range(0..3)];
+        let x =
+            Tensor::new(&[rows, features], common::uniform(&mut rng, rows * features, -1.0, 1.0)).unwrap();
+        let y = match loss {
+            Loss::SparseCategoricalCrossentropy => {
+                Tensor::new(&[rows], (0..rows).map(|_| rng.random_range(0..out_units) as f32).collect())
+            }
+            Loss::CategoricalCrossentropy => Tensor::new(
+                &[rows, out_units],
+                (0..rows)
+                    .flat_map(|_| {
+                        let c = rng.random_range(0..out_units);
+                        (0..out_units).map(move |j| if j == c { 1.0 } else { 0.0 })
+                    })
+                    .collect(),
+            ),
+            Loss::BinaryCrossentropy => {
+                Tensor::new(&[rows, 1], (0..rows).map(|_| rng.random_range(0..2) as f32).collect())
+            }
+            Loss::MeanSquaredError => {
+                Tensor::new(&[rows, out_units], common::uniform(&mut rng, rows * out_units, -1.0, 1.0))
+            }
+        }
+        .unwrap();
+        let build = |device| {
+            let mut m = Sequential::new(&[features]).with_seed(case);
+            for &(w, a) in &hidden {
+                m = m.add(Dense::new(w, a));
+            }
+            m = m.add(Dense::new(out_units, out_act));
+            m.compile(CompileOptions::new(optimizer, loss, device)).unwrap();
+            m
+        };
+        let opts = FitOptions { batch_size: batch, epochs: 2, verbose: 0, ..Default::default() };
+        let what = format!(
+            "case {case}: {features} → {hidden:?} → {out_units} {out_act:?}, {loss:?}, {optimizer:?}, {rows} rows, batch {batch}"
+        );
+        let (mut cpu, mut gpu) = (build(Device::Cpu), build(Device::Gpu(None)));
+        let (hc, hg) = (cpu.fit(&x, &y, &opts).unwrap(), gpu.fit(&x, &y, &opts).unwrap());
+        for (key, values) in &hc.history {
+            for (a, b) in values.iter().zip(&hg.history[key]) {
+                assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{what}: {key} cpu {a} gpu {b}");
+            }
+        }
+        let diff = max_rel_diff(&gpu.get_weights().unwrap(), &cpu.get_weights().unwrap());
+        assert!(diff < 1e-3, "{what}: weights differ by {diff:e}");
+    }
+}
