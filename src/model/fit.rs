@@ -77,6 +77,22 @@ fn gather(t: &Tensor, idx: &[usize], out: &mut Vec<f32>) {
     }
 }
 
+/// Rows `idx` of `t` as one slice: borrowed straight from `t` when the rows are consecutive
+/// (evaluate, predict, unshuffled fit), else gathered into `buf`.
+fn rows<'a>(t: &'a Tensor, idx: &[usize], buf: &'a mut Vec<f32>) -> &'a [f32] {
+    let consecutive = idx.windows(2).all(|w| w[1] == w[0] + 1);
+    match (consecutive, idx.first()) {
+        (true, Some(&first)) => {
+            let w = t.row_len();
+            &t.data[first * w..(first + idx.len()) * w]
+        }
+        _ => {
+            gather(t, idx, buf);
+            buf
+        }
+    }
+}
+
 impl Sequential {
     /// Check that `x` matches the input shape and `y` the loss's label layout.
     fn check_data(&mut self, x: &Tensor, y: Option<&Tensor>) -> Result<()> {
@@ -130,8 +146,7 @@ impl Sequential {
         let (mut seen, mut last_tick) = (0usize, Instant::now());
         for chunk in order.chunks(batch_size) {
             let id = self.program(kind, chunk.len())?;
-            gather(x, chunk, &mut xb);
-            gather(y, chunk, &mut yb);
+            let (xs, ys) = (rows(x, chunk, &mut xb), rows(y, chunk, &mut yb));
             let c = self.compiled()?;
             let scalars = if kind == ProgramKind::Train {
                 c.step += 1;
@@ -139,7 +154,7 @@ impl Sequential {
             } else {
                 StepScalars::default()
             };
-            c.backend.run(id, &[&xb, &yb], scalars)?;
+            c.backend.run(id, &[xs, ys], scalars)?;
             seen += chunk.len();
             if let Some(bar) = bar {
                 bar.inc(1);
@@ -280,9 +295,9 @@ impl Sequential {
             let out = self
                 .program_output(ProgramKind::Predict, chunk.len(), "output")
                 .ok_or_else(|| Error::invalid("plan", "the forward program has no output"))?;
-            gather(x, chunk, &mut xb);
+            let xs = rows(x, chunk, &mut xb);
             let c = self.compiled()?;
-            c.backend.run(id, &[&xb], StepScalars::default())?;
+            c.backend.run(id, &[xs], StepScalars::default())?;
             data.extend(c.backend.read_work(id, out)?);
         }
         let shape: Vec<usize> = std::iter::once(x.rows()).chain(output).collect();
