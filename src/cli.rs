@@ -224,12 +224,16 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let quiet = args.json;
     if !quiet {
         println!("device: {dev_name} ({reason})");
+        let target = if data.classes == 0 {
+            "a regression target".to_string()
+        } else {
+            format!("{} classes", data.classes)
+        };
         println!(
-            "data: {} — {} train / {} test samples, {features} features, {} classes (0: regression)",
+            "data: {} — {} train / {} test samples, {features} features, {target}",
             args.data,
             train.len(),
-            test.len(),
-            data.classes
+            test.len()
         );
         print!("{}", model.summary()?);
     }
