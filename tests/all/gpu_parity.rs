@@ -589,3 +589,28 @@ fn long_loops_are_correct_or_refused_on_llvmpipe() {
         }
     }
 }
+
+/// Backends on one adapter share its device and pipeline cache: a second model compiling the
+/// same program compiles no pipeline again.
+#[test]
+fn backends_on_one_adapter_share_compiled_pipelines() {
+    let Some(mut first) = gpu() else { return };
+    let mut r = rng(5);
+    let mut b = Builder::default();
+    let x = b.input(uniform(&mut r, 40, -1.0, 1.0));
+    b.op(Kernel::Unary { op: UnaryOp::Tanh, len: 40 }, &[x], 40);
+    b.op(Kernel::Softmax { rows: 4, cols: 10 }, &[x], 40);
+    first.alloc_resident(&ResidentLayout::default()).unwrap();
+    first.compile(&b.program).unwrap();
+    assert_eq!(first.pipelines_to_compile(&b.program).unwrap(), 0);
+    let Some(mut second) = gpu() else { return };
+    assert_eq!(
+        second.pipelines_to_compile(&b.program).unwrap(),
+        0,
+        "the second backend reuses every pipeline"
+    );
+    second.alloc_resident(&ResidentLayout::default()).unwrap();
+    second.compile(&b.program).unwrap();
+    drop(first);
+    check_on(second, &b, 1e-5);
+}

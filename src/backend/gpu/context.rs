@@ -131,44 +131,49 @@ pub(crate) struct Context {
     pub(crate) errors: ErrorSink,
 }
 
-impl Context {
-    /// Open adapter `index` of [`adapters`], or (None) the first hardware adapter, else the
-    /// first software one.
-    pub(crate) fn new(index: Option<usize>) -> Result<Context> {
-        let mut found = enumerate();
-        let available = || {
-            let names: Vec<String> =
-                adapters().iter().map(|s| format!("{}: {} ({})", s.index, s.name, s.backend)).collect();
-            if names.is_empty() { "none".to_string() } else { names.join(", ") }
-        };
-        let pick = match index {
-            Some(i) if i < found.len() => i,
-            Some(i) => {
-                return Err(Error::NoAdapter(format!(
-                    "adapter index {i} does not exist; available: {}",
-                    available()
-                )));
-            }
-            None => match found.iter().position(|(_, s)| !s.is_software) {
-                Some(i) => i,
-                None if !found.is_empty() => 0,
-                None => {
-                    return Err(Error::NoAdapter(format!(
-                        "wgpu found no adapter (WGPU_BACKEND={:?}); install a Vulkan driver \
-                         (e.g. mesa-vulkan-drivers for the lavapipe software adapter) or set \
-                         WGPU_BACKEND to a backend this machine has",
-                        requested_backends()
-                    )));
-                }
-            },
-        };
-        let (adapter, summary) = found.swap_remove(pick);
-        if vulkan_required() && adapter.get_info().backend != wgpu::Backend::Vulkan {
+/// Adapter `index` of [`adapters`], or (None) the first hardware adapter, else the first
+/// software one.
+pub(crate) fn pick_adapter(index: Option<usize>) -> Result<(wgpu::Adapter, AdapterSummary)> {
+    let mut found = enumerate();
+    let available = || {
+        let names: Vec<String> =
+            adapters().iter().map(|s| format!("{}: {} ({})", s.index, s.name, s.backend)).collect();
+        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+    };
+    let pick = match index {
+        Some(i) if i < found.len() => i,
+        Some(i) => {
             return Err(Error::NoAdapter(format!(
-                "WGPU_BACKEND=vulkan but the adapter found is {} on {}; is a Vulkan driver installed?",
-                summary.name, summary.backend
+                "adapter index {i} does not exist; available: {}",
+                available()
             )));
         }
+        None => match found.iter().position(|(_, s)| !s.is_software) {
+            Some(i) => i,
+            None if !found.is_empty() => 0,
+            None => {
+                return Err(Error::NoAdapter(format!(
+                    "wgpu found no adapter (WGPU_BACKEND={:?}); install a Vulkan driver \
+                     (e.g. mesa-vulkan-drivers for the lavapipe software adapter) or set \
+                     WGPU_BACKEND to a backend this machine has",
+                    requested_backends()
+                )));
+            }
+        },
+    };
+    let (adapter, summary) = found.swap_remove(pick);
+    if vulkan_required() && adapter.get_info().backend != wgpu::Backend::Vulkan {
+        return Err(Error::NoAdapter(format!(
+            "WGPU_BACKEND=vulkan but the adapter found is {} on {}; is a Vulkan driver installed?",
+            summary.name, summary.backend
+        )));
+    }
+    Ok((adapter, summary))
+}
+
+impl Context {
+    /// Open a device on an adapter from [`pick_adapter`].
+    pub(crate) fn open(adapter: wgpu::Adapter, summary: AdapterSummary) -> Result<Context> {
         let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {

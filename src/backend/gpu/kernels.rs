@@ -415,10 +415,18 @@ impl PipelineCache {
         })
     }
 
+    /// Whether the pipeline for `launch` is already compiled.
+    pub(crate) fn contains(&self, launch: &Launch) -> bool {
+        self.pipelines.contains_key(&Self::key(launch))
+    }
+
+    fn key(launch: &Launch) -> PipelineKey {
+        (launch.shader, launch.entry, launch.constants.iter().map(|&(n, v)| (n, v.to_bits())).collect())
+    }
+
     /// The pipeline for `launch`, compiled on first use.
     pub(crate) fn pipeline(&mut self, ctx: &Context, launch: &Launch) -> Result<wgpu::ComputePipeline> {
-        let key: PipelineKey =
-            (launch.shader, launch.entry, launch.constants.iter().map(|&(n, v)| (n, v.to_bits())).collect());
+        let key = Self::key(launch);
         if let Some(p) = self.pipelines.get(&key) {
             return Ok(p.clone());
         }

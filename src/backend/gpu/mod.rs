@@ -12,6 +12,8 @@ mod kernels;
 pub use context::{AdapterSummary, adapters};
 pub use kernels::{MatmulKernel, entry_point};
 
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
 use context::Context;
 use exec::{Compiled, Resident, Shared};
 use kernels::PipelineCache;
@@ -20,10 +22,41 @@ use crate::backend::{Backend, DeviceKind, ProgramId};
 use crate::error::{Error, Result};
 use crate::program::{Arena, BufRef, Program, ResidentLayout, StepScalars};
 
+/// One open device and its pipeline cache, shared by every backend (model) on the same
+/// adapter in this process: the device is opened once and each pipeline compiled once.
+struct SharedDevice {
+    ctx: Context,
+    cache: Mutex<PipelineCache>,
+}
+
+/// Open devices by adapter key ("index|name|backend").
+type OpenDevices = Mutex<Vec<(String, Weak<SharedDevice>)>>;
+
+/// The devices open in this process; an entry lives while some backend holds it.
+fn open_devices() -> &'static OpenDevices {
+    static OPEN: OnceLock<OpenDevices> = OnceLock::new();
+    OPEN.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// The shared device on adapter `index` (see [`GpuBackend::new`]), opened on first use.
+fn shared_device(index: Option<usize>) -> Result<Arc<SharedDevice>> {
+    let (adapter, summary) = context::pick_adapter(index)?;
+    let key = format!("{}|{}|{}", summary.index, summary.name, summary.backend);
+    let mut open = open_devices().lock().unwrap_or_else(|e| e.into_inner());
+    open.retain(|(_, weak)| weak.strong_count() > 0);
+    if let Some(dev) = open.iter().find(|(k, _)| *k == key).and_then(|(_, weak)| weak.upgrade()) {
+        return Ok(dev);
+    }
+    let ctx = Context::open(adapter, summary)?;
+    let cache = Mutex::new(PipelineCache::new(&ctx)?);
+    let dev = Arc::new(SharedDevice { ctx, cache });
+    open.push((key, Arc::downgrade(&dev)));
+    Ok(dev)
+}
+
 /// The wgpu backend on one adapter.
 pub struct GpuBackend {
-    ctx: Context,
-    cache: PipelineCache,
+    dev: Arc<SharedDevice>,
     shared: Shared,
     resident: Resident,
     programs: Vec<Compiled>,
@@ -36,17 +69,29 @@ impl GpuBackend {
     /// software one). Fails with [`Error::NoAdapter`] when there is none, or when
     /// `WGPU_BACKEND=vulkan` and the adapter is not on Vulkan.
     pub fn new(index: Option<usize>) -> Result<GpuBackend> {
-        let ctx = Context::new(index)?;
-        let cache = PipelineCache::new(&ctx)?;
-        let shared = Shared::new(&ctx)?;
-        let resident = Resident::new(&ctx, &ResidentLayout::default())?;
-        let matmul = MatmulKernel::for_adapter(ctx.summary.is_software);
-        Ok(GpuBackend { matmul, matmul_vec4: true, ctx, cache, shared, resident, programs: Vec::new() })
+        let dev = shared_device(index)?;
+        let shared = Shared::new(&dev.ctx)?;
+        let resident = Resident::new(&dev.ctx, &ResidentLayout::default())?;
+        let matmul = MatmulKernel::for_adapter(dev.ctx.summary.is_software);
+        Ok(GpuBackend { matmul, matmul_vec4: true, dev, shared, resident, programs: Vec::new() })
+    }
+
+    /// How many of `program`'s kernels would need a pipeline compiled: the cache is shared by
+    /// every backend on this adapter, so a program another model compiled needs none.
+    pub fn pipelines_to_compile(&self, program: &Program) -> Result<usize> {
+        let cache = self.dev.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let max_groups = self.dev.ctx.limits.max_compute_workgroups_per_dimension;
+        let mut missing = 0;
+        for step in &program.steps {
+            let launch = kernels::launch(&step.kernel, max_groups, self.matmul, self.matmul_vec4)?;
+            missing += usize::from(launch.groups.is_some() && !cache.contains(&launch));
+        }
+        Ok(missing)
     }
 
     /// The adapter this backend runs on.
     pub fn info(&self) -> &AdapterSummary {
-        &self.ctx.summary
+        &self.dev.ctx.summary
     }
 
     /// The matmul kernel programs compiled from now on use.
@@ -87,21 +132,22 @@ impl GpuBackend {
 
 impl Backend for GpuBackend {
     fn name(&self) -> String {
-        self.ctx.summary.name.clone()
+        self.dev.ctx.summary.name.clone()
     }
 
     fn kind(&self) -> DeviceKind {
         DeviceKind::Gpu {
-            backend: self.ctx.summary.backend.clone(),
-            device_type: self.ctx.summary.device_type.clone(),
+            backend: self.dev.ctx.summary.backend.clone(),
+            device_type: self.dev.ctx.summary.device_type.clone(),
         }
     }
 
     fn alloc_resident(&mut self, layout: &ResidentLayout) -> Result<()> {
-        self.resident = Resident::new(&self.ctx, layout)?;
+        self.resident = Resident::new(&self.dev.ctx, layout)?;
+        let cache = self.dev.cache.lock().unwrap_or_else(|e| e.into_inner());
         for p in &mut self.programs {
             // A program that no longer fits keeps an error and reports it when run.
-            let _ = p.bind(&self.ctx, &self.cache, &self.shared, &self.resident);
+            let _ = p.bind(&self.dev.ctx, &cache, &self.shared, &self.resident);
         }
         Ok(())
     }
@@ -109,23 +155,24 @@ impl Backend for GpuBackend {
     fn write(&mut self, arena: Arena, offset: usize, data: &[f32]) -> Result<()> {
         self.check_range(arena, offset, data.len())?;
         if let (Some(buffer), false) = (self.resident.buffer(arena), data.is_empty()) {
-            self.ctx.queue.write_buffer(buffer, 4 * offset as u64, bytemuck::cast_slice(data));
+            self.dev.ctx.queue.write_buffer(buffer, 4 * offset as u64, bytemuck::cast_slice(data));
         }
-        self.ctx.errors.take("writing a resident arena")
+        self.dev.ctx.errors.take("writing a resident arena")
     }
 
     fn read(&mut self, arena: Arena, offset: usize, len: usize) -> Result<Vec<f32>> {
         self.check_range(arena, offset, len)?;
         match self.resident.buffer(arena) {
-            Some(buffer) => exec::read_buffer(&self.ctx, buffer, offset, len),
+            Some(buffer) => exec::read_buffer(&self.dev.ctx, buffer, offset, len),
             None => Ok(Vec::new()),
         }
     }
 
     fn compile(&mut self, program: &Program) -> Result<ProgramId> {
+        let mut cache = self.dev.cache.lock().unwrap_or_else(|e| e.into_inner());
         let compiled = Compiled::new(
-            &self.ctx,
-            &mut self.cache,
+            &self.dev.ctx,
+            &mut cache,
             &self.shared,
             &self.resident,
             program,
@@ -137,7 +184,7 @@ impl Backend for GpuBackend {
     }
 
     fn run(&mut self, id: ProgramId, inputs: &[&[f32]], scalars: StepScalars) -> Result<()> {
-        self.program(id)?.run(&self.ctx, &self.shared, inputs, scalars)
+        self.program(id)?.run(&self.dev.ctx, &self.shared, inputs, scalars)
     }
 
     fn read_work(&mut self, id: ProgramId, buf: BufRef) -> Result<Vec<f32>> {
@@ -156,6 +203,6 @@ impl Backend for GpuBackend {
                 ),
             ));
         }
-        exec::read_buffer(&self.ctx, &p.work, buf.offset, buf.len)
+        exec::read_buffer(&self.dev.ctx, &p.work, buf.offset, buf.len)
     }
 }
