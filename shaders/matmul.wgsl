@@ -171,6 +171,15 @@ fn b_strides() -> vec2<u32> {
     return select(vec2<u32>(p.n, 1u), vec2<u32>(1u, p.k), TRANS_B);
 }
 
+// acc[i] += op(A)[r_i, k] · op(B)[k, c_0..4] for the element indices in `ai` and `bi`.
+fn direct_step(ai: vec4<u32>, bi: vec4<u32>, acc: ptr<function, array<vec4<f32>, 4>>) {
+    let bv = vec4<f32>(b[bi.x], b[bi.y], b[bi.z], b[bi.w]);
+    (*acc)[0] += a[ai.x] * bv;
+    (*acc)[1] += a[ai.y] * bv;
+    (*acc)[2] += a[ai.z] * bv;
+    (*acc)[3] += a[ai.w] * bv;
+}
+
 @compute @workgroup_size(8, 8)
 fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row = gid.y * 4u;
@@ -183,34 +192,36 @@ fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
     let last_c = p.n - 1u;
     let sa = a_strides();
     let sb = b_strides();
-    // Element indices of op(A)[r_i, kk] and op(B)[kk, c_j], advanced by one k step per loop.
-    var a0 = row * sa.x;
-    var a1 = min(row + 1u, last_r) * sa.x;
-    var a2 = min(row + 2u, last_r) * sa.x;
-    var a3 = min(row + 3u, last_r) * sa.x;
-    var b0 = col * sb.y;
-    var b1 = min(col + 1u, last_c) * sb.y;
-    var b2 = min(col + 2u, last_c) * sb.y;
-    var b3 = min(col + 3u, last_c) * sb.y;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.k; kk++) {
-        let bv = vec4<f32>(b[b0], b[b1], b[b2], b[b3]);
-        acc0 += a[a0] * bv;
-        acc1 += a[a1] * bv;
-        acc2 += a[a2] * bv;
-        acc3 += a[a3] * bv;
-        a0 += sa.y;
-        a1 += sa.y;
-        a2 += sa.y;
-        a3 += sa.y;
-        b0 += sb.x;
-        b1 += sb.x;
-        b2 += sb.x;
-        b3 += sb.x;
+    // Element indices of op(A)[r_i, kk] and op(B)[kk, c_j], advanced by one k step each.
+    var ai = vec4<u32>(row, min(row + 1u, last_r), min(row + 2u, last_r), min(row + 3u, last_r)) * sa.x;
+    var bi = vec4<u32>(col, min(col + 1u, last_c), min(col + 2u, last_c), min(col + 3u, last_c)) * sb.y;
+    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    // Four k steps per iteration (same order as one at a time): llvmpipe (lavapipe) ends an
+    // invocation's loops after 65535 iterations in all, so this reaches k ≈ 262 000 there.
+    let k4 = p.k / 4u;
+    for (var q = 0u; q < k4; q++) {
+        direct_step(ai, bi, &acc);
+        ai += sa.y;
+        bi += sb.x;
+        direct_step(ai, bi, &acc);
+        ai += sa.y;
+        bi += sb.x;
+        direct_step(ai, bi, &acc);
+        ai += sa.y;
+        bi += sb.x;
+        direct_step(ai, bi, &acc);
+        ai += sa.y;
+        bi += sb.x;
     }
+    for (var kk = k4 * 4u; kk < p.k; kk++) {
+        direct_step(ai, bi, &acc);
+        ai += sa.y;
+        bi += sb.x;
+    }
+    let acc0 = acc[0];
+    let acc1 = acc[1];
+    let acc2 = acc[2];
+    let acc3 = acc[3];
     store_row(row, col, acc0);
     store_row(row + 1u, col, acc1);
     store_row(row + 2u, col, acc2);

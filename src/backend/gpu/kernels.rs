@@ -232,9 +232,11 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
             match entry {
                 // Per 16-wide K step: the step, two tile-load loops of 4, the 16-step inner loop.
                 "matmul" | "matmul_vec4_tiled" => k.div_ceil(16) * 25 + 16,
-                // vec4 without A transposed walks K four at a time.
+                // Four k per iteration: vec4 without A transposed; the direct kernel (unrolled),
+                // plus up to 3 remainder iterations.
                 "matmul_vec4" if !trans_a => k.div_ceil(4) + 16,
-                // One iteration per k (direct; vec4 with A transposed), plus the stores.
+                "matmul_direct" => k / 4 + 3 + 16,
+                // One iteration per k (vec4 with A transposed), plus the stores.
                 _ => k + 16,
             }
         }
