@@ -116,3 +116,22 @@ fn sgd_with_momentum_and_mse_regression_train() {
     let w = m.get_weights().unwrap();
     assert!((w[0].1.data[2] - 2.0).abs() < 0.02, "{:?}", w[0].1.data);
 }
+
+#[test]
+fn a_separate_activation_layer_works_like_a_fused_one() {
+    use kiln::nn::ActivationLayer;
+    let (x, y) = digits();
+    let mut m = Sequential::new(&[64])
+        .with_seed(1)
+        .add(Dense::new(32, Activation::Linear))
+        .add(ActivationLayer(Activation::Tanh))
+        .add(Dense::new(10, Activation::Linear))
+        .add(ActivationLayer(Activation::Softmax));
+    assert!(m.summary().unwrap().contains("activation_1 (Activation)"));
+    m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
+        .unwrap();
+    let h = m.fit(&x, &y, &FitOptions { epochs: 3, verbose: 0, ..Default::default() }).unwrap();
+    assert!(h.last("accuracy").unwrap() > 0.8, "{:?}", h.history);
+    let p = m.predict(&x, 64).unwrap();
+    assert!((p.row(0).iter().sum::<f32>() - 1.0).abs() < 1e-5, "softmax output");
+}
