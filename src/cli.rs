@@ -99,6 +99,10 @@ pub fn devices_report(adapters: &[AdapterSummary]) -> String {
         );
     }
     s += &format!("cpu: {} threads, SIMD: {}\n", crate::backend::cpu::pool::global().threads(), cpu_simd());
+    match crate::device::resolve_auto(adapters) {
+        Ok((d, why)) => s += &format!("--device auto uses {d} ({why})\n"),
+        Err(e) => s += &format!("--device auto: {e}\n"),
+    }
     s
 }
 

@@ -19,6 +19,18 @@ pub enum Device {
     Gpu(Option<usize>),
 }
 
+impl std::fmt::Display for Device {
+    /// The flag spelling: auto, cpu, gpu, gpu:N.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Auto => write!(f, "auto"),
+            Device::Cpu => write!(f, "cpu"),
+            Device::Gpu(None) => write!(f, "gpu"),
+            Device::Gpu(Some(i)) => write!(f, "gpu:{i}"),
+        }
+    }
+}
+
 impl FromStr for Device {
     type Err = Error;
     fn from_str(s: &str) -> Result<Device> {
@@ -44,25 +56,30 @@ pub fn open(device: Device) -> Result<(Box<dyn Backend>, String)> {
             Ok((Box::new(b), "requested".into()))
         }
         Device::Auto => {
-            if let Ok(env) = std::env::var("KILN_DEVICE") {
-                let d: Device = env.parse()?;
-                if d != Device::Auto {
-                    let (b, _) = open(d)?;
-                    return Ok((b, format!("KILN_DEVICE={env}")));
-                }
-            }
-            let hardware = gpu::adapters().into_iter().find(|a| !a.is_software);
-            match hardware {
-                Some(a) => {
-                    let b = GpuBackend::new(Some(a.index))?;
-                    Ok((Box::new(b), format!("auto: hardware GPU found ({}, {})", a.device_type, a.backend)))
-                }
-                None => Ok((
-                    Box::new(CpuBackend::new()),
-                    "auto: no hardware GPU adapter (software adapters are used only with --device gpu)"
-                        .into(),
-                )),
-            }
+            let (device, reason) = resolve_auto(&gpu::adapters())?;
+            let (backend, _) = open(device)?;
+            Ok((backend, reason))
         }
     }
+}
+
+/// What `auto` means on this machine, and why: `KILN_DEVICE` when set, else the first hardware
+/// adapter of `adapters`, else the CPU (software adapters only when asked for).
+pub fn resolve_auto(adapters: &[gpu::AdapterSummary]) -> Result<(Device, String)> {
+    if let Ok(env) = std::env::var("KILN_DEVICE") {
+        let d: Device = env.parse()?;
+        if d != Device::Auto {
+            return Ok((d, format!("KILN_DEVICE={env}")));
+        }
+    }
+    Ok(match adapters.iter().find(|a| !a.is_software) {
+        Some(a) => (
+            Device::Gpu(Some(a.index)),
+            format!("auto: hardware GPU found ({}, {})", a.device_type, a.backend),
+        ),
+        None => (
+            Device::Cpu,
+            "auto: no hardware GPU adapter (software adapters are used only with --device gpu)".into(),
+        ),
+    })
 }

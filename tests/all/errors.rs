@@ -191,3 +191,14 @@ fn gpu_tests_fail_rather_than_skip_when_a_gpu_is_required() {
     let (ok, log) = run(false);
     assert!(ok && log.contains("skipping GPU test"), "{log}");
 }
+
+#[test]
+fn device_flags_round_trip_and_reject_nonsense() {
+    for s in ["auto", "cpu", "gpu", "gpu:0", "gpu:12"] {
+        assert_eq!(s.parse::<Device>().unwrap().to_string(), s);
+    }
+    for bad in ["gpu:", "gpu:x", "cuda", "gpu:-1"] {
+        let e = bad.parse::<Device>().unwrap_err().to_string();
+        assert!(e.contains("device") && e.contains(bad), "{e}");
+    }
+}
