@@ -42,7 +42,8 @@ struct Shared {
     park_lock: Mutex<()>,
     wake: Condvar,
     shutdown: AtomicBool,
-    panicked: AtomicBool,
+    /// The payload of a panic caught on a worker (an internal bug), re-raised on the caller.
+    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 /// The pool; see the module docs.
@@ -103,7 +104,7 @@ impl Pool {
             park_lock: Mutex::new(()),
             wake: Condvar::new(),
             shutdown: AtomicBool::new(false),
-            panicked: AtomicBool::new(false),
+            panic: Mutex::new(None),
         });
         let mut workers = 0;
         for i in 1..threads.max(1) {
@@ -141,16 +142,20 @@ impl Pool {
         *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(Job { f: f_static, n });
         let epoch = s.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         wake_parked(s);
-        run_indices(s, f, n);
+        // A panic here must not unwind past the workers still borrowing `f`: hold it until
+        // they are done.
+        let own = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_indices(s, f, n)));
         // All indices are taken: late workers must not join, then wait for those inside.
         s.closed.store(epoch, Ordering::SeqCst);
         while s.in_flight.load(Ordering::SeqCst) != 0 {
             std::hint::spin_loop();
         }
         *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        if s.panicked.swap(false, Ordering::SeqCst) {
-            // Re-raise on the caller a panic (an internal bug) caught on a worker, as rayon does.
-            panic!("a CPU kernel panicked on a worker thread");
+        let caught = s.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(payload) = own.err().or(caught) {
+            // A kernel panicked (an internal bug, e.g. a failed bounds assert), here or on a
+            // worker: re-raise that same panic, with its message, on the caller, as rayon does.
+            std::panic::resume_unwind(payload);
         }
     }
 }
@@ -211,8 +216,8 @@ fn worker(s: &Shared) {
                 // SAFETY: `run` keeps the closure alive until in_flight drops to zero.
                 let f = unsafe { &*job.f };
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_indices(s, f, job.n)));
-                if ran.is_err() {
-                    s.panicked.store(true, Ordering::SeqCst);
+                if let Err(payload) = ran {
+                    s.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(payload);
                 }
             }
         }
@@ -259,6 +264,26 @@ impl<'a, T> SharedMut<'a, T> {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+
+    /// A panic inside a job reaches the caller with its own message, and the pool keeps
+    /// working afterwards.
+    #[test]
+    fn a_panic_on_a_worker_reaches_the_caller() {
+        let pool = Pool::new(2);
+        for _ in 0..20 {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pool.run(64, &|i| assert!(i != 40, "index {i} is bad"));
+            }));
+            let payload = r.expect_err("the panic propagates");
+            let msg = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert_eq!(msg, "index 40 is bad");
+        }
+        let hits = AtomicU64::new(0);
+        pool.run(10, &|_| {
+            hits.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(hits.load(Ordering::Relaxed), 10);
+    }
 
     /// Every index runs exactly once per job, over many back-to-back jobs of varying sizes,
     /// with callers from two threads.
