@@ -7,6 +7,9 @@
 //   broadcast_scalar[x, y]        y[i] = scale · x[0]               (Kernel::BroadcastScalar)
 //   fill            [y]           y[i] = scale (the fill value)     (Kernel::Fill)
 //   accumulate      [x, acc]      acc[i] += scale · x[i]            (Kernel::Accumulate)
+//   dropout         [x, y]        y = x · scale where kept, else 0; kept when
+//                                 dropout_word(seed = op, t, i) ≥ threshold (= cols)
+//                                 (Kernel::Dropout; the same bits as src/program.rs)
 //   first_non_finite[x, flag]     flag[0] = t if flag[0] == 0 and x[0] is NaN/inf
 //                                 (Kernel::FirstNonFinite; one thread)
 //
@@ -161,5 +164,22 @@ fn first_non_finite() {
     let bits = bitcast<u32>(arg0[0]);
     if (arg1[0] == 0.0 && (bits & 0x7f800000u) == 0x7f800000u) {
         arg1[0] = f32(run.t);
+    }
+}
+
+// PCG hash (Jarzynski & Olano 2020), as `pcg_hash` in src/program.rs.
+fn pcg_hash(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+@compute @workgroup_size(256)
+fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        let word = pcg_hash(i ^ pcg_hash(run.t ^ pcg_hash(p.op)));
+        arg1[i] = select(0.0, arg0[i] * p.scale, word >= p.cols);
     }
 }

@@ -53,6 +53,114 @@ pub enum UnaryOp {
     Tanh,
 }
 
+/// How `same`/`valid` padding sizes a sliding window (Keras semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// No padding: only windows that fit inside the image.
+    Valid,
+    /// Output size ceil(in / stride); the padding is split with the extra row/column at the
+    /// bottom/right, as TensorFlow does.
+    Same,
+}
+
+/// A 2-D sliding window over NHWC images `[batch, height, width, channels]`: the patches of a
+/// convolution (with dilation) or the windows of a pooling layer. `pad` is the (top, left)
+/// padding; the bottom/right padding is whatever makes `out` fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window2d {
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    pub dilation: (usize, usize),
+    pub pad: (usize, usize),
+    pub out: (usize, usize),
+}
+
+impl Window2d {
+    /// The window geometry for an input `[batch, height, width, channels]`; None when a
+    /// size is zero or a `valid` window is larger than the (dilated) input.
+    pub fn new(
+        input: [usize; 4],
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        dilation: (usize, usize),
+        padding: Padding,
+    ) -> Option<Window2d> {
+        let [batch, height, width, channels] = input;
+        if [kernel.0, kernel.1, stride.0, stride.1, dilation.0, dilation.1].contains(&0) {
+            return None;
+        }
+        // One axis: (output size, padding before).
+        let axis = |len: usize, k: usize, s: usize, d: usize| -> Option<(usize, usize)> {
+            let span = (k - 1) * d + 1;
+            match padding {
+                Padding::Valid => (len >= span).then(|| ((len - span) / s + 1, 0)),
+                Padding::Same => {
+                    let out = len.div_ceil(s);
+                    let total = ((out.max(1) - 1) * s + span).saturating_sub(len);
+                    (len > 0).then_some((out, total / 2))
+                }
+            }
+        };
+        let (oh, pt) = axis(height, kernel.0, stride.0, dilation.0)?;
+        let (ow, pl) = axis(width, kernel.1, stride.1, dilation.1)?;
+        Some(Window2d {
+            batch,
+            height,
+            width,
+            channels,
+            kernel,
+            stride,
+            dilation,
+            pad: (pt, pl),
+            out: (oh, ow),
+        })
+    }
+
+    /// Elements of one patch: kernel height · kernel width · channels.
+    pub fn patch_len(&self) -> usize {
+        self.kernel.0 * self.kernel.1 * self.channels
+    }
+
+    /// Number of output positions over the batch: batch · out height · out width.
+    pub fn positions(&self) -> usize {
+        self.batch * self.out.0 * self.out.1
+    }
+
+    /// Elements of the input images.
+    pub fn input_len(&self) -> usize {
+        self.batch * self.height * self.width * self.channels
+    }
+
+    /// Input row/column of kernel tap `k` for output position `o` on one axis (0 = rows), or
+    /// None when it falls into the padding.
+    pub fn tap(&self, axis: usize, o: usize, k: usize) -> Option<usize> {
+        let (s, d, p, len) = if axis == 0 {
+            (self.stride.0, self.dilation.0, self.pad.0, self.height)
+        } else {
+            (self.stride.1, self.dilation.1, self.pad.1, self.width)
+        };
+        (o * s + k * d).checked_sub(p).filter(|&i| i < len)
+    }
+}
+
+/// PCG-style integer hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020); the
+/// WGSL `pcg_hash` in `shaders/elementwise.wgsl` computes the same bits.
+pub fn pcg_hash(v: u32) -> u32 {
+    let state = v.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+    let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277_803_737);
+    (word >> 22) ^ word
+}
+
+/// The random word deciding whether dropout keeps element `i` at step `t` (see
+/// [`Kernel::Dropout`]).
+pub fn dropout_word(seed: u32, t: u32, i: u32) -> u32 {
+    pcg_hash(i ^ pcg_hash(t ^ pcg_hash(seed)))
+}
+
 /// One kernel launch with its fixed dimensions. `args` of the enclosing [`Step`] are listed
 /// per variant: inputs first, then outputs. Outputs never alias inputs unless stated.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,6 +221,30 @@ pub enum Kernel {
     /// count, `StepScalars::t`), in place on `flag` — the first non-finite loss, recorded on
     /// the device and read back once per epoch.
     FirstNonFinite,
+    /// args `[x, cols]`: the patches of a convolution, im2col. x: NHWC `[batch, height, width,
+    /// channels]`; cols: `[positions, patch_len]`, row (n, oy, ox), column (ky, kx, c) =
+    /// x[n, oy·sh − pt + ky·dh, ox·sw − pl + kx·dw, c], 0 in the padding. A convolution is then
+    /// one matmul of cols with the HWIO filter viewed as `[patch_len, filters]`.
+    Im2Col { win: Window2d },
+    /// args `[cols, x]`: the adjoint of `Im2Col` (col2im): every input element is the sum of the
+    /// patch entries that read it, gathered in (ky, kx) order — no atomics, so deterministic.
+    Col2Im { win: Window2d },
+    /// args `[x, y]`: y[n, oy, ox, c] = max over the window (padding ignored); y: `[batch,
+    /// out.0, out.1, channels]`.
+    MaxPool { win: Window2d },
+    /// args `[x, dy, dx]`: each window's gradient goes to its first maximum (row-major order
+    /// within the window), gathered per input element in window order.
+    MaxPoolGrad { win: Window2d },
+    /// args `[x, y]`: y = mean over the window's positions inside the image (padding is not
+    /// counted, as TensorFlow).
+    AvgPool { win: Window2d },
+    /// args `[dy, dx]`: the adjoint of `AvgPool`, gathered per input element.
+    AvgPoolGrad { win: Window2d },
+    /// args `[x, y]`: inverted dropout, y[i] = x[i] · scale where the element is kept, else 0.
+    /// Element i of step t is kept when hash(seed, t, i) ≥ threshold (a u32: rate · 2³²);
+    /// scale = 1 / (1 − rate). The mask is a pure function of (seed, t, i), so the backward
+    /// pass is the same kernel on dy, and CPU and GPU drop the same elements.
+    Dropout { len: usize, seed: u32, threshold: u32, scale: f32 },
     /// args `[x, acc]`: acc[i] += scale · x[i] (in place on `acc`).
     Accumulate { len: usize, scale: f32 },
     /// args `[param, grad, velocity]` (param and velocity updated in place), Keras SGD:

@@ -111,6 +111,17 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         Op::SigmoidBinaryCrossEntropy => {
             vec![Some(g.add(Op::SigmoidBinaryCrossEntropyGrad, &[x(0), x(1), gy], &ctx)?), None]
         }
+        Op::Reshape { .. } => {
+            let shape = shape_of(g, 0);
+            vec![Some(g.add(Op::Reshape { shape }, &[gy], &ctx)?)]
+        }
+        Op::Im2Col { win } => vec![Some(g.add(Op::Col2Im { win }, &[gy], &ctx)?)],
+        Op::Col2Im { win } => vec![Some(g.add(Op::Im2Col { win }, &[gy], &ctx)?)],
+        Op::MaxPool { win } => vec![Some(g.add(Op::MaxPoolGrad { win }, &[x(0), gy], &ctx)?)],
+        Op::AvgPool { win } => vec![Some(g.add(Op::AvgPoolGrad { win }, &[gy], &ctx)?)],
+        Op::AvgPoolGrad { win } => vec![Some(g.add(Op::AvgPool { win }, &[gy], &ctx)?)],
+        // The same mask scales the gradient.
+        Op::Dropout { rate, seed } => vec![Some(g.add(Op::Dropout { rate, seed }, &[gy], &ctx)?)],
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
         Op::UnaryGrad(_)
         | Op::SoftmaxGrad
@@ -118,6 +129,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::SoftmaxCrossEntropyGrad { .. }
         | Op::MeanSquaredErrorGrad
         | Op::SigmoidBinaryCrossEntropyGrad
+        | Op::MaxPoolGrad { .. }
         | Op::CountCorrect { .. } => {
             return Err(Error::invalid(
                 ctx,

@@ -4,7 +4,7 @@ pub mod autodiff;
 pub mod plan;
 
 use crate::error::{Error, Result};
-use crate::program::{Kernel, UnaryOp};
+use crate::program::{Kernel, UnaryOp, Window2d};
 
 /// Index of a node in its graph.
 pub type NodeId = usize;
@@ -58,6 +58,22 @@ pub enum Op {
     SigmoidBinaryCrossEntropyGrad,
     /// (pred [r,c], labels) → number of correct rows, [1]. Not differentiable.
     CountCorrect { sparse: bool, threshold: f32 },
+    /// The same elements viewed with another shape (no kernel: the planner aliases the buffer).
+    Reshape { shape: Vec<usize> },
+    /// NHWC images → convolution patches `[positions, patch_len]` (see `Kernel::Im2Col`).
+    Im2Col { win: Window2d },
+    /// Patches → NHWC images, summing overlaps: the adjoint of `Im2Col`.
+    Col2Im { win: Window2d },
+    /// NHWC → `[batch, out.0, out.1, channels]`, the maximum of each window.
+    MaxPool { win: Window2d },
+    /// (x, dy) → dx for `MaxPool`.
+    MaxPoolGrad { win: Window2d },
+    /// NHWC → `[batch, out.0, out.1, channels]`, the mean of each window (padding not counted).
+    AvgPool { win: Window2d },
+    /// dy → dx for `AvgPool` (its adjoint).
+    AvgPoolGrad { win: Window2d },
+    /// Inverted dropout with a mask drawn from (seed, step, index); see `Kernel::Dropout`.
+    Dropout { rate: f32, seed: u32 },
 }
 
 /// One node: its op, input nodes, inferred shape and the layer it belongs to (for errors).
@@ -98,6 +114,18 @@ fn matrix(context: &str, what: &str, shape: &[usize]) -> Result<(usize, usize)> 
 
 fn same(context: &str, a: &[usize], b: &[usize]) -> Result<()> {
     if a == b { Ok(()) } else { Err(Error::shape(context, a, b)) }
+}
+
+fn images(win: &Window2d) -> Vec<usize> {
+    vec![win.batch, win.height, win.width, win.channels]
+}
+
+fn pooled(win: &Window2d) -> Vec<usize> {
+    vec![win.batch, win.out.0, win.out.1, win.channels]
+}
+
+fn patches(win: &Window2d) -> Vec<usize> {
+    vec![win.positions(), win.patch_len()]
 }
 
 impl Graph {
@@ -225,6 +253,43 @@ impl Graph {
                 same(&format!("{ctx} loss gradient"), &[1], s(2))?;
                 s(0).to_vec()
             }
+            Op::Reshape { shape } => {
+                let (have, want) = (s(0).iter().product::<usize>(), shape.iter().product::<usize>());
+                if have != want {
+                    return Err(Error::invalid(
+                        ctx,
+                        format!("cannot reshape {:?} ({have} elements) to {shape:?} ({want})", s(0)),
+                    ));
+                }
+                shape.clone()
+            }
+            Op::Im2Col { win } => {
+                same(&format!("{ctx} input images"), &images(win), s(0))?;
+                patches(win)
+            }
+            Op::Col2Im { win } => {
+                same(&format!("{ctx} patches"), &patches(win), s(0))?;
+                images(win)
+            }
+            Op::MaxPool { win } | Op::AvgPool { win } => {
+                same(&format!("{ctx} input images"), &images(win), s(0))?;
+                pooled(win)
+            }
+            Op::MaxPoolGrad { win } => {
+                same(&format!("{ctx} input images"), &images(win), s(0))?;
+                same(&format!("{ctx} output gradient"), &pooled(win), s(1))?;
+                images(win)
+            }
+            Op::AvgPoolGrad { win } => {
+                same(&format!("{ctx} output gradient"), &pooled(win), s(0))?;
+                images(win)
+            }
+            Op::Dropout { rate, .. } => {
+                if !(0.0..1.0).contains(rate) {
+                    return Err(Error::invalid(ctx, format!("dropout rate must be in [0, 1), got {rate}")));
+                }
+                s(0).to_vec()
+            }
         })
     }
 
@@ -235,7 +300,7 @@ impl Graph {
         let len = node.len();
         let rc = |sh: &[usize]| (sh.first().copied().unwrap_or(1), sh.get(1).copied().unwrap_or(1));
         Some(match &node.op {
-            Op::Input { .. } | Op::Param { .. } => return None,
+            Op::Input { .. } | Op::Param { .. } | Op::Reshape { .. } => return None,
             Op::MatMul { trans_a, trans_b } => {
                 let (ar, ac) = rc(s(0));
                 let (m, k) = if *trans_a { (ac, ar) } else { (ar, ac) };
@@ -272,6 +337,17 @@ impl Graph {
                 sparse: *sparse,
                 threshold: *threshold,
             },
+            Op::Im2Col { win } => Kernel::Im2Col { win: *win },
+            Op::Col2Im { win } => Kernel::Col2Im { win: *win },
+            Op::MaxPool { win } => Kernel::MaxPool { win: *win },
+            Op::MaxPoolGrad { win } => Kernel::MaxPoolGrad { win: *win },
+            Op::AvgPool { win } => Kernel::AvgPool { win: *win },
+            Op::AvgPoolGrad { win } => Kernel::AvgPoolGrad { win: *win },
+            Op::Dropout { rate, seed } => {
+                // Keep when the word is ≥ rate · 2³² (rate < 1, so this fits a u32).
+                let threshold = (f64::from(*rate) * 4_294_967_296.0) as u32;
+                Kernel::Dropout { len, seed: *seed, threshold, scale: 1.0 / (1.0 - *rate) }
+            }
         })
     }
 }
@@ -290,13 +366,21 @@ pub fn arity(op: &Op) -> usize {
         | Op::SumRows
         | Op::BroadcastRows { .. }
         | Op::SumAll { .. }
-        | Op::BroadcastScalar { .. } => 1,
+        | Op::BroadcastScalar { .. }
+        | Op::Reshape { .. }
+        | Op::Im2Col { .. }
+        | Op::Col2Im { .. }
+        | Op::MaxPool { .. }
+        | Op::AvgPool { .. }
+        | Op::AvgPoolGrad { .. }
+        | Op::Dropout { .. } => 1,
         Op::MatMul { .. }
         | Op::BiasAdd
         | Op::Add
         | Op::UnaryGrad(_)
         | Op::SoftmaxGrad
-        | Op::LogSoftmaxGrad => 2,
+        | Op::LogSoftmaxGrad
+        | Op::MaxPoolGrad { .. } => 2,
         Op::SoftmaxCrossEntropy { .. }
         | Op::MeanSquaredError
         | Op::SigmoidBinaryCrossEntropy

@@ -161,7 +161,9 @@ impl SlotAllocator {
 pub fn naive_work_len(g: &Graph, program_nodes: &[NodeId], spec: &PlanSpec) -> usize {
     program_nodes
         .iter()
-        .filter(|n| !spec.fixed.contains_key(n) && !matches!(g.node(**n).op, Op::Param { .. }))
+        .filter(|n| {
+            !spec.fixed.contains_key(n) && !matches!(g.node(**n).op, Op::Param { .. } | Op::Reshape { .. })
+        })
         .map(|&n| align(g.node(n).len().max(1)))
         .sum()
 }
@@ -188,8 +190,43 @@ pub fn needed_nodes(g: &Graph, spec: &PlanSpec) -> Vec<NodeId> {
     order
 }
 
+/// The node whose buffer holds `n`'s value: a `Reshape` is a view of its input's buffer.
+pub fn storage_root(g: &Graph, mut n: NodeId) -> NodeId {
+    while let Op::Reshape { .. } = g.node(n).op {
+        n = g.node(n).inputs[0];
+    }
+    n
+}
+
+/// `spec` with every node replaced by its storage root, so that views (reshapes) share their
+/// source's slot; fixing a view to a resident slice fixes its source there.
+fn resolve_views(g: &Graph, spec: &PlanSpec) -> Result<PlanSpec> {
+    let root = |n: NodeId| storage_root(g, n);
+    let mut fixed = HashMap::new();
+    for (&n, &b) in &spec.fixed {
+        if let Some(prev) = fixed.insert(root(n), b)
+            && prev != b
+        {
+            let ctx = &g.node(n).context;
+            return Err(Error::invalid("plan", format!("'{ctx}' is fixed to two different slices")));
+        }
+    }
+    let arg = |a: &ArgRef| match a {
+        ArgRef::Node(n) => ArgRef::Node(root(*n)),
+        ArgRef::Buf(b) => ArgRef::Buf(*b),
+    };
+    Ok(PlanSpec {
+        inputs: spec.inputs.clone(),
+        outputs: spec.outputs.iter().map(|(name, n)| (name.clone(), root(*n))).collect(),
+        fixed,
+        tail: spec.tail.iter().map(|(k, args)| (*k, args.iter().map(arg).collect())).collect(),
+        no_fusion: spec.no_fusion,
+    })
+}
+
 /// Plan `g` according to `spec`.
 pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
+    let spec = &resolve_views(g, spec)?;
     let order = needed_nodes(g, spec);
     let bug = |m: String| Error::invalid("plan", m);
     for &n in &order {
@@ -208,7 +245,10 @@ pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
     for (_, args) in &spec.tail {
         kept.extend(args.iter().filter_map(|a| if let ArgRef::Node(n) = a { Some(*n) } else { None }));
     }
-    let launches = if spec.no_fusion { unfused(g, &order) } else { fuse(g, &order, spec, &kept) };
+    let mut launches = if spec.no_fusion { unfused(g, &order) } else { fuse(g, &order, spec, &kept) };
+    for l in &mut launches {
+        l.inputs.iter_mut().for_each(|i| *i = storage_root(g, *i));
+    }
     // Position of each value's last reader; kept values (outputs, tail args) never die.
     let mut last_use: HashMap<NodeId, usize> = HashMap::new();
     for (pos, l) in launches.iter().enumerate() {

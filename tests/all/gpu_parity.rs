@@ -12,7 +12,7 @@ use crate::common::{gpu, rng, uniform};
 
 /// Builds a program over the Work arena: inputs and outputs at 64-aligned offsets.
 #[derive(Default)]
-struct Builder {
+pub(crate) struct Builder {
     program: Program,
     data: Vec<Vec<f32>>,
 }
@@ -25,7 +25,7 @@ impl Builder {
     }
 
     /// A host-fed input holding `data`.
-    fn input(&mut self, data: Vec<f32>) -> BufRef {
+    pub(crate) fn input(&mut self, data: Vec<f32>) -> BufRef {
         let b = self.alloc(data.len());
         let name = format!("in{}", self.program.inputs.len());
         self.program.inputs.push((name, b));
@@ -34,19 +34,19 @@ impl Builder {
     }
 
     /// A readable output of `len` elements.
-    fn output(&mut self, len: usize) -> BufRef {
+    pub(crate) fn output(&mut self, len: usize) -> BufRef {
         let b = self.alloc(len);
         let name = format!("out{}", self.program.outputs.len());
         self.program.outputs.push((name, b));
         b
     }
 
-    fn step(&mut self, kernel: Kernel, args: &[BufRef]) {
+    pub(crate) fn step(&mut self, kernel: Kernel, args: &[BufRef]) {
         self.program.steps.push(Step { kernel, args: args.to_vec() });
     }
 
     /// Step with `inputs` and a fresh output of `out_len` elements.
-    fn op(&mut self, kernel: Kernel, inputs: &[BufRef], out_len: usize) {
+    pub(crate) fn op(&mut self, kernel: Kernel, inputs: &[BufRef], out_len: usize) {
         let out = self.output(out_len);
         let mut args = inputs.to_vec();
         args.push(out);
@@ -55,7 +55,7 @@ impl Builder {
 }
 
 /// |gpu − cpu| ≤ tol · (|cpu| + 1) elementwise, with a message naming what differs.
-fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
+pub(crate) fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
     assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
     for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
         let ok = (g - c).abs() <= tol * (c.abs() + 1.0) || (g.is_nan() && c.is_nan());
@@ -65,13 +65,13 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
 
 /// Run the built program once on both backends (empty resident arenas) and compare every
 /// output, naming the kernel that produced it.
-fn check(b: &Builder, tol: f32) {
+pub(crate) fn check(b: &Builder, tol: f32) {
     let Some(g) = gpu() else { return };
     check_on(g, b, tol);
 }
 
 /// As [`check`], on a given GPU backend.
-fn check_on(mut g: GpuBackend, b: &Builder, tol: f32) {
+pub(crate) fn check_on(mut g: GpuBackend, b: &Builder, tol: f32) {
     let mut c = CpuBackend::new();
     let inputs: Vec<&[f32]> = b.data.iter().map(|d| d.as_slice()).collect();
     let mut results = Vec::new();

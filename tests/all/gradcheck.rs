@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// How to fill an input: random normal-ish values, or fixed data (labels).
 #[derive(Clone)]
-enum Fill {
+pub(crate) enum Fill {
     Random,
     /// Random values kept at least this far from zero (relu's kink).
     AwayFromZero(f64),
@@ -23,15 +23,25 @@ struct Case {
     build: fn(&mut Graph, &[NodeId]) -> NodeId,
 }
 
+/// A test input: shape, fill, differentiable.
+pub(crate) type TestInput = (Vec<usize>, Fill, bool);
+/// Builds the graph under test on its inputs.
+pub(crate) type BuildFn<'a> = &'a dyn Fn(&mut Graph, &[NodeId]) -> NodeId;
+
 /// Evaluate out and the gradients of ⟨seed, out⟩ w.r.t. the differentiable inputs.
-fn evaluate(case: &Case, values: &[Vec<f64>], seed: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
+fn evaluate(
+    case: &[TestInput],
+    build: BuildFn,
+    values: &[Vec<f64>],
+    seed: &[f64],
+) -> (Vec<f64>, Vec<Vec<f64>>) {
     let mut g = Graph::new();
     let inputs: Vec<NodeId> =
-        case.inputs.iter().enumerate().map(|(i, (s, _, _))| g.input(&format!("in{i}"), s)).collect();
-    let out = (case.build)(&mut g, &inputs);
+        case.iter().enumerate().map(|(i, (s, _, _))| g.input(&format!("in{i}"), s)).collect();
+    let out = build(&mut g, &inputs);
     let out_shape = g.shape(out).to_vec();
     let seed_node = g.input("seed", &out_shape);
-    let wrt: Vec<NodeId> = inputs.iter().zip(&case.inputs).filter(|(_, c)| c.2).map(|(n, _)| *n).collect();
+    let wrt: Vec<NodeId> = inputs.iter().zip(case).filter(|(_, c)| c.2).map(|(n, _)| *n).collect();
     let grads = gradients(&mut g, out, seed_node, &wrt).expect("gradients");
     let mut spec = PlanSpec { inputs: inputs.clone(), ..Default::default() };
     spec.inputs.push(seed_node);
@@ -51,9 +61,13 @@ fn evaluate(case: &Case, values: &[Vec<f64>], seed: &[f64]) -> (Vec<f64>, Vec<Ve
 }
 
 fn check(case: &Case) {
+    check_graph(case.name, &case.inputs, &case.build);
+}
+
+/// Gradient check of the graph `build` makes over `inputs`.
+pub(crate) fn check_graph(name: &str, inputs: &[TestInput], build: BuildFn) {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let values: Vec<Vec<f64>> = case
-        .inputs
+    let values: Vec<Vec<f64>> = inputs
         .iter()
         .map(|(shape, fill, _)| {
             let n: usize = shape.iter().product();
@@ -71,22 +85,21 @@ fn check(case: &Case) {
         .collect();
     let out_len = {
         let mut g = Graph::new();
-        let inputs: Vec<NodeId> =
-            case.inputs.iter().enumerate().map(|(i, (s, _, _))| g.input(&format!("in{i}"), s)).collect();
-        let out = (case.build)(&mut g, &inputs);
+        let nodes: Vec<NodeId> =
+            inputs.iter().enumerate().map(|(i, (s, _, _))| g.input(&format!("in{i}"), s)).collect();
+        let out = build(&mut g, &nodes);
         g.node(out).len()
     };
     let seed: Vec<f64> = (0..out_len).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let (_, analytic) = evaluate(case, &values, &seed);
-    let diff_inputs: Vec<usize> =
-        case.inputs.iter().enumerate().filter(|(_, c)| c.2).map(|(i, _)| i).collect();
+    let (_, analytic) = evaluate(inputs, build, &values, &seed);
+    let diff_inputs: Vec<usize> = inputs.iter().enumerate().filter(|(_, c)| c.2).map(|(i, _)| i).collect();
     let h = 1e-6;
     for (gi, &input) in diff_inputs.iter().enumerate() {
         for j in 0..values[input].len() {
             let f = |delta: f64| {
                 let mut v = values.clone();
                 v[input][j] += delta;
-                let (o, _) = evaluate(case, &v, &seed);
+                let (o, _) = evaluate(inputs, build, &v, &seed);
                 o.iter().zip(&seed).map(|(a, b)| a * b).sum::<f64>()
             };
             let numeric = (f(h) - f(-h)) / (2.0 * h);
@@ -94,18 +107,17 @@ fn check(case: &Case) {
             let err = (a - numeric).abs() / (1.0 + numeric.abs());
             assert!(
                 err < 1e-6,
-                "{}: d/d(input {input})[{j}]: analytic {a}, numeric {numeric} (rel err {err:e})",
-                case.name
+                "{name}: d/d(input {input})[{j}]: analytic {a}, numeric {numeric} (rel err {err:e})"
             );
         }
     }
 }
 
-fn op(g: &mut Graph, op: Op, inputs: &[NodeId]) -> NodeId {
+pub(crate) fn op(g: &mut Graph, op: Op, inputs: &[NodeId]) -> NodeId {
     g.add(op, inputs, "test").expect("add")
 }
 
-fn rand_in(shape: &[usize]) -> (Vec<usize>, Fill, bool) {
+pub(crate) fn rand_in(shape: &[usize]) -> (Vec<usize>, Fill, bool) {
     (shape.to_vec(), Fill::Random, true)
 }
 

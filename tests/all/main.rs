@@ -1,5 +1,6 @@
 //! One integration-test crate (one link of wgpu) with a module per area.
 mod common;
+mod conv;
 mod data;
 mod errors;
 mod gpu_parity;

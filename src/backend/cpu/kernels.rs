@@ -176,19 +176,21 @@ pub fn unary_grad<T: CpuFloat>(op: UnaryOp, y: &[T], dy: &[T], dx: &mut [T]) {
 }
 
 /// Run `f(row_index, out_row)` over the rows of `out` ([rows, cols]).
-fn for_rows<T: CpuFloat>(cols: usize, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+pub(crate) fn for_rows<T: CpuFloat>(cols: usize, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
     let cols = cols.max(1);
     if out.len() < PAR_MIN_ELEMS {
         out.chunks_mut(cols).enumerate().for_each(|(i, r)| f(i, r));
         return;
     }
-    let rows = out.len() / cols;
+    // The last row may be partial (dropout's fixed-width rows).
+    let len = out.len();
+    let rows = len.div_ceil(cols);
     let shared = SharedMut::new(out);
     let rows_per_task = (PAR_CHUNK / cols).max(1);
     ranges(rows, rows_per_task, |rr| {
         for i in rr {
             // SAFETY: each row index is visited once, rows are disjoint.
-            f(i, unsafe { shared.range(i * cols..(i + 1) * cols) });
+            f(i, unsafe { shared.range(i * cols..((i + 1) * cols).min(len)) });
         }
     });
 }

@@ -1,5 +1,6 @@
 //! CPU backend: interprets a [`Program`] step by step over host arenas. Generic over the float
 //! type: `Arenas<f32>` for training, `Arenas<f64>` for gradient checks.
+pub mod conv;
 pub mod gemm;
 pub mod kernels;
 pub mod pool;
@@ -93,7 +94,13 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | BroadcastRows { .. }
         | SumAll { .. }
         | BroadcastScalar { .. }
-        | Accumulate { .. } => 2,
+        | Accumulate { .. }
+        | Im2Col { .. }
+        | Col2Im { .. }
+        | MaxPool { .. }
+        | AvgPool { .. }
+        | AvgPoolGrad { .. }
+        | Dropout { .. } => 2,
         MatMul { .. }
         | BiasAdd { .. }
         | Add { .. }
@@ -104,6 +111,7 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | MeanSquaredError { .. }
         | SigmoidBinaryCrossEntropy { .. }
         | CountCorrect { .. }
+        | MaxPoolGrad { .. }
         | SgdUpdate { .. } => 3,
         MatMulBiasAct { .. }
         | SoftmaxCrossEntropyGrad { .. }
@@ -229,6 +237,15 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
             if flag[0] == T::zero() && !v.r(0)[0].is_finite() {
                 flag[0] = T::from(sc.t).unwrap_or(T::one());
             }
+        }
+        Im2Col { win } => conv::im2col(&win, v.r(0), v.w(1)),
+        Col2Im { win } => conv::col2im(&win, v.r(0), v.w(1)),
+        MaxPool { win } => conv::max_pool(&win, v.r(0), v.w(1)),
+        MaxPoolGrad { win } => conv::max_pool_grad(&win, v.r(0), v.r(1), v.w(2)),
+        AvgPool { win } => conv::avg_pool(&win, v.r(0), v.w(1)),
+        AvgPoolGrad { win } => conv::avg_pool_grad(&win, v.r(0), v.w(1)),
+        Dropout { seed, threshold, scale, .. } => {
+            conv::dropout(seed, sc.t, threshold, c(scale), v.r(0), v.w(1))
         }
         Accumulate { scale, .. } => v.w(1).iter_mut().zip(v.r(0)).for_each(|(a, &x)| *a = *a + x * c(scale)),
         SgdUpdate { momentum, nesterov, .. } => {

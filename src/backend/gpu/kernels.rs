@@ -13,7 +13,7 @@ use std::collections::hash_map::Entry;
 
 use super::context::Context;
 use crate::error::{Error, Result};
-use crate::program::{Kernel, UnaryOp};
+use crate::program::{Kernel, UnaryOp, Window2d};
 
 /// Storage bindings per step (the most args any kernel takes).
 pub(crate) const MAX_ARGS: usize = 4;
@@ -34,6 +34,7 @@ pub(crate) enum Shader {
     Reduce,
     Loss,
     Optimizer,
+    Conv,
 }
 
 impl Shader {
@@ -46,6 +47,7 @@ impl Shader {
             Shader::Reduce => "reduce.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optimizer => "optimizer.wgsl",
+            Shader::Conv => "conv.wgsl",
         }
     }
 
@@ -58,17 +60,20 @@ impl Shader {
             Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
             Shader::Optimizer => include_str!("../../../shaders/optimizer.wgsl"),
+            Shader::Conv => include_str!("../../../shaders/conv.wgsl"),
         }
     }
 }
 
-/// Per-step kernel parameters (binding 4): four u32 then four f32; each WGSL file names
-/// the fields of its own `struct Params` with this layout.
+/// Per-step kernel parameters (binding 4): four u32, four f32, then twelve u32 of window
+/// geometry (only `shaders/conv.wgsl` declares those; the other files' `struct Params` covers
+/// the first 32 bytes, which a larger binding allows).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct StepParams {
     pub u: [u32; 4],
     pub f: [f32; 4],
+    pub g: [u32; 12],
 }
 
 /// Per-run values (binding 5): `struct RunScalars { lr: f32, t: u32 }`.
@@ -202,7 +207,7 @@ fn matmul_launch(
         shader,
         entry,
         constants,
-        params: StepParams { u: [to_u32(m)?, to_u32(k)?, to_u32(n)?, 0], f: [0.0; 4] },
+        params: StepParams { u: [to_u32(m)?, to_u32(k)?, to_u32(n)?, 0], f: [0.0; 4], g: [0; 12] },
         groups: (m * n > 0).then_some([to_u32(gx)?, to_u32(gy)?, 1]),
     })
 }
@@ -252,6 +257,16 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
         SoftmaxCrossEntropy { rows, cols, .. } | CountCorrect { rows, cols, .. } => {
             per_lane(rows, 256) * (3 * cols as u64 + 1) + 8
         }
+        // Gathers loop over the kernel taps; max-pool's gradient finds each window's maximum.
+        Im2Col { .. } => 1,
+        Col2Im { win } | MaxPool { win } | AvgPool { win } | AvgPoolGrad { win } => {
+            let taps = (win.kernel.0 * win.kernel.1) as u64;
+            2 * taps + (win.kernel.0 + win.kernel.1) as u64 + 4
+        }
+        MaxPoolGrad { win } => {
+            let taps = (win.kernel.0 * win.kernel.1) as u64;
+            taps * (taps + win.kernel.0 as u64 + 1) + 4
+        }
         // One element per invocation; Adam's β^t by binary exponentiation (≤ 32 steps).
         _ => 32,
     }
@@ -260,7 +275,11 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
 pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec4: bool) -> Result<Launch> {
     use Kernel::*;
     let p = |ints: [usize; 4], f: [f32; 4]| -> Result<StepParams> {
-        Ok(StepParams { u: [to_u32(ints[0])?, to_u32(ints[1])?, to_u32(ints[2])?, to_u32(ints[3])?], f })
+        Ok(StepParams {
+            u: [to_u32(ints[0])?, to_u32(ints[1])?, to_u32(ints[2])?, to_u32(ints[3])?],
+            f,
+            g: [0; 12],
+        })
     };
     let elementwise = |entry, len: usize, cols: usize, op: u32, scale: f32| -> Result<Launch> {
         Ok(Launch {
@@ -290,7 +309,48 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
     let loss = |rows: usize, cols: usize, sparse: bool, len: usize, threshold: f32| {
         p([rows, cols, sparse as usize, len], [threshold, 0.0, 0.0, 0.0])
     };
+    let window = |entry, len: usize, win: &Window2d| -> Result<Launch> {
+        let u = |x: usize| to_u32(x);
+        let g = [
+            u(win.batch)?,
+            u(win.height)?,
+            u(win.width)?,
+            u(win.channels)?,
+            u(win.kernel.0)?,
+            u(win.kernel.1)?,
+            u(win.stride.0)?,
+            u(win.stride.1)?,
+            u(win.dilation.0)?,
+            u(win.dilation.1)?,
+            u(win.pad.0)?,
+            u(win.pad.1)?,
+        ];
+        Ok(Launch {
+            shader: Shader::Conv,
+            entry,
+            constants: vec![],
+            params: StepParams { u: [u(len)?, u(win.out.0)?, u(win.out.1)?, 0], f: [0.0; 4], g },
+            groups: grid(len, 256, max_groups)?,
+        })
+    };
     Ok(match *kernel {
+        Im2Col { win } => window("im2col", win.positions() * win.patch_len(), &win)?,
+        Col2Im { win } => window("col2im", win.input_len(), &win)?,
+        MaxPool { win } => window("max_pool", win.positions() * win.channels, &win)?,
+        MaxPoolGrad { win } => window("max_pool_grad", win.input_len(), &win)?,
+        AvgPool { win } => window("avg_pool", win.positions() * win.channels, &win)?,
+        AvgPoolGrad { win } => window("avg_pool_grad", win.input_len(), &win)?,
+        Dropout { len, seed, threshold, scale } => Launch {
+            shader: Shader::Elementwise,
+            entry: "dropout",
+            constants: vec![],
+            params: StepParams {
+                u: [to_u32(len)?, threshold, seed, 0],
+                f: [scale, 0.0, 0.0, 0.0],
+                g: [0; 12],
+            },
+            groups: grid(len, 256, max_groups)?,
+        },
         MatMul { m, k, n, trans_a, trans_b } => {
             matmul_launch(m, k, n, trans_a, trans_b, None, max_groups, matmul, vec4)?
         }

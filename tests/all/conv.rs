@@ -1,0 +1,225 @@
+//! The image ops (im2col/col2im, pooling, dropout, reshape views): gradient checks in f64,
+//! agreement with a naive direct convolution, and GPU-vs-CPU parity for every kernel.
+use kiln::backend::cpu::{Arenas, execute};
+use kiln::graph::plan::{PlanSpec, plan};
+use kiln::graph::{Graph, NodeId, Op};
+use kiln::program::{Kernel, Padding, ResidentLayout, StepScalars, Window2d, dropout_word};
+
+use crate::common::{rng, uniform};
+use crate::gpu_parity::{Builder, check};
+use crate::gradcheck::{check_graph, op, rand_in};
+
+/// Geometries covering strides 1 and 2, both paddings, dilation, odd sizes, 1 and 3 channels.
+fn geometries() -> Vec<(&'static str, Window2d)> {
+    let w = |input, k, s, d, p| Window2d::new(input, k, s, d, p).expect("valid geometry");
+    vec![
+        ("3x3 s1 valid c1", w([2, 5, 6, 1], (3, 3), (1, 1), (1, 1), Padding::Valid)),
+        ("3x3 s1 same c3", w([1, 5, 5, 3], (3, 3), (1, 1), (1, 1), Padding::Same)),
+        ("3x2 s2 same c2", w([2, 7, 6, 2], (3, 2), (2, 2), (1, 1), Padding::Same)),
+        ("2x2 s2 valid c3 odd", w([1, 5, 7, 3], (2, 2), (2, 2), (1, 1), Padding::Valid)),
+        ("3x3 s2 d2 same c1", w([1, 7, 7, 1], (3, 3), (2, 1), (2, 2), Padding::Same)),
+        ("4x4 s1 same even kernel", w([1, 6, 5, 2], (4, 4), (1, 1), (1, 1), Padding::Same)),
+    ]
+}
+
+/// A convolution from the primitives, as the Conv2D layer builds it: im2col, matmul with the
+/// HWIO filter viewed as [patch, filters], back to NHWC.
+fn conv(g: &mut Graph, x: NodeId, filter: NodeId, win: Window2d, filters: usize) -> NodeId {
+    let cols = op(g, Op::Im2Col { win }, &[x]);
+    let w = op(g, Op::Reshape { shape: vec![win.patch_len(), filters] }, &[filter]);
+    let y = op(g, Op::MatMul { trans_a: false, trans_b: false }, &[cols, w]);
+    op(g, Op::Reshape { shape: vec![win.batch, win.out.0, win.out.1, filters] }, &[y])
+}
+
+fn image_shape(win: &Window2d) -> Vec<usize> {
+    vec![win.batch, win.height, win.width, win.channels]
+}
+
+#[test]
+fn convolution_gradients_match_finite_differences() {
+    for (name, win) in geometries() {
+        let filter = vec![win.kernel.0, win.kernel.1, win.channels, 2];
+        let inputs = vec![rand_in(&image_shape(&win)), rand_in(&filter)];
+        check_graph(name, &inputs, &|g, x| conv(g, x[0], x[1], win, 2));
+    }
+}
+
+#[test]
+fn col2im_gradient_matches_finite_differences() {
+    for (name, win) in geometries() {
+        let inputs = vec![rand_in(&[win.positions(), win.patch_len()])];
+        check_graph(name, &inputs, &|g, x| op(g, Op::Col2Im { win }, x));
+    }
+}
+
+#[test]
+fn pooling_gradients_match_finite_differences() {
+    for (name, win) in geometries().into_iter().filter(|(_, w)| w.dilation == (1, 1)) {
+        let x = vec![rand_in(&image_shape(&win))];
+        check_graph(&format!("max pool {name}"), &x, &|g, x| op(g, Op::MaxPool { win }, x));
+        check_graph(&format!("avg pool {name}"), &x, &|g, x| op(g, Op::AvgPool { win }, x));
+        let dy = vec![rand_in(&[win.batch, win.out.0, win.out.1, win.channels])];
+        check_graph(&format!("avg pool grad {name}"), &dy, &|g, x| op(g, Op::AvgPoolGrad { win }, x));
+    }
+}
+
+#[test]
+fn reshape_and_dropout_gradients_match_finite_differences() {
+    check_graph("reshape", &[rand_in(&[2, 3, 4])], &|g, x| {
+        let r = op(g, Op::Reshape { shape: vec![6, 4] }, x);
+        op(g, Op::Unary(kiln::program::UnaryOp::Tanh), &[r])
+    });
+    // With the step fixed the mask is fixed, so dropout is linear and checkable.
+    check_graph("dropout", &[rand_in(&[7, 33])], &|g, x| op(g, Op::Dropout { rate: 0.3, seed: 5 }, x));
+}
+
+/// Run a one-output graph on the CPU in f64.
+fn run_cpu(g: &Graph, inputs: &[NodeId], out: NodeId, values: &[Vec<f64>], t: u32) -> Vec<f64> {
+    let spec = PlanSpec { inputs: inputs.to_vec(), outputs: vec![("out".into(), out)], ..Default::default() };
+    let program = plan(g, &spec).expect("plan");
+    let mut arenas = Arenas::<f64>::new(&ResidentLayout::default(), program.work_len);
+    for ((_, b), v) in program.inputs.iter().zip(values) {
+        arenas.set(*b, v);
+    }
+    execute(&program.steps, &mut arenas, StepScalars { lr: 0.0, t });
+    arenas.get(program.output("out").expect("out"))
+}
+
+/// Direct convolution with explicit TensorFlow padding arithmetic: the independent reference.
+fn naive_conv(x: &[f64], f: &[f64], win: &Window2d, filters: usize) -> Vec<f64> {
+    let (kh, kw) = win.kernel;
+    let c = win.channels;
+    let mut y = vec![0.0; win.positions() * filters];
+    for n in 0..win.batch {
+        for oy in 0..win.out.0 {
+            for ox in 0..win.out.1 {
+                for o in 0..filters {
+                    let mut s = 0.0;
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = (oy * win.stride.0 + ky * win.dilation.0) as isize - win.pad.0 as isize;
+                            let ix = (ox * win.stride.1 + kx * win.dilation.1) as isize - win.pad.1 as isize;
+                            if iy < 0 || ix < 0 || iy >= win.height as isize || ix >= win.width as isize {
+                                continue;
+                            }
+                            for ch in 0..c {
+                                let xv =
+                                    x[((n * win.height + iy as usize) * win.width + ix as usize) * c + ch];
+                                s += xv * f[((ky * kw + kx) * c + ch) * filters + o];
+                            }
+                        }
+                    }
+                    y[((n * win.out.0 + oy) * win.out.1 + ox) * filters + o] = s;
+                }
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn convolution_matches_a_direct_convolution_and_keras_output_sizes() {
+    // Keras: same → ceil(in / stride); valid → floor((in − span) / stride) + 1.
+    let w = Window2d::new([1, 28, 28, 1], (3, 3), (1, 1), (1, 1), Padding::Valid).unwrap();
+    assert_eq!(w.out, (26, 26));
+    let w = Window2d::new([1, 7, 7, 1], (3, 3), (2, 2), (1, 1), Padding::Same).unwrap();
+    assert_eq!((w.out, w.pad), ((4, 4), (1, 1)));
+    let w = Window2d::new([1, 6, 6, 1], (3, 3), (2, 2), (1, 1), Padding::Same).unwrap();
+    assert_eq!((w.out, w.pad), ((3, 3), (0, 0)), "TF puts the odd padding row at the bottom");
+    assert!(Window2d::new([1, 2, 2, 1], (3, 3), (1, 1), (1, 1), Padding::Valid).is_none());
+    let mut r = rng(3);
+    for (name, win) in geometries() {
+        let x: Vec<f64> = uniform(&mut r, win.input_len(), -1.0, 1.0).into_iter().map(f64::from).collect();
+        let f: Vec<f64> =
+            uniform(&mut r, win.patch_len() * 3, -1.0, 1.0).into_iter().map(f64::from).collect();
+        let mut g = Graph::new();
+        let xn = g.input("x", &image_shape(&win));
+        let fnode = g.input("f", &[win.kernel.0, win.kernel.1, win.channels, 3]);
+        let y = conv(&mut g, xn, fnode, win, 3);
+        let got = run_cpu(&g, &[xn, fnode], y, &[x.clone(), f.clone()], 1);
+        let want = naive_conv(&x, &f, &win, 3);
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() < 1e-12, "{name}[{i}]: im2col conv {a} vs direct {b}");
+        }
+    }
+}
+
+#[test]
+fn max_pool_takes_window_maxima_and_average_pool_ignores_padding() {
+    // 1×3×3×1, 2×2 windows, stride 2, same padding: windows {0,1,3,4}, {2,5}, {6,7}, {8}.
+    let win = Window2d::new([1, 3, 3, 1], (2, 2), (2, 2), (1, 1), Padding::Same).unwrap();
+    let x: Vec<f64> = vec![1.0, 5.0, 2.0, 4.0, 3.0, 9.0, -1.0, -2.0, -7.0];
+    let mut g = Graph::new();
+    let xn = g.input("x", &[1, 3, 3, 1]);
+    let mx = op(&mut g, Op::MaxPool { win }, &[xn]);
+    let av = op(&mut g, Op::AvgPool { win }, &[xn]);
+    assert_eq!(run_cpu(&g, &[xn], mx, std::slice::from_ref(&x), 1), vec![5.0, 9.0, -1.0, -7.0]);
+    assert_eq!(run_cpu(&g, &[xn], av, &[x], 1), vec![13.0 / 4.0, 11.0 / 2.0, -3.0 / 2.0, -7.0]);
+}
+
+#[test]
+fn dropout_drops_the_rate_scales_the_rest_and_changes_mask_per_step() {
+    let n = 20_000;
+    let mut g = Graph::new();
+    let x = g.input("x", &[n]);
+    let y = op(&mut g, Op::Dropout { rate: 0.25, seed: 11 }, &[x]);
+    let ones = vec![1.0; n];
+    let a = run_cpu(&g, &[x], y, std::slice::from_ref(&ones), 1);
+    let b = run_cpu(&g, &[x], y, &[ones], 2);
+    let dropped = a.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+    assert!((dropped - 0.25).abs() < 0.015, "dropped fraction {dropped}");
+    assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6), "kept values are scaled");
+    let same = a.iter().zip(&b).filter(|(p, q)| p == q).count() as f64 / n as f64;
+    assert!(same < 0.75, "masks of steps 1 and 2 must differ (agree on {same})");
+    // The mask is the documented function of (seed, step, index).
+    for (i, &v) in a.iter().enumerate().take(100) {
+        let kept = dropout_word(11, 1, i as u32) >= (0.25f64 * 4_294_967_296.0) as u32;
+        assert_eq!(v != 0.0, kept);
+    }
+}
+
+#[test]
+fn reshapes_are_views_not_copies() {
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 4, 4, 3]);
+    let r = op(&mut g, Op::Reshape { shape: vec![2, 48] }, &[x]);
+    let y = op(&mut g, Op::Unary(kiln::program::UnaryOp::Relu), &[r]);
+    let back = op(&mut g, Op::Reshape { shape: vec![2, 4, 4, 3] }, &[y]);
+    let spec = PlanSpec { inputs: vec![x], outputs: vec![("out".into(), back)], ..Default::default() };
+    let p = plan(&g, &spec).unwrap();
+    assert_eq!(p.steps.len(), 1, "only the relu runs: {:?}", p.steps);
+    assert_eq!(p.steps[0].args[0], p.inputs[0].1, "the relu reads the input's own buffer");
+    assert_eq!(p.output("out"), Some(p.steps[0].args[1]), "the output is the relu's buffer");
+    let bad = g.add(Op::Reshape { shape: vec![5, 5] }, &[x], "flatten");
+    assert!(bad.unwrap_err().to_string().contains("cannot reshape"));
+}
+
+#[test]
+fn image_kernels_match_cpu_on_gpu() {
+    let mut r = rng(21);
+    let mut b = Builder::default();
+    for (_, win) in geometries() {
+        let x = b.input(uniform(&mut r, win.input_len(), -1.0, 1.0));
+        let cols = b.input(uniform(&mut r, win.positions() * win.patch_len(), -1.0, 1.0));
+        b.op(Kernel::Im2Col { win }, &[x], win.positions() * win.patch_len());
+        b.op(Kernel::Col2Im { win }, &[cols], win.input_len());
+        if win.dilation == (1, 1) {
+            let pooled = win.positions() * win.channels;
+            let dy = b.input(uniform(&mut r, pooled, -1.0, 1.0));
+            b.op(Kernel::MaxPool { win }, &[x], pooled);
+            b.op(Kernel::AvgPool { win }, &[x], pooled);
+            b.op(Kernel::MaxPoolGrad { win }, &[x, dy], win.input_len());
+            b.op(Kernel::AvgPoolGrad { win }, &[dy], win.input_len());
+        }
+    }
+    // A batch the size of mnist-cnn's first layer, for the 2-D grid and index arithmetic.
+    let big = Window2d::new([16, 28, 28, 1], (3, 3), (1, 1), (1, 1), Padding::Valid).unwrap();
+    let x = b.input(uniform(&mut r, big.input_len(), 0.0, 1.0));
+    b.op(Kernel::Im2Col { win: big }, &[x], big.positions() * big.patch_len());
+    for (len, rate) in [(1, 0.5), (1000, 0.1), (70_001, 0.5)] {
+        let x = b.input(uniform(&mut r, len, -1.0, 1.0));
+        let threshold = (rate * 4_294_967_296.0) as u32;
+        b.op(Kernel::Dropout { len, seed: 3, threshold, scale: (1.0 / (1.0 - rate)) as f32 }, &[x], len);
+    }
+    check(&b, 1e-5);
+}
