@@ -9,8 +9,9 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::model::{CompileOptions, FitOptions, Sequential, Validation};
-use crate::nn::{Activation, Dense};
+use crate::nn::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
 use crate::optim::Optimizer;
+use crate::program::Padding;
 use crate::tensor::Tensor;
 
 /// Options of `kiln train` (and `kiln summary`).
@@ -19,7 +20,7 @@ pub struct TrainArgs {
     /// Data set: digits, iris, breast-cancer, or a CSV file (label in the last column).
     #[arg(long, default_value = "digits")]
     pub data: String,
-    /// Model preset: mlp.
+    /// Model preset: mlp, cnn (small images, e.g. digits) or mnist-cnn (28×28 images).
     #[arg(long, default_value = "mlp")]
     pub model: String,
     /// auto, cpu, gpu or gpu:N (see `kiln devices`).
@@ -143,22 +144,79 @@ pub fn load_data(name: &str) -> Result<Dataset> {
     ))
 }
 
-/// The model preset `name` for a data set with `features` inputs and `classes` classes (0: a
-/// regression target, one linear output).
-pub fn preset(name: &str, features: usize, classes: usize, seed: u64) -> Result<Sequential> {
-    let model = Sequential::new(&[features]).with_seed(seed);
-    match name {
-        "mlp" if classes == 0 => {
-            Ok(model.add(Dense::new(64, Activation::Relu)).add(Dense::new(1, Activation::Linear)))
+/// The known model presets.
+pub const PRESETS: &str = "mlp, cnn, mnist-cnn";
+
+/// Per-sample image shape `[h, w, c]` for data of `sample_shape`: images as they are, a
+/// grey `[h, w]` gets one channel, and a flat square vector (digits' 64 pixels) becomes
+/// `[s, s, 1]`.
+pub fn image_input(sample_shape: &[usize]) -> Option<[usize; 3]> {
+    match *sample_shape {
+        [h, w, c] => Some([h, w, c]),
+        [h, w] => Some([h, w, 1]),
+        [n] => {
+            let s = (n as f64).sqrt().round() as usize;
+            (s * s == n && n > 1).then_some([s, s, 1])
         }
-        "mlp" if classes == 2 => {
-            Ok(model.add(Dense::new(64, Activation::Relu)).add(Dense::new(1, Activation::Sigmoid)))
-        }
-        "mlp" => Ok(model
-            .add(Dense::new(64, Activation::Relu))
-            .add(Dense::new(classes.max(1), Activation::Softmax))),
-        other => Err(Error::invalid("model", format!("unknown preset '{other}' (known: mlp)"))),
+        _ => None,
     }
+}
+
+/// The output layer for `classes` (0: regression, 2: one sigmoid unit, else softmax).
+fn head(model: Sequential, classes: usize) -> Sequential {
+    match classes {
+        0 => model.add(Dense::new(1, Activation::Linear)),
+        2 => model.add(Dense::new(1, Activation::Sigmoid)),
+        c => model.add(Dense::new(c.max(1), Activation::Softmax)),
+    }
+}
+
+/// The model preset `name` for samples of `sample_shape` and `classes` classes (0: a
+/// regression target, one linear output).
+///
+/// - `mlp`: Flatten → Dense 64 relu → output.
+/// - `cnn` (small images such as digits' 8×8): Conv16 3×3 same relu → Conv32 3×3 same relu →
+///   MaxPool 2 → Flatten → Dense 64 relu → output.
+/// - `mnist-cnn` (28×28): Conv32 3×3 relu → MaxPool 2 → Conv64 3×3 relu → MaxPool 2 → Conv64
+///   3×3 relu → Flatten → Dense 64 relu → output (93,322 parameters for 10 classes).
+pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> Result<Sequential> {
+    let conv = |filters| Conv2D::new(filters, 3, Activation::Relu);
+    let images = || {
+        image_input(sample_shape).ok_or_else(|| {
+            Error::invalid(
+                "model",
+                format!(
+                    "preset '{name}' needs image samples (height, width, channels), got {sample_shape:?}"
+                ),
+            )
+        })
+    };
+    let model = match name {
+        "mlp" => {
+            let features: usize = sample_shape.iter().product();
+            Sequential::new(&[features]).with_seed(seed).add(Dense::new(64, Activation::Relu))
+        }
+        "cnn" => Sequential::new(&images()?)
+            .with_seed(seed)
+            .add(conv(16).padding(Padding::Same))
+            .add(conv(32).padding(Padding::Same))
+            .add(MaxPooling2D::new(2))
+            .add(Flatten)
+            .add(Dense::new(64, Activation::Relu)),
+        "mnist-cnn" => Sequential::new(&images()?)
+            .with_seed(seed)
+            .add(conv(32))
+            .add(MaxPooling2D::new(2))
+            .add(conv(64))
+            .add(MaxPooling2D::new(2))
+            .add(conv(64))
+            .add(Flatten)
+            .add(Dense::new(64, Activation::Relu)),
+        other => {
+            return Err(Error::invalid("model", format!("unknown preset '{other}' (known: {PRESETS})")));
+        }
+    };
+    Ok(head(model, classes))
 }
 
 fn optimizer(args: &TrainArgs) -> Result<Optimizer> {
@@ -212,13 +270,17 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let data = load_data(&args.data)?;
     data.validate_labels()?;
     let (mut train, mut test) = data.stratified_split(0.2, args.seed)?;
-    let scaler = Scaler::fit(&train.x, Scaling::Standardize);
-    scaler.apply(&mut train.x)?;
-    scaler.apply(&mut test.x)?;
     let features = train.features();
     let loss = loss_for(data.classes);
-    let mut model = preset(&args.model, features, data.classes, args.seed)?;
-    let (x_train, x_test) = (flat(&train.x)?, flat(&test.x)?);
+    let mut model = preset(&args.model, train.sample_shape(), data.classes, args.seed)?;
+    // Image models see pixels in [0, 1] (as Keras examples do); dense ones standardised
+    // features, from the training split's statistics.
+    let scaling = if model.input_shape().len() == 3 { Scaling::UnitRange } else { Scaling::Standardize };
+    let scaler = Scaler::fit(&train.x, scaling);
+    scaler.apply(&mut train.x)?;
+    scaler.apply(&mut test.x)?;
+    let (x_train, x_test) =
+        (as_input(&train.x, model.input_shape())?, as_input(&test.x, model.input_shape())?);
     let mut compile = CompileOptions::new(opt, loss, device);
     if data.classes == 0 {
         compile.metrics.clear();
@@ -290,15 +352,16 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     Ok(report)
 }
 
-/// Flatten samples to [N, features] for dense models.
-fn flat(x: &Tensor) -> Result<Tensor> {
-    Tensor::new(&[x.rows(), x.row_len()], x.data.clone())
+/// Samples viewed with the model's per-sample input shape (same element count).
+fn as_input(x: &Tensor, input_shape: &[usize]) -> Result<Tensor> {
+    let shape: Vec<usize> = std::iter::once(x.rows()).chain(input_shape.iter().copied()).collect();
+    Tensor::new(&shape, x.data.clone())
 }
 
 /// `kiln summary`: the preset's table for the data set's shape.
 pub fn summary(args: &TrainArgs) -> Result<()> {
     let data = load_data(&args.data)?;
-    let model = preset(&args.model, data.features(), data.classes, args.seed)?;
+    let model = preset(&args.model, data.sample_shape(), data.classes, args.seed)?;
     print!("{}", model.summary()?);
     Ok(())
 }

@@ -9,7 +9,8 @@ use crate::graph::plan::{ArgRef, PlanSpec, plan};
 use crate::graph::{Graph, NodeId, Op};
 use crate::loss::Loss;
 use crate::metrics::Metric;
-use crate::program::{ALIGN_ELEMS, Arena, BufRef, Kernel, Program};
+use crate::nn::BuildContext;
+use crate::program::{ALIGN_ELEMS, Arena, BufRef, Kernel, Program, pcg_hash};
 
 /// Accumulator layout (each slot aligned for direct GPU binding): the training step adds
 /// Σ loss·rows at `accum_slot(Train, 0)` and the correct count at `accum_slot(Train, 1)`; the
@@ -31,6 +32,11 @@ pub(crate) fn label_shape(loss: Loss, batch: usize, output: &[usize]) -> Vec<usi
     }
 }
 
+/// The seed of layer `index`'s randomness (dropout masks) for a model seed.
+fn layer_seed(seed: u64, index: usize) -> u32 {
+    pcg_hash((seed as u32) ^ pcg_hash((seed >> 32) as u32) ^ pcg_hash(index as u32 ^ 0x9e37_79b9))
+}
+
 impl Sequential {
     /// Forward graph: input "x", the parameter nodes, and the head (logits when the loss
     /// fuses the final activation, else the activated output) plus the activated output.
@@ -39,6 +45,7 @@ impl Sequential {
         g: &mut Graph,
         batch: usize,
         fuse_last: bool,
+        training: bool,
     ) -> Result<(NodeId, Vec<NodeId>, NodeId, NodeId)> {
         let x_shape: Vec<usize> = std::iter::once(batch).chain(self.input_shape.iter().copied()).collect();
         let x = g.input("x", &x_shape);
@@ -55,7 +62,14 @@ impl Sequential {
                 .map(|(spec, slot): (_, &ParamSlot)| g.param(&slot.name, &spec.shape))
                 .collect();
             params.extend(nodes.iter().copied());
-            h = layer.build(g, name, h, &nodes, !(fuse_last && i == last))?;
+            let ctx = BuildContext {
+                name,
+                params: &nodes,
+                activation: !(fuse_last && i == last),
+                training,
+                seed: layer_seed(self.seed, i),
+            };
+            h = layer.build(g, h, &ctx)?;
             shape = layer.output_shape(name, &shape)?;
         }
         let out = if fuse_last {
@@ -72,7 +86,7 @@ impl Sequential {
         let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
         let fuse = c.loss.fuses(last)?;
         let mut g = Graph::new();
-        let (x, params, head, out) = self.forward(&mut g, batch, fuse)?;
+        let (x, params, head, out) = self.forward(&mut g, batch, fuse, kind == ProgramKind::Train)?;
         let mut fixed: HashMap<NodeId, BufRef> =
             params.iter().zip(&self.params).map(|(&n, p)| (n, p.buf)).collect();
         let mut spec = PlanSpec { inputs: vec![x], ..PlanSpec::default() };

@@ -18,22 +18,25 @@ pub fn thousands(n: usize) -> String {
 impl Sequential {
     /// The Keras summary table: layer (type), output shape, parameter count, totals.
     pub fn summary(&self) -> Result<String> {
-        let rule = "_".repeat(65);
-        let double = "=".repeat(65);
+        let shapes = self.output_shapes()?;
+        let titles: Vec<String> =
+            self.layers.iter().zip(&self.names).map(|(l, n)| format!("{n} ({})", l.class_name())).collect();
+        // Keras's 28-character column, widened so long names keep a space before the shape.
+        let w = titles.iter().map(|t| t.chars().count() + 1).max().unwrap_or(0).max(28);
+        let rule = "_".repeat(w + 37);
+        let double = "=".repeat(w + 37);
         let mut s = format!(
-            "Model: \"sequential\"\n{rule}\n {:<28}{:<26}{}\n{double}\n",
+            "Model: \"sequential\"\n{rule}\n {:<w$}{:<26}{}\n{double}\n",
             "Layer (type)", "Output Shape", "Param #"
         );
-        let shapes = self.output_shapes()?;
         let mut input = self.input_shape.clone();
         let mut total = 0;
-        for ((layer, name), shape) in self.layers.iter().zip(&self.names).zip(&shapes) {
+        for ((layer, col1), shape) in self.layers.iter().zip(&titles).zip(&shapes) {
             let params: usize = layer.params(&input).iter().map(|p| p.shape.iter().product::<usize>()).sum();
             total += params;
             let dims: Vec<String> =
                 std::iter::once("None".to_string()).chain(shape.iter().map(|d| d.to_string())).collect();
-            let col1 = format!("{name} ({})", layer.class_name());
-            s += &format!(" {col1:<28}{:<26}{}\n", format!("({})", dims.join(", ")), params);
+            s += &format!(" {col1:<w$}{:<26}{}\n", format!("({})", dims.join(", ")), params);
             input = shape.clone();
         }
         s += &format!(

@@ -1,5 +1,5 @@
 //! Dense (fully connected) layer: y = act(x · W + b).
-use super::{Activation, Init, Layer, ParamSpec};
+use super::{Activation, BuildContext, Init, Layer, ParamSpec};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Op};
 
@@ -53,18 +53,12 @@ impl Layer for Dense {
         self.activation
     }
     // x: [N, in], kernel: [in, units], bias: [units] -> [N, units]
-    fn build(
-        &self,
-        g: &mut Graph,
-        name: &str,
-        x: NodeId,
-        params: &[NodeId],
-        activation: bool,
-    ) -> Result<NodeId> {
-        let mut y = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[x, params[0]], name)?;
+    fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
+        let name = ctx.name;
+        let mut y = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[x, ctx.params[0]], name)?;
         if self.use_bias {
-            y = g.add(Op::BiasAdd, &[y, params[1]], name)?;
+            y = g.add(Op::BiasAdd, &[y, ctx.params[1]], name)?;
         }
-        if activation { self.activation.build(g, y, name) } else { Ok(y) }
+        if ctx.activation { self.activation.build(g, y, name) } else { Ok(y) }
     }
 }

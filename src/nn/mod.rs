@@ -1,7 +1,15 @@
 //! Layers: each builds primitive graph ops and declares its parameters.
+mod conv;
 mod dense;
+mod pool;
+mod regularize;
+mod shape;
 
+pub use conv::Conv2D;
 pub use dense::Dense;
+pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
+pub use regularize::Dropout;
+pub use shape::{Flatten, Reshape};
 
 use rand::Rng;
 
@@ -87,6 +95,33 @@ pub struct ParamSpec {
     pub init: Init,
 }
 
+/// What a layer's `build` gets besides its input node.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// The layer's name (for errors).
+    pub name: &'a str,
+    /// The layer's parameter nodes, in `params` order.
+    pub params: &'a [NodeId],
+    /// Apply the final activation (false when the loss applies it).
+    pub activation: bool,
+    /// Building the training step (dropout active, batch statistics).
+    pub training: bool,
+    /// A seed for the layer's randomness (dropout masks), fixed per model and layer.
+    pub seed: u32,
+}
+
+/// The per-sample shape `input` as images `(height, width, channels)`, or an error naming the
+/// layer.
+pub(crate) fn image_shape(name: &str, class: &str, input: &[usize]) -> Result<[usize; 3]> {
+    match *input {
+        [h, w, c] => Ok([h, w, c]),
+        _ => Err(crate::error::Error::invalid(
+            format!("layer '{name}' ({class})"),
+            format!("expects images (height, width, channels), got {input:?}"),
+        )),
+    }
+}
+
 /// A layer of a [`Sequential`](crate::model::Sequential) model. Shapes exclude the batch.
 pub trait Layer: std::fmt::Debug + Send {
     /// Keras class name, e.g. "Dense".
@@ -101,16 +136,8 @@ pub trait Layer: std::fmt::Debug + Send {
     fn activation(&self) -> Activation {
         Activation::Linear
     }
-    /// Build the layer on `x` ([batch, input...]) with its parameter nodes (in `params` order).
-    /// With `activation == false` the final activation is left out (the loss applies it).
-    fn build(
-        &self,
-        g: &mut Graph,
-        name: &str,
-        x: NodeId,
-        params: &[NodeId],
-        activation: bool,
-    ) -> Result<NodeId>;
+    /// Build the layer on `x` ([batch, input...]).
+    fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId>;
 }
 
 /// A standalone activation layer (Keras `Activation`).
@@ -133,14 +160,7 @@ impl Layer for ActivationLayer {
     fn activation(&self) -> Activation {
         self.0
     }
-    fn build(
-        &self,
-        g: &mut Graph,
-        name: &str,
-        x: NodeId,
-        _params: &[NodeId],
-        activation: bool,
-    ) -> Result<NodeId> {
-        if activation { self.0.build(g, x, name) } else { Ok(x) }
+    fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
+        if ctx.activation { self.0.build(g, x, ctx.name) } else { Ok(x) }
     }
 }
