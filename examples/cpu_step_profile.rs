@@ -1,25 +1,38 @@
-//! Per-kernel CPU time of one MLP 784-128-10 Adam training step (batch 128):
-//! `cargo run --release --example cpu_step_profile`.
+//! Per-kernel CPU time of one Adam training step of a preset (batch 128 by default):
+//! `cargo run --release --example cpu_step_profile -- [mlp|cnn|mnist-cnn] [batch]`.
+//! (`mlp` on 784 features, `mnist-cnn` on 28×28×1, `cnn` on 8×8×1; 10 classes.)
 use kiln::backend::cpu::{Arenas, execute};
-use kiln::program::StepScalars;
+use kiln::program::{Arena, ResidentLayout, StepScalars};
 use kiln::*;
 fn main() {
-    let batch = 128;
-    let mut m = Sequential::new(&[784])
-        .add(Dense::new(128, Activation::Relu))
-        .add(Dense::new(10, Activation::Softmax));
+    let args: Vec<String> = std::env::args().collect();
+    let name = args.get(1).map_or("mlp", |s| s.as_str());
+    let batch: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(128);
+    let shape: &[usize] = match name {
+        "mnist-cnn" => &[28, 28, 1],
+        "cnn" => &[8, 8, 1],
+        _ => &[784],
+    };
+    let mut m = kiln::cli::preset(name, shape, 10, 0).unwrap();
     m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
         .unwrap();
     let p = m.planned_program(ProgramKind::Train, batch).unwrap();
-    let layout = kiln::program::ResidentLayout { params_len: 102400, slots: 2, accum_len: 1024 };
+    let end = |a: Arena| {
+        p.steps.iter().flat_map(|s| &s.args).filter(|b| b.arena == a).map(|b| b.offset + b.len).max()
+    };
+    let layout = ResidentLayout {
+        params_len: end(Arena::Params).unwrap_or(64),
+        slots: 2,
+        accum_len: end(Arena::Accum).unwrap_or(64),
+    };
     let mut a = Arenas::<f32>::new(&layout, p.work_len);
-    for v in a.work.iter_mut() {
-        *v = 0.1;
+    for (i, v) in a.work.iter_mut().enumerate() {
+        *v = (i % 10) as f32 * 0.1;
     }
     for (i, v) in a.params.iter_mut().enumerate() {
         *v = ((i % 13) as f32 - 6.0) * 0.01;
     }
-    let reps = 200;
+    let reps = if name == "mlp" { 200 } else { 10 };
     let mut times = vec![0f64; p.steps.len()];
     for _ in 0..reps {
         for (i, s) in p.steps.iter().enumerate() {

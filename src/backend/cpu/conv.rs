@@ -38,13 +38,25 @@ pub fn im2col<T: CpuFloat>(win: &Window2d, x: &[T], cols: &mut [T]) {
     let c = win.channels;
     for_rows(win.patch_len(), cols, |pos, row| {
         let (n, oy, ox) = position(win, pos);
+        let kw = win.kernel.1;
+        // Without column dilation, a kernel row whose taps all fall inside the image reads
+        // kw·c consecutive elements of x (NHWC): one copy instead of kw.
+        let first = win.tap(1, ox, 0);
+        let contiguous = win.dilation.1 == 1 && first.is_some() && win.tap(1, ox, kw - 1).is_some();
         for ky in 0..win.kernel.0 {
-            let iy = win.tap(0, oy, ky);
-            for kx in 0..win.kernel.1 {
-                let dst = &mut row[(ky * win.kernel.1 + kx) * c..][..c];
-                match (iy, win.tap(1, ox, kx)) {
-                    (Some(iy), Some(ix)) => dst.copy_from_slice(&x[at(win, n, iy, ix)..][..c]),
-                    _ => dst.fill(T::zero()),
+            let dst_row = &mut row[ky * kw * c..][..kw * c];
+            let Some(iy) = win.tap(0, oy, ky) else {
+                dst_row.fill(T::zero());
+                continue;
+            };
+            if let (true, Some(ix)) = (contiguous, first) {
+                dst_row.copy_from_slice(&x[at(win, n, iy, ix)..][..kw * c]);
+                continue;
+            }
+            for (kx, dst) in dst_row.chunks_exact_mut(c).enumerate() {
+                match win.tap(1, ox, kx) {
+                    Some(ix) => dst.copy_from_slice(&x[at(win, n, iy, ix)..][..c]),
+                    None => dst.fill(T::zero()),
                 }
             }
         }
@@ -89,22 +101,12 @@ pub fn max_pool<T: CpuFloat>(win: &Window2d, x: &[T], y: &mut [T]) {
     });
 }
 
-/// Input pixel holding the first maximum of channel `ch` in the window at (oy, ox).
-fn argmax<T: CpuFloat>(win: &Window2d, x: &[T], n: usize, oy: usize, ox: usize, ch: usize) -> (usize, usize) {
-    let mut best = (usize::MAX, usize::MAX);
-    let mut max = T::neg_infinity();
-    for (iy, ix) in taps(win, oy, ox) {
-        let v = x[at(win, n, iy, ix) + ch];
-        if v > max || best.0 == usize::MAX {
-            max = v;
-            best = (iy, ix);
-        }
-    }
-    best
-}
+/// Channels handled per pass of [`max_pool_grad`] (its scratch lives on the stack).
+const CHANNEL_BLOCK: usize = 64;
 
-/// Gradient of [`max_pool`]: each window's dy goes to its first maximum; dx is gathered per
-/// input element over the windows that contain it, in (ky, kx) order.
+/// Gradient of [`max_pool`]: each window's dy goes to its first maximum (row-major within the
+/// window); dx is gathered per input element over the windows that contain it, in (ky, kx)
+/// order. The window maxima are found for a block of channels at once.
 pub fn max_pool_grad<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &mut [T]) {
     let c = win.channels;
     for_rows(c, dx, |pix, out| {
@@ -115,9 +117,25 @@ pub fn max_pool_grad<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &mut [T
             for kx in 0..win.kernel.1 {
                 let Some(ox) = source(win, 1, ix, kx) else { continue };
                 let g = &dy[((n * win.out.0 + oy) * win.out.1 + ox) * c..][..c];
-                for (ch, o) in out.iter_mut().enumerate() {
-                    if argmax(win, x, n, oy, ox, ch) == (iy, ix) {
-                        *o = *o + g[ch];
+                for c0 in (0..c).step_by(CHANNEL_BLOCK) {
+                    let width = CHANNEL_BLOCK.min(c - c0);
+                    // Running maximum of the window and whether it sits at this pixel.
+                    let mut best = [T::neg_infinity(); CHANNEL_BLOCK];
+                    let mut mine = [false; CHANNEL_BLOCK];
+                    for (t, (ty, tx)) in taps(win, oy, ox).enumerate() {
+                        let here = (ty, tx) == (iy, ix);
+                        let src = &x[at(win, n, ty, tx) + c0..][..width];
+                        for ((b, m), &v) in best.iter_mut().zip(mine.iter_mut()).zip(src) {
+                            if t == 0 || v > *b {
+                                *b = v;
+                                *m = here;
+                            }
+                        }
+                    }
+                    for ((o, &m), &gv) in out[c0..c0 + width].iter_mut().zip(&mine).zip(&g[c0..]) {
+                        if m {
+                            *o = *o + gv;
+                        }
                     }
                 }
             }
