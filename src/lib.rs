@@ -20,7 +20,10 @@ pub use error::{Error, Result};
 pub use loss::Loss;
 pub use metrics::Metric;
 pub use model::{CompileOptions, FitOptions, History, ProgramKind, Sequential, Validation};
-pub use nn::{Activation, Dense, Layer};
+pub use nn::{
+    Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D, Layer, MaxPooling2D, Reshape,
+};
+pub use program::Padding;
 pub use optim::Optimizer;
 pub use tensor::Tensor;
 
