@@ -17,7 +17,10 @@ use crate::tensor::Tensor;
 /// Options of `kiln train` (and `kiln summary`).
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Data set: digits, iris, breast-cancer, or a CSV file (label in the last column).
+    /// Data set: digits, iris, breast-cancer (bundled), fashion-mnist, mnist (system packages),
+    /// a CSV file (label in the last column), a directory of MNIST IDX files, or an image
+    /// folder (one subdirectory of .png/.jpg images per class). Sources with their own test
+    /// split use it; the others are split 80/20.
     #[arg(long, default_value = "digits")]
     pub data: String,
     /// Model preset: mlp, cnn (small images, e.g. digits) or mnist-cnn (28×28 images).
@@ -129,18 +132,78 @@ pub fn cpu_simd() -> &'static str {
     }
 }
 
-/// Load a data set by name or path.
-pub fn load_data(name: &str) -> Result<Dataset> {
+/// A data set as `--data` names it: the training samples, the test samples when the source
+/// comes with its own test split, and a description of where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedData {
+    /// All samples (no test split of its own) or the training split.
+    pub train: Dataset,
+    /// The source's own test split (MNIST layout), or None: split `train` yourself.
+    pub test: Option<Dataset>,
+    /// Where the data came from, for messages (e.g. "fashion-mnist (/usr/share/...)").
+    pub source: String,
+}
+
+impl LoadedData {
+    /// `(train, test)`: the source's own test split, else a stratified split of `train` with
+    /// `test_fraction` of the samples (seeded). Validates the labels of both.
+    pub fn into_split(self, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+        self.train.validate_labels()?;
+        let Some(test) = self.test else {
+            return self.train.stratified_split(test_fraction, seed);
+        };
+        test.validate_labels()?;
+        if test.classes != self.train.classes || test.sample_shape() != self.train.sample_shape() {
+            return Err(Error::invalid(
+                "data",
+                format!(
+                    "{}: the test split has {} classes of {:?} samples, the training split {} of {:?}",
+                    self.source,
+                    test.classes,
+                    test.sample_shape(),
+                    self.train.classes,
+                    self.train.sample_shape()
+                ),
+            ));
+        }
+        Ok((self.train, test))
+    }
+}
+
+/// Loads `--data`: a bundled name (digits, iris, breast-cancer), `fashion-mnist` or `mnist`
+/// (system packages, own test split), a CSV file, a directory of MNIST IDX files (own test
+/// split) or an image folder (`dir/class_name/*.png|jpg|jpeg`, grey or RGB as its first image).
+pub fn load_data(name: &str) -> Result<LoadedData> {
+    let whole = |train, source: String| LoadedData { train, test: None, source };
+    let split = |(train, test), source: String| LoadedData { train, test: Some(test), source };
     if let Some(d) = data::builtin::by_name(name) {
-        return d;
+        return Ok(whole(d?, format!("{name} (bundled)")));
+    }
+    match name.to_ascii_lowercase().as_str() {
+        "fashion-mnist" | "fashion_mnist" => {
+            let source = format!("fashion-mnist ({})", data::mnist::FASHION_MNIST_DIR);
+            return Ok(split(data::mnist::fashion_mnist()?, source));
+        }
+        "mnist" => return Ok(split(data::mnist::mnist()?, format!("mnist ({})", data::mnist::MNIST_DIR))),
+        _ => {}
     }
     let path = std::path::Path::new(name);
+    if path.is_dir() {
+        if data::idx::is_mnist_dir(path) {
+            return Ok(split(data::idx::load_mnist_dir(path)?, format!("{name} (IDX files)")));
+        }
+        let images = data::load_image_folder(path, &data::ImageOptions::default())?;
+        return Ok(whole(images, format!("{name} (image folder)")));
+    }
     if name.ends_with(".csv") || name.ends_with(".csv.gz") || path.exists() {
-        return data::csv::load_csv(path, &Default::default());
+        return Ok(whole(data::csv::load_csv(path, &Default::default())?, name.to_string()));
     }
     Err(Error::invalid(
         "data",
-        format!("'{name}' is neither a bundled data set (digits, iris, breast-cancer) nor a file"),
+        format!(
+            "'{name}' is neither a known data set (digits, iris, breast-cancer, fashion-mnist, mnist) \
+             nor a file or directory"
+        ),
     ))
 }
 
@@ -259,8 +322,9 @@ pub struct TrainReport {
     pub planned_memory_bytes: u64,
 }
 
-/// `kiln train`: split 80/20 (stratified, seeded), standardise on the training set, train,
-/// evaluate on the test split. Prints progress unless `json` and returns the report.
+/// `kiln train`: split 80/20 (stratified, seeded) unless the data comes with its own test split,
+/// standardise on the training set, train, evaluate on the test split. Prints progress unless
+/// `json` and returns the report.
 pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let device: Device = args.device.parse()?;
     let opt = optimizer(args)?;
@@ -268,11 +332,11 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         return Err(Error::invalid("arguments", "--epochs and --batch-size must be at least 1"));
     }
     let data = load_data(&args.data)?;
-    data.validate_labels()?;
-    let (mut train, mut test) = data.stratified_split(0.2, args.seed)?;
+    let (classes, source) = (data.train.classes, data.source.clone());
+    let (mut train, mut test) = data.into_split(0.2, args.seed)?;
     let features = train.features();
-    let loss = loss_for(data.classes);
-    let mut model = preset(&args.model, train.sample_shape(), data.classes, args.seed)?;
+    let loss = loss_for(classes);
+    let mut model = preset(&args.model, train.sample_shape(), classes, args.seed)?;
     // Image models see pixels in [0, 1] (as Keras examples do); dense ones standardised
     // features, from the training split's statistics.
     let scaling = if model.input_shape().len() == 3 { Scaling::UnitRange } else { Scaling::Standardize };
@@ -282,7 +346,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let (x_train, x_test) =
         (as_input(&train.x, model.input_shape())?, as_input(&test.x, model.input_shape())?);
     let mut compile = CompileOptions::new(opt, loss, device);
-    if data.classes == 0 {
+    if classes == 0 {
         compile.metrics.clear();
     }
     model.compile(compile)?;
@@ -290,14 +354,10 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let quiet = args.json;
     if !quiet {
         println!("device: {dev_name} ({reason})");
-        let target = if data.classes == 0 {
-            "a regression target".to_string()
-        } else {
-            format!("{} classes", data.classes)
-        };
+        let target =
+            if classes == 0 { "a regression target".to_string() } else { format!("{classes} classes") };
         println!(
-            "data: {} — {} train / {} test samples, {features} features, {target}",
-            args.data,
+            "data: {source} — {} train / {} test samples, {features} features, {target}",
             train.len(),
             test.len()
         );
@@ -314,7 +374,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     model.fit(&x_train, &labels(&train, loss)?, &opts)?;
     let train_seconds = t0.elapsed().as_secs_f64();
     let (test_loss, mut test_accuracy) = model.evaluate(&x_test, &labels(&test, loss)?, args.batch_size)?;
-    if data.classes == 0 {
+    if classes == 0 {
         test_accuracy = f32::NAN;
     }
     let kind = model.backend().map(|b| b.kind());
@@ -343,7 +403,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         println!("{j}");
     } else {
         let accuracy =
-            if data.classes == 0 { String::new() } else { format!(" - test accuracy: {test_accuracy:.4}") };
+            if classes == 0 { String::new() } else { format!(" - test accuracy: {test_accuracy:.4}") };
         println!(
             "test loss: {test_loss:.4}{accuracy} ({train_seconds:.2}s training, {:.0} samples/s)",
             report.samples_per_sec
@@ -360,7 +420,7 @@ fn as_input(x: &Tensor, input_shape: &[usize]) -> Result<Tensor> {
 
 /// `kiln summary`: the preset's table for the data set's shape.
 pub fn summary(args: &TrainArgs) -> Result<()> {
-    let data = load_data(&args.data)?;
+    let data = load_data(&args.data)?.train;
     let model = preset(&args.model, data.sample_shape(), data.classes, args.seed)?;
     print!("{}", model.summary()?);
     Ok(())

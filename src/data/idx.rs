@@ -83,6 +83,12 @@ pub fn load_mnist_dir(dir: impl AsRef<Path>) -> Result<(Dataset, Dataset)> {
     Ok((train, test))
 }
 
+/// True when `dir` holds the MNIST training images (`train-images-idx3-ubyte[.gz]`), i.e. it
+/// is meant for [`load_mnist_dir`].
+pub fn is_mnist_dir(dir: impl AsRef<Path>) -> bool {
+    find_file(dir.as_ref(), "train-images-idx3-ubyte").is_ok()
+}
+
 /// `dir/name.gz` if it exists, else `dir/name`; an Io error naming both when neither does.
 fn find_file(dir: &Path, name: &str) -> Result<PathBuf> {
     let gz = dir.join(format!("{name}.gz"));

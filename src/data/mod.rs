@@ -1,11 +1,17 @@
 //! Data sets: a [`Dataset`] (features + labels) with the operations training needs
-//! (subset, stratified split, shuffle, label checks, one-hot), feature scaling, and loaders
-//! for CSV, IDX (MNIST / Fashion-MNIST) and the three bundled sets.
+//! (subset, stratified split, shuffle, label checks, one-hot), feature scaling, augmentation,
+//! and loaders for CSV, IDX (MNIST / Fashion-MNIST), image folders and the bundled sets.
+pub mod augment;
 pub mod builtin;
 pub mod csv;
 mod file;
 pub mod idx;
+pub mod image;
+pub mod mnist;
 mod scaling;
+
+pub use self::image::{ImageOptions, load_image_folder};
+pub use augment::random_horizontal_flip;
 
 pub use scaling::{Scaler, Scaling};
 

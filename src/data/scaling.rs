@@ -1,5 +1,5 @@
 //! Feature scaling fitted on the training set and applied to every split: `y = (x - mean) / std`
-//! per feature.
+//! per feature, with statistics per feature or, for images, per channel.
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::str::FromStr;
@@ -16,23 +16,35 @@ pub enum Scaling {
     UnitRange,
     /// Per feature: subtract the mean, divide by the (population) standard deviation.
     Standardize,
+    /// Per channel (the last dimension, C of NHWC images): subtract the channel's mean over
+    /// all samples and positions, divide by its standard deviation. For `[N, F]` tables this
+    /// is the same as `Standardize`.
+    StandardizePerChannel,
 }
 
 impl FromStr for Scaling {
     type Err = Error;
 
-    /// Parses `none`, `unit` / `unit-range` / `minmax`, `standardize` / `standard` / `std`.
+    /// Parses `none`, `unit` / `unit-range` / `minmax`, `standardize` / `standard` / `std`,
+    /// `per-channel` / `standardize-per-channel` / `channel-std`.
     fn from_str(s: &str) -> Result<Scaling> {
         match s.to_ascii_lowercase().as_str() {
             "none" => Ok(Scaling::None),
             "unit" | "unit-range" | "unitrange" | "minmax" => Ok(Scaling::UnitRange),
             "standardize" | "standardise" | "standard" | "std" => Ok(Scaling::Standardize),
-            _ => Err(Error::invalid("scaling", format!("{s:?} (expected none, unit-range or standardize)"))),
+            "per-channel" | "standardize-per-channel" | "standardise-per-channel" | "channel-std" => {
+                Ok(Scaling::StandardizePerChannel)
+            }
+            _ => Err(Error::invalid(
+                "scaling",
+                format!("{s:?} (expected none, unit-range, standardize or per-channel)"),
+            )),
         }
     }
 }
 
-/// A fitted scaling: per feature, `y = (x - mean[j]) / std[j]`.
+/// A fitted scaling: per feature, `y = (x - mean[j]) / std[j]` (per-channel statistics are
+/// stored repeated for every position, so applying is the same for every mode).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scaler {
     /// The scaling this was fitted for.
@@ -51,6 +63,27 @@ fn divisor(spread: f64) -> f32 {
     if spread == 0.0 || !spread.is_finite() { 1.0 } else { spread.max(MIN_STD) as f32 }
 }
 
+/// Mean and divisor ([`divisor`] of the population standard deviation) of each of the `width`
+/// columns of `data` viewed as `[rows, width]`.
+fn mean_std(data: &[f32], width: usize) -> (Vec<f32>, Vec<f32>) {
+    let rows = (data.len() / width).max(1) as f64;
+    let mut sum = vec![0f64; width];
+    for row in data.chunks_exact(width) {
+        for (s, &v) in sum.iter_mut().zip(row) {
+            *s += v as f64;
+        }
+    }
+    let mean: Vec<f64> = sum.iter().map(|s| s / rows).collect();
+    let mut sq = vec![0f64; width];
+    for row in data.chunks_exact(width) {
+        for ((s, &v), m) in sq.iter_mut().zip(row).zip(&mean) {
+            let d = v as f64 - m;
+            *s += d * d;
+        }
+    }
+    (mean.iter().map(|&m| m as f32).collect(), sq.iter().map(|s| divisor((s / rows).sqrt())).collect())
+}
+
 impl Scaler {
     /// Fits a scaler on `x: [N, features...]` (statistics per element of a sample).
     pub fn fit(x: &Tensor, mode: Scaling) -> Scaler {
@@ -63,25 +96,17 @@ impl Scaler {
         match mode {
             Scaling::None => identity,
             Scaling::Standardize => {
-                let mut sum = vec![0f64; f];
-                for row in x.data.chunks_exact(f) {
-                    for (s, &v) in sum.iter_mut().zip(row) {
-                        *s += v as f64;
-                    }
+                let (mean, std) = mean_std(&x.data, f);
+                Scaler { mode, mean, std }
+            }
+            Scaling::StandardizePerChannel => {
+                // x: [N, ..., C]: statistics over every value of a channel, repeated per position.
+                let c = if x.shape.len() >= 2 { x.shape.last().copied().unwrap_or(f) } else { f };
+                if c == 0 || !f.is_multiple_of(c) {
+                    return identity;
                 }
-                let mean: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
-                let mut sq = vec![0f64; f];
-                for row in x.data.chunks_exact(f) {
-                    for ((s, &v), m) in sq.iter_mut().zip(row).zip(&mean) {
-                        let d = v as f64 - m;
-                        *s += d * d;
-                    }
-                }
-                Scaler {
-                    mode,
-                    mean: mean.iter().map(|&m| m as f32).collect(),
-                    std: sq.iter().map(|s| divisor((s / n as f64).sqrt())).collect(),
-                }
+                let (mean, std) = mean_std(&x.data, c);
+                Scaler { mode, mean: mean.repeat(f / c), std: std.repeat(f / c) }
             }
             Scaling::UnitRange => {
                 let mut lo = vec![f32::INFINITY; f];

@@ -5,6 +5,7 @@ mod data;
 mod errors;
 mod gpu_parity;
 mod gradcheck;
+mod images;
 mod model;
 mod optim;
 mod planner;

@@ -1,0 +1,196 @@
+//! Image folders, as Keras' `image_dataset_from_directory` reads them: `dir/class_name/*.png`
+//! (or `.jpg`, `.jpeg`), one subdirectory per class, classes in alphabetical order. Images
+//! are decoded, converted to grey or RGB, centre-cropped to the target aspect ratio and
+//! resized (bilinear) to one size, and returned as `[N, H, W, C]` pixels 0..255.
+use super::Dataset;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, ImageBuffer, ImageReader, Pixel};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// File extensions read as images (compared case-insensitively); other files are skipped.
+pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// How [`load_image_folder`] turns files into samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImageOptions {
+    /// Target `(height, width)`; `None`: the size of the first image (in file order).
+    pub size: Option<(usize, usize)>,
+    /// 1 (grey) or 3 (RGB); 0: as the first image, 1 when it is grey, else 3.
+    pub channels: usize,
+}
+
+/// The files of an image folder: class names and `(path, class index)` in load order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFolder {
+    /// Subdirectory names, sorted; the label of a class is its index here.
+    pub class_names: Vec<String>,
+    /// Every image file with its class index: classes in order, files sorted by name.
+    pub files: Vec<(PathBuf, usize)>,
+}
+
+/// Lists `dir/class_name/*.{png,jpg,jpeg}` without decoding anything. Errors when `dir`
+/// cannot be read, has no class subdirectories, or holds no image in any of them.
+/// Subdirectories whose names start with `.` are skipped, as are files of other types.
+pub fn list_image_folder(dir: &Path) -> Result<ImageFolder> {
+    let mut class_names = Vec::new();
+    for (path, name) in sorted_entries(dir)? {
+        if path.is_dir() && !name.starts_with('.') {
+            class_names.push(name);
+        }
+    }
+    if class_names.is_empty() {
+        return Err(Error::invalid(
+            "image folder",
+            format!(
+                "{} has no class subdirectories (expected {}/<class name>/*.png|jpg|jpeg)",
+                dir.display(),
+                dir.display()
+            ),
+        ));
+    }
+    let mut files = Vec::new();
+    for (label, class) in class_names.iter().enumerate() {
+        for (path, _) in sorted_entries(&dir.join(class))? {
+            if path.is_file() && has_image_extension(&path) {
+                files.push((path, label));
+            }
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::invalid(
+            "image folder",
+            format!(
+                "no .png, .jpg or .jpeg files in the class subdirectories of {} ({})",
+                dir.display(),
+                class_names.join(", ")
+            ),
+        ));
+    }
+    Ok(ImageFolder { class_names, files })
+}
+
+/// Loads an image folder (see the module docs) as `x: [N, H, W, C]` with pixel values 0..255,
+/// labels = class indices, class names = subdirectory names. Errors name the file that
+/// cannot be read or decoded.
+pub fn load_image_folder(dir: &Path, opts: &ImageOptions) -> Result<Dataset> {
+    if !matches!(opts.channels, 0 | 1 | 3) {
+        return Err(Error::invalid(
+            "image channels",
+            format!("{} (expected 1 for grey, 3 for RGB, or 0 for as the first image)", opts.channels),
+        ));
+    }
+    if let Some((h, w)) = opts.size
+        && (h == 0 || w == 0 || h > u32::MAX as usize || w > u32::MAX as usize)
+    {
+        return Err(Error::invalid("image size", format!("{h}×{w} (height × width must be 1 or more)")));
+    }
+    let folder = list_image_folder(dir)?;
+    let Some((first_path, _)) = folder.files.first() else {
+        return Err(Error::invalid("image folder", format!("no images in {}", dir.display())));
+    };
+    let first = decode_image(first_path)?;
+    let channels = match opts.channels {
+        0 if first.color().has_color() => 3,
+        0 => 1,
+        c => c,
+    };
+    let (height, width) = opts.size.unwrap_or((first.height() as usize, first.width() as usize));
+    let target = (height as u32, width as u32);
+    let first_pixels = image_pixels(&first, channels, target);
+    drop(first);
+    // Decode in parallel; collecting in order keeps samples (and the first error) deterministic.
+    let rest: Vec<Result<Vec<u8>>> = folder.files[1..]
+        .par_iter()
+        .map(|(path, _)| Ok(image_pixels(&decode_image(path)?, channels, target)))
+        .collect();
+    let per_image = height * width * channels;
+    let mut data = Vec::with_capacity(folder.files.len() * per_image);
+    data.extend(first_pixels.iter().map(|&p| p as f32));
+    for pixels in rest {
+        data.extend(pixels?.iter().map(|&p| p as f32));
+    }
+    let x = Tensor::new(&[folder.files.len(), height, width, channels], data)?;
+    let y = folder.files.iter().map(|&(_, label)| label as f32).collect();
+    let classes = folder.class_names.len();
+    Dataset::new(x, y, classes, folder.class_names)
+}
+
+/// Decodes one image file (format detected from its content, else its extension); errors
+/// name the file.
+fn decode_image(path: &Path) -> Result<DynamicImage> {
+    let io_error = |source| Error::Io { path: path.to_path_buf(), source };
+    let reader = ImageReader::open(path).map_err(io_error)?.with_guessed_format().map_err(io_error)?;
+    let format = reader.format().map_or("unknown".to_string(), |f| format!("{f:?}"));
+    reader.decode().map_err(|e| match e {
+        image::ImageError::IoError(source) => Error::Io { path: path.to_path_buf(), source },
+        other => Error::Parse {
+            path: path.to_path_buf(),
+            location: "image".into(),
+            message: format!("cannot decode as {format}: {other}"),
+        },
+    })
+}
+
+/// `img` as `channels` (1 or 3) u8 channels of `(height, width)`, row-major HWC: centre-cropped
+/// to the target aspect ratio, then resized.
+fn image_pixels(img: &DynamicImage, channels: usize, (height, width): (u32, u32)) -> Vec<u8> {
+    if channels == 1 {
+        fit(&img.to_luma8(), height, width).into_raw()
+    } else {
+        fit(&img.to_rgb8(), height, width).into_raw()
+    }
+}
+
+/// Crops the largest centred region of `height : width` aspect ratio out of `img` and
+/// resizes it (bilinear, `FilterType::Triangle`) to `height × width`. The same as resizing so
+/// that the image covers the target and cropping the centre, without the rounding of an
+/// intermediate size.
+fn fit<P: Pixel<Subpixel = u8> + 'static>(
+    img: &ImageBuffer<P, Vec<u8>>,
+    height: u32,
+    width: u32,
+) -> ImageBuffer<P, Vec<u8>> {
+    let (w, h) = img.dimensions();
+    let (crop_w, crop_h) = centre_crop_size((w, h), (width, height));
+    let cropped = imageops::crop_imm(img, (w - crop_w) / 2, (h - crop_h) / 2, crop_w, crop_h).to_image();
+    if (crop_w, crop_h) == (width, height) {
+        cropped
+    } else {
+        imageops::resize(&cropped, width, height, FilterType::Triangle)
+    }
+}
+
+/// The largest `(w, h)` within `(src_w, src_h)` with the aspect ratio of `(dst_w, dst_h)`.
+fn centre_crop_size((src_w, src_h): (u32, u32), (dst_w, dst_h): (u32, u32)) -> (u32, u32) {
+    let (sw, sh, dw, dh) = (src_w as u64, src_h as u64, dst_w as u64, dst_h as u64);
+    if sw * dh > sh * dw {
+        // Wider than the target: keep the full height.
+        let w = ((sh * dw + dh / 2) / dh).clamp(1, sw);
+        (w as u32, src_h)
+    } else {
+        let h = ((sw * dh + dw / 2) / dw).clamp(1, sh);
+        (src_w, h as u32)
+    }
+}
+
+/// The entries of `dir` as `(path, file name)`, sorted by name; an Io error naming `dir`.
+fn sorted_entries(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let io_error = |source| Error::Io { path: dir.to_path_buf(), source };
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_error)? {
+        let entry = entry.map_err(io_error)?;
+        entries.push((entry.path(), entry.file_name().to_string_lossy().into_owned()));
+    }
+    entries.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(entries)
+}
+
+/// True when the extension of `path` is one of [`IMAGE_EXTENSIONS`] (any case).
+fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|known| e.eq_ignore_ascii_case(known)))
+}
