@@ -20,9 +20,10 @@ pub struct TrainArgs {
     /// Data set: digits, iris, breast-cancer (bundled), fashion-mnist, mnist (system packages),
     /// a CSV file (label in the last column), a directory of MNIST IDX files, or an image
     /// folder (one subdirectory of .png/.jpg images per class). Sources with their own test
-    /// split use it; the others are split 80/20.
-    #[arg(long, default_value = "digits")]
-    pub data: String,
+    /// split use it; the others are split 80/20. Default: fashion-mnist for mnist-cnn, else
+    /// digits.
+    #[arg(long)]
+    pub data: Option<String>,
     /// Model preset: mlp, cnn (small images, e.g. digits) or mnist-cnn (28×28 images).
     #[arg(long, default_value = "mlp")]
     pub model: String,
@@ -61,7 +62,7 @@ pub struct TrainArgs {
 impl Default for TrainArgs {
     fn default() -> Self {
         TrainArgs {
-            data: "digits".into(),
+            data: None,
             model: "mlp".into(),
             device: "auto".into(),
             epochs: 30,
@@ -73,6 +74,18 @@ impl Default for TrainArgs {
             seed: 0,
             verbose: 2,
             json: false,
+        }
+    }
+}
+
+impl TrainArgs {
+    /// The data set: `--data`, or the preset's usual one (fashion-mnist for mnist-cnn, else
+    /// digits).
+    pub fn data_name(&self) -> &str {
+        match (&self.data, self.model.as_str()) {
+            (Some(d), _) => d,
+            (None, "mnist-cnn") => "fashion-mnist",
+            (None, _) => "digits",
         }
     }
 }
@@ -331,7 +344,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     if args.epochs == 0 || args.batch_size == 0 {
         return Err(Error::invalid("arguments", "--epochs and --batch-size must be at least 1"));
     }
-    let data = load_data(&args.data)?;
+    let data = load_data(args.data_name())?;
     let (classes, source) = (data.train.classes, data.source.clone());
     let (mut train, mut test) = data.into_split(0.2, args.seed)?;
     let features = train.features();
@@ -395,7 +408,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     if quiet {
         let j = serde_json::json!({
             "device": report.device, "backend": report.backend, "adapter": report.adapter,
-            "data": args.data, "model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
+            "data": args.data_name(), "model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
             "test_loss": report.test_loss, "test_accuracy": report.test_accuracy,
             "train_seconds": report.train_seconds, "samples_per_sec": report.samples_per_sec,
             "planned_memory_bytes": report.planned_memory_bytes,
@@ -420,8 +433,16 @@ fn as_input(x: &Tensor, input_shape: &[usize]) -> Result<Tensor> {
 
 /// `kiln summary`: the preset's table for the data set's shape.
 pub fn summary(args: &TrainArgs) -> Result<()> {
-    let data = load_data(&args.data)?.train;
-    let model = preset(&args.model, data.sample_shape(), data.classes, args.seed)?;
+    let name = args.data_name();
+    // The packaged 28×28 sets need not be read (or even installed) for their shape.
+    let (shape, classes) = match name {
+        "fashion-mnist" | "mnist" => (vec![28, 28, 1], 10),
+        _ => {
+            let data = load_data(name)?.train;
+            (data.sample_shape().to_vec(), data.classes)
+        }
+    };
+    let model = preset(&args.model, &shape, classes, args.seed)?;
     print!("{}", model.summary()?);
     Ok(())
 }

@@ -27,29 +27,29 @@ fn unknown_flag_values_are_named() {
     assert!(e.contains("optimizer") && e.contains("lbfgs"), "{e}");
     let e = train_err(TrainArgs { model: "transformer".into(), ..TrainArgs::default() });
     assert!(e.contains("transformer"), "{e}");
-    let e = train_err(TrainArgs { data: "no-such-set".into(), ..TrainArgs::default() });
+    let e = train_err(TrainArgs { data: Some("no-such-set".into()), ..TrainArgs::default() });
     assert!(e.contains("no-such-set"), "{e}");
 }
 
 #[test]
 fn missing_and_malformed_csv_files_are_named_with_line() {
-    let e = train_err(TrainArgs { data: "/nonexistent/data.csv".into(), ..TrainArgs::default() });
+    let e = train_err(TrainArgs { data: Some("/nonexistent/data.csv".into()), ..TrainArgs::default() });
     assert!(e.contains("/nonexistent/data.csv"), "{e}");
     let p = temp_file("ragged.csv", b"1,2,0\n3,4,1\n5,6\n");
-    let e = train_err(TrainArgs { data: p.display().to_string(), ..TrainArgs::default() });
+    let e = train_err(TrainArgs { data: Some(p.display().to_string()), ..TrainArgs::default() });
     assert!(e.contains("ragged.csv") && e.contains("line 3"), "{e}");
     let p = temp_file("nan.csv", b"1,2,0\n3,abc,1\n");
-    let e = train_err(TrainArgs { data: p.display().to_string(), ..TrainArgs::default() });
+    let e = train_err(TrainArgs { data: Some(p.display().to_string()), ..TrainArgs::default() });
     assert!(e.contains("nan.csv") && e.contains("line 2") && e.contains("abc"), "{e}");
     let p = temp_file("truncated.csv.gz", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2]);
-    let e = train_err(TrainArgs { data: p.display().to_string(), ..TrainArgs::default() });
+    let e = train_err(TrainArgs { data: Some(p.display().to_string()), ..TrainArgs::default() });
     assert!(e.contains("truncated.csv.gz"), "{e}");
 }
 
 #[test]
 fn labels_outside_the_class_range_are_rejected() {
     let p = temp_file("labels.csv", b"3,2,setosa,versicolor\n1.0,2.0,0\n2.0,1.0,1\n0.5,0.5,7\n");
-    let e = train_err(TrainArgs { data: p.display().to_string(), ..TrainArgs::default() });
+    let e = train_err(TrainArgs { data: Some(p.display().to_string()), ..TrainArgs::default() });
     assert!(e.contains("label 7") || e.contains("label"), "{e}");
     let mut m = Sequential::new(&[2]).add(Dense::new(3, Activation::Softmax));
     m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))

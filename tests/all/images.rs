@@ -390,7 +390,7 @@ fn train_on_an_image_folder_separates_dark_from_bright_images() {
         bright.save(class_file(&dir, "bright", &format!("{i}.png"))).unwrap();
     }
     let args = TrainArgs {
-        data: dir.to_string_lossy().into_owned(),
+        data: Some(dir.to_string_lossy().into_owned()),
         device: "cpu".into(),
         epochs: 100,
         json: true,
@@ -404,7 +404,7 @@ fn train_on_an_image_folder_separates_dark_from_bright_images() {
 #[test]
 fn fashion_mnist_mlp_trains_on_its_own_split_to_084_in_2_epochs() {
     let args = TrainArgs {
-        data: "fashion-mnist".into(),
+        data: Some("fashion-mnist".into()),
         device: "cpu".into(),
         epochs: 2,
         batch_size: 128,

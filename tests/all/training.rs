@@ -5,8 +5,13 @@ use kiln::cli::{TrainArgs, train};
 use crate::common;
 
 fn run(data: &str, device: &str, epochs: usize) -> kiln::cli::TrainReport {
-    let args =
-        TrainArgs { data: data.into(), device: device.into(), epochs, json: true, ..TrainArgs::default() };
+    let args = TrainArgs {
+        data: Some(data.into()),
+        device: device.into(),
+        epochs,
+        json: true,
+        ..TrainArgs::default()
+    };
     train(&args).unwrap_or_else(|e| panic!("train {data} on {device}: {e}"))
 }
 
