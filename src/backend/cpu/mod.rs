@@ -168,8 +168,8 @@ pub fn execute<T: CpuFloat>(steps: &[Step], arenas: &mut Arenas<T>, scalars: Ste
 /// Raw views into the arenas for one step: validated slices never alias a written one, so
 /// handing out `&[T]` for reads and `&mut [T]` for writes at the same time is sound.
 struct Views<T> {
-    /// (start, len) of each arg; kernels take at most four (no allocation per step).
-    ptrs: [(*mut T, usize); 4],
+    /// (start, len) of each arg; kernels take at most six (no allocation per step).
+    ptrs: [(*mut T, usize); 6],
 }
 
 impl<T> Views<T> {
@@ -188,7 +188,7 @@ impl<T> Views<T> {
 
 fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalars) {
     // Unused entries stay empty slices at a dangling (non-null, aligned) pointer.
-    let mut ptrs = [(std::ptr::NonNull::dangling().as_ptr(), 0); 4];
+    let mut ptrs = [(std::ptr::NonNull::dangling().as_ptr(), 0); 6];
     for (slot, b) in ptrs.iter_mut().zip(&step.args) {
         let arena = arenas.arena_mut(b.arena);
         *slot = (arena[b.range()].as_mut_ptr(), b.len);

@@ -5,7 +5,7 @@ use std::num::NonZeroU64;
 
 use super::context::Context;
 use super::kernels::{
-    self, MAX_ARGS, MatmulKernel, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING,
+    self, MAX_ARGS, MatmulKernel, arg_binding, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING,
 };
 use crate::error::{Error, Result};
 use crate::program::{Arena, BufRef, Program, ResidentLayout, StepScalars, align};
@@ -270,7 +270,7 @@ impl Compiled {
                     _ => shared.dummy.as_entire_buffer_binding(),
                 };
                 entries.push(wgpu::BindGroupEntry {
-                    binding: j as u32,
+                    binding: arg_binding(j),
                     resource: wgpu::BindingResource::Buffer(binding),
                 });
             }

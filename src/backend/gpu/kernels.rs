@@ -2,7 +2,7 @@
 //! per-step uniform parameters and workgroup counts; plus the pipeline cache, which compiles
 //! each (shader, entry point, constants) pipeline once per device.
 //!
-//! Every pipeline shares one bind group layout: bindings 0..=3 are the step's args as
+//! Every pipeline shares one bind group layout: bindings 0..=3 (and 6, 7) are the step's args as
 //! read-write storage (a slice of an arena buffer, or a small dummy buffer for args a kernel
 //! lacks or that are empty), binding 4 the step's [`StepParams`] (uniform, 32 bytes at a
 //! 256-byte-aligned offset of the program's parameter buffer), binding 5 the per-run
@@ -16,7 +16,13 @@ use crate::error::{Error, Result};
 use crate::program::{Kernel, UnaryOp, Window2d};
 
 /// Storage bindings per step (the most args any kernel takes).
-pub(crate) const MAX_ARGS: usize = 4;
+pub(crate) const MAX_ARGS: usize = 6;
+
+/// Binding number of step arg `j`: args 0..=3 at bindings 0..=3, args 4 and 5 (batch-norm
+/// inference) at 6 and 7, after the two uniforms (which every shader has at 4 and 5).
+pub(crate) fn arg_binding(j: usize) -> u32 {
+    if j < 4 { j as u32 } else { j as u32 + 2 }
+}
 /// Binding of the per-step parameters.
 pub(crate) const PARAMS_BINDING: u32 = 4;
 /// Binding of the per-run scalars.
@@ -460,7 +466,7 @@ impl PipelineCache {
             },
             ..storage(binding)
         };
-        let mut entries: Vec<_> = (0..MAX_ARGS as u32).map(storage).collect();
+        let mut entries: Vec<_> = (0..MAX_ARGS).map(|j| storage(arg_binding(j))).collect();
         entries.push(uniform(PARAMS_BINDING));
         entries.push(uniform(SCALARS_BINDING));
         ctx.scoped("creating the kernel bind group layout", || {
