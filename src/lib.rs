@@ -21,8 +21,8 @@ pub use loss::Loss;
 pub use metrics::Metric;
 pub use model::{CompileOptions, FitOptions, History, ProgramKind, Sequential, Validation};
 pub use nn::{
-    Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D, Layer,
-    MaxPooling2D, Reshape,
+    Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+    GlobalAveragePooling2D, Layer, MaxPooling2D, Reshape,
 };
 pub use optim::Optimizer;
 pub use program::Padding;

@@ -122,6 +122,12 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         Op::AvgPoolGrad { win } => vec![Some(g.add(Op::AvgPool { win }, &[gy], &ctx)?)],
         // The same mask scales the gradient.
         Op::Dropout { rate, seed } => vec![Some(g.add(Op::Dropout { rate, seed }, &[gy], &ctx)?)],
+        Op::BatchNorm { eps } => {
+            let dx = g.add(Op::BatchNormGrad { eps }, &[x(0), x(1), gy], &ctx)?;
+            let dgamma = g.add(Op::BatchNormGammaGrad { eps }, &[x(0), gy], &ctx)?;
+            let dbeta = g.add(Op::SumRows, &[gy], &ctx)?;
+            vec![Some(dx), Some(dgamma), Some(dbeta)]
+        }
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
         Op::UnaryGrad(_)
         | Op::SoftmaxGrad
@@ -130,6 +136,9 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::MeanSquaredErrorGrad
         | Op::SigmoidBinaryCrossEntropyGrad
         | Op::MaxPoolGrad { .. }
+        | Op::BatchNormGrad { .. }
+        | Op::BatchNormGammaGrad { .. }
+        | Op::BatchNormInference { .. }
         | Op::CountCorrect { .. } => {
             return Err(Error::invalid(
                 ctx,

@@ -74,6 +74,14 @@ pub enum Op {
     AvgPoolGrad { win: Window2d },
     /// Inverted dropout with a mask drawn from (seed, step, index); see `Kernel::Dropout`.
     Dropout { rate: f32, seed: u32 },
+    /// (x [r,c], gamma [c], beta [c]) → batch-normalised x with batch statistics.
+    BatchNorm { eps: f32 },
+    /// (x, gamma, dy) → dx for `BatchNorm`.
+    BatchNormGrad { eps: f32 },
+    /// (x, dy) → dgamma for `BatchNorm`.
+    BatchNormGammaGrad { eps: f32 },
+    /// (x, gamma, beta, moving mean, moving variance) → normalised x (inference).
+    BatchNormInference { eps: f32 },
 }
 
 /// One node: its op, input nodes, inferred shape and the layer it belongs to (for errors).
@@ -284,6 +292,24 @@ impl Graph {
                 same(&format!("{ctx} output gradient"), &pooled(win), s(0))?;
                 images(win)
             }
+            Op::BatchNorm { .. } | Op::BatchNormInference { .. } => {
+                let (_, c) = matrix(ctx, "batch-norm input", s(0))?;
+                for i in 1..inputs.len() {
+                    same(&format!("{ctx} per-channel parameter"), &[c], s(i))?;
+                }
+                s(0).to_vec()
+            }
+            Op::BatchNormGrad { .. } => {
+                let (_, c) = matrix(ctx, "batch-norm input", s(0))?;
+                same(&format!("{ctx} gamma"), &[c], s(1))?;
+                same(&format!("{ctx} output gradient"), s(0), s(2))?;
+                s(0).to_vec()
+            }
+            Op::BatchNormGammaGrad { .. } => {
+                let (_, c) = matrix(ctx, "batch-norm input", s(0))?;
+                same(&format!("{ctx} output gradient"), s(0), s(1))?;
+                vec![c]
+            }
             Op::Dropout { rate, .. } => {
                 if !(0.0..1.0).contains(rate) {
                     return Err(Error::invalid(ctx, format!("dropout rate must be in [0, 1), got {rate}")));
@@ -343,6 +369,16 @@ impl Graph {
             Op::MaxPoolGrad { win } => Kernel::MaxPoolGrad { win: *win },
             Op::AvgPool { win } => Kernel::AvgPool { win: *win },
             Op::AvgPoolGrad { win } => Kernel::AvgPoolGrad { win: *win },
+            Op::BatchNorm { eps } => Kernel::BatchNormTrain { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps },
+            Op::BatchNormGrad { eps } => {
+                Kernel::BatchNormGrad { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps }
+            }
+            Op::BatchNormGammaGrad { eps } => {
+                Kernel::BatchNormGammaGrad { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps }
+            }
+            Op::BatchNormInference { eps } => {
+                Kernel::BatchNormInference { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps }
+            }
             Op::Dropout { rate, seed } => {
                 // Keep when the word is ≥ rate · 2³² (rate < 1, so this fits a u32).
                 let threshold = (f64::from(*rate) * 4_294_967_296.0) as u32;
@@ -380,13 +416,17 @@ pub fn arity(op: &Op) -> usize {
         | Op::UnaryGrad(_)
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad
-        | Op::MaxPoolGrad { .. } => 2,
+        | Op::MaxPoolGrad { .. }
+        | Op::BatchNormGammaGrad { .. } => 2,
         Op::SoftmaxCrossEntropy { .. }
         | Op::MeanSquaredError
         | Op::SigmoidBinaryCrossEntropy
         | Op::CountCorrect { .. } => 2,
-        Op::SoftmaxCrossEntropyGrad { .. } | Op::MeanSquaredErrorGrad | Op::SigmoidBinaryCrossEntropyGrad => {
-            3
-        }
+        Op::SoftmaxCrossEntropyGrad { .. }
+        | Op::MeanSquaredErrorGrad
+        | Op::SigmoidBinaryCrossEntropyGrad
+        | Op::BatchNorm { .. }
+        | Op::BatchNormGrad { .. } => 3,
+        Op::BatchNormInference { .. } => 5,
     }
 }

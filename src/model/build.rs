@@ -1,5 +1,6 @@
 //! Building the graph and program of each kind (train step, eval step, forward pass) for one
 //! batch size.
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::{Compiled, ParamSlot, ProgramKind, Sequential};
@@ -9,7 +10,7 @@ use crate::graph::plan::{ArgRef, PlanSpec, plan};
 use crate::graph::{Graph, NodeId, Op};
 use crate::loss::Loss;
 use crate::metrics::Metric;
-use crate::nn::BuildContext;
+use crate::nn::{BuildContext, StateUpdate};
 use crate::program::{ALIGN_ELEMS, Arena, BufRef, Kernel, Program, pcg_hash};
 
 /// Accumulator layout (each slot aligned for direct GPU binding): the training step adds
@@ -46,6 +47,7 @@ impl Sequential {
         batch: usize,
         fuse_last: bool,
         training: bool,
+        updates: &RefCell<Vec<StateUpdate>>,
     ) -> Result<(NodeId, Vec<NodeId>, NodeId, NodeId)> {
         let x_shape: Vec<usize> = std::iter::once(batch).chain(self.input_shape.iter().copied()).collect();
         let x = g.input("x", &x_shape);
@@ -68,6 +70,7 @@ impl Sequential {
                 activation: !(fuse_last && i == last),
                 training,
                 seed: layer_seed(self.seed, i),
+                updates,
             };
             h = layer.build(g, h, &ctx)?;
             shape = layer.output_shape(name, &shape)?;
@@ -86,7 +89,9 @@ impl Sequential {
         let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
         let fuse = c.loss.fuses(last)?;
         let mut g = Graph::new();
-        let (x, params, head, out) = self.forward(&mut g, batch, fuse, kind == ProgramKind::Train)?;
+        let updates = RefCell::new(Vec::new());
+        let (x, params, head, out) =
+            self.forward(&mut g, batch, fuse, kind == ProgramKind::Train, &updates)?;
         let mut fixed: HashMap<NodeId, BufRef> =
             params.iter().zip(&self.params).map(|(&n, p)| (n, p.buf)).collect();
         let mut spec = PlanSpec { inputs: vec![x], ..PlanSpec::default() };
@@ -113,9 +118,16 @@ impl Sequential {
             let flag = BufRef { arena: Arena::Accum, offset: NON_FINITE_SLOT, len: 1 };
             spec.tail.push((Kernel::FirstNonFinite, vec![ArgRef::Node(loss), ArgRef::Buf(flag)]));
             let seed = g.add(Op::Fill { shape: vec![1], value: 1.0 }, &[], "loss")?;
-            let grads = gradients(&mut g, loss, seed, &params)?;
-            for (gnode, p) in grads.iter().zip(&self.params) {
+            // Only trainable parameters get gradients; the others keep zero gradients, so the
+            // optimizers' updates leave them exactly as they are.
+            let (trainable, slots): (Vec<NodeId>, Vec<&ParamSlot>) =
+                params.iter().zip(&self.params).filter(|(_, p)| p.trainable).map(|(n, p)| (*n, p)).unzip();
+            let grads = gradients(&mut g, loss, seed, &trainable)?;
+            for (gnode, p) in grads.iter().zip(slots) {
                 fixed.insert(*gnode, BufRef { arena: Arena::Grads, ..p.buf });
+            }
+            for (kernel, nodes) in updates.into_inner() {
+                spec.tail.push((kernel, nodes.into_iter().map(ArgRef::Node).collect()));
             }
             for (kernel, args) in c.optimizer.update_steps(c.layout.params_len) {
                 spec.tail.push((kernel, args.into_iter().map(ArgRef::Buf).collect()));

@@ -36,6 +36,8 @@ pub struct ParamSlot {
     pub name: String,
     pub shape: Vec<usize>,
     pub buf: BufRef,
+    /// Updated by the optimizer (false for batch-norm moving statistics).
+    pub trainable: bool,
 }
 
 /// Everything `compile` sets up.
@@ -162,6 +164,7 @@ impl Sequential {
             inits.push(spec.init);
             params.push(ParamSlot {
                 name,
+                trainable: spec.trainable,
                 shape: spec.shape,
                 buf: BufRef { arena: Arena::Params, offset, len },
             });

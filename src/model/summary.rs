@@ -31,8 +31,12 @@ impl Sequential {
         );
         let mut input = self.input_shape.clone();
         let mut total = 0;
+        let mut frozen = 0;
         for ((layer, col1), shape) in self.layers.iter().zip(&titles).zip(&shapes) {
-            let params: usize = layer.params(&input).iter().map(|p| p.shape.iter().product::<usize>()).sum();
+            let specs = layer.params(&input);
+            let count = |p: &&crate::nn::ParamSpec| p.shape.iter().product::<usize>();
+            let params: usize = specs.iter().map(|p| count(&p)).sum();
+            frozen += specs.iter().filter(|p| !p.trainable).map(|p| count(&p)).sum::<usize>();
             total += params;
             let dims: Vec<String> =
                 std::iter::once("None".to_string()).chain(shape.iter().map(|d| d.to_string())).collect();
@@ -40,9 +44,10 @@ impl Sequential {
             input = shape.clone();
         }
         s += &format!(
-            "{double}\nTotal params: {}\nTrainable params: {}\nNon-trainable params: 0\n{rule}\n",
+            "{double}\nTotal params: {}\nTrainable params: {}\nNon-trainable params: {}\n{rule}\n",
             thousands(total),
-            thousands(total)
+            thousands(total - frozen),
+            thousands(frozen)
         );
         Ok(s)
     }

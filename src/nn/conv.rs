@@ -89,13 +89,13 @@ impl Layer for Conv2D {
     fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
         let c = input.last().copied().unwrap_or(1);
         let (kh, kw) = self.kernel_size;
-        let mut p = vec![ParamSpec {
-            name: "kernel",
-            shape: vec![kh, kw, c, self.filters],
-            init: Init::GlorotUniform { fan_in: kh * kw * c, fan_out: kh * kw * self.filters },
-        }];
+        let mut p = vec![ParamSpec::new(
+            "kernel",
+            vec![kh, kw, c, self.filters],
+            Init::GlorotUniform { fan_in: kh * kw * c, fan_out: kh * kw * self.filters },
+        )];
         if self.use_bias {
-            p.push(ParamSpec { name: "bias", shape: vec![self.filters], init: Init::Zeros });
+            p.push(ParamSpec::new("bias", vec![self.filters], Init::Zeros));
         }
         p
     }

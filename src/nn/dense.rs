@@ -39,13 +39,13 @@ impl Layer for Dense {
     }
     fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
         let fan_in = input.iter().product();
-        let mut p = vec![ParamSpec {
-            name: "kernel",
-            shape: vec![fan_in, self.units],
-            init: Init::GlorotUniform { fan_in, fan_out: self.units },
-        }];
+        let mut p = vec![ParamSpec::new(
+            "kernel",
+            vec![fan_in, self.units],
+            Init::GlorotUniform { fan_in, fan_out: self.units },
+        )];
         if self.use_bias {
-            p.push(ParamSpec { name: "bias", shape: vec![self.units], init: Init::Zeros });
+            p.push(ParamSpec::new("bias", vec![self.units], Init::Zeros));
         }
         p
     }

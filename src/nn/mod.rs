@@ -1,12 +1,14 @@
 //! Layers: each builds primitive graph ops and declares its parameters.
 mod conv;
 mod dense;
+mod norm;
 mod pool;
 mod regularize;
 mod shape;
 
 pub use conv::Conv2D;
 pub use dense::Dense;
+pub use norm::BatchNormalization;
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
 pub use regularize::Dropout;
 pub use shape::{Flatten, Reshape};
@@ -72,6 +74,8 @@ pub enum Init {
     GlorotUniform { fan_in: usize, fan_out: usize },
     /// All zeros (biases).
     Zeros,
+    /// All ones (batch-norm scales and variances).
+    Ones,
 }
 
 impl Init {
@@ -83,6 +87,7 @@ impl Init {
                 (0..n).map(|_| rng.random_range(-limit..=limit)).collect()
             }
             Init::Zeros => vec![0.0; n],
+            Init::Ones => vec![1.0; n],
         }
     }
 }
@@ -93,7 +98,27 @@ pub struct ParamSpec {
     pub name: &'static str,
     pub shape: Vec<usize>,
     pub init: Init,
+    /// Updated by the optimizer (false for state such as batch-norm moving statistics, which
+    /// the training step updates itself).
+    pub trainable: bool,
 }
+
+impl ParamSpec {
+    /// A trainable parameter.
+    pub fn new(name: &'static str, shape: Vec<usize>, init: Init) -> ParamSpec {
+        ParamSpec { name, shape, init, trainable: true }
+    }
+
+    /// The same parameter, not trained by the optimizer.
+    pub fn frozen(mut self) -> ParamSpec {
+        self.trainable = false;
+        self
+    }
+}
+
+/// A state update the training step runs after its graph (e.g. batch-norm moving
+/// statistics): a kernel over graph nodes (parameters are updated in place).
+pub type StateUpdate = (crate::program::Kernel, Vec<NodeId>);
 
 /// What a layer's `build` gets besides its input node.
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +133,8 @@ pub struct BuildContext<'a> {
     pub training: bool,
     /// A seed for the layer's randomness (dropout masks), fixed per model and layer.
     pub seed: u32,
+    /// Where a layer registers the state updates of the training step.
+    pub updates: &'a std::cell::RefCell<Vec<StateUpdate>>,
 }
 
 /// The per-sample shape `input` as images `(height, width, channels)`, or an error naming the

@@ -4,8 +4,9 @@
 use kiln::cli::{TrainArgs, preset, train};
 use kiln::program::Kernel;
 use kiln::{
-    Activation, AveragePooling2D, CompileOptions, Conv2D, Dense, Device, Dropout, FitOptions, Flatten,
-    GlobalAveragePooling2D, Loss, MaxPooling2D, Optimizer, Padding, ProgramKind, Sequential, Tensor,
+    Activation, AveragePooling2D, BatchNormalization, CompileOptions, Conv2D, Dense, Device, Dropout,
+    FitOptions, Flatten, GlobalAveragePooling2D, Loss, MaxPooling2D, Optimizer, Padding, ProgramKind,
+    Sequential, Tensor,
 };
 
 use crate::common;
@@ -77,6 +78,7 @@ fn every_layer(device: Device) -> Sequential {
     let mut m = Sequential::new(&[9, 9, 2])
         .with_seed(4)
         .add(Conv2D::new(5, 3, Activation::Relu).strides(2, 2).padding(Padding::Same))
+        .add(BatchNormalization::new())
         .add(Conv2D::new(6, 2, Activation::Tanh).dilation(2, 1).padding(Padding::Same))
         .add(MaxPooling2D::new(2).strides(1, 1))
         .add(Dropout::new(0.3))
@@ -139,6 +141,7 @@ fn dropout_is_active_in_training_and_the_identity_in_inference() {
     let mut plain = Sequential::new(&[9, 9, 2])
         .with_seed(4)
         .add(Conv2D::new(5, 3, Activation::Relu).strides(2, 2).padding(Padding::Same))
+        .add(BatchNormalization::new())
         .add(Conv2D::new(6, 2, Activation::Tanh).dilation(2, 1).padding(Padding::Same))
         .add(MaxPooling2D::new(2).strides(1, 1))
         .add(Conv2D::new(4, 1, Activation::Sigmoid))
@@ -167,7 +170,7 @@ fn dropout_is_active_in_training_and_the_identity_in_inference() {
 }
 
 #[test]
-fn a_cnn_with_dropout_learns() {
+fn a_cnn_with_batch_norm_and_dropout_learns() {
     // Vertical vs horizontal bars: trivially separable, so any working CNN learns it.
     let n = 96;
     let mut data = Vec::with_capacity(n * 64);
@@ -185,6 +188,7 @@ fn a_cnn_with_dropout_learns() {
     let mut m = Sequential::new(&[8, 8, 1])
         .with_seed(2)
         .add(Conv2D::new(8, 3, Activation::Relu).padding(Padding::Same))
+        .add(BatchNormalization::new())
         .add(MaxPooling2D::new(2))
         .add(Dropout::new(0.25))
         .add(Flatten)
@@ -212,4 +216,57 @@ fn image_layers_report_shape_errors_with_the_layer_name() {
     assert!(e.contains("Flatten"), "{e}");
     let drop = Sequential::new(&[4]).add(Dropout::new(1.0));
     assert!(drop.output_shapes().unwrap_err().to_string().contains("rate"));
+}
+
+#[test]
+fn batch_norm_uses_batch_statistics_in_training_and_moving_ones_in_inference() {
+    let (x, y) = images(32, [4, 4, 3], 9);
+    let build = || {
+        let mut m = Sequential::new(&[4, 4, 3])
+            .add(BatchNormalization::new())
+            .add(Flatten)
+            .add(Dense::new(3, Activation::Softmax));
+        m.compile(CompileOptions::new(Optimizer::sgd(0.0), Loss::SparseCategoricalCrossentropy, Device::Cpu))
+            .unwrap();
+        m
+    };
+    let mut m = build();
+    let s = m.summary().unwrap();
+    assert!(s.contains("Total params: 159") && s.contains("Non-trainable params: 6"), "{s}");
+    // Fresh moving statistics (0, 1) make inference the identity on γ = 1, β = 0.
+    let before = m.predict(&x, 32).unwrap();
+    m.fit(
+        &x,
+        &y,
+        &FitOptions { batch_size: 32, epochs: 1, verbose: 0, shuffle: false, ..Default::default() },
+    )
+    .unwrap();
+    let w = m.get_weights().unwrap();
+    let get = |name: &str| &w.iter().find(|(n, _)| n == name).unwrap().1.data;
+    // After one step at learning rate 0: moving = 0.99·init + 0.01·batch statistic.
+    for ch in 0..3 {
+        let vals: Vec<f64> = x.data.iter().skip(ch).step_by(3).map(|&v| f64::from(v)).collect();
+        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+        let var = vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / vals.len() as f64;
+        let (mm, mv) =
+            (get("batch_normalization.moving_mean")[ch], get("batch_normalization.moving_variance")[ch]);
+        assert!((f64::from(mm) - 0.01 * mean).abs() < 1e-6, "moving mean {mm} vs {}", 0.01 * mean);
+        assert!((f64::from(mv) - (0.99 + 0.01 * var)).abs() < 1e-6, "moving var {mv}");
+    }
+    assert_eq!(get("batch_normalization.gamma"), &vec![1.0; 3], "lr 0 leaves the trainable weights");
+    let after = m.predict(&x, 32).unwrap();
+    assert_ne!(before, after, "inference follows the moving statistics");
+    // Training normalises with the batch's own statistics: the training loss differs from
+    // the evaluation loss on the same batch and weights.
+    let (eval_loss, _) = m.evaluate(&x, &y, 32).unwrap();
+    let mut twin = build();
+    twin.set_weights(&w).unwrap();
+    let h = twin
+        .fit(
+            &x,
+            &y,
+            &FitOptions { batch_size: 32, epochs: 1, verbose: 0, shuffle: false, ..Default::default() },
+        )
+        .unwrap();
+    assert!((h.last("loss").unwrap() - eval_loss).abs() > 1e-4);
 }

@@ -73,6 +73,14 @@ fn reshape_and_dropout_gradients_match_finite_differences() {
     check_graph("dropout", &[rand_in(&[7, 33])], &|g, x| op(g, Op::Dropout { rate: 0.3, seed: 5 }, x));
 }
 
+#[test]
+fn batch_norm_gradients_match_finite_differences() {
+    for (rows, cols) in [(7, 3), (2, 1), (12, 5)] {
+        let inputs = vec![rand_in(&[rows, cols]), rand_in(&[cols]), rand_in(&[cols])];
+        check_graph("batch norm", &inputs, &|g, x| op(g, Op::BatchNorm { eps: 1e-3 }, x));
+    }
+}
+
 /// Run a one-output graph on the CPU in f64.
 fn run_cpu(g: &Graph, inputs: &[NodeId], out: NodeId, values: &[Vec<f64>], t: u32) -> Vec<f64> {
     let spec = PlanSpec { inputs: inputs.to_vec(), outputs: vec![("out".into(), out)], ..Default::default() };
@@ -222,4 +230,27 @@ fn image_kernels_match_cpu_on_gpu() {
         b.op(Kernel::Dropout { len, seed: 3, threshold, scale: (1.0 / (1.0 - rate)) as f32 }, &[x], len);
     }
     check(&b, 1e-5);
+}
+
+#[test]
+fn batch_norm_kernels_match_cpu_on_gpu() {
+    let mut r = rng(23);
+    let mut b = Builder::default();
+    for (rows, cols) in [(1, 3), (33, 17), (70, 40), (2000, 5)] {
+        let x = b.input(uniform(&mut r, rows * cols, -2.0, 3.0));
+        let gamma = b.input(uniform(&mut r, cols, 0.5, 1.5));
+        let beta = b.input(uniform(&mut r, cols, -1.0, 1.0));
+        let dy = b.input(uniform(&mut r, rows * cols, -1.0, 1.0));
+        let mean = b.input(uniform(&mut r, cols, -1.0, 1.0));
+        let var = b.input(uniform(&mut r, cols, 0.5, 2.0));
+        let eps = 1e-3;
+        b.op(Kernel::BatchNormTrain { rows, cols, eps }, &[x, gamma, beta], rows * cols);
+        b.op(Kernel::BatchNormGrad { rows, cols, eps }, &[x, gamma, dy], rows * cols);
+        b.op(Kernel::BatchNormGammaGrad { rows, cols, eps }, &[x, dy], cols);
+        b.op(Kernel::BatchNormInference { rows, cols, eps }, &[x, gamma, beta, mean, var], rows * cols);
+        // The moving update runs in place: give it outputs initialised by copies.
+        let (m2, v2) = (b.output(cols), b.output(cols));
+        b.step(Kernel::BatchNormMoving { rows, cols, momentum: 0.9 }, &[x, m2, v2]);
+    }
+    check(&b, 1e-4);
 }

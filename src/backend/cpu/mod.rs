@@ -3,6 +3,7 @@
 pub mod conv;
 pub mod gemm;
 pub mod kernels;
+pub mod norm;
 pub mod pool;
 
 use kernels::CpuFloat;
@@ -77,6 +78,7 @@ pub fn written_args(kernel: &Kernel, nargs: usize) -> Vec<usize> {
     match kernel {
         Kernel::SgdUpdate { .. } => vec![0, 2],
         Kernel::AdamUpdate { .. } => vec![0, 2, 3],
+        Kernel::BatchNormMoving { .. } => vec![1, 2],
         _ => vec![nargs.saturating_sub(1)],
     }
 }
@@ -112,12 +114,17 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | SigmoidBinaryCrossEntropy { .. }
         | CountCorrect { .. }
         | MaxPoolGrad { .. }
+        | BatchNormGammaGrad { .. }
+        | BatchNormMoving { .. }
         | SgdUpdate { .. } => 3,
         MatMulBiasAct { .. }
         | SoftmaxCrossEntropyGrad { .. }
         | MeanSquaredErrorGrad { .. }
         | SigmoidBinaryCrossEntropyGrad { .. }
+        | BatchNormTrain { .. }
+        | BatchNormGrad { .. }
         | AdamUpdate { .. } => 4,
+        BatchNormInference { .. } => 6,
     }
 }
 
@@ -246,6 +253,21 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         AvgPoolGrad { win } => conv::avg_pool_grad(&win, v.r(0), v.w(1)),
         Dropout { seed, threshold, scale, .. } => {
             conv::dropout(seed, sc.t, threshold, c(scale), v.r(0), v.w(1))
+        }
+        BatchNormTrain { rows, cols, eps } => {
+            norm::batch_norm_train(rows, cols, eps, v.r(0), v.r(1), v.r(2), v.w(3))
+        }
+        BatchNormGrad { rows, cols, eps } => {
+            norm::batch_norm_grad(rows, cols, eps, v.r(0), v.r(1), v.r(2), v.w(3))
+        }
+        BatchNormGammaGrad { rows, cols, eps } => {
+            norm::batch_norm_gamma_grad(rows, cols, eps, v.r(0), v.r(1), v.w(2))
+        }
+        BatchNormMoving { rows, cols, momentum } => {
+            norm::batch_norm_moving(rows, cols, momentum, v.r(0), v.w(1), v.w(2))
+        }
+        BatchNormInference { cols, eps, .. } => {
+            norm::batch_norm_inference(cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.r(4), v.w(5))
         }
         Accumulate { scale, .. } => v.w(1).iter_mut().zip(v.r(0)).for_each(|(a, &x)| *a = *a + x * c(scale)),
         SgdUpdate { momentum, nesterov, .. } => {

@@ -5,7 +5,7 @@ use std::num::NonZeroU64;
 
 use super::context::Context;
 use super::kernels::{
-    self, MAX_ARGS, MatmulKernel, arg_binding, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING,
+    self, MAX_ARGS, MatmulKernel, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING, arg_binding,
 };
 use crate::error::{Error, Result};
 use crate::program::{Arena, BufRef, Program, ResidentLayout, StepScalars, align};

@@ -41,6 +41,7 @@ pub(crate) enum Shader {
     Loss,
     Optimizer,
     Conv,
+    Norm,
 }
 
 impl Shader {
@@ -54,6 +55,7 @@ impl Shader {
             Shader::Loss => "loss.wgsl",
             Shader::Optimizer => "optimizer.wgsl",
             Shader::Conv => "conv.wgsl",
+            Shader::Norm => "norm.wgsl",
         }
     }
 
@@ -67,6 +69,7 @@ impl Shader {
             Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
             Shader::Optimizer => include_str!("../../../shaders/optimizer.wgsl"),
             Shader::Conv => include_str!("../../../shaders/conv.wgsl"),
+            Shader::Norm => include_str!("../../../shaders/norm.wgsl"),
         }
     }
 }
@@ -273,6 +276,10 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
             let taps = (win.kernel.0 * win.kernel.1) as u64;
             taps * (taps + win.kernel.0 as u64 + 1) + 4
         }
+        // Passes over the rows of 16 columns per workgroup (16 lanes each), plus the trees.
+        BatchNormTrain { rows, .. } | BatchNormGammaGrad { rows, .. } => 3 * per_lane(rows, 16) + 16,
+        BatchNormGrad { rows, .. } => 4 * per_lane(rows, 16) + 24,
+        BatchNormMoving { rows, .. } => 2 * per_lane(rows, 16) + 8,
         // One element per invocation; Adam's β^t by binary exponentiation (≤ 32 steps).
         _ => 32,
     }
@@ -339,7 +346,25 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
             groups: grid(len, 256, max_groups)?,
         })
     };
+    let norm = |entry, rows: usize, cols: usize, eps: f32, momentum: f32| -> Result<Launch> {
+        Ok(Launch {
+            shader: Shader::Norm,
+            entry,
+            constants: vec![],
+            params: p([rows, cols, rows * cols, 0], [eps, momentum, 0.0, 0.0])?,
+            // One workgroup per 16 columns.
+            groups: grid(if rows == 0 { 0 } else { cols.div_ceil(16) * 256 }, 256, max_groups)?,
+        })
+    };
     Ok(match *kernel {
+        BatchNormTrain { rows, cols, eps } => norm("bn_train", rows, cols, eps, 0.0)?,
+        BatchNormGrad { rows, cols, eps } => norm("bn_grad", rows, cols, eps, 0.0)?,
+        BatchNormGammaGrad { rows, cols, eps } => norm("bn_gamma_grad", rows, cols, eps, 0.0)?,
+        BatchNormMoving { rows, cols, momentum } => norm("bn_moving", rows, cols, 0.0, momentum)?,
+        BatchNormInference { rows, cols, eps } => Launch {
+            groups: grid(rows * cols, 256, max_groups)?,
+            ..norm("bn_inference", rows, cols, eps, 0.0)?
+        },
         Im2Col { win } => window("im2col", win.positions() * win.patch_len(), &win)?,
         Col2Im { win } => window("col2im", win.input_len(), &win)?,
         MaxPool { win } => window("max_pool", win.positions() * win.channels, &win)?,
