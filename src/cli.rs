@@ -24,7 +24,8 @@ pub struct TrainArgs {
     /// digits.
     #[arg(long)]
     pub data: Option<String>,
-    /// Model preset: mlp, cnn (small images, e.g. digits) or mnist-cnn (28×28 images).
+    /// Model: a preset (mlp, cnn for small images such as digits, mnist-cnn for 28×28 images)
+    /// or a model file (.toml or .json, one table per layer; see the README).
     #[arg(long, default_value = "mlp")]
     pub model: String,
     /// auto, cpu, gpu or gpu:N (see `kiln devices`).
@@ -295,6 +296,36 @@ pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> 
     Ok(head(model, classes))
 }
 
+/// The model `--model` names for samples of `sample_shape`: a preset, or a model file
+/// (`.toml` / `.json`, see [`crate::model::spec`]). Without an `input_shape` in the file, the
+/// data's shape is used: as images when the first layer takes images, else flattened.
+pub fn model_for(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> Result<Sequential> {
+    let path = std::path::Path::new(name);
+    let is_file = name.ends_with(".toml") || name.ends_with(".json") || path.is_file();
+    if !is_file {
+        return preset(name, sample_shape, classes, seed);
+    }
+    let spec = crate::model::spec::load_model_file(path)?;
+    let shape = match (&spec.input_shape, spec.wants_images()) {
+        (Some(s), _) => s.clone(),
+        (None, true) => image_input(sample_shape).map(|s| s.to_vec()).ok_or_else(|| {
+            Error::invalid(
+                format!("model file {name}"),
+                format!("the first layer takes images, but the data's samples are {sample_shape:?}"),
+            )
+        })?,
+        (None, false) => vec![sample_shape.iter().product()],
+    };
+    let want: usize = sample_shape.iter().product();
+    if shape.iter().product::<usize>() != want {
+        return Err(Error::invalid(
+            format!("model file {name}"),
+            format!("input_shape {shape:?} does not match the data's samples {sample_shape:?}"),
+        ));
+    }
+    Ok(spec.into_model(&shape, seed))
+}
+
 fn optimizer(args: &TrainArgs) -> Result<Optimizer> {
     match args.optimizer.as_str() {
         "adam" => Ok(Optimizer::adam(args.lr.unwrap_or(1e-3))),
@@ -349,7 +380,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let (mut train, mut test) = data.into_split(0.2, args.seed)?;
     let features = train.features();
     let loss = loss_for(classes);
-    let mut model = preset(&args.model, train.sample_shape(), classes, args.seed)?;
+    let mut model = model_for(&args.model, train.sample_shape(), classes, args.seed)?;
     // Image models see pixels in [0, 1] (as Keras examples do); dense ones standardised
     // features, from the training split's statistics.
     let scaling = if model.input_shape().len() == 3 { Scaling::UnitRange } else { Scaling::Standardize };
@@ -442,7 +473,7 @@ pub fn summary(args: &TrainArgs) -> Result<()> {
             (data.sample_shape().to_vec(), data.classes)
         }
     };
-    let model = preset(&args.model, &shape, classes, args.seed)?;
+    let model = model_for(&args.model, &shape, classes, args.seed)?;
     print!("{}", model.summary()?);
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! is planned and compiled once and cached.
 mod build;
 mod fit;
+pub mod spec;
 mod summary;
 
 pub use fit::{FitOptions, History, Validation};
@@ -97,11 +98,16 @@ impl Sequential {
 
     /// Append a layer; it is named `<base>`, `<base>_1`, ... as in Keras.
     #[allow(clippy::should_implement_trait)] // Keras's name for it
-    pub fn add(mut self, layer: impl Layer + 'static) -> Sequential {
+    pub fn add(self, layer: impl Layer + 'static) -> Sequential {
+        self.add_boxed(Box::new(layer))
+    }
+
+    /// Append an already boxed layer (model files build layers at run time).
+    pub fn add_boxed(mut self, layer: Box<dyn Layer>) -> Sequential {
         let base = layer.base_name();
         let count = self.layers.iter().filter(|l| l.base_name() == base).count();
         self.names.push(if count == 0 { base.to_string() } else { format!("{base}_{count}") });
-        self.layers.push(Box::new(layer));
+        self.layers.push(layer);
         self.compiled = None;
         self
     }

@@ -75,12 +75,32 @@ impl Conv2D {
     }
 }
 
+/// Keras's name of a padding mode.
+pub(crate) fn padding_name(p: Padding) -> &'static str {
+    match p {
+        Padding::Valid => "valid",
+        Padding::Same => "same",
+    }
+}
+
 impl Layer for Conv2D {
     fn class_name(&self) -> &'static str {
         "Conv2D"
     }
     fn base_name(&self) -> &'static str {
         "conv2d"
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "Conv2D",
+            "filters": self.filters,
+            "kernel_size": [self.kernel_size.0, self.kernel_size.1],
+            "strides": [self.strides.0, self.strides.1],
+            "padding": padding_name(self.padding),
+            "dilation_rate": [self.dilation.0, self.dilation.1],
+            "activation": self.activation.name(),
+            "use_bias": self.use_bias,
+        })
     }
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
         let win = self.window(name, 1, image_shape(name, "Conv2D", input)?)?;

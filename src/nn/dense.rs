@@ -25,6 +25,11 @@ impl Layer for Dense {
     fn base_name(&self) -> &'static str {
         "dense"
     }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "Dense", "units": self.units, "activation": self.activation.name(), "use_bias": self.use_bias,
+        })
+    }
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
         if input.len() != 1 {
             return Err(Error::invalid(

@@ -155,6 +155,9 @@ pub trait Layer: std::fmt::Debug + Send {
     fn class_name(&self) -> &'static str;
     /// Base of the auto-generated layer name, e.g. "dense" (→ dense, dense_1, ...).
     fn base_name(&self) -> &'static str;
+    /// The layer's settings as a JSON object with its `type` (the model-file format, see
+    /// `model::spec`).
+    fn config(&self) -> serde_json::Value;
     /// Output shape for an input shape (per sample); errors name the layer.
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>>;
     /// Parameters for an input shape.
@@ -177,6 +180,9 @@ impl Layer for ActivationLayer {
     }
     fn base_name(&self) -> &'static str {
         "activation"
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "type": "Activation", "activation": self.0.name() })
     }
     fn output_shape(&self, _name: &str, input: &[usize]) -> Result<Vec<usize>> {
         Ok(input.to_vec())

@@ -34,6 +34,9 @@ impl Layer for BatchNormalization {
     fn base_name(&self) -> &'static str {
         "batch_normalization"
     }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "type": "BatchNormalization", "momentum": self.momentum, "epsilon": self.epsilon })
+    }
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
         let context = || format!("layer '{name}' (BatchNormalization)");
         if input.is_empty() || input.contains(&0) {

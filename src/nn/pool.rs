@@ -77,6 +77,15 @@ macro_rules! pooling_layer {
             fn base_name(&self) -> &'static str {
                 $base
             }
+            fn config(&self) -> serde_json::Value {
+                let p = &self.0;
+                serde_json::json!({
+                    "type": $class,
+                    "pool_size": [p.pool_size.0, p.pool_size.1],
+                    "strides": [p.strides.0, p.strides.1],
+                    "padding": super::conv::padding_name(p.padding),
+                })
+            }
             fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
                 self.0.output_shape(name, $class, input)
             }
@@ -116,6 +125,9 @@ impl Layer for GlobalAveragePooling2D {
     }
     fn base_name(&self) -> &'static str {
         "global_average_pooling2d"
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "type": "GlobalAveragePooling2D" })
     }
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
         let [_, _, c] = image_shape(name, "GlobalAveragePooling2D", input)?;

@@ -25,6 +25,9 @@ impl Layer for Dropout {
     fn base_name(&self) -> &'static str {
         "dropout"
     }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "type": "Dropout", "rate": self.rate })
+    }
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
         if !(0.0..1.0).contains(&self.rate) {
             return Err(Error::invalid(

@@ -14,6 +14,9 @@ impl Layer for Flatten {
     fn base_name(&self) -> &'static str {
         "flatten"
     }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "type": "Flatten" })
+    }
     fn output_shape(&self, _name: &str, input: &[usize]) -> Result<Vec<usize>> {
         Ok(vec![input.iter().product()])
     }
@@ -47,6 +50,9 @@ impl Layer for Reshape {
     }
     fn base_name(&self) -> &'static str {
         "reshape"
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "type": "Reshape", "target_shape": self.target_shape })
     }
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
         let (have, want) = (input.iter().product::<usize>(), self.target_shape.iter().product::<usize>());

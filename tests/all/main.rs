@@ -11,5 +11,6 @@ mod model;
 mod optim;
 mod planner;
 mod shaders;
+mod spec;
 mod step_parity;
 mod training;

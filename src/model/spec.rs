@@ -1,0 +1,289 @@
+//! Model files: a network described as data (JSON or TOML, one table per layer) so users
+//! build their own models without writing Rust, and the description a checkpoint keeps.
+//!
+//! ```toml
+//! input_shape = [28, 28, 1]        # optional: the data's sample shape
+//! [[layers]]
+//! type = "Conv2D"                  # Keras class names (or snake_case: conv2d)
+//! filters = 32
+//! kernel_size = 3                  # or [3, 3]; strides, dilation_rate, pool_size alike
+//! activation = "relu"
+//! [[layers]]
+//! type = "MaxPooling2D"
+//! pool_size = 2
+//! [[layers]]
+//! type = "Flatten"
+//! [[layers]]
+//! type = "Dense"
+//! units = 10
+//! activation = "softmax"
+//! ```
+//! JSON is the same object: `{"input_shape": [...], "layers": [{"type": "Dense", ...}]}`.
+//! Unknown layer types and keys are errors naming the layer, so typos do not pass silently.
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::Sequential;
+use crate::error::{Error, Result};
+use crate::nn::{
+    Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+    GlobalAveragePooling2D, Layer, MaxPooling2D, Reshape,
+};
+use crate::program::Padding;
+
+/// A parsed model file: the layers and, if given, the per-sample input shape.
+#[derive(Debug)]
+pub struct ModelSpec {
+    pub input_shape: Option<Vec<usize>>,
+    pub layers: Vec<Box<dyn Layer>>,
+}
+
+impl ModelSpec {
+    /// The model for samples of `input_shape` (the file's own shape wins when it has one).
+    pub fn into_model(self, input_shape: &[usize], seed: u64) -> Sequential {
+        let shape = self.input_shape.unwrap_or_else(|| input_shape.to_vec());
+        let mut m = Sequential::new(&shape).with_seed(seed);
+        for layer in self.layers {
+            m = m.add_boxed(layer);
+        }
+        m
+    }
+
+    /// Whether the first layer takes images (so flat data should be viewed as images).
+    pub fn wants_images(&self) -> bool {
+        self.layers.first().is_some_and(|l| {
+            matches!(
+                l.class_name(),
+                "Conv2D" | "MaxPooling2D" | "AveragePooling2D" | "GlobalAveragePooling2D"
+            )
+        })
+    }
+}
+
+/// Read a model file (`.json`, else TOML).
+pub fn load_model_file(path: &Path) -> Result<ModelSpec> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| Error::Io { source, path: path.to_path_buf() })?;
+    let parse_error =
+        |message: String| Error::Parse { path: path.to_path_buf(), location: "model file".into(), message };
+    let value: Value = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        serde_json::from_str(&text).map_err(|e| parse_error(e.to_string()))?
+    } else {
+        let t: toml::Value = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+        serde_json::to_value(t).map_err(|e| parse_error(e.to_string()))?
+    };
+    parse_model(&value).map_err(|e| match e {
+        Error::Invalid { what, message } => {
+            Error::Parse { path: path.to_path_buf(), location: what, message }
+        }
+        other => other,
+    })
+}
+
+/// A model description from its JSON value.
+pub fn parse_model(value: &Value) -> Result<ModelSpec> {
+    let obj = value.as_object().ok_or_else(|| Error::invalid("model", "must be a table/object"))?;
+    for key in obj.keys() {
+        if key != "input_shape" && key != "layers" {
+            return Err(Error::invalid("model", format!("unknown key '{key}' (known: input_shape, layers)")));
+        }
+    }
+    let input_shape = match obj.get("input_shape") {
+        None => None,
+        Some(v) => Some(usizes(v).ok_or_else(|| Error::invalid("input_shape", "must be a list of sizes"))?),
+    };
+    let list = obj
+        .get("layers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::invalid("model", "needs a list of layers ([[layers]] tables in TOML)"))?;
+    let layers = list.iter().enumerate().map(|(i, l)| parse_layer(i, l)).collect::<Result<Vec<_>>>()?;
+    if layers.is_empty() {
+        return Err(Error::invalid("model", "has no layers"));
+    }
+    Ok(ModelSpec { input_shape, layers })
+}
+
+impl Sequential {
+    /// The model description (the model-file format as JSON): input shape and layer configs.
+    pub fn config(&self) -> Value {
+        let layers: Vec<Value> = self.layers.iter().map(|l| l.config()).collect();
+        serde_json::json!({ "input_shape": self.input_shape, "layers": layers })
+    }
+}
+
+fn usizes(v: &Value) -> Option<Vec<usize>> {
+    v.as_array()?.iter().map(|x| x.as_u64().and_then(|n| usize::try_from(n).ok())).collect()
+}
+
+/// The settings of one layer table, with errors naming the layer.
+struct Table<'a> {
+    map: &'a Map<String, Value>,
+    context: String,
+}
+
+impl Table<'_> {
+    fn error(&self, message: String) -> Error {
+        Error::invalid(self.context.clone(), message)
+    }
+
+    fn only(&self, known: &[&str]) -> Result<()> {
+        match self.map.keys().find(|k| *k != "type" && !known.contains(&k.as_str())) {
+            Some(k) => Err(self.error(format!("unknown key '{k}' (known: {})", known.join(", ")))),
+            None => Ok(()),
+        }
+    }
+
+    fn size(&self, key: &str) -> Result<Option<usize>> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| self.error(format!("'{key}' must be a non-negative integer, got {v}"))),
+        }
+    }
+
+    fn required(&self, key: &str) -> Result<usize> {
+        self.size(key)?.ok_or_else(|| self.error(format!("needs '{key}'")))
+    }
+
+    /// An integer or a pair of integers.
+    fn pair(&self, key: &str) -> Result<Option<(usize, usize)>> {
+        let Some(v) = self.map.get(key) else { return Ok(None) };
+        let bad = || self.error(format!("'{key}' must be an integer or a pair of integers, got {v}"));
+        if let Some(n) = v.as_u64() {
+            let n = usize::try_from(n).map_err(|_| bad())?;
+            return Ok(Some((n, n)));
+        }
+        match usizes(v).as_deref() {
+            Some(&[a, b]) => Ok(Some((a, b))),
+            _ => Err(bad()),
+        }
+    }
+
+    fn float(&self, key: &str) -> Result<Option<f32>> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(|f| Some(f as f32))
+                .ok_or_else(|| self.error(format!("'{key}' must be a number"))),
+        }
+    }
+
+    fn flag(&self, key: &str) -> Result<Option<bool>> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(v) => {
+                v.as_bool().map(Some).ok_or_else(|| self.error(format!("'{key}' must be true or false")))
+            }
+        }
+    }
+
+    fn activation(&self) -> Result<Activation> {
+        match self.map.get("activation") {
+            None => Ok(Activation::Linear),
+            Some(v) => v.as_str().and_then(Activation::parse).ok_or_else(|| {
+                self.error(format!("unknown activation {v} (known: linear, relu, sigmoid, tanh, softmax)"))
+            }),
+        }
+    }
+
+    fn padding(&self) -> Result<Padding> {
+        match self.map.get("padding").map(|v| v.as_str()) {
+            None | Some(Some("valid")) => Ok(Padding::Valid),
+            Some(Some("same")) => Ok(Padding::Same),
+            Some(_) => Err(self.error("'padding' must be \"valid\" or \"same\"".into())),
+        }
+    }
+}
+
+fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
+    let context = format!("layer {}", index + 1);
+    let map = value.as_object().ok_or_else(|| Error::invalid(&context, "must be a table/object"))?;
+    let kind = map
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid(&context, "needs a 'type' (e.g. \"Dense\")"))?;
+    let t = Table { map, context: format!("{context} ({kind})") };
+    let normalized: String = kind.chars().filter(|c| *c != '_').collect::<String>().to_ascii_lowercase();
+    Ok(match normalized.as_str() {
+        "dense" => {
+            t.only(&["units", "activation", "use_bias"])?;
+            let mut d = Dense::new(t.required("units")?, t.activation()?);
+            d.use_bias = t.flag("use_bias")?.unwrap_or(true);
+            Box::new(d)
+        }
+        "conv2d" => {
+            t.only(&[
+                "filters",
+                "kernel_size",
+                "strides",
+                "padding",
+                "dilation_rate",
+                "activation",
+                "use_bias",
+            ])?;
+            let kernel = t.pair("kernel_size")?.ok_or_else(|| t.error("needs 'kernel_size'".into()))?;
+            let mut c = Conv2D::new(t.required("filters")?, 1, t.activation()?).padding(t.padding()?);
+            c.kernel_size = kernel;
+            c.strides = t.pair("strides")?.unwrap_or((1, 1));
+            c.dilation = t.pair("dilation_rate")?.unwrap_or((1, 1));
+            c.use_bias = t.flag("use_bias")?.unwrap_or(true);
+            Box::new(c)
+        }
+        "maxpooling2d" | "averagepooling2d" => {
+            t.only(&["pool_size", "strides", "padding"])?;
+            let pool = t.pair("pool_size")?.unwrap_or((2, 2));
+            let strides = t.pair("strides")?.unwrap_or(pool);
+            if normalized == "maxpooling2d" {
+                let mut p = MaxPooling2D::new(1).strides(strides.0, strides.1).padding(t.padding()?);
+                p.0.pool_size = pool;
+                Box::new(p)
+            } else {
+                let mut p = AveragePooling2D::new(1).strides(strides.0, strides.1).padding(t.padding()?);
+                p.0.pool_size = pool;
+                Box::new(p)
+            }
+        }
+        "globalaveragepooling2d" => {
+            t.only(&[])?;
+            Box::new(GlobalAveragePooling2D)
+        }
+        "flatten" => {
+            t.only(&[])?;
+            Box::new(Flatten)
+        }
+        "reshape" => {
+            t.only(&["target_shape"])?;
+            let shape = t.map.get("target_shape").and_then(usizes);
+            Box::new(Reshape::new(
+                &shape.ok_or_else(|| t.error("needs 'target_shape', a list of sizes".into()))?,
+            ))
+        }
+        "dropout" => {
+            t.only(&["rate"])?;
+            Box::new(Dropout::new(t.float("rate")?.ok_or_else(|| t.error("needs 'rate'".into()))?))
+        }
+        "batchnormalization" => {
+            t.only(&["momentum", "epsilon"])?;
+            let d = BatchNormalization::default();
+            Box::new(BatchNormalization {
+                momentum: t.float("momentum")?.unwrap_or(d.momentum),
+                epsilon: t.float("epsilon")?.unwrap_or(d.epsilon),
+            })
+        }
+        "activation" => {
+            t.only(&["activation"])?;
+            Box::new(ActivationLayer(t.activation()?))
+        }
+        _ => {
+            return Err(t.error(format!(
+                "unknown layer type '{kind}' (known: Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
+                 GlobalAveragePooling2D, Flatten, Reshape, Dropout, BatchNormalization, Activation)"
+            )));
+        }
+    })
+}
