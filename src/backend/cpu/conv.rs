@@ -3,6 +3,7 @@
 //! row is computed by one task from its inputs in a fixed order (gradients are gathered per
 //! input element, never scattered), so results do not depend on the thread count.
 use super::kernels::{CpuFloat, for_rows};
+use super::pool::{SharedMut, ranges};
 use crate::program::{Window2d, dropout_word};
 
 /// (n, oy, ox) of output position `pos` (row-major over [batch, out.0, out.1]).
@@ -108,6 +109,9 @@ const CHANNEL_BLOCK: usize = 64;
 /// window); dx is gathered per input element over the windows that contain it, in (ky, kx)
 /// order. The window maxima are found for a block of channels at once.
 pub fn max_pool_grad<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &mut [T]) {
+    if win.stride.0 >= win.kernel.0 && win.stride.1 >= win.kernel.1 {
+        return max_pool_grad_disjoint(win, x, dy, dx);
+    }
     let c = win.channels;
     for_rows(c, dx, |pix, out| {
         let (n, iy, ix) = pixel(win, pix);
@@ -136,6 +140,60 @@ pub fn max_pool_grad<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &mut [T
                         if m {
                             *o = *o + gv;
                         }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// [`max_pool_grad`] for windows that do not overlap (stride ≥ pool, the usual 2×2/2): every
+/// input element is in at most one window, so each window's task zeroes its own elements and
+/// writes its maxima's gradients (one write per element; the same values as the gather).
+fn max_pool_grad_disjoint<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &mut [T]) {
+    let c = win.channels;
+    // Elements outside every window (a remainder row or column) get no gradient.
+    let covered = |axis: usize, i: usize| {
+        let (k, s, p) = if axis == 0 {
+            (win.kernel.0, win.stride.0, win.pad.0)
+        } else {
+            (win.kernel.1, win.stride.1, win.pad.1)
+        };
+        let o = (i + p) / s;
+        o < if axis == 0 { win.out.0 } else { win.out.1 } && (i + p) % s < k
+    };
+    for_rows(c, dx, |pix, out| {
+        let (_, iy, ix) = pixel(win, pix);
+        if !(covered(0, iy) && covered(1, ix)) {
+            out.fill(T::zero());
+        }
+    });
+    let shared = SharedMut::new(dx);
+    let rows_per_task = (1 << 12) / (c * win.kernel.0 * win.kernel.1).max(1) + 1;
+    ranges(win.positions(), rows_per_task, |positions| {
+        for pos in positions {
+            let (n, oy, ox) = position(win, pos);
+            let g = &dy[pos * c..][..c];
+            for c0 in (0..c).step_by(CHANNEL_BLOCK) {
+                let width = CHANNEL_BLOCK.min(c - c0);
+                let mut best = [T::neg_infinity(); CHANNEL_BLOCK];
+                let mut at_best = [0usize; CHANNEL_BLOCK];
+                for (t, (iy, ix)) in taps(win, oy, ox).enumerate() {
+                    let base = at(win, n, iy, ix) + c0;
+                    for (j, &v) in x[base..][..width].iter().enumerate() {
+                        if t == 0 || v > best[j] {
+                            best[j] = v;
+                            at_best[j] = base + j;
+                        }
+                    }
+                }
+                for (iy, ix) in taps(win, oy, ox) {
+                    let base = at(win, n, iy, ix) + c0;
+                    // SAFETY: windows do not overlap, so this window's elements are written by
+                    // this task alone.
+                    let dst = unsafe { shared.range(base..base + width) };
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = if at_best[j] == base + j { g[c0 + j] } else { T::zero() };
                     }
                 }
             }
