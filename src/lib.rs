@@ -2,6 +2,7 @@
 //! GPU that wgpu reaches, with the same numbers. Pipeline: layers → graph of primitive ops →
 //! autodiff → planner → Program → backend (CPU interpreter or WGSL kernels through wgpu).
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod device;

@@ -1,10 +1,11 @@
-//! The `kiln` command line: devices, train, summary.
+//! The `kiln` command line: devices, train, summary, bench.
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
 use kiln::backend::gpu;
+use kiln::bench::{self, BenchArgs};
 use kiln::cli::{self, TrainArgs};
 
 #[derive(Parser)]
@@ -22,6 +23,8 @@ enum Command {
     Train(TrainArgs),
     /// Print a model's Keras-style summary.
     Summary(TrainArgs),
+    /// Time matmul, conv2d and training on every device, each kernel checked against the CPU.
+    Bench(BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Summary(args) => cli::summary(&args),
+        Command::Bench(args) => run_bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,6 +52,23 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `kiln bench`: the table (or JSON) on stdout; fails when a device or a check failed.
+fn run_bench(args: &BenchArgs) -> kiln::Result<()> {
+    let report = bench::run(args)?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.table());
+    }
+    let failures = report.failures();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        let message = format!("{} of them failed: {}", failures.len(), failures.join("; "));
+        Err(kiln::Error::invalid("bench results", message))
     }
 }
 

@@ -7,6 +7,7 @@ use super::context::Context;
 use super::kernels::{
     self, MAX_ARGS, MatmulKernel, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING, arg_binding,
 };
+use super::timer::PassTimer;
 use crate::error::{Error, Result};
 use crate::program::{Arena, BufRef, Program, ResidentLayout, StepScalars, align};
 
@@ -299,13 +300,15 @@ impl Compiled {
         Ok(())
     }
 
-    /// Upload inputs and scalars, record every step into one compute pass, submit once.
+    /// Upload inputs and scalars, record every step into one compute pass, submit once. With a
+    /// `timer`, the pass writes its start and end timestamps (read them with the timer).
     pub(crate) fn run(
         &self,
         ctx: &Context,
         shared: &Shared,
         inputs: &[&[f32]],
         scalars: StepScalars,
+        timer: Option<&PassTimer>,
     ) -> Result<()> {
         let groups = self
             .bind_groups
@@ -336,13 +339,16 @@ impl Compiled {
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("kiln program"),
-                timestamp_writes: None,
+                timestamp_writes: timer.map(PassTimer::writes),
             });
             for (s, bg) in self.steps.iter().zip(groups) {
                 pass.set_pipeline(&s.pipeline);
                 pass.set_bind_group(0, bg, &[]);
                 pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
             }
+        }
+        if let Some(t) = timer {
+            t.resolve(&mut encoder);
         }
         ctx.scoped("running a program", || {
             ctx.queue.submit([encoder.finish()]);

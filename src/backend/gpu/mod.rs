@@ -5,9 +5,11 @@
 //! - `context`: adapters, device, error capture.
 //! - `kernels`: the Kernel → shader/entry/params/grid table and the pipeline cache.
 //! - `exec`: buffers, compile, run, readback.
+//! - `timer`: optional timestamp queries around a run's pass (benchmarks).
 mod context;
 mod exec;
 mod kernels;
+mod timer;
 
 pub use context::{AdapterSummary, adapters};
 pub use kernels::{MatmulKernel, entry_point};
@@ -17,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use context::Context;
 use exec::{Compiled, Resident, Shared};
 use kernels::PipelineCache;
+use timer::PassTimer;
 
 use crate::backend::{Backend, DeviceKind, ProgramId};
 use crate::error::{Error, Result};
@@ -62,6 +65,8 @@ pub struct GpuBackend {
     programs: Vec<Compiled>,
     matmul: MatmulKernel,
     matmul_vec4: bool,
+    /// Created by the first `run_timed` (None inside when the device has no timestamps).
+    timer: Option<Option<PassTimer>>,
 }
 
 impl GpuBackend {
@@ -73,7 +78,7 @@ impl GpuBackend {
         let shared = Shared::new(&dev.ctx)?;
         let resident = Resident::new(&dev.ctx, &ResidentLayout::default())?;
         let matmul = MatmulKernel::for_adapter(dev.ctx.summary.is_software);
-        Ok(GpuBackend { matmul, matmul_vec4: true, dev, shared, resident, programs: Vec::new() })
+        Ok(GpuBackend { matmul, matmul_vec4: true, dev, shared, resident, programs: Vec::new(), timer: None })
     }
 
     /// How many of `program`'s kernels would need a pipeline compiled: the cache is shared by
@@ -110,6 +115,27 @@ impl GpuBackend {
     /// [`GpuBackend::matmul_kernel`] (for benchmarks and tests).
     pub fn set_matmul_vec4(&mut self, enabled: bool) {
         self.matmul_vec4 = enabled;
+    }
+
+    /// Run a compiled program as [`Backend::run`] does and wait until it has finished. Returns
+    /// the GPU time of its compute pass in seconds from timestamp queries, or None when the
+    /// device has no `TIMESTAMP_QUERY` (time the call instead).
+    pub fn run_timed(
+        &mut self,
+        id: ProgramId,
+        inputs: &[&[f32]],
+        scalars: StepScalars,
+    ) -> Result<Option<f64>> {
+        if self.timer.is_none() {
+            self.timer = Some(PassTimer::new(&self.dev.ctx)?);
+        }
+        let timer = self.timer.as_ref().and_then(Option::as_ref);
+        let ctx = &self.dev.ctx;
+        self.program(id)?.run(ctx, &self.shared, inputs, scalars, timer)?;
+        match timer {
+            Some(t) => t.read_seconds(ctx).map(Some),
+            None => ctx.wait("waiting for a run").map(|()| None),
+        }
     }
 
     fn program(&self, id: ProgramId) -> Result<&Compiled> {
@@ -184,7 +210,7 @@ impl Backend for GpuBackend {
     }
 
     fn run(&mut self, id: ProgramId, inputs: &[&[f32]], scalars: StepScalars) -> Result<()> {
-        self.program(id)?.run(&self.dev.ctx, &self.shared, inputs, scalars)
+        self.program(id)?.run(&self.dev.ctx, &self.shared, inputs, scalars, None)
     }
 
     fn read_work(&mut self, id: ProgramId, buf: BufRef) -> Result<Vec<f32>> {
