@@ -270,3 +270,31 @@ fn batch_norm_uses_batch_statistics_in_training_and_moving_ones_in_inference() {
         .unwrap();
     assert!((h.last("loss").unwrap() - eval_loss).abs() > 1e-4);
 }
+
+/// CPU results do not depend on the thread count for CNNs either: mnist-cnn (every parallel
+/// image kernel at real sizes: im2col per output row, col2im per image, pooling per row,
+/// split GEMMs) trains to the same bits under 1, 2 and 3 threads.
+#[test]
+fn cnn_training_gives_the_same_bits_under_1_2_and_3_threads() {
+    use kiln::backend::cpu::pool::{Pool, with_pool};
+    use std::sync::Arc;
+    let (x, y) = images(40, [28, 28, 1], 12);
+    let weights: Vec<_> = [1, 2, 3]
+        .iter()
+        .map(|&threads| {
+            with_pool(&Arc::new(Pool::new(threads)), || {
+                let mut m = preset("mnist-cnn", &[28, 28, 1], 3, 0).unwrap();
+                let opts = CompileOptions::new(
+                    Optimizer::adam(1e-3),
+                    Loss::SparseCategoricalCrossentropy,
+                    Device::Cpu,
+                );
+                m.compile(opts).unwrap();
+                m.fit(&x, &y, &FitOptions { batch_size: 32, epochs: 1, verbose: 0, ..Default::default() })
+                    .unwrap();
+                m.get_weights().unwrap()
+            })
+        })
+        .collect();
+    assert!(weights[0] == weights[1] && weights[1] == weights[2], "weights differ between thread counts");
+}

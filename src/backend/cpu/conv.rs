@@ -31,53 +31,71 @@ fn source(win: &Window2d, axis: usize, i: usize, k: usize) -> Option<usize> {
         (win.stride.1, win.dilation.1, win.pad.1, win.out.1)
     };
     let shifted = (i + p).checked_sub(k * d)?;
+    if s == 1 {
+        // The common case, without the division.
+        return (shifted < out).then_some(shifted);
+    }
     (shifted % s == 0 && shifted / s < out).then_some(shifted / s)
 }
 
-/// Patches of `x` (NHWC) as rows of `cols`: [positions, kh·kw·c].
+/// Patches of `x` (NHWC) as rows of `cols`: [positions, kh·kw·c]. One task per output image
+/// row (n, oy) writes that row's `out.1` patches.
 pub fn im2col<T: CpuFloat>(win: &Window2d, x: &[T], cols: &mut [T]) {
-    let c = win.channels;
-    for_rows(win.patch_len(), cols, |pos, row| {
-        let (n, oy, ox) = position(win, pos);
-        let kw = win.kernel.1;
-        // Without column dilation, a kernel row whose taps all fall inside the image reads
-        // kw·c consecutive elements of x (NHWC): one copy instead of kw.
-        let first = win.tap(1, ox, 0);
-        let contiguous = win.dilation.1 == 1 && first.is_some() && win.tap(1, ox, kw - 1).is_some();
-        for ky in 0..win.kernel.0 {
-            let dst_row = &mut row[ky * kw * c..][..kw * c];
-            let Some(iy) = win.tap(0, oy, ky) else {
-                dst_row.fill(T::zero());
-                continue;
-            };
-            if let (true, Some(ix)) = (contiguous, first) {
-                dst_row.copy_from_slice(&x[at(win, n, iy, ix)..][..kw * c]);
-                continue;
-            }
-            for (kx, dst) in dst_row.chunks_exact_mut(c).enumerate() {
-                match win.tap(1, ox, kx) {
-                    Some(ix) => dst.copy_from_slice(&x[at(win, n, iy, ix)..][..c]),
-                    None => dst.fill(T::zero()),
+    let (c, kw, patch) = (win.channels, win.kernel.1, win.patch_len());
+    for_rows(win.out.1 * patch, cols, |r, rows| {
+        let (n, oy) = (r / win.out.0, r % win.out.0);
+        for (ox, row) in rows.chunks_exact_mut(patch).enumerate() {
+            // Without column dilation, a kernel row whose taps all fall inside the image
+            // reads kw·c consecutive elements of x (NHWC): one copy instead of kw.
+            let first = win.tap(1, ox, 0);
+            let contiguous = win.dilation.1 == 1 && first.is_some() && win.tap(1, ox, kw - 1).is_some();
+            for ky in 0..win.kernel.0 {
+                let dst_row = &mut row[ky * kw * c..][..kw * c];
+                let Some(iy) = win.tap(0, oy, ky) else {
+                    dst_row.fill(T::zero());
+                    continue;
+                };
+                if let (true, Some(ix)) = (contiguous, first) {
+                    dst_row.copy_from_slice(&x[at(win, n, iy, ix)..][..kw * c]);
+                    continue;
+                }
+                for (kx, dst) in dst_row.chunks_exact_mut(c).enumerate() {
+                    match win.tap(1, ox, kx) {
+                        Some(ix) => dst.copy_from_slice(&x[at(win, n, iy, ix)..][..c]),
+                        None => dst.fill(T::zero()),
+                    }
                 }
             }
         }
     });
 }
 
-/// The adjoint of [`im2col`]: x[n, iy, ix, :] = Σ over the taps (ky, kx) that read it.
+/// The adjoint of [`im2col`]: x[n, iy, ix, :] = Σ of the patch entries that read it. One task
+/// per image scatters that image's patches in (oy, ky, ox, kx) order: the patches are read in
+/// sequence and the image stays in cache, and every element's sum has a fixed order.
 pub fn col2im<T: CpuFloat>(win: &Window2d, cols: &[T], x: &mut [T]) {
-    let c = win.channels;
-    let (ow, patch) = (win.out.1, win.patch_len());
-    for_rows(c, x, |pix, out| {
-        let (n, iy, ix) = pixel(win, pix);
-        out.fill(T::zero());
-        for ky in 0..win.kernel.0 {
-            let Some(oy) = source(win, 0, iy, ky) else { continue };
-            for kx in 0..win.kernel.1 {
-                let Some(ox) = source(win, 1, ix, kx) else { continue };
-                let row = (n * win.out.0 + oy) * ow + ox;
-                let src = &cols[row * patch + (ky * win.kernel.1 + kx) * c..][..c];
-                out.iter_mut().zip(src).for_each(|(o, &v)| *o = *o + v);
+    let (c, kw, patch) = (win.channels, win.kernel.1, win.patch_len());
+    let image = win.height * win.width * c;
+    let per_image = win.out.0 * win.out.1 * patch;
+    let shared = SharedMut::new(x);
+    ranges(win.batch, 1, |images| {
+        for n in images {
+            // SAFETY: image n's elements belong to this task alone.
+            let xn = unsafe { shared.range(n * image..(n + 1) * image) };
+            xn.fill(T::zero());
+            let cn = &cols[n * per_image..][..per_image];
+            for oy in 0..win.out.0 {
+                for ky in 0..win.kernel.0 {
+                    let Some(iy) = win.tap(0, oy, ky) else { continue };
+                    for ox in 0..win.out.1 {
+                        let row = &cn[(oy * win.out.1 + ox) * patch + ky * kw * c..][..kw * c];
+                        for (kx, src) in row.chunks_exact(c).enumerate() {
+                            let Some(ix) = win.tap(1, ox, kx) else { continue };
+                            let dst = &mut xn[(iy * win.width + ix) * c..][..c];
+                            dst.iter_mut().zip(src).for_each(|(o, &v)| *o = *o + v);
+                        }
+                    }
+                }
             }
         }
     });
@@ -90,14 +108,18 @@ fn taps(win: &Window2d, oy: usize, ox: usize) -> impl Iterator<Item = (usize, us
     })
 }
 
-/// Max pooling: y[n, oy, ox, c] = max of the window (padding ignored).
+/// Max pooling: y[n, oy, ox, c] = max of the window (padding ignored). One task per output
+/// image row.
 pub fn max_pool<T: CpuFloat>(win: &Window2d, x: &[T], y: &mut [T]) {
-    for_rows(win.channels, y, |pos, out| {
-        let (n, oy, ox) = position(win, pos);
-        out.fill(T::neg_infinity());
-        for (iy, ix) in taps(win, oy, ox) {
-            let src = &x[at(win, n, iy, ix)..][..win.channels];
-            out.iter_mut().zip(src).for_each(|(o, &v)| *o = if v > *o { v } else { *o });
+    let c = win.channels;
+    for_rows(win.out.1 * c, y, |r, rows| {
+        let (n, oy) = (r / win.out.0, r % win.out.0);
+        for (ox, out) in rows.chunks_exact_mut(c).enumerate() {
+            out.fill(T::neg_infinity());
+            for (iy, ix) in taps(win, oy, ox) {
+                let src = &x[at(win, n, iy, ix)..][..c];
+                out.iter_mut().zip(src).for_each(|(o, &v)| *o = if v > *o { v } else { *o });
+            }
         }
     });
 }
@@ -169,31 +191,33 @@ fn max_pool_grad_disjoint<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &m
         }
     });
     let shared = SharedMut::new(dx);
-    let rows_per_task = (1 << 12) / (c * win.kernel.0 * win.kernel.1).max(1) + 1;
-    ranges(win.positions(), rows_per_task, |positions| {
-        for pos in positions {
-            let (n, oy, ox) = position(win, pos);
-            let g = &dy[pos * c..][..c];
-            for c0 in (0..c).step_by(CHANNEL_BLOCK) {
-                let width = CHANNEL_BLOCK.min(c - c0);
-                let mut best = [T::neg_infinity(); CHANNEL_BLOCK];
-                let mut at_best = [0usize; CHANNEL_BLOCK];
-                for (t, (iy, ix)) in taps(win, oy, ox).enumerate() {
-                    let base = at(win, n, iy, ix) + c0;
-                    for (j, &v) in x[base..][..width].iter().enumerate() {
-                        if t == 0 || v > best[j] {
-                            best[j] = v;
-                            at_best[j] = base + j;
+    ranges(win.batch * win.out.0, 1, |rows| {
+        for r in rows {
+            let (n, oy) = (r / win.out.0, r % win.out.0);
+            for ox in 0..win.out.1 {
+                let g = &dy[((n * win.out.0 + oy) * win.out.1 + ox) * c..][..c];
+                for c0 in (0..c).step_by(CHANNEL_BLOCK) {
+                    let width = CHANNEL_BLOCK.min(c - c0);
+                    // Branch-free (vectorisable) passes: the index of each channel's first
+                    // maximum ("v > best" keeps the first, as the gather does), then the writes.
+                    let mut max = [T::neg_infinity(); CHANNEL_BLOCK];
+                    let mut arg = [0u32; CHANNEL_BLOCK];
+                    for (t, (iy, ix)) in taps(win, oy, ox).enumerate() {
+                        let src = &x[at(win, n, iy, ix) + c0..][..width];
+                        for ((m, a), &v) in max.iter_mut().zip(arg.iter_mut()).zip(src) {
+                            let better = v > *m;
+                            *a = if better { t as u32 } else { *a };
+                            *m = if better { v } else { *m };
                         }
                     }
-                }
-                for (iy, ix) in taps(win, oy, ox) {
-                    let base = at(win, n, iy, ix) + c0;
-                    // SAFETY: windows do not overlap, so this window's elements are written by
-                    // this task alone.
-                    let dst = unsafe { shared.range(base..base + width) };
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = if at_best[j] == base + j { g[c0 + j] } else { T::zero() };
+                    for (t, (iy, ix)) in taps(win, oy, ox).enumerate() {
+                        let base = at(win, n, iy, ix) + c0;
+                        // SAFETY: windows do not overlap, so this window's elements are
+                        // written by this task alone.
+                        let dst = unsafe { shared.range(base..base + width) };
+                        for ((d, &a), &gv) in dst.iter_mut().zip(&arg).zip(&g[c0..]) {
+                            *d = if a == t as u32 { gv } else { T::zero() };
+                        }
                     }
                 }
             }
