@@ -198,25 +198,27 @@ fn max_pool_grad_disjoint<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &m
                 let g = &dy[((n * win.out.0 + oy) * win.out.1 + ox) * c..][..c];
                 for c0 in (0..c).step_by(CHANNEL_BLOCK) {
                     let width = CHANNEL_BLOCK.min(c - c0);
-                    // Branch-free (vectorisable) passes: the index of each channel's first
-                    // maximum ("v > best" keeps the first, as the gather does), then the writes.
+                    // Branch-free (vectorisable) passes over float arrays: each channel's
+                    // maximum, then the first tap holding it (the element the gather's
+                    // "v > best" picks) gets dy and the others 0.
                     let mut max = [T::neg_infinity(); CHANNEL_BLOCK];
-                    let mut arg = [0u32; CHANNEL_BLOCK];
-                    for (t, (iy, ix)) in taps(win, oy, ox).enumerate() {
+                    for (iy, ix) in taps(win, oy, ox) {
                         let src = &x[at(win, n, iy, ix) + c0..][..width];
-                        for ((m, a), &v) in max.iter_mut().zip(arg.iter_mut()).zip(src) {
-                            let better = v > *m;
-                            *a = if better { t as u32 } else { *a };
-                            *m = if better { v } else { *m };
+                        for (m, &v) in max.iter_mut().zip(src) {
+                            *m = if v > *m { v } else { *m };
                         }
                     }
-                    for (t, (iy, ix)) in taps(win, oy, ox).enumerate() {
+                    let mut open = [T::one(); CHANNEL_BLOCK];
+                    for (iy, ix) in taps(win, oy, ox) {
                         let base = at(win, n, iy, ix) + c0;
                         // SAFETY: windows do not overlap, so this window's elements are
                         // written by this task alone.
                         let dst = unsafe { shared.range(base..base + width) };
-                        for ((d, &a), &gv) in dst.iter_mut().zip(&arg).zip(&g[c0..]) {
-                            *d = if a == t as u32 { gv } else { T::zero() };
+                        let src = &x[base..][..width];
+                        for j in 0..width {
+                            let hit = (src[j] == max[j]) & (open[j] > T::zero());
+                            dst[j] = if hit { g[c0 + j] } else { T::zero() };
+                            open[j] = if hit { T::zero() } else { open[j] };
                         }
                     }
                 }
