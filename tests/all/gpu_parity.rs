@@ -578,6 +578,14 @@ fn long_loops_are_correct_or_refused_on_llvmpipe() {
     b.op(Kernel::MatMul { m: 1, k: 100_000, n: 3, trans_a: false, trans_b: false }, &[a, w], 3);
     let Some(g) = gpu() else { return };
     check_on(g, &b, 1e-3);
+    // A conv filter gradient's shape: Aᵀ with a long K (batch × positions) and vec4-aligned
+    // sizes. The vec4 kernel would take one k per iteration; llvmpipe gets the direct kernel.
+    let mut b = Builder::default();
+    let a = b.input(uniform(&mut r, 73_728 * 8, -1.0, 1.0));
+    let w = b.input(uniform(&mut r, 73_728 * 4, -1.0, 1.0));
+    b.op(Kernel::MatMul { m: 8, k: 73_728, n: 4, trans_a: true, trans_b: false }, &[a, w], 32);
+    let Some(g) = gpu() else { return };
+    check_on(g, &b, 1e-3);
     // k = 300 000 would loop 75 000 times: refused on llvmpipe, computed elsewhere.
     let mut b = Builder::default();
     let a = b.input(uniform(&mut r, 300_000, -1.0, 1.0));

@@ -194,10 +194,20 @@ impl Compiled {
         let mut params = vec![0u8; (PARAMS_STRIDE as usize) * program.steps.len().max(1)];
         let mut steps = Vec::new();
         for (index, step) in program.steps.iter().enumerate() {
-            let launch = kernels::launch(&step.kernel, max_groups, matmul, vec4)
-                .map_err(|e| Error::invalid("program", format!("step {index} ({:?}): {e}", step.kernel)))?;
-            let loops = kernels::loop_iterations(&step.kernel, launch.entry);
-            if ctx.summary.name.contains("llvmpipe") && loops > kernels::LLVMPIPE_LOOP_LIMIT {
+            let launch_with = |vec4| {
+                kernels::launch(&step.kernel, max_groups, matmul, vec4)
+                    .map_err(|e| Error::invalid("program", format!("step {index} ({:?}): {e}", step.kernel)))
+            };
+            let llvmpipe = ctx.summary.name.contains("llvmpipe");
+            let mut launch = launch_with(vec4)?;
+            let mut loops = kernels::loop_iterations(&step.kernel, launch.entry);
+            if llvmpipe && vec4 && loops > kernels::LLVMPIPE_LOOP_LIMIT {
+                // The vec4 kernel with A transposed takes one k per iteration, the scalar
+                // kernels four: a filter gradient with a long K (batch × positions) still fits.
+                launch = launch_with(false)?;
+                loops = kernels::loop_iterations(&step.kernel, launch.entry);
+            }
+            if llvmpipe && loops > kernels::LLVMPIPE_LOOP_LIMIT {
                 return Err(Error::Gpu {
                     context: format!("compiling step {index} ({:?})", step.kernel),
                     message: format!(
