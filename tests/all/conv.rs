@@ -254,3 +254,40 @@ fn batch_norm_kernels_match_cpu_on_gpu() {
     }
     check(&b, 1e-4);
 }
+
+/// The CPU GEMM splits a long K over the pool when C is small (a filter gradient such as
+/// 9×86528×32): the result matches an f64 dot product, for every transpose and with `acc`.
+#[test]
+fn split_k_gemm_matches_f64_products() {
+    use kiln::backend::cpu::kernels::{matmul, matmul_bias_act};
+    let mut r = rng(31);
+    for (m, k, n) in [(9, 20_000, 32), (3, 70_001, 5)] {
+        for (trans_a, trans_b) in [(true, false), (false, false), (true, true)] {
+            let a = uniform(&mut r, m * k, -1.0, 1.0);
+            let b = uniform(&mut r, k * n, -1.0, 1.0);
+            let mut c = vec![0f32; m * n];
+            matmul(m, k, n, trans_a, trans_b, &a, &b, &mut c);
+            let bias = uniform(&mut r, n, -1.0, 1.0);
+            let mut c2 = vec![0f32; m * n];
+            matmul_bias_act(m, k, n, trans_a, trans_b, None, &a, &b, &bias, &mut c2);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k)
+                        .map(|t| {
+                            let av = if trans_a { a[t * m + i] } else { a[i * k + t] };
+                            let bv = if trans_b { b[j * k + t] } else { b[t * n + j] };
+                            f64::from(av) * f64::from(bv)
+                        })
+                        .sum();
+                    let got = f64::from(c[i * n + j]);
+                    assert!(
+                        (got - want).abs() < 1e-3 * (1.0 + want.abs()),
+                        "{m}x{k}x{n} [{i},{j}]: {got} vs {want}"
+                    );
+                    let got2 = f64::from(c2[i * n + j]) - f64::from(bias[j]);
+                    assert!((got2 - want).abs() < 1e-3 * (1.0 + want.abs()), "with bias [{i},{j}]");
+                }
+            }
+        }
+    }
+}

@@ -11,7 +11,7 @@
 //!
 //! Determinism: `matrixmultiply` splits over output blocks with the K loop whole; the `gemm`
 //! blocks below depend on the shape alone. Results do not depend on the thread count (tested).
-use num_traits::One;
+use num_traits::{Num, One};
 
 use super::pool::{self, Pool};
 
@@ -92,7 +92,7 @@ impl Gemm {
     ///
     /// # Safety
     /// As [`Gemm::run_block`].
-    unsafe fn run_blocked<T: 'static + One + Send + Sync>(
+    unsafe fn run_blocked<T: 'static + Num + Copy + Send + Sync>(
         &self,
         pool: &Pool,
         a: *const T,
@@ -107,6 +107,10 @@ impl Gemm {
         let by_rows = self.m >= self.n;
         let dim = if by_rows { self.m } else { self.n };
         let block = block_len(dim);
+        if dim.div_ceil(block) == 1 && self.k >= SPLIT_K_MIN {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.run_split_k(pool, a, b, c) };
+        }
         let (a, b, c) = (SendPtr(a as *mut T), SendPtr(b as *mut T), SendPtr(c));
         pool.run(dim.div_ceil(block), &|i| {
             let (start, len) = (i * block, block.min(dim - i * block));
@@ -130,6 +134,56 @@ impl Gemm {
         });
     }
 }
+
+impl Gemm {
+    /// A small C over a long K (a convolution's filter gradient: 9×86528×32 for a 3×3 filter
+    /// on grey 28×28 images at batch 128) would be one block on one thread: split K into
+    /// fixed chunks (by the shape alone), compute each chunk's product on the pool, then add
+    /// the partial products in chunk order — the same bits for any thread count.
+    ///
+    /// # Safety
+    /// As [`Gemm::run_block`].
+    unsafe fn run_split_k<T: 'static + Num + Copy + Send + Sync>(
+        &self,
+        pool: &Pool,
+        a: *const T,
+        b: *const T,
+        c: *mut T,
+    ) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let chunk = (k / 8).next_multiple_of(256).max(SPLIT_K_MIN / 4);
+        let chunks = k.div_ceil(chunk);
+        let mut partial = vec![T::zero(); chunks * m * n];
+        let p = SendPtr(partial.as_mut_ptr());
+        let (a, b) = (SendPtr(a as *mut T), SendPtr(b as *mut T));
+        pool.run(chunks, &|i| {
+            let (start, len) = (i * chunk, chunk.min(k - i * chunk));
+            let (a, b, p) = (a, b, p);
+            let part = Gemm { k: len, acc: false, ..*self };
+            // SAFETY: chunk i reads columns start..start+len of A and rows of B inside the
+            // caller's operands, and writes its own m×n slice of `partial`.
+            unsafe {
+                part.run_block(
+                    a.0.offset(start as isize * self.sa.1),
+                    b.0.offset(start as isize * self.sb.0),
+                    p.0.add(i * m * n),
+                    n,
+                )
+            };
+        });
+        // SAFETY: c covers m·n elements (the caller's contract).
+        let c = unsafe { std::slice::from_raw_parts_mut(c, m * n) };
+        if !self.acc {
+            c.fill(T::zero());
+        }
+        for part in partial.chunks_exact(m * n) {
+            c.iter_mut().zip(part).for_each(|(o, &v)| *o = *o + v);
+        }
+    }
+}
+
+/// Products whose C is one block split K from this length on.
+const SPLIT_K_MIN: usize = 8192;
 
 /// Rows (or columns) per block of C: a function of the shape alone. `gemm`'s summation order
 /// can depend on the block's shape (a 44×784×96 block differs in the last bit from the same
