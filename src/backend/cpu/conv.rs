@@ -215,10 +215,12 @@ fn max_pool_grad_disjoint<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &m
                         // written by this task alone.
                         let dst = unsafe { shared.range(base..base + width) };
                         let src = &x[base..][..width];
-                        for j in 0..width {
-                            let hit = (src[j] == max[j]) & (open[j] > T::zero());
-                            dst[j] = if hit { g[c0 + j] } else { T::zero() };
-                            open[j] = if hit { T::zero() } else { open[j] };
+                        // Zipped slices (no bounds checks) and float selects: vectorises.
+                        let lanes = dst.iter_mut().zip(src).zip(&max[..width]).zip(&mut open[..width]);
+                        for ((((d, &v), &m), o), &gv) in lanes.zip(&g[c0..c0 + width]) {
+                            let hit = if v == m { *o } else { T::zero() };
+                            *d = if hit > T::zero() { gv } else { T::zero() };
+                            *o = *o - hit;
                         }
                     }
                 }
