@@ -5,7 +5,7 @@
 //                                 gathered in (ky, kx) order                 (Kernel::Col2Im)
 //   max_pool       [x, y]         y = max of the window's valid taps         (Kernel::MaxPool)
 //   max_pool_grad  [x, dy, dx]    dx = Σ over windows whose first maximum is this element
-//                                                                            (Kernel::MaxPoolGrad)
+//                                 (with relu: and is > 0)                    (Kernel::MaxPoolGrad)
 //   avg_pool       [x, y]         y = mean over the window's valid taps      (Kernel::AvgPool)
 //   avg_pool_grad  [dy, dx]       dx = Σ over windows containing it of dy / count
 //                                                                            (Kernel::AvgPoolGrad)
@@ -19,7 +19,7 @@ struct Params {
     len: u32,      // output elements (threads)
     oh: u32,
     ow: u32,
-    _u3: u32,
+    relu: u32,     // max_pool_grad: only windows whose maximum is > 0 pass their gradient
     _f0: f32,
     _f1: f32,
     _f2: f32,
@@ -241,7 +241,7 @@ fn max_pool_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             if (ox >= p.ow) {
                 continue;
             }
-            if (window_argmax(n, oy, ox, ch) == i) {
+            if (window_argmax(n, oy, ox, ch) == i && (p.relu == 0u || arg0[i] > 0.0)) {
                 s += arg1[((n * p.oh + oy) * p.ow + ox) * p.channels + ch];
             }
         }

@@ -233,8 +233,10 @@ pub enum Kernel {
     /// out.0, out.1, channels]`.
     MaxPool { win: Window2d },
     /// args `[x, dy, dx]`: each window's gradient goes to its first maximum (row-major order
-    /// within the window), gathered per input element in window order.
-    MaxPoolGrad { win: Window2d },
+    /// within the window), gathered per input element in window order. With `relu`, only
+    /// windows whose maximum is > 0 pass their gradient: the backward of relu then max pooling
+    /// in one pass (x is the relu's output; the planner fuses the two).
+    MaxPoolGrad { win: Window2d, relu: bool },
     /// args `[x, y]`: y = mean over the window's positions inside the image (padding is not
     /// counted, as TensorFlow).
     AvgPool { win: Window2d },

@@ -366,7 +366,7 @@ impl Graph {
             Op::Im2Col { win } => Kernel::Im2Col { win: *win },
             Op::Col2Im { win } => Kernel::Col2Im { win: *win },
             Op::MaxPool { win } => Kernel::MaxPool { win: *win },
-            Op::MaxPoolGrad { win } => Kernel::MaxPoolGrad { win: *win },
+            Op::MaxPoolGrad { win } => Kernel::MaxPoolGrad { win: *win, relu: false },
             Op::AvgPool { win } => Kernel::AvgPool { win: *win },
             Op::AvgPoolGrad { win } => Kernel::AvgPoolGrad { win: *win },
             Op::BatchNorm { eps } => Kernel::BatchNormTrain { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps },

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{Graph, NodeId, Op};
 use crate::error::{Error, Result};
-use crate::program::{Arena, BufRef, Kernel, Program, Step, align};
+use crate::program::{Arena, BufRef, Kernel, Program, Step, UnaryOp, align};
 
 /// An argument of a tail step: a node's value or a fixed slice.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,11 +101,59 @@ fn fuse(g: &Graph, order: &[NodeId], spec: &PlanSpec, kept: &HashSet<NodeId>) ->
             },
         );
     }
+    fuse_relu_max_pool_grad(g, order, &readers, &private_to, &mut absorbed, &mut fused);
     unfused(g, order)
         .into_iter()
         .filter(|l| !absorbed.contains(&l.output))
         .map(|l| fused.remove(&l.output).unwrap_or(l))
         .collect()
+}
+
+/// The backward of relu → max pooling (conv blocks): `UnaryGrad(relu)(y, MaxPoolGrad(y, dy))`,
+/// through reshape views, becomes one `MaxPoolGrad { relu: true }` launch writing the relu
+/// gradient's node. The pooling gradient is non-zero only at window maxima, where relu's mask
+/// is "maximum > 0", so the pass over the whole activation disappears.
+fn fuse_relu_max_pool_grad(
+    g: &Graph,
+    order: &[NodeId],
+    readers: &HashMap<NodeId, Vec<NodeId>>,
+    private_to: &dyn Fn(NodeId, NodeId) -> bool,
+    absorbed: &mut HashSet<NodeId>,
+    fused: &mut HashMap<NodeId, Launch>,
+) {
+    // `n` is read by `reader` alone, directly or through views only it reads.
+    fn only_read_by(
+        g: &Graph,
+        readers: &HashMap<NodeId, Vec<NodeId>>,
+        private_to: &dyn Fn(NodeId, NodeId) -> bool,
+        n: NodeId,
+        reader: NodeId,
+    ) -> bool {
+        let Some(rs) = readers.get(&n) else { return false };
+        rs.iter().all(|&r| {
+            r == reader
+                || (matches!(g.node(r).op, Op::Reshape { .. })
+                    && only_read_by(g, readers, private_to, r, reader))
+        }) && rs.iter().all(|&r| private_to(n, r))
+    }
+    for &u in order {
+        let node = g.node(u);
+        if node.op != Op::UnaryGrad(UnaryOp::Relu) {
+            continue;
+        }
+        let grad = storage_root(g, node.inputs[1]);
+        let Op::MaxPoolGrad { win } = g.node(grad).op else { continue };
+        let pool_input = g.node(grad).inputs[0];
+        if storage_root(g, pool_input) != storage_root(g, node.inputs[0])
+            || !only_read_by(g, readers, private_to, grad, u)
+            || fused.contains_key(&u)
+        {
+            continue;
+        }
+        absorbed.insert(grad);
+        let inputs = vec![pool_input, g.node(grad).inputs[1]];
+        fused.insert(u, Launch { output: u, kernel: Kernel::MaxPoolGrad { win, relu: true }, inputs });
+    }
 }
 
 /// First-fit allocator over the Work arena, in aligned element offsets.

@@ -7,7 +7,7 @@ use kiln::program::{Kernel, Padding, ResidentLayout, StepScalars, Window2d, drop
 
 use crate::common::{rng, uniform};
 use crate::gpu_parity::{Builder, check};
-use crate::gradcheck::{check_graph, op, rand_in};
+use crate::gradcheck::{Fill, check_graph, op, rand_in};
 
 /// Geometries covering strides 1 and 2, both paddings, dilation, odd sizes, 1 and 3 channels.
 fn geometries() -> Vec<(&'static str, Window2d)> {
@@ -60,6 +60,35 @@ fn pooling_gradients_match_finite_differences() {
         check_graph(&format!("avg pool {name}"), &x, &|g, x| op(g, Op::AvgPool { win }, x));
         let dy = vec![rand_in(&[win.batch, win.out.0, win.out.1, win.channels])];
         check_graph(&format!("avg pool grad {name}"), &dy, &|g, x| op(g, Op::AvgPoolGrad { win }, x));
+    }
+}
+
+/// relu → (view) → max pool: the planner fuses the two backward passes into one
+/// `MaxPoolGrad { relu: true }` launch; the fused gradient still matches finite differences,
+/// for disjoint (2×2/2) and overlapping (3×3/2) windows.
+#[test]
+fn fused_relu_max_pool_gradient_matches_finite_differences() {
+    use kiln::program::UnaryOp;
+    for (k, s) in [(2, 2), (3, 2)] {
+        let win = Window2d::new([2, 6, 7, 3], (k, k), (s, s), (1, 1), Padding::Same).unwrap();
+        let build = move |g: &mut Graph, x: &[NodeId]| {
+            let y = op(g, Op::Unary(UnaryOp::Relu), x);
+            let v = op(g, Op::Reshape { shape: vec![2, 6, 7, 3] }, &[y]);
+            op(g, Op::MaxPool { win }, &[v])
+        };
+        let input = vec![(vec![84, 3], Fill::AwayFromZero(0.05), true)];
+        check_graph(&format!("relu + max pool {k}x{k}/{s}"), &input, &build);
+        // The fusion happened: one max-pool gradient with the relu mask, no relu gradient.
+        let mut g = Graph::new();
+        let x = g.input("x", &[84, 3]);
+        let out = build(&mut g, &[x]);
+        let out_shape = g.shape(out).to_vec();
+        let seed = g.input("seed", &out_shape);
+        let dx = kiln::graph::autodiff::gradients(&mut g, out, seed, &[x]).unwrap()[0];
+        let spec = PlanSpec { inputs: vec![x, seed], outputs: vec![("dx".into(), dx)], ..Default::default() };
+        let kernels: Vec<Kernel> = plan(&g, &spec).unwrap().steps.iter().map(|s| s.kernel).collect();
+        assert!(kernels.contains(&Kernel::MaxPoolGrad { win, relu: true }), "{kernels:?}");
+        assert!(!kernels.iter().any(|k| matches!(k, Kernel::UnaryGrad { .. })), "{kernels:?}");
     }
 }
 
@@ -216,7 +245,8 @@ fn image_kernels_match_cpu_on_gpu() {
             let dy = b.input(uniform(&mut r, pooled, -1.0, 1.0));
             b.op(Kernel::MaxPool { win }, &[x], pooled);
             b.op(Kernel::AvgPool { win }, &[x], pooled);
-            b.op(Kernel::MaxPoolGrad { win }, &[x, dy], win.input_len());
+            b.op(Kernel::MaxPoolGrad { win, relu: false }, &[x, dy], win.input_len());
+            b.op(Kernel::MaxPoolGrad { win, relu: true }, &[x, dy], win.input_len());
             b.op(Kernel::AvgPoolGrad { win }, &[dy], win.input_len());
         }
     }

@@ -130,9 +130,10 @@ const CHANNEL_BLOCK: usize = 64;
 /// Gradient of [`max_pool`]: each window's dy goes to its first maximum (row-major within the
 /// window); dx is gathered per input element over the windows that contain it, in (ky, kx)
 /// order. The window maxima are found for a block of channels at once.
-pub fn max_pool_grad<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &mut [T]) {
+pub fn max_pool_grad<T: CpuFloat>(win: &Window2d, relu: bool, x: &[T], dy: &[T], dx: &mut [T]) {
+    // With `relu`, a window passes its gradient only when its maximum is > 0.
     if win.stride.0 >= win.kernel.0 && win.stride.1 >= win.kernel.1 {
-        return max_pool_grad_disjoint(win, x, dy, dx);
+        return max_pool_grad_disjoint(win, relu, x, dy, dx);
     }
     let c = win.channels;
     for_rows(c, dx, |pix, out| {
@@ -158,8 +159,9 @@ pub fn max_pool_grad<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &mut [T
                             }
                         }
                     }
-                    for ((o, &m), &gv) in out[c0..c0 + width].iter_mut().zip(&mine).zip(&g[c0..]) {
-                        if m {
+                    let lanes = out[c0..c0 + width].iter_mut().zip(&mine).zip(&best);
+                    for (((o, &m), &b), &gv) in lanes.zip(&g[c0..]) {
+                        if m && (!relu || b > T::zero()) {
                             *o = *o + gv;
                         }
                     }
@@ -172,7 +174,7 @@ pub fn max_pool_grad<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &mut [T
 /// [`max_pool_grad`] for windows that do not overlap (stride ≥ pool, the usual 2×2/2): every
 /// input element is in at most one window, so each window's task zeroes its own elements and
 /// writes its maxima's gradients (one write per element; the same values as the gather).
-fn max_pool_grad_disjoint<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &mut [T]) {
+fn max_pool_grad_disjoint<T: CpuFloat>(win: &Window2d, relu: bool, x: &[T], dy: &[T], dx: &mut [T]) {
     let c = win.channels;
     // Elements outside every window (a remainder row or column) get no gradient.
     let covered = |axis: usize, i: usize| {
@@ -219,7 +221,7 @@ fn max_pool_grad_disjoint<T: CpuFloat>(win: &Window2d, x: &[T], dy: &[T], dx: &m
                         let lanes = dst.iter_mut().zip(src).zip(&max[..width]).zip(&mut open[..width]);
                         for ((((d, &v), &m), o), &gv) in lanes.zip(&g[c0..c0 + width]) {
                             let hit = if v == m { *o } else { T::zero() };
-                            *d = if hit > T::zero() { gv } else { T::zero() };
+                            *d = if (hit > T::zero()) & (!relu | (m > T::zero())) { gv } else { T::zero() };
                             *o = *o - hit;
                         }
                     }

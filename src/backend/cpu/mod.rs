@@ -248,7 +248,7 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         Im2Col { win } => conv::im2col(&win, v.r(0), v.w(1)),
         Col2Im { win } => conv::col2im(&win, v.r(0), v.w(1)),
         MaxPool { win } => conv::max_pool(&win, v.r(0), v.w(1)),
-        MaxPoolGrad { win } => conv::max_pool_grad(&win, v.r(0), v.r(1), v.w(2)),
+        MaxPoolGrad { win, relu } => conv::max_pool_grad(&win, relu, v.r(0), v.r(1), v.w(2)),
         AvgPool { win } => conv::avg_pool(&win, v.r(0), v.w(1)),
         AvgPoolGrad { win } => conv::avg_pool_grad(&win, v.r(0), v.w(1)),
         Dropout { seed, threshold, scale, .. } => {

@@ -272,7 +272,7 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
             let taps = (win.kernel.0 * win.kernel.1) as u64;
             2 * taps + (win.kernel.0 + win.kernel.1) as u64 + 4
         }
-        MaxPoolGrad { win } => {
+        MaxPoolGrad { win, .. } => {
             let taps = (win.kernel.0 * win.kernel.1) as u64;
             taps * (taps + win.kernel.0 as u64 + 1) + 4
         }
@@ -368,7 +368,11 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
         Im2Col { win } => window("im2col", win.positions() * win.patch_len(), &win)?,
         Col2Im { win } => window("col2im", win.input_len(), &win)?,
         MaxPool { win } => window("max_pool", win.positions() * win.channels, &win)?,
-        MaxPoolGrad { win } => window("max_pool_grad", win.input_len(), &win)?,
+        MaxPoolGrad { win, relu } => {
+            let mut l = window("max_pool_grad", win.input_len(), &win)?;
+            l.params.u[3] = u32::from(relu);
+            l
+        }
         AvgPool { win } => window("avg_pool", win.positions() * win.channels, &win)?,
         AvgPoolGrad { win } => window("avg_pool_grad", win.input_len(), &win)?,
         Dropout { len, seed, threshold, scale } => Launch {
