@@ -37,6 +37,6 @@ fn main() {
     });
     time("max_pool 26x26x32", 4 * (xp.len() + y.len()), || conv::max_pool(&p1, &xp, &mut y));
     time("max_pool_grad 26x26x32", 4 * (2 * xp.len() + dy.len()), || {
-        conv::max_pool_grad(&p1, &xp, &dy, &mut dx)
+        conv::max_pool_grad(&p1, true, &xp, &dy, &mut dx)
     });
 }
