@@ -2,7 +2,7 @@
 //! (median of repeats after a warm-up), so the two can run back to back on one machine:
 //! `benches/compare_torch.sh` runs both and prints the ratios.
 //!
-//! `cargo run --release --example torch_compare [-- --device cpu|gpu]`
+//! `cargo run --release --example torch_compare [-- --device cpu|gpu] [--workloads gemm,mlp,mnist-cnn,digits]`
 use std::time::Instant;
 
 use kiln::cli::{TrainArgs, train};
@@ -31,8 +31,13 @@ fn time_it(mut f: impl FnMut(), steps: usize, repeats: usize) -> f64 {
 fn main() -> kiln::Result<()> {
     let device: Device =
         std::env::args().skip_while(|a| a != "--device").nth(1).unwrap_or("cpu".into()).parse()?;
+    let workloads = std::env::args()
+        .skip_while(|a| a != "--workloads")
+        .nth(1)
+        .unwrap_or("gemm,mlp,mnist-cnn,digits".into());
+    let run = |w: &str| workloads.split(',').any(|x| x == w);
     // gemm: C = A·B, f32.
-    for n in [256usize, 512, 1024, 2048] {
+    for n in [256usize, 512, 1024, 2048].into_iter().filter(|_| run("gemm")) {
         let a: Vec<f32> = (0..n * n).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..n * n).map(|i| (i as f32 * 0.11).cos()).collect();
         let mut c = vec![0.0f32; n * n];
@@ -41,8 +46,14 @@ fn main() -> kiln::Result<()> {
             time_it(|| kiln::backend::cpu::kernels::matmul(n, n, n, false, false, &a, &b, &mut c), steps, 3);
         println!("  workload=gemm{n}, gflops={:.1}", 2.0 * (n * n * n * steps) as f64 / t / 1e9);
     }
-    // mlp: 784-128(relu)-10, softmax cross-entropy, Adam 1e-3, batch 128, one fixed batch.
     let batch = 128;
+    if run("mnist-cnn") {
+        mnist_cnn(device, batch)?;
+    }
+    if !run("mlp") {
+        return Ok(());
+    }
+    // mlp: 784-128(relu)-10, softmax cross-entropy, Adam 1e-3, batch 128, one fixed batch.
     let x = Tensor::new(
         &[batch, 784],
         (0..batch * 784).map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0).collect(),
@@ -62,6 +73,9 @@ fn main() -> kiln::Result<()> {
         (batch * steps) as f64 / t_train,
         (batch * steps) as f64 / t_infer
     );
+    if !run("digits") {
+        return Ok(());
+    }
     // digits: the README's `kiln train` (stratified 80/20, standardised, MLP 64-64-10, Adam,
     // batch 32, 30 epochs), seeds 0..3.
     for seed in 0..3 {
@@ -79,5 +93,28 @@ fn main() -> kiln::Result<()> {
             r.test_accuracy, r.train_seconds
         );
     }
+    Ok(())
+}
+
+/// mnist-cnn (93,322 parameters), Adam 1e-3, batch 128 of synthetic 28×28×1 images, as in
+/// torch_ref.py: training and inference samples/s.
+fn mnist_cnn(device: Device, batch: usize) -> kiln::Result<()> {
+    let x = Tensor::new(
+        &[batch, 28, 28, 1],
+        (0..batch * 784).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect(),
+    )?;
+    let y = Tensor::new(&[batch], (0..batch).map(|i| (i % 10) as f32).collect())?;
+    let mut m = kiln::cli::preset("mnist-cnn", &[28, 28, 1], 10, 0)?;
+    m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, device))?;
+    let opts = FitOptions { batch_size: batch, epochs: 1, verbose: 0, shuffle: false, ..Default::default() };
+    let steps = 10;
+    let t_train = time_it(|| drop(m.fit(&x, &y, &opts)), steps, 5);
+    let t_infer = time_it(|| drop(m.predict(&x, batch)), steps, 5);
+    println!(
+        "  workload=mnist-cnn, params={}, batch={batch}, train_samples_per_s={:.0}, infer_samples_per_s={:.0}",
+        m.param_count()?,
+        (batch * steps) as f64 / t_train,
+        (batch * steps) as f64 / t_infer
+    );
     Ok(())
 }
