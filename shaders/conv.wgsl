@@ -9,6 +9,8 @@
 //   avg_pool       [x, y]         y = mean over the window's valid taps      (Kernel::AvgPool)
 //   avg_pool_grad  [dy, dx]       dx = Σ over windows containing it of dy / count
 //                                                                            (Kernel::AvgPoolGrad)
+//   random_flip    [x, y]         image n mirrored left to right when pcg(seed, t, n) is odd
+//                                                                            (Kernel::RandomFlip)
 // Gradients are gathered per input element (never scattered with atomics), in the same order
 // as the CPU reference (src/backend/cpu/conv.rs), so results are deterministic.
 //
@@ -19,7 +21,8 @@ struct Params {
     len: u32,      // output elements (threads)
     oh: u32,
     ow: u32,
-    relu: u32,     // max_pool_grad: only windows whose maximum is > 0 pass their gradient
+    flag: u32,     // max_pool_grad: 1 = only windows whose maximum is > 0 pass their gradient
+                   // (relu fused); random_flip: the seed
     _f0: f32,
     _f1: f32,
     _f2: f32,
@@ -42,6 +45,15 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> arg1: array<f32>;
 @group(0) @binding(2) var<storage, read_write> arg2: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
+
+struct RunScalars {
+    lr: f32,
+    t: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(5) var<uniform> run: RunScalars;
 
 fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * 256u + lid.x;
@@ -241,7 +253,7 @@ fn max_pool_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             if (ox >= p.ow) {
                 continue;
             }
-            if (window_argmax(n, oy, ox, ch) == i && (p.relu == 0u || arg0[i] > 0.0)) {
+            if (window_argmax(n, oy, ox, ch) == i && (p.flag == 0u || arg0[i] > 0.0)) {
                 s += arg1[((n * p.oh + oy) * p.ow + ox) * p.channels + ch];
             }
         }
@@ -306,4 +318,28 @@ fn avg_pool_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         }
     }
     arg1[i] = s;
+}
+
+// PCG hash (Jarzynski & Olano 2020), as `pcg_hash` in src/program.rs.
+fn pcg_hash(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+@compute @workgroup_size(256)
+fn random_flip(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i >= p.len) {
+        return;
+    }
+    let ch = i % p.channels;
+    let pix = i / p.channels;
+    let n = pix / (p.height * p.width);
+    let iy = (pix / p.width) % p.height;
+    let ix = pix % p.width;
+    let word = pcg_hash(n ^ pcg_hash(run.t ^ pcg_hash(p.flag)));
+    let src_x = select(ix, p.width - 1u - ix, (word & 1u) == 1u);
+    arg1[i] = arg0[pixel_at(n, iy, src_x) + ch];
 }

@@ -9,7 +9,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::model::{CompileOptions, FitOptions, Sequential, Validation};
-use crate::nn::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
+use crate::nn::{Activation, Conv2D, Dense, Flatten, MaxPooling2D, RandomFlip};
 use crate::optim::Optimizer;
 use crate::program::Padding;
 use crate::tensor::Tensor;
@@ -58,6 +58,10 @@ pub struct TrainArgs {
     /// End with one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
+    /// Augment training images with random horizontal flips (a RandomFlip layer in front of
+    /// an image model; identity in evaluation).
+    #[arg(long)]
+    pub flip: bool,
 }
 
 impl Default for TrainArgs {
@@ -75,6 +79,7 @@ impl Default for TrainArgs {
             seed: 0,
             verbose: 2,
             json: false,
+            flip: false,
         }
     }
 }
@@ -381,6 +386,15 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let features = train.features();
     let loss = loss_for(classes);
     let mut model = model_for(&args.model, train.sample_shape(), classes, args.seed)?;
+    if args.flip {
+        if model.input_shape().len() != 3 {
+            return Err(Error::invalid(
+                "--flip",
+                format!("needs an image model; '{}' takes flat samples", args.model),
+            ));
+        }
+        model = model.insert(0, RandomFlip);
+    }
     // Image models see pixels in [0, 1] (as Keras examples do); dense ones standardised
     // features, from the training split's statistics.
     let scaling = if model.input_shape().len() == 3 { Scaling::UnitRange } else { Scaling::Standardize };

@@ -242,6 +242,10 @@ pub enum Kernel {
     AvgPool { win: Window2d },
     /// args `[dy, dx]`: the adjoint of `AvgPool`, gathered per input element.
     AvgPoolGrad { win: Window2d },
+    /// args `[x, y]`: a horizontal flip of some images of an NHWC batch (`win`: the images'
+    /// geometry; its kernel is 1×1): image n of step t is mirrored left to right when
+    /// dropout_word(seed, t, n) is odd, else copied. Its own adjoint, so also its backward.
+    RandomFlip { win: Window2d, seed: u32 },
     /// args `[x, y]`: inverted dropout, y[i] = x[i] · scale where the element is kept, else 0.
     /// Element i of step t is kept when hash(seed, t, i) ≥ threshold (a u32: rate · 2³²);
     /// scale = 1 / (1 − rate). The mask is a pure function of (seed, t, i), so the backward

@@ -120,6 +120,8 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         Op::MaxPool { win } => vec![Some(g.add(Op::MaxPoolGrad { win }, &[x(0), gy], &ctx)?)],
         Op::AvgPool { win } => vec![Some(g.add(Op::AvgPoolGrad { win }, &[gy], &ctx)?)],
         Op::AvgPoolGrad { win } => vec![Some(g.add(Op::AvgPool { win }, &[gy], &ctx)?)],
+        // A flip is its own adjoint: the same images flip back.
+        Op::RandomFlip { seed } => vec![Some(g.add(Op::RandomFlip { seed }, &[gy], &ctx)?)],
         // The same mask scales the gradient.
         Op::Dropout { rate, seed } => vec![Some(g.add(Op::Dropout { rate, seed }, &[gy], &ctx)?)],
         Op::BatchNorm { eps } => {

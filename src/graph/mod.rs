@@ -4,7 +4,7 @@ pub mod autodiff;
 pub mod plan;
 
 use crate::error::{Error, Result};
-use crate::program::{Kernel, UnaryOp, Window2d};
+use crate::program::{Kernel, Padding, UnaryOp, Window2d};
 
 /// Index of a node in its graph.
 pub type NodeId = usize;
@@ -74,6 +74,8 @@ pub enum Op {
     AvgPoolGrad { win: Window2d },
     /// Inverted dropout with a mask drawn from (seed, step, index); see `Kernel::Dropout`.
     Dropout { rate: f32, seed: u32 },
+    /// NHWC images, some mirrored left to right (drawn from (seed, step, image)).
+    RandomFlip { seed: u32 },
     /// (x [r,c], gamma [c], beta [c]) → batch-normalised x with batch statistics.
     BatchNorm { eps: f32 },
     /// (x, gamma, dy) → dx for `BatchNorm`.
@@ -310,6 +312,12 @@ impl Graph {
                 same(&format!("{ctx} output gradient"), s(0), s(1))?;
                 vec![c]
             }
+            Op::RandomFlip { .. } => {
+                if s(0).len() != 4 {
+                    return Err(Error::invalid(ctx, format!("expects NHWC images, got {:?}", s(0))));
+                }
+                s(0).to_vec()
+            }
             Op::Dropout { rate, .. } => {
                 if !(0.0..1.0).contains(rate) {
                     return Err(Error::invalid(ctx, format!("dropout rate must be in [0, 1), got {rate}")));
@@ -379,6 +387,12 @@ impl Graph {
             Op::BatchNormInference { eps } => {
                 Kernel::BatchNormInference { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps }
             }
+            Op::RandomFlip { seed } => {
+                let sh = &node.shape;
+                let win =
+                    Window2d::new([sh[0], sh[1], sh[2], sh[3]], (1, 1), (1, 1), (1, 1), Padding::Valid)?;
+                Kernel::RandomFlip { win, seed: *seed }
+            }
             Op::Dropout { rate, seed } => {
                 // Keep when the word is ≥ rate · 2³² (rate < 1, so this fits a u32).
                 let threshold = (f64::from(*rate) * 4_294_967_296.0) as u32;
@@ -409,6 +423,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::MaxPool { .. }
         | Op::AvgPool { .. }
         | Op::AvgPoolGrad { .. }
+        | Op::RandomFlip { .. }
         | Op::Dropout { .. } => 1,
         Op::MatMul { .. }
         | Op::BiasAdd

@@ -102,6 +102,14 @@ impl Sequential {
         self.add_boxed(Box::new(layer))
     }
 
+    /// Insert a layer at `index` (0: first); layers are renamed Keras-style in their new order.
+    pub fn insert(mut self, index: usize, layer: impl Layer + 'static) -> Sequential {
+        let mut layers = std::mem::take(&mut self.layers);
+        self.names.clear();
+        layers.insert(index.min(layers.len()), Box::new(layer));
+        layers.into_iter().fold(self, |m, l| m.add_boxed(l))
+    }
+
     /// Append an already boxed layer (model files build layers at run time).
     pub fn add_boxed(mut self, layer: Box<dyn Layer>) -> Sequential {
         let base = layer.base_name();

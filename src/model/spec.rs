@@ -28,7 +28,7 @@ use super::Sequential;
 use crate::error::{Error, Result};
 use crate::nn::{
     Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, Layer, MaxPooling2D, Reshape,
+    GlobalAveragePooling2D, Layer, MaxPooling2D, RandomFlip, Reshape,
 };
 use crate::program::Padding;
 
@@ -55,7 +55,7 @@ impl ModelSpec {
         self.layers.first().is_some_and(|l| {
             matches!(
                 l.class_name(),
-                "Conv2D" | "MaxPooling2D" | "AveragePooling2D" | "GlobalAveragePooling2D"
+                "Conv2D" | "MaxPooling2D" | "AveragePooling2D" | "GlobalAveragePooling2D" | "RandomFlip"
             )
         })
     }
@@ -275,6 +275,15 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
                 epsilon: t.float("epsilon")?.unwrap_or(d.epsilon),
             })
         }
+        "randomflip" => {
+            t.only(&["mode"])?;
+            match t.map.get("mode").and_then(Value::as_str) {
+                None | Some("horizontal") => Box::new(RandomFlip),
+                Some(other) => {
+                    return Err(t.error(format!("mode '{other}' is not supported (only \"horizontal\")")));
+                }
+            }
+        }
         "activation" => {
             t.only(&["activation"])?;
             Box::new(ActivationLayer(t.activation()?))
@@ -282,7 +291,7 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
         _ => {
             return Err(t.error(format!(
                 "unknown layer type '{kind}' (known: Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
-                 GlobalAveragePooling2D, Flatten, Reshape, Dropout, BatchNormalization, Activation)"
+                 GlobalAveragePooling2D, Flatten, Reshape, Dropout, BatchNormalization, RandomFlip, Activation)"
             )));
         }
     })

@@ -10,7 +10,7 @@ pub use conv::Conv2D;
 pub use dense::Dense;
 pub use norm::BatchNormalization;
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
-pub use regularize::Dropout;
+pub use regularize::{Dropout, RandomFlip};
 pub use shape::{Flatten, Reshape};
 
 use rand::Rng;

@@ -47,3 +47,34 @@ impl Layer for Dropout {
         g.add(Op::Dropout { rate: self.rate, seed: ctx.seed }, &[x], ctx.name)
     }
 }
+
+/// Keras `RandomFlip("horizontal")`: in training, each image is mirrored left to right with
+/// probability ½ (drawn from the model seed, the layer, the step and the image, so runs
+/// repeat exactly); in evaluate/predict it is the identity. Takes NHWC images.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RandomFlip;
+
+impl Layer for RandomFlip {
+    fn class_name(&self) -> &'static str {
+        "RandomFlip"
+    }
+    fn base_name(&self) -> &'static str {
+        "random_flip"
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "type": "RandomFlip", "mode": "horizontal" })
+    }
+    fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
+        super::image_shape(name, "RandomFlip", input)?;
+        Ok(input.to_vec())
+    }
+    fn params(&self, _input: &[usize]) -> Vec<ParamSpec> {
+        vec![]
+    }
+    fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
+        if !ctx.training {
+            return Ok(x);
+        }
+        g.add(Op::RandomFlip { seed: ctx.seed }, &[x], ctx.name)
+    }
+}

@@ -298,3 +298,27 @@ fn cnn_training_gives_the_same_bits_under_1_2_and_3_threads() {
         .collect();
     assert!(weights[0] == weights[1] && weights[1] == weights[2], "weights differ between thread counts");
 }
+
+#[test]
+fn random_flip_augments_training_only_and_trains_through_the_cli() {
+    let mut m = preset("cnn", &[8, 8, 1], 10, 0).unwrap().insert(0, kiln::RandomFlip);
+    assert_eq!(m.layer_names()[0], "random_flip");
+    m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
+        .unwrap();
+    let has_flip = |m: &Sequential, k: ProgramKind| {
+        m.planned_program(k, 16).unwrap().steps.iter().any(|s| matches!(s.kernel, Kernel::RandomFlip { .. }))
+    };
+    assert!(has_flip(&m, ProgramKind::Train) && !has_flip(&m, ProgramKind::Predict));
+    let args = TrainArgs {
+        model: "cnn".into(),
+        device: "cpu".into(),
+        epochs: 15,
+        flip: true,
+        json: true,
+        ..TrainArgs::default()
+    };
+    let r = train(&args).unwrap();
+    assert!(r.test_accuracy > 0.9, "digits CNN trained on flipped images: {}", r.test_accuracy);
+    let e = train(&TrainArgs { flip: true, epochs: 1, json: true, ..TrainArgs::default() }).err().unwrap();
+    assert!(e.to_string().contains("needs an image model"), "{e}");
+}

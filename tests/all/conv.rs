@@ -98,6 +98,8 @@ fn reshape_and_dropout_gradients_match_finite_differences() {
         let r = op(g, Op::Reshape { shape: vec![6, 4] }, x);
         op(g, Op::Unary(kiln::program::UnaryOp::Tanh), &[r])
     });
+    // With the step fixed the flips are fixed: a linear map, its own adjoint.
+    check_graph("random flip", &[rand_in(&[5, 2, 3, 2])], &|g, x| op(g, Op::RandomFlip { seed: 3 }, x));
     // With the step fixed the mask is fixed, so dropout is linear and checkable.
     check_graph("dropout", &[rand_in(&[7, 33])], &|g, x| op(g, Op::Dropout { rate: 0.3, seed: 5 }, x));
 }
@@ -250,6 +252,13 @@ fn image_kernels_match_cpu_on_gpu() {
             b.op(Kernel::AvgPoolGrad { win }, &[dy], win.input_len());
         }
     }
+    for (_, win) in geometries().into_iter().take(3) {
+        let flat =
+            Window2d::new([9, win.height, win.width, win.channels], (1, 1), (1, 1), (1, 1), Padding::Valid);
+        let flat = flat.unwrap();
+        let x = b.input(uniform(&mut r, flat.input_len(), -1.0, 1.0));
+        b.op(Kernel::RandomFlip { win: flat, seed: 17 }, &[x], flat.input_len());
+    }
     // A batch the size of mnist-cnn's first layer, for the 2-D grid and index arithmetic.
     let big = Window2d::new([16, 28, 28, 1], (3, 3), (1, 1), (1, 1), Padding::Valid).unwrap();
     let x = b.input(uniform(&mut r, big.input_len(), 0.0, 1.0));
@@ -320,4 +329,29 @@ fn split_k_gemm_matches_f64_products() {
             }
         }
     }
+}
+
+#[test]
+fn random_flip_mirrors_about_half_the_images_and_changes_per_step() {
+    let (n, h, w) = (400, 2, 3);
+    let mut g = Graph::new();
+    let x = g.input("x", &[n, h, w, 1]);
+    let y = op(&mut g, Op::RandomFlip { seed: 9 }, &[x]);
+    let data: Vec<f64> = (0..n * h * w).map(|i| i as f64).collect();
+    let flipped = |t: u32| -> Vec<bool> {
+        let out = run_cpu(&g, &[x], y, std::slice::from_ref(&data), t);
+        (0..n)
+            .map(|img| {
+                let (a, b) = (&data[img * 6..img * 6 + 6], &out[img * 6..img * 6 + 6]);
+                let mirrored: Vec<f64> =
+                    (0..h).flat_map(|r| (0..w).rev().map(move |c| a[r * w + c])).collect();
+                assert!(b == a || b == mirrored.as_slice(), "image {img} is neither copied nor mirrored");
+                b != a
+            })
+            .collect()
+    };
+    let (a, b) = (flipped(1), flipped(2));
+    let share = a.iter().filter(|&&f| f).count() as f64 / n as f64;
+    assert!((share - 0.5).abs() < 0.08, "flipped share {share}");
+    assert_ne!(a, b, "steps 1 and 2 flip different images");
 }

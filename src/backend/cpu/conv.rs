@@ -270,6 +270,21 @@ pub fn avg_pool_grad<T: CpuFloat>(win: &Window2d, dy: &[T], dx: &mut [T]) {
     });
 }
 
+/// Mirror image n left to right when dropout_word(seed, t, n) is odd (see
+/// `Kernel::RandomFlip`); one task per image row.
+pub fn random_flip<T: CpuFloat>(win: &Window2d, seed: u32, t: u32, x: &[T], y: &mut [T]) {
+    let (w, c) = (win.width, win.channels);
+    for_rows(w * c, y, |r, row| {
+        let n = r / win.height;
+        let flip = dropout_word(seed, t, n as u32) & 1 == 1;
+        let src = &x[r * w * c..][..w * c];
+        for (ix, dst) in row.chunks_exact_mut(c).enumerate() {
+            let from = if flip { w - 1 - ix } else { ix };
+            dst.copy_from_slice(&src[from * c..][..c]);
+        }
+    });
+}
+
 /// Inverted dropout (see `Kernel::Dropout`): rows of 256 elements, each element's mask from
 /// its flat index.
 pub fn dropout<T: CpuFloat>(seed: u32, t: u32, threshold: u32, scale: T, x: &[T], y: &mut [T]) {

@@ -102,6 +102,7 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | MaxPool { .. }
         | AvgPool { .. }
         | AvgPoolGrad { .. }
+        | RandomFlip { .. }
         | Dropout { .. } => 2,
         MatMul { .. }
         | BiasAdd { .. }
@@ -251,6 +252,7 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         MaxPoolGrad { win, relu } => conv::max_pool_grad(&win, relu, v.r(0), v.r(1), v.w(2)),
         AvgPool { win } => conv::avg_pool(&win, v.r(0), v.w(1)),
         AvgPoolGrad { win } => conv::avg_pool_grad(&win, v.r(0), v.w(1)),
+        RandomFlip { win, seed } => conv::random_flip(&win, seed, sc.t, v.r(0), v.w(1)),
         Dropout { seed, threshold, scale, .. } => {
             conv::dropout(seed, sc.t, threshold, c(scale), v.r(0), v.w(1))
         }

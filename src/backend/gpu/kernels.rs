@@ -368,6 +368,11 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
         Im2Col { win } => window("im2col", win.positions() * win.patch_len(), &win)?,
         Col2Im { win } => window("col2im", win.input_len(), &win)?,
         MaxPool { win } => window("max_pool", win.positions() * win.channels, &win)?,
+        RandomFlip { win, seed } => {
+            let mut l = window("random_flip", win.input_len(), &win)?;
+            l.params.u[3] = seed;
+            l
+        }
         MaxPoolGrad { win, relu } => {
             let mut l = window("max_pool_grad", win.input_len(), &win)?;
             l.params.u[3] = u32::from(relu);
