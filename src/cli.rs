@@ -58,6 +58,11 @@ pub struct TrainArgs {
     /// End with one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
+    /// Input scaling, fitted on the training split: unit-range (pixels into [0, 1]),
+    /// standardize (per feature), per-channel (mean/std per image channel) or none. Default:
+    /// unit-range for image models, standardize for dense ones.
+    #[arg(long)]
+    pub scaling: Option<String>,
     /// Augment training images with random horizontal flips (a RandomFlip layer in front of
     /// an image model; identity in evaluation).
     #[arg(long)]
@@ -80,6 +85,7 @@ impl Default for TrainArgs {
             verbose: 2,
             json: false,
             flip: false,
+            scaling: None,
         }
     }
 }
@@ -397,7 +403,11 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     }
     // Image models see pixels in [0, 1] (as Keras examples do); dense ones standardised
     // features, from the training split's statistics.
-    let scaling = if model.input_shape().len() == 3 { Scaling::UnitRange } else { Scaling::Standardize };
+    let scaling = match &args.scaling {
+        Some(s) => s.parse()?,
+        None if model.input_shape().len() == 3 => Scaling::UnitRange,
+        None => Scaling::Standardize,
+    };
     let scaler = Scaler::fit(&train.x, scaling);
     scaler.apply(&mut train.x)?;
     scaler.apply(&mut test.x)?;
