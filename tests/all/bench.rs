@@ -143,10 +143,11 @@ fn kiln_bench_json_is_one_document_on_stdout() {
 fn a_size_the_device_refuses_is_reported_as_not_run_rather_than_failed() {
     let Some(g) = gpu() else { return };
     let llvmpipe = g.info().name.contains("llvmpipe");
-    // K = 300,000: past llvmpipe's 65,535-iteration loop limit, which kiln refuses at compile.
+    // K = 1,500,000: even split over K (at most 512 chunks) each chunk loops past llvmpipe's
+    // 65,535-iteration limit, which kiln refuses at compile.
     let args = BenchArgs {
         device: Some(format!("gpu:{}", g.info().index)),
-        matmul: vec!["1x300000x4".into()],
+        matmul: vec!["1x1500000x4".into()],
         only: vec!["matmul".into()],
         reps: Some(1),
         ..BenchArgs::default()

@@ -355,3 +355,25 @@ fn random_flip_mirrors_about_half_the_images_and_changes_per_step() {
     assert!((share - 0.5).abs() < 0.08, "flipped share {share}");
     assert_ne!(a, b, "steps 1 and 2 flip different images");
 }
+
+/// Filter gradients (a small C over a long K) run split over K on the GPU: partial products
+/// per K-chunk, then an in-order sum. They match the CPU for the mnist-cnn shapes, odd sizes
+/// and every transpose; shapes with many output tiles or a short K keep the tiled kernels.
+#[test]
+fn split_k_matmuls_match_cpu_on_gpu() {
+    use kiln::backend::gpu::splits_k;
+    let mut r = rng(41);
+    let mut b = Builder::default();
+    let shapes = [(9, 86_528, 32, true, false), (288, 15_488, 64, true, false), (5, 9_001, 7, false, false)];
+    let more = [(7, 10_000, 3, false, true), (3, 8_200, 130, true, true)];
+    for (m, k, n, trans_a, trans_b) in shapes.into_iter().chain(more) {
+        let kernel = Kernel::MatMul { m, k, n, trans_a, trans_b };
+        assert!(splits_k(&kernel), "{kernel:?} should split");
+        let x = b.input(uniform(&mut r, m * k, -1.0, 1.0));
+        let w = b.input(uniform(&mut r, k * n, -1.0, 1.0));
+        b.op(kernel, &[x, w], m * n);
+    }
+    assert!(!splits_k(&Kernel::MatMul { m: 15_488, k: 288, n: 64, trans_a: false, trans_b: false }));
+    assert!(!splits_k(&Kernel::MatMul { m: 9, k: 1000, n: 32, trans_a: true, trans_b: false }));
+    check(&b, 1e-3);
+}

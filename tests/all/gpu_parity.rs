@@ -586,11 +586,22 @@ fn long_loops_are_correct_or_refused_on_llvmpipe() {
     b.op(Kernel::MatMul { m: 8, k: 73_728, n: 4, trans_a: true, trans_b: false }, &[a, w], 32);
     let Some(g) = gpu() else { return };
     check_on(g, &b, 1e-3);
-    // k = 300 000 would loop 75 000 times: refused on llvmpipe, computed elsewhere.
+    // k = 300 000: a plain matmul with a small C is split over K (chunks of 2048), so it is
+    // right on llvmpipe too.
     let mut b = Builder::default();
     let a = b.input(uniform(&mut r, 300_000, -1.0, 1.0));
     let w = b.input(uniform(&mut r, 900_000, -1.0, 1.0));
     b.op(Kernel::MatMul { m: 1, k: 300_000, n: 3, trans_a: false, trans_b: false }, &[a, w], 3);
+    let Some(g) = gpu() else { return };
+    check_on(g, &b, 1e-3);
+    // The fused Dense kernel is not split: 75 000 iterations are refused on llvmpipe and
+    // computed elsewhere.
+    let mut b = Builder::default();
+    let a = b.input(uniform(&mut r, 300_000, -1.0, 1.0));
+    let w = b.input(uniform(&mut r, 900_000, -1.0, 1.0));
+    let bias = b.input(uniform(&mut r, 3, -1.0, 1.0));
+    let kernel = Kernel::MatMulBiasAct { m: 1, k: 300_000, n: 3, trans_a: false, trans_b: false, act: None };
+    b.op(kernel, &[a, w, bias], 3);
     let Some(mut g) = gpu() else { return };
     g.alloc_resident(&ResidentLayout::default()).unwrap();
     match g.compile(&b.program) {
@@ -606,8 +617,6 @@ fn long_loops_are_correct_or_refused_on_llvmpipe() {
     }
 }
 
-/// Backends on one adapter share its device and pipeline cache: a second model compiling the
-/// same program compiles no pipeline again.
 #[test]
 fn backends_on_one_adapter_share_compiled_pipelines() {
     let Some(mut first) = gpu() else { return };

@@ -125,12 +125,18 @@ struct CompiledStep {
     index: usize,
     pipeline: wgpu::ComputePipeline,
     groups: [u32; 3],
+    /// A second dispatch with the same bindings (split-K's in-order sum of partial products).
+    then: Option<(wgpu::ComputePipeline, [u32; 3])>,
+    /// Elements of the scratch buffer bound as arg 4 (split-K's partial products).
+    scratch: Option<usize>,
 }
 
 /// A program compiled for one device.
 pub(crate) struct Compiled {
     pub(crate) program: Program,
     pub(crate) work: wgpu::Buffer,
+    /// Split-K partial products (shared by the program's split matmuls, which run in order).
+    scratch: Option<wgpu::Buffer>,
     params: wgpu::Buffer,
     steps: Vec<CompiledStep>,
     /// One per entry of `steps`; `Err` when the resident arenas no longer fit the program.
@@ -193,7 +199,28 @@ impl Compiled {
         let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
         let mut params = vec![0u8; (PARAMS_STRIDE as usize) * program.steps.len().max(1)];
         let mut steps = Vec::new();
+        let mut scratch_len = 0;
         for (index, step) in program.steps.iter().enumerate() {
+            let split = kernels::split_k(&step.kernel, max_groups)
+                .map_err(|e| Error::invalid("program", format!("step {index} ({:?}): {e}", step.kernel)))?
+                .filter(|sk| {
+                    4 * sk.scratch_len as u64 <= ctx.limits.max_storage_buffer_binding_size
+                        && !(ctx.summary.name.contains("llvmpipe") && sk.loops > kernels::LLVMPIPE_LOOP_LIMIT)
+                });
+            if let Some(sk) = split {
+                let at = index * PARAMS_STRIDE as usize;
+                let bytes = bytemuck::bytes_of(&sk.partial.params);
+                params[at..at + bytes.len()].copy_from_slice(bytes);
+                let (Some(groups), Some(reduce_groups)) = (sk.partial.groups, sk.reduce.groups) else {
+                    continue;
+                };
+                let pipeline = cache.pipeline(ctx, &sk.partial)?;
+                let reduce = cache.pipeline(ctx, &sk.reduce)?;
+                scratch_len = scratch_len.max(sk.scratch_len);
+                let then = Some((reduce, reduce_groups));
+                steps.push(CompiledStep { index, pipeline, groups, then, scratch: Some(sk.scratch_len) });
+                continue;
+            }
             let launch_with = |vec4| {
                 kernels::launch(&step.kernel, max_groups, matmul, vec4)
                     .map_err(|e| Error::invalid("program", format!("step {index} ({:?}): {e}", step.kernel)))
@@ -223,10 +250,15 @@ impl Compiled {
             params[at..at + bytes.len()].copy_from_slice(bytes);
             if let Some(groups) = launch.groups {
                 let pipeline = cache.pipeline(ctx, &launch)?;
-                steps.push(CompiledStep { index, pipeline, groups });
+                steps.push(CompiledStep { index, pipeline, groups, then: None, scratch: None });
             }
         }
         let work = create_buffer(ctx, "Work arena", work_bytes, ARENA_USAGE)?;
+        let scratch = if scratch_len > 0 {
+            Some(create_buffer(ctx, "split-K partial products", arena_bytes(scratch_len), ARENA_USAGE)?)
+        } else {
+            None
+        };
         let params_buf = create_buffer(
             ctx,
             "step parameters",
@@ -237,6 +269,7 @@ impl Compiled {
         let mut compiled = Compiled {
             program: program.clone(),
             work,
+            scratch,
             params: params_buf,
             steps,
             bind_groups: Err("not bound yet".into()),
@@ -260,8 +293,14 @@ impl Compiled {
             let args = &self.program.steps[s.index].args;
             let mut entries = Vec::with_capacity(MAX_ARGS + 2);
             for j in 0..MAX_ARGS {
-                let binding = match args.get(j) {
-                    Some(b) if b.len > 0 => {
+                let binding = match (args.get(j), j, s.scratch, &self.scratch) {
+                    // Split-K's partial products, after the matmul's three args.
+                    (_, 4, Some(len), Some(buffer)) => wgpu::BufferBinding {
+                        buffer,
+                        offset: 0,
+                        size: NonZeroU64::new(4 * len.max(1) as u64),
+                    },
+                    (Some(b), ..) if b.len > 0 => {
                         let buffer = match b.arena {
                             Arena::Work => Some(&self.work),
                             a => resident.buffer(a),
@@ -355,6 +394,10 @@ impl Compiled {
                 pass.set_pipeline(&s.pipeline);
                 pass.set_bind_group(0, bg, &[]);
                 pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
+                if let Some((pipeline, g)) = &s.then {
+                    pass.set_pipeline(pipeline);
+                    pass.dispatch_workgroups(g[0], g[1], g[2]);
+                }
             }
         }
         if let Some(t) = timer {

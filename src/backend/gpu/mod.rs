@@ -12,7 +12,7 @@ mod kernels;
 mod timer;
 
 pub use context::{AdapterSummary, adapters};
-pub use kernels::{MatmulKernel, entry_point};
+pub use kernels::{MatmulKernel, entry_point, splits_k};
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -88,6 +88,11 @@ impl GpuBackend {
         let max_groups = self.dev.ctx.limits.max_compute_workgroups_per_dimension;
         let mut missing = 0;
         for step in &program.steps {
+            if let Some(sk) = kernels::split_k(&step.kernel, max_groups)? {
+                missing +=
+                    usize::from(!cache.contains(&sk.partial)) + usize::from(!cache.contains(&sk.reduce));
+                continue;
+            }
             let launch = kernels::launch(&step.kernel, max_groups, self.matmul, self.matmul_vec4)?;
             missing += usize::from(launch.groups.is_some() && !cache.contains(&launch));
         }
