@@ -18,6 +18,11 @@ use super::pool::{self, Pool};
 /// (row stride, column stride) of a matrix, in elements.
 pub type Strides = (isize, isize);
 
+/// Work applied to finished rows of C, given the first row's index and whole rows (n elements
+/// each): a Dense/Conv layer's bias and activation, run on each block of rows right after the
+/// block's product, while it is still in cache.
+pub type Epilogue<'a, T> = &'a (dyn Fn(usize, &mut [T]) + Sync);
+
 /// Products with fewer multiply-adds than this run as one block (one thread).
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 /// Products with at least this many multiply-adds (1024³) go to `matrixmultiply` on AVX-512
@@ -98,18 +103,36 @@ impl Gemm {
         a: *const T,
         b: *const T,
         c: *mut T,
+        epi: Option<Epilogue<T>>,
     ) {
+        let (m, n) = (self.m, self.n);
+        // The epilogue over all of C at once, split into row chunks on the pool.
+        let whole = |c: *mut T| {
+            if let Some(epi) = epi {
+                let rows = (PARALLEL_MIN_MACS / 16 / n.max(1)).max(1);
+                let c = SendPtr(c);
+                pool.run(m.div_ceil(rows), &|i| {
+                    let c = c;
+                    let (start, len) = (i * rows, rows.min(m - i * rows));
+                    // SAFETY: chunk i covers rows start..start+len of C (m·n elements, the
+                    // caller's contract), disjoint from the other chunks.
+                    epi(start, unsafe { std::slice::from_raw_parts_mut(c.0.add(start * n), len * n) });
+                });
+            }
+        };
         // Decided by the shape alone (never the thread count), like the blocks themselves.
         if self.macs() < PARALLEL_MIN_MACS {
             // SAFETY: forwarded from the caller.
-            return unsafe { self.run_block(a, b, c, self.n) };
+            unsafe { self.run_block(a, b, c, self.n) };
+            return whole(c);
         }
         let by_rows = self.m >= self.n;
         let dim = if by_rows { self.m } else { self.n };
         let block = block_len(dim);
         if dim.div_ceil(block) == 1 && self.k >= SPLIT_K_MIN {
             // SAFETY: forwarded from the caller.
-            return unsafe { self.run_split_k(pool, a, b, c) };
+            unsafe { self.run_split_k(pool, a, b, c) };
+            return whole(c);
         }
         let (a, b, c) = (SendPtr(a as *mut T), SendPtr(b as *mut T), SendPtr(c));
         pool.run(dim.div_ceil(block), &|i| {
@@ -126,12 +149,18 @@ impl Gemm {
                         c.0.add(start * self.n),
                         self.n,
                     );
+                    if let Some(epi) = epi {
+                        epi(start, std::slice::from_raw_parts_mut(c.0.add(start * self.n), len * self.n));
+                    }
                 } else {
                     let part = Gemm { n: len, ..*self };
                     part.run_block(a.0, b.0.offset(start as isize * self.sb.1), c.0.add(start), self.n);
                 }
             }
         });
+        if !by_rows {
+            whole(c.0);
+        }
     }
 }
 
@@ -219,8 +248,8 @@ fn avx512() -> bool {
     }
 }
 
-/// c (+)= a · b in f32.
-pub fn sgemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+/// c (+)= a · b in f32, then `epi` over C's rows.
+pub fn sgemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], epi: Option<Epilogue<f32>>) {
     g.check(a.len(), b.len(), c.len());
     if g.macs() >= LARGE_MACS && avx512() {
         let beta = if g.acc { 1.0 } else { 0.0 };
@@ -244,15 +273,24 @@ pub fn sgemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
                 1,
             );
         }
+        if let Some(epi) = epi {
+            let n = g.n.max(1);
+            let rows = (PARALLEL_MIN_MACS / 16 / n).max(1);
+            let shared = pool::SharedMut::new(c);
+            pool::ranges(g.m, rows, |r| {
+                // SAFETY: `ranges` hands out disjoint row ranges.
+                epi(r.start, unsafe { shared.range(r.start * n..r.end * n) })
+            });
+        }
         return;
     }
     // SAFETY: `check` bounds every index the strides reach.
-    pool::with_current(|p| unsafe { g.run_blocked(p, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) })
+    pool::with_current(|p| unsafe { g.run_blocked(p, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), epi) })
 }
 
-/// c (+)= a · b in f64 (gradient checks).
-pub fn dgemm(g: &Gemm, a: &[f64], b: &[f64], c: &mut [f64]) {
+/// c (+)= a · b in f64 (gradient checks), then `epi` over C's rows.
+pub fn dgemm(g: &Gemm, a: &[f64], b: &[f64], c: &mut [f64], epi: Option<Epilogue<f64>>) {
     g.check(a.len(), b.len(), c.len());
     // SAFETY: `check` bounds every index the strides reach.
-    pool::with_current(|p| unsafe { g.run_blocked(p, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) })
+    pool::with_current(|p| unsafe { g.run_blocked(p, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), epi) })
 }

@@ -5,21 +5,21 @@
 //! on the thread count.
 use num_traits::Float;
 
-use super::gemm::Gemm;
+use super::gemm::{Epilogue, Gemm};
 use super::pool::{SharedMut, ranges};
 use crate::program::UnaryOp;
 
 /// The float types the CPU backend runs in: f32 (training) and f64 (gradient checks).
 pub trait CpuFloat: Float + Send + Sync + std::fmt::Debug + std::iter::Sum + 'static {
-    /// The product `g` over these operands (see [`Gemm`]).
-    fn gemm(g: &Gemm, a: &[Self], b: &[Self], c: &mut [Self]);
+    /// The product `g` over these operands (see [`Gemm`]), then `epi` over C's rows.
+    fn gemm(g: &Gemm, a: &[Self], b: &[Self], c: &mut [Self], epi: Option<Epilogue<Self>>);
     /// Conversion from f32 (kernel constants).
     fn c(v: f32) -> Self;
 }
 
 impl CpuFloat for f32 {
-    fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
-        super::gemm::sgemm(g, a, b, c)
+    fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32], epi: Option<Epilogue<f32>>) {
+        super::gemm::sgemm(g, a, b, c, epi)
     }
     fn c(v: f32) -> f32 {
         v
@@ -27,8 +27,8 @@ impl CpuFloat for f32 {
 }
 
 impl CpuFloat for f64 {
-    fn gemm(g: &Gemm, a: &[f64], b: &[f64], c: &mut [f64]) {
-        super::gemm::dgemm(g, a, b, c)
+    fn gemm(g: &Gemm, a: &[f64], b: &[f64], c: &mut [f64], epi: Option<Epilogue<f64>>) {
+        super::gemm::dgemm(g, a, b, c, epi)
     }
     fn c(v: f32) -> f64 {
         v as f64
@@ -60,11 +60,11 @@ pub fn matmul<T: CpuFloat>(
     b: &[T],
     c: &mut [T],
 ) {
-    T::gemm(&product(m, k, n, trans_a, trans_b, false), a, b, c);
+    T::gemm(&product(m, k, n, trans_a, trans_b, false), a, b, c, None);
 }
 
-/// c = act(op(a) · op(b) + bias): the bias rows are written first and the product is
-/// accumulated onto them, then the activation runs in place.
+/// c = act(op(a) · op(b) + bias): the product, then bias and activation on each block of
+/// rows of C as soon as it is computed (while it is in cache).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_bias_act<T: CpuFloat>(
     m: usize,
@@ -78,11 +78,15 @@ pub fn matmul_bias_act<T: CpuFloat>(
     bias: &[T],
     c: &mut [T],
 ) {
-    broadcast_rows(n, bias, c);
-    T::gemm(&product(m, k, n, trans_a, trans_b, true), a, b, c);
-    if let Some(op) = act {
-        unary_in_place(op, c);
-    }
+    let epilogue = |_: usize, rows: &mut [T]| {
+        for row in rows.chunks_exact_mut(n.max(1)) {
+            row.iter_mut().zip(bias).for_each(|(v, &bb)| *v = *v + bb);
+            if let Some(op) = act {
+                unary_slice(op, row);
+            }
+        }
+    };
+    T::gemm(&product(m, k, n, trans_a, trans_b, false), a, b, c, Some(&epilogue));
 }
 
 /// y[i,j] = x[i,j] + b[j]; x, y: [rows, cols], b: [cols].
@@ -163,6 +167,16 @@ pub fn unary_in_place<T: CpuFloat>(op: UnaryOp, y: &mut [T]) {
         UnaryOp::Relu => map_in_place(y, |v| if v > T::zero() { v } else { T::zero() }),
         UnaryOp::Sigmoid => map_in_place(y, sigmoid),
         UnaryOp::Tanh => map_in_place(y, |v| v.tanh()),
+    }
+}
+
+/// f(y) in place on the calling thread (for work already split over the pool, such as GEMM
+/// epilogues); the same formulas as [`unary_in_place`].
+fn unary_slice<T: CpuFloat>(op: UnaryOp, y: &mut [T]) {
+    match op {
+        UnaryOp::Relu => y.iter_mut().for_each(|v| *v = if *v > T::zero() { *v } else { T::zero() }),
+        UnaryOp::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
+        UnaryOp::Tanh => y.iter_mut().for_each(|v| *v = v.tanh()),
     }
 }
 
