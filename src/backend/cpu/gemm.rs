@@ -112,11 +112,10 @@ impl Gemm {
                 let rows = (PARALLEL_MIN_MACS / 16 / n.max(1)).max(1);
                 let c = SendPtr(c);
                 pool.run(m.div_ceil(rows), &|i| {
-                    let c = c;
                     let (start, len) = (i * rows, rows.min(m - i * rows));
                     // SAFETY: chunk i covers rows start..start+len of C (m·n elements, the
                     // caller's contract), disjoint from the other chunks.
-                    epi(start, unsafe { std::slice::from_raw_parts_mut(c.0.add(start * n), len * n) });
+                    epi(start, unsafe { std::slice::from_raw_parts_mut(c.get().add(start * n), len * n) });
                 });
             }
         };
@@ -233,6 +232,12 @@ impl<T> Clone for SendPtr<T> {
     }
 }
 impl<T> Copy for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so closures capture the whole `SendPtr`, which is `Sync`).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
 // SAFETY: the blocks handed to different workers never overlap (see `run_blocked`).
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
