@@ -1,26 +1,40 @@
-// optimizer.wgsl — parameter updates over a whole flat arena, one thread per element:
-//   sgd_update   [param, grad, velocity]   Keras SGD (Kernel::SgdUpdate):
-//                momentum 0: p −= lr·g; else v = momentum·v − lr·g; p += v
-//                (nesterov: p += momentum·v − lr·g)
-//   adam_update  [param, grad, m, v]       Keras Adam at step t (Kernel::AdamUpdate):
-//                m += (g − m)(1 − β1); v += (g² − v)(1 − β2);
-//                p −= lr·sqrt(1 − β2^t)/(1 − β1^t) · m / (sqrt(v) + ε)
+// optimizer.wgsl — parameter updates over a slice of the Params arena, one thread per element
+// (the contracts are the Kernel variants of the same names; the CPU reference is
+// src/backend/cpu/optim.rs):
+//   sgd_update      [param, grad, velocity]        Keras SGD (Kernel::SgdUpdate):
+//                   momentum 0: p −= lr·g; else v = momentum·v − lr·g; p += v
+//                   (nesterov: p += momentum·v − lr·g)
+//   adam_update     [param, grad, m, v (, v̂)]      Keras Adam / AdamW at step t (Kernel::AdamUpdate):
+//                   AdamW: p −= p·wd·lr; m += (g − m)(1 − β1); v += (g² − v)(1 − β2);
+//                   amsgrad: v̂ = max(v̂, v) replaces v; p −= lr·sqrt(1 − β2^t)/(1 − β1^t) · m / (sqrt(v) + ε)
+//   adagrad_update  [param, grad, acc]              Keras Adagrad (Kernel::AdagradUpdate):
+//                   a += g²; p −= lr·g / sqrt(a + ε)
+//   rmsprop_update  [param, grad, ms, mom, mg]      Keras RMSprop (Kernel::RmspropUpdate):
+//                   ms = ρ·ms + (1 − ρ)g²; centered: mg = ρ·mg + (1 − ρ)g, d = ms − mg² + ε, else
+//                   d = ms + ε; Δ = lr·g / sqrt(d); momentum: mom = momentum·mom + Δ, p −= mom;
+//                   else p −= Δ
 // lr and t change every run: they come from the per-run uniform `run` (binding 5).
 //
-// Bindings (group 0): 0..3 = the step's args in the order above;
-//   4: uniform Params { len, nesterov, momentum, beta1, beta2, epsilon };
+// Bindings (group 0): 0..3 = the step's args in the order above, 6 = the fifth arg;
+//   4: uniform Params { len, flag, f0..f3 }, per entry:
+//      sgd      flag = nesterov, f0 = momentum
+//      adam     flag = amsgrad,  f0 = weight decay, f1 = β1, f2 = β2, f3 = ε
+//      adagrad                   f3 = ε
+//      rmsprop  flag = centered, f0 = momentum, f1 = ρ, f3 = ε
 //   5: uniform RunScalars { lr, t }.
+// State an entry does not use (SGD's velocity without momentum, RMSprop's mom and mg) is bound
+// to a dummy buffer and never read or written.
 // Workgroup size 256. Grid: 2-D (x ≤ 65535), flat index bounds-checked against len.
 
 struct Params {
     len: u32,
-    nesterov: u32,
+    flag: u32,
     _u2: u32,
     _u3: u32,
-    momentum: f32,
-    beta1: f32,
-    beta2: f32,
-    epsilon: f32,
+    f0: f32,
+    f1: f32,
+    f2: f32,
+    f3: f32,
 }
 
 struct RunScalars {
@@ -34,6 +48,7 @@ struct RunScalars {
 @group(0) @binding(1) var<storage, read_write> arg1: array<f32>;
 @group(0) @binding(2) var<storage, read_write> arg2: array<f32>;
 @group(0) @binding(3) var<storage, read_write> arg3: array<f32>;
+@group(0) @binding(6) var<storage, read_write> arg4: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<uniform> run: RunScalars;
 
@@ -66,15 +81,16 @@ fn sgd_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     if (i >= p.len) {
         return;
     }
+    let momentum = p.f0;
     let g = arg1[i];
-    if (p.momentum == 0.0) {
+    if (momentum == 0.0) {
         arg0[i] = arg0[i] - run.lr * g;
         return;
     }
-    let v = p.momentum * arg2[i] - run.lr * g;
+    let v = momentum * arg2[i] - run.lr * g;
     arg2[i] = v;
-    if (p.nesterov != 0u) {
-        arg0[i] = arg0[i] + p.momentum * v - run.lr * g;
+    if (p.flag != 0u) {
+        arg0[i] = arg0[i] + momentum * v - run.lr * g;
     } else {
         arg0[i] = arg0[i] + v;
     }
@@ -87,12 +103,64 @@ fn adam_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (i >= p.len) {
         return;
     }
+    let weight_decay = p.f0;
+    let beta1 = p.f1;
+    let beta2 = p.f2;
     let t = max(run.t, 1u);
-    let alpha = run.lr * sqrt(1.0 - powi(p.beta2, t)) / (1.0 - powi(p.beta1, t));
+    let alpha = run.lr * sqrt(1.0 - powi(beta2, t)) / (1.0 - powi(beta1, t));
+    var param = arg0[i];
+    if (weight_decay != 0.0) {
+        param = param - param * weight_decay * run.lr;
+    }
     let g = arg1[i];
-    let m = arg2[i] + (g - arg2[i]) * (1.0 - p.beta1);
-    let v = arg3[i] + (g * g - arg3[i]) * (1.0 - p.beta2);
+    let m = arg2[i] + (g - arg2[i]) * (1.0 - beta1);
+    var v = arg3[i] + (g * g - arg3[i]) * (1.0 - beta2);
     arg2[i] = m;
     arg3[i] = v;
-    arg0[i] = arg0[i] - alpha * m / (sqrt(v) + p.epsilon);
+    if (p.flag != 0u) {
+        v = max(arg4[i], v);
+        arg4[i] = v;
+    }
+    arg0[i] = param - alpha * m / (sqrt(v) + p.f3);
+}
+
+@compute @workgroup_size(256)
+fn adagrad_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i >= p.len) {
+        return;
+    }
+    let g = arg1[i];
+    let acc = arg2[i] + g * g;
+    arg2[i] = acc;
+    arg0[i] = arg0[i] - run.lr * g / sqrt(acc + p.f3);
+}
+
+@compute @workgroup_size(256)
+fn rmsprop_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i >= p.len) {
+        return;
+    }
+    let momentum = p.f0;
+    let rho = p.f1;
+    let g = arg1[i];
+    let ms = rho * arg2[i] + (1.0 - rho) * g * g;
+    arg2[i] = ms;
+    var denominator = ms + p.f3;
+    if (p.flag != 0u) {
+        let mg = rho * arg4[i] + (1.0 - rho) * g;
+        arg4[i] = mg;
+        denominator = ms - mg * mg + p.f3;
+    }
+    let increment = run.lr * g / sqrt(denominator);
+    if (momentum != 0.0) {
+        let mom = momentum * arg3[i] + increment;
+        arg3[i] = mom;
+        arg0[i] = arg0[i] - mom;
+    } else {
+        arg0[i] = arg0[i] - increment;
+    }
 }

@@ -25,7 +25,7 @@ pub use nn::{
     Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
     GlobalAveragePooling2D, Layer, MaxPooling2D, RandomFlip, Reshape,
 };
-pub use optim::Optimizer;
+pub use optim::{GradientClip, LearningRateSchedule, Optimizer};
 pub use program::Padding;
 pub use tensor::Tensor;
 

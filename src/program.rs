@@ -22,7 +22,7 @@ pub enum Arena {
     Params,
     /// Resident: gradients, same layout as `Params`.
     Grads,
-    /// Resident: optimizer state `k` (momentum, Adam m/v), same layout as `Params`.
+    /// Resident: optimizer state `k` (momentum, Adam m/v, ...), same layout as `Params`.
     Slot(u8),
     /// Resident: metric accumulators (loss sum, correct count, ...), read back per epoch.
     Accum,
@@ -271,10 +271,30 @@ pub enum Kernel {
     /// args `[param, grad, velocity]` (param and velocity updated in place), Keras SGD:
     /// momentum 0: p −= lr·g. Else v = momentum·v − lr·g; p += v (nesterov: p += momentum·v − lr·g).
     SgdUpdate { len: usize, momentum: f32, nesterov: bool },
-    /// args `[param, grad, m, v]` (all but grad updated in place), Keras Adam with t = step:
+    /// args `[param, grad, m, v]`, plus `v_hat` with `amsgrad` (all but grad updated in
+    /// place), Keras Adam and AdamW with t = step:
+    /// weight_decay ≠ 0 (AdamW): p −= p·weight_decay·lr first;
     /// m += (g − m)(1 − β1); v += (g² − v)(1 − β2);
+    /// amsgrad: v̂ = max(v̂, v), and v̂ takes v's place below;
     /// p −= lr·sqrt(1 − β2^t)/(1 − β1^t) · m / (sqrt(v) + ε).
-    AdamUpdate { len: usize, beta1: f32, beta2: f32, epsilon: f32 },
+    AdamUpdate { len: usize, beta1: f32, beta2: f32, epsilon: f32, weight_decay: f32, amsgrad: bool },
+    /// args `[param, grad, accumulator]` (param and accumulator updated in place), Keras
+    /// Adagrad: a += g²; p −= lr·g / sqrt(a + ε).
+    AdagradUpdate { len: usize, epsilon: f32 },
+    /// args `[param, grad, ms, mom, mg]` (all but grad updated in place; `mom` is empty
+    /// unless momentum ≠ 0, `mg` unless centered), Keras RMSprop:
+    /// ms = ρ·ms + (1 − ρ)·g²; centered: mg = ρ·mg + (1 − ρ)·g, d = ms − mg² + ε, else
+    /// d = ms + ε; Δ = lr·g / sqrt(d); momentum ≠ 0: mom = momentum·mom + Δ, p −= mom;
+    /// else p −= Δ.
+    RmspropUpdate { len: usize, rho: f32, momentum: f32, epsilon: f32, centered: bool },
+    /// args `[x, total]`: total[0] = Σ x² (accumulate: total[0] += Σ x²), in place on
+    /// `total`; the squared norm for gradient clipping, summed in a fixed order.
+    SumSquares { len: usize, accumulate: bool },
+    /// args `[total, g]` (g in place): g *= c / max(sqrt(total[0]), c), c = clip_norm: a
+    /// gradient whose norm (sqrt(total)) is above c is rescaled to norm c, else left as is.
+    ClipByNorm { len: usize, clip_norm: f32 },
+    /// args `[g]` (in place): g = min(max(g, −c), c), c = clip_value.
+    ClipByValue { len: usize, clip_value: f32 },
 }
 
 /// One kernel launch over arena slices.
@@ -304,7 +324,7 @@ impl Default for StepScalars {
 pub struct ResidentLayout {
     /// Elements in `Params` (and `Grads`, and each `Slot`).
     pub params_len: usize,
-    /// Number of optimizer state slots (SGD with momentum 1, Adam 2).
+    /// Number of optimizer state slots (see `Optimizer::slots`).
     pub slots: usize,
     /// Elements in `Accum`.
     pub accum_len: usize,

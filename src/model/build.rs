@@ -22,8 +22,10 @@ pub(crate) fn accum_slot(kind: ProgramKind, i: usize) -> usize {
 }
 /// Where the training step records the step count of the first non-finite loss (0: none).
 pub(crate) const NON_FINITE_SLOT: usize = 4 * ALIGN_ELEMS;
+/// Scratch for the squared gradient norm of norm clipping (written and read within a step).
+pub(crate) const GRAD_NORM_SLOT: usize = 5 * ALIGN_ELEMS;
 /// Elements of the Accum arena.
-pub(crate) const ACCUM_LEN: usize = 5 * ALIGN_ELEMS;
+pub(crate) const ACCUM_LEN: usize = 6 * ALIGN_ELEMS;
 
 /// Shape of the label tensor for a batch, given the loss and the model's output shape.
 pub(crate) fn label_shape(loss: Loss, batch: usize, output: &[usize]) -> Vec<usize> {
@@ -129,7 +131,11 @@ impl Sequential {
             for (kernel, nodes) in updates.into_inner() {
                 spec.tail.push((kernel, nodes.into_iter().map(ArgRef::Node).collect()));
             }
-            for (kernel, args) in c.optimizer.update_steps(c.layout.params_len) {
+            // Clipping, then the update, over the trainable parameters only (frozen ones keep
+            // their exact bits whatever the rule, e.g. under AdamW's weight decay).
+            let trainable: Vec<BufRef> = self.params.iter().filter(|p| p.trainable).map(|p| p.buf).collect();
+            let norm = BufRef { arena: Arena::Accum, offset: GRAD_NORM_SLOT, len: 1 };
+            for (kernel, args) in c.optimizer.steps(&trainable, norm) {
                 spec.tail.push((kernel, args.into_iter().map(ArgRef::Buf).collect()));
             }
         }

@@ -150,7 +150,7 @@ impl Sequential {
             let c = self.compiled()?;
             let scalars = if kind == ProgramKind::Train {
                 c.step += 1;
-                StepScalars { lr: c.optimizer.learning_rate(), t: c.step }
+                StepScalars { lr: c.optimizer.learning_rate_at(c.step), t: c.step }
             } else {
                 StepScalars::default()
             };

@@ -168,6 +168,7 @@ impl Sequential {
         self.output_shapes()?;
         let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
         opts.loss.fuses(last)?;
+        opts.optimizer.validate()?;
         let (mut backend, device_reason) = device::open(opts.device)?;
         // Parameters one after another, each 64-element aligned for direct GPU binding.
         let mut params = Vec::new();
@@ -191,6 +192,12 @@ impl Sequential {
         };
         // Allocate first: a model too large for the device fails before any work is done.
         backend.alloc_resident(&layout)?;
+        for k in 0..layout.slots {
+            let init = opts.optimizer.slot_init(k);
+            if init != 0.0 {
+                backend.write(Arena::Slot(k as u8), 0, &vec![init; layout.params_len])?;
+            }
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         for (p, init) in params.iter().zip(inits) {
             backend.write(Arena::Params, p.buf.offset, &init.sample(p.buf.len, &mut rng))?;
@@ -237,6 +244,29 @@ impl Sequential {
     pub fn planned_program(&self, kind: ProgramKind, batch: usize) -> Result<Program> {
         let c = self.compiled.as_ref().ok_or_else(|| Error::NotReady("call compile() first".into()))?;
         self.build_program(c, kind, batch)
+    }
+
+    /// The learning rate the next training step will use (the optimizer's schedule at the
+    /// number of updates made so far; Keras `model.optimizer.learning_rate`).
+    pub fn learning_rate(&self) -> Result<f32> {
+        let c = self.compiled.as_ref().ok_or_else(|| Error::NotReady("call compile() first".into()))?;
+        Ok(c.optimizer.learning_rate_at(c.step + 1))
+    }
+
+    /// Use learning rate `lr` from the next step on (for callbacks such as ReduceLROnPlateau);
+    /// it replaces any schedule the optimizer had. Nothing is recompiled: the rate is a per-run
+    /// scalar.
+    pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::invalid("learning rate", format!("must be finite and at least 0, got {lr}")));
+        }
+        self.compiled()?.optimizer.schedule = crate::optim::LearningRateSchedule::Constant(lr);
+        Ok(())
+    }
+
+    /// The optimizer (after compile), with its current schedule.
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.compiled.as_ref().map(|c| &c.optimizer)
     }
 
     /// The parameters and where they live.

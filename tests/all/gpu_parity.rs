@@ -398,7 +398,14 @@ fn sgd_updates_match_cpu_over_three_steps() {
 
 #[test]
 fn adam_updates_match_cpu_over_three_steps() {
-    let kernel = Kernel::AdamUpdate { len: 1000, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 };
+    let kernel = Kernel::AdamUpdate {
+        len: 1000,
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-7,
+        weight_decay: 0.0,
+        amsgrad: false,
+    };
     check_optimizer(kernel, 2);
 }
 

@@ -1,5 +1,6 @@
 //! One integration-test crate (one link of wgpu) with a module per area.
 mod bench;
+mod clip;
 mod cnn;
 mod common;
 mod conv;
@@ -10,7 +11,9 @@ mod gradcheck;
 mod images;
 mod model;
 mod optim;
+mod optim_parity;
 mod planner;
+mod schedule;
 mod shaders;
 mod spec;
 mod step_parity;

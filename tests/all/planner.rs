@@ -96,7 +96,7 @@ fn optimizer_updates_are_chunked_so_no_binding_exceeds_64_mib() {
     use kiln::optim::UPDATE_CHUNK;
     let len = 2 * UPDATE_CHUNK + 640;
     for opt in [Optimizer::adam(1e-3), Optimizer::sgd(0.1), Optimizer::momentum(0.1, 0.9, false)] {
-        let steps = opt.update_steps(len);
+        let steps = opt.update_steps(&[kiln::program::BufRef { arena: Arena::Params, offset: 0, len }]);
         assert_eq!(steps.len(), 3);
         let mut next = 0;
         for (kernel, args) in &steps {

@@ -37,8 +37,8 @@ impl CpuFloat for f64 {
 
 /// Tensors below this many elements stay on one thread (waking workers costs more than the
 /// work); above it elementwise work is split into chunks of [`PAR_CHUNK`] elements.
-const PAR_MIN_ELEMS: usize = 1 << 16;
-const PAR_CHUNK: usize = 1 << 14;
+pub(crate) const PAR_MIN_ELEMS: usize = 1 << 16;
+pub(crate) const PAR_CHUNK: usize = 1 << 14;
 
 /// The product op(a)[m,k] · op(b)[k,n] with a stored [m,k] (or [k,m] when `trans_a`) and b
 /// stored [k,n] (or [n,k] when `trans_b`), as strides.
@@ -97,6 +97,11 @@ pub fn bias_add<T: CpuFloat>(cols: usize, x: &[T], b: &[T], y: &mut [T]) {
             *o = v + bb;
         }
     });
+}
+
+/// Call `f` over `0..len` in chunks of [`PAR_CHUNK`] elements, in parallel for large `len`.
+pub(crate) fn for_chunks(len: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    if len < PAR_MIN_ELEMS { f(0..len) } else { ranges(len, PAR_CHUNK, f) }
 }
 
 /// Apply `f` elementwise to (x → y), in parallel chunks for large tensors.
@@ -270,7 +275,7 @@ pub fn broadcast_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
 
 /// Σ_i f(i) over `0..len`, summed in fixed chunks of 4096 combined in order: the same
 /// summation tree whatever the thread count.
-fn sum_indexed<T: CpuFloat>(len: usize, f: impl Fn(usize) -> T + Sync) -> T {
+pub(crate) fn sum_indexed<T: CpuFloat>(len: usize, f: impl Fn(usize) -> T + Sync) -> T {
     const CHUNK: usize = 4096;
     let chunk_sum = |r: std::ops::Range<usize>| r.map(&f).fold(T::zero(), |a, b| a + b);
     let mut parts = vec![T::zero(); len.div_ceil(CHUNK)];
@@ -403,49 +408,4 @@ pub fn count_correct<T: CpuFloat>(
         })
         .count();
     T::from(correct).unwrap_or(T::zero())
-}
-
-/// Keras SGD update, in place on `p` and `vel`.
-pub fn sgd_update<T: CpuFloat>(lr: T, momentum: T, nesterov: bool, p: &mut [T], g: &[T], vel: &mut [T]) {
-    if momentum == T::zero() {
-        p.iter_mut().zip(g).for_each(|(p, &g)| *p = *p - lr * g);
-        return;
-    }
-    for ((p, &g), v) in p.iter_mut().zip(g).zip(vel.iter_mut()) {
-        *v = momentum * *v - lr * g;
-        *p = if nesterov { *p + momentum * *v - lr * g } else { *p + *v };
-    }
-}
-
-/// Keras Adam update at step t, in place on `p`, `m`, `v`.
-#[allow(clippy::too_many_arguments)]
-pub fn adam_update<T: CpuFloat>(
-    lr: T,
-    t: u32,
-    beta1: T,
-    beta2: T,
-    eps: T,
-    p: &mut [T],
-    g: &[T],
-    m: &mut [T],
-    v: &mut [T],
-) {
-    let t = t.max(1) as i32;
-    let alpha = lr * (T::one() - beta2.powi(t)).sqrt() / (T::one() - beta1.powi(t));
-    let update = |p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]| {
-        for ((p, &g), (m, v)) in p.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut())) {
-            *m = *m + (g - *m) * (T::one() - beta1);
-            *v = *v + (g * g - *v) * (T::one() - beta2);
-            *p = *p - alpha * *m / (v.sqrt() + eps);
-        }
-    };
-    if p.len() < PAR_MIN_ELEMS {
-        return update(p, g, m, v);
-    }
-    let len = p.len().min(g.len()).min(m.len()).min(v.len());
-    let (p, m, v) = (SharedMut::new(p), SharedMut::new(m), SharedMut::new(v));
-    // SAFETY: `ranges` hands out disjoint ranges of each buffer.
-    ranges(len, PAR_CHUNK, |r| unsafe {
-        update(p.range(r.clone()), &g[r.clone()], m.range(r.clone()), v.range(r))
-    });
 }

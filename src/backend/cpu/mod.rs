@@ -4,6 +4,7 @@ pub mod conv;
 pub mod gemm;
 pub mod kernels;
 pub mod norm;
+pub mod optim;
 pub mod pool;
 
 use kernels::CpuFloat;
@@ -77,7 +78,10 @@ impl<T: CpuFloat> Arenas<T> {
 pub fn written_args(kernel: &Kernel, nargs: usize) -> Vec<usize> {
     match kernel {
         Kernel::SgdUpdate { .. } => vec![0, 2],
-        Kernel::AdamUpdate { .. } => vec![0, 2, 3],
+        Kernel::AdamUpdate { amsgrad: false, .. } => vec![0, 2, 3],
+        Kernel::AdamUpdate { amsgrad: true, .. } => vec![0, 2, 3, 4],
+        Kernel::AdagradUpdate { .. } => vec![0, 2],
+        Kernel::RmspropUpdate { .. } => vec![0, 2, 3, 4],
         Kernel::BatchNormMoving { .. } => vec![1, 2],
         _ => vec![nargs.saturating_sub(1)],
     }
@@ -87,7 +91,7 @@ pub fn written_args(kernel: &Kernel, nargs: usize) -> Vec<usize> {
 pub fn arg_count(kernel: &Kernel) -> usize {
     use Kernel::*;
     match kernel {
-        Fill { .. } => 1,
+        Fill { .. } | ClipByValue { .. } => 1,
         Unary { .. }
         | FirstNonFinite
         | Softmax { .. }
@@ -103,7 +107,9 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | AvgPool { .. }
         | AvgPoolGrad { .. }
         | RandomFlip { .. }
-        | Dropout { .. } => 2,
+        | Dropout { .. }
+        | SumSquares { .. }
+        | ClipByNorm { .. } => 2,
         MatMul { .. }
         | BiasAdd { .. }
         | Add { .. }
@@ -117,14 +123,16 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | MaxPoolGrad { .. }
         | BatchNormGammaGrad { .. }
         | BatchNormMoving { .. }
-        | SgdUpdate { .. } => 3,
+        | SgdUpdate { .. }
+        | AdagradUpdate { .. } => 3,
         MatMulBiasAct { .. }
         | SoftmaxCrossEntropyGrad { .. }
         | MeanSquaredErrorGrad { .. }
         | SigmoidBinaryCrossEntropyGrad { .. }
         | BatchNormTrain { .. }
         | BatchNormGrad { .. }
-        | AdamUpdate { .. } => 4,
+        | AdamUpdate { amsgrad: false, .. } => 4,
+        AdamUpdate { amsgrad: true, .. } | RmspropUpdate { .. } => 5,
         BatchNormInference { .. } => 6,
     }
 }
@@ -273,19 +281,40 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         }
         Accumulate { scale, .. } => v.w(1).iter_mut().zip(v.r(0)).for_each(|(a, &x)| *a = *a + x * c(scale)),
         SgdUpdate { momentum, nesterov, .. } => {
-            kernels::sgd_update(c(sc.lr), c(momentum), nesterov, v.w(0), v.r(1), v.w(2))
+            optim::sgd_update(c(sc.lr), c(momentum), nesterov, v.w(0), v.r(1), v.w(2))
         }
-        AdamUpdate { beta1, beta2, epsilon, .. } => kernels::adam_update(
+        AdamUpdate { beta1, beta2, epsilon, weight_decay, amsgrad, .. } => optim::adam_update(
             c(sc.lr),
             sc.t,
             c(beta1),
             c(beta2),
             c(epsilon),
+            c(weight_decay),
             v.w(0),
             v.r(1),
             v.w(2),
             v.w(3),
+            amsgrad.then(|| v.w(4)),
         ),
+        AdagradUpdate { epsilon, .. } => optim::adagrad_update(c(sc.lr), c(epsilon), v.w(0), v.r(1), v.w(2)),
+        RmspropUpdate { rho, momentum, epsilon, centered, .. } => optim::rmsprop_update(
+            c(sc.lr),
+            c(rho),
+            c(momentum),
+            c(epsilon),
+            v.w(0),
+            v.r(1),
+            v.w(2),
+            (momentum != 0.0).then(|| v.w(3)),
+            centered.then(|| v.w(4)),
+        ),
+        SumSquares { accumulate, .. } => {
+            let sum = optim::sum_squares(v.r(0));
+            let total = v.w(1);
+            total[0] = if accumulate { total[0] + sum } else { sum };
+        }
+        ClipByNorm { clip_norm, .. } => optim::clip_by_norm(v.r(0)[0], c(clip_norm), v.w(1)),
+        ClipByValue { clip_value, .. } => optim::clip_by_value(c(clip_value), v.w(0)),
     }
 }
 

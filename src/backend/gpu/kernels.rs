@@ -43,6 +43,7 @@ pub(crate) enum Shader {
     Conv,
     Norm,
     SplitK,
+    Clip,
 }
 
 impl Shader {
@@ -58,6 +59,7 @@ impl Shader {
             Shader::Conv => "conv.wgsl",
             Shader::Norm => "norm.wgsl",
             Shader::SplitK => "splitk.wgsl",
+            Shader::Clip => "clip.wgsl",
         }
     }
 
@@ -73,6 +75,7 @@ impl Shader {
             Shader::Conv => include_str!("../../../shaders/conv.wgsl"),
             Shader::Norm => include_str!("../../../shaders/norm.wgsl"),
             Shader::SplitK => include_str!("../../../shaders/splitk.wgsl"),
+            Shader::Clip => include_str!("../../../shaders/clip.wgsl"),
         }
     }
 }
@@ -313,6 +316,8 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
         SumAll { len, .. } | MeanSquaredError { len } | SigmoidBinaryCrossEntropy { len } => {
             per_lane(len, 256) + 8
         }
+        // Four elements per iteration, at most three left over, then the 256-lane tree.
+        SumSquares { len, .. } => per_lane(len, 1024) + 3 + 8,
         Softmax { cols, .. }
         | LogSoftmax { cols, .. }
         | SoftmaxGrad { cols, .. }
@@ -373,6 +378,16 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
         constants: vec![],
         params,
         groups: Some([1, 1, 1]),
+    };
+    // shaders/optimizer.wgsl: Params { len, flag, f0..f3 }, one thread per element.
+    let optimizer = |entry, len: usize, flag: bool, f: [f32; 4]| -> Result<Launch> {
+        Ok(Launch {
+            shader: Shader::Optimizer,
+            entry,
+            constants: vec![],
+            params: p([len, flag as usize, 0, 0], f)?,
+            groups: grid(len, 256, max_groups)?,
+        })
     };
     let loss = |rows: usize, cols: usize, sparse: bool, len: usize, threshold: f32| {
         p([rows, cols, sparse as usize, len], [threshold, 0.0, 0.0, 0.0])
@@ -507,18 +522,31 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
         CountCorrect { rows, cols, sparse, threshold } => {
             single(Shader::Loss, "count_correct", loss(rows, cols, sparse, 0, threshold)?)
         }
-        SgdUpdate { len, momentum, nesterov } => Launch {
-            shader: Shader::Optimizer,
-            entry: "sgd_update",
+        SgdUpdate { len, momentum, nesterov } => {
+            optimizer("sgd_update", len, nesterov, [momentum, 0.0, 0.0, 0.0])?
+        }
+        AdamUpdate { len, beta1, beta2, epsilon, weight_decay, amsgrad } => {
+            optimizer("adam_update", len, amsgrad, [weight_decay, beta1, beta2, epsilon])?
+        }
+        AdagradUpdate { len, epsilon } => optimizer("adagrad_update", len, false, [0.0, 0.0, 0.0, epsilon])?,
+        RmspropUpdate { len, rho, momentum, epsilon, centered } => {
+            optimizer("rmsprop_update", len, centered, [momentum, rho, 0.0, epsilon])?
+        }
+        SumSquares { len, accumulate } => {
+            single(Shader::Clip, "sum_squares", p([len, accumulate as usize, 0, 0], [0.0; 4])?)
+        }
+        ClipByNorm { len, clip_norm } => Launch {
+            shader: Shader::Clip,
+            entry: "clip_by_norm",
             constants: vec![],
-            params: p([len, nesterov as usize, 0, 0], [momentum, 0.0, 0.0, 0.0])?,
+            params: p([len, 0, 0, 0], [clip_norm, 0.0, 0.0, 0.0])?,
             groups: grid(len, 256, max_groups)?,
         },
-        AdamUpdate { len, beta1, beta2, epsilon } => Launch {
-            shader: Shader::Optimizer,
-            entry: "adam_update",
+        ClipByValue { len, clip_value } => Launch {
+            shader: Shader::Clip,
+            entry: "clip_by_value",
             constants: vec![],
-            params: p([len, 0, 0, 0], [0.0, beta1, beta2, epsilon])?,
+            params: p([len, 0, 0, 0], [clip_value, 0.0, 0.0, 0.0])?,
             groups: grid(len, 256, max_groups)?,
         },
     })
