@@ -23,7 +23,7 @@ pub use metrics::Metric;
 pub use model::{CompileOptions, FitOptions, History, ProgramKind, Sequential, Validation};
 pub use nn::{
     Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, Layer, MaxPooling2D, RandomFlip, Reshape,
+    GlobalAveragePooling2D, Layer, MaxPooling2D, RandomFlip, Regularizer, Reshape,
 };
 pub use optim::{GradientClip, LearningRateSchedule, Optimizer};
 pub use program::Padding;

@@ -295,6 +295,10 @@ pub enum Kernel {
     ClipByNorm { len: usize, clip_norm: f32 },
     /// args `[g]` (in place): g = min(max(g, −c), c), c = clip_value.
     ClipByValue { len: usize, clip_value: f32 },
+    /// args `[w, y]`: y[0] = l1·Σ|w| + l2·Σ w² — Keras's L1/L2 weight penalty.
+    WeightPenalty { len: usize, l1: f32, l2: f32 },
+    /// args `[w, dy, dw]`: dw = dy[0]·(l1·sign(w) + 2·l2·w), sign(0) = 0.
+    WeightPenaltyGrad { len: usize, l1: f32, l2: f32 },
 }
 
 /// One kernel launch over arena slices.

@@ -130,6 +130,9 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
             let dbeta = g.add(Op::SumRows, &[gy], &ctx)?;
             vec![Some(dx), Some(dgamma), Some(dbeta)]
         }
+        Op::WeightPenalty { l1, l2 } => {
+            vec![Some(g.add(Op::WeightPenaltyGrad { l1, l2 }, &[x(0), gy], &ctx)?)]
+        }
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
         Op::UnaryGrad(_)
         | Op::SoftmaxGrad
@@ -141,6 +144,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::BatchNormGrad { .. }
         | Op::BatchNormGammaGrad { .. }
         | Op::BatchNormInference { .. }
+        | Op::WeightPenaltyGrad { .. }
         | Op::CountCorrect { .. } => {
             return Err(Error::invalid(
                 ctx,

@@ -84,6 +84,10 @@ pub enum Op {
     BatchNormGammaGrad { eps: f32 },
     /// (x, gamma, beta, moving mean, moving variance) → normalised x (inference).
     BatchNormInference { eps: f32 },
+    /// any → [1], the L1/L2 weight penalty l1·Σ|x| + l2·Σx² (Keras kernel regularisers).
+    WeightPenalty { l1: f32, l2: f32 },
+    /// (x, dy [1]) → dx for `WeightPenalty`.
+    WeightPenaltyGrad { l1: f32, l2: f32 },
 }
 
 /// One node: its op, input nodes, inferred shape and the layer it belongs to (for errors).
@@ -232,6 +236,11 @@ impl Graph {
                     ));
                 }
             },
+            Op::WeightPenalty { .. } => vec![1],
+            Op::WeightPenaltyGrad { .. } => {
+                same(&format!("{ctx} penalty gradient"), &[1], s(1))?;
+                s(0).to_vec()
+            }
             Op::SumAll { .. } | Op::MeanSquaredError | Op::SigmoidBinaryCrossEntropy => {
                 if !matches!(op, Op::SumAll { .. }) {
                     same(&format!("{ctx} targets"), s(0), s(1))?;
@@ -393,6 +402,10 @@ impl Graph {
                     Window2d::new([sh[0], sh[1], sh[2], sh[3]], (1, 1), (1, 1), (1, 1), Padding::Valid)?;
                 Kernel::RandomFlip { win, seed: *seed }
             }
+            Op::WeightPenalty { l1, l2 } => {
+                Kernel::WeightPenalty { len: self.nodes[node.inputs[0]].len(), l1: *l1, l2: *l2 }
+            }
+            Op::WeightPenaltyGrad { l1, l2 } => Kernel::WeightPenaltyGrad { len, l1: *l1, l2: *l2 },
             Op::Dropout { rate, seed } => {
                 // Keep when the word is ≥ rate · 2³² (rate < 1, so this fits a u32).
                 let threshold = (f64::from(*rate) * 4_294_967_296.0) as u32;
@@ -424,7 +437,8 @@ pub fn arity(op: &Op) -> usize {
         | Op::AvgPool { .. }
         | Op::AvgPoolGrad { .. }
         | Op::RandomFlip { .. }
-        | Op::Dropout { .. } => 1,
+        | Op::Dropout { .. }
+        | Op::WeightPenalty { .. } => 1,
         Op::MatMul { .. }
         | Op::BiasAdd
         | Op::Add
@@ -432,7 +446,8 @@ pub fn arity(op: &Op) -> usize {
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad
         | Op::MaxPoolGrad { .. }
-        | Op::BatchNormGammaGrad { .. } => 2,
+        | Op::BatchNormGammaGrad { .. }
+        | Op::WeightPenaltyGrad { .. } => 2,
         Op::SoftmaxCrossEntropy { .. }
         | Op::MeanSquaredError
         | Op::SigmoidBinaryCrossEntropy

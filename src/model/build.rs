@@ -40,9 +40,19 @@ fn layer_seed(seed: u64, index: usize) -> u32 {
     pcg_hash((seed as u32) ^ pcg_hash((seed >> 32) as u32) ^ pcg_hash(index as u32 ^ 0x9e37_79b9))
 }
 
+/// The nodes of a forward graph (see [`Sequential::forward`]).
+struct Forward {
+    x: NodeId,
+    params: Vec<NodeId>,
+    head: NodeId,
+    out: NodeId,
+    penalties: Vec<NodeId>,
+}
+
 impl Sequential {
-    /// Forward graph: input "x", the parameter nodes, and the head (logits when the loss
-    /// fuses the final activation, else the activated output) plus the activated output.
+    /// Forward graph: input "x", the parameter nodes, the head (logits when the loss fuses
+    /// the final activation, else the activated output), the activated output, and the
+    /// weight-penalty nodes of the regularised parameters (scalars to add to the loss).
     fn forward(
         &self,
         g: &mut Graph,
@@ -50,12 +60,13 @@ impl Sequential {
         fuse_last: bool,
         training: bool,
         updates: &RefCell<Vec<StateUpdate>>,
-    ) -> Result<(NodeId, Vec<NodeId>, NodeId, NodeId)> {
+    ) -> Result<Forward> {
         let x_shape: Vec<usize> = std::iter::once(batch).chain(self.input_shape.iter().copied()).collect();
         let x = g.input("x", &x_shape);
         let mut shape = self.input_shape.clone();
         let mut h = x;
         let mut params = Vec::new();
+        let mut penalties = Vec::new();
         let mut slots = self.params.iter();
         let last = self.layers.len().saturating_sub(1);
         for (i, (layer, name)) in self.layers.iter().zip(&self.names).enumerate() {
@@ -66,6 +77,12 @@ impl Sequential {
                 .map(|(spec, slot): (_, &ParamSlot)| g.param(&slot.name, &spec.shape))
                 .collect();
             params.extend(nodes.iter().copied());
+            for (spec, &node) in specs.iter().zip(&nodes) {
+                if let Some(r) = spec.regularizer {
+                    let context = format!("{name} ({} regularizer)", spec.name);
+                    penalties.push(g.add(Op::WeightPenalty { l1: r.l1, l2: r.l2 }, &[node], &context)?);
+                }
+            }
             let ctx = BuildContext {
                 name,
                 params: &nodes,
@@ -83,7 +100,7 @@ impl Sequential {
         } else {
             h
         };
-        Ok((x, params, h, out))
+        Ok(Forward { x, params, head: h, out, penalties })
     }
 
     /// Plan the program of `kind` for `batch` rows.
@@ -92,7 +109,7 @@ impl Sequential {
         let fuse = c.loss.fuses(last)?;
         let mut g = Graph::new();
         let updates = RefCell::new(Vec::new());
-        let (x, params, head, out) =
+        let Forward { x, params, head, out, penalties } =
             self.forward(&mut g, batch, fuse, kind == ProgramKind::Train, &updates)?;
         let mut fixed: HashMap<NodeId, BufRef> =
             params.iter().zip(&self.params).map(|(&n, p)| (n, p.buf)).collect();
@@ -105,7 +122,11 @@ impl Sequential {
         let output_shape = g.shape(head)[1..].to_vec();
         let y = g.input("y", &label_shape(c.loss, batch, &output_shape));
         spec.inputs.push(y);
-        let loss = c.loss.build(&mut g, head, y)?;
+        // The reported and differentiated loss includes the weight penalties, as in Keras.
+        let mut loss = c.loss.build(&mut g, head, y)?;
+        for p in penalties {
+            loss = g.add(Op::Add, &[loss, p], "loss (with regularization)")?;
+        }
         let sparse = c.loss.sparse_labels();
         let threshold = if fuse { 0.0 } else { 0.5 };
         let acc = |i: usize| ArgRef::Buf(BufRef { arena: Arena::Accum, offset: accum_slot(kind, i), len: 1 });

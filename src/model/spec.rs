@@ -17,6 +17,7 @@
 //! type = "Dense"
 //! units = 10
 //! activation = "softmax"
+//! kernel_regularizer = { l2 = 1e-4 }  # Dense and Conv2D; or "l1" / "l2" (factor 0.01)
 //! ```
 //! JSON is the same object: `{"input_shape": [...], "layers": [{"type": "Dense", ...}]}`.
 //! Unknown layer types and keys are errors naming the layer, so typos do not pass silently.
@@ -28,7 +29,7 @@ use super::Sequential;
 use crate::error::{Error, Result};
 use crate::nn::{
     Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, Layer, MaxPooling2D, RandomFlip, Reshape,
+    GlobalAveragePooling2D, Layer, MaxPooling2D, RandomFlip, Regularizer, Reshape,
 };
 use crate::program::Padding;
 
@@ -182,6 +183,30 @@ impl Table<'_> {
         }
     }
 
+    /// `kernel_regularizer`: "l1" or "l2" (Keras's factor 0.01), or a table `{ l1 = …, l2 = … }`.
+    fn regularizer(&self) -> Result<Option<Regularizer>> {
+        let Some(v) = self.map.get("kernel_regularizer") else { return Ok(None) };
+        let bad = || {
+            self.error(format!(
+                "'kernel_regularizer' must be \"l1\", \"l2\" or a table {{ l1 = F, l2 = F }}, got {v}"
+            ))
+        };
+        let r = match v {
+            Value::String(s) if s == "l1" => Regularizer::l1(0.01),
+            Value::String(s) if s == "l2" => Regularizer::l2(0.01),
+            Value::Object(m) => {
+                let factor = |k: &str| m.get(k).map_or(Some(0.0), |f| f.as_f64().map(|f| f as f32));
+                if m.keys().any(|k| k != "l1" && k != "l2") {
+                    return Err(bad());
+                }
+                Regularizer::l1_l2(factor("l1").ok_or_else(bad)?, factor("l2").ok_or_else(bad)?)
+            }
+            _ => return Err(bad()),
+        };
+        r.validate(&self.context)?;
+        Ok(Some(r))
+    }
+
     fn activation(&self) -> Result<Activation> {
         match self.map.get("activation") {
             None => Ok(Activation::Linear),
@@ -211,9 +236,10 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
     let normalized: String = kind.chars().filter(|c| *c != '_').collect::<String>().to_ascii_lowercase();
     Ok(match normalized.as_str() {
         "dense" => {
-            t.only(&["units", "activation", "use_bias"])?;
+            t.only(&["units", "activation", "use_bias", "kernel_regularizer"])?;
             let mut d = Dense::new(t.required("units")?, t.activation()?);
             d.use_bias = t.flag("use_bias")?.unwrap_or(true);
+            d.kernel_regularizer = t.regularizer()?;
             Box::new(d)
         }
         "conv2d" => {
@@ -225,6 +251,7 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
                 "dilation_rate",
                 "activation",
                 "use_bias",
+                "kernel_regularizer",
             ])?;
             let kernel = t.pair("kernel_size")?.ok_or_else(|| t.error("needs 'kernel_size'".into()))?;
             let mut c = Conv2D::new(t.required("filters")?, 1, t.activation()?).padding(t.padding()?);
@@ -232,6 +259,7 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             c.strides = t.pair("strides")?.unwrap_or((1, 1));
             c.dilation = t.pair("dilation_rate")?.unwrap_or((1, 1));
             c.use_bias = t.flag("use_bias")?.unwrap_or(true);
+            c.kernel_regularizer = t.regularizer()?;
             Box::new(c)
         }
         "maxpooling2d" | "averagepooling2d" => {

@@ -1,5 +1,5 @@
 //! 2-D convolution (Keras `Conv2D`) over NHWC images with HWIO filters.
-use super::{Activation, BuildContext, Init, Layer, ParamSpec, image_shape};
+use super::{Activation, BuildContext, Init, Layer, ParamSpec, Regularizer, image_shape};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Op};
 use crate::program::{Padding, Window2d};
@@ -15,6 +15,8 @@ pub struct Conv2D {
     pub dilation: (usize, usize),
     pub activation: Activation,
     pub use_bias: bool,
+    /// Weight penalty on the kernel (Keras `kernel_regularizer`), added to the loss.
+    pub kernel_regularizer: Option<Regularizer>,
 }
 
 impl Conv2D {
@@ -28,7 +30,14 @@ impl Conv2D {
             dilation: (1, 1),
             activation,
             use_bias: true,
+            kernel_regularizer: None,
         }
+    }
+
+    /// The same layer with a kernel regulariser (Keras `kernel_regularizer=l2(0.01)`).
+    pub fn kernel_regularizer(mut self, r: Regularizer) -> Conv2D {
+        self.kernel_regularizer = Some(r);
+        self
     }
 
     /// The same layer with strides `(sh, sw)`.
@@ -91,7 +100,7 @@ impl Layer for Conv2D {
         "conv2d"
     }
     fn config(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut c = serde_json::json!({
             "type": "Conv2D",
             "filters": self.filters,
             "kernel_size": [self.kernel_size.0, self.kernel_size.1],
@@ -100,20 +109,30 @@ impl Layer for Conv2D {
             "dilation_rate": [self.dilation.0, self.dilation.1],
             "activation": self.activation.name(),
             "use_bias": self.use_bias,
-        })
+        });
+        if let Some(r) = self.kernel_regularizer {
+            c["kernel_regularizer"] = r.config();
+        }
+        c
     }
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
         let win = self.window(name, 1, image_shape(name, "Conv2D", input)?)?;
+        if let Some(r) = self.kernel_regularizer {
+            r.validate(&format!("layer '{name}' (Conv2D)"))?;
+        }
         Ok(vec![win.out.0, win.out.1, self.filters])
     }
     fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
         let c = input.last().copied().unwrap_or(1);
         let (kh, kw) = self.kernel_size;
-        let mut p = vec![ParamSpec::new(
-            "kernel",
-            vec![kh, kw, c, self.filters],
-            Init::GlorotUniform { fan_in: kh * kw * c, fan_out: kh * kw * self.filters },
-        )];
+        let mut p = vec![
+            ParamSpec::new(
+                "kernel",
+                vec![kh, kw, c, self.filters],
+                Init::GlorotUniform { fan_in: kh * kw * c, fan_out: kh * kw * self.filters },
+            )
+            .regularized(self.kernel_regularizer),
+        ];
         if self.use_bias {
             p.push(ParamSpec::new("bias", vec![self.filters], Init::Zeros));
         }

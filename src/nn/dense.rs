@@ -1,5 +1,5 @@
 //! Dense (fully connected) layer: y = act(x · W + b).
-use super::{Activation, BuildContext, Init, Layer, ParamSpec};
+use super::{Activation, BuildContext, Init, Layer, ParamSpec, Regularizer};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Op};
 
@@ -9,12 +9,20 @@ pub struct Dense {
     pub units: usize,
     pub activation: Activation,
     pub use_bias: bool,
+    /// Weight penalty on the kernel (Keras `kernel_regularizer`), added to the loss.
+    pub kernel_regularizer: Option<Regularizer>,
 }
 
 impl Dense {
     /// A dense layer with `units` outputs and an activation.
     pub fn new(units: usize, activation: Activation) -> Dense {
-        Dense { units, activation, use_bias: true }
+        Dense { units, activation, use_bias: true, kernel_regularizer: None }
+    }
+
+    /// The same layer with a kernel regulariser (Keras `kernel_regularizer=l2(0.01)`).
+    pub fn kernel_regularizer(mut self, r: Regularizer) -> Dense {
+        self.kernel_regularizer = Some(r);
+        self
     }
 }
 
@@ -26,9 +34,13 @@ impl Layer for Dense {
         "dense"
     }
     fn config(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut c = serde_json::json!({
             "type": "Dense", "units": self.units, "activation": self.activation.name(), "use_bias": self.use_bias,
-        })
+        });
+        if let Some(r) = self.kernel_regularizer {
+            c["kernel_regularizer"] = r.config();
+        }
+        c
     }
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
         if input.len() != 1 {
@@ -40,15 +52,21 @@ impl Layer for Dense {
         if self.units == 0 {
             return Err(Error::invalid(format!("layer '{name}' (Dense)"), "units must be at least 1"));
         }
+        if let Some(r) = self.kernel_regularizer {
+            r.validate(&format!("layer '{name}' (Dense)"))?;
+        }
         Ok(vec![self.units])
     }
     fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
         let fan_in = input.iter().product();
-        let mut p = vec![ParamSpec::new(
-            "kernel",
-            vec![fan_in, self.units],
-            Init::GlorotUniform { fan_in, fan_out: self.units },
-        )];
+        let mut p = vec![
+            ParamSpec::new(
+                "kernel",
+                vec![fan_in, self.units],
+                Init::GlorotUniform { fan_in, fan_out: self.units },
+            )
+            .regularized(self.kernel_regularizer),
+        ];
         if self.use_bias {
             p.push(ParamSpec::new("bias", vec![self.units], Init::Zeros));
         }

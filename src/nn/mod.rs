@@ -10,7 +10,7 @@ pub use conv::Conv2D;
 pub use dense::Dense;
 pub use norm::BatchNormalization;
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
-pub use regularize::{Dropout, RandomFlip};
+pub use regularize::{Dropout, RandomFlip, Regularizer};
 pub use shape::{Flatten, Reshape};
 
 use rand::Rng;
@@ -101,12 +101,20 @@ pub struct ParamSpec {
     /// Updated by the optimizer (false for state such as batch-norm moving statistics, which
     /// the training step updates itself).
     pub trainable: bool,
+    /// A weight penalty added to the loss (Keras `kernel_regularizer`).
+    pub regularizer: Option<Regularizer>,
 }
 
 impl ParamSpec {
     /// A trainable parameter.
     pub fn new(name: &'static str, shape: Vec<usize>, init: Init) -> ParamSpec {
-        ParamSpec { name, shape, init, trainable: true }
+        ParamSpec { name, shape, init, trainable: true, regularizer: None }
+    }
+
+    /// The same parameter with a weight penalty (None: without).
+    pub fn regularized(mut self, regularizer: Option<Regularizer>) -> ParamSpec {
+        self.regularizer = regularizer;
+        self
     }
 
     /// The same parameter, not trained by the optimizer.

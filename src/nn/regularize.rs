@@ -1,4 +1,5 @@
-//! Regularisation layers: Keras `Dropout`.
+//! Regularisation: Keras `Dropout`, `RandomFlip` and the L1/L2 weight regularisers of Dense and
+//! Conv2D.
 use super::{BuildContext, Layer, ParamSpec};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Op};
@@ -76,5 +77,48 @@ impl Layer for RandomFlip {
             return Ok(x);
         }
         g.add(Op::RandomFlip { seed: ctx.seed }, &[x], ctx.name)
+    }
+}
+
+/// Keras `L1L2` kernel regulariser: adds l1·Σ|w| + l2·Σw² to the loss (no ½ factor, as Keras),
+/// so the reported loss includes it and the gradient gets l1·sign(w) + 2·l2·w.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Regularizer {
+    pub l1: f32,
+    pub l2: f32,
+}
+
+impl Regularizer {
+    /// Keras `l1(factor)` (Keras's default factor: 0.01).
+    pub fn l1(factor: f32) -> Regularizer {
+        Regularizer { l1: factor, l2: 0.0 }
+    }
+
+    /// Keras `l2(factor)` (Keras's default factor: 0.01).
+    pub fn l2(factor: f32) -> Regularizer {
+        Regularizer { l1: 0.0, l2: factor }
+    }
+
+    /// Keras `l1_l2(l1, l2)`.
+    pub fn l1_l2(l1: f32, l2: f32) -> Regularizer {
+        Regularizer { l1, l2 }
+    }
+
+    /// Check the factors (finite, at least 0); `context` names the layer.
+    pub fn validate(&self, context: &str) -> Result<()> {
+        for (name, v) in [("l1", self.l1), ("l2", self.l2)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::invalid(
+                    context,
+                    format!("kernel_regularizer {name} must be at least 0, got {v}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The model-file form: `{"l1": …, "l2": …}`.
+    pub fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "l1": self.l1, "l2": self.l2 })
     }
 }

@@ -13,6 +13,7 @@ mod model;
 mod optim;
 mod optim_parity;
 mod planner;
+mod regularizer;
 mod schedule;
 mod shaders;
 mod spec;

@@ -109,7 +109,8 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | RandomFlip { .. }
         | Dropout { .. }
         | SumSquares { .. }
-        | ClipByNorm { .. } => 2,
+        | ClipByNorm { .. }
+        | WeightPenalty { .. } => 2,
         MatMul { .. }
         | BiasAdd { .. }
         | Add { .. }
@@ -124,7 +125,8 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | BatchNormGammaGrad { .. }
         | BatchNormMoving { .. }
         | SgdUpdate { .. }
-        | AdagradUpdate { .. } => 3,
+        | AdagradUpdate { .. }
+        | WeightPenaltyGrad { .. } => 3,
         MatMulBiasAct { .. }
         | SoftmaxCrossEntropyGrad { .. }
         | MeanSquaredErrorGrad { .. }
@@ -315,6 +317,10 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         }
         ClipByNorm { clip_norm, .. } => optim::clip_by_norm(v.r(0)[0], c(clip_norm), v.w(1)),
         ClipByValue { clip_value, .. } => optim::clip_by_value(c(clip_value), v.w(0)),
+        WeightPenalty { l1, l2, .. } => v.w(1)[0] = optim::weight_penalty(c(l1), c(l2), v.r(0)),
+        WeightPenaltyGrad { l1, l2, .. } => {
+            optim::weight_penalty_grad(c(l1), c(l2), v.r(0), v.r(1)[0], v.w(2))
+        }
     }
 }
 

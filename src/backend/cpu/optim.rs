@@ -1,4 +1,4 @@
-//! CPU reference of the optimizer updates and gradient clipping (see the
+//! CPU reference of the optimizer updates, gradient clipping and weight penalties (see the
 //! `Kernel` variants of the same names for the contracts). Generic over f32/f64 like every CPU
 //! kernel; elementwise work runs in fixed chunks over the pool, reductions in a fixed order.
 use super::kernels::{CpuFloat, for_chunks, sum_indexed};
@@ -146,4 +146,24 @@ pub fn clip_by_value<T: CpuFloat>(clip_value: T, g: &mut [T]) {
     };
     // SAFETY: `for_chunks` hands out disjoint ranges.
     for_chunks(len, |r| unsafe { g.range(r) }.iter_mut().for_each(|v| *v = clip(*v)));
+}
+
+/// l1·Σ|w| + l2·Σw², one fixed-order sum of l1·|w| + l2·w².
+pub fn weight_penalty<T: CpuFloat>(l1: T, l2: T, w: &[T]) -> T {
+    sum_indexed(w.len(), |i| l1 * w[i].abs() + l2 * w[i] * w[i])
+}
+
+/// dw = dy·(l1·sign(w) + 2·l2·w), sign(0) = 0.
+pub fn weight_penalty_grad<T: CpuFloat>(l1: T, l2: T, w: &[T], dy: T, dw: &mut [T]) {
+    let sign = |v: T| {
+        if v > T::zero() {
+            T::one()
+        } else if v < T::zero() {
+            -T::one()
+        } else {
+            T::zero()
+        }
+    };
+    let two_l2 = T::c(2.0) * l2;
+    dw.iter_mut().zip(w).for_each(|(o, &v)| *o = dy * (l1 * sign(v) + two_l2 * v));
 }

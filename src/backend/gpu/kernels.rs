@@ -44,6 +44,7 @@ pub(crate) enum Shader {
     Norm,
     SplitK,
     Clip,
+    Penalty,
 }
 
 impl Shader {
@@ -60,6 +61,7 @@ impl Shader {
             Shader::Norm => "norm.wgsl",
             Shader::SplitK => "splitk.wgsl",
             Shader::Clip => "clip.wgsl",
+            Shader::Penalty => "penalty.wgsl",
         }
     }
 
@@ -76,6 +78,7 @@ impl Shader {
             Shader::Norm => include_str!("../../../shaders/norm.wgsl"),
             Shader::SplitK => include_str!("../../../shaders/splitk.wgsl"),
             Shader::Clip => include_str!("../../../shaders/clip.wgsl"),
+            Shader::Penalty => include_str!("../../../shaders/penalty.wgsl"),
         }
     }
 }
@@ -317,7 +320,7 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
             per_lane(len, 256) + 8
         }
         // Four elements per iteration, at most three left over, then the 256-lane tree.
-        SumSquares { len, .. } => per_lane(len, 1024) + 3 + 8,
+        SumSquares { len, .. } | WeightPenalty { len, .. } => per_lane(len, 1024) + 3 + 8,
         Softmax { cols, .. }
         | LogSoftmax { cols, .. }
         | SoftmaxGrad { cols, .. }
@@ -547,6 +550,16 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
             entry: "clip_by_value",
             constants: vec![],
             params: p([len, 0, 0, 0], [clip_value, 0.0, 0.0, 0.0])?,
+            groups: grid(len, 256, max_groups)?,
+        },
+        WeightPenalty { len, l1, l2 } => {
+            single(Shader::Penalty, "weight_penalty", p([len, 0, 0, 0], [l1, l2, 0.0, 0.0])?)
+        }
+        WeightPenaltyGrad { len, l1, l2 } => Launch {
+            shader: Shader::Penalty,
+            entry: "weight_penalty_grad",
+            constants: vec![],
+            params: p([len, 0, 0, 0], [l1, l2, 0.0, 0.0])?,
             groups: grid(len, 256, max_groups)?,
         },
     })

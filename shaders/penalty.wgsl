@@ -1,0 +1,75 @@
+// penalty.wgsl — Keras L1/L2 kernel regularisers, a graph op and its gradient (contracts: the
+// Kernel variants of the same names; CPU reference: src/backend/cpu/optim.rs):
+//   weight_penalty       [w, y]       y[0] = Σ (l1·|w| + l2·w²)          (Kernel::WeightPenalty)
+//                        ONE workgroup of 256 threads: thread t sums the terms of w[t], w[t+256],
+//                        … in order (four per loop iteration, for llvmpipe's 65535-iteration
+//                        limit), then a shared-memory tree (128, 64, …, 1) combines them.
+//   weight_penalty_grad  [w, dy, dw]  dw = dy[0]·(l1·sign(w) + 2·l2·w)  (Kernel::WeightPenaltyGrad)
+//
+// Bindings (group 0): 0..2 = the step's args in the order above;
+//   4: uniform Params { len, l1, l2 }.
+// Workgroup size 256. weight_penalty_grad: 2-D grid (x ≤ 65535), flat index bounds-checked.
+
+struct Params {
+    len: u32,
+    _u1: u32,
+    _u2: u32,
+    _u3: u32,
+    l1: f32,
+    l2: f32,
+    _f2: f32,
+    _f3: f32,
+}
+
+@group(0) @binding(0) var<storage, read_write> arg0: array<f32>;
+@group(0) @binding(1) var<storage, read_write> arg1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> arg2: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+var<workgroup> partial: array<f32, 256>;
+
+fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.y * nwg.x + wid.x) * 256u + lid.x;
+}
+
+fn term(w: f32) -> f32 {
+    return p.l1 * abs(w) + p.l2 * w * w;
+}
+
+@compute @workgroup_size(256)
+fn weight_penalty(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    var s = 0.0;
+    var i = t;
+    for (; i + 768u < p.len; i += 1024u) {
+        s += term(arg0[i]);
+        s += term(arg0[i + 256u]);
+        s += term(arg0[i + 512u]);
+        s += term(arg0[i + 768u]);
+    }
+    for (; i < p.len; i += 256u) {
+        s += term(arg0[i]);
+    }
+    partial[t] = s;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride >>= 1u) {
+        if (t < stride) {
+            partial[t] += partial[t + stride];
+        }
+        workgroupBarrier();
+    }
+    if (t == 0u) {
+        arg1[0] = partial[0];
+    }
+}
+
+@compute @workgroup_size(256)
+fn weight_penalty_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i >= p.len) {
+        return;
+    }
+    let w = arg0[i];
+    arg2[i] = arg1[0] * (p.l1 * sign(w) + 2.0 * p.l2 * w);
+}
