@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::model::{CompileOptions, FitOptions, Sequential, Validation};
 use crate::nn::{Activation, Conv2D, Dense, Flatten, MaxPooling2D, RandomFlip};
-use crate::optim::Optimizer;
+use crate::optim::{LearningRateSchedule, Optimizer};
 use crate::program::Padding;
 use crate::tensor::Tensor;
 
@@ -37,18 +37,41 @@ pub struct TrainArgs {
     /// Samples per step.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// sgd or adam.
+    /// sgd, adam, adamw, adagrad or rmsprop (Keras defaults).
     #[arg(long, default_value = "adam")]
     pub optimizer: String,
-    /// Learning rate (default: 0.001 for adam, 0.01 for sgd).
+    /// Learning rate (default: 0.01 for sgd, 0.001 for the others).
     #[arg(long)]
     pub lr: Option<f32>,
-    /// Momentum for sgd.
+    /// Momentum for sgd and rmsprop.
     #[arg(long, default_value_t = 0.0)]
     pub momentum: f32,
     /// Nesterov momentum for sgd.
     #[arg(long)]
     pub nesterov: bool,
+    /// Decoupled weight decay for adamw (default 0.004).
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// AMSGrad variant of adam and adamw.
+    #[arg(long)]
+    pub amsgrad: bool,
+    /// Centered rmsprop.
+    #[arg(long)]
+    pub centered: bool,
+    /// Clip each parameter's gradient to this L2 norm (Keras clipnorm).
+    #[arg(long)]
+    pub clipnorm: Option<f32>,
+    /// Clip all gradients together to this global L2 norm (Keras global_clipnorm).
+    #[arg(long)]
+    pub global_clipnorm: Option<f32>,
+    /// Clip every gradient element to [-F, F] (Keras clipvalue).
+    #[arg(long)]
+    pub clipvalue: Option<f32>,
+    /// Learning-rate schedule, in epochs: constant, cosine (to 0 over the run), cosine:W (linear
+    /// warm-up from 0 over W epochs, then cosine), exponential:R (× R per epoch, smoothly),
+    /// step:E:F (× F every E epochs).
+    #[arg(long, default_value = "constant")]
+    pub lr_schedule: String,
     /// Seed for the split, initialisation and shuffling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -81,6 +104,13 @@ impl Default for TrainArgs {
             lr: None,
             momentum: 0.0,
             nesterov: false,
+            weight_decay: None,
+            amsgrad: false,
+            centered: false,
+            clipnorm: None,
+            global_clipnorm: None,
+            clipvalue: None,
+            lr_schedule: "constant".into(),
             seed: 0,
             verbose: 2,
             json: false,
@@ -337,12 +367,61 @@ pub fn model_for(name: &str, sample_shape: &[usize], classes: usize, seed: u64) 
     Ok(spec.into_model(&shape, seed))
 }
 
+/// The optimizer `--optimizer` and its flags name, with a constant learning rate (the
+/// schedule needs the run's length: see [`LearningRateSchedule::from_epochs_spec`]). Flags
+/// that do not apply to the chosen optimizer are errors.
 fn optimizer(args: &TrainArgs) -> Result<Optimizer> {
-    match args.optimizer.as_str() {
-        "adam" => Ok(Optimizer::adam(args.lr.unwrap_or(1e-3))),
-        "sgd" => Ok(Optimizer::momentum(args.lr.unwrap_or(0.01), args.momentum, args.nesterov)),
-        other => Err(Error::invalid("optimizer", format!("unknown optimizer '{other}' (known: sgd, adam)"))),
+    use crate::optim::{Adagrad, Adam, AdamW, GradientClip, Rmsprop, Sgd};
+    let name = args.optimizer.as_str();
+    let only = |flag: &str, set: bool, for_: &[&str]| {
+        if set && !for_.contains(&name) {
+            return Err(Error::invalid(flag, format!("applies to {}, not to {name}", for_.join(" and "))));
+        }
+        Ok(())
+    };
+    only("--nesterov", args.nesterov, &["sgd"])?;
+    only("--momentum", args.momentum != 0.0, &["sgd", "rmsprop"])?;
+    only("--weight-decay", args.weight_decay.is_some(), &["adamw"])?;
+    only("--amsgrad", args.amsgrad, &["adam", "adamw"])?;
+    only("--centered", args.centered, &["rmsprop"])?;
+    let lr = args.lr.unwrap_or(if name == "sgd" { 0.01 } else { 1e-3 });
+    let mut opt = match name {
+        "sgd" => Optimizer::new(Sgd { momentum: args.momentum, nesterov: args.nesterov }, lr),
+        "adam" => Optimizer::new(Adam { amsgrad: args.amsgrad, ..Adam::default() }, lr),
+        "adamw" => {
+            let d = AdamW::default();
+            let weight_decay = args.weight_decay.unwrap_or(d.weight_decay);
+            Optimizer::new(AdamW { weight_decay, amsgrad: args.amsgrad, ..d }, lr)
+        }
+        "adagrad" => Optimizer::new(Adagrad::default(), lr),
+        "rmsprop" => Optimizer::new(
+            Rmsprop { momentum: args.momentum, centered: args.centered, ..Rmsprop::default() },
+            lr,
+        ),
+        other => {
+            return Err(Error::invalid(
+                "optimizer",
+                format!("unknown optimizer '{other}' (known: sgd, adam, adamw, adagrad, rmsprop)"),
+            ));
+        }
+    };
+    let clips = [
+        args.clipnorm.map(GradientClip::Norm),
+        args.global_clipnorm.map(GradientClip::GlobalNorm),
+        args.clipvalue.map(GradientClip::Value),
+    ];
+    let mut clips = clips.into_iter().flatten();
+    if let Some(clip) = clips.next() {
+        if clips.next().is_some() {
+            return Err(Error::invalid(
+                "gradient clipping",
+                "give only one of --clipnorm, --global-clipnorm and --clipvalue (as Keras)",
+            ));
+        }
+        opt = opt.with_clip(clip);
     }
+    opt.validate()?;
+    Ok(opt)
 }
 
 /// The loss for a data set: cross-entropy for classes (binary on one sigmoid unit for two),
@@ -382,10 +461,11 @@ pub struct TrainReport {
 /// `json` and returns the report.
 pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let device: Device = args.device.parse()?;
-    let opt = optimizer(args)?;
+    let mut opt = optimizer(args)?;
     if args.epochs == 0 || args.batch_size == 0 {
         return Err(Error::invalid("arguments", "--epochs and --batch-size must be at least 1"));
     }
+    LearningRateSchedule::from_epochs_spec(&args.lr_schedule, opt.learning_rate(), args.epochs, 1)?;
     let data = load_data(args.data_name())?;
     let (classes, source) = (data.train.classes, data.source.clone());
     let (mut train, mut test) = data.into_split(0.2, args.seed)?;
@@ -413,6 +493,13 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     scaler.apply(&mut test.x)?;
     let (x_train, x_test) =
         (as_input(&train.x, model.input_shape())?, as_input(&test.x, model.input_shape())?);
+    let steps_per_epoch = train.len().div_ceil(args.batch_size);
+    opt.schedule = LearningRateSchedule::from_epochs_spec(
+        &args.lr_schedule,
+        opt.learning_rate(),
+        args.epochs,
+        steps_per_epoch,
+    )?;
     let mut compile = CompileOptions::new(opt, loss, device);
     if classes == 0 {
         compile.metrics.clear();

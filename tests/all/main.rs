@@ -12,6 +12,7 @@ mod images;
 mod model;
 mod optim;
 mod optim_parity;
+mod optim_training;
 mod planner;
 mod regularizer;
 mod schedule;
