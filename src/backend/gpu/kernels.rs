@@ -132,7 +132,7 @@ pub(crate) struct Launch {
     pub groups: Option<[u32; 3]>,
 }
 
-fn to_u32(x: usize) -> Result<u32> {
+pub(super) fn to_u32(x: usize) -> Result<u32> {
     u32::try_from(x).map_err(|_| {
         Error::invalid("kernel size", format!("{x} elements do not fit the GPU's 32-bit indices"))
     })
@@ -148,7 +148,7 @@ fn unary_code(op: UnaryOp) -> u32 {
 
 /// Workgroup grid covering `threads` threads in groups of `size`, folded into 2-D when the
 /// count exceeds `max_per_dim` (the shaders flatten (x, y) back into one index).
-fn grid(threads: usize, size: usize, max_per_dim: u32) -> Result<Option<[u32; 3]>> {
+pub(super) fn grid(threads: usize, size: usize, max_per_dim: u32) -> Result<Option<[u32; 3]>> {
     if threads == 0 {
         return Ok(None);
     }
@@ -382,16 +382,6 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
         params,
         groups: Some([1, 1, 1]),
     };
-    // shaders/optimizer.wgsl: Params { len, flag, f0..f3 }, one thread per element.
-    let optimizer = |entry, len: usize, flag: bool, f: [f32; 4]| -> Result<Launch> {
-        Ok(Launch {
-            shader: Shader::Optimizer,
-            entry,
-            constants: vec![],
-            params: p([len, flag as usize, 0, 0], f)?,
-            groups: grid(len, 256, max_groups)?,
-        })
-    };
     let loss = |rows: usize, cols: usize, sparse: bool, len: usize, threshold: f32| {
         p([rows, cols, sparse as usize, len], [threshold, 0.0, 0.0, 0.0])
     };
@@ -525,43 +515,15 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
         CountCorrect { rows, cols, sparse, threshold } => {
             single(Shader::Loss, "count_correct", loss(rows, cols, sparse, 0, threshold)?)
         }
-        SgdUpdate { len, momentum, nesterov } => {
-            optimizer("sgd_update", len, nesterov, [momentum, 0.0, 0.0, 0.0])?
-        }
-        AdamUpdate { len, beta1, beta2, epsilon, weight_decay, amsgrad } => {
-            optimizer("adam_update", len, amsgrad, [weight_decay, beta1, beta2, epsilon])?
-        }
-        AdagradUpdate { len, epsilon } => optimizer("adagrad_update", len, false, [0.0, 0.0, 0.0, epsilon])?,
-        RmspropUpdate { len, rho, momentum, epsilon, centered } => {
-            optimizer("rmsprop_update", len, centered, [momentum, rho, 0.0, epsilon])?
-        }
-        SumSquares { len, accumulate } => {
-            single(Shader::Clip, "sum_squares", p([len, accumulate as usize, 0, 0], [0.0; 4])?)
-        }
-        ClipByNorm { len, clip_norm } => Launch {
-            shader: Shader::Clip,
-            entry: "clip_by_norm",
-            constants: vec![],
-            params: p([len, 0, 0, 0], [clip_norm, 0.0, 0.0, 0.0])?,
-            groups: grid(len, 256, max_groups)?,
-        },
-        ClipByValue { len, clip_value } => Launch {
-            shader: Shader::Clip,
-            entry: "clip_by_value",
-            constants: vec![],
-            params: p([len, 0, 0, 0], [clip_value, 0.0, 0.0, 0.0])?,
-            groups: grid(len, 256, max_groups)?,
-        },
-        WeightPenalty { len, l1, l2 } => {
-            single(Shader::Penalty, "weight_penalty", p([len, 0, 0, 0], [l1, l2, 0.0, 0.0])?)
-        }
-        WeightPenaltyGrad { len, l1, l2 } => Launch {
-            shader: Shader::Penalty,
-            entry: "weight_penalty_grad",
-            constants: vec![],
-            params: p([len, 0, 0, 0], [l1, l2, 0.0, 0.0])?,
-            groups: grid(len, 256, max_groups)?,
-        },
+        SgdUpdate { .. }
+        | AdamUpdate { .. }
+        | AdagradUpdate { .. }
+        | RmspropUpdate { .. }
+        | SumSquares { .. }
+        | ClipByNorm { .. }
+        | ClipByValue { .. }
+        | WeightPenalty { .. }
+        | WeightPenaltyGrad { .. } => super::optim_launch::launch(kernel, max_groups)?,
     })
 }
 

@@ -9,6 +9,7 @@
 mod context;
 mod exec;
 mod kernels;
+mod optim_launch;
 mod timer;
 
 pub use context::{AdapterSummary, adapters};
