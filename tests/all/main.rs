@@ -9,6 +9,7 @@ mod errors;
 mod gpu_parity;
 mod gradcheck;
 mod images;
+mod llvmpipe;
 mod model;
 mod optim;
 mod optim_parity;

@@ -7,6 +7,7 @@ use super::context::Context;
 use super::kernels::{
     self, MAX_ARGS, MatmulKernel, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING, arg_binding,
 };
+use super::splitk;
 use super::timer::PassTimer;
 use crate::error::{Error, Result};
 use crate::program::{Arena, BufRef, Program, ResidentLayout, StepScalars, align};
@@ -201,7 +202,7 @@ impl Compiled {
         let mut steps = Vec::new();
         let mut scratch_len = 0;
         for (index, step) in program.steps.iter().enumerate() {
-            let split = kernels::split_k(&step.kernel, max_groups)
+            let split = splitk::split_k(&step.kernel, max_groups)
                 .map_err(|e| Error::invalid("program", format!("step {index} ({:?}): {e}", step.kernel)))?
                 .filter(|sk| {
                     4 * sk.scratch_len as u64 <= ctx.limits.max_storage_buffer_binding_size

@@ -10,10 +10,12 @@ mod context;
 mod exec;
 mod kernels;
 mod optim_launch;
+mod splitk;
 mod timer;
 
 pub use context::{AdapterSummary, adapters};
-pub use kernels::{MatmulKernel, entry_point, splits_k};
+pub use kernels::{MatmulKernel, entry_point};
+pub use splitk::splits_k;
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -89,7 +91,7 @@ impl GpuBackend {
         let max_groups = self.dev.ctx.limits.max_compute_workgroups_per_dimension;
         let mut missing = 0;
         for step in &program.steps {
-            if let Some(sk) = kernels::split_k(&step.kernel, max_groups)? {
+            if let Some(sk) = splitk::split_k(&step.kernel, max_groups)? {
                 missing +=
                     usize::from(!cache.contains(&sk.partial)) + usize::from(!cache.contains(&sk.reduce));
                 continue;

@@ -1,0 +1,58 @@
+//! Split-K matmuls (`shaders/splitk.wgsl`): a plain matmul with a small C and a long K (a
+//! convolution's filter gradient) runs as partial products over K-chunks on many workgroups,
+//! then an in-order sum — instead of the few workgroups C's tiles would give.
+use super::kernels::{Launch, Shader, StepParams, grid, to_u32};
+use crate::error::Result;
+use crate::program::Kernel;
+
+/// A matmul split over K (`shaders/splitk.wgsl`): the partial products, their in-order sum,
+/// and the scratch they share (bound as arg 4).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SplitK {
+    pub partial: Launch,
+    pub reduce: Launch,
+    /// Elements of the partial products: splits · m · n.
+    pub scratch_len: usize,
+    /// Loop iterations of one partial invocation (for llvmpipe's limit).
+    pub loops: u64,
+}
+
+/// K per split: short enough for llvmpipe's loop limit (25 loop steps per k with the 4×4
+/// register block) and long enough to amortise the partial products.
+const SPLIT_K_CHUNK: usize = 2048;
+
+/// The split-K plan of `kernel`, for a plain matmul whose C has few 64×64 tiles (too few
+/// workgroups for a GPU) and a long K — a convolution's filter gradient, [patch, filters]
+/// over K = batch × positions. None for every other kernel.
+pub(crate) fn split_k(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>> {
+    let Kernel::MatMul { m, k, n, trans_a, trans_b } = *kernel else { return Ok(None) };
+    let tiles = m.div_ceil(64) * n.div_ceil(64);
+    if k < 2 * SPLIT_K_CHUNK || tiles >= 16 || m * n == 0 {
+        return Ok(None);
+    }
+    let splits = k.div_ceil(SPLIT_K_CHUNK).min(512);
+    let chunk = k.div_ceil(splits);
+    let params = StepParams {
+        u: [to_u32(m)?, to_u32(k)?, to_u32(n)?, to_u32(splits)?],
+        f: [0.0; 4],
+        g: [u32::from(trans_a), u32::from(trans_b), to_u32(chunk)?, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    };
+    let (gx, gy) = (n.div_ceil(4).div_ceil(16), m.div_ceil(4).div_ceil(16));
+    if gx.max(gy).max(splits) > max_groups as usize {
+        return Ok(None);
+    }
+    let partial = Launch {
+        shader: Shader::SplitK,
+        entry: "matmul_partial",
+        constants: vec![],
+        params,
+        groups: Some([to_u32(gx)?, to_u32(gy)?, to_u32(splits)?]),
+    };
+    let reduce = Launch { entry: "splitk_reduce", groups: grid(m * n, 256, max_groups)?, ..partial.clone() };
+    Ok(Some(SplitK { partial, reduce, scratch_len: splits * m * n, loops: chunk as u64 * 25 + 32 }))
+}
+
+/// Whether the GPU runs `kernel` as a split-K matmul (for tests and benchmarks).
+pub fn splits_k(kernel: &Kernel) -> bool {
+    matches!(split_k(kernel, u32::MAX), Ok(Some(_)))
+}
