@@ -88,16 +88,15 @@ impl GpuBackend {
     /// every backend on this adapter, so a program another model compiled needs none.
     pub fn pipelines_to_compile(&self, program: &Program) -> Result<usize> {
         let cache = self.dev.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let max_groups = self.dev.ctx.limits.max_compute_workgroups_per_dimension;
         let mut missing = 0;
-        for step in &program.steps {
-            if let Some(sk) = splitk::split_k(&step.kernel, max_groups)? {
-                missing +=
-                    usize::from(!cache.contains(&sk.partial)) + usize::from(!cache.contains(&sk.reduce));
-                continue;
-            }
-            let launch = kernels::launch(&step.kernel, max_groups, self.matmul, self.matmul_vec4)?;
-            missing += usize::from(launch.groups.is_some() && !cache.contains(&launch));
+        for (index, step) in program.steps.iter().enumerate() {
+            missing +=
+                match exec::step_launch(&self.dev.ctx, &step.kernel, index, self.matmul, self.matmul_vec4)? {
+                    exec::StepLaunch::Split(sk) => {
+                        usize::from(!cache.contains(&sk.partial)) + usize::from(!cache.contains(&sk.reduce))
+                    }
+                    exec::StepLaunch::Single(l) => usize::from(l.groups.is_some() && !cache.contains(&l)),
+                };
         }
         Ok(missing)
     }
