@@ -523,7 +523,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         epochs: args.epochs,
         verbose: if quiet { 0 } else { args.verbose },
         validation: Validation::None,
-        shuffle: true,
+        ..FitOptions::default()
     };
     let t0 = Instant::now();
     model.fit(&x_train, &labels(&train, loss)?, &opts)?;
