@@ -180,6 +180,15 @@ impl Checkpoint {
         Checkpoint::from_bytes(&bytes, path)
     }
 
+    /// The optimizer the checkpoint was trained with (hyper-parameters, schedule, clipping).
+    pub fn optimizer(&self) -> Result<crate::Optimizer> {
+        let t = self
+            .training
+            .as_ref()
+            .ok_or_else(|| Error::invalid("checkpoint", "holds weights only, no optimizer"))?;
+        meta::optimizer_from_config(&t.optimizer)
+    }
+
     /// A fresh (uncompiled) model of the checkpoint's architecture and seed.
     pub fn build_model(&self) -> Result<Sequential> {
         let spec = crate::model::spec::parse_model(&self.model)?;
