@@ -314,3 +314,55 @@ fn a_process_killed_mid_write_leaves_the_previous_checkpoint_and_resume_finishes
     assert_eq!(a.training.unwrap().slots, b.training.unwrap().slots);
     assert!(!temp_path(&last).exists(), "the next write replaced the stale temporary file");
 }
+
+#[test]
+fn every_optimizer_schedule_and_clip_round_trips_and_resumes_exactly() {
+    use kiln::optim::{Adagrad, AdamW, GradientClip, LearningRateSchedule, Rmsprop};
+    let optimizers = [
+        Optimizer::new(Rmsprop { momentum: 0.5, centered: true, ..Rmsprop::default() }, 1e-3)
+            .with_clip(GradientClip::Norm(1.0)),
+        Optimizer::new(AdamW { amsgrad: true, weight_decay: 0.01, ..AdamW::default() }, 2e-3)
+            .with_schedule(LearningRateSchedule::warmup_cosine_decay(5e-3, 10, 40))
+            .with_clip(GradientClip::GlobalNorm(2.0)),
+        Optimizer::new(Adagrad::default(), 1e-2)
+            .with_schedule(LearningRateSchedule::step_decay(1e-2, 15, 0.5)),
+        Optimizer::momentum(0.05, 0.9, true).with_clip(GradientClip::Value(0.5)),
+    ];
+    let (x, y) = first_rows(200);
+    let dir = TempDir::new("optimizers");
+    for opt in optimizers {
+        let build = || {
+            let mut m = Sequential::new(&[64])
+                .add(Dense::new(16, Activation::Relu))
+                .add(Dense::new(10, Activation::Softmax));
+            m.compile(CompileOptions::new(opt, Loss::SparseCategoricalCrossentropy, Device::Cpu)).unwrap();
+            m
+        };
+        let mut straight = build();
+        fit(&mut straight, &x, &y, 4);
+        let mut first = build();
+        fit(&mut first, &x, &y, 2);
+        let path = dir.join(format!("{}.safetensors", opt.name()));
+        first.save(&path).unwrap();
+        let checkpoint = Checkpoint::load(&path).unwrap();
+        assert_eq!(checkpoint.optimizer().unwrap(), opt, "{} round-trips", opt.name());
+        let mut resumed = checkpoint.into_model(Device::Cpu).unwrap();
+        fit(&mut resumed, &x, &y, 2);
+        assert_eq!(
+            resumed.get_weights().unwrap(),
+            straight.get_weights().unwrap(),
+            "{} resumes exactly",
+            opt.name()
+        );
+    }
+}
+
+#[test]
+fn a_learning_rate_changed_by_a_callback_survives_a_resume() {
+    let dir = TempDir::new("lr-resume");
+    let mut m = model(Device::Cpu);
+    m.set_learning_rate(2.5e-4).unwrap();
+    m.save(dir.join("m.safetensors")).unwrap();
+    let resumed = Checkpoint::load(dir.join("m.safetensors")).unwrap().into_model(Device::Cpu).unwrap();
+    assert_eq!(resumed.learning_rate().unwrap(), 2.5e-4);
+}
