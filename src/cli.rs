@@ -1,4 +1,8 @@
 //! What the `kiln` binary does, as library functions (so tests can call them).
+mod infer;
+mod run;
+
+pub use infer::{EvalArgs, PredictArgs, eval, predict, summary_of_checkpoint};
 use std::time::Instant;
 
 use clap::Args;
@@ -90,6 +94,23 @@ pub struct TrainArgs {
     /// an image model; identity in evaluation).
     #[arg(long)]
     pub flip: bool,
+    /// Run directory: last.safetensors every epoch, model.safetensors, history.csv/.json/.png.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Continue the run in DIR from its last.safetensors (same data, model, optimizer, seed,
+    /// batch size and epoch count; --device, --verbose and --json apply).
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub resume: Option<std::path::PathBuf>,
+    /// Fraction of the training split held out for validation after each epoch (stratified,
+    /// seeded). Default: 0.1 with --out (so history has val_ curves), else 0.
+    #[arg(long, value_name = "F")]
+    pub validation_split: Option<f64>,
+    /// With --out: model.safetensors keeps the epoch with the best --monitor value.
+    #[arg(long)]
+    pub save_best_only: bool,
+    /// The value --save-best-only compares (lower is better unless it is an accuracy).
+    #[arg(long, default_value = "val_loss")]
+    pub monitor: String,
 }
 
 impl Default for TrainArgs {
@@ -116,6 +137,11 @@ impl Default for TrainArgs {
             json: false,
             flip: false,
             scaling: None,
+            out: None,
+            resume: None,
+            validation_split: None,
+            save_best_only: false,
+            monitor: "val_loss".into(),
         }
     }
 }
@@ -454,12 +480,21 @@ pub struct TrainReport {
     pub train_seconds: f64,
     pub samples_per_sec: f64,
     pub planned_memory_bytes: u64,
+    /// Epochs trained in this invocation (fewer than asked after a resume).
+    pub epochs_run: usize,
+    /// The per-epoch metrics of the whole run (including epochs before a resume).
+    pub history: crate::model::History,
 }
 
 /// `kiln train`: split 80/20 (stratified, seeded) unless the data comes with its own test split,
-/// standardise on the training set, train, evaluate on the test split. Prints progress unless
-/// `json` and returns the report.
+/// hold out a validation part of the training split when asked (`--validation-split`, or 0.1
+/// with `--out`), standardise on the training part, train, evaluate on the test split. With
+/// `--out DIR` it keeps a run directory; with `--resume DIR` it continues one. Prints progress
+/// unless `json` and returns the report.
 pub fn train(args: &TrainArgs) -> Result<TrainReport> {
+    // A resumed run takes its settings from the checkpoint, the device and output from `args`.
+    let resumed = args.resume.as_deref().map(|dir| run::load_resume(args, dir)).transpose()?;
+    let args = resumed.as_ref().map_or(args, |r| &r.args);
     let device: Device = args.device.parse()?;
     let mut opt = optimizer(args)?;
     if args.epochs == 0 || args.batch_size == 0 {
@@ -469,10 +504,22 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let data = load_data(args.data_name())?;
     let (classes, source) = (data.train.classes, data.source.clone());
     let (mut train, mut test) = data.into_split(0.2, args.seed)?;
+    let mut val = match run::validation_fraction(args)? {
+        0.0 => None,
+        f => {
+            // Its own seed: reusing the test split's would correlate the two selections.
+            let (rest, val) = train.stratified_split(f, args.seed ^ VALIDATION_SEED)?;
+            train = rest;
+            Some(val)
+        }
+    };
     let features = train.features();
     let loss = loss_for(classes);
-    let mut model = model_for(&args.model, train.sample_shape(), classes, args.seed)?;
-    if args.flip {
+    let mut model = match &resumed {
+        Some(r) => r.checkpoint.build_model()?,
+        None => model_for(&args.model, train.sample_shape(), classes, args.seed)?,
+    };
+    if args.flip && resumed.is_none() {
         if model.input_shape().len() != 3 {
             return Err(Error::invalid(
                 "--flip",
@@ -482,51 +529,82 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         model = model.insert(0, RandomFlip);
     }
     // Image models see pixels in [0, 1] (as Keras examples do); dense ones standardised
-    // features, from the training split's statistics.
+    // features, from the training split's statistics (a resumed run: the checkpoint's).
     let scaling = match &args.scaling {
         Some(s) => s.parse()?,
         None if model.input_shape().len() == 3 => Scaling::UnitRange,
         None => Scaling::Standardize,
     };
-    let scaler = Scaler::fit(&train.x, scaling);
+    let scaler = match resumed.as_ref().and_then(|r| r.checkpoint.input.as_ref()) {
+        Some(input) => input.scaler.clone(),
+        None => Scaler::fit(&train.x, scaling),
+    };
     scaler.apply(&mut train.x)?;
     scaler.apply(&mut test.x)?;
-    let (x_train, x_test) =
-        (as_input(&train.x, model.input_shape())?, as_input(&test.x, model.input_shape())?);
-    let steps_per_epoch = train.len().div_ceil(args.batch_size);
-    opt.schedule = LearningRateSchedule::from_epochs_spec(
-        &args.lr_schedule,
-        opt.learning_rate(),
-        args.epochs,
-        steps_per_epoch,
-    )?;
+    if let Some(v) = val.as_mut() {
+        scaler.apply(&mut v.x)?;
+    }
+    let input = crate::checkpoint::InputPipeline {
+        sample_shape: train.sample_shape().to_vec(),
+        scaler,
+        class_names: train.class_names.clone(),
+    };
+    let shape = model.input_shape().to_vec();
+    let (x_train, x_test) = (as_input(&train.x, &shape)?, as_input(&test.x, &shape)?);
+    // A resumed run continues with the checkpoint's optimizer, schedule included.
+    match &resumed {
+        Some(r) => opt = r.checkpoint.optimizer()?,
+        None => {
+            let steps_per_epoch = train.len().div_ceil(args.batch_size);
+            opt.schedule = LearningRateSchedule::from_epochs_spec(
+                &args.lr_schedule,
+                opt.learning_rate(),
+                args.epochs,
+                steps_per_epoch,
+            )?;
+        }
+    }
     let mut compile = CompileOptions::new(opt, loss, device);
     if classes == 0 {
         compile.metrics.clear();
     }
     model.compile(compile)?;
+    if let Some(r) = &resumed {
+        r.checkpoint.restore(&mut model, &r.path)?;
+    }
     let (dev_name, reason) = model.device().unwrap_or_default();
     let quiet = args.json;
     if !quiet {
         println!("device: {dev_name} ({reason})");
         let target =
             if classes == 0 { "a regression target".to_string() } else { format!("{classes} classes") };
+        let val_part = val.as_ref().map_or(String::new(), |v| format!(" / {} validation", v.len()));
         println!(
-            "data: {source} — {} train / {} test samples, {features} features, {target}",
+            "data: {source} — {} train{val_part} / {} test samples, {features} features, {target}",
             train.len(),
             test.len()
         );
+        if let Some(r) = &resumed {
+            println!("resuming {} at epoch {}/{}", r.path.display(), model.epochs_trained() + 1, args.epochs);
+        }
         print!("{}", model.summary()?);
     }
+    let validation = match &val {
+        Some(v) => Validation::Data(as_input(&v.x, &shape)?, labels(v, loss)?),
+        None => Validation::None,
+    };
+    let run_dir = run::run_directory(args, resumed.as_ref(), &input, val.is_some())?;
     let opts = FitOptions {
         batch_size: args.batch_size,
         epochs: args.epochs,
         verbose: if quiet { 0 } else { args.verbose },
-        validation: Validation::None,
-        shuffle: true,
+        validation,
+        initial_epoch: model.epochs_trained(),
+        callbacks: run_dir.iter().map(|r| r.clone() as crate::callbacks::SharedCallback).collect(),
+        ..FitOptions::default()
     };
     let t0 = Instant::now();
-    model.fit(&x_train, &labels(&train, loss)?, &opts)?;
+    let fitted = model.fit(&x_train, &labels(&train, loss)?, &opts)?;
     let train_seconds = t0.elapsed().as_secs_f64();
     let (test_loss, mut test_accuracy) = model.evaluate(&x_test, &labels(&test, loss)?, args.batch_size)?;
     if classes == 0 {
@@ -537,6 +615,11 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         Some(crate::backend::DeviceKind::Gpu { backend, .. }) => ("gpu".to_string(), backend),
         _ => ("cpu".to_string(), "cpu".to_string()),
     };
+    let epochs_run = fitted.epochs();
+    let history = match &run_dir {
+        Some(r) => r.lock().unwrap_or_else(|p| p.into_inner()).history.clone(),
+        None => fitted,
+    };
     let report = TrainReport {
         device: device_name,
         backend,
@@ -544,8 +627,10 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         test_loss,
         test_accuracy,
         train_seconds,
-        samples_per_sec: (train.len() * args.epochs) as f64 / train_seconds.max(1e-9),
+        samples_per_sec: (train.len() * epochs_run) as f64 / train_seconds.max(1e-9),
         planned_memory_bytes: model.planned_memory_bytes(),
+        epochs_run,
+        history,
     };
     if quiet {
         let j = serde_json::json!({
@@ -553,7 +638,8 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
             "data": args.data_name(), "model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
             "test_loss": report.test_loss, "test_accuracy": report.test_accuracy,
             "train_seconds": report.train_seconds, "samples_per_sec": report.samples_per_sec,
-            "planned_memory_bytes": report.planned_memory_bytes,
+            "planned_memory_bytes": report.planned_memory_bytes, "epochs_run": report.epochs_run,
+            "out": args.out.as_ref().or(args.resume.as_ref()),
         });
         println!("{j}");
     } else {
@@ -563,6 +649,9 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
             "test loss: {test_loss:.4}{accuracy} ({train_seconds:.2}s training, {:.0} samples/s)",
             report.samples_per_sec
         );
+        if let Some(dir) = args.out.as_ref().or(args.resume.as_ref()) {
+            println!("run directory: {}", dir.display());
+        }
     }
     Ok(report)
 }
@@ -588,3 +677,6 @@ pub fn summary(args: &TrainArgs) -> Result<()> {
     print!("{}", model.summary()?);
     Ok(())
 }
+
+/// Mixed into `--seed` for the validation split (the test split uses the seed itself).
+const VALIDATION_SEED: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -42,6 +42,14 @@ pub enum Error {
         "the loss became NaN or infinite at epoch {epoch}, step {step} (epoch mean loss: {value}); try a lower learning rate or check the data for NaN/inf"
     )]
     NonFiniteLoss { value: f32, epoch: usize, step: usize },
+    /// A checkpoint file is damaged: truncated, corrupted (CRC mismatch), not safetensors, or
+    /// without kiln's metadata.
+    #[error("checkpoint {path} is unusable: {message}")]
+    CorruptCheckpoint { path: PathBuf, message: String },
+    /// A checkpoint does not fit the model: a missing tensor, a wrong shape (tensor and both
+    /// shapes), another architecture or optimizer.
+    #[error("checkpoint {path} does not fit the model: {message}")]
+    CheckpointMismatch { path: PathBuf, message: String },
     /// The model was used before `compile`, or in a way its state does not allow.
     #[error("model not ready: {0}")]
     NotReady(String),

@@ -3,6 +3,8 @@
 //! autodiff → planner → Program → backend (CPU interpreter or WGSL kernels through wgpu).
 pub mod backend;
 pub mod bench;
+pub mod callbacks;
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod device;
@@ -13,9 +15,13 @@ pub mod metrics;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod plot;
 pub mod program;
+pub mod run_dir;
 pub mod tensor;
 
+pub use callbacks::{Callback, SharedCallback};
+pub use checkpoint::Checkpoint;
 pub use device::Device;
 pub use error::{Error, Result};
 pub use loss::Loss;

@@ -11,7 +11,7 @@ use super::{Config, median};
 use crate::device::Device;
 use crate::error::Result;
 use crate::loss::Loss;
-use crate::model::{CompileOptions, FitOptions, Validation};
+use crate::model::{CompileOptions, FitOptions};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 
@@ -49,7 +49,7 @@ fn measure(
     model.compile(CompileOptions::new(Optimizer::adam(1e-3), loss, device))?;
     let batch = config.batch;
     let opts =
-        FitOptions { batch_size: batch, epochs: 1, verbose: 0, validation: Validation::None, shuffle: false };
+        FitOptions { batch_size: batch, epochs: 1, verbose: 0, shuffle: false, ..FitOptions::default() };
     let (warm_x, warm_y) = synthetic(sample_shape, batch * WARMUP_STEPS, 1)?;
     model.fit(&warm_x, &warm_y, &opts)?; // compiles the program (and the GPU's pipelines)
     let t0 = Instant::now();

@@ -1,4 +1,4 @@
-//! The `kiln` command line: devices, train, summary, bench.
+//! The `kiln` command line: devices, train, summary, eval, predict, bench.
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -6,7 +6,17 @@ use clap::{Parser, Subcommand};
 
 use kiln::backend::gpu;
 use kiln::bench::{self, BenchArgs};
-use kiln::cli::{self, TrainArgs};
+use kiln::cli::{self, EvalArgs, PredictArgs, TrainArgs};
+
+/// Options of `kiln summary`.
+#[derive(clap::Args)]
+struct SummaryArgs {
+    /// Summarise the model in this checkpoint (and what it holds) instead of a preset.
+    #[arg(long)]
+    checkpoint: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
 
 #[derive(Parser)]
 #[command(name = "kiln", version, about = "Train neural networks on any GPU (wgpu) or the CPU")]
@@ -21,8 +31,12 @@ enum Command {
     Devices,
     /// Train a model on a data set and report test loss and accuracy.
     Train(TrainArgs),
-    /// Print a model's Keras-style summary.
-    Summary(TrainArgs),
+    /// Print a model's Keras-style summary (a preset, a model file, or a checkpoint).
+    Summary(SummaryArgs),
+    /// Loss, accuracy and confusion matrix of a checkpoint on a data set.
+    Eval(EvalArgs),
+    /// The top classes of image files or CSV rows, from a checkpoint.
+    Predict(PredictArgs),
     /// Time matmul, conv2d and training on every device, each kernel checked against the CPU.
     Bench(BenchArgs),
 }
@@ -43,7 +57,12 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Command::Summary(args) => cli::summary(&args),
+        Command::Summary(args) => match &args.checkpoint {
+            Some(path) => cli::summary_of_checkpoint(path).map(|s| print!("{s}")),
+            None => cli::summary(&args.train),
+        },
+        Command::Eval(args) => cli::eval(&args).map(|_| ()),
+        Command::Predict(args) => cli::predict(&args).map(|_| ()),
         Command::Bench(args) => run_bench(&args),
     };
     match result {

@@ -118,6 +118,24 @@ pub fn load_image_folder(dir: &Path, opts: &ImageOptions) -> Result<Dataset> {
     Dataset::new(x, y, classes, folder.class_names)
 }
 
+/// One image file as `height × width × channels` (1 grey, 3 RGB) pixels 0..255, row-major
+/// HWC, centre-cropped and resized as [`load_image_folder`] does; errors name the file.
+pub fn load_image(path: &Path, (height, width): (usize, usize), channels: usize) -> Result<Vec<f32>> {
+    if !matches!(channels, 1 | 3) || height == 0 || width == 0 {
+        return Err(Error::invalid(
+            "image shape",
+            format!("{height}×{width}×{channels} (expected a size of 1 or more and 1 or 3 channels)"),
+        ));
+    }
+    let img = decode_image(path)?;
+    Ok(image_pixels(&img, channels, (height as u32, width as u32)).iter().map(|&p| p as f32).collect())
+}
+
+/// True when `path` has an image file extension (png, jpg, jpeg; any case).
+pub fn is_image_file(path: &Path) -> bool {
+    has_image_extension(path)
+}
+
 /// Decodes one image file (format detected from its content, else its extension); errors
 /// name the file.
 fn decode_image(path: &Path) -> Result<DynamicImage> {

@@ -10,7 +10,7 @@ pub mod image;
 pub mod mnist;
 mod scaling;
 
-pub use self::image::{ImageOptions, load_image_folder};
+pub use self::image::{ImageOptions, is_image_file, load_image, load_image_folder};
 pub use augment::random_horizontal_flip;
 
 pub use scaling::{Scaler, Scaling};

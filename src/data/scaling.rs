@@ -22,6 +22,18 @@ pub enum Scaling {
     StandardizePerChannel,
 }
 
+impl Scaling {
+    /// The name [`FromStr`] parses back: `none`, `unit-range`, `standardize`, `per-channel`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scaling::None => "none",
+            Scaling::UnitRange => "unit-range",
+            Scaling::Standardize => "standardize",
+            Scaling::StandardizePerChannel => "per-channel",
+        }
+    }
+}
+
 impl FromStr for Scaling {
     type Err = Error;
 

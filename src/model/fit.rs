@@ -8,6 +8,7 @@ use rand::seq::SliceRandom;
 
 use super::build::{ACCUM_LEN, NON_FINITE_SLOT, accum_slot, label_shape};
 use super::{ProgramKind, Sequential};
+use crate::callbacks::{Logs, SharedCallback, lock};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::Metric;
@@ -26,19 +27,46 @@ pub enum Validation {
 }
 
 /// Options of [`Sequential::fit`] (Keras defaults: batch 32, 1 epoch, verbose 1, shuffle).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FitOptions {
     pub batch_size: usize,
+    /// The epoch to end at (exclusive): epochs `initial_epoch..epochs` run, as in Keras.
     pub epochs: usize,
     /// 0 silent, 1 progress bar (plain line per epoch when not a terminal), 2 one line per epoch.
     pub verbose: u8,
     pub validation: Validation,
     pub shuffle: bool,
+    /// The epoch to start at (Keras `initial_epoch`; a resumed run's epochs trained).
+    pub initial_epoch: usize,
+    /// Run at the start and end of training and of every epoch (see [`crate::callbacks`]).
+    pub callbacks: Vec<SharedCallback>,
 }
 
 impl Default for FitOptions {
     fn default() -> Self {
-        FitOptions { batch_size: 32, epochs: 1, verbose: 1, validation: Validation::None, shuffle: true }
+        FitOptions {
+            batch_size: 32,
+            epochs: 1,
+            verbose: 1,
+            validation: Validation::None,
+            shuffle: true,
+            initial_epoch: 0,
+            callbacks: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for FitOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FitOptions")
+            .field("batch_size", &self.batch_size)
+            .field("epochs", &self.epochs)
+            .field("verbose", &self.verbose)
+            .field("validation", &self.validation)
+            .field("shuffle", &self.shuffle)
+            .field("initial_epoch", &self.initial_epoch)
+            .field("callbacks", &self.callbacks.len())
+            .finish()
     }
 }
 
@@ -51,6 +79,19 @@ pub struct History {
 }
 
 impl History {
+    /// Append one epoch's logs and duration.
+    pub fn push(&mut self, logs: &Logs, seconds: f64) {
+        for (k, v) in logs {
+            self.history.entry(k.clone()).or_default().push(*v);
+        }
+        self.epoch_seconds.push(seconds);
+    }
+
+    /// Number of epochs recorded.
+    pub fn epochs(&self) -> usize {
+        self.epoch_seconds.len()
+    }
+
     /// The last value recorded for `key`.
     pub fn last(&self, key: &str) -> Option<f32> {
         self.history.get(key).and_then(|v| v.last().copied())
@@ -182,8 +223,10 @@ impl Sequential {
         })
     }
 
-    /// Train for `opts.epochs` epochs; returns the per-epoch History. The last partial batch
-    /// of each epoch is trained too.
+    /// Train epochs `opts.initial_epoch..opts.epochs`; returns the per-epoch History. The last
+    /// partial batch of each epoch is trained too. Callbacks run at the start and end of
+    /// training and of every epoch; one that calls `stop_training()` ends training after the
+    /// current epoch.
     pub fn fit(&mut self, x: &Tensor, y: &Tensor, opts: &FitOptions) -> Result<History> {
         if opts.batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
@@ -211,60 +254,70 @@ impl Sequential {
         let steps = n.div_ceil(opts.batch_size);
         let mut history = History::default();
         let tty = std::io::stdout().is_terminal();
-        for epoch in 0..opts.epochs {
+        let callbacks = &opts.callbacks;
+        self.clear_stop();
+        for cb in callbacks {
+            lock(cb).on_train_begin(self)?;
+        }
+        let mut logs = Logs::new();
+        for epoch in opts.initial_epoch..opts.epochs {
+            for cb in callbacks {
+                lock(cb).on_epoch_begin(epoch, self)?;
+            }
             if opts.shuffle {
+                // Each epoch's order depends on the RNG alone (not on the previous order), so a
+                // run resumed from a checkpoint shuffles exactly as an uninterrupted one.
+                order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
                 order.shuffle(&mut self.shuffle_rng);
             }
             if opts.verbose == 1 {
                 println!("Epoch {}/{}", epoch + 1, opts.epochs);
             }
-            let bar = (opts.verbose == 1 && tty).then(|| {
-                let b = ProgressBar::new(steps as u64);
-                if let Ok(style) = ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} - {msg}") {
-                    b.set_style(style.progress_chars("━━ "));
-                }
-                b
-            });
+            let bar = (opts.verbose == 1 && tty).then(|| progress_bar(steps));
             let t0 = Instant::now();
             let totals = self.run_epoch(ProgramKind::Train, x, y, &order, opts.batch_size, bar.as_ref())?;
-            let (loss, acc) = (totals.loss, totals.accuracy);
-            // The device recorded the step of the first non-finite loss, if any.
-            if totals.non_finite_step.is_some() || !loss.is_finite() {
-                let step = totals.non_finite_step.unwrap_or(steps);
-                return Err(Error::NonFiniteLoss { value: loss, epoch: epoch + 1, step });
-            }
             let with_acc = self.compiled()?.metrics.contains(&Metric::Accuracy);
-            let mut line = vec![("loss".to_string(), loss)];
+            logs = Logs::from([("loss".to_string(), totals.loss)]);
             if with_acc {
-                line.insert(0, ("accuracy".to_string(), acc));
+                logs.insert("accuracy".into(), totals.accuracy);
+            }
+            // The device recorded the step of the first non-finite loss, if any.
+            if totals.non_finite_step.is_some() || !totals.loss.is_finite() {
+                let step = totals.non_finite_step.unwrap_or(steps);
+                for cb in callbacks {
+                    lock(cb).on_non_finite_loss(epoch, step, self)?;
+                }
+                if !self.stop_requested() {
+                    return Err(Error::NonFiniteLoss { value: totals.loss, epoch: epoch + 1, step });
+                }
+                history.push(&logs, t0.elapsed().as_secs_f64());
+                break;
             }
             if let Some((vx, vy, rows)) = &val {
                 let v = self.run_epoch(ProgramKind::Eval, vx, vy, rows, opts.batch_size, None)?;
-                let (vl, va) = (v.loss, v.accuracy);
                 if with_acc {
-                    line.push(("val_accuracy".into(), va));
+                    logs.insert("val_accuracy".into(), v.accuracy);
                 }
-                line.push(("val_loss".into(), vl));
+                logs.insert("val_loss".into(), v.loss);
             }
             let secs = t0.elapsed().as_secs_f64();
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            for (k, v) in &line {
-                history.history.entry(k.clone()).or_default().push(*v);
-            }
-            history.epoch_seconds.push(secs);
+            history.push(&logs, secs);
+            self.count_epoch();
             if opts.verbose >= 1 {
-                let metrics: String = line.iter().map(|(k, v)| format!(" - {k}: {v:.4}")).collect();
-                let per_step = secs * 1e3 / steps as f64;
-                let prefix = if opts.verbose == 1 {
-                    format!("{steps}/{steps} ━━━━━━━━━━━━━━━━━━━━ ")
-                } else {
-                    format!("Epoch {}/{}: ", epoch + 1, opts.epochs)
-                };
-                println!("{prefix}{} {}/step{metrics}", human_time(secs), human_time(per_step / 1e3));
-                let _ = std::io::stdout().flush();
+                print_epoch(&logs, epoch, opts, steps, secs);
             }
+            for cb in callbacks {
+                lock(cb).on_epoch_end(epoch, &logs, self)?;
+            }
+            if self.stop_requested() {
+                break;
+            }
+        }
+        for cb in callbacks {
+            lock(cb).on_train_end(&logs, self)?;
         }
         Ok(history)
     }
@@ -303,6 +356,29 @@ impl Sequential {
         let shape: Vec<usize> = std::iter::once(x.rows()).chain(output).collect();
         Tensor::new(&shape, data)
     }
+}
+
+/// The epoch's progress bar.
+fn progress_bar(steps: usize) -> ProgressBar {
+    let b = ProgressBar::new(steps as u64);
+    if let Ok(style) = ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} - {msg}") {
+        b.set_style(style.progress_chars("━━ "));
+    }
+    b
+}
+
+/// The epoch's line: Keras's progress line (verbose 1) or `Epoch k/n: ...` (verbose 2), with
+/// the metrics in Keras's order (accuracy, loss, val_accuracy, val_loss).
+fn print_epoch(logs: &Logs, epoch: usize, opts: &FitOptions, steps: usize, secs: f64) {
+    let metrics: String = logs.iter().map(|(k, v)| format!(" - {k}: {v:.4}")).collect();
+    let per_step = secs * 1e3 / steps as f64;
+    let prefix = if opts.verbose == 1 {
+        format!("{steps}/{steps} ━━━━━━━━━━━━━━━━━━━━ ")
+    } else {
+        format!("Epoch {}/{}: ", epoch + 1, opts.epochs)
+    };
+    println!("{prefix}{} {}/step{metrics}", human_time(secs), human_time(per_step / 1e3));
+    let _ = std::io::stdout().flush();
 }
 
 /// Keras-style durations: "3s", "12ms", "250us".

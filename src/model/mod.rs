@@ -4,6 +4,7 @@
 mod build;
 mod fit;
 pub mod spec;
+mod state;
 mod summary;
 
 pub use fit::{FitOptions, History, Validation};
@@ -64,6 +65,10 @@ pub struct Sequential {
     shuffle_rng: ChaCha8Rng,
     params: Vec<ParamSlot>,
     compiled: Option<Compiled>,
+    /// Epochs trained over all `fit` calls (restored from checkpoints).
+    epochs_trained: usize,
+    /// Set by a callback to end `fit` after the current epoch (Keras `model.stop_training`).
+    stop_requested: bool,
 }
 
 /// Options of [`Sequential::compile`].
@@ -86,6 +91,8 @@ impl Sequential {
             shuffle_rng: shuffle_rng(0),
             params: Vec::new(),
             compiled: None,
+            epochs_trained: 0,
+            stop_requested: false,
         }
     }
 
@@ -203,14 +210,15 @@ impl Sequential {
             backend.write(Arena::Params, p.buf.offset, &init.sample(p.buf.len, &mut rng))?;
         }
         self.params = params;
+        self.epochs_trained = 0;
         self.compiled = Some(Compiled {
             backend,
             device_reason,
-            optimizer: opts.optimizer,
             loss: opts.loss,
             metrics: opts.metrics,
             layout,
             programs: HashMap::new(),
+            optimizer: opts.optimizer,
             step: 0,
         });
         Ok(())

@@ -27,3 +27,37 @@ pub fn rng(seed: u64) -> ChaCha8Rng {
 pub fn uniform(rng: &mut ChaCha8Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
 }
+
+/// A fresh, empty directory under the system temp dir, unique to this process and `name`;
+/// removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("kiln-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The digits, standardised: x `[1797, 64]`, y `[1797]`.
+pub fn digits() -> (kiln::Tensor, kiln::Tensor) {
+    let d = kiln::data::builtin::digits().unwrap();
+    let mut x = d.x.clone();
+    kiln::data::Scaler::fit(&x, kiln::data::Scaling::Standardize).apply(&mut x).unwrap();
+    (kiln::Tensor::new(&[d.len(), 64], x.data).unwrap(), kiln::Tensor::new(&[d.len()], d.y.clone()).unwrap())
+}

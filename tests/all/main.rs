@@ -1,5 +1,7 @@
 //! One integration-test crate (one link of wgpu) with a module per area.
 mod bench;
+mod callbacks;
+mod checkpoint;
 mod clip;
 mod cnn;
 mod common;
@@ -16,6 +18,7 @@ mod optim_parity;
 mod optim_training;
 mod planner;
 mod regularizer;
+mod run_dir;
 mod schedule;
 mod shaders;
 mod spec;

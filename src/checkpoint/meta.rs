@@ -1,0 +1,293 @@
+//! The structured metadata of a checkpoint (input pipeline, training state, optimizer) and
+//! its JSON form.
+use serde_json::{Value, json};
+
+use super::NamedTensors;
+use crate::data::{Scaler, Scaling};
+use crate::error::{Error, Result};
+use crate::loss::Loss;
+use crate::metrics::Metric;
+use crate::optim::{
+    Adagrad, Adam, AdamW, GradientClip, LearningRateSchedule, Optimizer, Rmsprop, Sgd, UpdateRule,
+};
+
+/// How raw samples become model inputs: enough to predict on new files without the
+/// training data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputPipeline {
+    /// Shape of one sample as loaded (e.g. `[64]` for digits rows, `[28, 28, 1]` for images);
+    /// the model's own input shape is in its description.
+    pub sample_shape: Vec<usize>,
+    /// The scaling fitted on the training data (mode, per-feature offset and divisor).
+    pub scaler: Scaler,
+    /// One name per class (empty for regression).
+    pub class_names: Vec<String>,
+}
+
+impl InputPipeline {
+    /// The `input` metadata value.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "sample_shape": self.sample_shape,
+            "scaling": self.scaler.mode.name(),
+            "mean": self.scaler.mean.iter().map(|&v| short(v)).collect::<Vec<_>>(),
+            "std": self.scaler.std.iter().map(|&v| short(v)).collect::<Vec<_>>(),
+            "class_names": self.class_names,
+        })
+    }
+
+    /// Parse the `input` metadata value.
+    pub fn from_json(v: &Value) -> std::result::Result<InputPipeline, String> {
+        let floats = |key: &str| -> std::result::Result<Vec<f32>, String> {
+            v.get(key)
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().map(read_f32).collect())
+                .ok_or_else(|| format!("metadata 'input' needs '{key}', a list of numbers"))
+        };
+        let mode: Scaling = v
+            .get("scaling")
+            .and_then(Value::as_str)
+            .ok_or("metadata 'input' needs 'scaling'")?
+            .parse()
+            .map_err(|e: Error| e.to_string())?;
+        let (mean, std) = (floats("mean")?, floats("std")?);
+        if mean.len() != std.len() {
+            return Err(format!(
+                "metadata 'input': {} means but {} standard deviations",
+                mean.len(),
+                std.len()
+            ));
+        }
+        let sample_shape = v
+            .get("sample_shape")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().map(|x| x.as_u64().map(|n| n as usize)).collect())
+            .ok_or("metadata 'input' needs 'sample_shape', a list of sizes")?;
+        let class_names = v
+            .get("class_names")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect())
+            .unwrap_or_default();
+        Ok(InputPipeline { sample_shape, scaler: Scaler { mode, mean, std }, class_names })
+    }
+}
+
+/// The position of a ChaCha8 stream: seed, stream number and word position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RngState {
+    pub seed: [u8; 32],
+    pub stream: u64,
+    pub word_pos: u128,
+}
+
+/// What resuming needs beyond the weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingState {
+    /// Optimizer name and hyper-parameters (Keras keys), e.g. `{"name": "adam", ...}`.
+    pub optimizer: Value,
+    /// The learning rate of the next step (callbacks may have changed the optimizer's).
+    pub learning_rate: f32,
+    /// Loss name (Keras).
+    pub loss: String,
+    /// Metric names.
+    pub metrics: Vec<String>,
+    /// Epochs trained.
+    pub epoch: usize,
+    /// Optimizer steps taken (t).
+    pub step: u32,
+    /// The shuffling RNG's position.
+    pub shuffle_rng: RngState,
+    /// Optimizer state: per slot, one tensor per parameter (by parameter name).
+    pub slots: Vec<NamedTensors>,
+}
+
+impl TrainingState {
+    /// The `training` metadata value (the slots are tensors, the optimizer its own key).
+    pub fn to_json(&self) -> Value {
+        let r = &self.shuffle_rng;
+        let seed: String = r.seed.iter().map(|b| format!("{b:02x}")).collect();
+        json!({
+            "epoch": self.epoch,
+            "step": self.step,
+            "learning_rate": short(self.learning_rate),
+            "loss": self.loss,
+            "metrics": self.metrics,
+            "shuffle_rng": {"seed": seed, "stream": r.stream, "word_pos": r.word_pos.to_string()},
+        })
+    }
+
+    /// Parse the `training` and `optimizer` metadata values.
+    pub fn from_json(
+        v: &Value,
+        optimizer: Value,
+        slots: Vec<NamedTensors>,
+    ) -> std::result::Result<TrainingState, String> {
+        let field = |key: &str| v.get(key).ok_or_else(|| format!("metadata 'training' needs '{key}'"));
+        let uint =
+            |key: &str| field(key)?.as_u64().ok_or_else(|| format!("'training.{key}' must be an integer"));
+        let rng = field("shuffle_rng")?;
+        let hex = rng.get("seed").and_then(Value::as_str).unwrap_or_default();
+        let seed: Vec<u8> = (0..hex.len() / 2)
+            .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        let seed: [u8; 32] =
+            seed.try_into().map_err(|_| "'training.shuffle_rng.seed' must be 64 hex digits")?;
+        let word_pos = rng
+            .get("word_pos")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or("'training.shuffle_rng.word_pos' must be an integer string")?;
+        let stream = rng
+            .get("stream")
+            .and_then(Value::as_u64)
+            .ok_or("'training.shuffle_rng.stream' must be an integer")?;
+        Ok(TrainingState {
+            optimizer,
+            learning_rate: read_f32(field("learning_rate")?)
+                .ok_or("'training.learning_rate' must be a number")?,
+            loss: field("loss")?.as_str().unwrap_or_default().to_string(),
+            metrics: field("metrics")?
+                .as_array()
+                .map(|a| a.iter().filter_map(|m| Some(m.as_str()?.to_string())).collect())
+                .unwrap_or_default(),
+            epoch: uint("epoch")? as usize,
+            step: u32::try_from(uint("step")?).map_err(|_| "'training.step' is too large")?,
+            shuffle_rng: RngState { seed, stream, word_pos },
+            slots,
+        })
+    }
+}
+
+/// `v` as the JSON number with the fewest digits that reads back as the same f32 (`0.001`,
+/// not `0.0010000000474974513`); null for NaN and infinities.
+pub fn short(v: f32) -> Value {
+    v.to_string().parse::<f64>().ok().filter(|f| f.is_finite()).map_or(Value::Null, Value::from)
+}
+
+/// The f32 a JSON number written by [`short`] stands for, rounded once from its decimal
+/// digits (going through f64 could round twice).
+pub fn read_f32(v: &Value) -> Option<f32> {
+    v.as_number()?.to_string().parse().ok()
+}
+
+/// The optimizer [`Optimizer::config`] describes: update rule and hyper-parameters, learning
+/// rate or schedule, clipping.
+pub fn optimizer_from_config(v: &Value) -> Result<Optimizer> {
+    let bad = |what: String| Error::invalid("checkpoint optimizer", format!("{what} in {v}"));
+    let num = |v: &Value, key: &str| {
+        v.get(key).and_then(read_f32).ok_or_else(|| bad(format!("needs a number '{key}'")))
+    };
+    let flag = |key: &str| v.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let rule: UpdateRule = match v.get("name").and_then(Value::as_str) {
+        Some("sgd") => Sgd { momentum: num(v, "momentum")?, nesterov: flag("nesterov") }.into(),
+        Some("adam") => Adam {
+            beta1: num(v, "beta_1")?,
+            beta2: num(v, "beta_2")?,
+            epsilon: num(v, "epsilon")?,
+            amsgrad: flag("amsgrad"),
+        }
+        .into(),
+        Some("adamw") => AdamW {
+            beta1: num(v, "beta_1")?,
+            beta2: num(v, "beta_2")?,
+            epsilon: num(v, "epsilon")?,
+            weight_decay: num(v, "weight_decay")?,
+            amsgrad: flag("amsgrad"),
+        }
+        .into(),
+        Some("adagrad") => {
+            Adagrad { initial_accumulator: num(v, "initial_accumulator_value")?, epsilon: num(v, "epsilon")? }
+                .into()
+        }
+        Some("rmsprop") => Rmsprop {
+            rho: num(v, "rho")?,
+            momentum: num(v, "momentum")?,
+            epsilon: num(v, "epsilon")?,
+            centered: flag("centered"),
+        }
+        .into(),
+        _ => return Err(bad("unknown optimizer".into())),
+    };
+    let lr = v.get("learning_rate").ok_or_else(|| bad("needs 'learning_rate'".into()))?;
+    let schedule = match (read_f32(lr), lr.get("class_name").and_then(Value::as_str), lr.get("config")) {
+        (Some(rate), _, _) => LearningRateSchedule::Constant(rate),
+        (None, Some(class), Some(c)) => {
+            let steps = |key: &str| {
+                c.get(key).and_then(Value::as_u64).ok_or_else(|| bad(format!("needs an integer '{key}'")))
+            };
+            match class {
+                "ExponentialDecay" => LearningRateSchedule::ExponentialDecay {
+                    initial: num(c, "initial_learning_rate")?,
+                    decay_steps: steps("decay_steps")?,
+                    decay_rate: num(c, "decay_rate")?,
+                    staircase: c.get("staircase").and_then(Value::as_bool).unwrap_or(false),
+                },
+                "CosineDecay" => LearningRateSchedule::CosineDecay {
+                    initial: num(c, "initial_learning_rate")?,
+                    decay_steps: steps("decay_steps")?,
+                    alpha: num(c, "alpha")?,
+                    warmup_target: c.get("warmup_target").and_then(read_f32),
+                    warmup_steps: steps("warmup_steps")?,
+                },
+                other => return Err(bad(format!("unknown learning-rate schedule '{other}'"))),
+            }
+        }
+        _ => return Err(bad("'learning_rate' must be a number or a schedule".into())),
+    };
+    let clip = match (v.get("clipnorm"), v.get("global_clipnorm"), v.get("clipvalue")) {
+        (Some(_), _, _) => GradientClip::Norm(num(v, "clipnorm")?),
+        (_, Some(_), _) => GradientClip::GlobalNorm(num(v, "global_clipnorm")?),
+        (_, _, Some(_)) => GradientClip::Value(num(v, "clipvalue")?),
+        _ => GradientClip::None,
+    };
+    Ok(Optimizer { rule, schedule, clip })
+}
+
+/// The loss with Keras name `name`.
+pub fn loss_from_name(name: &str) -> Result<Loss> {
+    [
+        Loss::SparseCategoricalCrossentropy,
+        Loss::CategoricalCrossentropy,
+        Loss::BinaryCrossentropy,
+        Loss::MeanSquaredError,
+    ]
+    .into_iter()
+    .find(|l| l.name() == name)
+    .ok_or_else(|| Error::invalid("checkpoint loss", format!("unknown loss '{name}'")))
+}
+
+/// For a weights-only checkpoint: the loss and metrics the output activation implies
+/// (softmax: sparse cross-entropy, sigmoid: binary cross-entropy, else mean squared error).
+pub fn default_loss(model: &Value) -> (Loss, Vec<Metric>) {
+    let last = model.get("layers").and_then(Value::as_array).and_then(|l| l.last());
+    match last.and_then(|l| l.get("activation")).and_then(Value::as_str) {
+        Some("softmax") => (Loss::SparseCategoricalCrossentropy, vec![Metric::Accuracy]),
+        Some("sigmoid") => (Loss::BinaryCrossentropy, vec![Metric::Accuracy]),
+        _ => (Loss::MeanSquaredError, vec![]),
+    }
+}
+
+/// `Ok` when two model descriptions are the same network, else what differs first.
+pub fn compare_architectures(saved: &Value, ours: &Value) -> std::result::Result<(), String> {
+    if saved.get("input_shape") != ours.get("input_shape") {
+        return Err(format!(
+            "the checkpoint's model takes inputs of shape {}, this model {}",
+            saved.get("input_shape").unwrap_or(&Value::Null),
+            ours.get("input_shape").unwrap_or(&Value::Null)
+        ));
+    }
+    let layers = |v: &Value| v.get("layers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let (a, b) = (layers(saved), layers(ours));
+    if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
+        let show = |l: Option<&Value>| l.map_or("nothing".to_string(), Value::to_string);
+        return Err(format!(
+            "another architecture: layer {} is {} in the checkpoint, {} in this model ({} vs {} layers)",
+            i + 1,
+            show(a.get(i)),
+            show(b.get(i)),
+            a.len(),
+            b.len()
+        ));
+    }
+    Ok(())
+}

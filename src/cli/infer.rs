@@ -1,0 +1,383 @@
+//! Using a checkpoint without its training run: `kiln eval` (loss, accuracy, confusion
+//! matrix), `kiln predict` (top classes of images or CSV rows) and `kiln summary --checkpoint`.
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::{as_input, labels, load_data};
+use crate::checkpoint::{Checkpoint, InputPipeline};
+use crate::data::{self, Dataset};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::loss::Loss;
+use crate::model::Sequential;
+use crate::tensor::Tensor;
+
+/// Options of `kiln eval`.
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// A checkpoint (model.safetensors or last.safetensors of a run directory).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Data set, as for `kiln train` (default: the one the checkpoint was trained on).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// test: the data's own test split, or the 80/20 split `kiln train` makes with the same
+    /// seed; all: every sample.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Seed of the 80/20 split (default: the checkpoint's run seed, else 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// auto, cpu, gpu or gpu:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Samples per step.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `kiln predict`.
+#[derive(Args, Debug, Clone)]
+pub struct PredictArgs {
+    /// A checkpoint (model.safetensors or last.safetensors of a run directory).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Image files (.png, .jpg) or CSV files of feature rows (a trailing label column is
+    /// ignored, a header line skipped).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Classes to print per input, most probable first.
+    #[arg(long, default_value_t = 3)]
+    pub top: usize,
+    /// auto, cpu, gpu or gpu:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `kiln eval` measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalReport {
+    pub samples: usize,
+    pub loss: f32,
+    /// NaN for a regression model.
+    pub accuracy: f32,
+    /// `matrix[true][predicted]` counts (empty for a regression model).
+    pub confusion: Vec<Vec<usize>>,
+    pub class_names: Vec<String>,
+}
+
+/// The checkpoint's model, compiled on `device` and restored.
+fn open(path: &Path, device: &str) -> Result<(Checkpoint, Sequential)> {
+    let checkpoint = Checkpoint::load(path)?;
+    let device: Device = device.parse()?;
+    let model = checkpoint.into_model(device)?;
+    Ok((checkpoint, model))
+}
+
+/// A stored `kiln train` argument of the checkpoint's run.
+fn run_setting(checkpoint: &Checkpoint, key: &str) -> Option<Value> {
+    let args: Value = serde_json::from_str(checkpoint.extra.get(super::run::ARGS_KEY)?).ok()?;
+    args.get(key).cloned()
+}
+
+/// Class count of a model's output: units of a softmax head, 2 for one sigmoid unit, 0 for
+/// regression.
+fn output_classes(model: &Sequential) -> Result<usize> {
+    let units: usize = model.output_shapes()?.pop().unwrap_or_default().iter().product();
+    Ok(match model.loss() {
+        Some(Loss::BinaryCrossentropy) => 2,
+        Some(Loss::MeanSquaredError) | None => 0,
+        _ => units,
+    })
+}
+
+/// Per sample, the class probabilities (two for a sigmoid unit).
+fn class_probabilities(p: &Tensor, classes: usize) -> Vec<Vec<f32>> {
+    (0..p.rows())
+        .map(|i| match (classes, p.row(i)) {
+            (2, &[q]) => vec![1.0 - q, q],
+            (_, row) => row.to_vec(),
+        })
+        .collect()
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}
+
+/// Samples of `d` scaled by the checkpoint's pipeline and shaped for the model.
+fn model_input(x: &Tensor, input: Option<&InputPipeline>, model: &Sequential) -> Result<Tensor> {
+    let mut x = x.clone();
+    if let Some(p) = input {
+        p.scaler.apply(&mut x)?;
+    }
+    as_input(&x, model.input_shape())
+}
+
+/// `kiln eval`: loss, accuracy and confusion matrix of a checkpoint on a data set.
+pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
+    let (checkpoint, mut model) = open(&args.checkpoint, &args.device)?;
+    let name = match (&args.data, run_setting(&checkpoint, "data")) {
+        (Some(d), _) => d.clone(),
+        (None, Some(Value::String(d))) => d,
+        _ => {
+            return Err(Error::invalid("--data", "the checkpoint does not say which data it was trained on"));
+        }
+    };
+    let seed = args.seed.or(run_setting(&checkpoint, "seed").and_then(|v| v.as_u64())).unwrap_or(0);
+    let loaded = load_data(&name)?;
+    let source = loaded.source.clone();
+    let d: Dataset = match args.split.as_str() {
+        "test" => loaded.into_split(0.2, seed)?.1,
+        "all" => match loaded.test {
+            Some(test) => concat(&loaded.train, &test)?,
+            None => loaded.train,
+        },
+        other => return Err(Error::invalid("--split", format!("'{other}' (expected test or all)"))),
+    };
+    let input = checkpoint.input.as_ref();
+    if let Some(p) = input
+        && !p.class_names.is_empty()
+        && !d.class_names.is_empty()
+        && p.class_names != d.class_names
+    {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "{source} has classes {:?}, the checkpoint was trained on {:?}",
+                d.class_names, p.class_names
+            ),
+        ));
+    }
+    let loss = model.loss().unwrap_or(Loss::MeanSquaredError);
+    let x = model_input(&d.x, input, &model)?;
+    let y = labels(&d, loss)?;
+    let (loss_value, accuracy) = model.evaluate(&x, &y, args.batch_size)?;
+    let classes = output_classes(&model)?;
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    if classes > 0 {
+        let p = model.predict(&x, args.batch_size)?;
+        for (probs, &label) in class_probabilities(&p, classes).iter().zip(&d.y) {
+            if let Some(row) = confusion.get_mut(label as usize) {
+                row[argmax(probs)] += 1;
+            }
+        }
+    }
+    let class_names = match input.map(|p| p.class_names.clone()).filter(|c| !c.is_empty()) {
+        Some(names) => names,
+        None => (0..classes).map(|c| c.to_string()).collect(),
+    };
+    let report = EvalReport {
+        samples: d.len(),
+        loss: loss_value,
+        accuracy: if classes == 0 { f32::NAN } else { accuracy },
+        confusion,
+        class_names,
+    };
+    if args.json {
+        let j = json!({
+            "checkpoint": args.checkpoint, "data": source, "split": args.split, "samples": report.samples,
+            "loss": report.loss, "accuracy": report.accuracy, "class_names": report.class_names,
+            "confusion_matrix": report.confusion,
+        });
+        println!("{j}");
+    } else {
+        println!("checkpoint: {}", args.checkpoint.display());
+        println!("data: {source} — {} split, {} samples", args.split, report.samples);
+        let acc = if classes == 0 { String::new() } else { format!(" - accuracy: {accuracy:.4}") };
+        println!("loss: {loss_value:.4}{acc}");
+        if classes > 0 {
+            print!("{}", confusion_table(&report.confusion, &report.class_names));
+        }
+    }
+    Ok(report)
+}
+
+/// The confusion matrix as text: rows the true class, columns the predicted one.
+pub fn confusion_table(m: &[Vec<usize>], names: &[String]) -> String {
+    let width =
+        m.iter().flatten().map(|c| c.to_string().len()).max().unwrap_or(1).max(m.len().to_string().len()) + 1;
+    // Names are shown beside the row numbers unless they are the numbers themselves.
+    let numbered = names.iter().enumerate().all(|(i, n)| *n == i.to_string());
+    let name_width =
+        if numbered { 0 } else { names.iter().map(|n| n.chars().count()).max().unwrap_or(1).min(20) };
+    let mut s = "confusion matrix (rows: true class, columns: predicted class)\n".to_string();
+    s += &format!("{:>w$} {:<nw$}", "", "", w = width, nw = name_width);
+    for j in 0..m.len() {
+        s += &format!("{j:>width$}");
+    }
+    s += "\n";
+    for (i, row) in m.iter().enumerate() {
+        let name: String = if numbered {
+            String::new()
+        } else {
+            names.get(i).map_or(String::new(), |n| n.chars().take(20).collect())
+        };
+        s += &format!("{i:>width$} {name:<name_width$}");
+        for c in row {
+            s += &format!("{c:>width$}");
+        }
+        s += "\n";
+    }
+    s
+}
+
+/// `a` followed by `b` (same sample shape).
+fn concat(a: &Dataset, b: &Dataset) -> Result<Dataset> {
+    let mut x = a.x.clone();
+    x.data.extend_from_slice(&b.x.data);
+    x.shape[0] += b.len();
+    let y = a.y.iter().chain(&b.y).copied().collect();
+    Dataset::new(x, y, a.classes, a.class_names.clone())
+}
+
+/// One prediction: the input it came from and the classes with their probabilities, most
+/// probable first (for regression: the outputs, named by index).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub input: String,
+    pub top: Vec<(usize, String, f32)>,
+}
+
+/// `kiln predict`: the top classes of every image file or CSV row.
+pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
+    let (checkpoint, mut model) = open(&args.checkpoint, &args.device)?;
+    let input = checkpoint.input.as_ref();
+    let sample_shape = input.map_or(model.input_shape().to_vec(), |p| p.sample_shape.clone());
+    let features: usize = sample_shape.iter().product();
+    let (mut names, mut data) = (Vec::new(), Vec::new());
+    for path in &args.inputs {
+        if data::is_image_file(path) {
+            let image_shape = [&sample_shape[..], model.input_shape()].into_iter().find(|s| s.len() == 3);
+            let Some(&[h, w, c]) = image_shape else {
+                return Err(Error::invalid(
+                    "input",
+                    format!(
+                        "{} is an image, but the model takes samples of shape {sample_shape:?}",
+                        path.display()
+                    ),
+                ));
+            };
+            data.extend(data::load_image(path, (h, w), c)?);
+            names.push(path.display().to_string());
+        } else {
+            for (line, row) in csv_rows(path, features)? {
+                data.extend(row);
+                names.push(format!("{}:{line}", path.display()));
+            }
+        }
+    }
+    let shape: Vec<usize> = std::iter::once(names.len()).chain(sample_shape.iter().copied()).collect();
+    let x = model_input(&Tensor::new(&shape, data)?, input, &model)?;
+    let p = model.predict(&x, 128)?;
+    let classes = output_classes(&model)?;
+    let class_name =
+        |i: usize| input.and_then(|p| p.class_names.get(i)).cloned().unwrap_or_else(|| i.to_string());
+    let predictions: Vec<Prediction> = class_probabilities(&p, classes.max(1))
+        .into_iter()
+        .zip(names)
+        .map(|(probs, input)| {
+            let mut top: Vec<(usize, String, f32)> =
+                probs.iter().enumerate().map(|(i, &q)| (i, class_name(i), q)).collect();
+            if classes > 0 {
+                top.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+                top.truncate(args.top.max(1));
+            }
+            Prediction { input, top }
+        })
+        .collect();
+    if args.json {
+        let list: Vec<Value> = predictions
+            .iter()
+            .map(|p| {
+                let top: Vec<Value> =
+                    p.top.iter().map(|(i, n, q)| json!({"index": i, "class": n, "probability": q})).collect();
+                json!({"input": p.input, "top": top})
+            })
+            .collect();
+        println!("{}", json!({ "checkpoint": args.checkpoint, "predictions": list }));
+    } else {
+        for p in &predictions {
+            let top: Vec<String> = p.top.iter().map(|(_, n, q)| format!("{n} ({q:.4})")).collect();
+            println!("{}: {}", p.input, top.join(", "));
+        }
+    }
+    Ok(predictions)
+}
+
+/// The feature rows of a CSV file: `features` numbers per line, or one more (a label, dropped);
+/// a first line that is not numeric is a header. Errors name the file and line.
+fn csv_rows(path: &Path, features: usize) -> Result<Vec<(usize, Vec<f32>)>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let fields: std::result::Result<Vec<f32>, _> =
+            line.split(',').map(|f| f.trim().parse::<f32>()).collect();
+        let parse_error = |message: String| Error::Parse {
+            path: path.to_path_buf(),
+            location: format!("line {}", i + 1),
+            message,
+        };
+        match fields {
+            Err(_) if rows.is_empty() && i == 0 => continue,
+            Err(e) => return Err(parse_error(format!("not a row of numbers: {e}"))),
+            Ok(mut v) if v.len() == features || v.len() == features + 1 => {
+                v.truncate(features);
+                rows.push((i + 1, v));
+            }
+            Ok(v) => {
+                return Err(parse_error(format!(
+                    "{} values, the model takes {features} features (optionally followed by a label)",
+                    v.len()
+                )));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Err(Error::Parse {
+            path: path.to_path_buf(),
+            location: "file".into(),
+            message: "no rows".into(),
+        });
+    }
+    Ok(rows)
+}
+
+/// `kiln summary --checkpoint FILE`: the model's table and what the checkpoint holds.
+pub fn summary_of_checkpoint(path: &Path) -> Result<String> {
+    let checkpoint = Checkpoint::load(path)?;
+    let model = checkpoint.build_model()?;
+    let mut s = model.summary()?;
+    s += &format!("checkpoint: {} (seed {})\n", path.display(), checkpoint.seed);
+    if let Some(t) = &checkpoint.training {
+        s += &format!(
+            "training: {} epochs, {} steps, loss {}, optimizer {}, learning rate {}\n",
+            t.epoch, t.step, t.loss, t.optimizer, t.learning_rate
+        );
+    }
+    if let Some(p) = &checkpoint.input {
+        s += &format!("input: samples {:?}, scaling {}", p.sample_shape, p.scaler.mode.name());
+        if !p.class_names.is_empty() {
+            s += &format!(", classes {}", p.class_names.join(", "));
+        }
+        s += "\n";
+    }
+    if let Some(h) =
+        checkpoint.extra.get(crate::run_dir::HISTORY_KEY).and_then(|h| serde_json::from_str(h).ok())
+    {
+        let h = crate::run_dir::history_from_json(&h);
+        let last: Vec<String> =
+            h.history.iter().filter_map(|(k, v)| Some(format!("{k} {:.4}", v.last()?))).collect();
+        s += &format!("last epoch: {}\n", last.join(", "));
+    }
+    Ok(s)
+}

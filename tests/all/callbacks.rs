@@ -1,0 +1,227 @@
+//! Callbacks behave as Keras's: EarlyStopping restores the best epoch's weights on a run that
+//! overfits, ReduceLROnPlateau lowers the learning rate, CSVLogger writes a row per epoch,
+//! TerminateOnNaN stops instead of failing, LearningRateScheduler sets the rate per epoch.
+use std::sync::{Arc, Mutex};
+
+use kiln::callbacks::{
+    Callback, CsvLogger, EarlyStopping, LearningRateScheduler, Logs, ModelCheckpoint, ReduceLROnPlateau,
+    SharedCallback, TerminateOnNaN, shared,
+};
+use kiln::{
+    Activation, Checkpoint, CompileOptions, Dense, Device, Error, FitOptions, Loss, Optimizer, Sequential,
+    Tensor, Validation,
+};
+
+use crate::common::{TempDir, digits};
+
+fn rows(t: &Tensor, range: std::ops::Range<usize>) -> Tensor {
+    let w = t.row_len();
+    let mut shape = t.shape.clone();
+    shape[0] = range.len();
+    Tensor::new(&shape, t.data[range.start * w..range.end * w].to_vec()).unwrap()
+}
+
+fn mlp(hidden: usize, optimizer: Optimizer) -> Sequential {
+    let mut m = Sequential::new(&[64])
+        .with_seed(5)
+        .add(Dense::new(hidden, Activation::Relu))
+        .add(Dense::new(hidden, Activation::Relu))
+        .add(Dense::new(10, Activation::Softmax));
+    m.compile(CompileOptions::new(optimizer, Loss::SparseCategoricalCrossentropy, Device::Cpu)).unwrap();
+    m
+}
+
+/// Records the weights at the end of every epoch.
+#[derive(Default)]
+struct WeightRecorder(Vec<Vec<(String, Tensor)>>);
+
+impl Callback for WeightRecorder {
+    fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, model: &mut Sequential) -> kiln::Result<()> {
+        self.0.push(model.get_weights()?);
+        Ok(())
+    }
+}
+
+#[test]
+fn early_stopping_restores_the_best_epochs_weights_on_a_run_that_overfits() {
+    // 40 training samples, a 256-256 network: the validation loss bottoms out, then rises.
+    let (x, y) = digits();
+    let (xt, yt, xv, yv) = (rows(&x, 0..40), rows(&y, 0..40), rows(&x, 1000..1400), rows(&y, 1000..1400));
+    let mut m = mlp(256, Optimizer::adam(3e-3));
+    let recorder = shared(WeightRecorder::default());
+    let early = shared(EarlyStopping::new("val_loss").patience(4).restore_best_weights(true));
+    let opts = FitOptions {
+        epochs: 200,
+        batch_size: 8,
+        verbose: 0,
+        validation: Validation::Data(xv.clone(), yv.clone()),
+        callbacks: vec![recorder.clone(), early.clone()],
+        ..FitOptions::default()
+    };
+    let h = m.fit(&xt, &yt, &opts).unwrap();
+    let es = early.lock().unwrap();
+    let (best, stopped) = (es.best_epoch.unwrap(), es.stopped_epoch.expect("stopped early"));
+    let val = &h.history["val_loss"];
+    assert_eq!(val.len(), stopped + 1, "stopped after epoch {stopped}");
+    assert_eq!(stopped, best + 4, "patience 4 after the best epoch");
+    assert!(
+        val[stopped] > val[best] && h.history["loss"][stopped] < h.history["loss"][best],
+        "it overfits: {val:?}"
+    );
+    let min = val.iter().copied().fold(f32::INFINITY, f32::min);
+    assert_eq!(val[best], min, "the best epoch has the lowest val_loss");
+    // The model now holds exactly the best epoch's weights, and evaluates to its val_loss.
+    assert_eq!(m.get_weights().unwrap(), recorder.lock().unwrap().0[best]);
+    assert_ne!(m.get_weights().unwrap(), *recorder.lock().unwrap().0.last().unwrap());
+    let (loss, _) = m.evaluate(&xv, &yv, 32).unwrap();
+    assert!((loss - val[best]).abs() < 1e-5, "{loss} vs {}", val[best]);
+}
+
+#[test]
+fn reduce_lr_on_plateau_lowers_the_rate_after_patience_and_respects_min_lr() {
+    let (x, y) = digits();
+    let (x, y) = (rows(&x, 0..200), rows(&y, 0..200));
+    let mut m = mlp(16, Optimizer::sgd(0.1));
+    // min_delta 100: no epoch after the first counts as an improvement.
+    let reduce = shared(ReduceLROnPlateau::new("loss").patience(2).min_delta(100.0).min_lr(2e-3));
+    let opts = FitOptions { epochs: 9, verbose: 0, callbacks: vec![reduce.clone()], ..FitOptions::default() };
+    m.fit(&x, &y, &opts).unwrap();
+    let r = reduce.lock().unwrap();
+    let epochs: Vec<usize> = r.reductions.iter().map(|(e, _)| *e).collect();
+    // 0.1 -> 0.01 after epochs 1 and 2 without improvement, -> max(0.001, min_lr) two epochs
+    // later; then the rate is at min_lr and stays there.
+    assert_eq!(epochs, [2, 4]);
+    let rates: Vec<f32> = r.reductions.iter().map(|(_, lr)| *lr).collect();
+    assert!((rates[0] - 0.01).abs() < 1e-8 && rates[1] == 2e-3, "{rates:?}");
+    assert_eq!(m.learning_rate().unwrap(), 2e-3, "clamped at min_lr");
+}
+
+#[test]
+fn the_learning_rate_a_callback_sets_is_the_one_training_uses() {
+    let (x, y) = digits();
+    let (x, y) = (rows(&x, 0..100), rows(&y, 0..100));
+    let mut m = mlp(16, Optimizer::sgd(0.5));
+    let before = m.get_weights().unwrap();
+    let zero = shared(LearningRateScheduler::new(|_, _| 0.0));
+    let opts = FitOptions { epochs: 2, verbose: 0, callbacks: vec![zero], ..FitOptions::default() };
+    m.fit(&x, &y, &opts).unwrap();
+    assert_eq!(m.get_weights().unwrap(), before, "plain SGD with lr 0 changes nothing");
+    let halve = shared(LearningRateScheduler::new(|epoch, lr| if epoch == 0 { 0.4 } else { lr / 2.0 }));
+    let opts = FitOptions { epochs: 3, verbose: 0, callbacks: vec![halve.clone()], ..FitOptions::default() };
+    m.fit(&x, &y, &opts).unwrap();
+    assert_eq!(halve.lock().unwrap().rates, [0.4, 0.2, 0.1]);
+    assert_ne!(m.get_weights().unwrap(), before);
+}
+
+#[test]
+fn csv_logger_writes_a_header_and_one_row_per_epoch_and_appends() {
+    let dir = TempDir::new("csv-logger");
+    let path = dir.join("log.csv");
+    let (x, y) = digits();
+    let (x, y) = (rows(&x, 0..300), rows(&y, 0..300));
+    let mut m = mlp(16, Optimizer::adam(1e-3));
+    let fit = |m: &mut Sequential, logger: CsvLogger, epochs: usize, initial_epoch: usize| {
+        let opts = FitOptions {
+            epochs,
+            initial_epoch,
+            verbose: 0,
+            validation: Validation::Split(0.2),
+            callbacks: vec![shared(logger) as SharedCallback],
+            ..FitOptions::default()
+        };
+        m.fit(&x, &y, &opts).unwrap()
+    };
+    let h = fit(&mut m, CsvLogger::new(&path), 3, 0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "epoch,accuracy,loss,val_accuracy,val_loss");
+    assert_eq!(lines.len(), 4);
+    for (epoch, line) in lines[1..].iter().enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields[0], epoch.to_string());
+        assert_eq!(fields[2].parse::<f32>().unwrap(), h.history["loss"][epoch]);
+        assert_eq!(fields[4].parse::<f32>().unwrap(), h.history["val_loss"][epoch]);
+    }
+    // Continuing with append: the header stays, epochs go on from initial_epoch.
+    fit(&mut m, CsvLogger::new(&path).append(true), 5, 3);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let epochs: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(epochs, ["0", "1", "2", "3", "4"]);
+    assert_eq!(text.matches("epoch,").count(), 1);
+}
+
+/// A regression whose targets in the second batch (rows 32..64) are 1e20: the squared error
+/// overflows to infinity at step 2 of the first epoch.
+fn overflowing() -> (Sequential, Tensor, Tensor) {
+    let (x, _) = digits();
+    let x = rows(&x, 0..100);
+    let y = (0..100).map(|i| if (32..64).contains(&i) { 1e20 } else { 0.0 }).collect();
+    let mut m = Sequential::new(&[64]).add(Dense::new(1, Activation::Linear));
+    let mut opts = CompileOptions::new(Optimizer::sgd(0.01), Loss::MeanSquaredError, Device::Cpu);
+    opts.metrics.clear();
+    m.compile(opts).unwrap();
+    (m, x, Tensor::new(&[100, 1], y).unwrap())
+}
+
+#[test]
+fn terminate_on_nan_stops_training_and_without_it_fit_fails_naming_the_step() {
+    let dir = TempDir::new("nan");
+    let (mut m, x, y) = overflowing();
+    let opts = FitOptions { epochs: 3, verbose: 0, shuffle: false, ..FitOptions::default() };
+    match m.fit(&x, &y, &opts) {
+        Err(Error::NonFiniteLoss { epoch: 1, step: 2, .. }) => {}
+        other => panic!("expected a non-finite loss at epoch 1, step 2: {other:?}"),
+    }
+    let terminate = shared(TerminateOnNaN::new());
+    let checkpoint = shared(ModelCheckpoint::new(dir.join("m.safetensors")));
+    let opts = FitOptions {
+        callbacks: vec![checkpoint.clone(), terminate.clone() as Arc<Mutex<dyn Callback>>],
+        ..opts
+    };
+    let (mut m, x, y) = overflowing();
+    let h = m.fit(&x, &y, &opts).unwrap();
+    assert_eq!(terminate.lock().unwrap().stopped_at, Some((0, 2)));
+    assert_eq!(h.history["loss"].len(), 1);
+    assert!(!h.history["loss"][0].is_finite());
+    assert!(checkpoint.lock().unwrap().saved.is_empty(), "no checkpoint of the broken weights");
+    assert!(!dir.join("m.safetensors").exists());
+}
+
+#[test]
+fn model_checkpoint_with_save_best_only_saves_the_improving_epochs() {
+    let dir = TempDir::new("model-checkpoint");
+    let (x, y) = digits();
+    let (xt, yt, xv, yv) = (rows(&x, 0..40), rows(&y, 0..40), rows(&x, 1000..1300), rows(&y, 1000..1300));
+    let mut m = mlp(128, Optimizer::adam(3e-3));
+    let best = shared(ModelCheckpoint::new(dir.join("best.safetensors")).save_best_only(true));
+    let every = shared(ModelCheckpoint::new(dir.join("epoch-{epoch}.safetensors")));
+    let opts = FitOptions {
+        epochs: 25,
+        batch_size: 8,
+        verbose: 0,
+        validation: Validation::Data(xv.clone(), yv.clone()),
+        callbacks: vec![best.clone(), every.clone()],
+        ..FitOptions::default()
+    };
+    let h = m.fit(&xt, &yt, &opts).unwrap();
+    let val = &h.history["val_loss"];
+    let mut running = f32::INFINITY;
+    let improving: Vec<usize> = (0..val.len())
+        .filter(|&e| {
+            let better = val[e] < running;
+            running = running.min(val[e]);
+            better
+        })
+        .collect();
+    assert_eq!(best.lock().unwrap().saved, improving);
+    assert!(improving.len() < val.len(), "some epochs did not improve: {val:?}");
+    assert_eq!(every.lock().unwrap().saved.len(), 25);
+    assert!(dir.join("epoch-1.safetensors").exists() && dir.join("epoch-25.safetensors").exists());
+    // The best file holds the best epoch: evaluating it gives the lowest val_loss.
+    let last_best = *improving.last().unwrap();
+    let mut restored =
+        Checkpoint::load(dir.join("best.safetensors")).unwrap().into_model(Device::Cpu).unwrap();
+    assert_eq!(restored.epochs_trained(), last_best + 1);
+    let (loss, _) = restored.evaluate(&xv, &yv, 64).unwrap();
+    assert!((loss - val[last_best]).abs() < 1e-5);
+}
