@@ -1,0 +1,110 @@
+//! The models `--model` names: the presets and model files.
+use crate::error::{Error, Result};
+use crate::model::Sequential;
+use crate::nn::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
+use crate::program::Padding;
+
+/// The known model presets.
+pub const PRESETS: &str = "mlp, cnn, mnist-cnn";
+
+/// Per-sample image shape `[h, w, c]` for data of `sample_shape`: images as they are, a
+/// grey `[h, w]` gets one channel, and a flat square vector (digits' 64 pixels) becomes
+/// `[s, s, 1]`.
+pub fn image_input(sample_shape: &[usize]) -> Option<[usize; 3]> {
+    match *sample_shape {
+        [h, w, c] => Some([h, w, c]),
+        [h, w] => Some([h, w, 1]),
+        [n] => {
+            let s = (n as f64).sqrt().round() as usize;
+            (s * s == n && n > 1).then_some([s, s, 1])
+        }
+        _ => None,
+    }
+}
+
+/// The output layer for `classes` (0: regression, 2: one sigmoid unit, else softmax).
+fn head(model: Sequential, classes: usize) -> Sequential {
+    match classes {
+        0 => model.add(Dense::new(1, Activation::Linear)),
+        2 => model.add(Dense::new(1, Activation::Sigmoid)),
+        c => model.add(Dense::new(c.max(1), Activation::Softmax)),
+    }
+}
+
+/// The model preset `name` for samples of `sample_shape` and `classes` classes (0: a
+/// regression target, one linear output).
+///
+/// - `mlp`: Flatten → Dense 64 relu → output.
+/// - `cnn` (small images such as digits' 8×8): Conv16 3×3 same relu → Conv32 3×3 same relu →
+///   MaxPool 2 → Flatten → Dense 64 relu → output.
+/// - `mnist-cnn` (28×28): Conv32 3×3 relu → MaxPool 2 → Conv64 3×3 relu → MaxPool 2 → Conv64
+///   3×3 relu → Flatten → Dense 64 relu → output (93,322 parameters for 10 classes).
+pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> Result<Sequential> {
+    let conv = |filters| Conv2D::new(filters, 3, Activation::Relu);
+    let images = || {
+        image_input(sample_shape).ok_or_else(|| {
+            Error::invalid(
+                "model",
+                format!(
+                    "preset '{name}' needs image samples (height, width, channels), got {sample_shape:?}"
+                ),
+            )
+        })
+    };
+    let model = match name {
+        "mlp" => {
+            let features: usize = sample_shape.iter().product();
+            Sequential::new(&[features]).with_seed(seed).add(Dense::new(64, Activation::Relu))
+        }
+        "cnn" => Sequential::new(&images()?)
+            .with_seed(seed)
+            .add(conv(16).padding(Padding::Same))
+            .add(conv(32).padding(Padding::Same))
+            .add(MaxPooling2D::new(2))
+            .add(Flatten)
+            .add(Dense::new(64, Activation::Relu)),
+        "mnist-cnn" => Sequential::new(&images()?)
+            .with_seed(seed)
+            .add(conv(32))
+            .add(MaxPooling2D::new(2))
+            .add(conv(64))
+            .add(MaxPooling2D::new(2))
+            .add(conv(64))
+            .add(Flatten)
+            .add(Dense::new(64, Activation::Relu)),
+        other => {
+            return Err(Error::invalid("model", format!("unknown preset '{other}' (known: {PRESETS})")));
+        }
+    };
+    Ok(head(model, classes))
+}
+
+/// The model `--model` names for samples of `sample_shape`: a preset, or a model file
+/// (`.toml` / `.json`, see [`crate::model::spec`]). Without an `input_shape` in the file, the
+/// data's shape is used: as images when the first layer takes images, else flattened.
+pub fn model_for(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> Result<Sequential> {
+    let path = std::path::Path::new(name);
+    let is_file = name.ends_with(".toml") || name.ends_with(".json") || path.is_file();
+    if !is_file {
+        return preset(name, sample_shape, classes, seed);
+    }
+    let spec = crate::model::spec::load_model_file(path)?;
+    let shape = match (&spec.input_shape, spec.wants_images()) {
+        (Some(s), _) => s.clone(),
+        (None, true) => image_input(sample_shape).map(|s| s.to_vec()).ok_or_else(|| {
+            Error::invalid(
+                format!("model file {name}"),
+                format!("the first layer takes images, but the data's samples are {sample_shape:?}"),
+            )
+        })?,
+        (None, false) => vec![sample_shape.iter().product()],
+    };
+    let want: usize = sample_shape.iter().product();
+    if shape.iter().product::<usize>() != want {
+        return Err(Error::invalid(
+            format!("model file {name}"),
+            format!("input_shape {shape:?} does not match the data's samples {sample_shape:?}"),
+        ));
+    }
+    Ok(spec.into_model(&shape, seed))
+}
