@@ -5,11 +5,15 @@
 //   mean_squared_error_grad     [p, t, dloss, dp]         dp = 2 (p − t) · dloss[0] / len
 //   sigmoid_bce                 [z, t, loss]              loss[0] = mean max(z,0) − z·t + log(1 + exp(−|z|))
 //   sigmoid_bce_grad            [z, t, dloss, dz]         dz = (σ(z) − t) · dloss[0] / len
+//   pointwise                   [p, t, loss]              loss[0] = mean of the loss `cols` selects:
+//                                                           0 |p−t|, 1 Huber(delta = param),
+//                                                           2 BCE of p clipped to [param, 1−param]
+//   pointwise_grad              [p, t, dloss, dp]         dp = ∂loss/∂p · dloss[0] / len
 //   count_correct               [pred, labels, count]     count[0] = rows whose prediction is right
 // z, pred: [rows, cols]; labels: [rows] class indices as f32 when `sparse`, else [rows, cols].
 //
 // Bindings (group 0): 0..3 = the step's args in the order above;
-//   4: uniform Params { rows, cols, sparse, len, threshold }.
+//   4: uniform Params { rows, cols, sparse, len, threshold, param }.
 // Scalar results (loss, count) come from ONE workgroup of 256 threads: thread t handles rows
 // (or elements) t, t+256, … in order, then a fixed shared-memory tree combines the partial sums —
 // deterministic, no atomics. Gradients: one thread per row (workgroup 64) for the softmax
@@ -21,7 +25,7 @@ struct Params {
     sparse: u32,
     len: u32,
     threshold: f32,
-    _f1: f32,
+    param: f32,
     _f2: f32,
     _f3: f32,
 }
@@ -226,5 +230,63 @@ fn count_correct(@builtin(local_invocation_id) lid: vec3<u32>) {
     let sum = tree_sum(t, n);
     if (t == 0u) {
         arg2[0] = sum;
+    }
+}
+
+// The loss of one element of `pointwise` (p.cols selects it, p.param its parameter).
+fn pointwise_value(x: f32, y: f32) -> f32 {
+    let d = x - y;
+    if (p.cols == 0u) {
+        return abs(d);
+    }
+    if (p.cols == 1u) {
+        let a = abs(d);
+        if (a <= p.param) {
+            return 0.5 * d * d;
+        }
+        return p.param * a - 0.5 * p.param * p.param;
+    }
+    let q = clamp(x, p.param, 1.0 - p.param);
+    return -(y * log(q) + (1.0 - y) * log(1.0 - q));
+}
+
+// ∂loss/∂x of one element of `pointwise`.
+fn pointwise_derivative(x: f32, y: f32) -> f32 {
+    let d = x - y;
+    if (p.cols == 0u) {
+        return sign(d);
+    }
+    if (p.cols == 1u) {
+        if (abs(d) <= p.param) {
+            return d;
+        }
+        return p.param * sign(d);
+    }
+    if (x < p.param || x > 1.0 - p.param) {
+        return 0.0;
+    }
+    return d / (x * (1.0 - x));
+}
+
+@compute @workgroup_size(256)
+fn pointwise(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    var s = 0.0;
+    for (var i = t; i < p.len; i += 256u) {
+        s += pointwise_value(arg0[i], arg1[i]);
+    }
+    let sum = tree_sum(t, s);
+    if (t == 0u) {
+        arg2[0] = sum / f32(p.len);
+    }
+}
+
+@compute @workgroup_size(256)
+fn pointwise_grad(@builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid, 256u);
+    if (i < p.len) {
+        arg3[i] = pointwise_derivative(arg0[i], arg1[i]) * arg2[0] / f32(p.len);
     }
 }

@@ -1,8 +1,15 @@
 //! Losses. Softmax and sigmoid output layers are fused with their cross-entropy (the graph
-//! computes the loss from the logits), which is both faster and numerically stable.
+//! computes the loss from the logits), which is both faster and numerically stable. The
+//! `…FromLogits` losses take the logits of a linear output layer directly (Keras
+//! `from_logits=True`); binary cross-entropy on any other output treats it as probabilities,
+//! clipped to [ε, 1 − ε] with ε = 1e-7 as Keras.
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Op};
 use crate::nn::Activation;
+use crate::program::PointwiseLoss;
+
+/// Keras' `epsilon()`: the clip of probabilities in cross-entropy.
+pub const EPSILON: f32 = 1e-7;
 
 /// A training loss (Keras names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,56 +18,159 @@ pub enum Loss {
     SparseCategoricalCrossentropy,
     /// One-hot labels, softmax output.
     CategoricalCrossentropy,
-    /// Labels in {0, 1}, one sigmoid output unit.
+    /// Labels in {0, 1}: on one sigmoid output unit (fused), or on outputs that are
+    /// probabilities (clipped to [ε, 1 − ε]).
     BinaryCrossentropy,
     /// Mean squared error against targets of the output's shape.
     MeanSquaredError,
+    /// Mean absolute error against targets of the output's shape.
+    MeanAbsoluteError,
+    /// Huber loss with delta 1.0 (Keras default): ½ d² for |d| ≤ 1, else |d| − ½.
+    Huber,
+    /// Integer class labels, linear output (the logits); softmax inside the loss.
+    SparseCategoricalCrossentropyFromLogits,
+    /// One-hot labels, linear output (the logits); softmax inside the loss.
+    CategoricalCrossentropyFromLogits,
+    /// Labels in {0, 1}, linear output (the logits); sigmoid inside the loss.
+    BinaryCrossentropyFromLogits,
 }
 
 impl Loss {
-    /// Keras name.
+    /// Every loss, in a fixed order.
+    pub const ALL: [Loss; 9] = [
+        Loss::SparseCategoricalCrossentropy,
+        Loss::CategoricalCrossentropy,
+        Loss::BinaryCrossentropy,
+        Loss::MeanSquaredError,
+        Loss::MeanAbsoluteError,
+        Loss::Huber,
+        Loss::SparseCategoricalCrossentropyFromLogits,
+        Loss::CategoricalCrossentropyFromLogits,
+        Loss::BinaryCrossentropyFromLogits,
+    ];
+
+    /// Keras name (with `_from_logits` for `from_logits=True`).
     pub fn name(&self) -> &'static str {
         match self {
             Loss::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
             Loss::CategoricalCrossentropy => "categorical_crossentropy",
             Loss::BinaryCrossentropy => "binary_crossentropy",
             Loss::MeanSquaredError => "mse",
+            Loss::MeanAbsoluteError => "mae",
+            Loss::Huber => "huber",
+            Loss::SparseCategoricalCrossentropyFromLogits => "sparse_categorical_crossentropy_from_logits",
+            Loss::CategoricalCrossentropyFromLogits => "categorical_crossentropy_from_logits",
+            Loss::BinaryCrossentropyFromLogits => "binary_crossentropy_from_logits",
         }
+    }
+
+    /// The loss with Keras name `name` (also the long names `mean_squared_error`,
+    /// `mean_absolute_error`).
+    pub fn from_name(name: &str) -> Result<Loss> {
+        let name = match name {
+            "mean_squared_error" => "mse",
+            "mean_absolute_error" => "mae",
+            n => n,
+        };
+        Loss::ALL
+            .into_iter()
+            .find(|l| l.name() == name)
+            .ok_or_else(|| Error::invalid("loss", format!("unknown loss '{name}'")))
     }
 
     /// Labels are class indices (one per sample).
     pub fn sparse_labels(&self) -> bool {
-        matches!(self, Loss::SparseCategoricalCrossentropy)
+        matches!(self, Loss::SparseCategoricalCrossentropy | Loss::SparseCategoricalCrossentropyFromLogits)
+    }
+
+    /// Binary cross-entropy (labels in {0, 1}).
+    pub fn binary(&self) -> bool {
+        matches!(self, Loss::BinaryCrossentropy | Loss::BinaryCrossentropyFromLogits)
+    }
+
+    /// A regression loss (targets of the output's shape, no classes).
+    pub fn regression(&self) -> bool {
+        matches!(self, Loss::MeanSquaredError | Loss::MeanAbsoluteError | Loss::Huber)
+    }
+
+    /// `Ok` when `smoothing` is a valid Keras `label_smoothing` for this loss: in [0, 1],
+    /// and 0 unless the loss is categorical (one-hot) or binary cross-entropy.
+    pub fn check_label_smoothing(&self, smoothing: f32) -> Result<()> {
+        if !(0.0..=1.0).contains(&smoothing) {
+            return Err(Error::invalid("label_smoothing", format!("{smoothing} is not in [0, 1]")));
+        }
+        let smoothable = self.binary()
+            || matches!(self, Loss::CategoricalCrossentropy | Loss::CategoricalCrossentropyFromLogits);
+        if smoothing != 0.0 && !smoothable {
+            return Err(Error::invalid(
+                "label_smoothing",
+                format!("applies to categorical and binary cross-entropy, not {} (as Keras)", self.name()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Labels as the loss sees them with `smoothing` over `classes` outputs (binary: 2):
+    /// y·(1 − s) + s/k, in place.
+    pub fn smooth_labels(&self, smoothing: f32, classes: usize, labels: &mut [f32]) {
+        if smoothing == 0.0 {
+            return;
+        }
+        let k = if self.binary() { 2 } else { classes.max(1) };
+        let add = smoothing / k as f32;
+        labels.iter_mut().for_each(|y| *y = *y * (1.0 - smoothing) + add);
     }
 
     /// Whether the loss consumes the logits instead of the activated output, given the
-    /// model's last activation. Errors for combinations kiln does not support yet.
+    /// model's last activation. Errors for combinations kiln does not support.
     pub fn fuses(&self, last: Activation) -> Result<bool> {
+        let needs = |what: &str| {
+            Err(Error::invalid(
+                "loss",
+                format!("{} needs a {what} output layer, the model ends with {}", self.name(), last.name()),
+            ))
+        };
         match (self, last) {
             (Loss::SparseCategoricalCrossentropy | Loss::CategoricalCrossentropy, Activation::Softmax) => {
                 Ok(true)
             }
+            (Loss::SparseCategoricalCrossentropy | Loss::CategoricalCrossentropy, _) => needs("softmax"),
             (Loss::BinaryCrossentropy, Activation::Sigmoid) => Ok(true),
-            (Loss::MeanSquaredError, _) => Ok(false),
-            (l, a) => Err(Error::invalid(
-                "loss",
-                format!(
-                    "{} needs a {} output layer, the model ends with {}",
-                    l.name(),
-                    if matches!(l, Loss::BinaryCrossentropy) { "sigmoid" } else { "softmax" },
-                    a.name()
-                ),
-            )),
+            (Loss::BinaryCrossentropy, Activation::Softmax) => needs("sigmoid (or probability)"),
+            (Loss::BinaryCrossentropy, _) => Ok(false),
+            (
+                Loss::SparseCategoricalCrossentropyFromLogits
+                | Loss::CategoricalCrossentropyFromLogits
+                | Loss::BinaryCrossentropyFromLogits,
+                Activation::Linear,
+            ) => Ok(true),
+            (
+                Loss::SparseCategoricalCrossentropyFromLogits
+                | Loss::CategoricalCrossentropyFromLogits
+                | Loss::BinaryCrossentropyFromLogits,
+                _,
+            ) => needs("linear (logits)"),
+            (Loss::MeanSquaredError | Loss::MeanAbsoluteError | Loss::Huber, _) => Ok(false),
         }
     }
 
-    /// The scalar loss node from the model's head (logits when fused) and the labels.
-    pub fn build(&self, g: &mut Graph, head: NodeId, labels: NodeId) -> Result<NodeId> {
+    /// The scalar loss node from the model's head and the labels; `fused` (from
+    /// [`Loss::fuses`]): the head is the logits, else the activated output.
+    pub fn build(&self, g: &mut Graph, head: NodeId, labels: NodeId, fused: bool) -> Result<NodeId> {
         let op = match self {
-            Loss::SparseCategoricalCrossentropy => Op::SoftmaxCrossEntropy { sparse: true },
-            Loss::CategoricalCrossentropy => Op::SoftmaxCrossEntropy { sparse: false },
-            Loss::BinaryCrossentropy => Op::SigmoidBinaryCrossEntropy,
+            Loss::SparseCategoricalCrossentropy | Loss::SparseCategoricalCrossentropyFromLogits => {
+                Op::SoftmaxCrossEntropy { sparse: true }
+            }
+            Loss::CategoricalCrossentropy | Loss::CategoricalCrossentropyFromLogits => {
+                Op::SoftmaxCrossEntropy { sparse: false }
+            }
+            Loss::BinaryCrossentropy if !fused => {
+                Op::Pointwise(PointwiseLoss::BinaryCrossEntropy { eps: EPSILON })
+            }
+            Loss::BinaryCrossentropy | Loss::BinaryCrossentropyFromLogits => Op::SigmoidBinaryCrossEntropy,
             Loss::MeanSquaredError => Op::MeanSquaredError,
+            Loss::MeanAbsoluteError => Op::Pointwise(PointwiseLoss::AbsoluteError),
+            Loss::Huber => Op::Pointwise(PointwiseLoss::Huber { delta: 1.0 }),
         };
         g.add(op, &[head, labels], "loss")
     }

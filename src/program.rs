@@ -161,6 +161,29 @@ pub fn dropout_word(seed: u32, t: u32, i: u32) -> u32 {
     pcg_hash(i ^ pcg_hash(t ^ pcg_hash(seed)))
 }
 
+/// An elementwise loss, averaged over all elements of the prediction (p) and target (t).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PointwiseLoss {
+    /// |p − t|; gradient sign(p − t) (0 at p = t).
+    AbsoluteError,
+    /// ½ d² for |d| ≤ delta, else delta·(|d| − ½ delta), d = p − t (Keras `Huber`).
+    Huber { delta: f32 },
+    /// Binary cross-entropy of probabilities clipped to [eps, 1 − eps]:
+    /// −(t log p + (1 − t) log(1 − p)); gradient 0 where the clip is active (as Keras).
+    BinaryCrossEntropy { eps: f32 },
+}
+
+impl PointwiseLoss {
+    /// The shader's code for the loss and its scalar parameter.
+    pub fn code(&self) -> (u32, f32) {
+        match *self {
+            PointwiseLoss::AbsoluteError => (0, 0.0),
+            PointwiseLoss::Huber { delta } => (1, delta),
+            PointwiseLoss::BinaryCrossEntropy { eps } => (2, eps),
+        }
+    }
+}
+
 /// One kernel launch with its fixed dimensions. `args` of the enclosing [`Step`] are listed
 /// per variant: inputs first, then outputs. Outputs never alias inputs unless stated.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -208,6 +231,10 @@ pub enum Kernel {
     MeanSquaredError { len: usize },
     /// args `[pred, target, dloss, dpred]`: dpred = 2 (pred − target) · dloss[0] / len.
     MeanSquaredErrorGrad { len: usize },
+    /// args `[pred, target, loss]`: loss[0] = mean over all `len` elements of `loss`(pred, target).
+    Pointwise { loss: PointwiseLoss, len: usize },
+    /// args `[pred, target, dloss, dpred]`: dpred = ∂`loss`/∂pred · dloss[0] / len.
+    PointwiseGrad { loss: PointwiseLoss, len: usize },
     /// args `[logits, target, loss]`: binary cross-entropy of sigmoid(logits) against targets in
     /// [0,1], mean over `len`: max(z,0) − z·t + log(1 + exp(−|z|)).
     SigmoidBinaryCrossEntropy { len: usize },

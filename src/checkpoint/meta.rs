@@ -89,6 +89,8 @@ pub struct TrainingState {
     pub learning_rate: f32,
     /// Loss name (Keras).
     pub loss: String,
+    /// The loss's label smoothing (absent in the metadata: 0).
+    pub label_smoothing: f32,
     /// Metric names.
     pub metrics: Vec<String>,
     /// Epochs trained.
@@ -111,6 +113,7 @@ impl TrainingState {
             "step": self.step,
             "learning_rate": short(self.learning_rate),
             "loss": self.loss,
+            "label_smoothing": short(self.label_smoothing),
             "metrics": self.metrics,
             "shuffle_rng": {"seed": seed, "stream": r.stream, "word_pos": r.word_pos.to_string()},
         })
@@ -146,6 +149,7 @@ impl TrainingState {
             learning_rate: read_f32(field("learning_rate")?)
                 .ok_or("'training.learning_rate' must be a number")?,
             loss: field("loss")?.as_str().unwrap_or_default().to_string(),
+            label_smoothing: v.get("label_smoothing").and_then(read_f32).unwrap_or(0.0),
             metrics: field("metrics")?
                 .as_array()
                 .map(|a| a.iter().filter_map(|m| Some(m.as_str()?.to_string())).collect())
@@ -245,15 +249,10 @@ pub fn optimizer_from_config(v: &Value) -> Result<Optimizer> {
 
 /// The loss with Keras name `name`.
 pub fn loss_from_name(name: &str) -> Result<Loss> {
-    [
-        Loss::SparseCategoricalCrossentropy,
-        Loss::CategoricalCrossentropy,
-        Loss::BinaryCrossentropy,
-        Loss::MeanSquaredError,
-    ]
-    .into_iter()
-    .find(|l| l.name() == name)
-    .ok_or_else(|| Error::invalid("checkpoint loss", format!("unknown loss '{name}'")))
+    Loss::ALL
+        .into_iter()
+        .find(|l| l.name() == name)
+        .ok_or_else(|| Error::invalid("checkpoint loss", format!("unknown loss '{name}'")))
 }
 
 /// For a weights-only checkpoint: the loss and metrics the output activation implies

@@ -75,6 +75,7 @@ impl Checkpoint {
             optimizer: model.optimizer().ok_or_else(not_compiled)?.config(),
             learning_rate: model.learning_rate()?,
             loss: model.loss().ok_or_else(not_compiled)?.name().to_string(),
+            label_smoothing: model.label_smoothing(),
             metrics: model.metrics().iter().map(|m| m.name().to_string()).collect(),
             epoch: model.epochs_trained(),
             step: model.steps_taken(),
@@ -209,11 +210,18 @@ impl Checkpoint {
                 loss: meta::loss_from_name(&t.loss)?,
                 metrics: t.metrics.iter().map(|m| crate::Metric::parse(m)).collect::<Result<_>>()?,
                 device,
+                label_smoothing: t.label_smoothing,
             },
             // Weights only: a plain SGD (no state) and the loss the output layer implies.
             None => {
                 let (loss, metrics) = meta::default_loss(&self.model);
-                CompileOptions { optimizer: crate::Optimizer::sgd(0.0), loss, metrics, device }
+                CompileOptions {
+                    optimizer: crate::Optimizer::sgd(0.0),
+                    loss,
+                    metrics,
+                    device,
+                    label_smoothing: 0.0,
+                }
             }
         };
         model.compile(opts)?;

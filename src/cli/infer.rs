@@ -93,8 +93,9 @@ fn run_setting(checkpoint: &Checkpoint, key: &str) -> Option<Value> {
 fn output_classes(model: &Sequential) -> Result<usize> {
     let units: usize = model.output_shapes()?.pop().unwrap_or_default().iter().product();
     Ok(match model.loss() {
-        Some(Loss::BinaryCrossentropy) => 2,
-        Some(Loss::MeanSquaredError) | None => 0,
+        Some(l) if l.binary() => 2,
+        Some(l) if l.regression() => 0,
+        None => 0,
         _ => units,
     })
 }

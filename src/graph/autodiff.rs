@@ -108,6 +108,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
             vec![Some(g.add(Op::SoftmaxCrossEntropyGrad { sparse }, &[x(0), x(1), gy], &ctx)?), None]
         }
         Op::MeanSquaredError => vec![Some(g.add(Op::MeanSquaredErrorGrad, &[x(0), x(1), gy], &ctx)?), None],
+        Op::Pointwise(loss) => vec![Some(g.add(Op::PointwiseGrad(loss), &[x(0), x(1), gy], &ctx)?), None],
         Op::SigmoidBinaryCrossEntropy => {
             vec![Some(g.add(Op::SigmoidBinaryCrossEntropyGrad, &[x(0), x(1), gy], &ctx)?), None]
         }
@@ -140,6 +141,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::SoftmaxCrossEntropyGrad { .. }
         | Op::MeanSquaredErrorGrad
         | Op::SigmoidBinaryCrossEntropyGrad
+        | Op::PointwiseGrad(_)
         | Op::MaxPoolGrad { .. }
         | Op::BatchNormGrad { .. }
         | Op::BatchNormGammaGrad { .. }

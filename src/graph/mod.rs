@@ -4,7 +4,7 @@ pub mod autodiff;
 pub mod plan;
 
 use crate::error::{Error, Result};
-use crate::program::{Kernel, Padding, UnaryOp, Window2d};
+use crate::program::{Kernel, Padding, PointwiseLoss, UnaryOp, Window2d};
 
 /// Index of a node in its graph.
 pub type NodeId = usize;
@@ -52,6 +52,10 @@ pub enum Op {
     MeanSquaredError,
     /// (pred, target, dloss) → dpred.
     MeanSquaredErrorGrad,
+    /// (pred, target) → mean elementwise loss, [1].
+    Pointwise(PointwiseLoss),
+    /// (pred, target, dloss) → dpred.
+    PointwiseGrad(PointwiseLoss),
     /// (logits, targets in [0,1]) → mean binary cross-entropy of sigmoid(logits), [1].
     SigmoidBinaryCrossEntropy,
     /// (logits, targets, dloss) → dlogits.
@@ -241,7 +245,7 @@ impl Graph {
                 same(&format!("{ctx} penalty gradient"), &[1], s(1))?;
                 s(0).to_vec()
             }
-            Op::SumAll { .. } | Op::MeanSquaredError | Op::SigmoidBinaryCrossEntropy => {
+            Op::SumAll { .. } | Op::MeanSquaredError | Op::SigmoidBinaryCrossEntropy | Op::Pointwise(_) => {
                 if !matches!(op, Op::SumAll { .. }) {
                     same(&format!("{ctx} targets"), s(0), s(1))?;
                 }
@@ -267,7 +271,7 @@ impl Graph {
                 same(&format!("{ctx} loss gradient"), &[1], s(2))?;
                 s(0).to_vec()
             }
-            Op::MeanSquaredErrorGrad | Op::SigmoidBinaryCrossEntropyGrad => {
+            Op::MeanSquaredErrorGrad | Op::SigmoidBinaryCrossEntropyGrad | Op::PointwiseGrad(_) => {
                 same(&format!("{ctx} targets"), s(0), s(1))?;
                 same(&format!("{ctx} loss gradient"), &[1], s(2))?;
                 s(0).to_vec()
@@ -374,6 +378,8 @@ impl Graph {
                 Kernel::SigmoidBinaryCrossEntropy { len: self.nodes[node.inputs[0]].len() }
             }
             Op::SigmoidBinaryCrossEntropyGrad => Kernel::SigmoidBinaryCrossEntropyGrad { len },
+            Op::Pointwise(loss) => Kernel::Pointwise { loss: *loss, len: self.nodes[node.inputs[0]].len() },
+            Op::PointwiseGrad(loss) => Kernel::PointwiseGrad { loss: *loss, len },
             Op::CountCorrect { sparse, threshold } => Kernel::CountCorrect {
                 rows: rc(s(0)).0,
                 cols: rc(s(0)).1,
@@ -451,10 +457,12 @@ pub fn arity(op: &Op) -> usize {
         Op::SoftmaxCrossEntropy { .. }
         | Op::MeanSquaredError
         | Op::SigmoidBinaryCrossEntropy
+        | Op::Pointwise(_)
         | Op::CountCorrect { .. } => 2,
         Op::SoftmaxCrossEntropyGrad { .. }
         | Op::MeanSquaredErrorGrad
         | Op::SigmoidBinaryCrossEntropyGrad
+        | Op::PointwiseGrad(_)
         | Op::BatchNorm { .. }
         | Op::BatchNormGrad { .. } => 3,
         Op::BatchNormInference { .. } => 5,

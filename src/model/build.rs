@@ -29,9 +29,9 @@ pub(crate) const ACCUM_LEN: usize = 6 * ALIGN_ELEMS;
 
 /// Shape of the label tensor for a batch, given the loss and the model's output shape.
 pub(crate) fn label_shape(loss: Loss, batch: usize, output: &[usize]) -> Vec<usize> {
-    match loss {
-        Loss::SparseCategoricalCrossentropy => vec![batch],
-        _ => std::iter::once(batch).chain(output.iter().copied()).collect(),
+    match loss.sparse_labels() {
+        true => vec![batch],
+        false => std::iter::once(batch).chain(output.iter().copied()).collect(),
     }
 }
 
@@ -123,7 +123,7 @@ impl Sequential {
         let y = g.input("y", &label_shape(c.loss, batch, &output_shape));
         spec.inputs.push(y);
         // The reported and differentiated loss includes the weight penalties, as in Keras.
-        let mut loss = c.loss.build(&mut g, head, y)?;
+        let mut loss = c.loss.build(&mut g, head, y, fuse)?;
         for p in penalties {
             loss = g.add(Op::Add, &[loss, p], "loss (with regularization)")?;
         }

@@ -10,7 +10,6 @@ use super::build::{ACCUM_LEN, NON_FINITE_SLOT, accum_slot, label_shape};
 use super::{ProgramKind, Sequential};
 use crate::callbacks::{Logs, SharedCallback, lock};
 use crate::error::{Error, Result};
-use crate::loss::Loss;
 use crate::metrics::Metric;
 use crate::program::{Arena, StepScalars};
 use crate::tensor::Tensor;
@@ -159,14 +158,12 @@ impl Sequential {
             }
             Ok(())
         };
-        match loss {
-            Loss::SparseCategoricalCrossentropy => {
-                y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, classes))
-            }
-            Loss::BinaryCrossentropy => {
-                y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, 2))
-            }
-            _ => Ok(()),
+        if loss.sparse_labels() {
+            y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, classes))
+        } else if loss.binary() {
+            y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, 2))
+        } else {
+            Ok(())
         }
     }
 
@@ -183,11 +180,19 @@ impl Sequential {
         // Epochs of different kinds never interleave: start every one from zeroed accumulators.
         self.compiled()?.backend.write(Arena::Accum, 0, &[0.0; ACCUM_LEN])?;
         let first_step = self.compiled()?.step + 1;
-        let (mut xb, mut yb) = (Vec::new(), Vec::new());
+        let (mut xb, mut yb, mut smoothed) = (Vec::new(), Vec::new(), Vec::new());
+        let (loss, smoothing) = (self.compiled()?.loss, self.compiled()?.label_smoothing);
+        let classes = self.output_shapes()?.pop().unwrap_or_default().iter().product::<usize>();
         let (mut seen, mut last_tick) = (0usize, Instant::now());
         for chunk in order.chunks(batch_size) {
             let id = self.program(kind, chunk.len())?;
-            let (xs, ys) = (rows(x, chunk, &mut xb), rows(y, chunk, &mut yb));
+            let (xs, mut ys) = (rows(x, chunk, &mut xb), rows(y, chunk, &mut yb));
+            if smoothing != 0.0 {
+                smoothed.clear();
+                smoothed.extend_from_slice(ys);
+                loss.smooth_labels(smoothing, classes, &mut smoothed);
+                ys = &smoothed;
+            }
             let c = self.compiled()?;
             let scalars = if kind == ProgramKind::Train {
                 c.step += 1;

@@ -48,6 +48,7 @@ pub(crate) struct Compiled {
     pub device_reason: String,
     pub optimizer: Optimizer,
     pub loss: Loss,
+    pub label_smoothing: f32,
     pub metrics: Vec<Metric>,
     pub layout: ResidentLayout,
     pub programs: HashMap<(ProgramKind, usize), (ProgramId, Program)>,
@@ -78,6 +79,9 @@ pub struct CompileOptions {
     pub loss: Loss,
     pub metrics: Vec<Metric>,
     pub device: Device,
+    /// Keras `label_smoothing` of categorical and binary cross-entropy, in [0, 1]: the loss
+    /// sees y·(1 − s) + s/k (k classes; 2 for binary). 0 (default) is off.
+    pub label_smoothing: f32,
 }
 
 impl Sequential {
@@ -175,6 +179,7 @@ impl Sequential {
         self.output_shapes()?;
         let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
         opts.loss.fuses(last)?;
+        opts.loss.check_label_smoothing(opts.label_smoothing)?;
         opts.optimizer.validate()?;
         let (mut backend, device_reason) = device::open(opts.device)?;
         // Parameters one after another, each 64-element aligned for direct GPU binding.
@@ -215,6 +220,7 @@ impl Sequential {
             backend,
             device_reason,
             loss: opts.loss,
+            label_smoothing: opts.label_smoothing,
             metrics: opts.metrics,
             layout,
             programs: HashMap::new(),
@@ -326,6 +332,12 @@ fn shuffle_rng(seed: u64) -> ChaCha8Rng {
 impl CompileOptions {
     /// Options with accuracy as the only metric.
     pub fn new(optimizer: Optimizer, loss: Loss, device: Device) -> CompileOptions {
-        CompileOptions { optimizer, loss, metrics: vec![Metric::Accuracy], device }
+        CompileOptions { optimizer, loss, metrics: vec![Metric::Accuracy], device, label_smoothing: 0.0 }
+    }
+
+    /// With Keras `label_smoothing` (categorical and binary cross-entropy only).
+    pub fn with_label_smoothing(mut self, smoothing: f32) -> CompileOptions {
+        self.label_smoothing = smoothing;
+        self
     }
 }

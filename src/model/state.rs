@@ -22,6 +22,11 @@ impl Sequential {
         self.compiled.as_ref().map(|c| c.loss)
     }
 
+    /// The label smoothing given to compile (0 when off or not compiled).
+    pub fn label_smoothing(&self) -> f32 {
+        self.compiled.as_ref().map(|c| c.label_smoothing).unwrap_or(0.0)
+    }
+
     /// The metrics given to compile.
     pub fn metrics(&self) -> Vec<Metric> {
         self.compiled.as_ref().map(|c| c.metrics.clone()).unwrap_or_default()

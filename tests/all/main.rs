@@ -12,6 +12,7 @@ mod gpu_parity;
 mod gradcheck;
 mod images;
 mod llvmpipe;
+mod losses;
 mod model;
 mod optim;
 mod optim_parity;

@@ -156,9 +156,7 @@ fn random_models_train_the_same_on_gpu_and_cpu() {
             Loss::BinaryCrossentropy => {
                 Tensor::new(&[rows, 1], (0..rows).map(|_| rng.random_range(0..2) as f32).collect())
             }
-            Loss::MeanSquaredError => {
-                Tensor::new(&[rows, out_units], common::uniform(&mut rng, rows * out_units, -1.0, 1.0))
-            }
+            _ => Tensor::new(&[rows, out_units], common::uniform(&mut rng, rows * out_units, -1.0, 1.0)),
         }
         .unwrap();
         let build = |device| {

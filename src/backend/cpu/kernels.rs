@@ -129,7 +129,7 @@ fn map_in_place<T: CpuFloat>(y: &mut [T], f: impl Fn(T) -> T + Sync) {
 }
 
 /// Apply `f` elementwise to (a, b → y).
-fn map2<T: CpuFloat>(a: &[T], b: &[T], y: &mut [T], f: impl Fn(T, T) -> T + Sync) {
+pub(crate) fn map2<T: CpuFloat>(a: &[T], b: &[T], y: &mut [T], f: impl Fn(T, T) -> T + Sync) {
     let run = |yc: &mut [T], ac: &[T], bc: &[T]| {
         yc.iter_mut().zip(ac.iter().zip(bc)).for_each(|(o, (&u, &v))| *o = f(u, v))
     };

@@ -5,6 +5,7 @@ pub mod gemm;
 pub mod kernels;
 pub mod norm;
 pub mod optim;
+pub mod pointwise;
 pub mod pool;
 
 use kernels::CpuFloat;
@@ -119,6 +120,7 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | LogSoftmaxGrad { .. }
         | SoftmaxCrossEntropy { .. }
         | MeanSquaredError { .. }
+        | Pointwise { .. }
         | SigmoidBinaryCrossEntropy { .. }
         | CountCorrect { .. }
         | MaxPoolGrad { .. }
@@ -130,6 +132,7 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         MatMulBiasAct { .. }
         | SoftmaxCrossEntropyGrad { .. }
         | MeanSquaredErrorGrad { .. }
+        | PointwiseGrad { .. }
         | SigmoidBinaryCrossEntropyGrad { .. }
         | BatchNormTrain { .. }
         | BatchNormGrad { .. }
@@ -245,6 +248,8 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         }
         MeanSquaredError { .. } => v.w(2)[0] = kernels::mean_squared_error(v.r(0), v.r(1)),
         MeanSquaredErrorGrad { .. } => kernels::mean_squared_error_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3)),
+        Pointwise { loss, .. } => v.w(2)[0] = pointwise::loss(loss, v.r(0), v.r(1)),
+        PointwiseGrad { loss, .. } => pointwise::grad(loss, v.r(0), v.r(1), v.r(2)[0], v.w(3)),
         SigmoidBinaryCrossEntropy { .. } => v.w(2)[0] = kernels::sigmoid_bce(v.r(0), v.r(1)),
         SigmoidBinaryCrossEntropyGrad { .. } => kernels::sigmoid_bce_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3)),
         CountCorrect { rows, cols, sparse, threshold } => {

@@ -264,9 +264,10 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
             }
         }
         SumRows { rows, .. } => per_lane(rows, 16) + 4,
-        SumAll { len, .. } | MeanSquaredError { len } | SigmoidBinaryCrossEntropy { len } => {
-            per_lane(len, 256) + 8
-        }
+        SumAll { len, .. }
+        | MeanSquaredError { len }
+        | SigmoidBinaryCrossEntropy { len }
+        | Pointwise { len, .. } => per_lane(len, 256) + 8,
         // Four elements per iteration, at most three left over, then the 256-lane tree.
         SumSquares { len, .. } | WeightPenalty { len, .. } => per_lane(len, 1024) + 3 + 8,
         Softmax { cols, .. }
@@ -460,6 +461,20 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
             params: loss(0, 0, false, len, 0.0)?,
             groups: grid(len, 256, max_groups)?,
         },
+        Pointwise { loss, len } => {
+            let (code, param) = loss.code();
+            single(Shader::Loss, "pointwise", p([0, code as usize, 0, len], [0.0, param, 0.0, 0.0])?)
+        }
+        PointwiseGrad { loss, len } => {
+            let (code, param) = loss.code();
+            Launch {
+                shader: Shader::Loss,
+                entry: "pointwise_grad",
+                constants: vec![],
+                params: p([0, code as usize, 0, len], [0.0, param, 0.0, 0.0])?,
+                groups: grid(len, 256, max_groups)?,
+            }
+        }
         CountCorrect { rows, cols, sparse, threshold } => {
             single(Shader::Loss, "count_correct", loss(rows, cols, sparse, 0, threshold)?)
         }

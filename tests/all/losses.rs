@@ -1,0 +1,262 @@
+//! Losses beyond the fused cross-entropies and MSE: mean absolute error, Huber, binary
+//! cross-entropy on (clipped) probabilities, and the `from_logits` forms. Hand-computed
+//! values, f64 gradient checks, GPU = CPU, and whole models whose evaluate/fit loss matches
+//! the loss computed on the host from `predict`.
+use kiln::backend::cpu::pointwise;
+use kiln::graph::Op;
+use kiln::program::{Kernel, PointwiseLoss};
+use kiln::{Activation, CompileOptions, Dense, Device, FitOptions, Loss, Optimizer, Sequential, Tensor};
+
+use crate::common::{gpu, rng, uniform};
+use crate::gpu_parity::{Builder, check};
+use crate::gradcheck::{Fill, check_graph, op, rand_in};
+
+const MAE: PointwiseLoss = PointwiseLoss::AbsoluteError;
+const HUBER: PointwiseLoss = PointwiseLoss::Huber { delta: 1.0 };
+const BCE: PointwiseLoss = PointwiseLoss::BinaryCrossEntropy { eps: kiln::loss::EPSILON };
+
+fn close(what: &str, got: f64, want: f64, tol: f64) {
+    assert!((got - want).abs() <= tol * (1.0 + want.abs()), "{what}: got {got}, want {want}");
+}
+
+#[test]
+fn pointwise_losses_have_the_keras_values() {
+    // MAE: (1 + 0 + 3) / 3.
+    close("mae", pointwise::loss(MAE, &[1.0f64, 2.0, 3.0], &[2.0, 2.0, 0.0]), 4.0 / 3.0, 1e-12);
+    // Huber, delta 1: 0, ½·0.5², 3 − ½, 1 − ½ (|d| = 1 is the quadratic side: ½).
+    let h = pointwise::loss(HUBER, &[0.0f64, 0.5, -3.0, 2.0], &[0.0, 0.0, 0.0, 1.0]);
+    close("huber", h, (0.0 + 0.125 + 2.5 + 0.5) / 4.0, 1e-12);
+    // BCE on probabilities, the 0 clipped to 1e-7 (Keras epsilon) and 1 to 1 − 1e-7.
+    let want = (-(0.9f64.ln()) - 0.8f64.ln() - (1e-7f64).ln() - (1e-7f64).ln()) / 4.0;
+    let b = pointwise::loss(BCE, &[0.9f64, 0.2, 0.0, 1.0], &[1.0, 0.0, 1.0, 0.0]);
+    close("bce", b, want, 1e-6);
+    // Gradients (dloss = 2, len 3 → scale 2/3).
+    let mut d = [0.0f64; 3];
+    pointwise::grad(MAE, &[1.0, 2.0, 3.0], &[2.0, 2.0, 0.0], 2.0, &mut d);
+    assert_eq!(d, [-2.0 / 3.0, 0.0, 2.0 / 3.0]);
+    pointwise::grad(HUBER, &[0.5, -3.0, 2.0], &[0.0, 0.0, 0.0], 3.0, &mut d);
+    assert_eq!(d, [0.5, -1.0, 1.0]);
+    // BCE: (p − t)/(p(1 − p)) inside the clip, 0 where the clip is active.
+    pointwise::grad(BCE, &[0.25, 0.0, 1.0], &[1.0, 1.0, 0.0], 3.0, &mut d);
+    close("bce grad", d[0], -0.75 / 0.1875, 1e-12);
+    assert_eq!(&d[1..], &[0.0, 0.0]);
+}
+
+#[test]
+fn pointwise_loss_gradients_match_finite_differences() {
+    for (name, loss) in [("mae", MAE), ("huber", HUBER)] {
+        // Targets away from the predictions' kinks: p random in ±1.5, t fixed.
+        let t = (vec![3, 2], Fill::Fixed(vec![0.3, -0.2, 1.1, -1.4, 0.05, 2.9]), false);
+        check_graph(name, &[rand_in(&[3, 2]), t], &|g, x| op(g, Op::Pointwise(loss), x));
+    }
+    let p = (vec![5, 1], Fill::Fixed(vec![0.1, 0.7, 0.35, 0.9, 0.55]), true);
+    let t = (vec![5, 1], Fill::Fixed(vec![1.0, 0.0, 0.0, 1.0, 0.3]), false);
+    check_graph("bce probabilities", &[p, t], &|g, x| op(g, Op::Pointwise(BCE), x));
+}
+
+#[test]
+fn pointwise_losses_match_cpu_on_gpu() {
+    let mut r = rng(11);
+    let mut b = Builder::default();
+    for len in [1, 100, 3001] {
+        let p = b.input(uniform(&mut r, len, -3.0, 3.0));
+        let t = b.input(uniform(&mut r, len, -3.0, 3.0));
+        // Probabilities, some outside [ε, 1 − ε] (clipped), and soft targets.
+        let q = b.input(uniform(&mut r, len, -0.2, 1.2));
+        let s = b.input(uniform(&mut r, len, 0.0, 1.0));
+        let dloss = b.input(vec![0.7]);
+        for (loss, p, t) in [(MAE, p, t), (HUBER, p, t), (BCE, q, s)] {
+            b.op(Kernel::Pointwise { loss, len }, &[p, t], 1);
+            b.op(Kernel::PointwiseGrad { loss, len }, &[p, t, dloss], len);
+        }
+    }
+    check(&b, 1e-4);
+}
+
+/// Devices to run model tests on: the CPU, and the GPU (required under KILN_REQUIRE_GPU).
+fn devices() -> Vec<Device> {
+    let mut d = vec![Device::Cpu];
+    if gpu().is_some() {
+        d.push(Device::Gpu(None));
+    }
+    d
+}
+
+/// A Dense(units, act) model compiled with `loss` on `device`.
+fn model(units: usize, act: Activation, loss: Loss, device: Device) -> Sequential {
+    let mut m = Sequential::new(&[4]).with_seed(3).add(Dense::new(units, act));
+    let mut c = CompileOptions::new(Optimizer::sgd(0.1), loss, device);
+    c.metrics.clear();
+    m.compile(c).expect("compile");
+    m
+}
+
+/// For each device: evaluate's loss equals `host(predictions, labels)`, and a few epochs
+/// of fit lower the loss.
+fn check_model(units: usize, act: Activation, loss: Loss, y: &Tensor, host: &dyn Fn(&[f32], &[f32]) -> f64) {
+    let mut r = rng(21);
+    let x = Tensor::new(&[8, 4], uniform(&mut r, 32, -2.0, 2.0)).expect("x");
+    for device in devices() {
+        let mut m = model(units, act, loss, device);
+        let p = m.predict(&x, 8).expect("predict");
+        let (got, _) = m.evaluate(&x, y, 8).expect("evaluate");
+        close(&format!("{} on {device:?}", loss.name()), f64::from(got), host(&p.data, &y.data), 1e-5);
+        let opts = FitOptions { batch_size: 8, epochs: 20, verbose: 0, ..FitOptions::default() };
+        let h = m.fit(&x, y, &opts).expect("fit");
+        let losses = &h.history["loss"];
+        assert!(losses[19] < losses[0], "{} on {device:?} does not train: {losses:?}", loss.name());
+    }
+}
+
+fn mean(v: impl Iterator<Item = f64>, n: usize) -> f64 {
+    v.sum::<f64>() / n as f64
+}
+
+#[test]
+fn regression_losses_train_and_report_the_host_value() {
+    let mut r = rng(22);
+    let y = Tensor::new(&[8, 2], uniform(&mut r, 16, -3.0, 3.0)).expect("y");
+    let d = |p: &[f32], t: &[f32]| {
+        p.iter().zip(t).map(|(&p, &t)| f64::from(p) - f64::from(t)).collect::<Vec<_>>()
+    };
+    check_model(2, Activation::Linear, Loss::MeanAbsoluteError, &y, &|p, t| {
+        mean(d(p, t).into_iter().map(f64::abs), 16)
+    });
+    check_model(2, Activation::Linear, Loss::Huber, &y, &|p, t| {
+        mean(d(p, t).into_iter().map(|d| if d.abs() <= 1.0 { 0.5 * d * d } else { d.abs() - 0.5 }), 16)
+    });
+}
+
+/// Host BCE of probabilities (clipped as Keras).
+fn bce(p: &[f32], t: &[f32]) -> f64 {
+    let eps = 1e-7;
+    mean(
+        p.iter().zip(t).map(|(&p, &t)| {
+            let (p, t) = (f64::from(p).clamp(eps, 1.0 - eps), f64::from(t));
+            -(t * p.ln() + (1.0 - t) * (1.0 - p).ln())
+        }),
+        p.len(),
+    )
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+#[test]
+fn binary_crossentropy_on_probabilities_and_from_logits() {
+    let y = Tensor::new(&[8, 1], vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]).expect("y");
+    // A relu output read as probabilities: values above 1 are clipped, as are zeros.
+    let mut r = rng(23);
+    let x = Tensor::new(&[8, 4], uniform(&mut r, 32, -2.0, 2.0)).expect("x");
+    let mut m = model(1, Activation::Relu, Loss::BinaryCrossentropy, Device::Cpu);
+    let p = m.predict(&x, 8).expect("predict");
+    let (got, _) = m.evaluate(&x, &y, 8).expect("evaluate");
+    close("bce of relu outputs", f64::from(got), bce(&p.data, &y.data), 1e-5);
+    // Sigmoid output (fused) and a linear output with from_logits agree with the host.
+    check_model(1, Activation::Sigmoid, Loss::BinaryCrossentropy, &y, &bce);
+    check_model(1, Activation::Linear, Loss::BinaryCrossentropyFromLogits, &y, &|z, t| {
+        bce(&z.iter().map(|&z| sigmoid(z)).collect::<Vec<_>>(), t)
+    });
+}
+
+/// Host categorical cross-entropy of probability rows against one-hot rows.
+fn cce(p: &[f32], t: &[f32], cols: usize) -> f64 {
+    let rows = p.len() / cols;
+    mean((0..p.len()).map(|i| -f64::from(t[i]) * f64::from(p[i]).max(1e-7).ln()), rows)
+}
+
+fn softmax_rows(z: &[f32], cols: usize) -> Vec<f32> {
+    z.chunks(cols)
+        .flat_map(|row| {
+            let m = row.iter().copied().fold(f32::MIN, f32::max);
+            let e: Vec<f32> = row.iter().map(|&v| (v - m).exp()).collect();
+            let s: f32 = e.iter().sum();
+            e.into_iter().map(move |v| v / s)
+        })
+        .collect()
+}
+
+#[test]
+fn categorical_crossentropy_one_hot_and_from_logits() {
+    let classes = [2usize, 0, 1, 2, 1, 0, 0, 2];
+    let one_hot: Vec<f32> =
+        classes.iter().flat_map(|&c| (0..3).map(move |j| if j == c { 1.0 } else { 0.0 })).collect();
+    let y = Tensor::new(&[8, 3], one_hot).expect("y");
+    check_model(3, Activation::Softmax, Loss::CategoricalCrossentropy, &y, &|p, t| cce(p, t, 3));
+    check_model(3, Activation::Linear, Loss::CategoricalCrossentropyFromLogits, &y, &|z, t| {
+        cce(&softmax_rows(z, 3), t, 3)
+    });
+    let sparse = Tensor::new(&[8], classes.iter().map(|&c| c as f32).collect()).expect("labels");
+    let y1 = y.clone();
+    check_model(
+        3,
+        Activation::Linear,
+        Loss::SparseCategoricalCrossentropyFromLogits,
+        &sparse,
+        &move |z, _| cce(&softmax_rows(z, 3), &y1.data, 3),
+    );
+}
+
+#[test]
+fn loss_and_output_layer_mismatches_are_errors() {
+    let mut m = Sequential::new(&[4]).add(Dense::new(3, Activation::Softmax));
+    let c = CompileOptions::new(Optimizer::sgd(0.1), Loss::CategoricalCrossentropyFromLogits, Device::Cpu);
+    assert!(m.compile(c).is_err(), "from_logits on a softmax output");
+    let mut m = Sequential::new(&[4]).add(Dense::new(3, Activation::Relu));
+    let c = CompileOptions::new(Optimizer::sgd(0.1), Loss::CategoricalCrossentropy, Device::Cpu);
+    assert!(m.compile(c).is_err(), "categorical cross-entropy on a relu output");
+    for l in Loss::ALL {
+        assert_eq!(Loss::from_name(l.name()).expect("name"), l);
+    }
+    assert_eq!(Loss::from_name("mean_absolute_error").expect("alias"), Loss::MeanAbsoluteError);
+    assert!(Loss::from_name("hinge").is_err());
+}
+
+/// Keras label smoothing: one-hot rows become y·(1 − s) + s/k, binary labels y·(1 − s) + s/2,
+/// in evaluate and in training, on every device.
+#[test]
+fn label_smoothing_follows_keras() {
+    let mut r = rng(24);
+    let x = Tensor::new(&[8, 4], uniform(&mut r, 32, -2.0, 2.0)).expect("x");
+    let classes = [2usize, 0, 1, 2, 1, 0, 0, 2];
+    let one_hot: Vec<f32> =
+        classes.iter().flat_map(|&c| (0..3).map(move |j| if j == c { 1.0 } else { 0.0 })).collect();
+    let y = Tensor::new(&[8, 3], one_hot).expect("y");
+    let yb = Tensor::new(&[8, 1], vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]).expect("y");
+    let cases: [(usize, Activation, Loss, &Tensor, f32); 3] = [
+        (3, Activation::Softmax, Loss::CategoricalCrossentropy, &y, 0.1),
+        (3, Activation::Linear, Loss::CategoricalCrossentropyFromLogits, &y, 0.3),
+        (1, Activation::Sigmoid, Loss::BinaryCrossentropy, &yb, 0.2),
+    ];
+    for device in devices() {
+        for &(units, act, loss, y, s) in &cases {
+            let mut m = Sequential::new(&[4]).with_seed(3).add(Dense::new(units, act));
+            let mut c = CompileOptions::new(Optimizer::sgd(0.1), loss, device).with_label_smoothing(s);
+            c.metrics.clear();
+            m.compile(c).expect("compile");
+            let p = m.predict(&x, 8).expect("predict");
+            let k = if units == 1 { 2.0 } else { units as f32 };
+            let t: Vec<f32> = y.data.iter().map(|&v| v * (1.0 - s) + s / k).collect();
+            let want = match loss {
+                Loss::BinaryCrossentropy => bce(&p.data, &t),
+                Loss::CategoricalCrossentropy => cce(&p.data, &t, 3),
+                _ => cce(&softmax_rows(&p.data, 3), &t, 3),
+            };
+            let (got, _) = m.evaluate(&x, y, 8).expect("evaluate");
+            close(&format!("{} smoothing {s} on {device:?}", loss.name()), f64::from(got), want, 1e-5);
+            assert_eq!(m.label_smoothing(), s);
+        }
+    }
+    // Only for categorical and binary cross-entropy, and in [0, 1].
+    for (units, act, loss, s) in [
+        (2, Activation::Linear, Loss::MeanSquaredError, 0.1),
+        (3, Activation::Softmax, Loss::SparseCategoricalCrossentropy, 0.1),
+        (3, Activation::Softmax, Loss::CategoricalCrossentropy, 1.5),
+        (3, Activation::Softmax, Loss::CategoricalCrossentropy, -0.1),
+    ] {
+        let mut m = Sequential::new(&[4]).add(Dense::new(units, act));
+        let c = CompileOptions::new(Optimizer::sgd(0.1), loss, Device::Cpu).with_label_smoothing(s);
+        assert!(m.compile(c).is_err(), "{} with smoothing {s}", loss.name());
+    }
+}
