@@ -9,6 +9,8 @@
 //                                                           0 |p−t|, 1 Huber(delta = param),
 //                                                           2 BCE of p clipped to [param, 1−param]
 //   pointwise_grad              [p, t, dloss, dp]         dp = ∂loss/∂p · dloss[0] / len
+//   count_top_k                 [pred, labels, count]     count[0] = rows whose label is in the top len
+//   binary_counts               [pred, labels, counts]    counts[0..3] = TP, FP, FN of pred > threshold
 //   count_correct               [pred, labels, count]     count[0] = rows whose prediction is right
 // z, pred: [rows, cols]; labels: [rows] class indices as f32 when `sparse`, else [rows, cols].
 //
@@ -288,5 +290,61 @@ fn pointwise_grad(@builtin(workgroup_id) wid: vec3<u32>,
     let i = flat_index(wid, nwg, lid, 256u);
     if (i < p.len) {
         arg3[i] = pointwise_derivative(arg0[i], arg1[i]) * arg2[0] / f32(p.len);
+    }
+}
+
+// count_top_k: rows whose label's prediction has fewer than k (p.len) strictly larger
+// predictions in its row (TensorFlow's in_top_k: ties at the boundary are in the top k).
+@compute @workgroup_size(256)
+fn count_top_k(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    var n = 0.0;
+    for (var i = t; i < p.rows; i += 256u) {
+        var label = 0u;
+        if (p.sparse != 0u) {
+            label = class_index(arg1[i]);
+        } else {
+            label = argmax(1u, i * p.cols);
+        }
+        if (label < p.cols) {
+            let mine = arg0[i * p.cols + label];
+            var above = 0u;
+            for (var j = 0u; j < p.cols; j++) {
+                above += select(0u, 1u, arg0[i * p.cols + j] > mine);
+            }
+            n += select(0.0, 1.0, above < p.len);
+        }
+    }
+    let sum = tree_sum(t, n);
+    if (t == 0u) {
+        arg2[0] = sum;
+    }
+}
+
+// binary_counts: [true positives, false positives, false negatives] of pred > threshold
+// against label > 0.5, over p.len elements.
+@compute @workgroup_size(256)
+fn binary_counts(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    var tp = 0.0;
+    var fp = 0.0;
+    var fneg = 0.0;
+    for (var i = t; i < p.len; i += 256u) {
+        let pos = arg0[i] > p.threshold;
+        let real = arg1[i] > 0.5;
+        tp += select(0.0, 1.0, pos && real);
+        fp += select(0.0, 1.0, pos && !real);
+        fneg += select(0.0, 1.0, !pos && real);
+    }
+    let a = tree_sum(t, tp);
+    // Every thread has read partial[0] before it is overwritten.
+    workgroupBarrier();
+    let b = tree_sum(t, fp);
+    workgroupBarrier();
+    let c = tree_sum(t, fneg);
+    if (t == 0u) {
+        arg2[0] = a;
+        arg2[1] = b;
+        arg2[2] = c;
     }
 }

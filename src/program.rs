@@ -240,6 +240,13 @@ pub enum Kernel {
     SigmoidBinaryCrossEntropy { len: usize },
     /// args `[logits, target, dloss, dlogits]`: dlogits = (sigmoid(z) − t) · dloss[0] / len.
     SigmoidBinaryCrossEntropyGrad { len: usize },
+    /// args `[pred, labels, count]`: count[0] = rows whose label's prediction has fewer than
+    /// `k` strictly larger predictions in the row (sparse: labels [rows] class indices; else
+    /// the argmax of the one-hot row).
+    CountTopK { rows: usize, cols: usize, sparse: bool, k: usize },
+    /// args `[pred, labels, counts]`: counts[0..3] = true positives, false positives, false
+    /// negatives of `pred > threshold` against `label > 0.5`, over `len` elements.
+    BinaryCounts { len: usize, threshold: f32 },
     /// args `[pred, labels, count]`: count[0] = number of correct rows. cols > 1: argmax of the
     /// row (first maximum) equals the label (sparse: labels [rows] class indices; else argmax
     /// of the one-hot row). cols == 1: (pred > threshold) == (label > 0.5).

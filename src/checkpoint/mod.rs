@@ -76,7 +76,7 @@ impl Checkpoint {
             learning_rate: model.learning_rate()?,
             loss: model.loss().ok_or_else(not_compiled)?.name().to_string(),
             label_smoothing: model.label_smoothing(),
-            metrics: model.metrics().iter().map(|m| m.name().to_string()).collect(),
+            metrics: model.metrics().iter().map(|m| m.id()).collect(),
             epoch: model.epochs_trained(),
             step: model.steps_taken(),
             shuffle_rng: RngState {

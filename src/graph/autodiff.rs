@@ -147,6 +147,8 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::BatchNormGammaGrad { .. }
         | Op::BatchNormInference { .. }
         | Op::WeightPenaltyGrad { .. }
+        | Op::CountTopK { .. }
+        | Op::BinaryCounts { .. }
         | Op::CountCorrect { .. } => {
             return Err(Error::invalid(
                 ctx,

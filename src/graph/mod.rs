@@ -62,6 +62,10 @@ pub enum Op {
     SigmoidBinaryCrossEntropyGrad,
     /// (pred [r,c], labels) → number of correct rows, [1]. Not differentiable.
     CountCorrect { sparse: bool, threshold: f32 },
+    /// (pred [r,c], labels) → rows whose label is among the top k predictions, [1].
+    CountTopK { sparse: bool, k: usize },
+    /// (pred, labels of pred's shape) → [TP, FP, FN] of pred > threshold, [3].
+    BinaryCounts { threshold: f32 },
     /// The same elements viewed with another shape (no kernel: the planner aliases the buffer).
     Reshape { shape: Vec<usize> },
     /// NHWC images → convolution patches `[positions, patch_len]` (see `Kernel::Im2Col`).
@@ -256,7 +260,13 @@ impl Graph {
                 shape.clone()
             }
             Op::Fill { shape, .. } => shape.clone(),
-            Op::SoftmaxCrossEntropy { sparse } | Op::CountCorrect { sparse, .. } => {
+            Op::BinaryCounts { .. } => {
+                same(&format!("{ctx} labels"), s(0), s(1))?;
+                vec![3]
+            }
+            Op::SoftmaxCrossEntropy { sparse }
+            | Op::CountCorrect { sparse, .. }
+            | Op::CountTopK { sparse, .. } => {
                 let (r, c) = matrix(ctx, "predictions", s(0))?;
                 if matches!(op, Op::CountCorrect { .. }) && c == 1 {
                     same(&format!("{ctx} labels"), &[r], &[s(1).iter().product()])?;
@@ -380,6 +390,12 @@ impl Graph {
             Op::SigmoidBinaryCrossEntropyGrad => Kernel::SigmoidBinaryCrossEntropyGrad { len },
             Op::Pointwise(loss) => Kernel::Pointwise { loss: *loss, len: self.nodes[node.inputs[0]].len() },
             Op::PointwiseGrad(loss) => Kernel::PointwiseGrad { loss: *loss, len },
+            Op::CountTopK { sparse, k } => {
+                Kernel::CountTopK { rows: rc(s(0)).0, cols: rc(s(0)).1, sparse: *sparse, k: *k }
+            }
+            Op::BinaryCounts { threshold } => {
+                Kernel::BinaryCounts { len: self.nodes[node.inputs[0]].len(), threshold: *threshold }
+            }
             Op::CountCorrect { sparse, threshold } => Kernel::CountCorrect {
                 rows: rc(s(0)).0,
                 cols: rc(s(0)).1,
@@ -458,6 +474,8 @@ pub fn arity(op: &Op) -> usize {
         | Op::MeanSquaredError
         | Op::SigmoidBinaryCrossEntropy
         | Op::Pointwise(_)
+        | Op::CountTopK { .. }
+        | Op::BinaryCounts { .. }
         | Op::CountCorrect { .. } => 2,
         Op::SoftmaxCrossEntropyGrad { .. }
         | Op::MeanSquaredErrorGrad

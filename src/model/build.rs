@@ -11,21 +11,23 @@ use crate::graph::{Graph, NodeId, Op};
 use crate::loss::Loss;
 use crate::metrics::Metric;
 use crate::nn::{BuildContext, StateUpdate};
-use crate::program::{ALIGN_ELEMS, Arena, BufRef, Kernel, Program, pcg_hash};
+use crate::program::{ALIGN_ELEMS, Arena, BufRef, Kernel, PointwiseLoss, Program, pcg_hash};
 
+/// Most metrics one model can report (each has its own accumulator slot per kind).
+pub const MAX_METRICS: usize = 7;
 /// Accumulator layout (each slot aligned for direct GPU binding): the training step adds
-/// Σ loss·rows at `accum_slot(Train, 0)` and the correct count at `accum_slot(Train, 1)`; the
-/// evaluation step uses its own two slots.
+/// Σ loss·rows at `accum_slot(Train, 0)` and metric i's counts or sums at
+/// `accum_slot(Train, 1 + i)`; the evaluation step uses its own slots.
 pub(crate) fn accum_slot(kind: ProgramKind, i: usize) -> usize {
-    let base = if kind == ProgramKind::Train { 0 } else { 2 };
+    let base = if kind == ProgramKind::Train { 0 } else { MAX_METRICS + 1 };
     (base + i) * ALIGN_ELEMS
 }
 /// Where the training step records the step count of the first non-finite loss (0: none).
-pub(crate) const NON_FINITE_SLOT: usize = 4 * ALIGN_ELEMS;
+pub(crate) const NON_FINITE_SLOT: usize = 2 * (MAX_METRICS + 1) * ALIGN_ELEMS;
 /// Scratch for the squared gradient norm of norm clipping (written and read within a step).
-pub(crate) const GRAD_NORM_SLOT: usize = 5 * ALIGN_ELEMS;
+pub(crate) const GRAD_NORM_SLOT: usize = NON_FINITE_SLOT + ALIGN_ELEMS;
 /// Elements of the Accum arena.
-pub(crate) const ACCUM_LEN: usize = 6 * ALIGN_ELEMS;
+pub(crate) const ACCUM_LEN: usize = GRAD_NORM_SLOT + ALIGN_ELEMS;
 
 /// Shape of the label tensor for a batch, given the loss and the model's output shape.
 pub(crate) fn label_shape(loss: Loss, batch: usize, output: &[usize]) -> Vec<usize> {
@@ -129,12 +131,27 @@ impl Sequential {
         }
         let sparse = c.loss.sparse_labels();
         let threshold = if fuse { 0.0 } else { 0.5 };
-        let acc = |i: usize| ArgRef::Buf(BufRef { arena: Arena::Accum, offset: accum_slot(kind, i), len: 1 });
+        let acc = |i: usize, len: usize| {
+            ArgRef::Buf(BufRef { arena: Arena::Accum, offset: accum_slot(kind, i), len })
+        };
         spec.tail
-            .push((Kernel::Accumulate { len: 1, scale: batch as f32 }, vec![ArgRef::Node(loss), acc(0)]));
-        if c.metrics.contains(&Metric::Accuracy) {
-            let correct = g.add(Op::CountCorrect { sparse, threshold }, &[head, y], "accuracy")?;
-            spec.tail.push((Kernel::Accumulate { len: 1, scale: 1.0 }, vec![ArgRef::Node(correct), acc(1)]));
+            .push((Kernel::Accumulate { len: 1, scale: batch as f32 }, vec![ArgRef::Node(loss), acc(0, 1)]));
+        for (i, m) in c.metrics.iter().enumerate() {
+            let name = m.name();
+            // Counts add as they are; means are weighted by the batch's rows.
+            let (node, scale) = match *m {
+                Metric::Accuracy => (g.add(Op::CountCorrect { sparse, threshold }, &[head, y], name)?, 1.0),
+                Metric::TopKAccuracy { k } => (g.add(Op::CountTopK { sparse, k }, &[head, y], name)?, 1.0),
+                Metric::MeanAbsoluteError => {
+                    (g.add(Op::Pointwise(PointwiseLoss::AbsoluteError), &[out, y], name)?, batch as f32)
+                }
+                Metric::MeanSquaredError => (g.add(Op::MeanSquaredError, &[out, y], name)?, batch as f32),
+                Metric::Precision | Metric::Recall | Metric::F1 => {
+                    (g.add(Op::BinaryCounts { threshold }, &[head, y], name)?, 1.0)
+                }
+            };
+            let len = m.accum_len();
+            spec.tail.push((Kernel::Accumulate { len, scale }, vec![ArgRef::Node(node), acc(1 + i, len)]));
         }
         spec.outputs.push(("loss".into(), loss));
         if kind == ProgramKind::Train {

@@ -10,7 +10,6 @@ use super::build::{ACCUM_LEN, NON_FINITE_SLOT, accum_slot, label_shape};
 use super::{ProgramKind, Sequential};
 use crate::callbacks::{Logs, SharedCallback, lock};
 use crate::error::{Error, Result};
-use crate::metrics::Metric;
 use crate::program::{Arena, StepScalars};
 use crate::tensor::Tensor;
 
@@ -100,7 +99,8 @@ impl History {
 /// What the device accumulated over an epoch (means over its samples).
 struct EpochTotals {
     loss: f32,
-    accuracy: f32,
+    /// Each compiled metric's name and value, in compile order.
+    metrics: Vec<(&'static str, f32)>,
     /// Step within the epoch (from 1) of the first non-finite training loss.
     non_finite_step: Option<usize>,
 }
@@ -207,7 +207,8 @@ impl Sequential {
                 // A progress tick: the only readback inside an epoch, a few times a second.
                 if last_tick.elapsed().as_millis() >= 250 {
                     let t = self.read_totals(kind, seen, first_step)?;
-                    bar.set_message(format!("accuracy: {:.4} - loss: {:.4}", t.accuracy, t.loss));
+                    let m: String = t.metrics.iter().map(|(k, v)| format!("{k}: {v:.4} - ")).collect();
+                    bar.set_message(format!("{m}loss: {:.4}", t.loss));
                     last_tick = Instant::now();
                 }
             }
@@ -220,9 +221,18 @@ impl Sequential {
         let acc = self.compiled()?.backend.read(Arena::Accum, 0, ACCUM_LEN)?;
         let n = samples.max(1) as f32;
         let bad_step = acc[NON_FINITE_SLOT];
+        let metrics = self.compiled()?.metrics.clone();
+        let metrics = metrics
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let slot = accum_slot(kind, 1 + i);
+                (m.name(), m.value(&acc[slot..slot + m.accum_len()], samples))
+            })
+            .collect();
         Ok(EpochTotals {
             loss: acc[accum_slot(kind, 0)] / n,
-            accuracy: acc[accum_slot(kind, 1)] / n,
+            metrics,
             non_finite_step: (kind == ProgramKind::Train && bad_step != 0.0)
                 .then(|| (bad_step as u32).saturating_sub(first_step) as usize + 1),
         })
@@ -281,10 +291,9 @@ impl Sequential {
             let bar = (opts.verbose == 1 && tty).then(|| progress_bar(steps));
             let t0 = Instant::now();
             let totals = self.run_epoch(ProgramKind::Train, x, y, &order, opts.batch_size, bar.as_ref())?;
-            let with_acc = self.compiled()?.metrics.contains(&Metric::Accuracy);
             logs = Logs::from([("loss".to_string(), totals.loss)]);
-            if with_acc {
-                logs.insert("accuracy".into(), totals.accuracy);
+            for (k, v) in &totals.metrics {
+                logs.insert(k.to_string(), *v);
             }
             // The device recorded the step of the first non-finite loss, if any.
             if totals.non_finite_step.is_some() || !totals.loss.is_finite() {
@@ -300,8 +309,8 @@ impl Sequential {
             }
             if let Some((vx, vy, rows)) = &val {
                 let v = self.run_epoch(ProgramKind::Eval, vx, vy, rows, opts.batch_size, None)?;
-                if with_acc {
-                    logs.insert("val_accuracy".into(), v.accuracy);
+                for (k, value) in &v.metrics {
+                    logs.insert(format!("val_{k}"), *value);
                 }
                 logs.insert("val_loss".into(), v.loss);
             }
@@ -332,10 +341,21 @@ impl Sequential {
         if batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
+        let logs = self.evaluate_metrics(x, y, batch_size)?;
+        Ok((logs.get("loss").copied().unwrap_or(0.0), logs.get("accuracy").copied().unwrap_or(0.0)))
+    }
+
+    /// Loss (`loss`) and every compiled metric (by name) over (x, y); weights are not changed.
+    pub fn evaluate_metrics(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
+        if batch_size == 0 {
+            return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
         self.check_data(x, Some(y))?;
         let order: Vec<usize> = (0..x.rows()).collect();
         let totals = self.run_epoch(ProgramKind::Eval, x, y, &order, batch_size, None)?;
-        Ok((totals.loss, totals.accuracy))
+        let mut logs = Logs::from([("loss".to_string(), totals.loss)]);
+        logs.extend(totals.metrics.iter().map(|(k, v)| (k.to_string(), *v)));
+        Ok(logs)
     }
 
     /// Model outputs for x ([N, outputs...]; class probabilities for a softmax head).

@@ -180,6 +180,10 @@ impl Sequential {
         let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
         opts.loss.fuses(last)?;
         opts.loss.check_label_smoothing(opts.label_smoothing)?;
+        if opts.metrics.len() > build::MAX_METRICS {
+            return Err(Error::invalid("metrics", format!("at most {} metrics", build::MAX_METRICS)));
+        }
+        opts.metrics.iter().try_for_each(|m| m.check(opts.loss))?;
         opts.optimizer.validate()?;
         let (mut backend, device_reason) = device::open(opts.device)?;
         // Parameters one after another, each 64-element aligned for direct GPU binding.

@@ -13,6 +13,7 @@ mod gradcheck;
 mod images;
 mod llvmpipe;
 mod losses;
+mod metrics;
 mod model;
 mod optim;
 mod optim_parity;

@@ -3,6 +3,7 @@
 pub mod conv;
 pub mod gemm;
 pub mod kernels;
+pub mod metrics;
 pub mod norm;
 pub mod optim;
 pub mod pointwise;
@@ -123,6 +124,8 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | Pointwise { .. }
         | SigmoidBinaryCrossEntropy { .. }
         | CountCorrect { .. }
+        | CountTopK { .. }
+        | BinaryCounts { .. }
         | MaxPoolGrad { .. }
         | BatchNormGammaGrad { .. }
         | BatchNormMoving { .. }
@@ -252,6 +255,10 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         PointwiseGrad { loss, .. } => pointwise::grad(loss, v.r(0), v.r(1), v.r(2)[0], v.w(3)),
         SigmoidBinaryCrossEntropy { .. } => v.w(2)[0] = kernels::sigmoid_bce(v.r(0), v.r(1)),
         SigmoidBinaryCrossEntropyGrad { .. } => kernels::sigmoid_bce_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3)),
+        CountTopK { rows, cols, sparse, k } => {
+            v.w(2)[0] = metrics::count_top_k(rows, cols, sparse, k, v.r(0), v.r(1))
+        }
+        BinaryCounts { threshold, .. } => metrics::binary_counts(threshold, v.r(0), v.r(1), v.w(2)),
         CountCorrect { rows, cols, sparse, threshold } => {
             v.w(2)[0] = kernels::count_correct(rows, cols, sparse, threshold, v.r(0), v.r(1))
         }

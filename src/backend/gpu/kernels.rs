@@ -275,9 +275,10 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
         | SoftmaxGrad { cols, .. }
         | LogSoftmaxGrad { cols, .. }
         | SoftmaxCrossEntropyGrad { cols, .. } => 3 * cols as u64,
-        SoftmaxCrossEntropy { rows, cols, .. } | CountCorrect { rows, cols, .. } => {
-            per_lane(rows, 256) * (3 * cols as u64 + 1) + 8
-        }
+        BinaryCounts { len, .. } => per_lane(len, 256) + 24,
+        SoftmaxCrossEntropy { rows, cols, .. }
+        | CountCorrect { rows, cols, .. }
+        | CountTopK { rows, cols, .. } => per_lane(rows, 256) * (3 * cols as u64 + 1) + 8,
         // Gathers loop over the kernel taps; max-pool's gradient finds each window's maximum.
         Im2Col { .. } => 1,
         Col2Im { win } | MaxPool { win } | AvgPool { win } | AvgPoolGrad { win } => {
@@ -474,6 +475,12 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
                 params: p([0, code as usize, 0, len], [0.0, param, 0.0, 0.0])?,
                 groups: grid(len, 256, max_groups)?,
             }
+        }
+        CountTopK { rows, cols, sparse, k } => {
+            single(Shader::Loss, "count_top_k", loss(rows, cols, sparse, k, 0.0)?)
+        }
+        BinaryCounts { len, threshold } => {
+            single(Shader::Loss, "binary_counts", loss(0, 0, false, len, threshold)?)
         }
         CountCorrect { rows, cols, sparse, threshold } => {
             single(Shader::Loss, "count_correct", loss(rows, cols, sparse, 0, threshold)?)
