@@ -260,3 +260,26 @@ fn label_smoothing_follows_keras() {
         assert!(m.compile(c).is_err(), "{} with smoothing {s}", loss.name());
     }
 }
+
+/// A checkpoint keeps the loss, its label smoothing and the metrics (top-k's k included).
+#[test]
+fn checkpoints_keep_loss_smoothing_and_metrics() {
+    let dir = crate::common::TempDir::new("loss-smoothing");
+    let path = dir.join("m.safetensors");
+    let mut m = Sequential::new(&[4]).with_seed(3).add(Dense::new(5, Activation::Linear));
+    let mut c =
+        CompileOptions::new(Optimizer::sgd(0.1), Loss::CategoricalCrossentropyFromLogits, Device::Cpu)
+            .with_label_smoothing(0.2);
+    c.metrics = vec![kiln::Metric::Accuracy, kiln::Metric::TopKAccuracy { k: 3 }];
+    m.compile(c).expect("compile");
+    let mut r = rng(25);
+    let x = Tensor::new(&[6, 4], uniform(&mut r, 24, -2.0, 2.0)).expect("x");
+    let y = Tensor::new(&[6, 5], (0..30).map(|i| if i % 6 == 0 { 1.0 } else { 0.0 }).collect()).expect("y");
+    let before = m.evaluate_metrics(&x, &y, 4).expect("evaluate");
+    m.save(&path).expect("save");
+    let mut back = kiln::Checkpoint::load(&path).expect("load").into_model(Device::Cpu).expect("model");
+    assert_eq!(back.loss(), Some(Loss::CategoricalCrossentropyFromLogits));
+    assert_eq!(back.label_smoothing(), 0.2);
+    assert_eq!(back.metrics(), m.metrics());
+    assert_eq!(back.evaluate_metrics(&x, &y, 4).expect("evaluate"), before);
+}
