@@ -59,6 +59,18 @@ fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * 256u + lid.x;
 }
 
+// (channel, image, row, column) of element i of the NHWC input images.
+fn input_coords(i: u32) -> vec4<u32> {
+    let pix = i / p.channels;
+    return vec4<u32>(i % p.channels, pix / (p.height * p.width), (pix / p.width) % p.height, pix % p.width);
+}
+
+// (channel, image, row, column) of element i of the pooled output [batch, oh, ow, channels].
+fn output_coords(i: u32) -> vec4<u32> {
+    let pos = i / p.channels;
+    return vec4<u32>(i % p.channels, pos / (p.oh * p.ow), (pos / p.ow) % p.oh, pos % p.ow);
+}
+
 // Input row of tap ky for output row oy; `height` (out of range) in the padding.
 fn tap_y(oy: u32, ky: u32) -> u32 {
     let i = oy * p.sh + ky * p.dh;
@@ -137,11 +149,11 @@ fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (i >= p.len) {
         return;
     }
-    let ch = i % p.channels;
-    let pix = i / p.channels;
-    let n = pix / (p.height * p.width);
-    let iy = (pix / p.width) % p.height;
-    let ix = pix % p.width;
+    let at = input_coords(i);
+    let ch = at.x;
+    let n = at.y;
+    let iy = at.z;
+    let ix = at.w;
     let plen = p.kh * p.kw * p.channels;
     var s = 0.0;
     for (var ky = 0u; ky < p.kh; ky++) {
@@ -206,11 +218,11 @@ fn max_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     if (i >= p.len) {
         return;
     }
-    let ch = i % p.channels;
-    let pos = i / p.channels;
-    let n = pos / (p.oh * p.ow);
-    let oy = (pos / p.ow) % p.oh;
-    let ox = pos % p.ow;
+    let at = output_coords(i);
+    let ch = at.x;
+    let n = at.y;
+    let oy = at.z;
+    let ox = at.w;
     // -inf, as the CPU's starting value (WGSL has no infinity literal).
     var m = bitcast<f32>(0xff800000u);
     for (var ky = 0u; ky < p.kh; ky++) {
@@ -237,11 +249,11 @@ fn max_pool_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     if (i >= p.len) {
         return;
     }
-    let ch = i % p.channels;
-    let pix = i / p.channels;
-    let n = pix / (p.height * p.width);
-    let iy = (pix / p.width) % p.height;
-    let ix = pix % p.width;
+    let at = input_coords(i);
+    let ch = at.x;
+    let n = at.y;
+    let iy = at.z;
+    let ix = at.w;
     var s = 0.0;
     for (var ky = 0u; ky < p.kh; ky++) {
         let oy = source_y(iy, ky);
@@ -268,11 +280,11 @@ fn avg_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     if (i >= p.len) {
         return;
     }
-    let ch = i % p.channels;
-    let pos = i / p.channels;
-    let n = pos / (p.oh * p.ow);
-    let oy = (pos / p.ow) % p.oh;
-    let ox = pos % p.ow;
+    let at = output_coords(i);
+    let ch = at.x;
+    let n = at.y;
+    let oy = at.z;
+    let ox = at.w;
     var s = 0.0;
     for (var ky = 0u; ky < p.kh; ky++) {
         let iy = tap_y(oy, ky);
@@ -297,11 +309,11 @@ fn avg_pool_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     if (i >= p.len) {
         return;
     }
-    let ch = i % p.channels;
-    let pix = i / p.channels;
-    let n = pix / (p.height * p.width);
-    let iy = (pix / p.width) % p.height;
-    let ix = pix % p.width;
+    let at = input_coords(i);
+    let ch = at.x;
+    let n = at.y;
+    let iy = at.z;
+    let ix = at.w;
     var s = 0.0;
     for (var ky = 0u; ky < p.kh; ky++) {
         let oy = source_y(iy, ky);
@@ -334,11 +346,11 @@ fn random_flip(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (i >= p.len) {
         return;
     }
-    let ch = i % p.channels;
-    let pix = i / p.channels;
-    let n = pix / (p.height * p.width);
-    let iy = (pix / p.width) % p.height;
-    let ix = pix % p.width;
+    let at = input_coords(i);
+    let ch = at.x;
+    let n = at.y;
+    let iy = at.z;
+    let ix = at.w;
     let word = pcg_hash(n ^ pcg_hash(run.t ^ pcg_hash(p.flag)));
     let src_x = select(ix, p.width - 1u - ix, (word & 1u) == 1u);
     arg1[i] = arg0[pixel_at(n, iy, src_x) + ch];

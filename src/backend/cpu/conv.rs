@@ -101,6 +101,14 @@ pub fn col2im<T: CpuFloat>(win: &Window2d, cols: &[T], x: &mut [T]) {
     });
 }
 
+/// The output positions (oy, ox) whose windows contain input pixel (iy, ix), in (ky, kx)
+/// order: the gather order of the pooling gradients.
+fn windows_containing(win: &Window2d, iy: usize, ix: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    (0..win.kernel.0).filter_map(move |ky| source(win, 0, iy, ky)).flat_map(move |oy| {
+        (0..win.kernel.1).filter_map(move |kx| source(win, 1, ix, kx)).map(move |ox| (oy, ox))
+    })
+}
+
 /// The valid taps of the window at output (oy, ox), row-major: input (iy, ix) pairs.
 fn taps(win: &Window2d, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
     (0..win.kernel.0).filter_map(move |ky| win.tap(0, oy, ky)).flat_map(move |iy| {
@@ -139,31 +147,27 @@ pub fn max_pool_grad<T: CpuFloat>(win: &Window2d, relu: bool, x: &[T], dy: &[T],
     for_rows(c, dx, |pix, out| {
         let (n, iy, ix) = pixel(win, pix);
         out.fill(T::zero());
-        for ky in 0..win.kernel.0 {
-            let Some(oy) = source(win, 0, iy, ky) else { continue };
-            for kx in 0..win.kernel.1 {
-                let Some(ox) = source(win, 1, ix, kx) else { continue };
-                let g = &dy[((n * win.out.0 + oy) * win.out.1 + ox) * c..][..c];
-                for c0 in (0..c).step_by(CHANNEL_BLOCK) {
-                    let width = CHANNEL_BLOCK.min(c - c0);
-                    // Running maximum of the window and whether it sits at this pixel.
-                    let mut best = [T::neg_infinity(); CHANNEL_BLOCK];
-                    let mut mine = [false; CHANNEL_BLOCK];
-                    for (t, (ty, tx)) in taps(win, oy, ox).enumerate() {
-                        let here = (ty, tx) == (iy, ix);
-                        let src = &x[at(win, n, ty, tx) + c0..][..width];
-                        for ((b, m), &v) in best.iter_mut().zip(mine.iter_mut()).zip(src) {
-                            if t == 0 || v > *b {
-                                *b = v;
-                                *m = here;
-                            }
+        for (oy, ox) in windows_containing(win, iy, ix) {
+            let g = &dy[((n * win.out.0 + oy) * win.out.1 + ox) * c..][..c];
+            for c0 in (0..c).step_by(CHANNEL_BLOCK) {
+                let width = CHANNEL_BLOCK.min(c - c0);
+                // Running maximum of the window and whether it sits at this pixel.
+                let mut best = [T::neg_infinity(); CHANNEL_BLOCK];
+                let mut mine = [false; CHANNEL_BLOCK];
+                for (t, (ty, tx)) in taps(win, oy, ox).enumerate() {
+                    let here = (ty, tx) == (iy, ix);
+                    let src = &x[at(win, n, ty, tx) + c0..][..width];
+                    for ((b, m), &v) in best.iter_mut().zip(mine.iter_mut()).zip(src) {
+                        if t == 0 || v > *b {
+                            *b = v;
+                            *m = here;
                         }
                     }
-                    let lanes = out[c0..c0 + width].iter_mut().zip(&mine).zip(&best);
-                    for (((o, &m), &b), &gv) in lanes.zip(&g[c0..]) {
-                        if m && (!relu || b > T::zero()) {
-                            *o = *o + gv;
-                        }
+                }
+                let lanes = out[c0..c0 + width].iter_mut().zip(&mine).zip(&best);
+                for (((o, &m), &b), &gv) in lanes.zip(&g[c0..]) {
+                    if m && (!relu || b > T::zero()) {
+                        *o = *o + gv;
                     }
                 }
             }
@@ -258,14 +262,10 @@ pub fn avg_pool_grad<T: CpuFloat>(win: &Window2d, dy: &[T], dx: &mut [T]) {
     for_rows(c, dx, |pix, out| {
         let (n, iy, ix) = pixel(win, pix);
         out.fill(T::zero());
-        for ky in 0..win.kernel.0 {
-            let Some(oy) = source(win, 0, iy, ky) else { continue };
-            for kx in 0..win.kernel.1 {
-                let Some(ox) = source(win, 1, ix, kx) else { continue };
-                let count = T::from(window_count(win, oy, ox)).unwrap_or(T::one());
-                let g = &dy[((n * win.out.0 + oy) * win.out.1 + ox) * c..][..c];
-                out.iter_mut().zip(g).for_each(|(o, &v)| *o = *o + v / count);
-            }
+        for (oy, ox) in windows_containing(win, iy, ix) {
+            let count = T::from(window_count(win, oy, ox)).unwrap_or(T::one());
+            let g = &dy[((n * win.out.0 + oy) * win.out.1 + ox) * c..][..c];
+            out.iter_mut().zip(g).for_each(|(o, &v)| *o = *o + v / count);
         }
     });
 }
