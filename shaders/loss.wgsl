@@ -1,4 +1,4 @@
-// loss.wgsl — losses, their gradients and the accuracy counter.
+// loss.wgsl — losses, their gradients and the metric counters.
 //   softmax_cross_entropy       [z, labels, loss]         loss[0] = mean_i −Σ_j t_ij log softmax(z_i)_j
 //   softmax_cross_entropy_grad  [z, labels, dloss, dz]    dz = (softmax(z) − t) · dloss[0] / rows
 //   mean_squared_error          [p, t, loss]              loss[0] = mean (p − t)²
@@ -12,6 +12,8 @@
 //   count_top_k                 [pred, labels, count]     count[0] = rows whose label is in the top len
 //   binary_counts               [pred, labels, counts]    counts[0..3] = TP, FP, FN of pred > threshold
 //   count_correct               [pred, labels, count]     count[0] = rows whose prediction is right
+//   roc_histogram               [prob, labels, partial]   ROC AUC histograms per chunk (len buckets)
+//   class_counts                [pred, labels, partial]   per-class TP, FP, FN per row chunk
 // z, pred: [rows, cols]; labels: [rows] class indices as f32 when `sparse`, else [rows, cols].
 //
 // Bindings (group 0): 0..3 = the step's args in the order above;
@@ -346,5 +348,123 @@ fn binary_counts(@builtin(local_invocation_id) lid: vec3<u32>) {
         arg2[0] = a;
         arg2[1] = b;
         arg2[2] = c;
+    }
+}
+
+// roc_histogram: the partial ROC AUC histograms of chunk wid.x (ROC_CHUNK elements of
+// arg0 = probabilities [rows, cols]) over p.len buckets (Keras's evenly spaced thresholds):
+// arg2[chunk, b] = Σ w, arg2[chunk, len + b] = Σ (1 − w) over the chunk's elements in bucket
+// b, w the label. Thread t owns buckets t, t + 256, … (p.len ≤ 1024); tiles of 256 elements
+// are staged in shared memory and every thread adds its buckets' entries in element order
+// (deterministic; the CPU adds in the same order).
+const ROC_CHUNK: u32 = 4096u;
+var<workgroup> tile_a: array<u32, 256>;
+var<workgroup> tile_b: array<u32, 256>;
+var<workgroup> tile_w: array<f32, 256>;
+
+// min(ceil(x·(T − 1)), T) − 1, and 0 for x ≤ 0 or NaN: x > threshold t exactly for the
+// buckets b ≥ t.
+fn roc_bucket(x: f32) -> u32 {
+    if (!(x > 0.0)) {
+        return 0u;
+    }
+    return u32(min(ceil(x * f32(p.len - 1u)), f32(p.len))) - 1u;
+}
+
+@compute @workgroup_size(256)
+fn roc_histogram(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    let total = p.rows * p.cols;
+    let start = wid.x * ROC_CHUNK;
+    let end = min(start + ROC_CHUNK, total);
+    var pos: array<f32, 4>;
+    var neg: array<f32, 4>;
+    for (var base = start; base < end; base += 256u) {
+        let e = base + t;
+        if (e < end) {
+            var w = 0.0;
+            if (p.sparse != 0u) {
+                w = select(0.0, 1.0, class_index(arg1[e / p.cols]) == e % p.cols);
+            } else {
+                w = arg1[e];
+            }
+            tile_a[t] = roc_bucket(arg0[e]);
+            tile_w[t] = w;
+        }
+        workgroupBarrier();
+        let n = min(256u, end - base);
+        for (var k = 0u; k < n; k++) {
+            let b = tile_a[k];
+            if (b % 256u == t) {
+                pos[b / 256u] += tile_w[k];
+                neg[b / 256u] += 1.0 - tile_w[k];
+            }
+        }
+        workgroupBarrier();
+    }
+    let row = wid.x * 2u * p.len;
+    for (var g = 0u; g < 4u; g++) {
+        let b = t + 256u * g;
+        if (b < p.len) {
+            arg2[row + b] = pos[g];
+            arg2[row + p.len + b] = neg[g];
+        }
+    }
+}
+
+// class_counts: per-class TP, FP, FN over the rows of chunk wid.y (CLASS_COUNT_CHUNK rows)
+// for the class (column) k = wid.x·256 + t: arg2[chunk, k], arg2[chunk, cols + k],
+// arg2[chunk, 2·cols + k]. p.len = 1: column k alone, pred > threshold against label > 0.5.
+// Else one class per row: each thread stages its row's predicted (argmax) and true class in
+// shared memory, then every thread counts its class over the tile.
+const CLASS_COUNT_CHUNK: u32 = 1024u;
+
+@compute @workgroup_size(256)
+fn class_counts(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    let k = wid.x * 256u + t;
+    let start = wid.y * CLASS_COUNT_CHUNK;
+    let end = min(start + CLASS_COUNT_CHUNK, p.rows);
+    var tp = 0.0;
+    var fp = 0.0;
+    var fneg = 0.0;
+    if (p.len == 1u) {
+        if (k < p.cols) {
+            for (var i = start; i < end; i++) {
+                let pos = arg0[i * p.cols + k] > p.threshold;
+                let real = arg1[i * p.cols + k] > 0.5;
+                tp += select(0.0, 1.0, pos && real);
+                fp += select(0.0, 1.0, pos && !real);
+                fneg += select(0.0, 1.0, !pos && real);
+            }
+        }
+    } else {
+        for (var base = start; base < end; base += 256u) {
+            let i = base + t;
+            if (i < end) {
+                tile_a[t] = argmax(0u, i * p.cols);
+                if (p.sparse != 0u) {
+                    tile_b[t] = class_index(arg1[i]);
+                } else {
+                    tile_b[t] = argmax(1u, i * p.cols);
+                }
+            }
+            workgroupBarrier();
+            let n = min(256u, end - base);
+            for (var j = 0u; j < n; j++) {
+                let predicted = tile_a[j] == k;
+                let real = tile_b[j] == k;
+                tp += select(0.0, 1.0, predicted && real);
+                fp += select(0.0, 1.0, predicted && !real);
+                fneg += select(0.0, 1.0, !predicted && real);
+            }
+            workgroupBarrier();
+        }
+    }
+    if (k < p.cols) {
+        let row = wid.y * 3u * p.cols;
+        arg2[row + k] = tp;
+        arg2[row + p.cols + k] = fp;
+        arg2[row + 2u * p.cols + k] = fneg;
     }
 }

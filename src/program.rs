@@ -147,6 +147,11 @@ impl Window2d {
     }
 }
 
+/// Elements per partial histogram of [`Kernel::RocHistogram`] (one GPU workgroup each).
+pub const ROC_CHUNK: usize = 4096;
+/// Rows per partial count of [`Kernel::ClassCounts`] (one GPU workgroup row each).
+pub const CLASS_COUNT_CHUNK: usize = 1024;
+
 /// PCG-style integer hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020); the
 /// WGSL `pcg_hash` in `shaders/elementwise.wgsl` computes the same bits.
 pub fn pcg_hash(v: u32) -> u32 {
@@ -247,6 +252,20 @@ pub enum Kernel {
     /// args `[pred, labels, counts]`: counts[0..3] = true positives, false positives, false
     /// negatives of `pred > threshold` against `label > 0.5`, over `len` elements.
     BinaryCounts { len: usize, threshold: f32 },
+    /// args `[pred, labels, partial]`: the ROC AUC histograms of probabilities pred [rows,
+    /// cols] over `thresholds` buckets (T, Keras's evenly spaced thresholds): element e goes to
+    /// bucket b = min(ceil(p·(T − 1)), T) − 1, or 0 when p ≤ 0 or NaN — so p > threshold t
+    /// exactly for the buckets b ≥ t. partial [chunks, 2T], chunk c = e / [`ROC_CHUNK`]:
+    /// partial[c, b] += w, partial[c, T + b] += 1 − w, in element order, where w is the label
+    /// (sparse: labels [rows] class indices, w = [column == label]).
+    RocHistogram { rows: usize, cols: usize, sparse: bool, thresholds: usize },
+    /// args `[pred, labels, partial]`: per-class true positives, false positives and false
+    /// negatives, partial [chunks, 3·cols] (row chunk c = row / [`CLASS_COUNT_CHUNK`]):
+    /// partial[c, k] TP, partial[c, cols + k] FP, partial[c, 2·cols + k] FN of class k.
+    /// `threshold` None: one class per row, predicted = argmax of the row (first maximum),
+    /// true = the sparse label or the argmax of the one-hot row. Some(t): every column is its
+    /// own binary problem, pred > t against label > 0.5.
+    ClassCounts { rows: usize, cols: usize, sparse: bool, threshold: Option<f32> },
     /// args `[pred, labels, count]`: count[0] = number of correct rows. cols > 1: argmax of the
     /// row (first maximum) equals the label (sparse: labels [rows] class indices; else argmax
     /// of the one-hot row). cols == 1: (pred > threshold) == (label > 0.5).

@@ -149,6 +149,8 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::WeightPenaltyGrad { .. }
         | Op::CountTopK { .. }
         | Op::BinaryCounts { .. }
+        | Op::RocHistogram { .. }
+        | Op::ClassCounts { .. }
         | Op::CountCorrect { .. } => {
             return Err(Error::invalid(
                 ctx,

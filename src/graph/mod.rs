@@ -4,7 +4,7 @@ pub mod autodiff;
 pub mod plan;
 
 use crate::error::{Error, Result};
-use crate::program::{Kernel, Padding, PointwiseLoss, UnaryOp, Window2d};
+use crate::program::{CLASS_COUNT_CHUNK, Kernel, Padding, PointwiseLoss, ROC_CHUNK, UnaryOp, Window2d};
 
 /// Index of a node in its graph.
 pub type NodeId = usize;
@@ -66,6 +66,11 @@ pub enum Op {
     CountTopK { sparse: bool, k: usize },
     /// (pred, labels of pred's shape) → [TP, FP, FN] of pred > threshold, [3].
     BinaryCounts { threshold: f32 },
+    /// (probabilities [r,c], labels) → partial ROC histograms [chunks, 2·thresholds] (see
+    /// `Kernel::RocHistogram`).
+    RocHistogram { sparse: bool, thresholds: usize },
+    /// (pred [r,c], labels) → partial per-class TP/FP/FN [chunks, 3c] (see `Kernel::ClassCounts`).
+    ClassCounts { sparse: bool, threshold: Option<f32> },
     /// The same elements viewed with another shape (no kernel: the planner aliases the buffer).
     Reshape { shape: Vec<usize> },
     /// NHWC images → convolution patches `[positions, patch_len]` (see `Kernel::Im2Col`).
@@ -264,6 +269,16 @@ impl Graph {
                 same(&format!("{ctx} labels"), s(0), s(1))?;
                 vec![3]
             }
+            Op::RocHistogram { sparse, thresholds } => {
+                let (r, c) = matrix(ctx, "predictions", s(0))?;
+                labels_ok(*sparse, r, c, s(1))?;
+                vec![(r * c).div_ceil(ROC_CHUNK).max(1), 2 * thresholds]
+            }
+            Op::ClassCounts { sparse, .. } => {
+                let (r, c) = matrix(ctx, "predictions", s(0))?;
+                labels_ok(*sparse, r, c, s(1))?;
+                vec![r.div_ceil(CLASS_COUNT_CHUNK).max(1), 3 * c]
+            }
             Op::SoftmaxCrossEntropy { sparse }
             | Op::CountCorrect { sparse, .. }
             | Op::CountTopK { sparse, .. } => {
@@ -396,6 +411,18 @@ impl Graph {
             Op::BinaryCounts { threshold } => {
                 Kernel::BinaryCounts { len: self.nodes[node.inputs[0]].len(), threshold: *threshold }
             }
+            Op::RocHistogram { sparse, thresholds } => Kernel::RocHistogram {
+                rows: rc(s(0)).0,
+                cols: rc(s(0)).1,
+                sparse: *sparse,
+                thresholds: *thresholds,
+            },
+            Op::ClassCounts { sparse, threshold } => Kernel::ClassCounts {
+                rows: rc(s(0)).0,
+                cols: rc(s(0)).1,
+                sparse: *sparse,
+                threshold: *threshold,
+            },
             Op::CountCorrect { sparse, threshold } => Kernel::CountCorrect {
                 rows: rc(s(0)).0,
                 cols: rc(s(0)).1,
@@ -476,6 +503,8 @@ pub fn arity(op: &Op) -> usize {
         | Op::Pointwise(_)
         | Op::CountTopK { .. }
         | Op::BinaryCounts { .. }
+        | Op::RocHistogram { .. }
+        | Op::ClassCounts { .. }
         | Op::CountCorrect { .. } => 2,
         Op::SoftmaxCrossEntropyGrad { .. }
         | Op::MeanSquaredErrorGrad

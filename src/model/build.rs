@@ -11,23 +11,50 @@ use crate::graph::{Graph, NodeId, Op};
 use crate::loss::Loss;
 use crate::metrics::Metric;
 use crate::nn::{BuildContext, StateUpdate};
-use crate::program::{ALIGN_ELEMS, Arena, BufRef, Kernel, PointwiseLoss, Program, pcg_hash};
+use crate::program::{ALIGN_ELEMS, Arena, BufRef, Kernel, PointwiseLoss, Program, UnaryOp, align, pcg_hash};
 
-/// Most metrics one model can report (each has its own accumulator slot per kind).
-pub const MAX_METRICS: usize = 7;
-/// Accumulator layout (each slot aligned for direct GPU binding): the training step adds
-/// Σ loss·rows at `accum_slot(Train, 0)` and metric i's counts or sums at
-/// `accum_slot(Train, 1 + i)`; the evaluation step uses its own slots.
-pub(crate) fn accum_slot(kind: ProgramKind, i: usize) -> usize {
-    let base = if kind == ProgramKind::Train { 0 } else { MAX_METRICS + 1 };
-    (base + i) * ALIGN_ELEMS
+/// Where the steps accumulate in the Accum arena, each slot aligned for direct GPU binding:
+/// the step of the first non-finite loss (0: none), the squared gradient norm of norm clipping
+/// (scratch written and read within a step), then for the training and the evaluation step
+/// each: Σ loss·rows (slot 0) and metric i's counts or sums (slot 1 + i).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AccumLayout {
+    /// Offset from the kind's base and length of each slot of one kind.
+    slots: Vec<(usize, usize)>,
+    /// Elements of one kind's slots.
+    per_kind: usize,
 }
-/// Where the training step records the step count of the first non-finite loss (0: none).
-pub(crate) const NON_FINITE_SLOT: usize = 2 * (MAX_METRICS + 1) * ALIGN_ELEMS;
-/// Scratch for the squared gradient norm of norm clipping (written and read within a step).
-pub(crate) const GRAD_NORM_SLOT: usize = NON_FINITE_SLOT + ALIGN_ELEMS;
-/// Elements of the Accum arena.
-pub(crate) const ACCUM_LEN: usize = GRAD_NORM_SLOT + ALIGN_ELEMS;
+
+impl AccumLayout {
+    /// Where the training step records the step count of the first non-finite loss.
+    pub const NON_FINITE: usize = 0;
+    /// Scratch for the squared gradient norm of norm clipping.
+    pub const GRAD_NORM: usize = ALIGN_ELEMS;
+
+    /// The layout for `metrics` on a model with `outputs` output units.
+    pub fn new(metrics: &[Metric], outputs: usize) -> AccumLayout {
+        let mut slots = vec![(0, 1)];
+        let mut end = ALIGN_ELEMS;
+        for m in metrics {
+            let len = m.accum_len(outputs);
+            slots.push((end, len));
+            end += align(len.max(1));
+        }
+        AccumLayout { slots, per_kind: end }
+    }
+
+    /// The elements of slot `i` of `kind`'s step.
+    pub fn slot(&self, kind: ProgramKind, i: usize) -> std::ops::Range<usize> {
+        let base = 2 * ALIGN_ELEMS + if kind == ProgramKind::Train { 0 } else { self.per_kind };
+        let (offset, len) = self.slots.get(i).copied().unwrap_or((0, 0));
+        base + offset..base + offset + len
+    }
+
+    /// Elements of the Accum arena.
+    pub fn len(&self) -> usize {
+        2 * ALIGN_ELEMS + 2 * self.per_kind
+    }
+}
 
 /// Shape of the label tensor for a batch, given the loss and the model's output shape.
 pub(crate) fn label_shape(loss: Loss, batch: usize, output: &[usize]) -> Vec<usize> {
@@ -131,9 +158,24 @@ impl Sequential {
         }
         let sparse = c.loss.sparse_labels();
         let threshold = if fuse { 0.0 } else { 0.5 };
+        let outputs = output_shape.iter().product::<usize>();
         let acc = |i: usize, len: usize| {
-            ArgRef::Buf(BufRef { arena: Arena::Accum, offset: accum_slot(kind, i), len })
+            ArgRef::Buf(BufRef { arena: Arena::Accum, offset: c.accum.slot(kind, i).start, len })
         };
+        // Probabilities for AUC: a from-logits model's outputs are logits.
+        let probabilities = |g: &mut Graph, name: &str| -> Result<NodeId> {
+            match c.loss {
+                Loss::BinaryCrossentropyFromLogits => g.add(Op::Unary(UnaryOp::Sigmoid), &[head], name),
+                Loss::SparseCategoricalCrossentropyFromLogits | Loss::CategoricalCrossentropyFromLogits => {
+                    g.add(Op::Softmax, &[head], name)
+                }
+                _ => Ok(out),
+            }
+        };
+        // One per-class count shared by the macro metrics: one class per sample (argmax), or
+        // every output unit on its own under binary cross-entropy.
+        let mut class_counts = None;
+        let class_threshold = c.loss.binary().then_some(threshold);
         spec.tail
             .push((Kernel::Accumulate { len: 1, scale: batch as f32 }, vec![ArgRef::Node(loss), acc(0, 1)]));
         for (i, m) in c.metrics.iter().enumerate() {
@@ -149,13 +191,29 @@ impl Sequential {
                 Metric::Precision | Metric::Recall | Metric::F1 => {
                     (g.add(Op::BinaryCounts { threshold }, &[head, y], name)?, 1.0)
                 }
+                Metric::Auc { num_thresholds } => {
+                    let p = probabilities(&mut g, name)?;
+                    let hist = g.add(Op::RocHistogram { sparse, thresholds: num_thresholds }, &[p, y], name)?;
+                    (g.add(Op::SumRows, &[hist], name)?, 1.0)
+                }
+                Metric::MacroPrecision | Metric::MacroRecall | Metric::MacroF1 => {
+                    let counts = match class_counts {
+                        Some(node) => node,
+                        None => {
+                            let op = Op::ClassCounts { sparse, threshold: class_threshold };
+                            let partial = g.add(op, &[head, y], name)?;
+                            *class_counts.insert(g.add(Op::SumRows, &[partial], name)?)
+                        }
+                    };
+                    (counts, 1.0)
+                }
             };
-            let len = m.accum_len();
+            let len = m.accum_len(outputs);
             spec.tail.push((Kernel::Accumulate { len, scale }, vec![ArgRef::Node(node), acc(1 + i, len)]));
         }
         spec.outputs.push(("loss".into(), loss));
         if kind == ProgramKind::Train {
-            let flag = BufRef { arena: Arena::Accum, offset: NON_FINITE_SLOT, len: 1 };
+            let flag = BufRef { arena: Arena::Accum, offset: AccumLayout::NON_FINITE, len: 1 };
             spec.tail.push((Kernel::FirstNonFinite, vec![ArgRef::Node(loss), ArgRef::Buf(flag)]));
             let seed = g.add(Op::Fill { shape: vec![1], value: 1.0 }, &[], "loss")?;
             // Only trainable parameters get gradients; the others keep zero gradients, so the
@@ -172,7 +230,7 @@ impl Sequential {
             // Clipping, then the update, over the trainable parameters only (frozen ones keep
             // their exact bits whatever the rule, e.g. under AdamW's weight decay).
             let trainable: Vec<BufRef> = self.params.iter().filter(|p| p.trainable).map(|p| p.buf).collect();
-            let norm = BufRef { arena: Arena::Accum, offset: GRAD_NORM_SLOT, len: 1 };
+            let norm = BufRef { arena: Arena::Accum, offset: AccumLayout::GRAD_NORM, len: 1 };
             for (kernel, args) in c.optimizer.steps(&trainable, norm) {
                 spec.tail.push((kernel, args.into_iter().map(ArgRef::Buf).collect()));
             }

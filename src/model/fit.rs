@@ -6,7 +6,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 
-use super::build::{ACCUM_LEN, NON_FINITE_SLOT, accum_slot, label_shape};
+use super::build::{AccumLayout, label_shape};
 use super::{ProgramKind, Sequential};
 use crate::callbacks::{Logs, SharedCallback, lock};
 use crate::error::{Error, Result};
@@ -178,7 +178,8 @@ impl Sequential {
         bar: Option<&ProgressBar>,
     ) -> Result<EpochTotals> {
         // Epochs of different kinds never interleave: start every one from zeroed accumulators.
-        self.compiled()?.backend.write(Arena::Accum, 0, &[0.0; ACCUM_LEN])?;
+        let accum_len = self.compiled()?.accum.len();
+        self.compiled()?.backend.write(Arena::Accum, 0, &vec![0.0; accum_len])?;
         let first_step = self.compiled()?.step + 1;
         let (mut xb, mut yb, mut smoothed) = (Vec::new(), Vec::new(), Vec::new());
         let (loss, smoothing) = (self.compiled()?.loss, self.compiled()?.label_smoothing);
@@ -218,20 +219,18 @@ impl Sequential {
 
     /// The accumulators over `samples` samples, in one readback of the Accum arena.
     fn read_totals(&mut self, kind: ProgramKind, samples: usize, first_step: u32) -> Result<EpochTotals> {
-        let acc = self.compiled()?.backend.read(Arena::Accum, 0, ACCUM_LEN)?;
+        let c = self.compiled()?;
+        let acc = c.backend.read(Arena::Accum, 0, c.accum.len())?;
         let n = samples.max(1) as f32;
-        let bad_step = acc[NON_FINITE_SLOT];
-        let metrics = self.compiled()?.metrics.clone();
-        let metrics = metrics
+        let bad_step = acc[AccumLayout::NON_FINITE];
+        let metrics = c
+            .metrics
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                let slot = accum_slot(kind, 1 + i);
-                (m.name(), m.value(&acc[slot..slot + m.accum_len()], samples))
-            })
+            .map(|(i, m)| (m.name(), m.value(&acc[c.accum.slot(kind, 1 + i)], samples)))
             .collect();
         Ok(EpochTotals {
-            loss: acc[accum_slot(kind, 0)] / n,
+            loss: acc[c.accum.slot(kind, 0).start] / n,
             metrics,
             non_finite_step: (kind == ProgramKind::Train && bad_step != 0.0)
                 .then(|| (bad_step as u32).saturating_sub(first_step) as usize + 1),

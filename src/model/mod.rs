@@ -50,6 +50,8 @@ pub(crate) struct Compiled {
     pub loss: Loss,
     pub label_smoothing: f32,
     pub metrics: Vec<Metric>,
+    /// Where the steps accumulate the loss and the metrics.
+    pub accum: build::AccumLayout,
     pub layout: ResidentLayout,
     pub programs: HashMap<(ProgramKind, usize), (ProgramId, Program)>,
     /// Optimizer steps taken (Adam's t).
@@ -180,9 +182,6 @@ impl Sequential {
         let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
         opts.loss.fuses(last)?;
         opts.loss.check_label_smoothing(opts.label_smoothing)?;
-        if opts.metrics.len() > build::MAX_METRICS {
-            return Err(Error::invalid("metrics", format!("at most {} metrics", build::MAX_METRICS)));
-        }
         opts.metrics.iter().try_for_each(|m| m.check(opts.loss))?;
         opts.optimizer.validate()?;
         let (mut backend, device_reason) = device::open(opts.device)?;
@@ -201,10 +200,12 @@ impl Sequential {
             });
             offset += align(len.max(1));
         }
+        let outputs = self.output_shapes()?.pop().unwrap_or_default().iter().product::<usize>();
+        let accum = build::AccumLayout::new(&opts.metrics, outputs);
         let layout = ResidentLayout {
             params_len: offset.max(crate::program::ALIGN_ELEMS),
             slots: opts.optimizer.slots(),
-            accum_len: build::ACCUM_LEN,
+            accum_len: accum.len(),
         };
         // Allocate first: a model too large for the device fails before any work is done.
         backend.alloc_resident(&layout)?;
@@ -226,6 +227,7 @@ impl Sequential {
             loss: opts.loss,
             label_smoothing: opts.label_smoothing,
             metrics: opts.metrics,
+            accum,
             layout,
             programs: HashMap::new(),
             optimizer: opts.optimizer,

@@ -1,4 +1,5 @@
 //! One integration-test crate (one link of wgpu) with a module per area.
+mod auc;
 mod bench;
 mod callbacks;
 mod checkpoint;

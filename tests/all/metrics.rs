@@ -53,6 +53,11 @@ fn metric_values_follow_keras_edge_cases() {
         Metric::Precision,
         Metric::Recall,
         Metric::F1,
+        Metric::Auc { num_thresholds: 200 },
+        Metric::Auc { num_thresholds: 50 },
+        Metric::MacroPrecision,
+        Metric::MacroRecall,
+        Metric::MacroF1,
     ] {
         assert_eq!(Metric::parse(&m.id()).expect("parse"), m);
     }
@@ -60,7 +65,8 @@ fn metric_values_follow_keras_edge_cases() {
         Metric::parse("sparse_top_k_categorical_accuracy").expect("alias"),
         Metric::TopKAccuracy { k: 5 }
     );
-    assert!(Metric::parse("auc").is_err());
+    assert_eq!(Metric::parse("AUC").expect("Keras class name"), Metric::Auc { num_thresholds: 200 });
+    assert!(Metric::parse("roc").is_err());
     assert!(Metric::parse("top_0_categorical_accuracy").is_err());
 }
 
@@ -211,6 +217,15 @@ fn metrics_that_do_not_fit_the_labels_are_errors() {
     let mut c = CompileOptions::new(Optimizer::sgd(0.1), Loss::SparseCategoricalCrossentropy, Device::Cpu);
     c.metrics = vec![Metric::MeanAbsoluteError];
     assert!(m.compile(c.clone()).is_err(), "mae on sparse labels");
-    c.metrics = vec![Metric::Accuracy; 8];
-    assert!(m.compile(c).is_err(), "too many metrics");
+    c.metrics = vec![Metric::Auc { num_thresholds: 1 }];
+    assert!(m.compile(c.clone()).is_err(), "one AUC threshold");
+    // Any number of metrics: each has its own accumulator slot.
+    c.metrics = [Metric::Accuracy; 9].into_iter().chain([Metric::MacroF1, Metric::Auc { num_thresholds: 1024 }]).collect();
+    m.compile(c.clone()).expect("eleven metrics");
+    let mut reg = Sequential::new(&[4]).add(Dense::new(1, Activation::Linear));
+    let mut c = CompileOptions::new(Optimizer::sgd(0.1), Loss::MeanSquaredError, Device::Cpu);
+    for metric in [Metric::Auc { num_thresholds: 200 }, Metric::MacroF1] {
+        c.metrics = vec![metric];
+        assert!(reg.compile(c.clone()).is_err(), "{metric:?} on a regression target");
+    }
 }

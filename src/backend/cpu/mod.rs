@@ -126,6 +126,8 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | CountCorrect { .. }
         | CountTopK { .. }
         | BinaryCounts { .. }
+        | RocHistogram { .. }
+        | ClassCounts { .. }
         | MaxPoolGrad { .. }
         | BatchNormGammaGrad { .. }
         | BatchNormMoving { .. }
@@ -259,6 +261,12 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
             v.w(2)[0] = metrics::count_top_k(rows, cols, sparse, k, v.r(0), v.r(1))
         }
         BinaryCounts { threshold, .. } => metrics::binary_counts(threshold, v.r(0), v.r(1), v.w(2)),
+        RocHistogram { cols, sparse, thresholds, .. } => {
+            metrics::roc_histogram(cols, sparse, thresholds, v.r(0), v.r(1), v.w(2))
+        }
+        ClassCounts { rows, cols, sparse, threshold } => {
+            metrics::class_counts(rows, cols, sparse, threshold, v.r(0), v.r(1), v.w(2))
+        }
         CountCorrect { rows, cols, sparse, threshold } => {
             v.w(2)[0] = kernels::count_correct(rows, cols, sparse, threshold, v.r(0), v.r(1))
         }

@@ -249,6 +249,9 @@ pub(crate) const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
 pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
     use Kernel::*;
     let per_lane = |n: usize, lanes: usize| n.div_ceil(lanes) as u64;
+    if let Some(loops) = super::metric_launch::loop_iterations(kernel) {
+        return loops;
+    }
     match *kernel {
         MatMul { k, trans_a, .. } | MatMulBiasAct { k, trans_a, .. } => {
             let k = k as u64;
@@ -275,10 +278,7 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
         | SoftmaxGrad { cols, .. }
         | LogSoftmaxGrad { cols, .. }
         | SoftmaxCrossEntropyGrad { cols, .. } => 3 * cols as u64,
-        BinaryCounts { len, .. } => per_lane(len, 256) + 24,
-        SoftmaxCrossEntropy { rows, cols, .. }
-        | CountCorrect { rows, cols, .. }
-        | CountTopK { rows, cols, .. } => per_lane(rows, 256) * (3 * cols as u64 + 1) + 8,
+        SoftmaxCrossEntropy { rows, cols, .. } => per_lane(rows, 256) * (3 * cols as u64 + 1) + 8,
         // Gathers loop over the kernel taps; max-pool's gradient finds each window's maximum.
         Im2Col { .. } => 1,
         Col2Im { win } | MaxPool { win } | AvgPool { win } | AvgPoolGrad { win } => {
@@ -476,14 +476,9 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
                 groups: grid(len, 256, max_groups)?,
             }
         }
-        CountTopK { rows, cols, sparse, k } => {
-            single(Shader::Loss, "count_top_k", loss(rows, cols, sparse, k, 0.0)?)
-        }
-        BinaryCounts { len, threshold } => {
-            single(Shader::Loss, "binary_counts", loss(0, 0, false, len, threshold)?)
-        }
-        CountCorrect { rows, cols, sparse, threshold } => {
-            single(Shader::Loss, "count_correct", loss(rows, cols, sparse, 0, threshold)?)
+        CountTopK { .. } | BinaryCounts { .. } | CountCorrect { .. } | RocHistogram { .. } | ClassCounts { .. } => {
+            super::metric_launch::launch(kernel, max_groups)?
+                .ok_or_else(|| Error::invalid("program", format!("{kernel:?} has no metric launch")))?
         }
         SgdUpdate { .. }
         | AdamUpdate { .. }
