@@ -2,6 +2,7 @@
 //   bias_add        [x, b, y]     y[i,j] = x[i,j] + b[j]           (Kernel::BiasAdd)
 //   add             [a, b, y]     y = a + b                         (Kernel::Add)
 //   unary           [x, y]        y = f(x), f = relu|sigmoid|tanh   (Kernel::Unary)
+//   affine          [x, y]        y = scale · x + shift             (Kernel::Affine)
 //   unary_grad      [y, dy, dx]   dx from forward output y          (Kernel::UnaryGrad)
 //   broadcast_rows  [x, y]        y[i,j] = x[j]                     (Kernel::BroadcastRows)
 //   broadcast_scalar[x, y]        y[i] = scale · x[0]               (Kernel::BroadcastScalar)
@@ -14,7 +15,7 @@
 //                                 (Kernel::FirstNonFinite; one thread)
 //
 // Bindings (group 0): 0..2 = the step's args in the order above (arg0, arg1, arg2);
-//   4: uniform Params { len, cols, op (0 relu, 1 sigmoid, 2 tanh), scale };
+//   4: uniform Params { len, cols, op (0 relu, 1 sigmoid, 2 tanh), scale, shift };
 //   5: uniform RunScalars { lr, t } (first_non_finite reads t).
 // Workgroup size 256. Grid: 2-D (x ≤ 65535) so that len may exceed 65535·256; the flat index
 // is (wid.y · num_workgroups.x + wid.x) · 256 + lid.x, bounds-checked against len.
@@ -25,7 +26,7 @@ struct Params {
     op: u32,
     _u3: u32,
     scale: f32,
-    _f1: f32,
+    shift: f32,
     _f2: f32,
     _f3: f32,
 }
@@ -96,6 +97,15 @@ fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
         arg1[i] = activation(p.op, arg0[i]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg1[i] = arg0[i] * p.scale + p.shift;
     }
 }
 

@@ -110,15 +110,12 @@ impl Loss {
         Ok(())
     }
 
-    /// Labels as the loss sees them with `smoothing` over `classes` outputs (binary: 2):
-    /// y·(1 − s) + s/k, in place.
-    pub fn smooth_labels(&self, smoothing: f32, classes: usize, labels: &mut [f32]) {
-        if smoothing == 0.0 {
-            return;
-        }
+    /// The labels the loss sees with `smoothing` over `classes` outputs (binary: 2), Keras's
+    /// y·(1 − s) + s/k, as (scale, shift). Only the loss sees them: metrics take the labels
+    /// as given (as Keras).
+    pub fn smoothing_affine(&self, smoothing: f32, classes: usize) -> (f32, f32) {
         let k = if self.binary() { 2 } else { classes.max(1) };
-        let add = smoothing / k as f32;
-        labels.iter_mut().for_each(|y| *y = *y * (1.0 - smoothing) + add);
+        (1.0 - smoothing, smoothing / k as f32)
     }
 
     /// Whether the loss consumes the logits instead of the activated output, given the

@@ -68,7 +68,9 @@ impl Metric {
     pub fn id(&self) -> String {
         match self {
             Metric::TopKAccuracy { k } if *k != 5 => format!("top_{k}_categorical_accuracy"),
-            Metric::Auc { num_thresholds } if *num_thresholds != AUC_THRESHOLDS => format!("auc_{num_thresholds}"),
+            Metric::Auc { num_thresholds } if *num_thresholds != AUC_THRESHOLDS => {
+                format!("auc_{num_thresholds}")
+            }
             m => m.name().to_string(),
         }
     }
@@ -127,10 +129,12 @@ impl Metric {
             {
                 fail("needs targets of the output's shape")
             }
-            Metric::Auc { num_thresholds: n } if !(2..=MAX_AUC_THRESHOLDS).contains(n) => Err(Error::invalid(
-                "metric",
-                format!("AUC num_thresholds {n} is not in 2..={MAX_AUC_THRESHOLDS}"),
-            )),
+            Metric::Auc { num_thresholds: n } if !(2..=MAX_AUC_THRESHOLDS).contains(n) => {
+                Err(Error::invalid(
+                    "metric",
+                    format!("AUC num_thresholds {n} is not in 2..={MAX_AUC_THRESHOLDS}"),
+                ))
+            }
             Metric::Auc { .. } | Metric::MacroPrecision | Metric::MacroRecall | Metric::MacroF1
                 if loss.regression() =>
             {
@@ -196,7 +200,8 @@ pub fn roc_auc(acc: &[f32]) -> f32 {
     let (positives, negatives) = (tp.first().copied().unwrap_or(0.0), fp.first().copied().unwrap_or(0.0));
     let tpr: Vec<f64> = tp.iter().map(|&v| ratio(v, positives)).collect();
     let fpr: Vec<f64> = fp.iter().map(|&v| ratio(v, negatives)).collect();
-    let area: f64 = (0..t.saturating_sub(1)).map(|i| (fpr[i] - fpr[i + 1]) * (tpr[i] + tpr[i + 1]) / 2.0).sum();
+    let area: f64 =
+        (0..t.saturating_sub(1)).map(|i| (fpr[i] - fpr[i + 1]) * (tpr[i] + tpr[i + 1]) / 2.0).sum();
     area as f32
 }
 

@@ -206,6 +206,8 @@ pub enum Kernel {
     Add { len: usize },
     /// args `[x, y]`: y = f(x) elementwise.
     Unary { op: UnaryOp, len: usize },
+    /// args `[x, y]`: y = scale·x + shift elementwise (label smoothing on the device).
+    Affine { len: usize, scale: f32, shift: f32 },
     /// args `[y, dy, dx]`: gradient of `op` through its forward *output* y:
     /// relu: dx = dy·[y>0]; sigmoid: dx = dy·y·(1−y); tanh: dx = dy·(1−y²).
     UnaryGrad { op: UnaryOp, len: usize },

@@ -90,6 +90,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         Op::BiasAdd => vec![Some(gy), Some(g.add(Op::SumRows, &[gy], &ctx)?)],
         Op::Add => vec![Some(gy), Some(gy)],
         Op::Unary(op) => vec![Some(g.add(Op::UnaryGrad(op), &[id, gy], &ctx)?)],
+        Op::Affine { scale, .. } => vec![Some(g.add(Op::Affine { scale, shift: 0.0 }, &[gy], &ctx)?)],
         Op::Softmax => vec![Some(g.add(Op::SoftmaxGrad, &[id, gy], &ctx)?)],
         Op::LogSoftmax => vec![Some(g.add(Op::LogSoftmaxGrad, &[id, gy], &ctx)?)],
         Op::SumRows => {

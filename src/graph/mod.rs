@@ -24,6 +24,8 @@ pub enum Op {
     Add,
     /// Elementwise activation.
     Unary(UnaryOp),
+    /// y = scale·x + shift elementwise.
+    Affine { scale: f32, shift: f32 },
     /// (y = forward output, dy) → dx.
     UnaryGrad(UnaryOp),
     /// Row-wise softmax of [r,c].
@@ -234,7 +236,7 @@ impl Graph {
                 same(ctx, s(0), s(1))?;
                 s(0).to_vec()
             }
-            Op::Unary(_) => s(0).to_vec(),
+            Op::Unary(_) | Op::Affine { .. } => s(0).to_vec(),
             Op::Softmax | Op::LogSoftmax => {
                 matrix(ctx, "softmax input", s(0))?;
                 s(0).to_vec()
@@ -381,6 +383,7 @@ impl Graph {
             Op::BiasAdd => Kernel::BiasAdd { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
             Op::Add => Kernel::Add { len },
             Op::Unary(op) => Kernel::Unary { op: *op, len },
+            Op::Affine { scale, shift } => Kernel::Affine { len, scale: *scale, shift: *shift },
             Op::UnaryGrad(op) => Kernel::UnaryGrad { op: *op, len },
             Op::Softmax => Kernel::Softmax { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
             Op::LogSoftmax => Kernel::LogSoftmax { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
@@ -473,6 +476,7 @@ pub fn arity(op: &Op) -> usize {
     match op {
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => 0,
         Op::Unary(_)
+        | Op::Affine { .. }
         | Op::Softmax
         | Op::LogSoftmax
         | Op::SumRows

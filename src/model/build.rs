@@ -152,7 +152,14 @@ impl Sequential {
         let y = g.input("y", &label_shape(c.loss, batch, &output_shape));
         spec.inputs.push(y);
         // The reported and differentiated loss includes the weight penalties, as in Keras.
-        let mut loss = c.loss.build(&mut g, head, y, fuse)?;
+        let smoothed = match c.label_smoothing {
+            0.0 => y,
+            s => {
+                let (scale, shift) = c.loss.smoothing_affine(s, output_shape.iter().product());
+                g.add(Op::Affine { scale, shift }, &[y], "label smoothing")?
+            }
+        };
+        let mut loss = c.loss.build(&mut g, head, smoothed, fuse)?;
         for p in penalties {
             loss = g.add(Op::Add, &[loss, p], "loss (with regularization)")?;
         }
@@ -193,7 +200,8 @@ impl Sequential {
                 }
                 Metric::Auc { num_thresholds } => {
                     let p = probabilities(&mut g, name)?;
-                    let hist = g.add(Op::RocHistogram { sparse, thresholds: num_thresholds }, &[p, y], name)?;
+                    let hist =
+                        g.add(Op::RocHistogram { sparse, thresholds: num_thresholds }, &[p, y], name)?;
                     (g.add(Op::SumRows, &[hist], name)?, 1.0)
                 }
                 Metric::MacroPrecision | Metric::MacroRecall | Metric::MacroF1 => {

@@ -181,19 +181,11 @@ impl Sequential {
         let accum_len = self.compiled()?.accum.len();
         self.compiled()?.backend.write(Arena::Accum, 0, &vec![0.0; accum_len])?;
         let first_step = self.compiled()?.step + 1;
-        let (mut xb, mut yb, mut smoothed) = (Vec::new(), Vec::new(), Vec::new());
-        let (loss, smoothing) = (self.compiled()?.loss, self.compiled()?.label_smoothing);
-        let classes = self.output_shapes()?.pop().unwrap_or_default().iter().product::<usize>();
+        let (mut xb, mut yb) = (Vec::new(), Vec::new());
         let (mut seen, mut last_tick) = (0usize, Instant::now());
         for chunk in order.chunks(batch_size) {
             let id = self.program(kind, chunk.len())?;
-            let (xs, mut ys) = (rows(x, chunk, &mut xb), rows(y, chunk, &mut yb));
-            if smoothing != 0.0 {
-                smoothed.clear();
-                smoothed.extend_from_slice(ys);
-                loss.smooth_labels(smoothing, classes, &mut smoothed);
-                ys = &smoothed;
-            }
+            let (xs, ys) = (rows(x, chunk, &mut xb), rows(y, chunk, &mut yb));
             let c = self.compiled()?;
             let scalars = if kind == ProgramKind::Train {
                 c.step += 1;

@@ -66,7 +66,13 @@ fn rank_auc(p: &[f32], labels: &[f32]) -> f64 {
         for (&b, &lb) in p.iter().zip(labels) {
             if la == 1.0 && lb == 0.0 {
                 pairs += 1.0;
-                wins += if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 };
+                wins += if a > b {
+                    1.0
+                } else if a == b {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
     }
@@ -170,7 +176,8 @@ fn auc_and_class_counts_match_cpu_on_gpu() {
     let mut b = Builder::default();
     // One element, one chunk, several chunks (2·4096 + 1), sparse multi-class, soft labels,
     // coarse values on bucket edges.
-    for (rows, cols, sparse) in [(1, 1, false), (37, 6, true), (2 * ROC_CHUNK + 1, 1, false), (900, 10, true)] {
+    for (rows, cols, sparse) in [(1, 1, false), (37, 6, true), (2 * ROC_CHUNK + 1, 1, false), (900, 10, true)]
+    {
         let p = b.input(uniform(&mut r, rows * cols, -0.1, 1.1));
         let labels: Vec<f32> = match sparse {
             true => uniform(&mut r, rows, 0.0, cols as f32).into_iter().map(f32::floor).collect(),
@@ -218,10 +225,10 @@ fn compiled(units: usize, act: Activation, loss: Loss, metrics: &[Metric], devic
 /// Host macro precision, recall, F1 of argmax predictions (`cols` > 1) or p > 0.5.
 fn host_macro(p: &Tensor, labels: &[f32], cols: usize) -> [f64; 3] {
     let mut counts = vec![[0.0f64; 3]; cols];
-    for i in 0..p.rows() {
+    for (i, &label) in labels.iter().enumerate() {
         let row = p.row(i);
         let predicted = (0..cols).fold(0, |b, j| if row[j] > row[b] { j } else { b });
-        let real = labels[i] as usize;
+        let real = label as usize;
         if predicted == real {
             counts[real][0] += 1.0;
         } else {
@@ -250,8 +257,11 @@ fn models_report_auc_and_macro_metrics_as_the_host_computes() {
     let metrics = [Metric::MacroPrecision, AUC, Metric::MacroRecall, Metric::MacroF1, Metric::Accuracy];
     for device in devices() {
         for loss in [Loss::SparseCategoricalCrossentropy, Loss::SparseCategoricalCrossentropyFromLogits] {
-            let act =
-                if loss == Loss::SparseCategoricalCrossentropy { Activation::Softmax } else { Activation::Linear };
+            let act = if loss == Loss::SparseCategoricalCrossentropy {
+                Activation::Softmax
+            } else {
+                Activation::Linear
+            };
             let mut m = compiled(cols, act, loss, &metrics, device);
             let mut p = m.predict(&x, 16).expect("predict");
             if act == Activation::Linear {
@@ -291,9 +301,10 @@ fn binary_models_report_auc_on_probabilities() {
     let y = Tensor::new(&[rows, 1], t.clone()).expect("y");
     let metrics = [AUC, Metric::MacroF1, Metric::F1];
     for device in devices() {
-        for (act, loss) in
-            [(Activation::Sigmoid, Loss::BinaryCrossentropy), (Activation::Linear, Loss::BinaryCrossentropyFromLogits)]
-        {
+        for (act, loss) in [
+            (Activation::Sigmoid, Loss::BinaryCrossentropy),
+            (Activation::Linear, Loss::BinaryCrossentropyFromLogits),
+        ] {
             let mut m = compiled(1, act, loss, &metrics, device);
             let mut p = m.predict(&x, 16).expect("predict");
             if act == Activation::Linear {

@@ -249,6 +249,7 @@ fn elementwise_kernels_match_cpu() {
     let u = b.input(uniform(&mut r, len, -20.0, 20.0));
     let v = b.input(uniform(&mut r, len, -2.0, 2.0));
     b.op(Kernel::Add { len }, &[u, v], len);
+    b.op(Kernel::Affine { len, scale: 0.9, shift: 0.1 / 3.0 }, &[v], len);
     for op in [UnaryOp::Relu, UnaryOp::Sigmoid, UnaryOp::Tanh] {
         b.op(Kernel::Unary { op, len }, &[u], len);
         let small = b.input(uniform(&mut r, len, -0.01, 0.01));

@@ -175,6 +175,11 @@ fn elementwise_and_bias_gradients() {
         inputs: vec![rand_in(&[3, 4])],
         build: |g, x| op(g, Op::Unary(UnaryOp::Tanh), x),
     });
+    check(&Case {
+        name: "affine",
+        inputs: vec![rand_in(&[3, 4])],
+        build: |g, x| op(g, Op::Affine { scale: -0.7, shift: 0.25 }, x),
+    });
 }
 
 #[test]

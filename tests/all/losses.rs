@@ -5,7 +5,9 @@
 use kiln::backend::cpu::pointwise;
 use kiln::graph::Op;
 use kiln::program::{Kernel, PointwiseLoss};
-use kiln::{Activation, CompileOptions, Dense, Device, FitOptions, Loss, Optimizer, Sequential, Tensor};
+use kiln::{
+    Activation, CompileOptions, Dense, Device, FitOptions, Loss, Metric, Optimizer, Sequential, Tensor,
+};
 
 use crate::common::{gpu, rng, uniform};
 use crate::gpu_parity::{Builder, check};
@@ -247,6 +249,26 @@ fn label_smoothing_follows_keras() {
             close(&format!("{} smoothing {s} on {device:?}", loss.name()), f64::from(got), want, 1e-5);
             assert_eq!(m.label_smoothing(), s);
         }
+    }
+    // Metrics see the labels as given (Keras smooths inside the loss): the same accuracy and
+    // AUC with and without smoothing, a different loss.
+    for device in devices() {
+        let metrics = vec![Metric::Accuracy, Metric::Auc { num_thresholds: 200 }];
+        let eval = |s: f32| {
+            let mut m = Sequential::new(&[4]).with_seed(3).add(Dense::new(1, Activation::Sigmoid));
+            let mut c = CompileOptions::new(Optimizer::sgd(0.1), Loss::BinaryCrossentropy, device)
+                .with_label_smoothing(s);
+            c.metrics = metrics.clone();
+            m.compile(c).expect("compile");
+            let (loss, _) = m.evaluate(&x, &yb, 8).expect("evaluate");
+            (loss, m.evaluate_metrics(&x, &yb, 8).expect("metrics"))
+        };
+        let ((plain_loss, plain), (smooth_loss, smooth)) = (eval(0.0), eval(0.4));
+        assert_ne!(plain_loss, smooth_loss);
+        for k in ["accuracy", "auc"] {
+            assert_eq!(plain[k], smooth[k], "{k} on {device:?}");
+        }
+        assert!(plain["auc"] > 0.0 && plain["auc"] < 1.0);
     }
     // Only for categorical and binary cross-entropy, and in [0, 1].
     for (units, act, loss, s) in [

@@ -220,7 +220,10 @@ fn metrics_that_do_not_fit_the_labels_are_errors() {
     c.metrics = vec![Metric::Auc { num_thresholds: 1 }];
     assert!(m.compile(c.clone()).is_err(), "one AUC threshold");
     // Any number of metrics: each has its own accumulator slot.
-    c.metrics = [Metric::Accuracy; 9].into_iter().chain([Metric::MacroF1, Metric::Auc { num_thresholds: 1024 }]).collect();
+    c.metrics = [Metric::Accuracy; 9]
+        .into_iter()
+        .chain([Metric::MacroF1, Metric::Auc { num_thresholds: 1024 }])
+        .collect();
     m.compile(c.clone()).expect("eleven metrics");
     let mut reg = Sequential::new(&[4]).add(Dense::new(1, Activation::Linear));
     let mut c = CompileOptions::new(Optimizer::sgd(0.1), Loss::MeanSquaredError, Device::Cpu);

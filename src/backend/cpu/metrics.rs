@@ -60,7 +60,7 @@ pub fn binary_counts<T: CpuFloat>(threshold: f32, p: &[T], labels: &[T], out: &m
 /// The ROC histogram bucket of probability `p` among `thresholds` (see `Kernel::RocHistogram`):
 /// min(ceil(p·(T − 1)), T) − 1, and 0 for p ≤ 0 or NaN.
 fn roc_bucket<T: CpuFloat>(p: T, thresholds: usize) -> usize {
-    if !(p > T::zero()) {
+    if p.is_nan() || p <= T::zero() {
         return 0;
     }
     let top = T::from(thresholds).unwrap_or(T::zero());

@@ -95,6 +95,7 @@ pub fn arg_count(kernel: &Kernel) -> usize {
     match kernel {
         Fill { .. } | ClipByValue { .. } => 1,
         Unary { .. }
+        | Affine { .. }
         | FirstNonFinite
         | Softmax { .. }
         | LogSoftmax { .. }
@@ -232,6 +233,10 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         BiasAdd { cols, .. } => kernels::bias_add(cols, v.r(0), v.r(1), v.w(2)),
         Add { .. } => kernels::add(v.r(0), v.r(1), v.w(2)),
         Unary { op, .. } => kernels::unary(op, v.r(0), v.w(1)),
+        Affine { scale, shift, .. } => {
+            let (a, b) = (c(scale), c(shift));
+            v.w(1).iter_mut().zip(v.r(0)).for_each(|(y, &x)| *y = x * a + b);
+        }
         UnaryGrad { op, .. } => kernels::unary_grad(op, v.r(0), v.r(1), v.w(2)),
         Softmax { cols, .. } => kernels::softmax(cols, v.r(0), v.w(1)),
         LogSoftmax { cols, .. } => kernels::log_softmax(cols, v.r(0), v.w(1)),

@@ -413,6 +413,11 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
         BiasAdd { rows, cols } => elementwise("bias_add", rows * cols, cols, 0, 0.0)?,
         Add { len } => elementwise("add", len, 0, 0, 0.0)?,
         Unary { op, len } => elementwise("unary", len, 0, unary_code(op), 0.0)?,
+        Affine { len, scale, shift } => {
+            let mut l = elementwise("affine", len, 0, 0, scale)?;
+            l.params.f[1] = shift;
+            l
+        }
         UnaryGrad { op, len } => elementwise("unary_grad", len, 0, unary_code(op), 0.0)?,
         BroadcastRows { rows, cols } => elementwise("broadcast_rows", rows * cols, cols, 0, 0.0)?,
         BroadcastScalar { len, scale } => elementwise("broadcast_scalar", len, 0, 0, scale)?,
@@ -476,10 +481,12 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
                 groups: grid(len, 256, max_groups)?,
             }
         }
-        CountTopK { .. } | BinaryCounts { .. } | CountCorrect { .. } | RocHistogram { .. } | ClassCounts { .. } => {
-            super::metric_launch::launch(kernel, max_groups)?
-                .ok_or_else(|| Error::invalid("program", format!("{kernel:?} has no metric launch")))?
-        }
+        CountTopK { .. }
+        | BinaryCounts { .. }
+        | CountCorrect { .. }
+        | RocHistogram { .. }
+        | ClassCounts { .. } => super::metric_launch::launch(kernel, max_groups)?
+            .ok_or_else(|| Error::invalid("program", format!("{kernel:?} has no metric launch")))?,
         SgdUpdate { .. }
         | AdamUpdate { .. }
         | AdagradUpdate { .. }

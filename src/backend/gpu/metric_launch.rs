@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::metrics::MAX_AUC_THRESHOLDS;
 use crate::program::{CLASS_COUNT_CHUNK, Kernel, ROC_CHUNK};
 
-
 /// The launch of a metric `kernel` on a device allowing `max_groups` workgroups per
 /// dimension; `None` for kernels that are not metric counters.
 pub(crate) fn launch(kernel: &Kernel, max_groups: u32) -> Result<Option<Launch>> {
@@ -29,10 +28,15 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32) -> Result<Option<Launch>>
         }
         Ok([to_u32(x.max(1))?, to_u32(y.max(1))?, 1])
     };
-    let launch = |entry, params, groups| Launch { shader: Shader::Loss, entry, constants: vec![], params, groups };
+    let launch =
+        |entry, params, groups| Launch { shader: Shader::Loss, entry, constants: vec![], params, groups };
     Ok(Some(match *kernel {
-        CountTopK { rows, cols, sparse, k } => launch("count_top_k", params(rows, cols, sparse, k, 0.0)?, Some([1; 3])),
-        BinaryCounts { len, threshold } => launch("binary_counts", params(0, 0, false, len, threshold)?, Some([1; 3])),
+        CountTopK { rows, cols, sparse, k } => {
+            launch("count_top_k", params(rows, cols, sparse, k, 0.0)?, Some([1; 3]))
+        }
+        BinaryCounts { len, threshold } => {
+            launch("binary_counts", params(0, 0, false, len, threshold)?, Some([1; 3]))
+        }
         CountCorrect { rows, cols, sparse, threshold } => {
             launch("count_correct", params(rows, cols, sparse, 0, threshold)?, Some([1; 3]))
         }
@@ -45,12 +49,17 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32) -> Result<Option<Launch>>
             }
             let chunks = (rows * cols).div_ceil(ROC_CHUNK);
             let groups = groups("the ROC histogram", chunks, 1)?;
-            launch("roc_histogram", params(rows, cols, sparse, thresholds, 0.0)?, (chunks > 0).then_some(groups))
+            launch(
+                "roc_histogram",
+                params(rows, cols, sparse, thresholds, 0.0)?,
+                (chunks > 0).then_some(groups),
+            )
         }
         ClassCounts { rows, cols, sparse, threshold } => {
             let (x, y) = (cols.div_ceil(256), rows.div_ceil(CLASS_COUNT_CHUNK));
             let groups = groups("the per-class counts", x, y)?;
-            let params = params(rows, cols, sparse, usize::from(threshold.is_some()), threshold.unwrap_or(0.0))?;
+            let params =
+                params(rows, cols, sparse, usize::from(threshold.is_some()), threshold.unwrap_or(0.0))?;
             launch("class_counts", params, (x * y > 0).then_some(groups))
         }
         _ => return Ok(None),
@@ -71,7 +80,9 @@ pub(crate) fn loop_iterations(kernel: &Kernel) -> Option<u64> {
         RocHistogram { rows, cols, .. } => per_lane((rows * cols).min(ROC_CHUNK), 256) * 257 + 4,
         ClassCounts { rows, threshold: Some(_), .. } => rows.min(CLASS_COUNT_CHUNK) as u64,
         // Per tile: two argmax loops over the columns and the 256-entry scan.
-        ClassCounts { rows, cols, .. } => per_lane(rows.min(CLASS_COUNT_CHUNK), 256) * (2 * cols as u64 + 257),
+        ClassCounts { rows, cols, .. } => {
+            per_lane(rows.min(CLASS_COUNT_CHUNK), 256) * (2 * cols as u64 + 257)
+        }
         _ => return None,
     })
 }
