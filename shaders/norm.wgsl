@@ -1,11 +1,13 @@
 // norm.wgsl — batch normalisation over x: [rows, cols] (channels last: a column is a channel):
-//   bn_train       [x, gamma, beta, y]    y = γ (x − μ)/sqrt(σ² + eps) + β, batch μ and biased σ²
-//                                         (Kernel::BatchNormTrain)
-//   bn_grad        [x, gamma, dy, dx]     dx = γ/(sqrt(σ²+eps)·rows) · (rows·dy − Σdy − x̂·Σ(dy·x̂))
+//   bn_moments     [x, moments]           moments = [μ (cols), biased σ² (cols)] of the batch
+//                                         (Kernel::BatchMoments)
+//   bn_train       [x, moments, gamma, beta, y]  y = (x − μ)·(1/sqrt(σ² + eps))·γ + β
+//                                         (Kernel::BatchNormTrain; one thread per element)
+//   bn_grad        [x, moments, gamma, dy, dx]   dx = γ/(sqrt(σ²+eps)·rows) · (rows·dy − Σdy − x̂·Σ(dy·x̂))
 //                                         (Kernel::BatchNormGrad)
-//   bn_gamma_grad  [x, dy, dgamma]        dγ = Σ dy·x̂                    (Kernel::BatchNormGammaGrad)
-//   bn_moving      [x, mean, var]         mean = mean·momentum + μ·(1 − momentum), var likewise
-//                                         with σ², in place              (Kernel::BatchNormMoving)
+//   bn_gamma_grad  [x, moments, dy, dgamma]      dγ = Σ dy·x̂        (Kernel::BatchNormGammaGrad)
+//   bn_moving      [moments, mean, var]   mean = mean·momentum + μ·(1 − momentum), var likewise
+//                                         with σ², in place (Kernel::BatchNormMoving; per column)
 //   bn_inference   [x, gamma, beta, mean, var, y]  y = γ (x − mean)/sqrt(var + eps) + β
 //                                         (Kernel::BatchNormInference; one thread per element)
 // The column kernels run one workgroup of 256 threads per 16 columns: lane l (0..16) of a
@@ -56,8 +58,9 @@ fn column(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * 16u + lid.x % 16u;
 }
 
-// (mean, 1/sqrt(var + eps), var) of column j over x = arg0.
-fn stats(j: u32, lane: u32, lid: u32) -> vec3<f32> {
+// Mean and biased variance of column j over x = arg0 (two passes); every thread of the
+// workgroup must call it.
+fn moments(j: u32, lane: u32, lid: u32) -> vec2<f32> {
     let n = f32(max(p.rows, 1u));
     var s = 0.0;
     if (j < p.cols) {
@@ -73,21 +76,37 @@ fn stats(j: u32, lane: u32, lid: u32) -> vec3<f32> {
             q += d * d;
         }
     }
-    let var_ = lane_total(q, lid) / n;
-    return vec3<f32>(mean, 1.0 / sqrt(var_ + p.eps), var_);
+    return vec2<f32>(mean, lane_total(q, lid) / n);
+}
+
+// (mean, 1/sqrt(var + eps)) of column j from the moments in arg1.
+fn mean_inv_std(j: u32) -> vec2<f32> {
+    if (j >= p.cols) {
+        return vec2<f32>(0.0, 0.0);
+    }
+    return vec2<f32>(arg1[j], 1.0 / sqrt(arg1[p.cols + j] + p.eps));
+}
+
+@compute @workgroup_size(256)
+fn bn_moments(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = column(wid, nwg, lid);
+    let lane = lid.x / 16u;
+    let m = moments(j, lane, lid.x);
+    if (j < p.cols && lane == 0u) {
+        arg1[j] = m.x;
+        arg1[p.cols + j] = m.y;
+    }
 }
 
 @compute @workgroup_size(256)
 fn bn_train(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
-    let j = column(wid, nwg, lid);
-    let lane = lid.x / 16u;
-    let st = stats(j, lane, lid.x);
-    if (j < p.cols) {
-        for (var i = lane; i < p.rows; i += 16u) {
-            let at = i * p.cols + j;
-            arg3[at] = (arg0[at] - st.x) * st.y * arg1[j] + arg2[j];
-        }
+    let i = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (i < p.len) {
+        let j = i % p.cols;
+        let st = mean_inv_std(j);
+        arg4[i] = (arg0[i] - st.x) * st.y * arg2[j] + arg3[j];
     }
 }
 
@@ -96,13 +115,13 @@ fn bn_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let j = column(wid, nwg, lid);
     let lane = lid.x / 16u;
-    let st = stats(j, lane, lid.x);
+    let st = mean_inv_std(j);
     var sg = 0.0;
     var sgx = 0.0;
     if (j < p.cols) {
         for (var i = lane; i < p.rows; i += 16u) {
             let at = i * p.cols + j;
-            let g = arg2[at];
+            let g = arg3[at];
             sg += g;
             sgx += g * (arg0[at] - st.x) * st.y;
         }
@@ -114,7 +133,7 @@ fn bn_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         for (var i = lane; i < p.rows; i += 16u) {
             let at = i * p.cols + j;
             let xhat = (arg0[at] - st.x) * st.y;
-            arg3[at] = arg1[j] * st.y / n * (n * arg2[at] - sum_dy - xhat * sum_dy_xhat);
+            arg4[at] = arg2[j] * st.y / n * (n * arg3[at] - sum_dy - xhat * sum_dy_xhat);
         }
     }
 }
@@ -124,30 +143,28 @@ fn bn_gamma_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
                  @builtin(local_invocation_id) lid: vec3<u32>) {
     let j = column(wid, nwg, lid);
     let lane = lid.x / 16u;
-    let st = stats(j, lane, lid.x);
+    let st = mean_inv_std(j);
     var sgx = 0.0;
     if (j < p.cols) {
         for (var i = lane; i < p.rows; i += 16u) {
             let at = i * p.cols + j;
-            sgx += arg1[at] * (arg0[at] - st.x) * st.y;
+            sgx += arg2[at] * (arg0[at] - st.x) * st.y;
         }
     }
     let total = lane_total(sgx, lid.x);
     if (j < p.cols && lane == 0u) {
-        arg2[j] = total;
+        arg3[j] = total;
     }
 }
 
 @compute @workgroup_size(256)
 fn bn_moving(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
-    let j = column(wid, nwg, lid);
-    let lane = lid.x / 16u;
-    let st = stats(j, lane, lid.x);
-    if (j < p.cols && lane == 0u) {
+    let j = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (j < p.cols) {
         let rest = 1.0 - p.momentum;
-        arg1[j] = arg1[j] * p.momentum + st.x * rest;
-        arg2[j] = arg2[j] * p.momentum + st.z * rest;
+        arg1[j] = arg1[j] * p.momentum + arg0[j] * rest;
+        arg2[j] = arg2[j] * p.momentum + arg0[p.cols + j] * rest;
     }
 }
 

@@ -306,18 +306,23 @@ pub enum Kernel {
     /// scale = 1 / (1 − rate). The mask is a pure function of (seed, t, i), so the backward
     /// pass is the same kernel on dy, and CPU and GPU drop the same elements.
     Dropout { len: usize, seed: u32, threshold: u32, scale: f32 },
-    /// args `[x, gamma, beta, y]`: batch normalisation in training, per column j of x: [rows,
-    /// cols] (channels last: rows = batch · height · width): y = γ_j (x − μ_j) / sqrt(σ²_j + eps)
-    /// + β_j with the batch mean μ and biased variance σ² (two passes).
+    /// args `[x, moments]`: per column j of x: [rows, cols] (channels last: rows = batch ·
+    /// height · width), moments[j] = the batch mean μ_j, moments[cols + j] = the biased
+    /// variance σ²_j (two passes, rows in order). Computed once per step and shared by the
+    /// batch-norm kernels below.
+    BatchMoments { rows: usize, cols: usize },
+    /// args `[x, moments, gamma, beta, y]`: batch normalisation in training,
+    /// y = (x − μ_j) · (1 / sqrt(σ²_j + eps)) · γ_j + β_j.
     BatchNormTrain { rows: usize, cols: usize, eps: f32 },
-    /// args `[x, gamma, dy, dx]`: dx = γ/(sqrt(σ² + eps)·rows) · (rows·dy − Σdy − x̂·Σ(dy·x̂)) per
-    /// column, x̂ the normalised x (statistics recomputed from x).
+    /// args `[x, moments, gamma, dy, dx]`: dx = γ/(sqrt(σ² + eps)·rows) · (rows·dy − Σdy −
+    /// x̂·Σ(dy·x̂)) per column, x̂ the normalised x: the whole gradient, through the
+    /// statistics too.
     BatchNormGrad { rows: usize, cols: usize, eps: f32 },
-    /// args `[x, dy, dgamma]`: dγ_j = Σ_i dy_ij · x̂_ij.
+    /// args `[x, moments, dy, dgamma]`: dγ_j = Σ_i dy_ij · x̂_ij.
     BatchNormGammaGrad { rows: usize, cols: usize, eps: f32 },
-    /// args `[x, mean, var]` (mean and var updated in place): Keras's moving statistics,
-    /// m = m·momentum + μ·(1 − momentum), and the same for the biased batch variance.
-    BatchNormMoving { rows: usize, cols: usize, momentum: f32 },
+    /// args `[moments, mean, var]` (mean and var updated in place): Keras's moving
+    /// statistics, m = m·momentum + μ·(1 − momentum), and the same for the biased variance.
+    BatchNormMoving { cols: usize, momentum: f32 },
     /// args `[x, gamma, beta, mean, var, y]`: batch normalisation in inference, with the moving
     /// statistics: y = γ (x − mean) / sqrt(var + eps) + β.
     BatchNormInference { rows: usize, cols: usize, eps: f32 },

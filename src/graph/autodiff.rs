@@ -126,11 +126,13 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         Op::RandomFlip { seed } => vec![Some(g.add(Op::RandomFlip { seed }, &[gy], &ctx)?)],
         // The same mask scales the gradient.
         Op::Dropout { rate, seed } => vec![Some(g.add(Op::Dropout { rate, seed }, &[gy], &ctx)?)],
+        // dx is the whole gradient, through the batch moments too, so the moments (a function
+        // of x) take none of their own.
         Op::BatchNorm { eps } => {
-            let dx = g.add(Op::BatchNormGrad { eps }, &[x(0), x(1), gy], &ctx)?;
-            let dgamma = g.add(Op::BatchNormGammaGrad { eps }, &[x(0), gy], &ctx)?;
+            let dx = g.add(Op::BatchNormGrad { eps }, &[x(0), x(1), x(2), gy], &ctx)?;
+            let dgamma = g.add(Op::BatchNormGammaGrad { eps }, &[x(0), x(1), gy], &ctx)?;
             let dbeta = g.add(Op::SumRows, &[gy], &ctx)?;
-            vec![Some(dx), Some(dgamma), Some(dbeta)]
+            vec![Some(dx), None, Some(dgamma), Some(dbeta)]
         }
         Op::WeightPenalty { l1, l2 } => {
             vec![Some(g.add(Op::WeightPenaltyGrad { l1, l2 }, &[x(0), gy], &ctx)?)]
@@ -147,6 +149,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::BatchNormGrad { .. }
         | Op::BatchNormGammaGrad { .. }
         | Op::BatchNormInference { .. }
+        | Op::BatchMoments
         | Op::WeightPenaltyGrad { .. }
         | Op::CountTopK { .. }
         | Op::BinaryCounts { .. }

@@ -93,9 +93,11 @@ pub enum Op {
     RandomFlip { seed: u32 },
     /// (x [r,c], gamma [c], beta [c]) → batch-normalised x with batch statistics.
     BatchNorm { eps: f32 },
-    /// (x, gamma, dy) → dx for `BatchNorm`.
+    /// x [rows, cols] → [2, cols]: per-column batch mean and biased variance.
+    BatchMoments,
+    /// (x, moments, gamma, dy) → dx for `BatchNorm` (through the moments too).
     BatchNormGrad { eps: f32 },
-    /// (x, dy) → dgamma for `BatchNorm`.
+    /// (x, moments, dy) → dgamma for `BatchNorm`.
     BatchNormGammaGrad { eps: f32 },
     /// (x, gamma, beta, moving mean, moving variance) → normalised x (inference).
     BatchNormInference { eps: f32 },
@@ -334,22 +336,32 @@ impl Graph {
                 same(&format!("{ctx} output gradient"), &pooled(win), s(0))?;
                 images(win)
             }
+            Op::BatchMoments => vec![2, matrix(ctx, "batch-norm input", s(0))?.1],
             Op::BatchNorm { .. } | Op::BatchNormInference { .. } => {
                 let (_, c) = matrix(ctx, "batch-norm input", s(0))?;
-                for i in 1..inputs.len() {
+                // Training: (x, moments, gamma, beta); inference: (x, gamma, beta, mean, var).
+                let first = if matches!(op, Op::BatchNorm { .. }) {
+                    same(&format!("{ctx} batch moments"), &[2, c], s(1))?;
+                    2
+                } else {
+                    1
+                };
+                for i in first..inputs.len() {
                     same(&format!("{ctx} per-channel parameter"), &[c], s(i))?;
                 }
                 s(0).to_vec()
             }
             Op::BatchNormGrad { .. } => {
                 let (_, c) = matrix(ctx, "batch-norm input", s(0))?;
-                same(&format!("{ctx} gamma"), &[c], s(1))?;
-                same(&format!("{ctx} output gradient"), s(0), s(2))?;
+                same(&format!("{ctx} batch moments"), &[2, c], s(1))?;
+                same(&format!("{ctx} gamma"), &[c], s(2))?;
+                same(&format!("{ctx} output gradient"), s(0), s(3))?;
                 s(0).to_vec()
             }
             Op::BatchNormGammaGrad { .. } => {
                 let (_, c) = matrix(ctx, "batch-norm input", s(0))?;
-                same(&format!("{ctx} output gradient"), s(0), s(1))?;
+                same(&format!("{ctx} batch moments"), &[2, c], s(1))?;
+                same(&format!("{ctx} output gradient"), s(0), s(2))?;
                 vec![c]
             }
             Op::RandomFlip { .. } => {
@@ -438,6 +450,7 @@ impl Graph {
             Op::MaxPoolGrad { win } => Kernel::MaxPoolGrad { win: *win, relu: false },
             Op::AvgPool { win } => Kernel::AvgPool { win: *win },
             Op::AvgPoolGrad { win } => Kernel::AvgPoolGrad { win: *win },
+            Op::BatchMoments => Kernel::BatchMoments { rows: rc(s(0)).0, cols: rc(s(0)).1 },
             Op::BatchNorm { eps } => Kernel::BatchNormTrain { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps },
             Op::BatchNormGrad { eps } => {
                 Kernel::BatchNormGrad { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps }
@@ -491,6 +504,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::AvgPoolGrad { .. }
         | Op::RandomFlip { .. }
         | Op::Dropout { .. }
+        | Op::BatchMoments
         | Op::WeightPenalty { .. } => 1,
         Op::MatMul { .. }
         | Op::BiasAdd
@@ -499,7 +513,6 @@ pub fn arity(op: &Op) -> usize {
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad
         | Op::MaxPoolGrad { .. }
-        | Op::BatchNormGammaGrad { .. }
         | Op::WeightPenaltyGrad { .. } => 2,
         Op::SoftmaxCrossEntropy { .. }
         | Op::MeanSquaredError
@@ -514,8 +527,8 @@ pub fn arity(op: &Op) -> usize {
         | Op::MeanSquaredErrorGrad
         | Op::SigmoidBinaryCrossEntropyGrad
         | Op::PointwiseGrad(_)
-        | Op::BatchNorm { .. }
-        | Op::BatchNormGrad { .. } => 3,
+        | Op::BatchNormGammaGrad { .. } => 3,
+        Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => 4,
         Op::BatchNormInference { .. } => 5,
     }
 }

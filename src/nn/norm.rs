@@ -66,11 +66,14 @@ impl Layer for BatchNormalization {
         let p = ctx.params;
         let eps = self.epsilon;
         let y = if ctx.training {
+            // The batch moments, computed once, feed the normalisation, its gradients and the
+            // moving statistics.
+            let moments = g.add(Op::BatchMoments, &[flat], ctx.name)?;
             ctx.updates.borrow_mut().push((
-                Kernel::BatchNormMoving { rows, cols: c, momentum: self.momentum },
-                vec![flat, p[2], p[3]],
+                Kernel::BatchNormMoving { cols: c, momentum: self.momentum },
+                vec![moments, p[2], p[3]],
             ));
-            g.add(Op::BatchNorm { eps }, &[flat, p[0], p[1]], ctx.name)?
+            g.add(Op::BatchNorm { eps }, &[flat, moments, p[0], p[1]], ctx.name)?
         } else {
             g.add(Op::BatchNormInference { eps }, &[flat, p[0], p[1], p[2], p[3]], ctx.name)?
         };

@@ -109,7 +109,11 @@ fn reshape_and_dropout_gradients_match_finite_differences() {
 fn batch_norm_gradients_match_finite_differences() {
     for (rows, cols) in [(7, 3), (2, 1), (12, 5)] {
         let inputs = vec![rand_in(&[rows, cols]), rand_in(&[cols]), rand_in(&[cols])];
-        check_graph("batch norm", &inputs, &|g, x| op(g, Op::BatchNorm { eps: 1e-3 }, x));
+        // The moments are a function of x: the check perturbs x through both paths.
+        check_graph("batch norm", &inputs, &|g, x| {
+            let moments = op(g, Op::BatchMoments, &x[..1]);
+            op(g, Op::BatchNorm { eps: 1e-3 }, &[x[0], moments, x[1], x[2]])
+        });
     }
 }
 
@@ -284,13 +288,16 @@ fn batch_norm_kernels_match_cpu_on_gpu() {
         let mean = b.input(uniform(&mut r, cols, -1.0, 1.0));
         let var = b.input(uniform(&mut r, cols, 0.5, 2.0));
         let eps = 1e-3;
-        b.op(Kernel::BatchNormTrain { rows, cols, eps }, &[x, gamma, beta], rows * cols);
-        b.op(Kernel::BatchNormGrad { rows, cols, eps }, &[x, gamma, dy], rows * cols);
-        b.op(Kernel::BatchNormGammaGrad { rows, cols, eps }, &[x, dy], cols);
+        // Each backend's own moments feed its other kernels (and are compared too).
+        let moments = b.output(2 * cols);
+        b.step(Kernel::BatchMoments { rows, cols }, &[x, moments]);
+        b.op(Kernel::BatchNormTrain { rows, cols, eps }, &[x, moments, gamma, beta], rows * cols);
+        b.op(Kernel::BatchNormGrad { rows, cols, eps }, &[x, moments, gamma, dy], rows * cols);
+        b.op(Kernel::BatchNormGammaGrad { rows, cols, eps }, &[x, moments, dy], cols);
         b.op(Kernel::BatchNormInference { rows, cols, eps }, &[x, gamma, beta, mean, var], rows * cols);
-        // The moving update runs in place: give it outputs initialised by copies.
+        // The moving update runs in place on zero-initialised outputs.
         let (m2, v2) = (b.output(cols), b.output(cols));
-        b.step(Kernel::BatchNormMoving { rows, cols, momentum: 0.9 }, &[x, m2, v2]);
+        b.step(Kernel::BatchNormMoving { cols, momentum: 0.9 }, &[moments, m2, v2]);
     }
     check(&b, 1e-4);
 }

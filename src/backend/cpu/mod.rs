@@ -111,6 +111,7 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | AvgPoolGrad { .. }
         | RandomFlip { .. }
         | Dropout { .. }
+        | BatchMoments { .. }
         | SumSquares { .. }
         | ClipByNorm { .. }
         | WeightPenalty { .. } => 2,
@@ -130,7 +131,6 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | RocHistogram { .. }
         | ClassCounts { .. }
         | MaxPoolGrad { .. }
-        | BatchNormGammaGrad { .. }
         | BatchNormMoving { .. }
         | SgdUpdate { .. }
         | AdagradUpdate { .. }
@@ -140,10 +140,12 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | MeanSquaredErrorGrad { .. }
         | PointwiseGrad { .. }
         | SigmoidBinaryCrossEntropyGrad { .. }
-        | BatchNormTrain { .. }
-        | BatchNormGrad { .. }
+        | BatchNormGammaGrad { .. }
         | AdamUpdate { amsgrad: false, .. } => 4,
-        AdamUpdate { amsgrad: true, .. } | RmspropUpdate { .. } => 5,
+        AdamUpdate { amsgrad: true, .. }
+        | RmspropUpdate { .. }
+        | BatchNormTrain { .. }
+        | BatchNormGrad { .. } => 5,
         BatchNormInference { .. } => 6,
     }
 }
@@ -291,18 +293,17 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         Dropout { seed, threshold, scale, .. } => {
             conv::dropout(seed, sc.t, threshold, c(scale), v.r(0), v.w(1))
         }
-        BatchNormTrain { rows, cols, eps } => {
-            norm::batch_norm_train(rows, cols, eps, v.r(0), v.r(1), v.r(2), v.w(3))
+        BatchMoments { rows, cols } => norm::moments(rows, cols, v.r(0), v.w(1)),
+        BatchNormTrain { cols, eps, .. } => {
+            norm::batch_norm_train(cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4))
         }
         BatchNormGrad { rows, cols, eps } => {
-            norm::batch_norm_grad(rows, cols, eps, v.r(0), v.r(1), v.r(2), v.w(3))
+            norm::batch_norm_grad(rows, cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4))
         }
-        BatchNormGammaGrad { rows, cols, eps } => {
-            norm::batch_norm_gamma_grad(rows, cols, eps, v.r(0), v.r(1), v.w(2))
+        BatchNormGammaGrad { cols, eps, .. } => {
+            norm::batch_norm_gamma_grad(cols, eps, v.r(0), v.r(1), v.r(2), v.w(3))
         }
-        BatchNormMoving { rows, cols, momentum } => {
-            norm::batch_norm_moving(rows, cols, momentum, v.r(0), v.w(1), v.w(2))
-        }
+        BatchNormMoving { cols, momentum } => norm::batch_norm_moving(cols, momentum, v.r(0), v.w(1), v.w(2)),
         BatchNormInference { cols, eps, .. } => {
             norm::batch_norm_inference(cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.r(4), v.w(5))
         }

@@ -1,5 +1,6 @@
 //! CPU kernels of batch normalisation over x: [rows, cols] (channels last, so a column is a
-//! channel). Column sums run over the rows in order, so results do not depend on threads.
+//! channel). The batch moments are computed once per step (`moments`) and read by the other
+//! kernels. Column sums run over the rows in order, so results do not depend on threads.
 use super::kernels::{CpuFloat, for_rows};
 
 /// Σ_i f(row i) per column, rows in order.
@@ -13,31 +14,41 @@ fn column_sums<T: CpuFloat>(cols: usize, x: &[T], f: impl Fn(usize, T) -> T) -> 
     s
 }
 
-/// Per-column batch mean and biased variance (two passes).
-pub fn moments<T: CpuFloat>(rows: usize, cols: usize, x: &[T]) -> (Vec<T>, Vec<T>) {
+/// Per-column batch mean and biased variance (two passes) into `out` = [mean (cols), var (cols)].
+pub fn moments<T: CpuFloat>(rows: usize, cols: usize, x: &[T], out: &mut [T]) {
     let n = T::from(rows.max(1)).unwrap_or(T::one());
-    let mean: Vec<T> = column_sums(cols, x, |_, v| v).into_iter().map(|s| s / n).collect();
-    let var = column_sums(cols, x, |j, v| (v - mean[j]) * (v - mean[j])).into_iter().map(|s| s / n).collect();
-    (mean, var)
+    let (mean, var) = out.split_at_mut(cols);
+    for (m, s) in mean.iter_mut().zip(column_sums(cols, x, |_, v| v)) {
+        *m = s / n;
+    }
+    let mean = &*mean;
+    for (v, s) in var.iter_mut().zip(column_sums(cols, x, |j, v| (v - mean[j]) * (v - mean[j]))) {
+        *v = s / n;
+    }
+}
+
+/// (mean, 1 / sqrt(var + eps)) from the moments [mean, var].
+fn mean_inv_std<T: CpuFloat>(cols: usize, moments: &[T], eps: f32) -> (&[T], Vec<T>) {
+    let (mean, var) = moments.split_at(cols);
+    (mean, inv_std(var, eps))
 }
 
 fn inv_std<T: CpuFloat>(var: &[T], eps: f32) -> Vec<T> {
     var.iter().map(|&v| T::one() / (v + T::c(eps)).sqrt()).collect()
 }
 
-/// y = γ (x − μ) / sqrt(σ² + eps) + β with batch statistics.
-#[allow(clippy::too_many_arguments)]
+/// y = γ (x − μ) / sqrt(σ² + eps) + β with the batch moments.
 pub fn batch_norm_train<T: CpuFloat>(
-    rows: usize,
     cols: usize,
     eps: f32,
     x: &[T],
+    moments: &[T],
     gamma: &[T],
     beta: &[T],
     y: &mut [T],
 ) {
-    let (mean, var) = moments(rows, cols, x);
-    normalize(cols, x, &mean, &inv_std(&var, eps), gamma, beta, y);
+    let (mean, inv) = mean_inv_std(cols, moments, eps);
+    normalize(cols, x, mean, &inv, gamma, beta, y);
 }
 
 fn normalize<T: CpuFloat>(cols: usize, x: &[T], mean: &[T], inv: &[T], gamma: &[T], beta: &[T], y: &mut [T]) {
@@ -55,12 +66,12 @@ pub fn batch_norm_grad<T: CpuFloat>(
     cols: usize,
     eps: f32,
     x: &[T],
+    moments: &[T],
     gamma: &[T],
     dy: &[T],
     dx: &mut [T],
 ) {
-    let (mean, var) = moments(rows, cols, x);
-    let inv = inv_std(&var, eps);
+    let (mean, inv) = mean_inv_std(cols, moments, eps);
     let n = T::from(rows.max(1)).unwrap_or(T::one());
     let sum_dy = column_sums(cols, dy, |_, g| g);
     let mut sum_dy_xhat = vec![T::zero(); cols];
@@ -80,15 +91,14 @@ pub fn batch_norm_grad<T: CpuFloat>(
 
 /// dγ_j = Σ_i dy_ij · x̂_ij.
 pub fn batch_norm_gamma_grad<T: CpuFloat>(
-    rows: usize,
     cols: usize,
     eps: f32,
     x: &[T],
+    moments: &[T],
     dy: &[T],
     dg: &mut [T],
 ) {
-    let (mean, var) = moments(rows, cols, x);
-    let inv = inv_std(&var, eps);
+    let (mean, inv) = mean_inv_std(cols, moments, eps);
     dg.iter_mut().for_each(|v| *v = T::zero());
     for (xr, gr) in x.chunks(cols).zip(dy.chunks(cols)) {
         for j in 0..cols {
@@ -99,14 +109,13 @@ pub fn batch_norm_gamma_grad<T: CpuFloat>(
 
 /// Keras's moving statistics: m = m·momentum + μ·(1 − momentum), v likewise with σ².
 pub fn batch_norm_moving<T: CpuFloat>(
-    rows: usize,
     cols: usize,
     momentum: f32,
-    x: &[T],
+    moments: &[T],
     moving_mean: &mut [T],
     moving_var: &mut [T],
 ) {
-    let (mean, var) = moments(rows, cols, x);
+    let (mean, var) = moments.split_at(cols);
     let (m, rest) = (T::c(momentum), T::one() - T::c(momentum));
     for j in 0..cols {
         moving_mean[j] = moving_mean[j] * m + mean[j] * rest;

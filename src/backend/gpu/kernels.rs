@@ -290,9 +290,9 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
             taps * (taps + win.kernel.0 as u64 + 1) + 4
         }
         // Passes over the rows of 16 columns per workgroup (16 lanes each), plus the trees.
-        BatchNormTrain { rows, .. } | BatchNormGammaGrad { rows, .. } => 3 * per_lane(rows, 16) + 16,
-        BatchNormGrad { rows, .. } => 4 * per_lane(rows, 16) + 24,
-        BatchNormMoving { rows, .. } => 2 * per_lane(rows, 16) + 8,
+        BatchMoments { rows, .. } => 2 * per_lane(rows, 16) + 8,
+        BatchNormGammaGrad { rows, .. } => per_lane(rows, 16) + 4,
+        BatchNormGrad { rows, .. } => 2 * per_lane(rows, 16) + 8,
         // One element per invocation; Adam's β^t by binary exponentiation (≤ 32 steps).
         _ => 32,
     }
@@ -370,10 +370,15 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
         })
     };
     Ok(match *kernel {
-        BatchNormTrain { rows, cols, eps } => norm("bn_train", rows, cols, eps, 0.0)?,
+        BatchMoments { rows, cols } => norm("bn_moments", rows, cols, 0.0, 0.0)?,
+        BatchNormTrain { rows, cols, eps } => {
+            Launch { groups: grid(rows * cols, 256, max_groups)?, ..norm("bn_train", rows, cols, eps, 0.0)? }
+        }
         BatchNormGrad { rows, cols, eps } => norm("bn_grad", rows, cols, eps, 0.0)?,
         BatchNormGammaGrad { rows, cols, eps } => norm("bn_gamma_grad", rows, cols, eps, 0.0)?,
-        BatchNormMoving { rows, cols, momentum } => norm("bn_moving", rows, cols, 0.0, momentum)?,
+        BatchNormMoving { cols, momentum } => {
+            Launch { groups: grid(cols, 256, max_groups)?, ..norm("bn_moving", 1, cols, 0.0, momentum)? }
+        }
         BatchNormInference { rows, cols, eps } => Launch {
             groups: grid(rows * cols, 256, max_groups)?,
             ..norm("bn_inference", rows, cols, eps, 0.0)?
