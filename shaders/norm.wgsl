@@ -174,6 +174,7 @@ fn bn_inference(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let i = (wid.y * nwg.x + wid.x) * 256u + lid.x;
     if (i < p.len) {
         let j = i % p.cols;
-        arg5[i] = (arg0[i] - arg3[j]) / sqrt(arg4[j] + p.eps) * arg1[j] + arg2[j];
+        // The same operations as the CPU (and bn_train): times the reciprocal square root.
+        arg5[i] = (arg0[i] - arg3[j]) * (1.0 / sqrt(arg4[j] + p.eps)) * arg1[j] + arg2[j];
     }
 }

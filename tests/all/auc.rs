@@ -8,7 +8,7 @@ use kiln::{
     Validation,
 };
 
-use crate::common::{gpu, rng, uniform};
+use crate::common::{dense_model, devices, rng, uniform};
 use crate::gpu_parity::{Builder, check};
 
 const AUC: Metric = Metric::Auc { num_thresholds: 200 };
@@ -206,22 +206,6 @@ fn auc_and_class_counts_match_cpu_on_gpu() {
     check(&b, 0.0);
 }
 
-fn devices() -> Vec<Device> {
-    let mut d = vec![Device::Cpu];
-    if gpu().is_some() {
-        d.push(Device::Gpu(None));
-    }
-    d
-}
-
-fn compiled(units: usize, act: Activation, loss: Loss, metrics: &[Metric], device: Device) -> Sequential {
-    let mut m = Sequential::new(&[4]).with_seed(7).add(Dense::new(units, act));
-    let mut c = CompileOptions::new(Optimizer::sgd(0.1), loss, device);
-    c.metrics = metrics.to_vec();
-    m.compile(c).expect("compile");
-    m
-}
-
 /// Host macro precision, recall, F1 of argmax predictions (`cols` > 1) or p > 0.5.
 fn host_macro(p: &Tensor, labels: &[f32], cols: usize) -> [f64; 3] {
     let mut counts = vec![[0.0f64; 3]; cols];
@@ -262,7 +246,7 @@ fn models_report_auc_and_macro_metrics_as_the_host_computes() {
             } else {
                 Activation::Linear
             };
-            let mut m = compiled(cols, act, loss, &metrics, device);
+            let mut m = dense_model(cols, act, loss, &metrics, device);
             let mut p = m.predict(&x, 16).expect("predict");
             if act == Activation::Linear {
                 for i in 0..rows {
@@ -305,7 +289,7 @@ fn binary_models_report_auc_on_probabilities() {
             (Activation::Sigmoid, Loss::BinaryCrossentropy),
             (Activation::Linear, Loss::BinaryCrossentropyFromLogits),
         ] {
-            let mut m = compiled(1, act, loss, &metrics, device);
+            let mut m = dense_model(1, act, loss, &metrics, device);
             let mut p = m.predict(&x, 16).expect("predict");
             if act == Activation::Linear {
                 p.data.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp()));

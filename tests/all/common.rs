@@ -18,6 +18,30 @@ pub fn gpu() -> Option<GpuBackend> {
     }
 }
 
+/// Devices to run model tests on: the CPU, and the GPU (required under KILN_REQUIRE_GPU).
+pub fn devices() -> Vec<kiln::Device> {
+    let mut d = vec![kiln::Device::Cpu];
+    if gpu().is_some() {
+        d.push(kiln::Device::Gpu(None));
+    }
+    d
+}
+
+/// A Dense(units, act) model on 4 inputs (seed 5) compiled for SGD with `loss` and `metrics`.
+pub fn dense_model(
+    units: usize,
+    act: kiln::Activation,
+    loss: kiln::Loss,
+    metrics: &[kiln::Metric],
+    device: kiln::Device,
+) -> kiln::Sequential {
+    let mut m = kiln::Sequential::new(&[4]).with_seed(5).add(kiln::Dense::new(units, act));
+    let mut c = kiln::CompileOptions::new(kiln::Optimizer::sgd(0.1), loss, device);
+    c.metrics = metrics.to_vec();
+    m.compile(c).expect("compile");
+    m
+}
+
 /// A seeded RNG: the same data on every run.
 pub fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)

@@ -9,7 +9,7 @@ use kiln::{
     Activation, CompileOptions, Dense, Device, FitOptions, Loss, Metric, Optimizer, Sequential, Tensor,
 };
 
-use crate::common::{gpu, rng, uniform};
+use crate::common::{devices, rng, uniform};
 use crate::gpu_parity::{Builder, check};
 use crate::gradcheck::{Fill, check_graph, op, rand_in};
 
@@ -73,15 +73,6 @@ fn pointwise_losses_match_cpu_on_gpu() {
         }
     }
     check(&b, 1e-4);
-}
-
-/// Devices to run model tests on: the CPU, and the GPU (required under KILN_REQUIRE_GPU).
-fn devices() -> Vec<Device> {
-    let mut d = vec![Device::Cpu];
-    if gpu().is_some() {
-        d.push(Device::Gpu(None));
-    }
-    d
 }
 
 /// A Dense(units, act) model compiled with `loss` on `device`.

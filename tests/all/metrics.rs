@@ -8,7 +8,7 @@ use kiln::{
     Validation,
 };
 
-use crate::common::{gpu, rng, uniform};
+use crate::common::{dense_model, devices, rng, uniform};
 use crate::gpu_parity::{Builder, check};
 
 #[test]
@@ -93,22 +93,6 @@ fn counters_match_cpu_on_gpu() {
     check(&b, 0.0);
 }
 
-fn devices() -> Vec<Device> {
-    let mut d = vec![Device::Cpu];
-    if gpu().is_some() {
-        d.push(Device::Gpu(None));
-    }
-    d
-}
-
-fn compiled(units: usize, act: Activation, loss: Loss, metrics: &[Metric], device: Device) -> Sequential {
-    let mut m = Sequential::new(&[4]).with_seed(5).add(Dense::new(units, act));
-    let mut c = CompileOptions::new(Optimizer::sgd(0.1), loss, device);
-    c.metrics = metrics.to_vec();
-    m.compile(c).expect("compile");
-    m
-}
-
 fn close(what: &str, got: f32, want: f64) {
     assert!((f64::from(got) - want).abs() < 1e-5, "{what}: got {got}, want {want}");
 }
@@ -123,7 +107,7 @@ fn categorical_metrics_match_the_host() {
     let metrics = [Metric::Accuracy, Metric::TopKAccuracy { k: 3 }];
     for device in devices() {
         let mut m =
-            compiled(cols, Activation::Softmax, Loss::SparseCategoricalCrossentropy, &metrics, device);
+            dense_model(cols, Activation::Softmax, Loss::SparseCategoricalCrossentropy, &metrics, device);
         let p = m.predict(&x, 10).expect("predict");
         let top = |k: usize| {
             (0..rows)
@@ -152,7 +136,7 @@ fn binary_and_regression_metrics_match_the_host() {
     let metrics =
         [Metric::Precision, Metric::Recall, Metric::F1, Metric::MeanAbsoluteError, Metric::MeanSquaredError];
     for device in devices() {
-        let mut m = compiled(1, Activation::Sigmoid, Loss::BinaryCrossentropy, &metrics, device);
+        let mut m = dense_model(1, Activation::Sigmoid, Loss::BinaryCrossentropy, &metrics, device);
         let p = m.predict(&x, 8).expect("predict");
         let (mut tp, mut fp, mut fneg) = (0.0, 0.0, 0.0);
         for (&v, &l) in p.data.iter().zip(&t) {
@@ -195,7 +179,7 @@ fn binary_and_regression_metrics_match_the_host() {
 fn no_predicted_positives_give_precision_zero() {
     for device in devices() {
         let metrics = [Metric::Precision, Metric::Recall, Metric::F1];
-        let mut m = compiled(1, Activation::Sigmoid, Loss::BinaryCrossentropy, &metrics, device);
+        let mut m = dense_model(1, Activation::Sigmoid, Loss::BinaryCrossentropy, &metrics, device);
         let mut w = m.get_weights().expect("weights");
         w[0].1.data.iter_mut().for_each(|v| *v = 0.0);
         w[1].1.data.iter_mut().for_each(|v| *v = -10.0);
