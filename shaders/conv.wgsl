@@ -55,10 +55,6 @@ struct RunScalars {
 
 @group(0) @binding(5) var<uniform> run: RunScalars;
 
-fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * 256u + lid.x;
-}
-
 // (channel, image, row, column) of element i of the NHWC input images.
 fn input_coords(i: u32) -> vec4<u32> {
     let pix = i / p.channels;
@@ -330,13 +326,6 @@ fn avg_pool_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         }
     }
     arg1[i] = s;
-}
-
-// PCG hash (Jarzynski & Olano 2020), as `pcg_hash` in src/program.rs.
-fn pcg_hash(v: u32) -> u32 {
-    let state = v * 747796405u + 2891336453u;
-    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-    return (word >> 22u) ^ word;
 }
 
 @compute @workgroup_size(256)

@@ -15,7 +15,7 @@
 //                                 (Kernel::FirstNonFinite; one thread)
 //
 // Bindings (group 0): 0..2 = the step's args in the order above (arg0, arg1, arg2);
-//   4: uniform Params { len, cols, op (0 relu, 1 sigmoid, 2 tanh), scale, shift };
+//   4: uniform Params { len, cols, op (activation code: 1 relu, 2 sigmoid, 3 tanh), scale, shift };
 //   5: uniform RunScalars { lr, t } (first_non_finite reads t).
 // Workgroup size 256. Grid: 2-D (x ≤ 65535) so that len may exceed 65535·256; the flat index
 // is (wid.y · num_workgroups.x + wid.x) · 256 + lid.x, bounds-checked against len.
@@ -44,34 +44,6 @@ struct RunScalars {
 }
 
 @group(0) @binding(5) var<uniform> run: RunScalars;
-
-fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * 256u + lid.x;
-}
-
-// Numerically stable logistic function (same branches as the CPU reference).
-fn sigmoid(x: f32) -> f32 {
-    if (x >= 0.0) {
-        return 1.0 / (1.0 + exp(-x));
-    }
-    let e = exp(x);
-    return e / (1.0 + e);
-}
-
-fn activation(op: u32, x: f32) -> f32 {
-    switch op {
-        case 0u: {
-            return select(0.0, x, x > 0.0);
-        }
-        case 1u: {
-            return sigmoid(x);
-        }
-        default: {
-            // tanh saturates to ±1 in f32 beyond |x| = 10; clamping avoids exp overflow.
-            return tanh(clamp(x, -10.0, 10.0));
-        }
-    }
-}
 
 @compute @workgroup_size(256)
 fn bias_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -119,10 +91,10 @@ fn unary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let y = arg0[i];
     let dy = arg1[i];
     switch p.op {
-        case 0u: {
+        case 1u: {
             arg2[i] = select(0.0, dy, y > 0.0);
         }
-        case 1u: {
+        case 2u: {
             arg2[i] = dy * y * (1.0 - y);
         }
         default: {
@@ -175,13 +147,6 @@ fn first_non_finite() {
     if (arg1[0] == 0.0 && (bits & 0x7f800000u) == 0x7f800000u) {
         arg1[0] = f32(run.t);
     }
-}
-
-// PCG hash (Jarzynski & Olano 2020), as `pcg_hash` in src/program.rs.
-fn pcg_hash(v: u32) -> u32 {
-    let state = v * 747796405u + 2891336453u;
-    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-    return (word >> 22u) ^ word;
 }
 
 @compute @workgroup_size(256)

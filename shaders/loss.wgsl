@@ -40,21 +40,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> arg3: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-var<workgroup> partial: array<f32, 256>;
-
-// Sum of partial[0..256] by a fixed tree; every thread of the workgroup must call it.
-fn tree_sum(t: u32, value: f32) -> f32 {
-    partial[t] = value;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride >>= 1u) {
-        if (t < stride) {
-            partial[t] += partial[t + stride];
-        }
-        workgroupBarrier();
-    }
-    return partial[0];
-}
-
 // Class index of a sparse label, or 0xffffffff when it is not a valid index (as the CPU's
 // `to_usize`: truncation toward zero, values ≤ −1 and NaN invalid).
 fn class_index(label: f32) -> u32 {
@@ -72,14 +57,6 @@ fn target_prob(i: u32, j: u32) -> f32 {
     return arg1[i * p.cols + j];
 }
 
-fn sigmoid(x: f32) -> f32 {
-    if (x >= 0.0) {
-        return 1.0 / (1.0 + exp(-x));
-    }
-    let e = exp(x);
-    return e / (1.0 + e);
-}
-
 // log(1 + x), accurate for small x (Goldberg's trick).
 fn log1p(x: f32) -> f32 {
     let u = 1.0 + x;
@@ -87,10 +64,6 @@ fn log1p(x: f32) -> f32 {
         return x;
     }
     return log(u) * x / (u - 1.0);
-}
-
-fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, size: u32) -> u32 {
-    return (wid.y * nwg.x + wid.x) * size + lid.x;
 }
 
 @compute @workgroup_size(256)
@@ -127,7 +100,7 @@ fn softmax_cross_entropy(@builtin(local_invocation_id) lid: vec3<u32>) {
 fn softmax_cross_entropy_grad(@builtin(workgroup_id) wid: vec3<u32>,
                               @builtin(num_workgroups) nwg: vec3<u32>,
                               @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_index(wid, nwg, lid, 64u);
+    let i = grid_index(wid, nwg, lid, 64u);
     if (i >= p.rows || p.cols == 0u) {
         return;
     }
@@ -166,7 +139,7 @@ fn mean_squared_error(@builtin(local_invocation_id) lid: vec3<u32>) {
 fn mean_squared_error_grad(@builtin(workgroup_id) wid: vec3<u32>,
                            @builtin(num_workgroups) nwg: vec3<u32>,
                            @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_index(wid, nwg, lid, 256u);
+    let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
         let s = 2.0 * arg2[0] / f32(p.len);
         arg3[i] = (arg0[i] - arg1[i]) * s;
@@ -191,7 +164,7 @@ fn sigmoid_bce(@builtin(local_invocation_id) lid: vec3<u32>) {
 fn sigmoid_bce_grad(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_index(wid, nwg, lid, 256u);
+    let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
         let s = arg2[0] / f32(p.len);
         arg3[i] = (sigmoid(arg0[i]) - arg1[i]) * s;
@@ -289,7 +262,7 @@ fn pointwise(@builtin(local_invocation_id) lid: vec3<u32>) {
 fn pointwise_grad(@builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_index(wid, nwg, lid, 256u);
+    let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
         arg3[i] = pointwise_derivative(arg0[i], arg1[i]) * arg2[0] / f32(p.len);
     }
@@ -339,10 +312,7 @@ fn binary_counts(@builtin(local_invocation_id) lid: vec3<u32>) {
         fneg += select(0.0, 1.0, !pos && real);
     }
     let a = tree_sum(t, tp);
-    // Every thread has read partial[0] before it is overwritten.
-    workgroupBarrier();
     let b = tree_sum(t, fp);
-    workgroupBarrier();
     let c = tree_sum(t, fneg);
     if (t == 0u) {
         arg2[0] = a;

@@ -124,28 +124,6 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     store_row(row + 3u, col, acc3);
 }
 
-// Same formulas as elementwise.wgsl and the CPU (numerically stable sigmoid, clamped tanh).
-fn activate(x: f32) -> f32 {
-    switch ACT {
-        case 1u: {
-            return select(0.0, x, x > 0.0);
-        }
-        case 2u: {
-            if (x >= 0.0) {
-                return 1.0 / (1.0 + exp(-x));
-            }
-            let e = exp(x);
-            return e / (1.0 + e);
-        }
-        case 3u: {
-            return tanh(clamp(x, -10.0, 10.0));
-        }
-        default: {
-            return x;
-        }
-    }
-}
-
 // C[row, col..col+4] = v (or out = act(v + bias) when FUSED), skipping elements outside [m, n].
 fn store_row(row: u32, col: u32, v: vec4<f32>) {
     if (row >= p.m) {
@@ -154,7 +132,7 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
         if (col + j < p.n) {
             if (FUSED) {
-                out[row * p.n + col + j] = activate(v[j] + c[col + j]);
+                out[row * p.n + col + j] = activation(ACT, v[j] + c[col + j]);
             } else {
                 c[row * p.n + col + j] = v[j];
             }

@@ -140,29 +140,6 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     store_row(row + 3u, col4, acc3);
 }
 
-// Same formulas as matmul.wgsl, elementwise.wgsl and the CPU (numerically stable sigmoid,
-// clamped tanh).
-fn activate(x: f32) -> f32 {
-    switch ACT {
-        case 1u: {
-            return select(0.0, x, x > 0.0);
-        }
-        case 2u: {
-            if (x >= 0.0) {
-                return 1.0 / (1.0 + exp(-x));
-            }
-            let e = exp(x);
-            return e / (1.0 + e);
-        }
-        case 3u: {
-            return tanh(clamp(x, -10.0, 10.0));
-        }
-        default: {
-            return x;
-        }
-    }
-}
-
 // C[row, 4col4..4col4+4] = v (or out = act(v + bias) when FUSED); rows past m are skipped.
 fn store_row(row: u32, col4: u32, v: vec4<f32>) {
     if (row >= p.m) {
@@ -171,7 +148,7 @@ fn store_row(row: u32, col4: u32, v: vec4<f32>) {
     let i = row * (p.n / 4u) + col4;
     if (FUSED) {
         let z = v + c[col4];
-        out[i] = vec4<f32>(activate(z.x), activate(z.y), activate(z.z), activate(z.w));
+        out[i] = vec4<f32>(activation(ACT, z.x), activation(ACT, z.y), activation(ACT, z.z), activation(ACT, z.w));
     } else {
         c[i] = v;
     }

@@ -37,23 +37,6 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> arg5: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-var<workgroup> partial: array<f32, 256>;
-
-// Sum of `v` over the 16 lanes of this thread's column (every thread gets the total).
-fn lane_total(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var stride = 8u; stride > 0u; stride >>= 1u) {
-        if (lid / 16u < stride) {
-            partial[lid] += partial[lid + stride * 16u];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[lid % 16u];
-    workgroupBarrier();
-    return total;
-}
-
 fn column(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * 16u + lid.x % 16u;
 }

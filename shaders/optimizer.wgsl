@@ -52,10 +52,6 @@ struct RunScalars {
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<uniform> run: RunScalars;
 
-fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * 256u + lid.x;
-}
-
 // base^e by binary exponentiation (the same product order as the CPU's powi).
 fn powi(base: f32, e: u32) -> f32 {
     var r = 1.0;

@@ -26,12 +26,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> arg2: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-var<workgroup> partial: array<f32, 256>;
-
-fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * 256u + lid.x;
-}
-
 fn term(w: f32) -> f32 {
     return p.l1 * abs(w) + p.l2 * w * w;
 }
@@ -50,16 +44,9 @@ fn weight_penalty(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (; i < p.len; i += 256u) {
         s += term(arg0[i]);
     }
-    partial[t] = s;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride >>= 1u) {
-        if (t < stride) {
-            partial[t] += partial[t + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = tree_sum(t, s);
     if (t == 0u) {
-        arg1[0] = partial[0];
+        arg1[0] = total;
     }
 }
 

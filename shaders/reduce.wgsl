@@ -26,8 +26,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-var<workgroup> partial: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -40,16 +38,9 @@ fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             s += x[i * p.cols + j];
         }
     }
-    partial[lane * 16u + c] = s;
-    workgroupBarrier();
-    for (var stride = 8u; stride > 0u; stride >>= 1u) {
-        if (lane < stride) {
-            partial[lane * 16u + c] += partial[(lane + stride) * 16u + c];
-        }
-        workgroupBarrier();
-    }
+    let total = lane_total(s, lid.x);
     if (lane == 0u && j < p.cols) {
-        y[j] = partial[c];
+        y[j] = total;
     }
 }
 
@@ -60,15 +51,8 @@ fn sum_all(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var i = t; i < p.len; i += 256u) {
         s += x[i];
     }
-    partial[t] = s;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride >>= 1u) {
-        if (t < stride) {
-            partial[t] += partial[t + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = tree_sum(t, s);
     if (t == 0u) {
-        y[0] = partial[0] * p.scale;
+        y[0] = total * p.scale;
     }
 }

@@ -1,4 +1,4 @@
-//! Every WGSL file parses and validates with naga (no GPU needed).
+//! Every WGSL file parses and validates with naga (no GPU needed), as kiln loads it.
 use std::path::Path;
 
 fn validate(src: &str) -> Result<naga::valid::ModuleInfo, String> {
@@ -8,17 +8,23 @@ fn validate(src: &str) -> Result<naga::valid::ModuleInfo, String> {
     v.validate(&module).map_err(|e| e.emit_to_string(src))
 }
 
+/// Every shader file validates as kiln loads it: shaders/common.wgsl (validated alone too),
+/// then the file.
 #[test]
 fn every_shader_file_validates_with_naga() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let common = std::fs::read_to_string(dir.join("common.wgsl")).expect("shaders/common.wgsl is readable");
+    if let Err(e) = validate(&common) {
+        panic!("shaders/common.wgsl is invalid:\n{e}");
+    }
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).expect("shaders/ is readable") {
         let path = entry.expect("directory entry").path();
-        if path.extension().is_some_and(|e| e == "wgsl") {
+        if path.extension().is_some_and(|e| e == "wgsl") && !path.ends_with("common.wgsl") {
             let src = std::fs::read_to_string(&path).expect("shader is readable");
             assert!(src.starts_with("//"), "{} must start with a header comment", path.display());
-            if let Err(e) = validate(&src) {
-                panic!("{} is invalid:\n{e}", path.display());
+            if let Err(e) = validate(&format!("{common}{src}")) {
+                panic!("{} (after common.wgsl) is invalid:\n{e}", path.display());
             }
             checked += 1;
         }

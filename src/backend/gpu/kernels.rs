@@ -65,20 +65,29 @@ impl Shader {
         }
     }
 
-    fn source(self) -> &'static str {
+    /// The module's WGSL: shaders/common.wgsl, then the file.
+    pub(crate) fn source(self) -> &'static str {
+        macro_rules! with_common {
+            ($file:literal) => {
+                concat!(
+                    include_str!("../../../shaders/common.wgsl"),
+                    include_str!(concat!("../../../shaders/", $file))
+                )
+            };
+        }
         match self {
-            Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
-            Shader::MatmulVec4 => include_str!("../../../shaders/matmul_vec4.wgsl"),
-            Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
-            Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
-            Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
-            Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
-            Shader::Optimizer => include_str!("../../../shaders/optimizer.wgsl"),
-            Shader::Conv => include_str!("../../../shaders/conv.wgsl"),
-            Shader::Norm => include_str!("../../../shaders/norm.wgsl"),
-            Shader::SplitK => include_str!("../../../shaders/splitk.wgsl"),
-            Shader::Clip => include_str!("../../../shaders/clip.wgsl"),
-            Shader::Penalty => include_str!("../../../shaders/penalty.wgsl"),
+            Shader::Matmul => with_common!("matmul.wgsl"),
+            Shader::MatmulVec4 => with_common!("matmul_vec4.wgsl"),
+            Shader::Elementwise => with_common!("elementwise.wgsl"),
+            Shader::Softmax => with_common!("softmax.wgsl"),
+            Shader::Reduce => with_common!("reduce.wgsl"),
+            Shader::Loss => with_common!("loss.wgsl"),
+            Shader::Optimizer => with_common!("optimizer.wgsl"),
+            Shader::Conv => with_common!("conv.wgsl"),
+            Shader::Norm => with_common!("norm.wgsl"),
+            Shader::SplitK => with_common!("splitk.wgsl"),
+            Shader::Clip => with_common!("clip.wgsl"),
+            Shader::Penalty => with_common!("penalty.wgsl"),
         }
     }
 }
@@ -138,11 +147,13 @@ pub(super) fn to_u32(x: usize) -> Result<u32> {
     })
 }
 
-fn unary_code(op: UnaryOp) -> u32 {
+/// The code of `activation` in shaders/common.wgsl: 0 identity, 1 relu, 2 sigmoid, 3 tanh.
+fn activation_code(op: Option<UnaryOp>) -> u32 {
     match op {
-        UnaryOp::Relu => 0,
-        UnaryOp::Sigmoid => 1,
-        UnaryOp::Tanh => 2,
+        None => 0,
+        Some(UnaryOp::Relu) => 1,
+        Some(UnaryOp::Sigmoid) => 2,
+        Some(UnaryOp::Tanh) => 3,
     }
 }
 
@@ -219,7 +230,7 @@ fn matmul_launch(
         vec![("TRANS_A", f64::from(u8::from(trans_a))), ("TRANS_B", f64::from(u8::from(trans_b)))];
     if let Some(act) = fused {
         constants.push(("FUSED", 1.0));
-        constants.push(("ACT", act.map_or(0.0, |op| f64::from(unary_code(op) + 1))));
+        constants.push(("ACT", f64::from(activation_code(act))));
     }
     Ok(Launch {
         shader,
@@ -417,13 +428,13 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
         }
         BiasAdd { rows, cols } => elementwise("bias_add", rows * cols, cols, 0, 0.0)?,
         Add { len } => elementwise("add", len, 0, 0, 0.0)?,
-        Unary { op, len } => elementwise("unary", len, 0, unary_code(op), 0.0)?,
+        Unary { op, len } => elementwise("unary", len, 0, activation_code(Some(op)), 0.0)?,
         Affine { len, scale, shift } => {
             let mut l = elementwise("affine", len, 0, 0, scale)?;
             l.params.f[1] = shift;
             l
         }
-        UnaryGrad { op, len } => elementwise("unary_grad", len, 0, unary_code(op), 0.0)?,
+        UnaryGrad { op, len } => elementwise("unary_grad", len, 0, activation_code(Some(op)), 0.0)?,
         BroadcastRows { rows, cols } => elementwise("broadcast_rows", rows * cols, cols, 0, 0.0)?,
         BroadcastScalar { len, scale } => elementwise("broadcast_scalar", len, 0, 0, scale)?,
         Fill { len, value } => elementwise("fill", len, 0, 0, value)?,
