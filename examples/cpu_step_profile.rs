@@ -1,6 +1,6 @@
 //! Per-kernel CPU time of one Adam training step of a preset (batch 128 by default):
-//! `cargo run --release --example cpu_step_profile -- [mlp|cnn|mnist-cnn] [batch]`.
-//! (`mlp` on 784 features, `mnist-cnn` on 28×28×1, `cnn` on 8×8×1; 10 classes.)
+//! `cargo run --release --example cpu_step_profile -- [mlp|cnn|mnist-cnn|MODEL.toml] [batch]`.
+//! (`mlp` on 784 features, `mnist-cnn` and model files on 28×28×1, `cnn` on 8×8×1; 10 classes.)
 use kiln::backend::cpu::{Arenas, execute};
 use kiln::program::{Arena, ResidentLayout, StepScalars};
 use kiln::*;
@@ -11,9 +11,13 @@ fn main() {
     let shape: &[usize] = match name {
         "mnist-cnn" => &[28, 28, 1],
         "cnn" => &[8, 8, 1],
+        n if n.ends_with(".toml") || n.ends_with(".json") => &[28, 28, 1],
         _ => &[784],
     };
-    let mut m = kiln::cli::preset(name, shape, 10, 0).unwrap();
+    let mut m = match name.ends_with(".toml") || name.ends_with(".json") {
+        true => kiln::model::spec::load_model_file(std::path::Path::new(name)).unwrap().into_model(shape, 0),
+        false => kiln::cli::preset(name, shape, 10, 0).unwrap(),
+    };
     m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
         .unwrap();
     let p = m.planned_program(ProgramKind::Train, batch).unwrap();

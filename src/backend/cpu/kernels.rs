@@ -260,12 +260,44 @@ pub fn log_softmax_grad<T: CpuFloat>(cols: usize, y: &[T], dy: &[T], dx: &mut [T
     });
 }
 
-/// y[j] = Σ_i x[i,j], summed in row order (fixed, thread-independent).
-pub fn sum_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
-    y.iter_mut().for_each(|v| *v = T::zero());
-    for xr in x.chunks(cols) {
-        y.iter_mut().zip(xr).for_each(|(o, &v)| *o = *o + v);
+/// Totals of `width` per-column accumulators over the `rows` rows of a [rows, cols] input:
+/// `add(range, acc)` adds the rows of `range`, in order, to `acc` (zeroed). The rows are cut
+/// into parts of a fixed size (by `cols` alone), summed in parallel, and the parts' sums are
+/// added in part order — the same bits whatever the thread count.
+pub(crate) fn column_totals<T: CpuFloat>(
+    rows: usize,
+    cols: usize,
+    width: usize,
+    add: impl Fn(std::ops::Range<usize>, &mut [T]) + Sync,
+) -> Vec<T> {
+    let per_part = (PAR_CHUNK / cols.max(1)).max(1);
+    let parts = rows.div_ceil(per_part);
+    let mut partial = vec![T::zero(); parts * width];
+    let run = |p: usize, acc: &mut [T]| add(p * per_part..((p + 1) * per_part).min(rows), acc);
+    if rows * cols < PAR_MIN_ELEMS {
+        partial.chunks_mut(width.max(1)).enumerate().for_each(|(p, acc)| run(p, acc));
+    } else {
+        let shared = SharedMut::new(&mut partial);
+        ranges(parts, 1, |r| {
+            // SAFETY: part p writes its own `width` accumulators only.
+            r.for_each(|p| run(p, unsafe { shared.range(p * width..(p + 1) * width) }))
+        });
     }
+    let mut total = vec![T::zero(); width];
+    for part in partial.chunks(width.max(1)) {
+        total.iter_mut().zip(part).for_each(|(t, &v)| *t = *t + v);
+    }
+    total
+}
+
+/// y[j] = Σ_i x[i,j] (see [`column_totals`] for the order).
+pub fn sum_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
+    let totals = column_totals(x.len() / cols.max(1), cols, cols, |r, acc| {
+        for xr in x[r.start * cols..r.end * cols].chunks_exact(cols) {
+            acc.iter_mut().zip(xr).for_each(|(o, &v)| *o = *o + v);
+        }
+    });
+    y.copy_from_slice(&totals);
 }
 
 /// y[i,j] = x[j].

@@ -1,30 +1,43 @@
 //! CPU kernels of batch normalisation over x: [rows, cols] (channels last, so a column is a
 //! channel). The batch moments are computed once per step (`moments`) and read by the other
-//! kernels. Column sums run over the rows in order, so results do not depend on threads.
-use super::kernels::{CpuFloat, for_rows};
-
-/// Σ_i f(row i) per column, rows in order.
-fn column_sums<T: CpuFloat>(cols: usize, x: &[T], f: impl Fn(usize, T) -> T) -> Vec<T> {
-    let mut s = vec![T::zero(); cols];
-    for row in x.chunks(cols) {
-        for (j, (o, &v)) in s.iter_mut().zip(row).enumerate() {
-            *o = *o + f(j, v);
-        }
-    }
-    s
-}
+//! kernels. Column sums go through `column_totals` (fixed parts of rows, summed in order),
+//! so results do not depend on the thread count.
+use super::kernels::{CpuFloat, column_totals, for_rows};
 
 /// Per-column batch mean and biased variance (two passes) into `out` = [mean (cols), var (cols)].
 pub fn moments<T: CpuFloat>(rows: usize, cols: usize, x: &[T], out: &mut [T]) {
     let n = T::from(rows.max(1)).unwrap_or(T::one());
-    let (mean, var) = out.split_at_mut(cols);
-    for (m, s) in mean.iter_mut().zip(column_sums(cols, x, |_, v| v)) {
-        *m = s / n;
-    }
-    let mean = &*mean;
-    for (v, s) in var.iter_mut().zip(column_sums(cols, x, |j, v| (v - mean[j]) * (v - mean[j]))) {
-        *v = s / n;
-    }
+    let rows_of = |r: std::ops::Range<usize>| x[r.start * cols..r.end * cols].chunks_exact(cols);
+    let sums = column_totals(rows, cols, cols, |r, acc: &mut [T]| {
+        for xr in rows_of(r) {
+            acc.iter_mut().zip(xr).for_each(|(a, &v)| *a = *a + v);
+        }
+    });
+    let mean: Vec<T> = sums.into_iter().map(|s| s / n).collect();
+    let squares = column_totals(rows, cols, cols, |r, acc: &mut [T]| {
+        for xr in rows_of(r) {
+            acc.iter_mut().zip(xr).zip(&mean).for_each(|((a, &v), &m)| *a = *a + (v - m) * (v - m));
+        }
+    });
+    let (mean_out, var_out) = out.split_at_mut(cols);
+    mean_out.copy_from_slice(&mean);
+    var_out.iter_mut().zip(squares).for_each(|(v, s)| *v = s / n);
+}
+
+/// Per column: [Σ_i dy_ij (cols), Σ_i dy_ij · x̂_ij (cols)], x̂ = (x − mean)·inv.
+fn gradient_sums<T: CpuFloat>(cols: usize, x: &[T], dy: &[T], mean: &[T], inv: &[T]) -> Vec<T> {
+    column_totals(x.len() / cols.max(1), cols, 2 * cols, |r, acc: &mut [T]| {
+        let (sum_dy, sum_dy_xhat) = acc.split_at_mut(cols);
+        let span = r.start * cols..r.end * cols;
+        for (xr, gr) in x[span.clone()].chunks_exact(cols).zip(dy[span].chunks_exact(cols)) {
+            sum_dy.iter_mut().zip(gr).for_each(|(a, &g)| *a = *a + g);
+            for ((a, (&xv, &g)), (&m, &s)) in
+                sum_dy_xhat.iter_mut().zip(xr.iter().zip(gr)).zip(mean.iter().zip(inv))
+            {
+                *a = *a + g * ((xv - m) * s);
+            }
+        }
+    })
 }
 
 /// (mean, 1 / sqrt(var + eps)) from the moments [mean, var].
@@ -53,8 +66,11 @@ pub fn batch_norm_train<T: CpuFloat>(
 
 fn normalize<T: CpuFloat>(cols: usize, x: &[T], mean: &[T], inv: &[T], gamma: &[T], beta: &[T], y: &mut [T]) {
     for_rows(cols, y, |i, out| {
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = (x[i * cols + j] - mean[j]) * inv[j] * gamma[j] + beta[j];
+        let xr = &x[i * cols..(i + 1) * cols];
+        for ((o, &v), ((&m, &s), (&g, &b))) in
+            out.iter_mut().zip(xr).zip(mean.iter().zip(inv).zip(gamma.iter().zip(beta)))
+        {
+            *o = (v - m) * s * g + b;
         }
     });
 }
@@ -73,17 +89,12 @@ pub fn batch_norm_grad<T: CpuFloat>(
 ) {
     let (mean, inv) = mean_inv_std(cols, moments, eps);
     let n = T::from(rows.max(1)).unwrap_or(T::one());
-    let sum_dy = column_sums(cols, dy, |_, g| g);
-    let mut sum_dy_xhat = vec![T::zero(); cols];
-    for (xr, gr) in x.chunks(cols).zip(dy.chunks(cols)) {
-        for j in 0..cols {
-            sum_dy_xhat[j] = sum_dy_xhat[j] + gr[j] * (xr[j] - mean[j]) * inv[j];
-        }
-    }
+    let sums = gradient_sums(cols, x, dy, mean, &inv);
+    let (sum_dy, sum_dy_xhat) = sums.split_at(cols);
     for_rows(cols, dx, |i, out| {
-        for (j, o) in out.iter_mut().enumerate() {
-            let xhat = (x[i * cols + j] - mean[j]) * inv[j];
-            let g = dy[i * cols + j];
+        let (xr, gr) = (&x[i * cols..(i + 1) * cols], &dy[i * cols..(i + 1) * cols]);
+        for (j, ((o, &xv), &g)) in out.iter_mut().zip(xr).zip(gr).enumerate() {
+            let xhat = (xv - mean[j]) * inv[j];
             *o = gamma[j] * inv[j] / n * (n * g - sum_dy[j] - xhat * sum_dy_xhat[j]);
         }
     });
@@ -99,12 +110,7 @@ pub fn batch_norm_gamma_grad<T: CpuFloat>(
     dg: &mut [T],
 ) {
     let (mean, inv) = mean_inv_std(cols, moments, eps);
-    dg.iter_mut().for_each(|v| *v = T::zero());
-    for (xr, gr) in x.chunks(cols).zip(dy.chunks(cols)) {
-        for j in 0..cols {
-            dg[j] = dg[j] + gr[j] * (xr[j] - mean[j]) * inv[j];
-        }
-    }
+    dg.copy_from_slice(&gradient_sums(cols, x, dy, mean, &inv)[cols..]);
 }
 
 /// Keras's moving statistics: m = m·momentum + μ·(1 − momentum), v likewise with σ².
