@@ -91,11 +91,13 @@ pub fn batch_norm_grad<T: CpuFloat>(
     let n = T::from(rows.max(1)).unwrap_or(T::one());
     let sums = gradient_sums(cols, x, dy, mean, &inv);
     let (sum_dy, sum_dy_xhat) = sums.split_at(cols);
+    // γ·inv/n per column, evaluated as in the formula (the same bits as inline).
+    let scale: Vec<T> = gamma.iter().zip(&inv).map(|(&g, &s)| g * s / n).collect();
     for_rows(cols, dx, |i, out| {
         let (xr, gr) = (&x[i * cols..(i + 1) * cols], &dy[i * cols..(i + 1) * cols]);
-        for (j, ((o, &xv), &g)) in out.iter_mut().zip(xr).zip(gr).enumerate() {
-            let xhat = (xv - mean[j]) * inv[j];
-            *o = gamma[j] * inv[j] / n * (n * g - sum_dy[j] - xhat * sum_dy_xhat[j]);
+        let column = mean.iter().zip(&inv).zip(scale.iter().zip(sum_dy.iter().zip(sum_dy_xhat)));
+        for (((o, &xv), &g), ((&m, &s), (&c, (&sg, &sgx)))) in out.iter_mut().zip(xr).zip(gr).zip(column) {
+            *o = c * (n * g - sg - (xv - m) * s * sgx);
         }
     });
 }
