@@ -17,6 +17,7 @@ mod losses;
 mod metrics;
 mod model;
 mod optim;
+mod optim_config;
 mod optim_parity;
 mod optim_training;
 mod planner;
