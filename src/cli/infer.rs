@@ -88,13 +88,20 @@ fn run_setting(checkpoint: &Checkpoint, key: &str) -> Option<Value> {
     args.get(key).cloned()
 }
 
-/// Class count of a model's output: units of a softmax head, 2 for one sigmoid unit, 0 for
-/// regression.
-fn output_classes(model: &Sequential) -> Result<usize> {
-    let units: usize = model.output_shapes()?.pop().unwrap_or_default().iter().product();
+/// Number of outputs per sample of a model.
+fn output_units(model: &Sequential) -> Result<usize> {
+    Ok(model.output_shapes()?.pop().unwrap_or_default().iter().product())
+}
+
+/// Class count of a model's output (`class_data`: it was trained on classes, not a regression
+/// target): the units of a multi-unit head, 2 for one sigmoid unit (or one output of a
+/// regression loss on two classes), 0 for regression.
+fn output_classes(model: &Sequential, class_data: bool) -> Result<usize> {
+    let units = output_units(model)?;
     Ok(match model.loss() {
         Some(l) if l.binary() => 2,
-        Some(l) if l.regression() => 0,
+        Some(l) if l.regression() && !class_data => 0,
+        Some(l) if l.regression() && units == 1 => 2,
         None => 0,
         _ => units,
     })
@@ -160,9 +167,9 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
     }
     let loss = model.loss().unwrap_or(Loss::MeanSquaredError);
     let x = model_input(&d.x, input, &model)?;
-    let y = labels(&d, loss)?;
+    let y = labels(&d, loss, output_units(&model)?)?;
     let (loss_value, accuracy) = model.evaluate(&x, &y, args.batch_size)?;
-    let classes = output_classes(&model)?;
+    let classes = output_classes(&model, d.classes > 0)?;
     let mut confusion = vec![vec![0usize; classes]; classes];
     if classes > 0 {
         let p = model.predict(&x, args.batch_size)?;
@@ -279,7 +286,8 @@ pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
     let shape: Vec<usize> = std::iter::once(names.len()).chain(sample_shape.iter().copied()).collect();
     let x = model_input(&Tensor::new(&shape, data)?, input, &model)?;
     let p = model.predict(&x, 128)?;
-    let classes = output_classes(&model)?;
+    let class_data = input.is_some_and(|p| !p.class_names.is_empty());
+    let classes = output_classes(&model, class_data)?;
     let class_name =
         |i: usize| input.and_then(|p| p.class_names.get(i)).cloned().unwrap_or_else(|| i.to_string());
     let predictions: Vec<Prediction> = class_probabilities(&p, classes.max(1))
