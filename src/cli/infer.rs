@@ -107,6 +107,29 @@ fn output_classes(model: &Sequential, class_data: bool) -> Result<usize> {
     })
 }
 
+/// The model's outputs `p` ([N, units]) as probabilities: for a loss on logits (Keras
+/// `from_logits=True`) the softmax of each row (categorical) or the sigmoid of each output
+/// (binary), computed here on the host; otherwise as they are (a softmax or sigmoid head
+/// already gives probabilities, a regression loss its values).
+fn probabilities(mut p: Tensor, loss: Option<Loss>) -> Tensor {
+    match loss {
+        Some(l) if l.from_logits() && l.binary() => {
+            p.data.iter_mut().for_each(|z| *z = 1.0 / (1.0 + (-*z).exp()));
+        }
+        Some(l) if l.from_logits() => {
+            let cols = p.row_len().max(1);
+            for row in p.data.chunks_mut(cols) {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                row.iter_mut().for_each(|z| *z = (*z - max).exp());
+                let sum: f32 = row.iter().sum();
+                row.iter_mut().for_each(|z| *z /= sum);
+            }
+        }
+        _ => {}
+    }
+    p
+}
+
 /// Per sample, the class probabilities (two for a sigmoid unit).
 fn class_probabilities(p: &Tensor, classes: usize) -> Vec<Vec<f32>> {
     (0..p.rows())
@@ -172,7 +195,7 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
     let classes = output_classes(&model, d.classes > 0)?;
     let mut confusion = vec![vec![0usize; classes]; classes];
     if classes > 0 {
-        let p = model.predict(&x, args.batch_size)?;
+        let p = probabilities(model.predict(&x, args.batch_size)?, model.loss());
         for (probs, &label) in class_probabilities(&p, classes).iter().zip(&d.y) {
             if let Some(row) = confusion.get_mut(label as usize) {
                 row[argmax(probs)] += 1;
@@ -285,7 +308,7 @@ pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
     }
     let shape: Vec<usize> = std::iter::once(names.len()).chain(sample_shape.iter().copied()).collect();
     let x = model_input(&Tensor::new(&shape, data)?, input, &model)?;
-    let p = model.predict(&x, 128)?;
+    let p = probabilities(model.predict(&x, 128)?, model.loss());
     let class_data = input.is_some_and(|p| !p.class_names.is_empty());
     let classes = output_classes(&model, class_data)?;
     let class_name =

@@ -4,8 +4,8 @@
 //! the outputs of a from-logits model into probabilities.
 use std::path::Path;
 
-use kiln::cli::{EvalArgs, TrainArgs, eval, model_and_loss, train};
-use kiln::{Activation, Error, Loss};
+use kiln::cli::{EvalArgs, PredictArgs, TrainArgs, eval, model_and_loss, predict, train};
+use kiln::{Activation, Checkpoint, Device, Error, Loss, Tensor};
 
 use crate::common::TempDir;
 
@@ -217,4 +217,84 @@ fn eval_uses_the_checkpoints_loss_and_its_label_layout() {
         let resumed = train(&resume).unwrap();
         assert_eq!((resumed.epochs_run, resumed.test_loss), (0, report.test_loss), "{loss}");
     }
+}
+
+/// The CSV rows 0, 10, 20, ... of a bundled set, with their labels.
+fn rows_csv(dir: &Path, data: &str) -> (std::path::PathBuf, Tensor) {
+    let d = kiln::data::builtin::by_name(data).unwrap().unwrap();
+    let (mut text, mut x) = (String::new(), Vec::new());
+    for i in (0..d.len()).step_by(10) {
+        let row = d.x.row(i);
+        x.extend_from_slice(row);
+        text += &format!("{},{}\n", row.iter().map(f32::to_string).collect::<Vec<_>>().join(","), d.y[i]);
+    }
+    let path = dir.join("rows.csv");
+    std::fs::write(&path, text).unwrap();
+    let n = x.len() / d.features();
+    (path, Tensor::new(&[n, d.features()], x).unwrap())
+}
+
+/// The checkpoint's raw model outputs for `x` (scaled by its input pipeline): the logits.
+fn raw_outputs(checkpoint: &Path, x: &Tensor) -> Tensor {
+    let c = Checkpoint::load(checkpoint).unwrap();
+    let mut x = x.clone();
+    c.input.as_ref().unwrap().scaler.apply(&mut x).unwrap();
+    c.into_model(Device::Cpu).unwrap().predict(&x, 32).unwrap()
+}
+
+#[test]
+fn predict_turns_the_logits_of_a_from_logits_model_into_probabilities() {
+    let dir = TempDir::new("predict-logits");
+    train_into(&dir, "iris", "sparse_categorical_crossentropy", true);
+    let (csv, x) = rows_csv(&dir, "iris");
+    let args = PredictArgs {
+        checkpoint: dir.join("model.safetensors"),
+        inputs: vec![csv],
+        top: 3,
+        device: "cpu".into(),
+        json: true,
+    };
+    let predictions = predict(&args).unwrap();
+    let logits = raw_outputs(&args.checkpoint, &x);
+    assert!(logits.data.iter().any(|z| !(0.0..=1.0).contains(z)), "the model's outputs are logits");
+    assert_eq!(predictions.len(), x.rows());
+    for (i, p) in predictions.iter().enumerate() {
+        assert_eq!(p.top.len(), 3);
+        assert!(p.top.iter().all(|t| (0.0..=1.0).contains(&t.2)), "{p:?}");
+        let sum: f32 = p.top.iter().map(|t| t.2).sum();
+        assert!((sum - 1.0).abs() < 1e-5, "{p:?} sums to {sum}");
+        let row = logits.row(i);
+        let argmax = (0..3).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+        assert_eq!(p.top[0].0, argmax, "the most probable class is the largest logit");
+        // Softmax of the logits, checked for one pair of classes: p_a / p_b = exp(z_a − z_b).
+        let (a, b) = (p.top[0].0, p.top[1].0);
+        let ratio = f64::from(p.top[0].2) / f64::from(p.top[1].2);
+        assert!((ratio.ln() - f64::from(row[a] - row[b])).abs() < 1e-3, "{p:?} vs {row:?}");
+    }
+}
+
+#[test]
+fn predict_applies_the_sigmoid_for_binary_cross_entropy_from_logits() {
+    let dir = TempDir::new("predict-binary-logits");
+    train_into(&dir, "breast-cancer", "binary_crossentropy", true);
+    let (csv, x) = rows_csv(&dir, "breast-cancer");
+    let args = PredictArgs {
+        checkpoint: dir.join("model.safetensors"),
+        inputs: vec![csv],
+        top: 2,
+        device: "cpu".into(),
+        json: true,
+    };
+    let predictions = predict(&args).unwrap();
+    let logits = raw_outputs(&args.checkpoint, &x);
+    assert!(logits.data.iter().any(|z| !(0.0..=1.0).contains(z)), "the model's outputs are logits");
+    for (p, &z) in predictions.iter().zip(&logits.data) {
+        let q = p.top.iter().find(|t| t.0 == 1).unwrap().2;
+        assert!((q - 1.0 / (1.0 + (-z).exp())).abs() < 1e-6, "{p:?} for logit {z}");
+        assert!((p.top.iter().map(|t| t.2).sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(p.top[0].0, usize::from(z > 0.0), "{p:?} for logit {z}");
+    }
+    let r = eval(&eval_args(&dir)).unwrap();
+    let trace = r.confusion[0][0] + r.confusion[1][1];
+    assert!((trace as f32 / r.samples as f32 - r.accuracy).abs() < 1e-6 && r.accuracy > 0.9, "{r:?}");
 }
