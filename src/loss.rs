@@ -18,8 +18,8 @@ pub enum Loss {
     SparseCategoricalCrossentropy,
     /// One-hot labels, softmax output.
     CategoricalCrossentropy,
-    /// Labels in {0, 1}: on one sigmoid output unit (fused), or on outputs that are
-    /// probabilities (clipped to [ε, 1 − ε]).
+    /// Labels in [0, 1] (0/1, or soft labels as Keras accepts): on one sigmoid output unit
+    /// (fused), or on outputs that are probabilities (clipped to [ε, 1 − ε]).
     BinaryCrossentropy,
     /// Mean squared error against targets of the output's shape.
     MeanSquaredError,
@@ -31,7 +31,7 @@ pub enum Loss {
     SparseCategoricalCrossentropyFromLogits,
     /// One-hot labels, linear output (the logits); softmax inside the loss.
     CategoricalCrossentropyFromLogits,
-    /// Labels in {0, 1}, linear output (the logits); sigmoid inside the loss.
+    /// Labels in [0, 1], linear output (the logits); sigmoid inside the loss.
     BinaryCrossentropyFromLogits,
 }
 
@@ -88,7 +88,7 @@ impl Loss {
         matches!(self, Loss::CategoricalCrossentropy | Loss::CategoricalCrossentropyFromLogits)
     }
 
-    /// Binary cross-entropy (labels in {0, 1}).
+    /// Binary cross-entropy (labels in [0, 1]).
     pub fn binary(&self) -> bool {
         matches!(self, Loss::BinaryCrossentropy | Loss::BinaryCrossentropyFromLogits)
     }
