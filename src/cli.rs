@@ -1,23 +1,28 @@
 //! What the `kiln` binary does, as library functions (so tests can call them).
+mod data;
 mod infer;
 mod models;
+mod options;
 mod run;
 
-pub use models::{PRESETS, image_input, model_for, preset};
-
+pub use data::{LoadedData, load_data};
 pub use infer::{EvalArgs, PredictArgs, eval, predict, summary_of_checkpoint};
+pub use models::{
+    PRESETS, image_input, is_model_file, model_and_loss, model_file, output_layer, preset, preset_for_loss,
+};
+pub use options::{default_loss, labels, loss_from_args};
+
 use std::time::Instant;
 
 use clap::Args;
 
 use crate::backend::gpu::AdapterSummary;
-use crate::data::{self, Dataset, Scaler, Scaling};
+use crate::data::{Scaler, Scaling};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::loss::Loss;
 use crate::model::{CompileOptions, FitOptions, Validation};
 use crate::nn::RandomFlip;
-use crate::optim::{LearningRateSchedule, Optimizer};
+use crate::optim::LearningRateSchedule;
 use crate::tensor::Tensor;
 
 /// Options of `kiln train` (and `kiln summary`).
@@ -64,6 +69,17 @@ pub struct TrainArgs {
     /// Centered rmsprop.
     #[arg(long)]
     pub centered: bool,
+    /// Loss (Keras name): sparse_categorical_crossentropy, categorical_crossentropy (one-hot
+    /// labels), binary_crossentropy (two classes), mse, mae, huber, or a cross-entropy with
+    /// `_from_logits`. The preset's output layer follows it (softmax, sigmoid, or linear for
+    /// logits and regression losses). Default: sparse categorical cross-entropy for classes,
+    /// binary cross-entropy for two, mse for a regression target.
+    #[arg(long, value_name = "NAME")]
+    pub loss: Option<String>,
+    /// The cross-entropy takes logits (Keras from_logits=True): a linear output layer; eval
+    /// and predict turn the outputs into probabilities.
+    #[arg(long)]
+    pub from_logits: bool,
     /// Clip each parameter's gradient to this L2 norm (Keras clipnorm).
     #[arg(long)]
     pub clipnorm: Option<f32>,
@@ -130,6 +146,8 @@ impl Default for TrainArgs {
             weight_decay: None,
             amsgrad: false,
             centered: false,
+            loss: None,
+            from_logits: false,
             clipnorm: None,
             global_clipnorm: None,
             clipvalue: None,
@@ -215,156 +233,6 @@ pub fn cpu_simd() -> &'static str {
     }
 }
 
-/// A data set as `--data` names it: the training samples, the test samples when the source
-/// comes with its own test split, and a description of where it came from.
-#[derive(Debug, Clone)]
-pub struct LoadedData {
-    /// All samples (no test split of its own) or the training split.
-    pub train: Dataset,
-    /// The source's own test split (MNIST layout), or None: split `train` yourself.
-    pub test: Option<Dataset>,
-    /// Where the data came from, for messages (e.g. "fashion-mnist (/usr/share/...)").
-    pub source: String,
-}
-
-impl LoadedData {
-    /// `(train, test)`: the source's own test split, else a stratified split of `train` with
-    /// `test_fraction` of the samples (seeded). Validates the labels of both.
-    pub fn into_split(self, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
-        self.train.validate_labels()?;
-        let Some(test) = self.test else {
-            return self.train.stratified_split(test_fraction, seed);
-        };
-        test.validate_labels()?;
-        if test.classes != self.train.classes || test.sample_shape() != self.train.sample_shape() {
-            return Err(Error::invalid(
-                "data",
-                format!(
-                    "{}: the test split has {} classes of {:?} samples, the training split {} of {:?}",
-                    self.source,
-                    test.classes,
-                    test.sample_shape(),
-                    self.train.classes,
-                    self.train.sample_shape()
-                ),
-            ));
-        }
-        Ok((self.train, test))
-    }
-}
-
-/// Loads `--data`: a bundled name (digits, iris, breast-cancer), `fashion-mnist` or `mnist`
-/// (system packages, own test split), a CSV file, a directory of MNIST IDX files (own test
-/// split) or an image folder (`dir/class_name/*.png|jpg|jpeg`, grey or RGB as its first image).
-pub fn load_data(name: &str) -> Result<LoadedData> {
-    let whole = |train, source: String| LoadedData { train, test: None, source };
-    let split = |(train, test), source: String| LoadedData { train, test: Some(test), source };
-    if let Some(d) = data::builtin::by_name(name) {
-        return Ok(whole(d?, format!("{name} (bundled)")));
-    }
-    match name.to_ascii_lowercase().as_str() {
-        "fashion-mnist" | "fashion_mnist" => {
-            let source = format!("fashion-mnist ({})", data::mnist::FASHION_MNIST_DIR);
-            return Ok(split(data::mnist::fashion_mnist()?, source));
-        }
-        "mnist" => return Ok(split(data::mnist::mnist()?, format!("mnist ({})", data::mnist::MNIST_DIR))),
-        _ => {}
-    }
-    let path = std::path::Path::new(name);
-    if path.is_dir() {
-        if data::idx::is_mnist_dir(path) {
-            return Ok(split(data::idx::load_mnist_dir(path)?, format!("{name} (IDX files)")));
-        }
-        let images = data::load_image_folder(path, &data::ImageOptions::default())?;
-        return Ok(whole(images, format!("{name} (image folder)")));
-    }
-    if name.ends_with(".csv") || name.ends_with(".csv.gz") || path.exists() {
-        return Ok(whole(data::csv::load_csv(path, &Default::default())?, name.to_string()));
-    }
-    Err(Error::invalid(
-        "data",
-        format!(
-            "'{name}' is neither a known data set (digits, iris, breast-cancer, fashion-mnist, mnist) \
-             nor a file or directory"
-        ),
-    ))
-}
-
-/// The optimizer `--optimizer` and its flags name, with a constant learning rate (the
-/// schedule needs the run's length: see [`LearningRateSchedule::from_epochs_spec`]). Flags
-/// that do not apply to the chosen optimizer are errors.
-fn optimizer(args: &TrainArgs) -> Result<Optimizer> {
-    use crate::optim::{Adagrad, Adam, AdamW, GradientClip, Rmsprop, Sgd};
-    let name = args.optimizer.as_str();
-    let only = |flag: &str, set: bool, for_: &[&str]| {
-        if set && !for_.contains(&name) {
-            return Err(Error::invalid(flag, format!("applies to {}, not to {name}", for_.join(" and "))));
-        }
-        Ok(())
-    };
-    only("--nesterov", args.nesterov, &["sgd"])?;
-    only("--momentum", args.momentum != 0.0, &["sgd", "rmsprop"])?;
-    only("--weight-decay", args.weight_decay.is_some(), &["adamw"])?;
-    only("--amsgrad", args.amsgrad, &["adam", "adamw"])?;
-    only("--centered", args.centered, &["rmsprop"])?;
-    let lr = args.lr.unwrap_or(if name == "sgd" { 0.01 } else { 1e-3 });
-    let mut opt = match name {
-        "sgd" => Optimizer::new(Sgd { momentum: args.momentum, nesterov: args.nesterov }, lr),
-        "adam" => Optimizer::new(Adam { amsgrad: args.amsgrad, ..Adam::default() }, lr),
-        "adamw" => {
-            let d = AdamW::default();
-            let weight_decay = args.weight_decay.unwrap_or(d.weight_decay);
-            Optimizer::new(AdamW { weight_decay, amsgrad: args.amsgrad, ..d }, lr)
-        }
-        "adagrad" => Optimizer::new(Adagrad::default(), lr),
-        "rmsprop" => Optimizer::new(
-            Rmsprop { momentum: args.momentum, centered: args.centered, ..Rmsprop::default() },
-            lr,
-        ),
-        other => {
-            return Err(Error::invalid(
-                "optimizer",
-                format!("unknown optimizer '{other}' (known: sgd, adam, adamw, adagrad, rmsprop)"),
-            ));
-        }
-    };
-    let clips = [
-        args.clipnorm.map(GradientClip::Norm),
-        args.global_clipnorm.map(GradientClip::GlobalNorm),
-        args.clipvalue.map(GradientClip::Value),
-    ];
-    let mut clips = clips.into_iter().flatten();
-    if let Some(clip) = clips.next() {
-        if clips.next().is_some() {
-            return Err(Error::invalid(
-                "gradient clipping",
-                "give only one of --clipnorm, --global-clipnorm and --clipvalue (as Keras)",
-            ));
-        }
-        opt = opt.with_clip(clip);
-    }
-    opt.validate()?;
-    Ok(opt)
-}
-
-/// The loss for a data set: cross-entropy for classes (binary on one sigmoid unit for two),
-/// mean squared error for a regression target.
-fn loss_for(classes: usize) -> Loss {
-    match classes {
-        0 => Loss::MeanSquaredError,
-        2 => Loss::BinaryCrossentropy,
-        _ => Loss::SparseCategoricalCrossentropy,
-    }
-}
-
-/// Labels of a data set as the tensor the loss expects.
-fn labels(d: &Dataset, loss: Loss) -> Result<Tensor> {
-    match loss {
-        Loss::BinaryCrossentropy | Loss::MeanSquaredError => Tensor::new(&[d.len(), 1], d.y.clone()),
-        _ => Tensor::new(&[d.len()], d.y.clone()),
-    }
-}
-
 /// Result of `kiln train`.
 #[derive(Debug, Clone)]
 pub struct TrainReport {
@@ -393,7 +261,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let resumed = args.resume.as_deref().map(|dir| run::load_resume(args, dir)).transpose()?;
     let args = resumed.as_ref().map_or(args, |r| &r.args);
     let device: Device = args.device.parse()?;
-    let mut opt = optimizer(args)?;
+    let mut opt = options::optimizer(args)?;
     if args.epochs == 0 || args.batch_size == 0 {
         return Err(Error::invalid("arguments", "--epochs and --batch-size must be at least 1"));
     }
@@ -411,11 +279,18 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         }
     };
     let features = train.features();
-    let loss = loss_for(classes);
-    let mut model = match &resumed {
-        Some(r) => r.checkpoint.build_model()?,
-        None => model_for(&args.model, train.sample_shape(), classes, args.seed)?,
+    let (mut model, loss) = match &resumed {
+        Some(r) => {
+            let model = r.checkpoint.build_model()?;
+            let loss = match r.checkpoint.training.as_ref() {
+                Some(t) => crate::loss::Loss::from_name(&t.loss)?,
+                None => loss_from_args(args, classes, Some(model.output_activation()))?,
+            };
+            (model, loss)
+        }
+        None => model_and_loss(args, train.sample_shape(), classes)?,
     };
+    let units: usize = model.output_shapes()?.pop().unwrap_or_default().iter().product();
     if args.flip && resumed.is_none() {
         if model.input_shape().len() != 3 {
             return Err(Error::invalid(
@@ -487,7 +362,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         print!("{}", model.summary()?);
     }
     let validation = match &val {
-        Some(v) => Validation::Data(as_input(&v.x, &shape)?, labels(v, loss)?),
+        Some(v) => Validation::Data(as_input(&v.x, &shape)?, labels(v, loss, units)?),
         None => Validation::None,
     };
     let run_dir = run::run_directory(args, resumed.as_ref(), &input, val.is_some())?;
@@ -501,9 +376,10 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         ..FitOptions::default()
     };
     let t0 = Instant::now();
-    let fitted = model.fit(&x_train, &labels(&train, loss)?, &opts)?;
+    let fitted = model.fit(&x_train, &labels(&train, loss, units)?, &opts)?;
     let train_seconds = t0.elapsed().as_secs_f64();
-    let (test_loss, mut test_accuracy) = model.evaluate(&x_test, &labels(&test, loss)?, args.batch_size)?;
+    let (test_loss, mut test_accuracy) =
+        model.evaluate(&x_test, &labels(&test, loss, units)?, args.batch_size)?;
     if classes == 0 {
         test_accuracy = f32::NAN;
     }
@@ -532,7 +408,8 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     if quiet {
         let j = serde_json::json!({
             "device": report.device, "backend": report.backend, "adapter": report.adapter,
-            "data": args.data_name(), "model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
+            "data": args.data_name(), "model": args.model, "loss": loss.name(), "epochs": args.epochs,
+            "batch_size": args.batch_size,
             "test_loss": report.test_loss, "test_accuracy": report.test_accuracy,
             "train_seconds": report.train_seconds, "samples_per_sec": report.samples_per_sec,
             "planned_memory_bytes": report.planned_memory_bytes, "epochs_run": report.epochs_run,
@@ -570,7 +447,7 @@ pub fn summary(args: &TrainArgs) -> Result<()> {
             (data.sample_shape().to_vec(), data.classes)
         }
     };
-    let model = model_for(&args.model, &shape, classes, args.seed)?;
+    let (model, _) = model_and_loss(args, &shape, classes)?;
     print!("{}", model.summary()?);
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod graph;
+pub(crate) mod json;
 pub mod loss;
 pub mod metrics;
 pub mod model;

@@ -18,8 +18,8 @@ pub enum Loss {
     SparseCategoricalCrossentropy,
     /// One-hot labels, softmax output.
     CategoricalCrossentropy,
-    /// Labels in {0, 1}: on one sigmoid output unit (fused), or on outputs that are
-    /// probabilities (clipped to [ε, 1 − ε]).
+    /// Labels in [0, 1] (0/1, or soft labels as Keras accepts): on one sigmoid output unit
+    /// (fused), or on outputs that are probabilities (clipped to [ε, 1 − ε]).
     BinaryCrossentropy,
     /// Mean squared error against targets of the output's shape.
     MeanSquaredError,
@@ -31,7 +31,7 @@ pub enum Loss {
     SparseCategoricalCrossentropyFromLogits,
     /// One-hot labels, linear output (the logits); softmax inside the loss.
     CategoricalCrossentropyFromLogits,
-    /// Labels in {0, 1}, linear output (the logits); sigmoid inside the loss.
+    /// Labels in [0, 1], linear output (the logits); sigmoid inside the loss.
     BinaryCrossentropyFromLogits,
 }
 
@@ -83,7 +83,12 @@ impl Loss {
         matches!(self, Loss::SparseCategoricalCrossentropy | Loss::SparseCategoricalCrossentropyFromLogits)
     }
 
-    /// Binary cross-entropy (labels in {0, 1}).
+    /// Labels are one-hot rows (categorical cross-entropy).
+    pub fn one_hot_labels(&self) -> bool {
+        matches!(self, Loss::CategoricalCrossentropy | Loss::CategoricalCrossentropyFromLogits)
+    }
+
+    /// Binary cross-entropy (labels in [0, 1]).
     pub fn binary(&self) -> bool {
         matches!(self, Loss::BinaryCrossentropy | Loss::BinaryCrossentropyFromLogits)
     }
@@ -91,6 +96,39 @@ impl Loss {
     /// A regression loss (targets of the output's shape, no classes).
     pub fn regression(&self) -> bool {
         matches!(self, Loss::MeanSquaredError | Loss::MeanAbsoluteError | Loss::Huber)
+    }
+
+    /// Takes logits (Keras `from_logits=True`): the model's outputs are not probabilities.
+    pub fn from_logits(&self) -> bool {
+        matches!(
+            self,
+            Loss::SparseCategoricalCrossentropyFromLogits
+                | Loss::CategoricalCrossentropyFromLogits
+                | Loss::BinaryCrossentropyFromLogits
+        )
+    }
+
+    /// The same cross-entropy on logits (itself if it already is); None for the regression
+    /// losses.
+    pub fn logits_form(self) -> Option<Loss> {
+        match self {
+            Loss::SparseCategoricalCrossentropy => Some(Loss::SparseCategoricalCrossentropyFromLogits),
+            Loss::CategoricalCrossentropy => Some(Loss::CategoricalCrossentropyFromLogits),
+            Loss::BinaryCrossentropy => Some(Loss::BinaryCrossentropyFromLogits),
+            l if l.from_logits() => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The output activation a model trained with this loss ends with, as Keras models are
+    /// built: softmax for (sparse) categorical cross-entropy, sigmoid for binary
+    /// cross-entropy, linear for the `from_logits` forms and the regression losses.
+    pub fn output_activation(&self) -> Activation {
+        match self {
+            Loss::SparseCategoricalCrossentropy | Loss::CategoricalCrossentropy => Activation::Softmax,
+            Loss::BinaryCrossentropy => Activation::Sigmoid,
+            _ => Activation::Linear,
+        }
     }
 
     /// `Ok` when `smoothing` is a valid Keras `label_smoothing` for this loss: in [0, 1],

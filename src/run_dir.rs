@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::callbacks::{Callback, Logs, Mode};
+use crate::callbacks::{Callback, Logs, Mode, Monitor};
 use crate::checkpoint::{Checkpoint, InputPipeline, write_atomic};
 use crate::error::{Error, Result};
 use crate::model::{History, Sequential};
@@ -33,8 +33,8 @@ pub struct RunDirectory {
     pub history: History,
     input: Option<InputPipeline>,
     extra: BTreeMap<String, String>,
-    best_only: Option<(String, Mode)>,
-    best: Option<f32>,
+    /// Under `save_best_only`: the monitored value and the best so far.
+    best_only: Option<Monitor>,
     epoch_start: Option<Instant>,
 }
 
@@ -47,7 +47,6 @@ impl RunDirectory {
             input: None,
             extra: BTreeMap::new(),
             best_only: None,
-            best: None,
             epoch_start: None,
         }
     }
@@ -68,11 +67,13 @@ impl RunDirectory {
     /// `save_best_only`), instead of the final model. The best of the epochs already in the
     /// History counts.
     pub fn save_best_only(mut self, monitor: &str, mode: Mode) -> Self {
-        let max = mode.maximizes(monitor);
-        self.best = self.history.history.get(monitor).and_then(|values| {
-            values.iter().copied().filter(|v| v.is_finite()).reduce(|a, b| if (b > a) == max { b } else { a })
-        });
-        self.best_only = Some((monitor.to_string(), mode));
+        let mut best = Monitor::new(monitor).with_mode(mode);
+        for &v in self.history.history.get(monitor).into_iter().flatten() {
+            if best.improved(v) {
+                best.best = Some(v);
+            }
+        }
+        self.best_only = Some(best);
         self
     }
 
@@ -91,15 +92,11 @@ impl RunDirectory {
 
     /// Whether `logs` improve on the best monitored value so far (and record it).
     fn improved(&mut self, logs: &Logs) -> bool {
-        let Some((monitor, mode)) = &self.best_only else { return false };
-        let Some(&current) = logs.get(monitor) else { return false };
-        let better = match self.best {
-            None => current.is_finite(),
-            Some(best) if mode.maximizes(monitor) => current > best,
-            Some(best) => current < best,
-        };
+        let Some(monitor) = self.best_only.as_mut() else { return false };
+        let Some(current) = monitor.read(logs, "--save-best-only") else { return false };
+        let better = monitor.improved(current);
         if better {
-            self.best = Some(current);
+            monitor.best = Some(current);
         }
         better
     }

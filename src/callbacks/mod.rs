@@ -4,7 +4,7 @@
 //! Keras's defaults and semantics:
 //!
 //! - [`EarlyStopping`], [`ReduceLROnPlateau`], [`ModelCheckpoint`] watch a monitored value
-//!   (`monitor.rs`);
+//!   through a [`Monitor`] (`monitor.rs`);
 //! - [`CsvLogger`], [`TerminateOnNaN`], [`LearningRateScheduler`] (here).
 //!
 //! Callbacks are shared (`Arc<Mutex<…>>`) so the caller keeps a handle and can read a
@@ -19,7 +19,7 @@
 //! Epochs are counted from 0 in the hooks, as in Keras.
 mod monitor;
 
-pub use monitor::{EarlyStopping, Mode, ModelCheckpoint, ReduceLROnPlateau};
+pub use monitor::{EarlyStopping, Mode, ModelCheckpoint, Monitor, ReduceLROnPlateau};
 
 use std::collections::BTreeMap;
 use std::fs::File;

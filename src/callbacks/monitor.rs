@@ -1,5 +1,5 @@
 //! Callbacks that watch one value of the logs (`val_loss` by default): EarlyStopping,
-//! ReduceLROnPlateau and ModelCheckpoint, with Keras's comparison rules.
+//! ReduceLROnPlateau and ModelCheckpoint, sharing one [`Monitor`] (Keras's comparison rules).
 use std::path::{Path, PathBuf};
 
 use super::{Callback, Logs};
@@ -34,15 +34,80 @@ impl Mode {
     }
 }
 
-/// The monitored value of `logs`, with a warning (once) when the logs lack it.
-fn monitored(name: &str, logs: &Logs, warned: &mut bool, who: &str) -> Option<f32> {
-    let value = logs.get(name).copied();
-    if value.is_none() && !*warned {
-        let known: Vec<&str> = logs.keys().map(String::as_str).collect();
-        eprintln!("warning: {who} monitors '{name}', which is not in the logs ({})", known.join(", "));
-        *warned = true;
+/// A value of the epoch logs watched for improvement, with Keras's rules: `key` (e.g.
+/// `val_loss`), whether lower or higher is better (`mode`; `auto` resolves from the key), the
+/// smallest change that counts (`min_delta`, ≥ 0) and the best value so far.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    /// The logs key watched.
+    pub key: String,
+    /// Whether lower or higher is better.
+    pub mode: Mode,
+    /// Smallest change that counts as an improvement (non-negative).
+    pub min_delta: f32,
+    /// The best value so far (None before the first finite one).
+    pub best: Option<f32>,
+    warned: bool,
+}
+
+impl Monitor {
+    /// Watch `key` (mode auto, min_delta 0, nothing seen yet).
+    pub fn new(key: &str) -> Monitor {
+        Monitor { key: key.to_string(), mode: Mode::Auto, min_delta: 0.0, best: None, warned: false }
     }
-    value
+
+    /// The same monitor with `mode`.
+    pub fn with_mode(mut self, mode: Mode) -> Monitor {
+        self.mode = mode;
+        self
+    }
+
+    /// The same monitor with smallest improvement |`min_delta`|.
+    pub fn with_min_delta(mut self, min_delta: f32) -> Monitor {
+        self.min_delta = min_delta.abs();
+        self
+    }
+
+    /// True when higher values are better (the mode, `auto` resolved from the key).
+    pub fn maximizes(&self) -> bool {
+        self.mode.maximizes(&self.key)
+    }
+
+    /// Whether `current` beats `reference` by more than `min_delta` in the monitor's direction
+    /// (Keras: `current − min_delta > reference` when maximizing, `current + min_delta <
+    /// reference` when minimizing).
+    pub fn better(&self, current: f32, reference: f32) -> bool {
+        if self.maximizes() {
+            current - self.min_delta > reference
+        } else {
+            current + self.min_delta < reference
+        }
+    }
+
+    /// Whether `current` improves on the best value so far (the first finite value always
+    /// does; NaN and infinities never do before it).
+    pub fn improved(&self, current: f32) -> bool {
+        match self.best {
+            None => current.is_finite(),
+            Some(best) => self.better(current, best),
+        }
+    }
+
+    /// The watched value of `logs`; a warning naming `who` and the keys there are (once per
+    /// monitor) when the logs lack it.
+    pub fn read(&mut self, logs: &Logs, who: &str) -> Option<f32> {
+        let value = logs.get(&self.key).copied();
+        if value.is_none() && !self.warned {
+            let known: Vec<&str> = logs.keys().map(String::as_str).collect();
+            eprintln!(
+                "warning: {who} monitors '{}', which is not in the logs ({})",
+                self.key,
+                known.join(", ")
+            );
+            self.warned = true;
+        }
+        value
+    }
 }
 
 /// Keras EarlyStopping: stop when `monitor` has not improved by more than `min_delta` for
@@ -50,17 +115,12 @@ fn monitored(name: &str, logs: &Logs, warned: &mut bool, who: &str) -> Option<f3
 /// when training ends (Keras 3: also when no early stop happened).
 #[derive(Debug, Clone)]
 pub struct EarlyStopping {
-    monitor: String,
-    min_delta: f32,
+    monitor: Monitor,
     patience: usize,
-    mode: Mode,
     restore_best_weights: bool,
     baseline: Option<f32>,
     wait: usize,
-    warned: bool,
     best_weights: Option<Vec<(String, Tensor)>>,
-    /// The best value seen so far (±infinity before the first epoch).
-    pub best: f32,
     /// The epoch (from 0) of the best value.
     pub best_epoch: Option<usize>,
     /// The epoch (from 0) after which training stopped, if it stopped early.
@@ -71,23 +131,19 @@ impl EarlyStopping {
     /// Watch `monitor` (Keras defaults: min_delta 0, patience 0, mode auto, no restore).
     pub fn new(monitor: &str) -> EarlyStopping {
         EarlyStopping {
-            monitor: monitor.to_string(),
-            min_delta: 0.0,
+            monitor: Monitor::new(monitor),
             patience: 0,
-            mode: Mode::Auto,
             restore_best_weights: false,
             baseline: None,
             wait: 0,
-            warned: false,
             best_weights: None,
-            best: f32::INFINITY,
             best_epoch: None,
             stopped_epoch: None,
         }
     }
     /// Smallest change that counts as an improvement.
     pub fn min_delta(mut self, min_delta: f32) -> Self {
-        self.min_delta = min_delta.abs();
+        self.monitor.min_delta = min_delta.abs();
         self
     }
     /// Epochs without improvement before stopping.
@@ -97,7 +153,7 @@ impl EarlyStopping {
     }
     /// Whether lower or higher is better.
     pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
+        self.monitor.mode = mode;
         self
     }
     /// Put the best epoch's weights back when training ends.
@@ -110,13 +166,9 @@ impl EarlyStopping {
         self.baseline = Some(baseline);
         self
     }
-
-    fn better(&self, current: f32, reference: f32) -> bool {
-        if self.mode.maximizes(&self.monitor) {
-            current - self.min_delta > reference
-        } else {
-            current + self.min_delta < reference
-        }
+    /// The best monitored value of this `fit` so far (None before the first finite one).
+    pub fn best(&self) -> Option<f32> {
+        self.monitor.best
     }
 }
 
@@ -126,23 +178,23 @@ impl Callback for EarlyStopping {
         self.stopped_epoch = None;
         self.best_epoch = None;
         self.best_weights = None;
-        self.best = if self.mode.maximizes(&self.monitor) { f32::NEG_INFINITY } else { f32::INFINITY };
+        self.monitor.best = None;
         Ok(())
     }
 
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<()> {
-        let Some(current) = monitored(&self.monitor, logs, &mut self.warned, "EarlyStopping") else {
+        let Some(current) = self.monitor.read(logs, "EarlyStopping") else {
             return Ok(());
         };
         self.wait += 1;
-        if self.better(current, self.best) {
-            self.best = current;
+        if self.monitor.improved(current) {
+            self.monitor.best = Some(current);
             self.best_epoch = Some(epoch);
             if self.restore_best_weights {
                 self.best_weights = Some(model.get_weights()?);
             }
             // Only an improvement on the baseline resets the wait.
-            if self.baseline.is_none_or(|b| self.better(current, b)) {
+            if self.baseline.is_none_or(|b| self.monitor.better(current, b)) {
                 self.wait = 0;
                 return Ok(());
             }
@@ -167,18 +219,13 @@ impl Callback for EarlyStopping {
 /// `min_lr` (0), then wait `cooldown` (0) epochs before counting again.
 #[derive(Debug, Clone)]
 pub struct ReduceLROnPlateau {
-    monitor: String,
+    monitor: Monitor,
     factor: f32,
     patience: usize,
-    mode: Mode,
-    min_delta: f32,
     cooldown: usize,
     min_lr: f32,
     wait: usize,
     cooldown_counter: usize,
-    warned: bool,
-    /// The best value seen so far.
-    pub best: f32,
     /// (epoch from 0, new learning rate) of every reduction.
     pub reductions: Vec<(usize, f32)>,
 }
@@ -187,17 +234,13 @@ impl ReduceLROnPlateau {
     /// Watch `monitor` with Keras's defaults.
     pub fn new(monitor: &str) -> ReduceLROnPlateau {
         ReduceLROnPlateau {
-            monitor: monitor.to_string(),
+            monitor: Monitor::new(monitor).with_min_delta(1e-4),
             factor: 0.1,
             patience: 10,
-            mode: Mode::Auto,
-            min_delta: 1e-4,
             cooldown: 0,
             min_lr: 0.0,
             wait: 0,
             cooldown_counter: 0,
-            warned: false,
-            best: f32::INFINITY,
             reductions: Vec::new(),
         }
     }
@@ -213,12 +256,12 @@ impl ReduceLROnPlateau {
     }
     /// Whether lower or higher is better.
     pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
+        self.monitor.mode = mode;
         self
     }
     /// Smallest change that counts as an improvement.
     pub fn min_delta(mut self, min_delta: f32) -> Self {
-        self.min_delta = min_delta.abs();
+        self.monitor.min_delta = min_delta.abs();
         self
     }
     /// Epochs after a reduction before counting again.
@@ -230,6 +273,10 @@ impl ReduceLROnPlateau {
     pub fn min_lr(mut self, min_lr: f32) -> Self {
         self.min_lr = min_lr;
         self
+    }
+    /// The best monitored value of this `fit` so far (None before the first finite one).
+    pub fn best(&self) -> Option<f32> {
+        self.monitor.best
     }
 }
 
@@ -243,25 +290,20 @@ impl Callback for ReduceLROnPlateau {
         }
         self.wait = 0;
         self.cooldown_counter = 0;
-        self.best = if self.mode.maximizes(&self.monitor) { f32::NEG_INFINITY } else { f32::INFINITY };
+        self.monitor.best = None;
         Ok(())
     }
 
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<()> {
-        let Some(current) = monitored(&self.monitor, logs, &mut self.warned, "ReduceLROnPlateau") else {
+        let Some(current) = self.monitor.read(logs, "ReduceLROnPlateau") else {
             return Ok(());
         };
         if self.cooldown_counter > 0 {
             self.cooldown_counter -= 1;
             self.wait = 0;
         }
-        let improved = if self.mode.maximizes(&self.monitor) {
-            current > self.best + self.min_delta
-        } else {
-            current < self.best - self.min_delta
-        };
-        if improved {
-            self.best = current;
+        if self.monitor.improved(current) {
+            self.monitor.best = Some(current);
             self.wait = 0;
         } else if self.cooldown_counter == 0 {
             self.wait += 1;
@@ -287,13 +329,9 @@ impl Callback for ReduceLROnPlateau {
 #[derive(Debug, Clone)]
 pub struct ModelCheckpoint {
     path: PathBuf,
-    monitor: String,
-    mode: Mode,
+    monitor: Monitor,
     save_best_only: bool,
     input: Option<InputPipeline>,
-    warned: bool,
-    /// The best monitored value saved so far.
-    pub best: f32,
     /// Epochs (from 0) that were saved, in order.
     pub saved: Vec<usize>,
 }
@@ -303,23 +341,20 @@ impl ModelCheckpoint {
     pub fn new(path: impl AsRef<Path>) -> ModelCheckpoint {
         ModelCheckpoint {
             path: path.as_ref().to_path_buf(),
-            monitor: "val_loss".into(),
-            mode: Mode::Auto,
+            monitor: Monitor::new("val_loss"),
             save_best_only: false,
             input: None,
-            warned: false,
-            best: f32::NAN,
             saved: Vec::new(),
         }
     }
     /// The value `save_best_only` compares.
     pub fn monitor(mut self, monitor: &str) -> Self {
-        self.monitor = monitor.to_string();
+        self.monitor.key = monitor.to_string();
         self
     }
     /// Whether lower or higher is better.
     pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
+        self.monitor.mode = mode;
         self
     }
     /// Save only when the monitored value improves.
@@ -332,10 +367,15 @@ impl ModelCheckpoint {
         self.input = Some(input);
         self
     }
-    /// Start from a best value already reached (a resumed run).
+    /// Start from a best value already reached (a resumed run; NaN: none).
     pub fn initial_best(mut self, best: f32) -> Self {
-        self.best = best;
+        self.monitor.best = (!best.is_nan()).then_some(best);
         self
+    }
+    /// The best monitored value saved so far (None before the first save under
+    /// `save_best_only`).
+    pub fn best(&self) -> Option<f32> {
+        self.monitor.best
     }
 
     /// The path for epoch `epoch` (from 0).
@@ -347,20 +387,13 @@ impl ModelCheckpoint {
 impl Callback for ModelCheckpoint {
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<()> {
         if self.save_best_only {
-            let Some(current) = monitored(&self.monitor, logs, &mut self.warned, "ModelCheckpoint") else {
+            let Some(current) = self.monitor.read(logs, "ModelCheckpoint") else {
                 return Ok(());
             };
-            let better = if self.best.is_nan() {
-                current.is_finite()
-            } else if self.mode.maximizes(&self.monitor) {
-                current > self.best
-            } else {
-                current < self.best
-            };
-            if !better {
+            if !self.monitor.improved(current) {
                 return Ok(());
             }
-            self.best = current;
+            self.monitor.best = Some(current);
         }
         let mut checkpoint = Checkpoint::capture(model)?;
         checkpoint.input = self.input.clone();

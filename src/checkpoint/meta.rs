@@ -4,12 +4,10 @@ use serde_json::{Value, json};
 
 use super::NamedTensors;
 use crate::data::{Scaler, Scaling};
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::json::{read_f32, short};
 use crate::loss::Loss;
 use crate::metrics::Metric;
-use crate::optim::{
-    Adagrad, Adam, AdamW, GradientClip, LearningRateSchedule, Optimizer, Rmsprop, Sgd, UpdateRule,
-};
 
 /// How raw samples become model inputs: enough to predict on new files without the
 /// training data.
@@ -160,99 +158,6 @@ impl TrainingState {
             slots,
         })
     }
-}
-
-/// `v` as the JSON number with the fewest digits that reads back as the same f32 (`0.001`,
-/// not `0.0010000000474974513`); null for NaN and infinities.
-pub fn short(v: f32) -> Value {
-    v.to_string().parse::<f64>().ok().filter(|f| f.is_finite()).map_or(Value::Null, Value::from)
-}
-
-/// The f32 a JSON number written by [`short`] stands for, rounded once from its decimal
-/// digits (going through f64 could round twice).
-pub fn read_f32(v: &Value) -> Option<f32> {
-    v.as_number()?.to_string().parse().ok()
-}
-
-/// The optimizer [`Optimizer::config`] describes: update rule and hyper-parameters, learning
-/// rate or schedule, clipping.
-pub fn optimizer_from_config(v: &Value) -> Result<Optimizer> {
-    let bad = |what: String| Error::invalid("checkpoint optimizer", format!("{what} in {v}"));
-    let num = |v: &Value, key: &str| {
-        v.get(key).and_then(read_f32).ok_or_else(|| bad(format!("needs a number '{key}'")))
-    };
-    let flag = |key: &str| v.get(key).and_then(Value::as_bool).unwrap_or(false);
-    let rule: UpdateRule = match v.get("name").and_then(Value::as_str) {
-        Some("sgd") => Sgd { momentum: num(v, "momentum")?, nesterov: flag("nesterov") }.into(),
-        Some("adam") => Adam {
-            beta1: num(v, "beta_1")?,
-            beta2: num(v, "beta_2")?,
-            epsilon: num(v, "epsilon")?,
-            amsgrad: flag("amsgrad"),
-        }
-        .into(),
-        Some("adamw") => AdamW {
-            beta1: num(v, "beta_1")?,
-            beta2: num(v, "beta_2")?,
-            epsilon: num(v, "epsilon")?,
-            weight_decay: num(v, "weight_decay")?,
-            amsgrad: flag("amsgrad"),
-        }
-        .into(),
-        Some("adagrad") => {
-            Adagrad { initial_accumulator: num(v, "initial_accumulator_value")?, epsilon: num(v, "epsilon")? }
-                .into()
-        }
-        Some("rmsprop") => Rmsprop {
-            rho: num(v, "rho")?,
-            momentum: num(v, "momentum")?,
-            epsilon: num(v, "epsilon")?,
-            centered: flag("centered"),
-        }
-        .into(),
-        _ => return Err(bad("unknown optimizer".into())),
-    };
-    let lr = v.get("learning_rate").ok_or_else(|| bad("needs 'learning_rate'".into()))?;
-    let schedule = match (read_f32(lr), lr.get("class_name").and_then(Value::as_str), lr.get("config")) {
-        (Some(rate), _, _) => LearningRateSchedule::Constant(rate),
-        (None, Some(class), Some(c)) => {
-            let steps = |key: &str| {
-                c.get(key).and_then(Value::as_u64).ok_or_else(|| bad(format!("needs an integer '{key}'")))
-            };
-            match class {
-                "ExponentialDecay" => LearningRateSchedule::ExponentialDecay {
-                    initial: num(c, "initial_learning_rate")?,
-                    decay_steps: steps("decay_steps")?,
-                    decay_rate: num(c, "decay_rate")?,
-                    staircase: c.get("staircase").and_then(Value::as_bool).unwrap_or(false),
-                },
-                "CosineDecay" => LearningRateSchedule::CosineDecay {
-                    initial: num(c, "initial_learning_rate")?,
-                    decay_steps: steps("decay_steps")?,
-                    alpha: num(c, "alpha")?,
-                    warmup_target: c.get("warmup_target").and_then(read_f32),
-                    warmup_steps: steps("warmup_steps")?,
-                },
-                other => return Err(bad(format!("unknown learning-rate schedule '{other}'"))),
-            }
-        }
-        _ => return Err(bad("'learning_rate' must be a number or a schedule".into())),
-    };
-    let clip = match (v.get("clipnorm"), v.get("global_clipnorm"), v.get("clipvalue")) {
-        (Some(_), _, _) => GradientClip::Norm(num(v, "clipnorm")?),
-        (_, Some(_), _) => GradientClip::GlobalNorm(num(v, "global_clipnorm")?),
-        (_, _, Some(_)) => GradientClip::Value(num(v, "clipvalue")?),
-        _ => GradientClip::None,
-    };
-    Ok(Optimizer { rule, schedule, clip })
-}
-
-/// The loss with Keras name `name`.
-pub fn loss_from_name(name: &str) -> Result<Loss> {
-    Loss::ALL
-        .into_iter()
-        .find(|l| l.name() == name)
-        .ok_or_else(|| Error::invalid("checkpoint loss", format!("unknown loss '{name}'")))
 }
 
 /// For a weights-only checkpoint: the loss and metrics the output activation implies

@@ -187,7 +187,7 @@ impl Checkpoint {
             .training
             .as_ref()
             .ok_or_else(|| Error::invalid("checkpoint", "holds weights only, no optimizer"))?;
-        meta::optimizer_from_config(&t.optimizer)
+        crate::Optimizer::from_config(&t.optimizer)
     }
 
     /// A fresh (uncompiled) model of the checkpoint's architecture and seed.
@@ -206,8 +206,8 @@ impl Checkpoint {
         let mut model = self.build_model()?;
         let opts = match &self.training {
             Some(t) => CompileOptions {
-                optimizer: meta::optimizer_from_config(&t.optimizer)?,
-                loss: meta::loss_from_name(&t.loss)?,
+                optimizer: crate::Optimizer::from_config(&t.optimizer)?,
+                loss: crate::Loss::from_name(&t.loss)?,
                 metrics: t.metrics.iter().map(|m| crate::Metric::parse(m)).collect::<Result<_>>()?,
                 device,
                 label_smoothing: t.label_smoothing,
@@ -290,7 +290,7 @@ impl Checkpoint {
         rng.set_stream(r.stream);
         rng.set_word_pos(r.word_pos);
         // The schedule as it was (a callback may have replaced the compiled one).
-        let schedule = meta::optimizer_from_config(&t.optimizer)?.schedule;
+        let schedule = crate::Optimizer::from_config(&t.optimizer)?.schedule;
         model.set_training_state(t.step, schedule, t.epoch, rng)
     }
 

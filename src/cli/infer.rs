@@ -88,16 +88,46 @@ fn run_setting(checkpoint: &Checkpoint, key: &str) -> Option<Value> {
     args.get(key).cloned()
 }
 
-/// Class count of a model's output: units of a softmax head, 2 for one sigmoid unit, 0 for
-/// regression.
-fn output_classes(model: &Sequential) -> Result<usize> {
-    let units: usize = model.output_shapes()?.pop().unwrap_or_default().iter().product();
+/// Number of outputs per sample of a model.
+fn output_units(model: &Sequential) -> Result<usize> {
+    Ok(model.output_shapes()?.pop().unwrap_or_default().iter().product())
+}
+
+/// Class count of a model's output (`class_data`: it was trained on classes, not a regression
+/// target): the units of a multi-unit head, 2 for one sigmoid unit (or one output of a
+/// regression loss on two classes), 0 for regression.
+fn output_classes(model: &Sequential, class_data: bool) -> Result<usize> {
+    let units = output_units(model)?;
     Ok(match model.loss() {
         Some(l) if l.binary() => 2,
-        Some(l) if l.regression() => 0,
+        Some(l) if l.regression() && !class_data => 0,
+        Some(l) if l.regression() && units == 1 => 2,
         None => 0,
         _ => units,
     })
+}
+
+/// The model's outputs `p` ([N, units]) as probabilities: for a loss on logits (Keras
+/// `from_logits=True`) the softmax of each row (categorical) or the sigmoid of each output
+/// (binary), computed here on the host; otherwise as they are (a softmax or sigmoid head
+/// already gives probabilities, a regression loss its values).
+fn probabilities(mut p: Tensor, loss: Option<Loss>) -> Tensor {
+    match loss {
+        Some(l) if l.from_logits() && l.binary() => {
+            p.data.iter_mut().for_each(|z| *z = 1.0 / (1.0 + (-*z).exp()));
+        }
+        Some(l) if l.from_logits() => {
+            let cols = p.row_len().max(1);
+            for row in p.data.chunks_mut(cols) {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                row.iter_mut().for_each(|z| *z = (*z - max).exp());
+                let sum: f32 = row.iter().sum();
+                row.iter_mut().for_each(|z| *z /= sum);
+            }
+        }
+        _ => {}
+    }
+    p
 }
 
 /// Per sample, the class probabilities (two for a sigmoid unit).
@@ -160,12 +190,12 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
     }
     let loss = model.loss().unwrap_or(Loss::MeanSquaredError);
     let x = model_input(&d.x, input, &model)?;
-    let y = labels(&d, loss)?;
+    let y = labels(&d, loss, output_units(&model)?)?;
     let (loss_value, accuracy) = model.evaluate(&x, &y, args.batch_size)?;
-    let classes = output_classes(&model)?;
+    let classes = output_classes(&model, d.classes > 0)?;
     let mut confusion = vec![vec![0usize; classes]; classes];
     if classes > 0 {
-        let p = model.predict(&x, args.batch_size)?;
+        let p = probabilities(model.predict(&x, args.batch_size)?, model.loss());
         for (probs, &label) in class_probabilities(&p, classes).iter().zip(&d.y) {
             if let Some(row) = confusion.get_mut(label as usize) {
                 row[argmax(probs)] += 1;
@@ -278,8 +308,9 @@ pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
     }
     let shape: Vec<usize> = std::iter::once(names.len()).chain(sample_shape.iter().copied()).collect();
     let x = model_input(&Tensor::new(&shape, data)?, input, &model)?;
-    let p = model.predict(&x, 128)?;
-    let classes = output_classes(&model)?;
+    let p = probabilities(model.predict(&x, 128)?, model.loss());
+    let class_data = input.is_some_and(|p| !p.class_names.is_empty());
+    let classes = output_classes(&model, class_data)?;
     let class_name =
         |i: usize| input.and_then(|p| p.class_names.get(i)).cloned().unwrap_or_else(|| i.to_string());
     let predictions: Vec<Prediction> = class_probabilities(&p, classes.max(1))

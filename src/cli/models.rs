@@ -1,5 +1,9 @@
-//! The models `--model` names: the presets and model files.
+//! The models `--model` names: the presets (whose output layer follows the loss) and model
+//! files (which keep their own).
+use super::TrainArgs;
+use super::options::{default_loss, loss_from_args};
 use crate::error::{Error, Result};
+use crate::loss::Loss;
 use crate::model::Sequential;
 use crate::nn::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
 use crate::program::Padding;
@@ -22,24 +26,37 @@ pub fn image_input(sample_shape: &[usize]) -> Option<[usize; 3]> {
     }
 }
 
-/// The output layer for `classes` (0: regression, 2: one sigmoid unit, else softmax).
-fn head(model: Sequential, classes: usize) -> Sequential {
-    match classes {
-        0 => model.add(Dense::new(1, Activation::Linear)),
-        2 => model.add(Dense::new(1, Activation::Sigmoid)),
-        c => model.add(Dense::new(c.max(1), Activation::Softmax)),
-    }
+/// The output layer of a preset for `classes` classes (0: a regression target) trained with
+/// `loss`: one unit for binary cross-entropy, for a regression target and for a regression
+/// loss on two classes (labels 0/1), else one per class; the activation the loss expects
+/// ([`Loss::output_activation`]: softmax, sigmoid, or linear for logits and regression).
+pub fn output_layer(classes: usize, loss: Loss) -> Dense {
+    let units = if loss.binary() || (loss.regression() && classes <= 2) { 1 } else { classes.max(1) };
+    Dense::new(units, loss.output_activation())
 }
 
-/// The model preset `name` for samples of `sample_shape` and `classes` classes (0: a
-/// regression target, one linear output).
+/// The model preset `name` for samples of `sample_shape` and `classes` classes, with the
+/// output layer of the loss `kiln train` uses by default (0 classes: a regression target,
+/// one linear output; 2: one sigmoid unit; else softmax). See [`preset_for_loss`].
+pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> Result<Sequential> {
+    preset_for_loss(name, sample_shape, classes, default_loss(classes), seed)
+}
+
+/// The model preset `name` for samples of `sample_shape` and `classes` classes, ending with
+/// the [`output_layer`] for `loss`.
 ///
 /// - `mlp`: Flatten → Dense 64 relu → output.
 /// - `cnn` (small images such as digits' 8×8): Conv16 3×3 same relu → Conv32 3×3 same relu →
 ///   MaxPool 2 → Flatten → Dense 64 relu → output.
 /// - `mnist-cnn` (28×28): Conv32 3×3 relu → MaxPool 2 → Conv64 3×3 relu → MaxPool 2 → Conv64
 ///   3×3 relu → Flatten → Dense 64 relu → output (93,322 parameters for 10 classes).
-pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> Result<Sequential> {
+pub fn preset_for_loss(
+    name: &str,
+    sample_shape: &[usize],
+    classes: usize,
+    loss: Loss,
+    seed: u64,
+) -> Result<Sequential> {
     let conv = |filters| Conv2D::new(filters, 3, Activation::Relu);
     let images = || {
         image_input(sample_shape).ok_or_else(|| {
@@ -76,18 +93,37 @@ pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> 
             return Err(Error::invalid("model", format!("unknown preset '{other}' (known: {PRESETS})")));
         }
     };
-    Ok(head(model, classes))
+    Ok(model.add(output_layer(classes, loss)))
 }
 
-/// The model `--model` names for samples of `sample_shape`: a preset, or a model file
-/// (`.toml` / `.json`, see [`crate::model::spec`]). Without an `input_shape` in the file, the
-/// data's shape is used: as images when the first layer takes images, else flattened.
-pub fn model_for(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> Result<Sequential> {
-    let path = std::path::Path::new(name);
-    let is_file = name.ends_with(".toml") || name.ends_with(".json") || path.is_file();
-    if !is_file {
-        return preset(name, sample_shape, classes, seed);
+/// Whether `--model NAME` names a model file (`.toml`, `.json`, or an existing file) rather
+/// than a preset.
+pub fn is_model_file(name: &str) -> bool {
+    name.ends_with(".toml") || name.ends_with(".json") || std::path::Path::new(name).is_file()
+}
+
+/// The model `--model` names and the loss `--loss` / `--from-logits` name (see
+/// [`super::loss_from_args`]), for samples of `sample_shape` and `classes` classes: a preset
+/// ends with the output layer of the loss; a model file keeps its own, which the loss must fit.
+pub fn model_and_loss(
+    args: &TrainArgs,
+    sample_shape: &[usize],
+    classes: usize,
+) -> Result<(Sequential, Loss)> {
+    if !is_model_file(&args.model) {
+        let loss = loss_from_args(args, classes, None)?;
+        return Ok((preset_for_loss(&args.model, sample_shape, classes, loss, args.seed)?, loss));
     }
+    let model = model_file(&args.model, sample_shape, args.seed)?;
+    let loss = loss_from_args(args, classes, Some(model.output_activation()))?;
+    Ok((model, loss))
+}
+
+/// The network of model file `name` (`.toml` / `.json`, see [`crate::model::spec`]) for
+/// samples of `sample_shape`. Without an `input_shape` in the file, the data's shape is used:
+/// as images when the first layer takes images, else flattened.
+pub fn model_file(name: &str, sample_shape: &[usize], seed: u64) -> Result<Sequential> {
+    let path = std::path::Path::new(name);
     let spec = crate::model::spec::load_model_file(path)?;
     let shape = match (&spec.input_shape, spec.wants_images()) {
         (Some(s), _) => s.clone(),

@@ -152,19 +152,29 @@ impl Sequential {
             return Err(Error::shape(format!("labels y for loss {}", loss.name()), &want, &y.shape));
         }
         let classes = output.iter().product::<usize>();
-        let check_class = |i: usize, v: f32, limit: usize| {
-            if v.fract() != 0.0 || v < 0.0 || v as usize >= limit {
-                return Err(Error::LabelOutOfRange { label: v as f64, index: i, classes: limit });
-            }
-            Ok(())
-        };
         if loss.sparse_labels() {
-            y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, classes))
-        } else if loss.binary() {
-            y.data.iter().enumerate().try_for_each(|(i, &v)| check_class(i, v, 2))
-        } else {
-            Ok(())
+            return y.data.iter().enumerate().try_for_each(|(i, &v)| {
+                if v.fract() != 0.0 || v < 0.0 || v as usize >= classes {
+                    return Err(Error::LabelOutOfRange { label: v as f64, index: i, classes });
+                }
+                Ok(())
+            });
         }
+        // Binary cross-entropy takes soft labels, probabilities of the positive class in
+        // [0, 1], as Keras does. The counting metrics take a label above 0.5 as positive:
+        // accuracy compares (label > 0.5) with the thresholded prediction (Keras compares the
+        // label itself, so a soft label never counts as correct there), precision/recall/F1
+        // (binary and macro) count it as a positive; AUC weighs a label t as t positive and
+        // 1 − t negative, as Keras.
+        if loss.binary()
+            && let Some((i, v)) = y.data.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v))
+        {
+            return Err(Error::invalid(
+                format!("labels y for loss {}", loss.name()),
+                format!("label {v} at sample {i} is not in [0, 1] (the probability of the positive class)"),
+            ));
+        }
+        Ok(())
     }
 
     /// Run `kind` over all of (x, y) in batches; returns the epoch's totals.

@@ -154,6 +154,11 @@ impl Sequential {
         Ok(out)
     }
 
+    /// The activation of the last layer (linear for a layer without one, or no layers).
+    pub fn output_activation(&self) -> crate::nn::Activation {
+        self.layers.last().map(|l| l.activation()).unwrap_or_default()
+    }
+
     /// Parameter specs of every layer for the current input shape.
     fn param_specs(&self) -> Result<Vec<(String, ParamSpec)>> {
         let mut shape = self.input_shape.clone();

@@ -8,13 +8,18 @@
 //! tail steps after the backward pass (see [`Optimizer::steps`]): the clipping kernels over the
 //! gradients, then one fused update launch per chunk of every contiguous run of trainable
 //! parameters. Non-trainable parameters (batch-norm moving statistics) are never touched.
+mod clip;
 mod schedule;
 mod steps;
 
+pub use clip::GradientClip;
 pub use schedule::LearningRateSchedule;
 pub use steps::{UPDATE_CHUNK, trainable_runs};
 
+use serde_json::{Value, json};
+
 use crate::error::{Error, Result};
+use crate::json::read_f32;
 
 /// Keras `SGD`: momentum 0, no Nesterov.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -112,19 +117,86 @@ macro_rules! rule_from {
 }
 rule_from!(Sgd, Adam, AdamW, Adagrad, Rmsprop);
 
-/// Gradient clipping before the update (Keras allows one of `clipnorm`, `global_clipnorm` and
-/// `clipvalue`). Norm clipping scales gradients by c / max(‖g‖₂, c): unchanged while the norm
-/// is at most c, else rescaled to norm c.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum GradientClip {
-    #[default]
-    None,
-    /// Keras `clipnorm`: each parameter's gradient separately.
-    Norm(f32),
-    /// Keras `global_clipnorm`: all gradients together, by the norm of their concatenation.
-    GlobalNorm(f32),
-    /// Keras `clipvalue`: every element into [−c, c].
-    Value(f32),
+impl UpdateRule {
+    /// Keras name of the rule (`sgd`, `adam`, `adamw`, `adagrad`, `rmsprop`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            UpdateRule::Sgd(_) => "sgd",
+            UpdateRule::Adam(_) => "adam",
+            UpdateRule::AdamW(_) => "adamw",
+            UpdateRule::Adagrad(_) => "adagrad",
+            UpdateRule::Rmsprop(_) => "rmsprop",
+        }
+    }
+
+    /// The hyper-parameters under Keras's keys, with the rule's name under `name`.
+    pub fn config(&self) -> Value {
+        let mut c = match *self {
+            UpdateRule::Sgd(s) => json!({ "momentum": s.momentum, "nesterov": s.nesterov }),
+            UpdateRule::Adam(a) => {
+                json!({ "beta_1": a.beta1, "beta_2": a.beta2, "epsilon": a.epsilon, "amsgrad": a.amsgrad })
+            }
+            UpdateRule::AdamW(a) => json!({
+                "beta_1": a.beta1, "beta_2": a.beta2, "epsilon": a.epsilon,
+                "weight_decay": a.weight_decay, "amsgrad": a.amsgrad,
+            }),
+            UpdateRule::Adagrad(a) => {
+                json!({ "initial_accumulator_value": a.initial_accumulator, "epsilon": a.epsilon })
+            }
+            UpdateRule::Rmsprop(r) => json!({
+                "rho": r.rho, "momentum": r.momentum, "epsilon": r.epsilon, "centered": r.centered,
+            }),
+        };
+        c["name"] = json!(self.name());
+        c
+    }
+
+    /// The rule [`UpdateRule::config`] describes: `name` and every hyper-parameter as a
+    /// number; the flags (`nesterov`, `amsgrad`, `centered`) are false when absent.
+    pub fn from_config(v: &Value) -> Result<UpdateRule> {
+        let bad = |what: String| Error::invalid("optimizer config", format!("{what} in {v}"));
+        let num =
+            |key: &str| v.get(key).and_then(read_f32).ok_or_else(|| bad(format!("needs a number '{key}'")));
+        let flag = |key: &str| match v.get(key) {
+            None => Ok(false),
+            Some(f) => f.as_bool().ok_or_else(|| bad(format!("'{key}' must be true or false"))),
+        };
+        Ok(match v.get("name").and_then(Value::as_str) {
+            Some("sgd") => Sgd { momentum: num("momentum")?, nesterov: flag("nesterov")? }.into(),
+            Some("adam") => Adam {
+                beta1: num("beta_1")?,
+                beta2: num("beta_2")?,
+                epsilon: num("epsilon")?,
+                amsgrad: flag("amsgrad")?,
+            }
+            .into(),
+            Some("adamw") => AdamW {
+                beta1: num("beta_1")?,
+                beta2: num("beta_2")?,
+                epsilon: num("epsilon")?,
+                weight_decay: num("weight_decay")?,
+                amsgrad: flag("amsgrad")?,
+            }
+            .into(),
+            Some("adagrad") => {
+                Adagrad { initial_accumulator: num("initial_accumulator_value")?, epsilon: num("epsilon")? }
+                    .into()
+            }
+            Some("rmsprop") => Rmsprop {
+                rho: num("rho")?,
+                momentum: num("momentum")?,
+                epsilon: num("epsilon")?,
+                centered: flag("centered")?,
+            }
+            .into(),
+            Some(other) => {
+                return Err(bad(format!(
+                    "unknown optimizer '{other}' (known: sgd, adam, adamw, adagrad, rmsprop)"
+                )));
+            }
+            None => return Err(bad("needs a string 'name'".into())),
+        })
+    }
 }
 
 /// An optimizer: update rule, learning rate and gradient clipping.
@@ -202,13 +274,7 @@ impl Optimizer {
 
     /// Keras name of the update rule.
     pub fn name(&self) -> &'static str {
-        match self.rule {
-            UpdateRule::Sgd(_) => "sgd",
-            UpdateRule::Adam(_) => "adam",
-            UpdateRule::AdamW(_) => "adamw",
-            UpdateRule::Adagrad(_) => "adagrad",
-            UpdateRule::Rmsprop(_) => "rmsprop",
-        }
+        self.rule.name()
     }
 
     /// Number of state slots (each the size of the parameters), in slot order: SGD its
@@ -272,43 +338,31 @@ impl Optimizer {
                 positive("epsilon", r.epsilon)?;
             }
         }
-        match self.clip {
-            GradientClip::None => {}
-            GradientClip::Norm(c) => positive("clipnorm", c)?,
-            GradientClip::GlobalNorm(c) => positive("global_clipnorm", c)?,
-            GradientClip::Value(c) => positive("clipvalue", c)?,
+        if let Some((key, c)) = self.clip.key() {
+            positive(key, c)?;
         }
         self.schedule.validate().map_err(|m| Error::invalid(&what, m))
     }
 
     /// Keras-style configuration (`get_config`): name, hyper-parameters, learning rate or
-    /// schedule, clipping.
-    pub fn config(&self) -> serde_json::Value {
-        use serde_json::json;
-        let mut c = match self.rule {
-            UpdateRule::Sgd(s) => json!({ "momentum": s.momentum, "nesterov": s.nesterov }),
-            UpdateRule::Adam(a) => {
-                json!({ "beta_1": a.beta1, "beta_2": a.beta2, "epsilon": a.epsilon, "amsgrad": a.amsgrad })
-            }
-            UpdateRule::AdamW(a) => json!({
-                "beta_1": a.beta1, "beta_2": a.beta2, "epsilon": a.epsilon,
-                "weight_decay": a.weight_decay, "amsgrad": a.amsgrad,
-            }),
-            UpdateRule::Adagrad(a) => {
-                json!({ "initial_accumulator_value": a.initial_accumulator, "epsilon": a.epsilon })
-            }
-            UpdateRule::Rmsprop(r) => json!({
-                "rho": r.rho, "momentum": r.momentum, "epsilon": r.epsilon, "centered": r.centered,
-            }),
-        };
-        c["name"] = json!(self.name());
+    /// schedule, clipping. [`Optimizer::from_config`] reads it back.
+    pub fn config(&self) -> Value {
+        let mut c = self.rule.config();
         c["learning_rate"] = self.schedule.config();
-        match self.clip {
-            GradientClip::None => {}
-            GradientClip::Norm(v) => c["clipnorm"] = json!(v),
-            GradientClip::GlobalNorm(v) => c["global_clipnorm"] = json!(v),
-            GradientClip::Value(v) => c["clipvalue"] = json!(v),
-        }
+        self.clip.write_config(&mut c);
         c
+    }
+
+    /// The optimizer [`Optimizer::config`] describes (a checkpoint's `optimizer` metadata):
+    /// the update rule ([`UpdateRule::from_config`]), the learning rate or schedule under
+    /// `learning_rate` ([`LearningRateSchedule::from_config`]) and the clipping
+    /// ([`GradientClip::from_config`]). Errors name the key that is missing or malformed.
+    pub fn from_config(v: &Value) -> Result<Optimizer> {
+        let rule = UpdateRule::from_config(v)?;
+        let lr = v
+            .get("learning_rate")
+            .ok_or_else(|| Error::invalid("optimizer config", format!("needs 'learning_rate' in {v}")))?;
+        let schedule = LearningRateSchedule::from_config(lr)?;
+        Ok(Optimizer { rule, schedule, clip: GradientClip::from_config(v)? })
     }
 }

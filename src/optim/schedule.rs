@@ -1,6 +1,10 @@
 //! Learning-rate schedules (Keras `keras.optimizers.schedules`): a function of the number of
 //! updates already made, evaluated on the host before every step. The learning rate reaches
 //! the device as a per-run scalar, so a schedule never recompiles a program.
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::json::read_f32;
 
 /// The learning rate as a function of the step (updates already made, from 0).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,9 +108,9 @@ impl LearningRateSchedule {
         lr: f32,
         epochs: usize,
         steps_per_epoch: usize,
-    ) -> crate::Result<LearningRateSchedule> {
+    ) -> Result<LearningRateSchedule> {
         let bad = |why: &str| {
-            crate::Error::invalid(
+            Error::invalid(
                 "--lr-schedule",
                 format!(
                     "'{spec}': {why} (known: constant, cosine, cosine:WARMUP_EPOCHS, exponential:RATE, \
@@ -140,7 +144,7 @@ impl LearningRateSchedule {
     }
 
     /// Check the parameters; the message names the bad one.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), String> {
         let rate = |name: &str, v: f32| {
             if v.is_finite() && v >= 0.0 {
                 Ok(())
@@ -169,8 +173,7 @@ impl LearningRateSchedule {
 
     /// Keras-style configuration: the rate itself for a constant, else the class name and
     /// its settings.
-    pub fn config(&self) -> serde_json::Value {
-        use serde_json::json;
+    pub fn config(&self) -> Value {
         match *self {
             LearningRateSchedule::Constant(lr) => json!(lr),
             LearningRateSchedule::ExponentialDecay { initial, decay_steps, decay_rate, staircase } => json!({
@@ -195,6 +198,56 @@ impl LearningRateSchedule {
                     },
                 })
             }
+        }
+    }
+
+    /// The schedule [`LearningRateSchedule::config`] describes: a number (a constant rate) or
+    /// `{"class_name": ..., "config": {...}}` with Keras's keys (`staircase` defaults to false,
+    /// `alpha` to 0, `warmup_target` to none and `warmup_steps` to 0, as in Keras).
+    pub fn from_config(v: &Value) -> Result<LearningRateSchedule> {
+        if let Some(rate) = read_f32(v) {
+            return Ok(LearningRateSchedule::Constant(rate));
+        }
+        let bad = |what: String| Error::invalid("learning-rate schedule config", format!("{what} in {v}"));
+        let (Some(class), Some(c)) = (v.get("class_name").and_then(Value::as_str), v.get("config")) else {
+            return Err(bad("expected a number or a schedule with 'class_name' and 'config'".into()));
+        };
+        let num =
+            |key: &str| c.get(key).and_then(read_f32).ok_or_else(|| bad(format!("needs a number '{key}'")));
+        let num_or = |key: &str, default: f32| match c.get(key) {
+            None => Ok(default),
+            Some(_) => num(key),
+        };
+        let steps = |key: &str| {
+            c.get(key).and_then(Value::as_u64).ok_or_else(|| bad(format!("needs an integer '{key}'")))
+        };
+        let flag = |key: &str| match c.get(key) {
+            None => Ok(false),
+            Some(f) => f.as_bool().ok_or_else(|| bad(format!("'{key}' must be true or false"))),
+        };
+        match class {
+            "ExponentialDecay" => Ok(LearningRateSchedule::ExponentialDecay {
+                initial: num("initial_learning_rate")?,
+                decay_steps: steps("decay_steps")?,
+                decay_rate: num("decay_rate")?,
+                staircase: flag("staircase")?,
+            }),
+            "CosineDecay" => Ok(LearningRateSchedule::CosineDecay {
+                initial: num("initial_learning_rate")?,
+                decay_steps: steps("decay_steps")?,
+                alpha: num_or("alpha", 0.0)?,
+                warmup_target: match c.get("warmup_target") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(num("warmup_target")?),
+                },
+                warmup_steps: match c.get("warmup_steps") {
+                    None => 0,
+                    Some(_) => steps("warmup_steps")?,
+                },
+            }),
+            other => Err(bad(format!(
+                "unknown learning-rate schedule '{other}' (known: ExponentialDecay, CosineDecay)"
+            ))),
         }
     }
 }

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use kiln::callbacks::{
-    Callback, CsvLogger, EarlyStopping, LearningRateScheduler, Logs, ModelCheckpoint, ReduceLROnPlateau,
-    SharedCallback, TerminateOnNaN, shared,
+    Callback, CsvLogger, EarlyStopping, LearningRateScheduler, Logs, Mode, ModelCheckpoint, Monitor,
+    ReduceLROnPlateau, SharedCallback, TerminateOnNaN, shared,
 };
 use kiln::{
     Activation, Checkpoint, CompileOptions, Dense, Device, Error, FitOptions, Loss, Optimizer, Sequential,
@@ -94,6 +94,70 @@ fn reduce_lr_on_plateau_lowers_the_rate_after_patience_and_respects_min_lr() {
     let rates: Vec<f32> = r.reductions.iter().map(|(_, lr)| *lr).collect();
     assert!((rates[0] - 0.01).abs() < 1e-8 && rates[1] == 2e-3, "{rates:?}");
     assert_eq!(m.learning_rate().unwrap(), 2e-3, "clamped at min_lr");
+}
+
+#[test]
+fn a_monitor_resolves_auto_mode_from_the_key_and_needs_more_than_min_delta() {
+    for key in [
+        "accuracy",
+        "val_accuracy",
+        "val_auc",
+        "precision",
+        "val_recall",
+        "f1_score",
+        "top_k_categorical_accuracy",
+    ] {
+        assert!(Monitor::new(key).maximizes(), "{key}: higher is better");
+    }
+    for key in ["loss", "val_loss", "mae", "val_mse"] {
+        assert!(!Monitor::new(key).maximizes(), "{key}: lower is better");
+    }
+    assert!(!Monitor::new("accuracy").with_mode(Mode::Min).maximizes());
+    assert!(Monitor::new("loss").with_mode(Mode::Max).maximizes());
+    let mut loss = Monitor::new("val_loss").with_min_delta(-0.1);
+    assert_eq!(loss.min_delta, 0.1, "the magnitude counts, as Keras");
+    // Before any value: the first finite one improves, NaN and infinities do not.
+    assert!(!loss.improved(f32::NAN) && !loss.improved(f32::INFINITY) && loss.improved(5.0));
+    loss.best = Some(1.0);
+    assert!(loss.improved(0.85) && !loss.improved(0.95) && !loss.improved(1.2) && !loss.improved(f32::NAN));
+    let mut acc = Monitor::new("val_accuracy").with_min_delta(0.01);
+    acc.best = Some(0.5);
+    assert!(acc.improved(0.52) && !acc.improved(0.505) && !acc.improved(0.4));
+    assert!(acc.better(0.52, 0.5) && !acc.better(0.5, 0.52));
+}
+
+/// Runs `callback`'s epoch hooks on `values` of `key` (no training), from a fresh start.
+fn feed(callback: &mut dyn Callback, key: &str, values: &[f32]) -> Sequential {
+    let mut m = mlp(4, Optimizer::sgd(0.1));
+    callback.on_train_begin(&mut m).unwrap();
+    for (epoch, &v) in values.iter().enumerate() {
+        callback.on_epoch_end(epoch, &Logs::from([(key.to_string(), v)]), &mut m).unwrap();
+    }
+    m
+}
+
+#[test]
+fn early_stopping_and_reduce_lr_on_an_accuracy_wait_for_an_increase_beyond_min_delta() {
+    // Auto mode on val_accuracy: higher is better; +0.03 is within min_delta 0.05.
+    let mut early = EarlyStopping::new("val_accuracy").patience(1).min_delta(0.05);
+    feed(&mut early, "val_accuracy", &[0.5, 0.53]);
+    assert_eq!((early.best(), early.best_epoch, early.stopped_epoch), (Some(0.5), Some(0), Some(1)));
+    let mut early = EarlyStopping::new("val_accuracy").patience(1).min_delta(0.05);
+    feed(&mut early, "val_accuracy", &[0.5, 0.6, 0.4]);
+    assert_eq!((early.best(), early.best_epoch, early.stopped_epoch), (Some(0.6), Some(1), Some(2)));
+    // Mode min on an accuracy: a fall is the improvement.
+    let mut early = EarlyStopping::new("val_accuracy").patience(1).mode(Mode::Min);
+    feed(&mut early, "val_accuracy", &[0.5, 0.4, 0.3]);
+    assert_eq!((early.best(), early.stopped_epoch), (Some(0.3), None));
+    // ReduceLROnPlateau on accuracy: rising values never reduce, a flat run does after patience.
+    let mut reduce = ReduceLROnPlateau::new("accuracy").patience(2);
+    let m = feed(&mut reduce, "accuracy", &[0.5, 0.6, 0.7, 0.8]);
+    assert!(reduce.reductions.is_empty() && reduce.best() == Some(0.8));
+    assert_eq!(m.learning_rate().unwrap(), 0.1);
+    let mut reduce = ReduceLROnPlateau::new("accuracy").patience(2);
+    let m = feed(&mut reduce, "accuracy", &[0.5, 0.50001, 0.5]);
+    assert_eq!(reduce.reductions.len(), 1, "+1e-5 is within the default min_delta 1e-4");
+    assert!((m.learning_rate().unwrap() - 0.01).abs() < 1e-8);
 }
 
 #[test]

@@ -153,6 +153,50 @@ fn binary_crossentropy_on_probabilities_and_from_logits() {
     });
 }
 
+/// Keras accepts soft binary labels in [0, 1]: the loss is the cross-entropy against them
+/// (here hand-computed), on every device, with and without logits; values outside [0, 1] or
+/// NaN are errors naming the sample and the value. The binary metrics count a label above 0.5
+/// as a positive.
+#[test]
+fn binary_crossentropy_takes_soft_labels_in_0_1() {
+    let x = Tensor::new(&[4, 4], (0..16).map(|i| i as f32 / 8.0 - 1.0).collect()).expect("x");
+    let soft = Tensor::new(&[4, 1], vec![0.2, 0.9, 0.5, 1.0]).expect("y");
+    for device in devices() {
+        // Zero kernel, bias ln 3: every prediction is σ(ln 3) = 0.75.
+        let mut m = Sequential::new(&[4]).add(Dense::new(1, Activation::Sigmoid));
+        let mut c = CompileOptions::new(Optimizer::sgd(0.1), Loss::BinaryCrossentropy, device);
+        c.metrics = vec![kiln::Metric::Accuracy, kiln::Metric::Precision, kiln::Metric::Recall];
+        m.compile(c).expect("compile");
+        let bias = Tensor::new(&[1], vec![3f32.ln()]).expect("bias");
+        m.set_weights(&[("dense.kernel".into(), Tensor::zeros(&[4, 1])), ("dense.bias".into(), bias)])
+            .expect("weights");
+        // −(t·ln 0.75 + (1 − t)·ln 0.25) for t = 0.2, 0.9, 0.5, 1:
+        // 1.1665719, 0.3975433, 0.8369882, 0.2876821; mean 0.6721964.
+        let logs = m.evaluate_metrics(&x, &soft, 4).expect("evaluate");
+        close(&format!("soft-label bce on {device:?}"), f64::from(logs["loss"]), 0.6721964, 1e-6);
+        // Labels above 0.5 (0.9 and 1) are the positives; all four predicted positive.
+        assert_eq!((logs["accuracy"], logs["precision"], logs["recall"]), (0.5, 0.5, 1.0), "{device:?}");
+    }
+    let y = Tensor::new(&[8, 1], vec![0.1, 0.7, 0.35, 1.0, 0.0, 0.55, 0.95, 0.25]).expect("y");
+    check_model(1, Activation::Sigmoid, Loss::BinaryCrossentropy, &y, &bce);
+    check_model(1, Activation::Linear, Loss::BinaryCrossentropyFromLogits, &y, &|z, t| {
+        bce(&z.iter().map(|&z| sigmoid(z)).collect::<Vec<_>>(), t)
+    });
+    let mut m = model(1, Activation::Sigmoid, Loss::BinaryCrossentropy, Device::Cpu);
+    for (bad, at) in [(1.5f32, 2usize), (-0.1, 0), (f32::NAN, 3)] {
+        let mut labels = vec![0.5; 4];
+        labels[at] = bad;
+        let y = Tensor::new(&[4, 1], labels).expect("y");
+        match m.evaluate(&x, &y, 4) {
+            Err(kiln::Error::Invalid { what, message }) => {
+                assert!(what.contains("binary_crossentropy"), "{what}");
+                assert!(message.contains(&format!("label {bad} at sample {at}")), "{message}");
+            }
+            other => panic!("label {bad}: expected an error, got {other:?}"),
+        }
+    }
+}
+
 /// Host categorical cross-entropy of probability rows against one-hot rows.
 fn cce(p: &[f32], t: &[f32], cols: usize) -> f64 {
     let rows = p.len() / cols;

@@ -1,0 +1,79 @@
+//! `--data`: the bundled sets, the MNIST packages, CSV files, IDX directories and image
+//! folders, with the source's own test split where it has one.
+use crate::data::{self, Dataset};
+use crate::error::{Error, Result};
+
+/// A data set as `--data` names it: the training samples, the test samples when the source
+/// comes with its own test split, and a description of where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedData {
+    /// All samples (no test split of its own) or the training split.
+    pub train: Dataset,
+    /// The source's own test split (MNIST layout), or None: split `train` yourself.
+    pub test: Option<Dataset>,
+    /// Where the data came from, for messages (e.g. "fashion-mnist (/usr/share/...)").
+    pub source: String,
+}
+
+impl LoadedData {
+    /// `(train, test)`: the source's own test split, else a stratified split of `train` with
+    /// `test_fraction` of the samples (seeded). Validates the labels of both.
+    pub fn into_split(self, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+        self.train.validate_labels()?;
+        let Some(test) = self.test else {
+            return self.train.stratified_split(test_fraction, seed);
+        };
+        test.validate_labels()?;
+        if test.classes != self.train.classes || test.sample_shape() != self.train.sample_shape() {
+            return Err(Error::invalid(
+                "data",
+                format!(
+                    "{}: the test split has {} classes of {:?} samples, the training split {} of {:?}",
+                    self.source,
+                    test.classes,
+                    test.sample_shape(),
+                    self.train.classes,
+                    self.train.sample_shape()
+                ),
+            ));
+        }
+        Ok((self.train, test))
+    }
+}
+
+/// Loads `--data`: a bundled name (digits, iris, breast-cancer), `fashion-mnist` or `mnist`
+/// (system packages, own test split), a CSV file, a directory of MNIST IDX files (own test
+/// split) or an image folder (`dir/class_name/*.png|jpg|jpeg`, grey or RGB as its first image).
+pub fn load_data(name: &str) -> Result<LoadedData> {
+    let whole = |train, source: String| LoadedData { train, test: None, source };
+    let split = |(train, test), source: String| LoadedData { train, test: Some(test), source };
+    if let Some(d) = data::builtin::by_name(name) {
+        return Ok(whole(d?, format!("{name} (bundled)")));
+    }
+    match name.to_ascii_lowercase().as_str() {
+        "fashion-mnist" | "fashion_mnist" => {
+            let source = format!("fashion-mnist ({})", data::mnist::FASHION_MNIST_DIR);
+            return Ok(split(data::mnist::fashion_mnist()?, source));
+        }
+        "mnist" => return Ok(split(data::mnist::mnist()?, format!("mnist ({})", data::mnist::MNIST_DIR))),
+        _ => {}
+    }
+    let path = std::path::Path::new(name);
+    if path.is_dir() {
+        if data::idx::is_mnist_dir(path) {
+            return Ok(split(data::idx::load_mnist_dir(path)?, format!("{name} (IDX files)")));
+        }
+        let images = data::load_image_folder(path, &data::ImageOptions::default())?;
+        return Ok(whole(images, format!("{name} (image folder)")));
+    }
+    if name.ends_with(".csv") || name.ends_with(".csv.gz") || path.exists() {
+        return Ok(whole(data::csv::load_csv(path, &Default::default())?, name.to_string()));
+    }
+    Err(Error::invalid(
+        "data",
+        format!(
+            "'{name}' is neither a known data set (digits, iris, breast-cancer, fashion-mnist, mnist) \
+             nor a file or directory"
+        ),
+    ))
+}
