@@ -80,6 +80,13 @@ pub struct TrainArgs {
     /// and predict turn the outputs into probabilities.
     #[arg(long)]
     pub from_logits: bool,
+    /// Metrics reported per epoch and on the test split, comma-separated Keras names:
+    /// accuracy, top_k_categorical_accuracy (top_<k>_…), precision, recall, f1_score (binary),
+    /// macro_precision, macro_recall, macro_f1, auc (200 thresholds, auc_<n>), mae, mse.
+    /// Default: accuracy for classes, none for a regression target. Classes always report
+    /// accuracy.
+    #[arg(long, value_name = "LIST")]
+    pub metrics: Option<String>,
     /// Clip each parameter's gradient to this L2 norm (Keras clipnorm).
     #[arg(long)]
     pub clipnorm: Option<f32>,
@@ -116,9 +123,14 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
     /// Continue the run in DIR from its last.safetensors (same data, model, optimizer, seed,
-    /// batch size and epoch count; --device, --verbose and --json apply).
+    /// batch size and metrics; --device, --verbose and --json apply). It trains on to the
+    /// run's epoch count, or to --epochs when that is given (to extend a finished run).
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     pub resume: Option<std::path::PathBuf>,
+    /// `epochs` was given explicitly (on the command line): a resumed run trains on to it
+    /// instead of the stored epoch count.
+    #[arg(skip)]
+    pub epochs_given: bool,
     /// Fraction of the training split held out for validation after each epoch (stratified,
     /// seeded). Default: 0.1 with --out (so history has val_ curves), else 0.
     #[arg(long, value_name = "F")]
@@ -148,6 +160,8 @@ impl Default for TrainArgs {
             centered: false,
             loss: None,
             from_logits: false,
+            metrics: None,
+            epochs_given: false,
             clipnorm: None,
             global_clipnorm: None,
             clipvalue: None,
@@ -245,6 +259,8 @@ pub struct TrainReport {
     pub train_seconds: f64,
     pub samples_per_sec: f64,
     pub planned_memory_bytes: u64,
+    /// Every compiled metric on the test split (accuracy included), by Keras name.
+    pub test_metrics: crate::callbacks::Logs,
     /// Epochs trained in this invocation (fewer than asked after a resume).
     pub epochs_run: usize,
     /// The per-epoch metrics of the whole run (including epochs before a resume).
@@ -337,9 +353,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         }
     }
     let mut compile = CompileOptions::new(opt, loss, device);
-    if classes == 0 {
-        compile.metrics.clear();
-    }
+    compile.metrics = options::metrics(args.metrics.as_deref(), classes)?;
     model.compile(compile)?;
     if let Some(r) = &resumed {
         r.checkpoint.restore(&mut model, &r.path)?;
@@ -378,11 +392,12 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let t0 = Instant::now();
     let fitted = model.fit(&x_train, &labels(&train, loss, units)?, &opts)?;
     let train_seconds = t0.elapsed().as_secs_f64();
-    let (test_loss, mut test_accuracy) =
-        model.evaluate(&x_test, &labels(&test, loss, units)?, args.batch_size)?;
-    if classes == 0 {
-        test_accuracy = f32::NAN;
-    }
+    let mut test_metrics = model.evaluate_metrics(&x_test, &labels(&test, loss, units)?, args.batch_size)?;
+    let test_loss = test_metrics.remove("loss").unwrap_or(f32::NAN);
+    let test_accuracy = match classes {
+        0 => f32::NAN,
+        _ => test_metrics.get("accuracy").copied().unwrap_or(f32::NAN),
+    };
     let kind = model.backend().map(|b| b.kind());
     let (device_name, backend) = match kind {
         Some(crate::backend::DeviceKind::Gpu { backend, .. }) => ("gpu".to_string(), backend),
@@ -402,6 +417,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         train_seconds,
         samples_per_sec: (train.len() * epochs_run) as f64 / train_seconds.max(1e-9),
         planned_memory_bytes: model.planned_memory_bytes(),
+        test_metrics,
         epochs_run,
         history,
     };
@@ -413,14 +429,18 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
             "test_loss": report.test_loss, "test_accuracy": report.test_accuracy,
             "train_seconds": report.train_seconds, "samples_per_sec": report.samples_per_sec,
             "planned_memory_bytes": report.planned_memory_bytes, "epochs_run": report.epochs_run,
+            "test_metrics": report.test_metrics,
             "out": args.out.as_ref().or(args.resume.as_ref()),
         });
         println!("{j}");
     } else {
-        let accuracy =
-            if classes == 0 { String::new() } else { format!(" - test accuracy: {test_accuracy:.4}") };
+        let mut metrics: Vec<(&String, &f32)> = report.test_metrics.iter().collect();
+        // Accuracy first (as before), the others by name.
+        metrics.sort_by_key(|(k, _)| (k.as_str() != "accuracy", k.to_string()));
+        let metrics: String =
+            metrics.iter().map(|(k, v)| format!(" - test {}: {v:.4}", k.replace('_', " "))).collect();
         println!(
-            "test loss: {test_loss:.4}{accuracy} ({train_seconds:.2}s training, {:.0} samples/s)",
+            "test loss: {test_loss:.4}{metrics} ({train_seconds:.2}s training, {:.0} samples/s)",
             report.samples_per_sec
         );
         if let Some(dir) = args.out.as_ref().or(args.resume.as_ref()) {

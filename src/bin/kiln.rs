@@ -2,7 +2,8 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use kiln::backend::gpu;
 use kiln::bench::{self, BenchArgs};
@@ -43,13 +44,22 @@ enum Command {
 
 fn main() -> ExitCode {
     quiet_driver_warnings();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Whether --epochs was typed: a resumed run then trains on to it (see TrainArgs::resume).
+    let epochs_given = matches
+        .subcommand_matches("train")
+        .is_some_and(|m| m.value_source("epochs") == Some(ValueSource::CommandLine));
     let result = match cli.command.unwrap_or(Command::Train(TrainArgs::default())) {
         Command::Devices => {
             print!("{}", cli::devices_report(&gpu::adapters()));
             Ok(())
         }
-        Command::Train(args) => {
+        Command::Train(mut args) => {
+            args.epochs_given = epochs_given;
             let t0 = Instant::now();
             cli::train(&args).map(|_| {
                 if !args.json {

@@ -155,3 +155,29 @@ pub fn labels(d: &Dataset, loss: Loss, units: usize) -> Result<Tensor> {
     let one_hot = d.classes > 0 && (loss.one_hot_labels() || (loss.regression() && units > 1));
     if one_hot { Ok(d.one_hot()) } else { Tensor::new(&[n, 1], d.y.clone()) }
 }
+
+/// The metrics `--metrics` names (comma-separated Keras names), for a data set with `classes`
+/// classes (0: a regression target). Default: accuracy for classes, none for regression;
+/// classes always report accuracy (first), which the train report shows.
+pub fn metrics(list: Option<&str>, classes: usize) -> Result<Vec<crate::metrics::Metric>> {
+    use crate::metrics::Metric;
+    let mut metrics = match list {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|name| Metric::parse(name).map_err(|e| Error::invalid("--metrics", e.to_string())))
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    if classes > 0 && !metrics.contains(&Metric::Accuracy) {
+        metrics.insert(0, Metric::Accuracy);
+    }
+    let mut seen = Vec::new();
+    metrics.retain(|m| {
+        let new = !seen.contains(m);
+        seen.push(*m);
+        new
+    });
+    Ok(metrics)
+}

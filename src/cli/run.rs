@@ -85,7 +85,7 @@ pub fn args_to_json(a: &TrainArgs) -> Value {
         "optimizer": a.optimizer, "lr": a.lr, "momentum": a.momentum, "nesterov": a.nesterov,
         "seed": a.seed, "validation_split": validation_fraction(a).ok(),
         "save_best_only": a.save_best_only, "monitor": a.monitor, "scaling": a.scaling, "flip": a.flip,
-        "loss": a.loss, "from_logits": a.from_logits,
+        "loss": a.loss, "from_logits": a.from_logits, "metrics": a.metrics,
     })
 }
 
@@ -96,7 +96,9 @@ pub fn args_from_json(v: &Value, current: &TrainArgs) -> TrainArgs {
     let mut a = current.clone();
     a.data = text("data").or(a.data);
     a.model = text("model").unwrap_or(a.model);
-    a.epochs = uint("epochs").map_or(a.epochs, |n| n as usize);
+    if !current.epochs_given {
+        a.epochs = uint("epochs").map_or(a.epochs, |n| n as usize);
+    }
     a.batch_size = uint("batch_size").map_or(a.batch_size, |n| n as usize);
     a.optimizer = text("optimizer").unwrap_or(a.optimizer);
     a.lr = v.get("lr").and_then(Value::as_f64).map(|f| f as f32);
@@ -110,5 +112,6 @@ pub fn args_from_json(v: &Value, current: &TrainArgs) -> TrainArgs {
     a.flip = v.get("flip").and_then(Value::as_bool).unwrap_or(a.flip);
     a.loss = text("loss").or(a.loss);
     a.from_logits = v.get("from_logits").and_then(Value::as_bool).unwrap_or(a.from_logits);
+    a.metrics = text("metrics").or(a.metrics);
     a
 }

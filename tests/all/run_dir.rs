@@ -220,3 +220,51 @@ fn damaged_checkpoints_and_missing_runs_fail_with_one_error_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("last.safetensors"), "{err}");
 }
+
+/// `--metrics` reports each metric per epoch and on the test split; `--resume DIR --epochs N`
+/// extends a finished run to N epochs (and keeps its metrics); without `--epochs` a finished
+/// run has nothing left to train.
+#[test]
+fn metrics_flag_and_resume_extending_a_finished_run() {
+    let dir = TempDir::new("cli-resume-epochs");
+    let run = dir.join("run");
+    let kiln = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().unwrap();
+        assert!(out.status.success(), "kiln {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let last = stdout.trim().lines().last().unwrap_or_default().to_string();
+        serde_json::from_str::<serde_json::Value>(&last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+    let run_s = run.to_str().unwrap();
+    let first = kiln(&[
+        "train",
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--json",
+        "--out",
+        run_s,
+        "--metrics",
+        "auc, macro_f1",
+    ]);
+    assert_eq!(first["epochs_run"], 2);
+    let metrics = first["test_metrics"].as_object().unwrap();
+    let names: Vec<&str> = metrics.keys().map(String::as_str).collect();
+    assert_eq!(names, ["accuracy", "auc", "macro_f1"], "accuracy is always reported");
+    assert!(metrics["auc"].as_f64().unwrap() > 0.9 && metrics["macro_f1"].as_f64().unwrap() > 0.5);
+    let more = kiln(&["train", "--device", "cpu", "--resume", run_s, "--epochs", "4", "--json"]);
+    assert_eq!(more["epochs_run"], 2, "epochs 3 and 4");
+    assert!(more["test_metrics"].get("auc").is_some(), "the run's metrics are kept: {more}");
+    let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 5, "header and 4 epochs:\n{history}");
+    assert!(history.lines().next().unwrap().contains("val_auc"), "{history}");
+    let again = kiln(&["train", "--device", "cpu", "--resume", run_s, "--json"]);
+    assert_eq!(again["epochs_run"], 0, "the run already has its 4 epochs");
+    let bad = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["train", "--device", "cpu", "--epochs", "1", "--metrics", "accuracy,roc"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("--metrics") && err.contains("roc"), "{err}");
+}
