@@ -3,6 +3,7 @@ mod data;
 mod infer;
 mod models;
 mod options;
+mod report;
 mod run;
 
 pub use data::{LoadedData, load_data};
@@ -11,6 +12,7 @@ pub use models::{
     PRESETS, image_input, is_model_file, model_and_loss, model_file, output_layer, preset, preset_for_loss,
 };
 pub use options::{default_loss, labels, loss_from_args};
+pub use report::{ClassScores, class_scores, classification_report, confusion_table};
 
 use std::time::Instant;
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::{as_input, labels, load_data};
+use super::{ClassScores, as_input, class_scores, classification_report, confusion_table, labels, load_data};
 use crate::checkpoint::{Checkpoint, InputPipeline};
 use crate::data::{self, Dataset};
 use crate::device::Device;
@@ -72,6 +72,10 @@ pub struct EvalReport {
     /// `matrix[true][predicted]` counts (empty for a regression model).
     pub confusion: Vec<Vec<usize>>,
     pub class_names: Vec<String>,
+    /// Each class's precision, recall, F1 and support (from the confusion matrix).
+    pub per_class: Vec<ClassScores>,
+    /// Every metric the checkpoint's model was compiled with, on this data (device-computed).
+    pub metrics: crate::callbacks::Logs,
 }
 
 /// The checkpoint's model, compiled on `device` and restored.
@@ -191,7 +195,9 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
     let loss = model.loss().unwrap_or(Loss::MeanSquaredError);
     let x = model_input(&d.x, input, &model)?;
     let y = labels(&d, loss, output_units(&model)?)?;
-    let (loss_value, accuracy) = model.evaluate(&x, &y, args.batch_size)?;
+    let mut metrics = model.evaluate_metrics(&x, &y, args.batch_size)?;
+    let loss_value = metrics.remove("loss").unwrap_or(f32::NAN);
+    let compiled_accuracy = metrics.get("accuracy").copied();
     let classes = output_classes(&model, d.classes > 0)?;
     let mut confusion = vec![vec![0usize; classes]; classes];
     if classes > 0 {
@@ -202,6 +208,9 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
             }
         }
     }
+    // A model compiled without accuracy: the confusion matrix's diagonal.
+    let diagonal: usize = (0..classes).map(|c| confusion[c][c]).sum();
+    let accuracy = compiled_accuracy.unwrap_or(diagonal as f32 / d.len().max(1) as f32);
     let class_names = match input.map(|p| p.class_names.clone()).filter(|c| !c.is_empty()) {
         Some(names) => names,
         None => (0..classes).map(|c| c.to_string()).collect(),
@@ -210,55 +219,31 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
         samples: d.len(),
         loss: loss_value,
         accuracy: if classes == 0 { f32::NAN } else { accuracy },
+        per_class: class_scores(&confusion),
         confusion,
         class_names,
+        metrics,
     };
     if args.json {
         let j = json!({
             "checkpoint": args.checkpoint, "data": source, "split": args.split, "samples": report.samples,
             "loss": report.loss, "accuracy": report.accuracy, "class_names": report.class_names,
-            "confusion_matrix": report.confusion,
+            "confusion_matrix": report.confusion, "per_class": report.per_class.iter().map(ClassScores::to_json).collect::<Vec<_>>(), "metrics": report.metrics,
         });
         println!("{j}");
     } else {
         println!("checkpoint: {}", args.checkpoint.display());
         println!("data: {source} — {} split, {} samples", args.split, report.samples);
-        let acc = if classes == 0 { String::new() } else { format!(" - accuracy: {accuracy:.4}") };
-        println!("loss: {loss_value:.4}{acc}");
+        let mut metrics: Vec<(&String, &f32)> = report.metrics.iter().collect();
+        metrics.sort_by_key(|(k, _)| (k.as_str() != "accuracy", k.to_string()));
+        let metrics: String = metrics.iter().map(|(k, v)| format!(" - {k}: {v:.4}")).collect();
+        println!("loss: {loss_value:.4}{metrics}");
         if classes > 0 {
             print!("{}", confusion_table(&report.confusion, &report.class_names));
+            print!("{}", classification_report(&report.per_class, &report.class_names));
         }
     }
     Ok(report)
-}
-
-/// The confusion matrix as text: rows the true class, columns the predicted one.
-pub fn confusion_table(m: &[Vec<usize>], names: &[String]) -> String {
-    let width =
-        m.iter().flatten().map(|c| c.to_string().len()).max().unwrap_or(1).max(m.len().to_string().len()) + 1;
-    // Names are shown beside the row numbers unless they are the numbers themselves.
-    let numbered = names.iter().enumerate().all(|(i, n)| *n == i.to_string());
-    let name_width =
-        if numbered { 0 } else { names.iter().map(|n| n.chars().count()).max().unwrap_or(1).min(20) };
-    let mut s = "confusion matrix (rows: true class, columns: predicted class)\n".to_string();
-    s += &format!("{:>w$} {:<nw$}", "", "", w = width, nw = name_width);
-    for j in 0..m.len() {
-        s += &format!("{j:>width$}");
-    }
-    s += "\n";
-    for (i, row) in m.iter().enumerate() {
-        let name: String = if numbered {
-            String::new()
-        } else {
-            names.get(i).map_or(String::new(), |n| n.chars().take(20).collect())
-        };
-        s += &format!("{i:>width$} {name:<name_width$}");
-        for c in row {
-            s += &format!("{c:>width$}");
-        }
-        s += "\n";
-    }
-    s
 }
 
 /// `a` followed by `b` (same sample shape).

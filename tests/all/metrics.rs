@@ -30,6 +30,23 @@ fn counters_have_the_hand_computed_values() {
 }
 
 #[test]
+fn classification_report_scores_follow_the_confusion_matrix() {
+    // True 0 predicted [3, 1, 0]; true 1 predicted [0, 2, 2]; class 2 never present, once
+    // predicted (never right).
+    let m = vec![vec![3, 1, 0], vec![0, 2, 2], vec![0, 0, 0]];
+    let s = kiln::cli::class_scores(&m);
+    assert_eq!((s[0].precision, s[0].recall, s[0].support), (1.0, 0.75, 4));
+    assert!((s[0].f1 - 6.0 / 7.0).abs() < 1e-12);
+    assert_eq!((s[1].precision, s[1].recall), (2.0 / 3.0, 0.5));
+    assert!((s[1].f1 - 4.0 / 7.0).abs() < 1e-12);
+    assert_eq!((s[2].precision, s[2].recall, s[2].f1, s[2].support), (0.0, 0.0, 0.0, 0));
+    let names: Vec<String> = ["cat", "dog", "bird"].map(String::from).to_vec();
+    let text = kiln::cli::classification_report(&s, &names);
+    assert!(text.contains("macro avg") && text.contains("weighted avg") && text.contains("bird"), "{text}");
+    assert!(text.lines().nth(1).is_some_and(|l| l.contains("1.0000") && l.contains("0.7500")), "{text}");
+}
+
+#[test]
 fn metric_values_follow_keras_edge_cases() {
     // TP 2, FP 1, FN 1: precision 2/3, recall 2/3, F1 2/3.
     let acc = [2.0, 1.0, 1.0];

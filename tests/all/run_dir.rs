@@ -90,7 +90,16 @@ fn save_best_only_keeps_the_epoch_with_the_lowest_val_loss() {
 #[test]
 fn eval_reproduces_the_test_accuracy_with_a_consistent_confusion_matrix() {
     let dir = TempDir::new("eval");
-    let report = train_into(&dir, "digits", 8);
+    let report = train(&TrainArgs {
+        data: Some("digits".into()),
+        device: "cpu".into(),
+        epochs: 8,
+        json: true,
+        out: Some(dir.to_path_buf()),
+        metrics: Some("macro_precision,macro_recall,macro_f1".into()),
+        ..TrainArgs::default()
+    })
+    .unwrap();
     let args = EvalArgs {
         checkpoint: dir.join("model.safetensors"),
         data: None,
@@ -113,6 +122,18 @@ fn eval_reproduces_the_test_accuracy_with_a_consistent_confusion_matrix() {
         36,
         "36 zeros"
     );
+    // The per-class report comes from the confusion matrix on the host; its macro averages
+    // equal the device-computed macro metrics the model was compiled with.
+    assert_eq!(r.per_class.len(), 10);
+    let macro_avg = |f: fn(&kiln::cli::ClassScores) -> f64| r.per_class.iter().map(f).sum::<f64>() / 10.0;
+    for (key, host) in [
+        ("macro_precision", macro_avg(|c| c.precision)),
+        ("macro_recall", macro_avg(|c| c.recall)),
+        ("macro_f1", macro_avg(|c| c.f1)),
+    ] {
+        assert!((f64::from(r.metrics[key]) - host).abs() < 1e-5, "{key}: {} vs {host}", r.metrics[key]);
+    }
+    assert!(r.per_class.iter().all(|c| c.support == 35 || c.support == 36 || c.support == 37));
     if common::gpu().is_some() {
         let g = eval(&EvalArgs { device: "gpu".into(), ..args }).unwrap();
         assert!((g.loss - r.loss).abs() < 1e-4 && g.confusion == r.confusion, "the GPU agrees");
