@@ -53,12 +53,11 @@ pub fn classification_report(scores: &[ClassScores], names: &[String]) -> String
     }
     let total: usize = scores.iter().map(|c| c.support).sum();
     let k = scores.len().max(1) as f64;
-    let mean = |f: fn(&ClassScores) -> f64| scores.iter().map(f).sum::<f64>() / k;
-    let weighted = |f: fn(&ClassScores) -> f64| {
-        scores.iter().map(|c| f(c) * c.support as f64).sum::<f64>() / total.max(1) as f64
-    };
-    let (p, r, f): (fn(&ClassScores) -> f64, fn(&ClassScores) -> f64, fn(&ClassScores) -> f64) =
-        (|c| c.precision, |c| c.recall, |c| c.f1);
+    type Score = fn(&ClassScores) -> f64;
+    let mean = |f: Score| scores.iter().map(f).sum::<f64>() / k;
+    let weighted =
+        |f: Score| scores.iter().map(|c| f(c) * c.support as f64).sum::<f64>() / total.max(1) as f64;
+    let (p, r, f): (Score, Score, Score) = (|c| c.precision, |c| c.recall, |c| c.f1);
     s += &line("macro avg", mean(p), mean(r), mean(f), total);
     s += &line("weighted avg", weighted(p), weighted(r), weighted(f), total);
     s
