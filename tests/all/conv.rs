@@ -391,3 +391,27 @@ fn split_k_matmuls_match_cpu_on_gpu() {
         check_on(g, &b, 1e-3);
     }
 }
+
+/// Bias gradients (a few columns summed over many rows) run split over chunks of rows on
+/// every adapter: partial sums on (column groups × chunks) workgroups, then each column's
+/// in-order sum. They match the CPU for the mnist-cnn shapes and odd sizes (a last partial
+/// chunk, one column, 300 columns); short or wide sums keep the one-pass kernel.
+#[test]
+fn split_row_sums_match_cpu_on_gpu() {
+    use kiln::backend::gpu::splits_rows;
+    let mut r = rng(42);
+    let mut b = Builder::default();
+    for (rows, cols) in [(86_528, 32), (15_488, 64), (8_193, 1), (20_000, 10), (9_000, 300)] {
+        let kernel = Kernel::SumRows { rows, cols };
+        assert!(splits_rows(&kernel), "{kernel:?} should split");
+        let x = b.input(uniform(&mut r, rows * cols, -1.0, 1.0));
+        b.op(kernel, &[x], cols);
+    }
+    for (rows, cols) in [(128, 10), (9_000, 600)] {
+        let kernel = Kernel::SumRows { rows, cols };
+        assert!(!splits_rows(&kernel), "{kernel:?} should not split");
+        let x = b.input(uniform(&mut r, rows * cols, -1.0, 1.0));
+        b.op(kernel, &[x], cols);
+    }
+    check(&b, 1e-4);
+}

@@ -126,13 +126,13 @@ struct CompiledStep {
     index: usize,
     pipeline: wgpu::ComputePipeline,
     groups: [u32; 3],
-    /// A second dispatch with the same bindings (split-K's in-order sum of partial products).
+    /// A second dispatch with the same bindings (a split kernel's in-order sum of its partials).
     then: Option<(wgpu::ComputePipeline, [u32; 3])>,
-    /// Elements of the scratch buffer bound as arg 4 (split-K's partial products).
+    /// Elements of the scratch buffer bound as arg 4 (a split kernel's partial results).
     scratch: Option<usize>,
 }
 
-/// How one step runs: one launch, or a matmul split over K.
+/// How one step runs: one launch, or split (a matmul over K, a column sum over rows).
 pub(crate) enum StepLaunch {
     Single(kernels::Launch),
     Split(splitk::SplitK),
@@ -157,6 +157,11 @@ pub(crate) fn step_launch(
     let launch_with = |vec4| kernels::launch(kernel, max_groups, matmul, vec4).map_err(in_step);
     let llvmpipe = ctx.summary.name.contains("llvmpipe");
     let limit = kernels::LLVMPIPE_LOOP_LIMIT;
+    // Column sums over many rows split on every adapter (so lavapipe tests the GPUs' path).
+    let fits = |s: &splitk::SplitK| 4 * s.scratch_len as u64 <= ctx.limits.max_storage_buffer_binding_size;
+    if let Some(split) = splitk::split_rows(kernel, max_groups).map_err(in_step)?.filter(fits) {
+        return Ok(StepLaunch::Split(split));
+    }
     let mut launch = launch_with(vec4)?;
     let mut loops = kernels::loop_iterations(kernel, launch.entry);
     if llvmpipe && vec4 && loops > limit {
@@ -165,10 +170,9 @@ pub(crate) fn step_launch(
         loops = kernels::loop_iterations(kernel, launch.entry);
     }
     if matmul == MatmulKernel::Tiled || (llvmpipe && loops > limit) {
-        let split = splitk::split_k(kernel, max_groups).map_err(in_step)?.filter(|sk| {
-            4 * sk.scratch_len as u64 <= ctx.limits.max_storage_buffer_binding_size
-                && !(llvmpipe && sk.loops > limit)
-        });
+        let split = splitk::split_k(kernel, max_groups)
+            .map_err(in_step)?
+            .filter(|sk| fits(sk) && !(llvmpipe && sk.loops > limit));
         if let Some(sk) = split {
             return Ok(StepLaunch::Split(sk));
         }
@@ -282,7 +286,7 @@ impl Compiled {
         }
         let work = create_buffer(ctx, "Work arena", work_bytes, ARENA_USAGE)?;
         let scratch = if scratch_len > 0 {
-            Some(create_buffer(ctx, "split-K partial products", arena_bytes(scratch_len), ARENA_USAGE)?)
+            Some(create_buffer(ctx, "split kernels' partial results", arena_bytes(scratch_len), ARENA_USAGE)?)
         } else {
             None
         };
@@ -321,7 +325,7 @@ impl Compiled {
             let mut entries = Vec::with_capacity(MAX_ARGS + 2);
             for j in 0..MAX_ARGS {
                 let binding = match (args.get(j), j, s.scratch, &self.scratch) {
-                    // Split-K's partial products, after the matmul's three args.
+                    // A split kernel's partial results, after its args (at most three).
                     (_, 4, Some(len), Some(buffer)) => wgpu::BufferBinding {
                         buffer,
                         offset: 0,

@@ -16,7 +16,7 @@ mod timer;
 
 pub use context::{AdapterSummary, adapters};
 pub use kernels::{MatmulKernel, entry_point};
-pub use splitk::splits_k;
+pub use splitk::{splits_k, splits_rows};
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 

@@ -1,6 +1,8 @@
-//! Split-K matmuls (`shaders/splitk.wgsl`): a plain matmul with a small C and a long K (a
-//! convolution's filter gradient) runs as partial products over K-chunks on many workgroups,
-//! then an in-order sum — instead of the few workgroups C's tiles would give.
+//! Kernels split into partial results over many workgroups, then an in-order sum, instead of
+//! the few workgroups their output would give a GPU: split-K matmuls (`shaders/splitk.wgsl`;
+//! a small C over a long K, a convolution's filter gradient) and split-row column sums
+//! (`sum_rows_partial` / `sum_rows_reduce` in `shaders/reduce.wgsl`; a few columns over many
+//! rows, a convolution's bias gradient). Both orders are fixed: the same bits on every run.
 use super::kernels::{Launch, Shader, StepParams, grid, to_u32};
 use crate::error::Result;
 use crate::program::Kernel;
@@ -50,6 +52,39 @@ pub(crate) fn split_k(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>
     };
     let reduce = Launch { entry: "splitk_reduce", groups: grid(m * n, 256, max_groups)?, ..partial.clone() };
     Ok(Some(SplitK { partial, reduce, scratch_len: splits * m * n, loops: chunk as u64 * 25 + 32 }))
+}
+
+/// Rows per chunk of a split SumRows (`SPLIT_ROWS` in shaders/reduce.wgsl): 64 rows per lane.
+const SPLIT_ROWS: usize = 1024;
+
+/// The split-row plan of a `SumRows` over many rows and few columns (fewer than 32 groups of
+/// 16 columns: a workgroup per group would leave a GPU idle while each lane walks rows/16
+/// rows): partial sums per chunk of [`SPLIT_ROWS`] rows on (column groups × chunks)
+/// workgroups, then each column's in-order sum. None for every other kernel.
+pub(crate) fn split_rows(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>> {
+    let Kernel::SumRows { rows, cols } = *kernel else { return Ok(None) };
+    let (groups, chunks) = (cols.div_ceil(16), rows.div_ceil(SPLIT_ROWS));
+    if rows < 8 * SPLIT_ROWS || groups >= 32 || cols == 0 || chunks > max_groups as usize {
+        return Ok(None);
+    }
+    let params =
+        StepParams { u: [to_u32(rows)?, to_u32(cols)?, to_u32(chunks)?, 0], f: [0.0; 4], g: [0; 12] };
+    let partial = Launch {
+        shader: Shader::Reduce,
+        entry: "sum_rows_partial",
+        constants: vec![],
+        params,
+        groups: Some([to_u32(groups)?, to_u32(chunks)?, 1]),
+    };
+    let reduce = Launch { entry: "sum_rows_reduce", groups: grid(cols, 256, max_groups)?, ..partial.clone() };
+    // Loops per invocation: the chunk's rows per lane and the lane tree; the reduce's chunks.
+    let loops = (SPLIT_ROWS / 16 + 8).max(chunks) as u64;
+    Ok(Some(SplitK { partial, reduce, scratch_len: chunks * cols, loops }))
+}
+
+/// Whether the GPU runs `kernel` as a split-row column sum (for tests and benchmarks).
+pub fn splits_rows(kernel: &Kernel) -> bool {
+    matches!(split_rows(kernel, u32::MAX), Ok(Some(_)))
 }
 
 /// Whether the GPU runs `kernel` as a split-K matmul (for tests and benchmarks).
