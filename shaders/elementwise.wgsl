@@ -3,6 +3,7 @@
 //   add             [a, b, y]     y = a + b                         (Kernel::Add)
 //   unary           [x, y]        y = f(x), f = relu|sigmoid|tanh   (Kernel::Unary)
 //   affine          [x, y]        y = scale · x + shift             (Kernel::Affine)
+//   copy_range      [x, y]        y[i] = x[cols + i] (cols: the offset) (Kernel::Copy)
 //   unary_grad      [y, dy, dx]   dx from forward output y          (Kernel::UnaryGrad)
 //   broadcast_rows  [x, y]        y[i,j] = x[j]                     (Kernel::BroadcastRows)
 //   broadcast_scalar[x, y]        y[i] = scale · x[0]               (Kernel::BroadcastScalar)
@@ -78,6 +79,15 @@ fn affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
         arg1[i] = arg0[i] * p.scale + p.shift;
+    }
+}
+
+@compute @workgroup_size(256)
+fn copy_range(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg1[i] = arg0[p.cols + i];
     }
 }
 

@@ -3,26 +3,31 @@
 //                                         (Kernel::BatchMoments)
 //   bn_train       [x, moments, gamma, beta, y]  y = (x − μ)·(1/sqrt(σ² + eps))·γ + β
 //                                         (Kernel::BatchNormTrain; one thread per element)
-//   bn_grad        [x, moments, gamma, dy, dx]   dx = γ/(sqrt(σ²+eps)·rows) · (rows·dy − Σdy − x̂·Σ(dy·x̂))
-//                                         (Kernel::BatchNormGrad)
-//   bn_gamma_grad  [x, moments, dy, dgamma]      dγ = Σ dy·x̂        (Kernel::BatchNormGammaGrad)
+//   bn_grad_sums   [x, moments, dy, sums]  sums = [Σdy (cols), Σdy·x̂ (cols)]: dβ and dγ
+//                                         (Kernel::BatchNormGradSums)
+//   bn_grad        [x, moments, gamma, dy, sums, dx]  dx = γ/(sqrt(σ²+eps)·rows) · (rows·dy − Σdy
+//                                         − x̂·Σ(dy·x̂)) (Kernel::BatchNormGrad; per element)
 //   bn_moving      [moments, mean, var]   mean = mean·momentum + μ·(1 − momentum), var likewise
 //                                         with σ², in place (Kernel::BatchNormMoving; per column)
 //   bn_inference   [x, gamma, beta, mean, var, y]  y = γ (x − mean)/sqrt(var + eps) + β
 //                                         (Kernel::BatchNormInference; one thread per element)
 // The column kernels run one workgroup of 256 threads per 16 columns: lane l (0..16) of a
 // column walks rows l, l+16, … in order, then a shared-memory tree (8, 4, 2, 1) combines the
-// lanes, as sum_rows in reduce.wgsl — fixed order, so results repeat bit for bit. Each pass
-// loops rows/16 times per thread (llvmpipe ends loops after 65535 iterations in all; the
-// host refuses longer launches there).
+// lanes — fixed order, so results repeat bit for bit. Over many rows (few columns: a
+// convolution's channels) the host splits them (`split_columns` in src/backend/gpu/splitk.rs):
+// *_partial kernels work on chunks of SPLIT_ROWS rows (grid x: groups of 16 columns, y:
+// chunks) into the scratch buffer (binding 6, `chunks` chunks), then *_reduce kernels combine
+// the chunks in order, one thread per output: the moments by Chan et al.'s pairwise update of
+// (count, mean, Σ(x − mean)²), the gradient sums by plain sums.
 //
-// Bindings (group 0): args 0..3 at bindings 0..3, args 4 and 5 at 6 and 7; 4: uniform Params.
+// Bindings (group 0): args 0..3 at bindings 0..3, args 4 and 5 (or the scratch) at 6 and 7;
+// 4: uniform Params.
 
 struct Params {
     rows: u32,
     cols: u32,
     len: u32,
-    _u3: u32,
+    chunks: u32,
     eps: f32,
     momentum: f32,
     _f2: f32,
@@ -41,25 +46,28 @@ fn column(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * 16u + lid.x % 16u;
 }
 
-// Mean and biased variance of column j over x = arg0 (two passes); every thread of the
-// workgroup must call it.
-fn moments(j: u32, lane: u32, lid: u32) -> vec2<f32> {
-    let n = f32(max(p.rows, 1u));
+// Rows per chunk of the split kernels (`SPLIT_ROWS` in src/backend/gpu/splitk.rs).
+const SPLIT_ROWS: u32 = 1024u;
+
+// Mean and Σ (x − mean)² of column j over rows [start, end) of x = arg0 (two passes); every
+// thread of the workgroup must call it.
+fn column_moments(j: u32, lane: u32, lid: u32, start: u32, end: u32) -> vec2<f32> {
+    let n = f32(max(end - start, 1u));
     var s = 0.0;
     if (j < p.cols) {
-        for (var i = lane; i < p.rows; i += 16u) {
+        for (var i = start + lane; i < end; i += 16u) {
             s += arg0[i * p.cols + j];
         }
     }
     let mean = lane_total(s, lid) / n;
     var q = 0.0;
     if (j < p.cols) {
-        for (var i = lane; i < p.rows; i += 16u) {
+        for (var i = start + lane; i < end; i += 16u) {
             let d = arg0[i * p.cols + j] - mean;
             q += d * d;
         }
     }
-    return vec2<f32>(mean, lane_total(q, lid) / n);
+    return vec2<f32>(mean, lane_total(q, lid));
 }
 
 // (mean, 1/sqrt(var + eps)) of column j from the moments in arg1.
@@ -75,11 +83,47 @@ fn bn_moments(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
               @builtin(local_invocation_id) lid: vec3<u32>) {
     let j = column(wid, nwg, lid);
     let lane = lid.x / 16u;
-    let m = moments(j, lane, lid.x);
+    let m = column_moments(j, lane, lid.x, 0u, p.rows);
     if (j < p.cols && lane == 0u) {
         arg1[j] = m.x;
-        arg1[p.cols + j] = m.y;
+        arg1[p.cols + j] = m.y / f32(max(p.rows, 1u));
     }
+}
+
+@compute @workgroup_size(256)
+fn bn_moments_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = wid.x * 16u + lid.x % 16u;
+    let lane = lid.x / 16u;
+    let start = wid.y * SPLIT_ROWS;
+    let m = column_moments(j, lane, lid.x, start, min(start + SPLIT_ROWS, p.rows));
+    if (j < p.cols && lane == 0u) {
+        let row = wid.y * 2u * p.cols;
+        arg4[row + j] = m.x;
+        arg4[row + p.cols + j] = m.y;
+    }
+}
+
+@compute @workgroup_size(256)
+fn bn_moments_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = flat_index(wid, nwg, lid);
+    if (j >= p.cols) {
+        return;
+    }
+    var n = 0.0;
+    var mean = 0.0;
+    var m2 = 0.0;
+    for (var c = 0u; c < p.chunks; c++) {
+        let nb = f32(min(SPLIT_ROWS, p.rows - c * SPLIT_ROWS));
+        let row = c * 2u * p.cols;
+        let d = arg4[row + j] - mean;
+        let total = n + nb;
+        mean += d * nb / total;
+        m2 += arg4[row + p.cols + j] + d * d * n * nb / total;
+        n = total;
+    }
+    arg1[j] = mean;
+    arg1[p.cols + j] = m2 / f32(max(p.rows, 1u));
 }
 
 @compute @workgroup_size(256)
@@ -93,50 +137,72 @@ fn bn_train(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     }
 }
 
-@compute @workgroup_size(256)
-fn bn_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_id) lid: vec3<u32>) {
-    let j = column(wid, nwg, lid);
-    let lane = lid.x / 16u;
+// (Σdy, Σdy·x̂) of column j over rows [start, end), dy = arg2; every thread must call it.
+fn column_grad_sums(j: u32, lane: u32, lid: u32, start: u32, end: u32) -> vec2<f32> {
     let st = mean_inv_std(j);
     var sg = 0.0;
     var sgx = 0.0;
     if (j < p.cols) {
-        for (var i = lane; i < p.rows; i += 16u) {
+        for (var i = start + lane; i < end; i += 16u) {
             let at = i * p.cols + j;
-            let g = arg3[at];
+            let g = arg2[at];
             sg += g;
-            sgx += g * (arg0[at] - st.x) * st.y;
+            sgx += g * ((arg0[at] - st.x) * st.y);
         }
     }
-    let sum_dy = lane_total(sg, lid.x);
-    let sum_dy_xhat = lane_total(sgx, lid.x);
-    if (j < p.cols) {
-        let n = f32(max(p.rows, 1u));
-        for (var i = lane; i < p.rows; i += 16u) {
-            let at = i * p.cols + j;
-            let xhat = (arg0[at] - st.x) * st.y;
-            arg4[at] = arg2[j] * st.y / n * (n * arg3[at] - sum_dy - xhat * sum_dy_xhat);
-        }
+    let sum_dy = lane_total(sg, lid);
+    return vec2<f32>(sum_dy, lane_total(sgx, lid));
+}
+
+@compute @workgroup_size(256)
+fn bn_grad_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = column(wid, nwg, lid);
+    let lane = lid.x / 16u;
+    let s = column_grad_sums(j, lane, lid.x, 0u, p.rows);
+    if (j < p.cols && lane == 0u) {
+        arg3[j] = s.x;
+        arg3[p.cols + j] = s.y;
     }
 }
 
 @compute @workgroup_size(256)
-fn bn_gamma_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_id) lid: vec3<u32>) {
-    let j = column(wid, nwg, lid);
+fn bn_grad_sums_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = wid.x * 16u + lid.x % 16u;
     let lane = lid.x / 16u;
-    let st = mean_inv_std(j);
-    var sgx = 0.0;
-    if (j < p.cols) {
-        for (var i = lane; i < p.rows; i += 16u) {
-            let at = i * p.cols + j;
-            sgx += arg2[at] * (arg0[at] - st.x) * st.y;
-        }
-    }
-    let total = lane_total(sgx, lid.x);
+    let start = wid.y * SPLIT_ROWS;
+    let s = column_grad_sums(j, lane, lid.x, start, min(start + SPLIT_ROWS, p.rows));
     if (j < p.cols && lane == 0u) {
-        arg3[j] = total;
+        let row = wid.y * 2u * p.cols;
+        arg4[row + j] = s.x;
+        arg4[row + p.cols + j] = s.y;
+    }
+}
+
+// sums[k] = Σ over the chunks, in order, of their partial sums (k < 2·cols).
+@compute @workgroup_size(256)
+fn bn_sums_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid: vec3<u32>) {
+    let k = flat_index(wid, nwg, lid);
+    if (k < 2u * p.cols) {
+        var s = 0.0;
+        for (var c = 0u; c < p.chunks; c++) {
+            s += arg4[c * 2u * p.cols + k];
+        }
+        arg3[k] = s;
+    }
+}
+
+@compute @workgroup_size(256)
+fn bn_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        let j = i % p.cols;
+        let st = mean_inv_std(j);
+        let n = f32(max(p.rows, 1u));
+        let c = arg2[j] * st.y / n;
+        arg5[i] = c * (n * arg3[i] - arg4[j] - (arg0[i] - st.x) * st.y * arg4[p.cols + j]);
     }
 }
 

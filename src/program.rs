@@ -206,6 +206,8 @@ pub enum Kernel {
     Add { len: usize },
     /// args `[x, y]`: y = f(x) elementwise.
     Unary { op: UnaryOp, len: usize },
+    /// args `[x, y]`: y[i] = x[offset + i], i < len (a row of a matrix).
+    Copy { len: usize, offset: usize },
     /// args `[x, y]`: y = scale·x + shift elementwise (label smoothing on the device).
     Affine { len: usize, scale: f32, shift: f32 },
     /// args `[y, dy, dx]`: gradient of `op` through its forward *output* y:
@@ -314,12 +316,13 @@ pub enum Kernel {
     /// args `[x, moments, gamma, beta, y]`: batch normalisation in training,
     /// y = (x − μ_j) · (1 / sqrt(σ²_j + eps)) · γ_j + β_j.
     BatchNormTrain { rows: usize, cols: usize, eps: f32 },
-    /// args `[x, moments, gamma, dy, dx]`: dx = γ/(sqrt(σ² + eps)·rows) · (rows·dy − Σdy −
-    /// x̂·Σ(dy·x̂)) per column, x̂ the normalised x: the whole gradient, through the
-    /// statistics too.
+    /// args `[x, moments, dy, sums]`: per column, sums[j] = Σ_i dy_ij (= dβ_j) and
+    /// sums[cols + j] = Σ_i dy_ij · x̂_ij (= dγ_j), x̂ = (x − μ)/sqrt(σ² + eps).
+    BatchNormGradSums { rows: usize, cols: usize, eps: f32 },
+    /// args `[x, moments, gamma, dy, sums, dx]`: dx = γ/(sqrt(σ² + eps)·rows) · (rows·dy − Σdy −
+    /// x̂·Σ(dy·x̂)) elementwise, with the sums of `BatchNormGradSums`: the whole gradient,
+    /// through the statistics too.
     BatchNormGrad { rows: usize, cols: usize, eps: f32 },
-    /// args `[x, moments, dy, dgamma]`: dγ_j = Σ_i dy_ij · x̂_ij.
-    BatchNormGammaGrad { rows: usize, cols: usize, eps: f32 },
     /// args `[moments, mean, var]` (mean and var updated in place): Keras's moving
     /// statistics, m = m·momentum + μ·(1 − momentum), and the same for the biased variance.
     BatchNormMoving { cols: usize, momentum: f32 },

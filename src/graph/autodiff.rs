@@ -129,9 +129,11 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         // dx is the whole gradient, through the batch moments too, so the moments (a function
         // of x) take none of their own.
         Op::BatchNorm { eps } => {
-            let dx = g.add(Op::BatchNormGrad { eps }, &[x(0), x(1), x(2), gy], &ctx)?;
-            let dgamma = g.add(Op::BatchNormGammaGrad { eps }, &[x(0), x(1), gy], &ctx)?;
-            let dbeta = g.add(Op::SumRows, &[gy], &ctx)?;
+            // One pass for Σdy (dβ) and Σdy·x̂ (dγ), which dx needs too.
+            let sums = g.add(Op::BatchNormGradSums { eps }, &[x(0), x(1), gy], &ctx)?;
+            let dx = g.add(Op::BatchNormGrad { eps }, &[x(0), x(1), x(2), gy, sums], &ctx)?;
+            let dgamma = g.add(Op::Row { index: 1 }, &[sums], &ctx)?;
+            let dbeta = g.add(Op::Row { index: 0 }, &[sums], &ctx)?;
             vec![Some(dx), None, Some(dgamma), Some(dbeta)]
         }
         Op::WeightPenalty { l1, l2 } => {
@@ -147,7 +149,8 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::PointwiseGrad(_)
         | Op::MaxPoolGrad { .. }
         | Op::BatchNormGrad { .. }
-        | Op::BatchNormGammaGrad { .. }
+        | Op::BatchNormGradSums { .. }
+        | Op::Row { .. }
         | Op::BatchNormInference { .. }
         | Op::BatchMoments
         | Op::WeightPenaltyGrad { .. }

@@ -95,10 +95,12 @@ pub enum Op {
     BatchNorm { eps: f32 },
     /// x [rows, cols] → [2, cols]: per-column batch mean and biased variance.
     BatchMoments,
-    /// (x, moments, gamma, dy) → dx for `BatchNorm` (through the moments too).
+    /// (x, moments, dy) → [2, cols]: per column Σdy (dβ) and Σdy·x̂ (dγ) for `BatchNorm`.
+    BatchNormGradSums { eps: f32 },
+    /// (x, moments, gamma, dy, sums) → dx for `BatchNorm` (through the moments too).
     BatchNormGrad { eps: f32 },
-    /// (x, moments, dy) → dgamma for `BatchNorm`.
-    BatchNormGammaGrad { eps: f32 },
+    /// [rows, cols] → row `index`, [cols] (a copy).
+    Row { index: usize },
     /// (x, gamma, beta, moving mean, moving variance) → normalised x (inference).
     BatchNormInference { eps: f32 },
     /// any → [1], the L1/L2 weight penalty l1·Σ|x| + l2·Σx² (Keras kernel regularisers).
@@ -356,12 +358,20 @@ impl Graph {
                 same(&format!("{ctx} batch moments"), &[2, c], s(1))?;
                 same(&format!("{ctx} gamma"), &[c], s(2))?;
                 same(&format!("{ctx} output gradient"), s(0), s(3))?;
+                same(&format!("{ctx} gradient sums"), &[2, c], s(4))?;
                 s(0).to_vec()
             }
-            Op::BatchNormGammaGrad { .. } => {
+            Op::BatchNormGradSums { .. } => {
                 let (_, c) = matrix(ctx, "batch-norm input", s(0))?;
                 same(&format!("{ctx} batch moments"), &[2, c], s(1))?;
                 same(&format!("{ctx} output gradient"), s(0), s(2))?;
+                vec![2, c]
+            }
+            Op::Row { index } => {
+                let (r, c) = matrix(ctx, "row source", s(0))?;
+                if *index >= r {
+                    return Err(Error::invalid(ctx, format!("row {index} of a matrix of {r} rows")));
+                }
                 vec![c]
             }
             Op::RandomFlip { .. } => {
@@ -455,9 +465,10 @@ impl Graph {
             Op::BatchNormGrad { eps } => {
                 Kernel::BatchNormGrad { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps }
             }
-            Op::BatchNormGammaGrad { eps } => {
-                Kernel::BatchNormGammaGrad { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps }
+            Op::BatchNormGradSums { eps } => {
+                Kernel::BatchNormGradSums { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps }
             }
+            Op::Row { index } => Kernel::Copy { len, offset: index * len },
             Op::BatchNormInference { eps } => {
                 Kernel::BatchNormInference { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps }
             }
@@ -505,6 +516,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::RandomFlip { .. }
         | Op::Dropout { .. }
         | Op::BatchMoments
+        | Op::Row { .. }
         | Op::WeightPenalty { .. } => 1,
         Op::MatMul { .. }
         | Op::BiasAdd
@@ -527,8 +539,8 @@ pub fn arity(op: &Op) -> usize {
         | Op::MeanSquaredErrorGrad
         | Op::SigmoidBinaryCrossEntropyGrad
         | Op::PointwiseGrad(_)
-        | Op::BatchNormGammaGrad { .. } => 3,
-        Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => 4,
-        Op::BatchNormInference { .. } => 5,
+        | Op::BatchNormGradSums { .. } => 3,
+        Op::BatchNorm { .. } => 4,
+        Op::BatchNormInference { .. } | Op::BatchNormGrad { .. } => 5,
     }
 }

@@ -280,7 +280,11 @@ fn image_kernels_match_cpu_on_gpu() {
 fn batch_norm_kernels_match_cpu_on_gpu() {
     let mut r = rng(23);
     let mut b = Builder::default();
-    for (rows, cols) in [(1, 3), (33, 17), (70, 40), (2000, 5)] {
+    // The last three take the split-row kernels (partials per 1024 rows, then in order).
+    for (rows, cols) in [(1, 3), (33, 17), (70, 40), (2000, 5), (8_192, 1), (20_000, 5), (86_528, 32)] {
+        let split = kiln::backend::gpu::splits_rows(&Kernel::BatchMoments { rows, cols });
+        assert_eq!(split, rows >= 8_192, "{rows}×{cols}");
+        assert_eq!(split, kiln::backend::gpu::splits_rows(&Kernel::BatchNormGradSums { rows, cols, eps: 1e-3 }));
         let x = b.input(uniform(&mut r, rows * cols, -2.0, 3.0));
         let gamma = b.input(uniform(&mut r, cols, 0.5, 1.5));
         let beta = b.input(uniform(&mut r, cols, -1.0, 1.0));
@@ -292,8 +296,11 @@ fn batch_norm_kernels_match_cpu_on_gpu() {
         let moments = b.output(2 * cols);
         b.step(Kernel::BatchMoments { rows, cols }, &[x, moments]);
         b.op(Kernel::BatchNormTrain { rows, cols, eps }, &[x, moments, gamma, beta], rows * cols);
-        b.op(Kernel::BatchNormGrad { rows, cols, eps }, &[x, moments, gamma, dy], rows * cols);
-        b.op(Kernel::BatchNormGammaGrad { rows, cols, eps }, &[x, moments, dy], cols);
+        // Each backend's own sums feed its dx.
+        let sums = b.output(2 * cols);
+        b.step(Kernel::BatchNormGradSums { rows, cols, eps }, &[x, moments, dy, sums]);
+        b.op(Kernel::BatchNormGrad { rows, cols, eps }, &[x, moments, gamma, dy, sums], rows * cols);
+        b.op(Kernel::Copy { len: cols, offset: cols }, &[sums], cols);
         b.op(Kernel::BatchNormInference { rows, cols, eps }, &[x, gamma, beta, mean, var], rows * cols);
         // The moving update runs in place on zero-initialised outputs.
         let (m2, v2) = (b.output(cols), b.output(cols));

@@ -96,6 +96,7 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         Fill { .. } | ClipByValue { .. } => 1,
         Unary { .. }
         | Affine { .. }
+        | Copy { .. }
         | FirstNonFinite
         | Softmax { .. }
         | LogSoftmax { .. }
@@ -140,13 +141,10 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | MeanSquaredErrorGrad { .. }
         | PointwiseGrad { .. }
         | SigmoidBinaryCrossEntropyGrad { .. }
-        | BatchNormGammaGrad { .. }
+        | BatchNormGradSums { .. }
         | AdamUpdate { amsgrad: false, .. } => 4,
-        AdamUpdate { amsgrad: true, .. }
-        | RmspropUpdate { .. }
-        | BatchNormTrain { .. }
-        | BatchNormGrad { .. } => 5,
-        BatchNormInference { .. } => 6,
+        AdamUpdate { amsgrad: true, .. } | RmspropUpdate { .. } | BatchNormTrain { .. } => 5,
+        BatchNormInference { .. } | BatchNormGrad { .. } => 6,
     }
 }
 
@@ -297,12 +295,14 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
         BatchNormTrain { cols, eps, .. } => {
             norm::batch_norm_train(cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4))
         }
+        BatchNormGradSums { cols, eps, .. } => {
+            norm::batch_norm_grad_sums(cols, eps, v.r(0), v.r(1), v.r(2), v.w(3))
+        }
         BatchNormGrad { rows, cols, eps } => {
-            norm::batch_norm_grad(rows, cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4))
+            let inputs = [v.r(0), v.r(1), v.r(2), v.r(3), v.r(4)];
+            norm::batch_norm_grad(rows, cols, eps, inputs, v.w(5))
         }
-        BatchNormGammaGrad { cols, eps, .. } => {
-            norm::batch_norm_gamma_grad(cols, eps, v.r(0), v.r(1), v.r(2), v.w(3))
-        }
+        Copy { offset, len } => v.w(1).copy_from_slice(&v.r(0)[offset..offset + len]),
         BatchNormMoving { cols, momentum } => norm::batch_norm_moving(cols, momentum, v.r(0), v.w(1), v.w(2)),
         BatchNormInference { cols, eps, .. } => {
             norm::batch_norm_inference(cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.r(4), v.w(5))

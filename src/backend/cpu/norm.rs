@@ -75,21 +75,25 @@ fn normalize<T: CpuFloat>(cols: usize, x: &[T], mean: &[T], inv: &[T], gamma: &[
     });
 }
 
-/// dx = γ/(sqrt(σ² + eps)·rows) · (rows·dy − Σdy − x̂·Σ(dy·x̂)).
-#[allow(clippy::too_many_arguments)]
-pub fn batch_norm_grad<T: CpuFloat>(
-    rows: usize,
+/// [Σdy (cols), Σdy·x̂ (cols)] per column into `out`: dβ and dγ, and what dx needs.
+pub fn batch_norm_grad_sums<T: CpuFloat>(
     cols: usize,
     eps: f32,
     x: &[T],
     moments: &[T],
-    gamma: &[T],
     dy: &[T],
-    dx: &mut [T],
+    out: &mut [T],
 ) {
     let (mean, inv) = mean_inv_std(cols, moments, eps);
+    out.copy_from_slice(&gradient_sums(cols, x, dy, mean, &inv));
+}
+
+/// dx = γ/(sqrt(σ² + eps)·rows) · (rows·dy − Σdy − x̂·Σ(dy·x̂)), with the sums of
+/// [`batch_norm_grad_sums`]. `inputs`: x, moments, gamma, dy, sums.
+pub fn batch_norm_grad<T: CpuFloat>(rows: usize, cols: usize, eps: f32, inputs: [&[T]; 5], dx: &mut [T]) {
+    let [x, moments, gamma, dy, sums] = inputs;
+    let (mean, inv) = mean_inv_std(cols, moments, eps);
     let n = T::from(rows.max(1)).unwrap_or(T::one());
-    let sums = gradient_sums(cols, x, dy, mean, &inv);
     let (sum_dy, sum_dy_xhat) = sums.split_at(cols);
     // γ·inv/n per column, evaluated as in the formula (the same bits as inline).
     let scale: Vec<T> = gamma.iter().zip(&inv).map(|(&g, &s)| g * s / n).collect();
@@ -100,19 +104,6 @@ pub fn batch_norm_grad<T: CpuFloat>(
             *o = c * (n * g - sg - (xv - m) * s * sgx);
         }
     });
-}
-
-/// dγ_j = Σ_i dy_ij · x̂_ij.
-pub fn batch_norm_gamma_grad<T: CpuFloat>(
-    cols: usize,
-    eps: f32,
-    x: &[T],
-    moments: &[T],
-    dy: &[T],
-    dg: &mut [T],
-) {
-    let (mean, inv) = mean_inv_std(cols, moments, eps);
-    dg.copy_from_slice(&gradient_sums(cols, x, dy, mean, &inv)[cols..]);
 }
 
 /// Keras's moving statistics: m = m·momentum + μ·(1 − momentum), v likewise with σ².

@@ -157,9 +157,9 @@ pub(crate) fn step_launch(
     let launch_with = |vec4| kernels::launch(kernel, max_groups, matmul, vec4).map_err(in_step);
     let llvmpipe = ctx.summary.name.contains("llvmpipe");
     let limit = kernels::LLVMPIPE_LOOP_LIMIT;
-    // Column sums over many rows split on every adapter (so lavapipe tests the GPUs' path).
+    // Column reductions over many rows split on every adapter (so lavapipe tests the GPUs' path).
     let fits = |s: &splitk::SplitK| 4 * s.scratch_len as u64 <= ctx.limits.max_storage_buffer_binding_size;
-    if let Some(split) = splitk::split_rows(kernel, max_groups).map_err(in_step)?.filter(fits) {
+    if let Some(split) = splitk::split_columns(kernel, max_groups).map_err(in_step)?.filter(fits) {
         return Ok(StepLaunch::Split(split));
     }
     let mut launch = launch_with(vec4)?;

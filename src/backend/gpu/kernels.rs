@@ -302,8 +302,7 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
         }
         // Passes over the rows of 16 columns per workgroup (16 lanes each), plus the trees.
         BatchMoments { rows, .. } => 2 * per_lane(rows, 16) + 8,
-        BatchNormGammaGrad { rows, .. } => per_lane(rows, 16) + 4,
-        BatchNormGrad { rows, .. } => 2 * per_lane(rows, 16) + 8,
+        BatchNormGradSums { rows, .. } => per_lane(rows, 16) + 8,
         // One element per invocation; Adam's β^t by binary exponentiation (≤ 32 steps).
         _ => 32,
     }
@@ -385,8 +384,11 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
         BatchNormTrain { rows, cols, eps } => {
             Launch { groups: grid(rows * cols, 256, max_groups)?, ..norm("bn_train", rows, cols, eps, 0.0)? }
         }
-        BatchNormGrad { rows, cols, eps } => norm("bn_grad", rows, cols, eps, 0.0)?,
-        BatchNormGammaGrad { rows, cols, eps } => norm("bn_gamma_grad", rows, cols, eps, 0.0)?,
+        BatchNormGradSums { rows, cols, eps } => norm("bn_grad_sums", rows, cols, eps, 0.0)?,
+        BatchNormGrad { rows, cols, eps } => {
+            Launch { groups: grid(rows * cols, 256, max_groups)?, ..norm("bn_grad", rows, cols, eps, 0.0)? }
+        }
+        Copy { len, offset } => elementwise("copy_range", len, offset, 0, 0.0)?,
         BatchNormMoving { cols, momentum } => {
             Launch { groups: grid(cols, 256, max_groups)?, ..norm("bn_moving", 1, cols, 0.0, momentum)? }
         }

@@ -1,8 +1,8 @@
 //! Kernels split into partial results over many workgroups, then an in-order sum, instead of
 //! the few workgroups their output would give a GPU: split-K matmuls (`shaders/splitk.wgsl`;
-//! a small C over a long K, a convolution's filter gradient) and split-row column sums
-//! (`sum_rows_partial` / `sum_rows_reduce` in `shaders/reduce.wgsl`; a few columns over many
-//! rows, a convolution's bias gradient). Both orders are fixed: the same bits on every run.
+//! a small C over a long K, a convolution's filter gradient) and split-row column reductions
+//! (`*_partial` / `*_reduce` in `shaders/reduce.wgsl` and `shaders/norm.wgsl`; a few columns
+//! over many rows: a convolution's bias gradient, batch-norm statistics and gradient sums). Both orders are fixed: the same bits on every run.
 use super::kernels::{Launch, Shader, StepParams, grid, to_u32};
 use crate::error::Result;
 use crate::program::Kernel;
@@ -54,37 +54,57 @@ pub(crate) fn split_k(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>
     Ok(Some(SplitK { partial, reduce, scratch_len: splits * m * n, loops: chunk as u64 * 25 + 32 }))
 }
 
-/// Rows per chunk of a split SumRows (`SPLIT_ROWS` in shaders/reduce.wgsl): 64 rows per lane.
+/// Rows per chunk of the split column kernels (`SPLIT_ROWS` in shaders/reduce.wgsl and
+/// shaders/norm.wgsl): 64 rows per lane.
 const SPLIT_ROWS: usize = 1024;
 
-/// The split-row plan of a `SumRows` over many rows and few columns (fewer than 32 groups of
-/// 16 columns: a workgroup per group would leave a GPU idle while each lane walks rows/16
-/// rows): partial sums per chunk of [`SPLIT_ROWS`] rows on (column groups × chunks)
-/// workgroups, then each column's in-order sum. None for every other kernel.
-pub(crate) fn split_rows(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>> {
-    let Kernel::SumRows { rows, cols } = *kernel else { return Ok(None) };
+/// The split-row plan of a column reduction over many rows and few columns (fewer than 32
+/// groups of 16 columns: a workgroup per group would leave a GPU idle while each lane walks
+/// rows/16 rows) — `SumRows`, `BatchMoments`, `BatchNormGradSums`: partial results per chunk
+/// of [`SPLIT_ROWS`] rows on (column groups × chunks) workgroups, then an in-order combination
+/// per output. None for every other kernel.
+pub(crate) fn split_columns(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>> {
+    // (shader, partial and reduce entries, rows, cols, partial values per chunk and column,
+    // reduce threads, eps)
+    let (shader, partial_entry, reduce_entry, rows, cols, per_col, outputs, eps) = match *kernel {
+        Kernel::SumRows { rows, cols } => {
+            (Shader::Reduce, "sum_rows_partial", "sum_rows_reduce", rows, cols, 1, cols, 0.0)
+        }
+        Kernel::BatchMoments { rows, cols } => {
+            (Shader::Norm, "bn_moments_partial", "bn_moments_reduce", rows, cols, 2, cols, 0.0)
+        }
+        Kernel::BatchNormGradSums { rows, cols, eps } => {
+            (Shader::Norm, "bn_grad_sums_partial", "bn_sums_reduce", rows, cols, 2, 2 * cols, eps)
+        }
+        _ => return Ok(None),
+    };
     let (groups, chunks) = (cols.div_ceil(16), rows.div_ceil(SPLIT_ROWS));
     if rows < 8 * SPLIT_ROWS || groups >= 32 || cols == 0 || chunks > max_groups as usize {
         return Ok(None);
     }
-    let params =
-        StepParams { u: [to_u32(rows)?, to_u32(cols)?, to_u32(chunks)?, 0], f: [0.0; 4], g: [0; 12] };
+    // Params: reduce.wgsl { rows, cols, len = chunks }, norm.wgsl { rows, cols, len, chunks, eps }.
+    let u = match shader {
+        Shader::Reduce => [to_u32(rows)?, to_u32(cols)?, to_u32(chunks)?, 0],
+        _ => [to_u32(rows)?, to_u32(cols)?, to_u32(rows * cols)?, to_u32(chunks)?],
+    };
+    let params = StepParams { u, f: [eps, 0.0, 0.0, 0.0], g: [0; 12] };
     let partial = Launch {
-        shader: Shader::Reduce,
-        entry: "sum_rows_partial",
+        shader,
+        entry: partial_entry,
         constants: vec![],
         params,
         groups: Some([to_u32(groups)?, to_u32(chunks)?, 1]),
     };
-    let reduce = Launch { entry: "sum_rows_reduce", groups: grid(cols, 256, max_groups)?, ..partial.clone() };
-    // Loops per invocation: the chunk's rows per lane and the lane tree; the reduce's chunks.
-    let loops = (SPLIT_ROWS / 16 + 8).max(chunks) as u64;
-    Ok(Some(SplitK { partial, reduce, scratch_len: chunks * cols, loops }))
+    let reduce = Launch { entry: reduce_entry, groups: grid(outputs, 256, max_groups)?, ..partial.clone() };
+    // Loops per invocation: two passes over the chunk's rows per lane and the lane trees; the
+    // reduce's chunks.
+    let loops = (2 * SPLIT_ROWS / 16 + 16).max(chunks) as u64;
+    Ok(Some(SplitK { partial, reduce, scratch_len: chunks * per_col * cols, loops }))
 }
 
-/// Whether the GPU runs `kernel` as a split-row column sum (for tests and benchmarks).
+/// Whether the GPU runs `kernel` split over chunks of rows (for tests and benchmarks).
 pub fn splits_rows(kernel: &Kernel) -> bool {
-    matches!(split_rows(kernel, u32::MAX), Ok(Some(_)))
+    matches!(split_columns(kernel, u32::MAX), Ok(Some(_)))
 }
 
 /// Whether the GPU runs `kernel` as a split-K matmul (for tests and benchmarks).
