@@ -284,7 +284,10 @@ fn batch_norm_kernels_match_cpu_on_gpu() {
     for (rows, cols) in [(1, 3), (33, 17), (70, 40), (2000, 5), (8_192, 1), (20_000, 5), (86_528, 32)] {
         let split = kiln::backend::gpu::splits_rows(&Kernel::BatchMoments { rows, cols });
         assert_eq!(split, rows >= 8_192, "{rows}×{cols}");
-        assert_eq!(split, kiln::backend::gpu::splits_rows(&Kernel::BatchNormGradSums { rows, cols, eps: 1e-3 }));
+        assert_eq!(
+            split,
+            kiln::backend::gpu::splits_rows(&Kernel::BatchNormGradSums { rows, cols, eps: 1e-3 })
+        );
         let x = b.input(uniform(&mut r, rows * cols, -2.0, 3.0));
         let gamma = b.input(uniform(&mut r, cols, 0.5, 1.5));
         let beta = b.input(uniform(&mut r, cols, -1.0, 1.0));

@@ -156,18 +156,18 @@ pub(crate) fn step_launch(
     let in_step = |e: Error| Error::invalid("program", format!("step {index} ({kernel:?}): {e}"));
     let launch_with = |vec4| kernels::launch(kernel, max_groups, matmul, vec4).map_err(in_step);
     let llvmpipe = ctx.summary.name.contains("llvmpipe");
-    let limit = kernels::LLVMPIPE_LOOP_LIMIT;
+    let limit = super::loops::LLVMPIPE_LOOP_LIMIT;
     // Column reductions over many rows split on every adapter (so lavapipe tests the GPUs' path).
     let fits = |s: &splitk::SplitK| 4 * s.scratch_len as u64 <= ctx.limits.max_storage_buffer_binding_size;
     if let Some(split) = splitk::split_columns(kernel, max_groups).map_err(in_step)?.filter(fits) {
         return Ok(StepLaunch::Split(split));
     }
     let mut launch = launch_with(vec4)?;
-    let mut loops = kernels::loop_iterations(kernel, launch.entry);
+    let mut loops = super::loops::loop_iterations(kernel, launch.entry);
     if llvmpipe && vec4 && loops > limit {
         // The vec4 kernel with A transposed takes one k per iteration, the scalar kernels four.
         launch = launch_with(false)?;
-        loops = kernels::loop_iterations(kernel, launch.entry);
+        loops = super::loops::loop_iterations(kernel, launch.entry);
     }
     if matmul == MatmulKernel::Tiled || (llvmpipe && loops > limit) {
         let split = splitk::split_k(kernel, max_groups)

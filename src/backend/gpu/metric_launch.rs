@@ -67,7 +67,7 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32) -> Result<Option<Launch>>
 }
 
 /// An upper bound on the loop iterations of one invocation of a metric `kernel` (see
-/// `kernels::loop_iterations`); `None` for other kernels.
+/// `loops::loop_iterations`); `None` for other kernels.
 pub(crate) fn loop_iterations(kernel: &Kernel) -> Option<u64> {
     use Kernel::*;
     let per_lane = |n: usize, lanes: usize| n.div_ceil(lanes) as u64;

@@ -9,6 +9,7 @@
 mod context;
 mod exec;
 mod kernels;
+mod loops;
 mod metric_launch;
 mod optim_launch;
 mod splitk;
