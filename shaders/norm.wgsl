@@ -90,17 +90,21 @@ fn bn_moments(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     }
 }
 
+// A split kernel's two values of column j for `chunk` into the scratch (arg4): [chunk, 2·cols].
+fn store_partial(chunk: u32, j: u32, lane: u32, v: vec2<f32>) {
+    if (j < p.cols && lane == 0u) {
+        let row = chunk * 2u * p.cols;
+        arg4[row + j] = v.x;
+        arg4[row + p.cols + j] = v.y;
+    }
+}
+
 @compute @workgroup_size(256)
 fn bn_moments_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let j = wid.x * 16u + lid.x % 16u;
     let lane = lid.x / 16u;
     let start = wid.y * SPLIT_ROWS;
-    let m = column_moments(j, lane, lid.x, start, min(start + SPLIT_ROWS, p.rows));
-    if (j < p.cols && lane == 0u) {
-        let row = wid.y * 2u * p.cols;
-        arg4[row + j] = m.x;
-        arg4[row + p.cols + j] = m.y;
-    }
+    store_partial(wid.y, j, lane, column_moments(j, lane, lid.x, start, min(start + SPLIT_ROWS, p.rows)));
 }
 
 @compute @workgroup_size(256)
@@ -171,12 +175,7 @@ fn bn_grad_sums_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
     let j = wid.x * 16u + lid.x % 16u;
     let lane = lid.x / 16u;
     let start = wid.y * SPLIT_ROWS;
-    let s = column_grad_sums(j, lane, lid.x, start, min(start + SPLIT_ROWS, p.rows));
-    if (j < p.cols && lane == 0u) {
-        let row = wid.y * 2u * p.cols;
-        arg4[row + j] = s.x;
-        arg4[row + p.cols + j] = s.y;
-    }
+    store_partial(wid.y, j, lane, column_grad_sums(j, lane, lid.x, start, min(start + SPLIT_ROWS, p.rows)));
 }
 
 // sums[k] = Σ over the chunks, in order, of their partial sums (k < 2·cols).
