@@ -280,6 +280,11 @@ fn metrics_flag_and_resume_extending_a_finished_run() {
     let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
     assert_eq!(history.lines().count(), 5, "header and 4 epochs:\n{history}");
     assert!(history.lines().next().unwrap().contains("val_auc"), "{history}");
+    // history.png: a panel for the loss and each metric, three to a row.
+    let png = image::open(run.join("history.png")).unwrap().to_rgb8();
+    assert_eq!(png.dimensions(), (1200, 900), "loss, accuracy, auc, macro_f1: two rows");
+    let blue = png.pixels().filter(|p| p.0.iter().zip([31u8, 119, 180]).all(|(a, b)| a.abs_diff(b) < 12));
+    assert!(blue.count() > 4 * 300, "four training curves");
     let again = kiln(&["train", "--device", "cpu", "--resume", run_s, "--json"]);
     assert_eq!(again["epochs_run"], 0, "the run already has its 4 epochs");
     let bad = Command::new(env!("CARGO_BIN_EXE_kiln"))
@@ -288,4 +293,21 @@ fn metrics_flag_and_resume_extending_a_finished_run() {
         .unwrap();
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && err.contains("--metrics") && err.contains("roc"), "{err}");
+}
+
+/// history.png's panels: the loss first, then each metric once (training and val_ curves
+/// share a panel), by name; "lr" is not a panel.
+#[test]
+fn history_plot_has_a_panel_per_metric() {
+    let mut h = kiln::History::default();
+    for k in ["val_auc", "loss", "accuracy", "val_loss", "lr", "mae", "val_accuracy"] {
+        h.history.insert(k.to_string(), vec![0.5, 0.25]);
+    }
+    assert_eq!(kiln::plot::panels(&h), ["loss", "accuracy", "auc", "mae"]);
+    let png = image::load_from_memory(&kiln::plot::history_png(&h).unwrap()).unwrap();
+    assert_eq!((png.width(), png.height()), (1200, 900));
+    h.history.retain(|k, _| k.ends_with("loss"));
+    assert_eq!(kiln::plot::panels(&h), ["loss"]);
+    let png = image::load_from_memory(&kiln::plot::history_png(&h).unwrap()).unwrap();
+    assert_eq!((png.width(), png.height()), (1200, 450));
 }
