@@ -1,5 +1,5 @@
-//! Callbacks: code that `fit` runs at the start and end of training and of every epoch, with
-//! the epoch's logs (`loss`, `accuracy`, `val_loss`, ...) and the model, so it can stop
+//! Callbacks: code that `fit` runs at the start and end of training, of every epoch and (if
+//! a callback implements the batch hooks) of every training batch, with the epoch's logs (`loss`, `accuracy`, `val_loss`, ...) and the model, so it can stop
 //! training, change the learning rate, save or restore weights. Keras's callbacks with
 //! Keras's defaults and semantics:
 //!
@@ -41,6 +41,22 @@ pub trait Callback: Send {
     }
     /// Before epoch `epoch` (from 0) trains.
     fn on_epoch_begin(&mut self, _epoch: usize, _model: &mut Sequential) -> Result<()> {
+        Ok(())
+    }
+    /// Whether [`Callback::on_train_batch_end`] wants the running logs. Reading them costs a
+    /// readback (a device sync on a GPU) after every batch, so it is asked for, not default.
+    fn wants_batch_logs(&self) -> bool {
+        false
+    }
+    /// Before training batch `batch` (from 0 within each epoch) runs.
+    fn on_train_batch_begin(&mut self, _batch: usize, _model: &mut Sequential) -> Result<()> {
+        Ok(())
+    }
+    /// After training batch `batch`. `logs` holds the epoch's running `loss` and metrics (over
+    /// the batches so far, as Keras reports them) when [`Callback::wants_batch_logs`], else
+    /// nothing. A callback that calls `model.stop_training()` here ends the epoch after this
+    /// batch (validation and `on_epoch_end` still run), and training after that epoch.
+    fn on_train_batch_end(&mut self, _batch: usize, _logs: &Logs, _model: &mut Sequential) -> Result<()> {
         Ok(())
     }
     /// After epoch `epoch` (training and validation), with its logs.

@@ -105,6 +105,15 @@ struct EpochTotals {
     non_finite_step: Option<usize>,
 }
 
+impl EpochTotals {
+    /// `loss` and every metric by name.
+    fn logs(&self) -> Logs {
+        let mut logs = Logs::from([("loss".to_string(), self.loss)]);
+        logs.extend(self.metrics.iter().map(|(k, v)| (k.to_string(), *v)));
+        logs
+    }
+}
+
 /// Validation inputs, labels and the rows of them to evaluate.
 type ValidationRows<'a> = (&'a Tensor, &'a Tensor, Vec<usize>);
 
@@ -177,7 +186,9 @@ impl Sequential {
         Ok(())
     }
 
-    /// Run `kind` over all of (x, y) in batches; returns the epoch's totals.
+    /// Run `kind` over all of (x, y) in batches, calling `callbacks`' batch hooks around each
+    /// batch; returns the epoch's totals (over the batches run: a batch hook may stop early).
+    #[allow(clippy::too_many_arguments)]
     fn run_epoch(
         &mut self,
         kind: ProgramKind,
@@ -186,6 +197,7 @@ impl Sequential {
         order: &[usize],
         batch_size: usize,
         bar: Option<&ProgressBar>,
+        callbacks: &[SharedCallback],
     ) -> Result<EpochTotals> {
         // Epochs of different kinds never interleave: start every one from zeroed accumulators.
         let accum_len = self.compiled()?.accum.len();
@@ -193,7 +205,11 @@ impl Sequential {
         let first_step = self.compiled()?.step + 1;
         let (mut xb, mut yb) = (Vec::new(), Vec::new());
         let (mut seen, mut last_tick) = (0usize, Instant::now());
-        for chunk in order.chunks(batch_size) {
+        let batch_logs = callbacks.iter().any(|cb| lock(cb).wants_batch_logs());
+        for (batch, chunk) in order.chunks(batch_size).enumerate() {
+            for cb in callbacks {
+                lock(cb).on_train_batch_begin(batch, self)?;
+            }
             let id = self.program(kind, chunk.len())?;
             let (xs, ys) = (rows(x, chunk, &mut xb), rows(y, chunk, &mut yb));
             let c = self.compiled()?;
@@ -215,8 +231,20 @@ impl Sequential {
                     last_tick = Instant::now();
                 }
             }
+            if !callbacks.is_empty() {
+                let logs = match batch_logs {
+                    true => self.read_totals(kind, seen, first_step)?.logs(),
+                    false => Logs::new(),
+                };
+                for cb in callbacks {
+                    lock(cb).on_train_batch_end(batch, &logs, self)?;
+                }
+                if self.stop_requested() {
+                    break;
+                }
+            }
         }
-        self.read_totals(kind, order.len(), first_step)
+        self.read_totals(kind, seen, first_step)
     }
 
     /// The accumulators over `samples` samples, in one readback of the Accum arena.
@@ -241,8 +269,9 @@ impl Sequential {
 
     /// Train epochs `opts.initial_epoch..opts.epochs`; returns the per-epoch History. The last
     /// partial batch of each epoch is trained too. Callbacks run at the start and end of
-    /// training and of every epoch; one that calls `stop_training()` ends training after the
-    /// current epoch.
+    /// training, of every epoch and of every training batch; one that calls `stop_training()`
+    /// ends training after the current epoch (from a batch hook: after the current batch,
+    /// then the epoch's validation and `on_epoch_end`).
     pub fn fit(&mut self, x: &Tensor, y: &Tensor, opts: &FitOptions) -> Result<History> {
         if opts.batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
@@ -291,11 +320,9 @@ impl Sequential {
             }
             let bar = (opts.verbose == 1 && tty).then(|| progress_bar(steps));
             let t0 = Instant::now();
-            let totals = self.run_epoch(ProgramKind::Train, x, y, &order, opts.batch_size, bar.as_ref())?;
-            logs = Logs::from([("loss".to_string(), totals.loss)]);
-            for (k, v) in &totals.metrics {
-                logs.insert(k.to_string(), *v);
-            }
+            let totals =
+                self.run_epoch(ProgramKind::Train, x, y, &order, opts.batch_size, bar.as_ref(), callbacks)?;
+            logs = totals.logs();
             // The device recorded the step of the first non-finite loss, if any.
             if totals.non_finite_step.is_some() || !totals.loss.is_finite() {
                 let step = totals.non_finite_step.unwrap_or(steps);
@@ -309,7 +336,7 @@ impl Sequential {
                 break;
             }
             if let Some((vx, vy, rows)) = &val {
-                let v = self.run_epoch(ProgramKind::Eval, vx, vy, rows, opts.batch_size, None)?;
+                let v = self.run_epoch(ProgramKind::Eval, vx, vy, rows, opts.batch_size, None, &[])?;
                 for (k, value) in &v.metrics {
                     logs.insert(format!("val_{k}"), *value);
                 }
@@ -353,10 +380,7 @@ impl Sequential {
         }
         self.check_data(x, Some(y))?;
         let order: Vec<usize> = (0..x.rows()).collect();
-        let totals = self.run_epoch(ProgramKind::Eval, x, y, &order, batch_size, None)?;
-        let mut logs = Logs::from([("loss".to_string(), totals.loss)]);
-        logs.extend(totals.metrics.iter().map(|(k, v)| (k.to_string(), *v)));
-        Ok(logs)
+        Ok(self.run_epoch(ProgramKind::Eval, x, y, &order, batch_size, None, &[])?.logs())
     }
 
     /// Model outputs for x ([N, outputs...]; class probabilities for a softmax head).

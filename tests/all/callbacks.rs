@@ -289,3 +289,74 @@ fn model_checkpoint_with_save_best_only_saves_the_improving_epochs() {
     let (loss, _) = restored.evaluate(&xv, &yv, 64).unwrap();
     assert!((loss - val[last_best]).abs() < 1e-5);
 }
+
+/// Records the batch hooks; with `stop_at`, stops training at that batch of epoch 0.
+struct BatchRecorder {
+    logs: bool,
+    stop_at: Option<usize>,
+    begun: Vec<usize>,
+    ended: Vec<(usize, Option<f32>)>,
+}
+
+impl Callback for BatchRecorder {
+    fn wants_batch_logs(&self) -> bool {
+        self.logs
+    }
+    fn on_train_batch_begin(&mut self, batch: usize, _model: &mut Sequential) -> kiln::Result<()> {
+        self.begun.push(batch);
+        Ok(())
+    }
+    fn on_train_batch_end(&mut self, batch: usize, logs: &Logs, model: &mut Sequential) -> kiln::Result<()> {
+        self.ended.push((batch, logs.get("loss").copied()));
+        if self.stop_at == Some(batch) {
+            model.stop_training();
+        }
+        Ok(())
+    }
+}
+
+/// Batch hooks run around every training batch (numbered from 0 in each epoch, the last
+/// partial batch too, not for validation); running logs only when asked for, ending at the
+/// epoch's loss; a stop from a batch hook ends the epoch after that batch — on both backends.
+#[test]
+fn batch_hooks_run_per_training_batch_and_can_stop_mid_epoch() {
+    let (x, y) = digits();
+    let (x, y) = (rows(&x, 0..100), rows(&y, 0..100));
+    for device in crate::common::devices() {
+        let fit = |logs: bool, stop_at: Option<usize>, epochs: usize| {
+            let mut m = Sequential::new(&[64]).with_seed(5).add(Dense::new(10, Activation::Softmax));
+            m.compile(CompileOptions::new(
+                Optimizer::adam(1e-3),
+                Loss::SparseCategoricalCrossentropy,
+                device,
+            ))
+            .unwrap();
+            let rec = shared(BatchRecorder { logs, stop_at, begun: vec![], ended: vec![] });
+            let opts = FitOptions {
+                batch_size: 32,
+                epochs,
+                verbose: 0,
+                validation: Validation::Split(0.2),
+                callbacks: vec![rec.clone() as SharedCallback],
+                ..FitOptions::default()
+            };
+            let h = m.fit(&x, &y, &opts).unwrap();
+            let mut rec = rec.lock().unwrap();
+            (h, (std::mem::take(&mut rec.begun), std::mem::take(&mut rec.ended)))
+        };
+        // 80 training rows: batches of 32, 32, 16 per epoch.
+        let (h, (begun, ended)) = fit(false, None, 2);
+        assert_eq!(begun, [0, 1, 2, 0, 1, 2], "{device:?}");
+        assert_eq!(ended.iter().map(|(b, _)| *b).collect::<Vec<_>>(), begun);
+        assert!(ended.iter().all(|(_, loss)| loss.is_none()), "no logs unless asked for");
+        let (h2, (_, ended)) = fit(true, None, 2);
+        assert_eq!(h.history, h2.history, "reading the running logs changes nothing");
+        let running: Vec<f32> = ended.iter().map(|(_, l)| l.unwrap()).collect();
+        assert_eq!(running[2], h2.history["loss"][0], "the running loss ends at the epoch's");
+        assert_eq!(running[5], h2.history["loss"][1]);
+        let (h, (begun, _)) = fit(false, Some(1), 3);
+        assert_eq!(begun, [0, 1], "stopped after batch 1");
+        assert_eq!(h.history["loss"].len(), 1, "one (short) epoch");
+        assert_eq!(h.history["val_loss"].len(), 1, "validation still ran");
+    }
+}
