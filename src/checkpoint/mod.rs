@@ -203,8 +203,22 @@ impl Checkpoint {
     /// The model, compiled on `device` with the checkpoint's optimizer, loss and metrics, and
     /// restored (weights and, when present, the training state).
     pub fn into_model(&self, device: Device) -> Result<Sequential> {
+        self.into_model_with(self.compile_options(device)?)
+    }
+
+    /// The model, compiled with `opts` (e.g. [`Checkpoint::compile_options`] with other
+    /// metrics) and restored.
+    pub fn into_model_with(&self, opts: CompileOptions) -> Result<Sequential> {
         let mut model = self.build_model()?;
-        let opts = match &self.training {
+        model.compile(opts)?;
+        self.restore(&mut model, Path::new("checkpoint"))?;
+        Ok(model)
+    }
+
+    /// How the checkpoint's model was compiled (optimizer, loss, metrics, label smoothing), on
+    /// `device`; a weights-only checkpoint: a plain SGD and the loss its output layer implies.
+    pub fn compile_options(&self, device: Device) -> Result<CompileOptions> {
+        Ok(match &self.training {
             Some(t) => CompileOptions {
                 optimizer: crate::Optimizer::from_config(&t.optimizer)?,
                 loss: crate::Loss::from_name(&t.loss)?,
@@ -223,10 +237,7 @@ impl Checkpoint {
                     label_smoothing: 0.0,
                 }
             }
-        };
-        model.compile(opts)?;
-        self.restore(&mut model, Path::new("checkpoint"))?;
-        Ok(model)
+        })
     }
 
     /// Check that the weights fit `model` — every parameter present with its shape, no

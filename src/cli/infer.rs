@@ -39,6 +39,10 @@ pub struct EvalArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Metrics to report instead of the checkpoint's (comma-separated Keras names, as
+    /// `kiln train --metrics`; classes always report accuracy).
+    #[arg(long, value_name = "LIST")]
+    pub metrics: Option<String>,
 }
 
 /// Options of `kiln predict`.
@@ -78,11 +82,16 @@ pub struct EvalReport {
     pub metrics: crate::callbacks::Logs,
 }
 
-/// The checkpoint's model, compiled on `device` and restored.
-fn open(path: &Path, device: &str) -> Result<(Checkpoint, Sequential)> {
+/// The checkpoint's model, compiled on `device` (with `metrics` instead of the checkpoint's
+/// when given) and restored.
+fn open(path: &Path, device: &str, metrics: Option<&str>) -> Result<(Checkpoint, Sequential)> {
     let checkpoint = Checkpoint::load(path)?;
-    let device: Device = device.parse()?;
-    let model = checkpoint.into_model(device)?;
+    let mut opts = checkpoint.compile_options(device.parse::<Device>()?)?;
+    if let Some(list) = metrics {
+        let class_data = !opts.loss.regression();
+        opts.metrics = super::options::metrics(Some(list), usize::from(class_data))?;
+    }
+    let model = checkpoint.into_model_with(opts)?;
     Ok((checkpoint, model))
 }
 
@@ -159,7 +168,7 @@ fn model_input(x: &Tensor, input: Option<&InputPipeline>, model: &Sequential) ->
 
 /// `kiln eval`: loss, accuracy and confusion matrix of a checkpoint on a data set.
 pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
-    let (checkpoint, mut model) = open(&args.checkpoint, &args.device)?;
+    let (checkpoint, mut model) = open(&args.checkpoint, &args.device, args.metrics.as_deref())?;
     let name = match (&args.data, run_setting(&checkpoint, "data")) {
         (Some(d), _) => d.clone(),
         (None, Some(Value::String(d))) => d,
@@ -265,7 +274,7 @@ pub struct Prediction {
 
 /// `kiln predict`: the top classes of every image file or CSV row.
 pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
-    let (checkpoint, mut model) = open(&args.checkpoint, &args.device)?;
+    let (checkpoint, mut model) = open(&args.checkpoint, &args.device, None)?;
     let input = checkpoint.input.as_ref();
     let sample_shape = input.map_or(model.input_shape().to_vec(), |p| p.sample_shape.clone());
     let features: usize = sample_shape.iter().product();

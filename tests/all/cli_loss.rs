@@ -190,6 +190,7 @@ fn eval_args(dir: &Path) -> EvalArgs {
         device: "cpu".into(),
         batch_size: 16,
         json: true,
+        metrics: None,
     }
 }
 

@@ -108,6 +108,7 @@ fn eval_reproduces_the_test_accuracy_with_a_consistent_confusion_matrix() {
         device: "cpu".into(),
         batch_size: 64,
         json: true,
+        metrics: None,
     };
     let r = eval(&args).unwrap();
     assert_eq!(r.samples, 359);
@@ -134,6 +135,14 @@ fn eval_reproduces_the_test_accuracy_with_a_consistent_confusion_matrix() {
         assert!((f64::from(r.metrics[key]) - host).abs() < 1e-5, "{key}: {} vs {host}", r.metrics[key]);
     }
     assert!(r.per_class.iter().all(|c| c.support == 35 || c.support == 36 || c.support == 37));
+    // --metrics evaluates the checkpoint with other metrics (accuracy always for classes).
+    let other =
+        eval(&EvalArgs { metrics: Some("auc,top_3_categorical_accuracy".into()), ..args.clone() }).unwrap();
+    let keys: Vec<&str> = other.metrics.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["accuracy", "auc", "top_k_categorical_accuracy"]);
+    assert_eq!((other.loss, other.accuracy), (r.loss, r.accuracy));
+    assert!(other.metrics["auc"] > 0.95 && other.metrics["top_k_categorical_accuracy"] >= r.accuracy);
+    assert!(eval(&EvalArgs { metrics: Some("mae,roc".into()), ..args.clone() }).is_err());
     if common::gpu().is_some() {
         let g = eval(&EvalArgs { device: "gpu".into(), ..args }).unwrap();
         assert!((g.loss - r.loss).abs() < 1e-4 && g.confusion == r.confusion, "the GPU agrees");
