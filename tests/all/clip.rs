@@ -8,6 +8,7 @@ use kiln::{Device, GradientClip, Optimizer};
 
 use crate::common::{gpu, rng, uniform};
 use crate::gpu_parity::assert_close;
+use crate::gpu_parity::{Builder, check};
 use crate::optim::one_weight_trajectory;
 
 /// Three parameters of 5, 130 and 7 elements laid out as a model does (64-aligned), the
@@ -198,4 +199,23 @@ fn a_training_step_uses_the_clipped_gradient() {
             assert!((w - (0.8 - 0.1 * 1.6)).abs() < 1e-6, "{clip:?} on {device:?}: {w}");
         }
     }
+}
+
+/// The squared-norm sums on lavapipe equal the CPU's, short (one workgroup) and long (split
+/// over 16384-element chunks, then an in-order sum), written and accumulated.
+#[test]
+fn sum_squares_match_cpu_on_gpu_short_and_split() {
+    let mut r = rng(14);
+    let mut b = Builder::default();
+    for (first, second) in [(1000, 7), (300_001, 70_000), (65_536, 200_000)] {
+        let split =
+            |len: usize| kiln::backend::gpu::splits_rows(&Kernel::SumSquares { len, accumulate: true });
+        assert_eq!((split(first), split(second)), (first >= 65_536, second >= 65_536));
+        let x1 = b.input(uniform(&mut r, first, -2.0, 2.0));
+        let x2 = b.input(uniform(&mut r, second, -2.0, 2.0));
+        let total = b.output(1);
+        b.step(Kernel::SumSquares { len: first, accumulate: false }, &[x1, total]);
+        b.step(Kernel::SumSquares { len: second, accumulate: true }, &[x2, total]);
+    }
+    check(&b, 1e-5);
 }

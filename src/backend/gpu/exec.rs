@@ -157,9 +157,10 @@ pub(crate) fn step_launch(
     let launch_with = |vec4| kernels::launch(kernel, max_groups, matmul, vec4).map_err(in_step);
     let llvmpipe = ctx.summary.name.contains("llvmpipe");
     let limit = super::loops::LLVMPIPE_LOOP_LIMIT;
-    // Column reductions over many rows split on every adapter (so lavapipe tests the GPUs' path).
+    // Reductions over many rows or elements split on every adapter (so lavapipe tests the
+    // GPUs' path).
     let fits = |s: &splitk::SplitK| 4 * s.scratch_len as u64 <= ctx.limits.max_storage_buffer_binding_size;
-    if let Some(split) = splitk::split_columns(kernel, max_groups).map_err(in_step)?.filter(fits) {
+    if let Some(split) = splitk::split_reduction(kernel, max_groups).map_err(in_step)?.filter(fits) {
         return Ok(StepLaunch::Split(split));
     }
     let mut launch = launch_with(vec4)?;

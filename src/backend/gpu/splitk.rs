@@ -102,9 +102,58 @@ pub(crate) fn split_columns(kernel: &Kernel, max_groups: u32) -> Result<Option<S
     Ok(Some(SplitK { partial, reduce, scratch_len: chunks * per_col * cols, loops }))
 }
 
-/// Whether the GPU runs `kernel` split over chunks of rows (for tests and benchmarks).
+/// Elements per workgroup of a split total (`SPLIT_ELEMS` in shaders/clip.wgsl and
+/// shaders/penalty.wgsl): 64 per thread.
+const SPLIT_ELEMS: usize = 16384;
+
+/// The split plan of a one-workgroup total over many elements — `SumSquares` (gradient
+/// clipping) and `WeightPenalty` over a large parameter: partial totals per chunk of
+/// [`SPLIT_ELEMS`] on many workgroups, then one thread adds them in order. None for other
+/// kernels and for short totals.
+pub(crate) fn split_total(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>> {
+    let (shader, partial_entry, reduce_entry, len, flag, f) = match *kernel {
+        Kernel::SumSquares { len, accumulate } => {
+            (Shader::Clip, "sum_squares_partial", "sum_squares_reduce", len, accumulate, [0.0; 4])
+        }
+        Kernel::WeightPenalty { len, l1, l2 } => (
+            Shader::Penalty,
+            "weight_penalty_partial",
+            "weight_penalty_reduce",
+            len,
+            false,
+            [l1, l2, 0.0, 0.0],
+        ),
+        _ => return Ok(None),
+    };
+    let chunks = len.div_ceil(SPLIT_ELEMS);
+    if len < 4 * SPLIT_ELEMS || chunks > max_groups as usize {
+        return Ok(None);
+    }
+    let params = StepParams { u: [to_u32(len)?, u32::from(flag), to_u32(chunks)?, 0], f, g: [0; 12] };
+    let partial = Launch {
+        shader,
+        entry: partial_entry,
+        constants: vec![],
+        params,
+        groups: Some([to_u32(chunks)?, 1, 1]),
+    };
+    let reduce = Launch { entry: reduce_entry, groups: Some([1, 1, 1]), ..partial.clone() };
+    let loops = (SPLIT_ELEMS / 1024 + 3 + 8).max(chunks) as u64;
+    Ok(Some(SplitK { partial, reduce, scratch_len: chunks, loops }))
+}
+
+/// A reduction split over chunks ([`split_columns`] or [`split_total`]), or None.
+pub(crate) fn split_reduction(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>> {
+    match split_columns(kernel, max_groups)? {
+        Some(split) => Ok(Some(split)),
+        None => split_total(kernel, max_groups),
+    }
+}
+
+/// Whether the GPU runs `kernel` split over chunks of rows or elements (for tests and
+/// benchmarks).
 pub fn splits_rows(kernel: &Kernel) -> bool {
-    matches!(split_columns(kernel, u32::MAX), Ok(Some(_)))
+    matches!(split_reduction(kernel, u32::MAX), Ok(Some(_)))
 }
 
 /// Whether the GPU runs `kernel` as a split-K matmul (for tests and benchmarks).
