@@ -30,7 +30,7 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 /// (256³: ~95 GFLOP/s against ~200 for the blocks below, measured here).
 const LARGE_MACS: usize = 1 << 30;
 
-/// One product c[m,n] (+)= a·b: a is read as [m,k] and b as [k,n] through their strides
+/// One product `c[m,n] (+)= a·b`: a is read as `[m,k]` and b as `[k,n]` through their strides
 /// (transposes are strides); c is dense row-major. `acc` adds onto c instead of overwriting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gemm {

@@ -48,7 +48,7 @@ fn product(m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool, acc: bool
     Gemm { m, k, n, sa, sb, acc }
 }
 
-/// c[m,n] = op(a) · op(b); a stored [m,k] or [k,m] (trans_a), b stored [k,n] or [n,k] (trans_b).
+/// `c[m,n] = op(a) · op(b)`; a stored `[m,k]` or `[k,m]` (trans_a), b stored `[k,n]` or `[n,k]` (trans_b).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul<T: CpuFloat>(
     m: usize,
@@ -89,7 +89,7 @@ pub fn matmul_bias_act<T: CpuFloat>(
     T::gemm(&product(m, k, n, trans_a, trans_b, false), a, b, c, Some(&epilogue));
 }
 
-/// y[i,j] = x[i,j] + b[j]; x, y: [rows, cols], b: [cols].
+/// `y[i,j] = x[i,j] + b[j]`; x, y: `[rows, cols]`, b: `[cols]`.
 pub fn bias_add<T: CpuFloat>(cols: usize, x: &[T], b: &[T], y: &mut [T]) {
     let cols = cols.max(1);
     for_rows(cols, y, |i, yr| {
@@ -290,7 +290,8 @@ pub(crate) fn column_totals<T: CpuFloat>(
     total
 }
 
-/// y[j] = Σ_i x[i,j] (see [`column_totals`] for the order).
+/// `y[j] = Σ_i x[i,j]`, in fixed parts of rows added in order (the same bits for any thread
+/// count).
 pub fn sum_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
     let totals = column_totals(x.len() / cols.max(1), cols, cols, |r, acc| {
         for xr in x[r.start * cols..r.end * cols].chunks_exact(cols) {
