@@ -97,10 +97,13 @@ fn mlp_program(batch: usize) -> (Program, ResidentLayout, BufRef) {
         step(Kernel::BiasAdd { rows: batch, cols: h }, &[z2, b2, a2]),
         step(Kernel::Unary { op: relu, len: n }, &[a2, z2]),
         step(mm(batch, h, o, false, false), &[z2, w3, logits]),
-        step(Kernel::SoftmaxCrossEntropy { rows: batch, cols: o, sparse }, &[logits, labels, loss]),
+        step(
+            Kernel::SoftmaxCrossEntropy { rows: batch, cols: o, sparse, weighted: false },
+            &[logits, labels, loss],
+        ),
         step(Kernel::Fill { len: 1, value: 1.0 }, &[dloss]),
         step(
-            Kernel::SoftmaxCrossEntropyGrad { rows: batch, cols: o, sparse },
+            Kernel::SoftmaxCrossEntropyGrad { rows: batch, cols: o, sparse, weighted: false },
             &[logits, labels, dloss, dlogits],
         ),
         step(mm(h, batch, o, true, false), &[z2, dlogits, g(w3)]),

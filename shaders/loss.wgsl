@@ -15,9 +15,13 @@
 //   roc_histogram               [prob, labels, partial]   ROC AUC histograms per chunk (len buckets)
 //   class_counts                [pred, labels, partial]   per-class TP, FP, FN per row chunk
 // z, pred: [rows, cols]; labels: [rows] class indices as f32 when `sparse`, else [rows, cols].
+// Per-sample weights (Keras `sample_weight`, p.weighted = 1): the losses and their gradients
+// take w [rows] as arg 2 and every later arg moves up by one ([z, labels, w, loss],
+// [z, labels, w, dloss, dz]); row i's loss (for the elementwise losses: every element of row
+// i = e / (len / rows)) counts w_i times, still divided by rows (len): (1/rows) Σ_i w_i · l_i.
 //
-// Bindings (group 0): 0..3 = the step's args in the order above;
-//   4: uniform Params { rows, cols, sparse, len, threshold, param }.
+// Bindings (group 0): 0..3 = the step's args in the order above, 6 = arg 4 (the weighted
+//   gradients' output); 4: uniform Params { rows, cols, sparse, len, threshold, param, weighted }.
 // Scalar results (loss, count) come from ONE workgroup of 256 threads: thread t handles rows
 // (or elements) t, t+256, … in order, then a fixed shared-memory tree combines the partial sums —
 // deterministic, no atomics. Gradients: one thread per row (workgroup 64) for the softmax
@@ -32,6 +36,10 @@ struct Params {
     param: f32,
     _f2: f32,
     _f3: f32,
+    weighted: u32,
+    _g1: u32,
+    _g2: u32,
+    _g3: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> arg0: array<f32>;
@@ -39,6 +47,57 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> arg2: array<f32>;
 @group(0) @binding(3) var<storage, read_write> arg3: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(6) var<storage, read_write> arg4: array<f32>;
+
+// v times row i's sample weight (v itself when unweighted: the same bits as without weights).
+fn weigh_row(i: u32, v: f32) -> f32 {
+    if (p.weighted != 0u) {
+        return v * arg2[i];
+    }
+    return v;
+}
+
+// v times the weight of element e's row, rows of len / rows elements (elementwise losses).
+fn weigh_element(e: u32, v: f32) -> f32 {
+    if (p.weighted != 0u) {
+        return v * arg2[e / max(p.len / max(p.rows, 1u), 1u)];
+    }
+    return v;
+}
+
+// The scalar loss result: arg 2, or arg 3 after the weights.
+fn store_loss(v: f32) {
+    if (p.weighted != 0u) {
+        arg3[0] = v;
+    } else {
+        arg2[0] = v;
+    }
+}
+
+// A gradient's incoming dloss[0]: arg 2, or arg 3 after the weights.
+fn dloss() -> f32 {
+    if (p.weighted != 0u) {
+        return arg3[0];
+    }
+    return arg2[0];
+}
+
+// Element e of a gradient's output: arg 3, or arg 4 after the weights.
+fn store_grad(e: u32, v: f32) {
+    if (p.weighted != 0u) {
+        arg4[e] = v;
+    } else {
+        arg3[e] = v;
+    }
+}
+
+// Element e of a gradient's output (as `store_grad`), read back.
+fn load_grad(e: u32) -> f32 {
+    if (p.weighted != 0u) {
+        return arg4[e];
+    }
+    return arg3[e];
+}
 
 // Class index of a sparse label, or 0xffffffff when it is not a valid index (as the CPU's
 // `to_usize`: truncation toward zero, values ≤ −1 and NaN invalid).
@@ -88,11 +147,11 @@ fn softmax_cross_entropy(@builtin(local_invocation_id) lid: vec3<u32>) {
                 l -= tij * (arg0[base + j] - lse);
             }
         }
-        total += l;
+        total += weigh_row(i, l);
     }
     let sum = tree_sum(t, total);
     if (t == 0u) {
-        arg2[0] = sum / f32(p.rows);
+        store_loss(sum / f32(p.rows));
     }
 }
 
@@ -104,7 +163,7 @@ fn softmax_cross_entropy_grad(@builtin(workgroup_id) wid: vec3<u32>,
     if (i >= p.rows || p.cols == 0u) {
         return;
     }
-    let scale = arg2[0] / f32(p.rows);
+    let scale = weigh_row(i, dloss() / f32(p.rows));
     let base = i * p.cols;
     var mx = arg0[base];
     for (var j = 1u; j < p.cols; j++) {
@@ -113,11 +172,11 @@ fn softmax_cross_entropy_grad(@builtin(workgroup_id) wid: vec3<u32>,
     var s = 0.0;
     for (var j = 0u; j < p.cols; j++) {
         let e = exp(arg0[base + j] - mx);
-        arg3[base + j] = e;
+        store_grad(base + j, e);
         s += e;
     }
     for (var j = 0u; j < p.cols; j++) {
-        arg3[base + j] = (arg3[base + j] / s - target_prob(i, j)) * scale;
+        store_grad(base + j, (load_grad(base + j) / s - target_prob(i, j)) * scale);
     }
 }
 
@@ -127,11 +186,11 @@ fn mean_squared_error(@builtin(local_invocation_id) lid: vec3<u32>) {
     var s = 0.0;
     for (var i = t; i < p.len; i += 256u) {
         let d = arg0[i] - arg1[i];
-        s += d * d;
+        s += weigh_element(i, d * d);
     }
     let sum = tree_sum(t, s);
     if (t == 0u) {
-        arg2[0] = sum / f32(p.len);
+        store_loss(sum / f32(p.len));
     }
 }
 
@@ -141,8 +200,8 @@ fn mean_squared_error_grad(@builtin(workgroup_id) wid: vec3<u32>,
                            @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
-        let s = 2.0 * arg2[0] / f32(p.len);
-        arg3[i] = (arg0[i] - arg1[i]) * s;
+        let s = weigh_element(i, 2.0 * dloss() / f32(p.len));
+        store_grad(i, (arg0[i] - arg1[i]) * s);
     }
 }
 
@@ -152,11 +211,11 @@ fn sigmoid_bce(@builtin(local_invocation_id) lid: vec3<u32>) {
     var s = 0.0;
     for (var i = t; i < p.len; i += 256u) {
         let z = arg0[i];
-        s += max(z, 0.0) - z * arg1[i] + log1p(exp(-abs(z)));
+        s += weigh_element(i, max(z, 0.0) - z * arg1[i] + log1p(exp(-abs(z))));
     }
     let sum = tree_sum(t, s);
     if (t == 0u) {
-        arg2[0] = sum / f32(p.len);
+        store_loss(sum / f32(p.len));
     }
 }
 
@@ -166,8 +225,8 @@ fn sigmoid_bce_grad(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
-        let s = arg2[0] / f32(p.len);
-        arg3[i] = (sigmoid(arg0[i]) - arg1[i]) * s;
+        let s = weigh_element(i, dloss() / f32(p.len));
+        store_grad(i, (sigmoid(arg0[i]) - arg1[i]) * s);
     }
 }
 
@@ -250,11 +309,11 @@ fn pointwise(@builtin(local_invocation_id) lid: vec3<u32>) {
     let t = lid.x;
     var s = 0.0;
     for (var i = t; i < p.len; i += 256u) {
-        s += pointwise_value(arg0[i], arg1[i]);
+        s += weigh_element(i, pointwise_value(arg0[i], arg1[i]));
     }
     let sum = tree_sum(t, s);
     if (t == 0u) {
-        arg2[0] = sum / f32(p.len);
+        store_loss(sum / f32(p.len));
     }
 }
 
@@ -264,7 +323,7 @@ fn pointwise_grad(@builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
-        arg3[i] = pointwise_derivative(arg0[i], arg1[i]) * arg2[0] / f32(p.len);
+        store_grad(i, weigh_element(i, pointwise_derivative(arg0[i], arg1[i]) * dloss()) / f32(p.len));
     }
 }
 

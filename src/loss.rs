@@ -190,23 +190,36 @@ impl Loss {
     }
 
     /// The scalar loss node from the model's head and the labels; `fused` (from
-    /// [`Loss::fuses`]): the head is the logits, else the activated output.
-    pub fn build(&self, g: &mut Graph, head: NodeId, labels: NodeId, fused: bool) -> Result<NodeId> {
+    /// [`Loss::fuses`]): the head is the logits, else the activated output. `weights` [batch]:
+    /// per-sample weights, the loss (1/batch) Σ_i w_i · l_i (Keras's `sample_weight` under the
+    /// default reduction "sum_over_batch_size").
+    pub fn build(
+        &self,
+        g: &mut Graph,
+        head: NodeId,
+        labels: NodeId,
+        weights: Option<NodeId>,
+        fused: bool,
+    ) -> Result<NodeId> {
+        let weighted = weights.is_some();
         let op = match self {
             Loss::SparseCategoricalCrossentropy | Loss::SparseCategoricalCrossentropyFromLogits => {
-                Op::SoftmaxCrossEntropy { sparse: true }
+                Op::SoftmaxCrossEntropy { sparse: true, weighted }
             }
             Loss::CategoricalCrossentropy | Loss::CategoricalCrossentropyFromLogits => {
-                Op::SoftmaxCrossEntropy { sparse: false }
+                Op::SoftmaxCrossEntropy { sparse: false, weighted }
             }
             Loss::BinaryCrossentropy if !fused => {
-                Op::Pointwise(PointwiseLoss::BinaryCrossEntropy { eps: EPSILON })
+                Op::Pointwise { loss: PointwiseLoss::BinaryCrossEntropy { eps: EPSILON }, weighted }
             }
-            Loss::BinaryCrossentropy | Loss::BinaryCrossentropyFromLogits => Op::SigmoidBinaryCrossEntropy,
-            Loss::MeanSquaredError => Op::MeanSquaredError,
-            Loss::MeanAbsoluteError => Op::Pointwise(PointwiseLoss::AbsoluteError),
-            Loss::Huber => Op::Pointwise(PointwiseLoss::Huber { delta: 1.0 }),
+            Loss::BinaryCrossentropy | Loss::BinaryCrossentropyFromLogits => {
+                Op::SigmoidBinaryCrossEntropy { weighted }
+            }
+            Loss::MeanSquaredError => Op::MeanSquaredError { weighted },
+            Loss::MeanAbsoluteError => Op::Pointwise { loss: PointwiseLoss::AbsoluteError, weighted },
+            Loss::Huber => Op::Pointwise { loss: PointwiseLoss::Huber { delta: 1.0 }, weighted },
         };
-        g.add(op, &[head, labels], "loss")
+        let inputs: Vec<NodeId> = [head, labels].into_iter().chain(weights).collect();
+        g.add(op, &inputs, "loss")
     }
 }

@@ -233,22 +233,33 @@ pub enum Kernel {
     Fill { len: usize, value: f32 },
     /// args `[logits, labels, loss]`: loss[0] = mean over rows of −Σ_j t_ij log softmax(logits_i)_j.
     /// Sparse: labels [rows] hold class indices as f32 (t = one-hot); else labels [rows, cols].
-    SoftmaxCrossEntropy { rows: usize, cols: usize, sparse: bool },
+    /// `weighted`: args `[logits, labels, w, loss]`, w [rows] per-sample weights, loss[0] =
+    /// (1/rows) Σ_i w_i · l_i (Keras's "sum_over_batch_size" with `sample_weight`).
+    SoftmaxCrossEntropy { rows: usize, cols: usize, sparse: bool, weighted: bool },
     /// args `[logits, labels, dloss, dlogits]`: dlogits = (softmax(logits) − t) · dloss[0] / rows.
-    SoftmaxCrossEntropyGrad { rows: usize, cols: usize, sparse: bool },
+    /// `weighted`: args `[logits, labels, w, dloss, dlogits]`, row i scaled by w_i.
+    SoftmaxCrossEntropyGrad { rows: usize, cols: usize, sparse: bool, weighted: bool },
     /// args `[pred, target, loss]`: loss[0] = mean over all `len` elements of (pred − target)².
-    MeanSquaredError { len: usize },
+    /// `weighted`: args `[pred, target, w, loss]`, w [rows]; element e of row e / (len / rows)
+    /// counts w_row times: (1/len) Σ_e w_row(e) · (pred − target)², i.e. (1/rows) Σ_i w_i ·
+    /// (row i's mean). The same `rows`/`weighted` scheme holds for the elementwise losses below.
+    MeanSquaredError { len: usize, rows: usize, weighted: bool },
     /// args `[pred, target, dloss, dpred]`: dpred = 2 (pred − target) · dloss[0] / len.
-    MeanSquaredErrorGrad { len: usize },
+    /// `weighted`: args `[pred, target, w, dloss, dpred]`, each element scaled by its row's w.
+    MeanSquaredErrorGrad { len: usize, rows: usize, weighted: bool },
     /// args `[pred, target, loss]`: loss[0] = mean over all `len` elements of `loss`(pred, target).
-    Pointwise { loss: PointwiseLoss, len: usize },
+    /// `weighted`: as `MeanSquaredError`.
+    Pointwise { loss: PointwiseLoss, len: usize, rows: usize, weighted: bool },
     /// args `[pred, target, dloss, dpred]`: dpred = ∂`loss`/∂pred · dloss[0] / len.
-    PointwiseGrad { loss: PointwiseLoss, len: usize },
+    /// `weighted`: as `MeanSquaredErrorGrad`.
+    PointwiseGrad { loss: PointwiseLoss, len: usize, rows: usize, weighted: bool },
     /// args `[logits, target, loss]`: binary cross-entropy of sigmoid(logits) against targets in
-    /// [0,1], mean over `len`: max(z,0) − z·t + log(1 + exp(−|z|)).
-    SigmoidBinaryCrossEntropy { len: usize },
+    /// [0,1], mean over `len`: max(z,0) − z·t + log(1 + exp(−|z|)). `weighted`: as
+    /// `MeanSquaredError`.
+    SigmoidBinaryCrossEntropy { len: usize, rows: usize, weighted: bool },
     /// args `[logits, target, dloss, dlogits]`: dlogits = (sigmoid(z) − t) · dloss[0] / len.
-    SigmoidBinaryCrossEntropyGrad { len: usize },
+    /// `weighted`: as `MeanSquaredErrorGrad`.
+    SigmoidBinaryCrossEntropyGrad { len: usize, rows: usize, weighted: bool },
     /// args `[pred, labels, count]`: count[0] = rows whose label's prediction has fewer than
     /// `k` strictly larger predictions in the row (sparse: labels [rows] class indices; else
     /// the argmax of the one-hot row).

@@ -4,7 +4,7 @@
 //! a function of the incoming gradient `g` (never of an implicit seed of ones).
 use std::collections::HashMap;
 
-use super::{Graph, NodeId, Op};
+use super::{Graph, Node, NodeId, Op};
 use crate::error::{Error, Result};
 
 /// Add the nodes computing d⟨seed, output⟩/d(wrt[i]) for each `wrt` node and return them.
@@ -105,13 +105,19 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         Op::BroadcastScalar { scale, .. } => {
             vec![Some(g.add(Op::SumAll { scale }, &[gy], &ctx)?)]
         }
-        Op::SoftmaxCrossEntropy { sparse } => {
-            vec![Some(g.add(Op::SoftmaxCrossEntropyGrad { sparse }, &[x(0), x(1), gy], &ctx)?), None]
+        // The losses: a gradient for the prediction only (none for the labels or the sample
+        // weights, which are data); a weighted loss passes its weights on to its gradient.
+        Op::SoftmaxCrossEntropy { sparse, weighted } => {
+            loss_rule(g, &node, Op::SoftmaxCrossEntropyGrad { sparse, weighted }, gy, &ctx)?
         }
-        Op::MeanSquaredError => vec![Some(g.add(Op::MeanSquaredErrorGrad, &[x(0), x(1), gy], &ctx)?), None],
-        Op::Pointwise(loss) => vec![Some(g.add(Op::PointwiseGrad(loss), &[x(0), x(1), gy], &ctx)?), None],
-        Op::SigmoidBinaryCrossEntropy => {
-            vec![Some(g.add(Op::SigmoidBinaryCrossEntropyGrad, &[x(0), x(1), gy], &ctx)?), None]
+        Op::MeanSquaredError { weighted } => {
+            loss_rule(g, &node, Op::MeanSquaredErrorGrad { weighted }, gy, &ctx)?
+        }
+        Op::Pointwise { loss, weighted } => {
+            loss_rule(g, &node, Op::PointwiseGrad { loss, weighted }, gy, &ctx)?
+        }
+        Op::SigmoidBinaryCrossEntropy { weighted } => {
+            loss_rule(g, &node, Op::SigmoidBinaryCrossEntropyGrad { weighted }, gy, &ctx)?
         }
         Op::Reshape { .. } => {
             let shape = shape_of(g, 0);
@@ -144,9 +150,9 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad
         | Op::SoftmaxCrossEntropyGrad { .. }
-        | Op::MeanSquaredErrorGrad
-        | Op::SigmoidBinaryCrossEntropyGrad
-        | Op::PointwiseGrad(_)
+        | Op::MeanSquaredErrorGrad { .. }
+        | Op::SigmoidBinaryCrossEntropyGrad { .. }
+        | Op::PointwiseGrad { .. }
         | Op::MaxPoolGrad { .. }
         | Op::BatchNormGrad { .. }
         | Op::BatchNormGradSums { .. }
@@ -165,4 +171,13 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
             ));
         }
     })
+}
+
+/// The rule of a loss (pred, labels [, w]) → [1]: dpred = `grad`(pred, labels [, w], gy); the
+/// labels and weights take no gradient.
+fn loss_rule(g: &mut Graph, node: &Node, grad: Op, gy: NodeId, ctx: &str) -> Result<Vec<Option<NodeId>>> {
+    let mut args = node.inputs.clone();
+    args.push(gy);
+    let dpred = g.add(grad, &args, ctx)?;
+    Ok(std::iter::once(Some(dpred)).chain(node.inputs[1..].iter().map(|_| None)).collect())
 }

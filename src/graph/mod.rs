@@ -46,22 +46,25 @@ pub enum Op {
     BroadcastScalar { shape: Vec<usize>, scale: f32 },
     /// A constant tensor (the backward seed 1.0).
     Fill { shape: Vec<usize>, value: f32 },
-    /// (logits [r,c], labels [r] or [r,c]) → mean cross-entropy of softmax(logits), [1].
-    SoftmaxCrossEntropy { sparse: bool },
-    /// (logits, labels, dloss [1]) → dlogits.
-    SoftmaxCrossEntropyGrad { sparse: bool },
-    /// (pred, target) → mean squared error, [1].
-    MeanSquaredError,
-    /// (pred, target, dloss) → dpred.
-    MeanSquaredErrorGrad,
-    /// (pred, target) → mean elementwise loss, [1].
-    Pointwise(PointwiseLoss),
-    /// (pred, target, dloss) → dpred.
-    PointwiseGrad(PointwiseLoss),
-    /// (logits, targets in [0,1]) → mean binary cross-entropy of sigmoid(logits), [1].
-    SigmoidBinaryCrossEntropy,
-    /// (logits, targets, dloss) → dlogits.
-    SigmoidBinaryCrossEntropyGrad,
+    // The losses. `weighted`: a third input w [rows] of per-sample weights (Keras
+    // `sample_weight`), the loss (1/rows) Σ_i w_i · l_i with l_i row i's loss (its mean over the
+    // row's outputs for the elementwise losses); their gradients take w before dloss.
+    /// (logits [r,c], labels [r] or [r,c] [, w [r]]) → mean cross-entropy of softmax(logits), [1].
+    SoftmaxCrossEntropy { sparse: bool, weighted: bool },
+    /// (logits, labels [, w], dloss [1]) → dlogits.
+    SoftmaxCrossEntropyGrad { sparse: bool, weighted: bool },
+    /// (pred, target [, w]) → mean squared error, [1].
+    MeanSquaredError { weighted: bool },
+    /// (pred, target [, w], dloss) → dpred.
+    MeanSquaredErrorGrad { weighted: bool },
+    /// (pred, target [, w]) → mean elementwise loss, [1].
+    Pointwise { loss: PointwiseLoss, weighted: bool },
+    /// (pred, target [, w], dloss) → dpred.
+    PointwiseGrad { loss: PointwiseLoss, weighted: bool },
+    /// (logits, targets in [0,1] [, w]) → mean binary cross-entropy of sigmoid(logits), [1].
+    SigmoidBinaryCrossEntropy { weighted: bool },
+    /// (logits, targets [, w], dloss) → dlogits.
+    SigmoidBinaryCrossEntropyGrad { weighted: bool },
     /// (pred [r,c], labels) → number of correct rows, [1]. Not differentiable.
     CountCorrect { sparse: bool, threshold: f32 },
     /// (pred [r,c], labels) → rows whose label is among the top k predictions, [1].
@@ -260,9 +263,13 @@ impl Graph {
                 same(&format!("{ctx} penalty gradient"), &[1], s(1))?;
                 s(0).to_vec()
             }
-            Op::SumAll { .. } | Op::MeanSquaredError | Op::SigmoidBinaryCrossEntropy | Op::Pointwise(_) => {
-                if !matches!(op, Op::SumAll { .. }) {
-                    same(&format!("{ctx} targets"), s(0), s(1))?;
+            Op::SumAll { .. } => vec![1],
+            Op::MeanSquaredError { weighted }
+            | Op::SigmoidBinaryCrossEntropy { weighted }
+            | Op::Pointwise { weighted, .. } => {
+                same(&format!("{ctx} targets"), s(0), s(1))?;
+                if *weighted {
+                    same(&format!("{ctx} sample weights"), &s(0)[..1], s(2))?;
                 }
                 vec![1]
             }
@@ -285,7 +292,7 @@ impl Graph {
                 labels_ok(*sparse, r, c, s(1))?;
                 vec![r.div_ceil(CLASS_COUNT_CHUNK).max(1), 3 * c]
             }
-            Op::SoftmaxCrossEntropy { sparse }
+            Op::SoftmaxCrossEntropy { sparse, .. }
             | Op::CountCorrect { sparse, .. }
             | Op::CountTopK { sparse, .. } => {
                 let (r, c) = matrix(ctx, "predictions", s(0))?;
@@ -294,17 +301,28 @@ impl Graph {
                 } else {
                     labels_ok(*sparse, r, c, s(1))?;
                 }
+                if let Op::SoftmaxCrossEntropy { weighted: true, .. } = op {
+                    same(&format!("{ctx} sample weights"), &[r], s(2))?;
+                }
                 vec![1]
             }
-            Op::SoftmaxCrossEntropyGrad { sparse } => {
+            Op::SoftmaxCrossEntropyGrad { sparse, weighted } => {
                 let (r, c) = matrix(ctx, "logits", s(0))?;
                 labels_ok(*sparse, r, c, s(1))?;
-                same(&format!("{ctx} loss gradient"), &[1], s(2))?;
+                if *weighted {
+                    same(&format!("{ctx} sample weights"), &[r], s(2))?;
+                }
+                same(&format!("{ctx} loss gradient"), &[1], s(2 + usize::from(*weighted)))?;
                 s(0).to_vec()
             }
-            Op::MeanSquaredErrorGrad | Op::SigmoidBinaryCrossEntropyGrad | Op::PointwiseGrad(_) => {
+            Op::MeanSquaredErrorGrad { weighted }
+            | Op::SigmoidBinaryCrossEntropyGrad { weighted }
+            | Op::PointwiseGrad { weighted, .. } => {
                 same(&format!("{ctx} targets"), s(0), s(1))?;
-                same(&format!("{ctx} loss gradient"), &[1], s(2))?;
+                if *weighted {
+                    same(&format!("{ctx} sample weights"), &s(0)[..1], s(2))?;
+                }
+                same(&format!("{ctx} loss gradient"), &[1], s(2 + usize::from(*weighted)))?;
                 s(0).to_vec()
             }
             Op::Reshape { shape } => {
@@ -416,20 +434,43 @@ impl Graph {
             Op::SumAll { scale } => Kernel::SumAll { len: self.nodes[node.inputs[0]].len(), scale: *scale },
             Op::BroadcastScalar { scale, .. } => Kernel::BroadcastScalar { len, scale: *scale },
             Op::Fill { value, .. } => Kernel::Fill { len, value: *value },
-            Op::SoftmaxCrossEntropy { sparse } => {
-                Kernel::SoftmaxCrossEntropy { rows: rc(s(0)).0, cols: rc(s(0)).1, sparse: *sparse }
+            Op::SoftmaxCrossEntropy { sparse, weighted } => Kernel::SoftmaxCrossEntropy {
+                rows: rc(s(0)).0,
+                cols: rc(s(0)).1,
+                sparse: *sparse,
+                weighted: *weighted,
+            },
+            Op::SoftmaxCrossEntropyGrad { sparse, weighted } => Kernel::SoftmaxCrossEntropyGrad {
+                rows: rc(s(0)).0,
+                cols: rc(s(0)).1,
+                sparse: *sparse,
+                weighted: *weighted,
+            },
+            Op::MeanSquaredError { weighted } => Kernel::MeanSquaredError {
+                len: self.nodes[node.inputs[0]].len(),
+                rows: rc(s(0)).0,
+                weighted: *weighted,
+            },
+            Op::MeanSquaredErrorGrad { weighted } => {
+                Kernel::MeanSquaredErrorGrad { len, rows: rc(s(0)).0, weighted: *weighted }
             }
-            Op::SoftmaxCrossEntropyGrad { sparse } => {
-                Kernel::SoftmaxCrossEntropyGrad { rows: rc(s(0)).0, cols: rc(s(0)).1, sparse: *sparse }
+            Op::SigmoidBinaryCrossEntropy { weighted } => Kernel::SigmoidBinaryCrossEntropy {
+                len: self.nodes[node.inputs[0]].len(),
+                rows: rc(s(0)).0,
+                weighted: *weighted,
+            },
+            Op::SigmoidBinaryCrossEntropyGrad { weighted } => {
+                Kernel::SigmoidBinaryCrossEntropyGrad { len, rows: rc(s(0)).0, weighted: *weighted }
             }
-            Op::MeanSquaredError => Kernel::MeanSquaredError { len: self.nodes[node.inputs[0]].len() },
-            Op::MeanSquaredErrorGrad => Kernel::MeanSquaredErrorGrad { len },
-            Op::SigmoidBinaryCrossEntropy => {
-                Kernel::SigmoidBinaryCrossEntropy { len: self.nodes[node.inputs[0]].len() }
+            Op::Pointwise { loss, weighted } => Kernel::Pointwise {
+                loss: *loss,
+                len: self.nodes[node.inputs[0]].len(),
+                rows: rc(s(0)).0,
+                weighted: *weighted,
+            },
+            Op::PointwiseGrad { loss, weighted } => {
+                Kernel::PointwiseGrad { loss: *loss, len, rows: rc(s(0)).0, weighted: *weighted }
             }
-            Op::SigmoidBinaryCrossEntropyGrad => Kernel::SigmoidBinaryCrossEntropyGrad { len },
-            Op::Pointwise(loss) => Kernel::Pointwise { loss: *loss, len: self.nodes[node.inputs[0]].len() },
-            Op::PointwiseGrad(loss) => Kernel::PointwiseGrad { loss: *loss, len },
             Op::CountTopK { sparse, k } => {
                 Kernel::CountTopK { rows: rc(s(0)).0, cols: rc(s(0)).1, sparse: *sparse, k: *k }
             }
@@ -526,21 +567,29 @@ pub fn arity(op: &Op) -> usize {
         | Op::LogSoftmaxGrad
         | Op::MaxPoolGrad { .. }
         | Op::WeightPenaltyGrad { .. } => 2,
-        Op::SoftmaxCrossEntropy { .. }
-        | Op::MeanSquaredError
-        | Op::SigmoidBinaryCrossEntropy
-        | Op::Pointwise(_)
+        Op::SoftmaxCrossEntropy { weighted: false, .. }
+        | Op::MeanSquaredError { weighted: false }
+        | Op::SigmoidBinaryCrossEntropy { weighted: false }
+        | Op::Pointwise { weighted: false, .. }
         | Op::CountTopK { .. }
         | Op::BinaryCounts { .. }
         | Op::RocHistogram { .. }
         | Op::ClassCounts { .. }
         | Op::CountCorrect { .. } => 2,
-        Op::SoftmaxCrossEntropyGrad { .. }
-        | Op::MeanSquaredErrorGrad
-        | Op::SigmoidBinaryCrossEntropyGrad
-        | Op::PointwiseGrad(_)
+        Op::SoftmaxCrossEntropyGrad { weighted: false, .. }
+        | Op::MeanSquaredErrorGrad { weighted: false }
+        | Op::SigmoidBinaryCrossEntropyGrad { weighted: false }
+        | Op::PointwiseGrad { weighted: false, .. }
+        | Op::SoftmaxCrossEntropy { weighted: true, .. }
+        | Op::MeanSquaredError { weighted: true }
+        | Op::SigmoidBinaryCrossEntropy { weighted: true }
+        | Op::Pointwise { weighted: true, .. }
         | Op::BatchNormGradSums { .. } => 3,
-        Op::BatchNorm { .. } => 4,
+        Op::BatchNorm { .. }
+        | Op::SoftmaxCrossEntropyGrad { weighted: true, .. }
+        | Op::MeanSquaredErrorGrad { weighted: true }
+        | Op::SigmoidBinaryCrossEntropyGrad { weighted: true }
+        | Op::PointwiseGrad { weighted: true, .. } => 4,
         Op::BatchNormInference { .. } | Op::BatchNormGrad { .. } => 5,
     }
 }

@@ -132,8 +132,15 @@ impl Sequential {
         Ok(Forward { x, params, head: h, out, penalties })
     }
 
-    /// Plan the program of `kind` for `batch` rows.
-    pub(crate) fn build_program(&self, c: &Compiled, kind: ProgramKind, batch: usize) -> Result<Program> {
+    /// Plan the program of `kind` for `batch` rows; `weighted`: a training step with an input
+    /// "w" [batch] of per-sample weights for the loss (Keras `sample_weight`).
+    pub(crate) fn build_program(
+        &self,
+        c: &Compiled,
+        kind: ProgramKind,
+        batch: usize,
+        weighted: bool,
+    ) -> Result<Program> {
         let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
         let fuse = c.loss.fuses(last)?;
         let mut g = Graph::new();
@@ -159,7 +166,16 @@ impl Sequential {
                 g.add(Op::Affine { scale, shift }, &[y], "label smoothing")?
             }
         };
-        let mut loss = c.loss.build(&mut g, head, smoothed, fuse)?;
+        // Only the training step weighs its samples (validation and evaluate are unweighted).
+        let weights = match weighted && kind == ProgramKind::Train {
+            true => {
+                let w = g.input("w", &[batch]);
+                spec.inputs.push(w);
+                Some(w)
+            }
+            false => None,
+        };
+        let mut loss = c.loss.build(&mut g, head, smoothed, weights, fuse)?;
         for p in penalties {
             loss = g.add(Op::Add, &[loss, p], "loss (with regularization)")?;
         }
@@ -192,9 +208,12 @@ impl Sequential {
                 Metric::Accuracy => (g.add(Op::CountCorrect { sparse, threshold }, &[head, y], name)?, 1.0),
                 Metric::TopKAccuracy { k } => (g.add(Op::CountTopK { sparse, k }, &[head, y], name)?, 1.0),
                 Metric::MeanAbsoluteError => {
-                    (g.add(Op::Pointwise(PointwiseLoss::AbsoluteError), &[out, y], name)?, batch as f32)
+                    let op = Op::Pointwise { loss: PointwiseLoss::AbsoluteError, weighted: false };
+                    (g.add(op, &[out, y], name)?, batch as f32)
                 }
-                Metric::MeanSquaredError => (g.add(Op::MeanSquaredError, &[out, y], name)?, batch as f32),
+                Metric::MeanSquaredError => {
+                    (g.add(Op::MeanSquaredError { weighted: false }, &[out, y], name)?, batch as f32)
+                }
                 Metric::Precision | Metric::Recall | Metric::F1 => {
                     (g.add(Op::BinaryCounts { threshold }, &[head, y], name)?, 1.0)
                 }
@@ -247,22 +266,30 @@ impl Sequential {
         plan(&g, &spec)
     }
 
-    /// The compiled program of `kind` for `batch` rows (planned and compiled on first use).
-    pub(crate) fn program(&mut self, kind: ProgramKind, batch: usize) -> Result<crate::backend::ProgramId> {
+    /// The compiled program of `kind` for `batch` rows, with per-sample weights when
+    /// `weighted` (planned and compiled on first use; weighted and unweighted training steps
+    /// are separate programs).
+    pub(crate) fn program(
+        &mut self,
+        kind: ProgramKind,
+        batch: usize,
+        weighted: bool,
+    ) -> Result<crate::backend::ProgramId> {
         let c =
             self.compiled.as_ref().ok_or_else(|| crate::Error::NotReady("call compile() first".into()))?;
-        if let Some((id, _)) = c.programs.get(&(kind, batch)) {
+        let key = (kind, batch, weighted && kind == ProgramKind::Train);
+        if let Some((id, _)) = c.programs.get(&key) {
             return Ok(*id);
         }
-        let program = self.build_program(c, kind, batch)?;
+        let program = self.build_program(c, kind, batch, key.2)?;
         let c = self.compiled()?;
         let id = c.backend.compile(&program)?;
-        c.programs.insert((kind, batch), (id, program));
+        c.programs.insert(key, (id, program));
         Ok(id)
     }
 
-    /// The output slice `name` of a compiled program.
+    /// The output slice `name` of a compiled (unweighted) program.
     pub(crate) fn program_output(&self, kind: ProgramKind, batch: usize, name: &str) -> Option<BufRef> {
-        self.compiled.as_ref()?.programs.get(&(kind, batch))?.1.output(name)
+        self.compiled.as_ref()?.programs.get(&(kind, batch, false))?.1.output(name)
     }
 }

@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 
 use super::build::{AccumLayout, label_shape};
+use super::sample_weight::sample_weights;
 use super::{ProgramKind, Sequential};
 use crate::callbacks::{Logs, SharedCallback, lock};
 use crate::error::{Error, Result};
@@ -38,6 +39,13 @@ pub struct FitOptions {
     pub initial_epoch: usize,
     /// Run at the start and end of training and of every epoch (see [`crate::callbacks`]).
     pub callbacks: Vec<SharedCallback>,
+    /// Keras `sample_weight`: one weight (finite, ≥ 0) per sample of x, [n] or [n, 1]; the
+    /// training loss is (1/batch) Σ_i w_i · l_i over each batch. Validation stays unweighted.
+    pub sample_weight: Option<Tensor>,
+    /// Keras `class_weight`: the weight of each class (index = class; binary cross-entropy
+    /// with [n, 1] labels: classes 0 and 1), turned into w_i = class_weight[y_i]. Needs class
+    /// labels and a weight for every class present; not together with `sample_weight`.
+    pub class_weight: Option<Vec<f32>>,
 }
 
 impl Default for FitOptions {
@@ -50,6 +58,8 @@ impl Default for FitOptions {
             shuffle: true,
             initial_epoch: 0,
             callbacks: Vec::new(),
+            sample_weight: None,
+            class_weight: None,
         }
     }
 }
@@ -64,6 +74,8 @@ impl std::fmt::Debug for FitOptions {
             .field("shuffle", &self.shuffle)
             .field("initial_epoch", &self.initial_epoch)
             .field("callbacks", &self.callbacks.len())
+            .field("sample_weight", &self.sample_weight.as_ref().map(|w| &w.shape))
+            .field("class_weight", &self.class_weight)
             .finish()
     }
 }
@@ -194,6 +206,7 @@ impl Sequential {
         kind: ProgramKind,
         x: &Tensor,
         y: &Tensor,
+        w: Option<&Tensor>,
         order: &[usize],
         batch_size: usize,
         bar: Option<&ProgressBar>,
@@ -203,15 +216,17 @@ impl Sequential {
         let accum_len = self.compiled()?.accum.len();
         self.compiled()?.backend.write(Arena::Accum, 0, &vec![0.0; accum_len])?;
         let first_step = self.compiled()?.step + 1;
-        let (mut xb, mut yb) = (Vec::new(), Vec::new());
+        let (mut xb, mut yb, mut wb) = (Vec::new(), Vec::new(), Vec::new());
         let (mut seen, mut last_tick) = (0usize, Instant::now());
         let batch_logs = callbacks.iter().any(|cb| lock(cb).wants_batch_logs());
         for (batch, chunk) in order.chunks(batch_size).enumerate() {
             for cb in callbacks {
                 lock(cb).on_train_batch_begin(batch, self)?;
             }
-            let id = self.program(kind, chunk.len())?;
+            let id = self.program(kind, chunk.len(), w.is_some())?;
             let (xs, ys) = (rows(x, chunk, &mut xb), rows(y, chunk, &mut yb));
+            // The batch's sample weights, gathered as its rows (so shuffling keeps x, y, w aligned).
+            let ws = w.map(|w| rows(w, chunk, &mut wb));
             let c = self.compiled()?;
             let scalars = if kind == ProgramKind::Train {
                 c.step += 1;
@@ -219,7 +234,10 @@ impl Sequential {
             } else {
                 StepScalars::default()
             };
-            c.backend.run(id, &[xs, ys], scalars)?;
+            match ws {
+                Some(ws) => c.backend.run(id, &[xs, ys, ws], scalars)?,
+                None => c.backend.run(id, &[xs, ys], scalars)?,
+            }
             seen += chunk.len();
             if let Some(bar) = bar {
                 bar.inc(1);
@@ -295,6 +313,9 @@ impl Sequential {
         if n == 0 {
             return Err(Error::invalid("training data", "has no samples"));
         }
+        let outputs = self.output_shapes()?.pop().unwrap_or_default().iter().product();
+        let (sw, cw) = (opts.sample_weight.as_ref(), opts.class_weight.as_deref());
+        let weights = sample_weights(self.compiled()?.loss, outputs, y, x.rows(), sw, cw)?;
         let mut order: Vec<usize> = (0..n).collect();
         let steps = n.div_ceil(opts.batch_size);
         let mut history = History::default();
@@ -320,8 +341,16 @@ impl Sequential {
             }
             let bar = (opts.verbose == 1 && tty).then(|| progress_bar(steps));
             let t0 = Instant::now();
-            let totals =
-                self.run_epoch(ProgramKind::Train, x, y, &order, opts.batch_size, bar.as_ref(), callbacks)?;
+            let totals = self.run_epoch(
+                ProgramKind::Train,
+                x,
+                y,
+                weights.as_ref(),
+                &order,
+                opts.batch_size,
+                bar.as_ref(),
+                callbacks,
+            )?;
             logs = totals.logs();
             // The device recorded the step of the first non-finite loss, if any.
             if totals.non_finite_step.is_some() || !totals.loss.is_finite() {
@@ -336,7 +365,7 @@ impl Sequential {
                 break;
             }
             if let Some((vx, vy, rows)) = &val {
-                let v = self.run_epoch(ProgramKind::Eval, vx, vy, rows, opts.batch_size, None, &[])?;
+                let v = self.run_epoch(ProgramKind::Eval, vx, vy, None, rows, opts.batch_size, None, &[])?;
                 for (k, value) in &v.metrics {
                     logs.insert(format!("val_{k}"), *value);
                 }
@@ -374,13 +403,14 @@ impl Sequential {
     }
 
     /// Loss (`loss`) and every compiled metric (by name) over (x, y); weights are not changed.
+    /// Unweighted: no sample or class weights here (nor in `fit`'s validation).
     pub fn evaluate_metrics(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
         if batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
         self.check_data(x, Some(y))?;
         let order: Vec<usize> = (0..x.rows()).collect();
-        Ok(self.run_epoch(ProgramKind::Eval, x, y, &order, batch_size, None, &[])?.logs())
+        Ok(self.run_epoch(ProgramKind::Eval, x, y, None, &order, batch_size, None, &[])?.logs())
     }
 
     /// Model outputs for x ([N, outputs...]; class probabilities for a softmax head).
@@ -394,7 +424,7 @@ impl Sequential {
         let order: Vec<usize> = (0..x.rows()).collect();
         let mut xb = Vec::new();
         for chunk in order.chunks(batch_size) {
-            let id = self.program(ProgramKind::Predict, chunk.len())?;
+            let id = self.program(ProgramKind::Predict, chunk.len(), false)?;
             let out = self
                 .program_output(ProgramKind::Predict, chunk.len(), "output")
                 .ok_or_else(|| Error::invalid("plan", "the forward program has no output"))?;

@@ -3,6 +3,7 @@
 //! is planned and compiled once and cached.
 mod build;
 mod fit;
+pub mod sample_weight;
 pub mod spec;
 mod state;
 mod summary;
@@ -53,7 +54,8 @@ pub(crate) struct Compiled {
     /// Where the steps accumulate the loss and the metrics.
     pub accum: build::AccumLayout,
     pub layout: ResidentLayout,
-    pub programs: HashMap<(ProgramKind, usize), (ProgramId, Program)>,
+    /// By (kind, batch rows, weighted training step).
+    pub programs: HashMap<(ProgramKind, usize, bool), (ProgramId, Program)>,
     /// Optimizer steps taken (Adam's t).
     pub step: u32,
 }
@@ -268,7 +270,7 @@ impl Sequential {
     /// The planned program of `kind` for `batch` rows (after compile), for inspection.
     pub fn planned_program(&self, kind: ProgramKind, batch: usize) -> Result<Program> {
         let c = self.compiled.as_ref().ok_or_else(|| Error::NotReady("call compile() first".into()))?;
-        self.build_program(c, kind, batch)
+        self.build_program(c, kind, batch, false)
     }
 
     /// The learning rate the next training step will use (the optimizer's schedule at the

@@ -324,8 +324,8 @@ fn losses_and_metrics_match_cpu() {
         let ld = b.input(dense_labels);
         let dloss = b.input(vec![1.7]);
         for (sparse, l) in [(true, ls), (false, ld)] {
-            b.op(Kernel::SoftmaxCrossEntropy { rows, cols, sparse }, &[z, l], 1);
-            let grad = Kernel::SoftmaxCrossEntropyGrad { rows, cols, sparse };
+            b.op(Kernel::SoftmaxCrossEntropy { rows, cols, sparse, weighted: false }, &[z, l], 1);
+            let grad = Kernel::SoftmaxCrossEntropyGrad { rows, cols, sparse, weighted: false };
             b.op(grad, &[z, l, dloss], rows * cols);
             let threshold = 0.0;
             let count = Kernel::CountCorrect { rows, cols, sparse, threshold };
@@ -336,10 +336,10 @@ fn losses_and_metrics_match_cpu() {
         let p = b.input(uniform(&mut r, len, -30.0, 30.0));
         let t = b.input(uniform(&mut r, len, 0.0, 1.0));
         let dloss = b.input(vec![0.5]);
-        b.op(Kernel::MeanSquaredError { len }, &[p, t], 1);
-        b.op(Kernel::MeanSquaredErrorGrad { len }, &[p, t, dloss], len);
-        b.op(Kernel::SigmoidBinaryCrossEntropy { len }, &[p, t], 1);
-        b.op(Kernel::SigmoidBinaryCrossEntropyGrad { len }, &[p, t, dloss], len);
+        b.op(Kernel::MeanSquaredError { len, rows: len, weighted: false }, &[p, t], 1);
+        b.op(Kernel::MeanSquaredErrorGrad { len, rows: len, weighted: false }, &[p, t, dloss], len);
+        b.op(Kernel::SigmoidBinaryCrossEntropy { len, rows: len, weighted: false }, &[p, t], 1);
+        b.op(Kernel::SigmoidBinaryCrossEntropyGrad { len, rows: len, weighted: false }, &[p, t, dloss], len);
         let count = Kernel::CountCorrect { rows: len, cols: 1, sparse: false, threshold: 0.5 };
         b.op(count, &[p, t], 1);
     }
@@ -487,7 +487,7 @@ fn running_a_program_twice_is_bitwise_identical() {
     let mm = Kernel::MatMul { m: rows, k, n: cols, trans_a: false, trans_b: false };
     b.step(mm, &[x, w, z]);
     let sparse = true;
-    b.op(Kernel::SoftmaxCrossEntropy { rows, cols, sparse }, &[z, l], 1);
+    b.op(Kernel::SoftmaxCrossEntropy { rows, cols, sparse, weighted: false }, &[z, l], 1);
     b.op(Kernel::SumRows { rows, cols }, &[z], cols);
     b.op(Kernel::SumAll { len: rows * cols, scale: 1.0 }, &[z], 1);
     let Some(mut g) = gpu() else { return };

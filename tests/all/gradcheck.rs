@@ -219,24 +219,24 @@ fn loss_gradients() {
     check(&Case {
         name: "softmax xent sparse",
         inputs: vec![rand_in(&[4, 5]), labels],
-        build: |g, x| op(g, Op::SoftmaxCrossEntropy { sparse: true }, x),
+        build: |g, x| op(g, Op::SoftmaxCrossEntropy { sparse: true, weighted: false }, x),
     });
     let one_hot = vec![0.0, 1.0, 0.0, 0.2, 0.3, 0.5, 1.0, 0.0, 0.0];
     check(&Case {
         name: "softmax xent one-hot",
         inputs: vec![rand_in(&[3, 3]), (vec![3, 3], Fill::Fixed(one_hot), false)],
-        build: |g, x| op(g, Op::SoftmaxCrossEntropy { sparse: false }, x),
+        build: |g, x| op(g, Op::SoftmaxCrossEntropy { sparse: false, weighted: false }, x),
     });
     check(&Case {
         name: "mse",
         inputs: vec![rand_in(&[3, 2]), (vec![3, 2], Fill::Random, false)],
-        build: |g, x| op(g, Op::MeanSquaredError, x),
+        build: |g, x| op(g, Op::MeanSquaredError { weighted: false }, x),
     });
     let targets = (vec![5, 1], Fill::Fixed(vec![1.0, 0.0, 1.0, 1.0, 0.0]), false);
     check(&Case {
         name: "sigmoid bce",
         inputs: vec![rand_in(&[5, 1]), targets],
-        build: |g, x| op(g, Op::SigmoidBinaryCrossEntropy, x),
+        build: |g, x| op(g, Op::SigmoidBinaryCrossEntropy { weighted: false }, x),
     });
 }
 
@@ -260,7 +260,7 @@ fn composite_mlp_gradients() {
             let z = op(g, Op::MatMul { trans_a: false, trans_b: false }, &[h, x[3]]);
             let skip = op(g, Op::Unary(UnaryOp::Sigmoid), &[x[0]]);
             let z = op(g, Op::Add, &[z, skip]);
-            op(g, Op::SoftmaxCrossEntropy { sparse: true }, &[z, x[4]])
+            op(g, Op::SoftmaxCrossEntropy { sparse: true, weighted: false }, &[z, x[4]])
         },
     });
 }

@@ -3,6 +3,7 @@
 //! values, f64 gradient checks, GPU = CPU, and whole models whose evaluate/fit loss matches
 //! the loss computed on the host from `predict`.
 use kiln::backend::cpu::pointwise;
+use kiln::backend::cpu::weights::RowWeights;
 use kiln::graph::Op;
 use kiln::program::{Kernel, PointwiseLoss};
 use kiln::{
@@ -17,6 +18,11 @@ const MAE: PointwiseLoss = PointwiseLoss::AbsoluteError;
 const HUBER: PointwiseLoss = PointwiseLoss::Huber { delta: 1.0 };
 const BCE: PointwiseLoss = PointwiseLoss::BinaryCrossEntropy { eps: kiln::loss::EPSILON };
 
+/// No per-sample weights.
+fn none() -> RowWeights<'static, f64> {
+    RowWeights::none()
+}
+
 fn close(what: &str, got: f64, want: f64, tol: f64) {
     assert!((got - want).abs() <= tol * (1.0 + want.abs()), "{what}: got {got}, want {want}");
 }
@@ -24,22 +30,22 @@ fn close(what: &str, got: f64, want: f64, tol: f64) {
 #[test]
 fn pointwise_losses_have_the_keras_values() {
     // MAE: (1 + 0 + 3) / 3.
-    close("mae", pointwise::loss(MAE, &[1.0f64, 2.0, 3.0], &[2.0, 2.0, 0.0]), 4.0 / 3.0, 1e-12);
+    close("mae", pointwise::loss(MAE, &[1.0f64, 2.0, 3.0], &[2.0, 2.0, 0.0], none()), 4.0 / 3.0, 1e-12);
     // Huber, delta 1: 0, ½·0.5², 3 − ½, 1 − ½ (|d| = 1 is the quadratic side: ½).
-    let h = pointwise::loss(HUBER, &[0.0f64, 0.5, -3.0, 2.0], &[0.0, 0.0, 0.0, 1.0]);
+    let h = pointwise::loss(HUBER, &[0.0f64, 0.5, -3.0, 2.0], &[0.0, 0.0, 0.0, 1.0], none());
     close("huber", h, (0.0 + 0.125 + 2.5 + 0.5) / 4.0, 1e-12);
     // BCE on probabilities, the 0 clipped to 1e-7 (Keras epsilon) and 1 to 1 − 1e-7.
     let want = (-(0.9f64.ln()) - 0.8f64.ln() - (1e-7f64).ln() - (1e-7f64).ln()) / 4.0;
-    let b = pointwise::loss(BCE, &[0.9f64, 0.2, 0.0, 1.0], &[1.0, 0.0, 1.0, 0.0]);
+    let b = pointwise::loss(BCE, &[0.9f64, 0.2, 0.0, 1.0], &[1.0, 0.0, 1.0, 0.0], none());
     close("bce", b, want, 1e-6);
     // Gradients (dloss = 2, len 3 → scale 2/3).
     let mut d = [0.0f64; 3];
-    pointwise::grad(MAE, &[1.0, 2.0, 3.0], &[2.0, 2.0, 0.0], 2.0, &mut d);
+    pointwise::grad(MAE, &[1.0, 2.0, 3.0], &[2.0, 2.0, 0.0], none(), 2.0, &mut d);
     assert_eq!(d, [-2.0 / 3.0, 0.0, 2.0 / 3.0]);
-    pointwise::grad(HUBER, &[0.5, -3.0, 2.0], &[0.0, 0.0, 0.0], 3.0, &mut d);
+    pointwise::grad(HUBER, &[0.5, -3.0, 2.0], &[0.0, 0.0, 0.0], none(), 3.0, &mut d);
     assert_eq!(d, [0.5, -1.0, 1.0]);
     // BCE: (p − t)/(p(1 − p)) inside the clip, 0 where the clip is active.
-    pointwise::grad(BCE, &[0.25, 0.0, 1.0], &[1.0, 1.0, 0.0], 3.0, &mut d);
+    pointwise::grad(BCE, &[0.25, 0.0, 1.0], &[1.0, 1.0, 0.0], none(), 3.0, &mut d);
     close("bce grad", d[0], -0.75 / 0.1875, 1e-12);
     assert_eq!(&d[1..], &[0.0, 0.0]);
 }
@@ -49,11 +55,11 @@ fn pointwise_loss_gradients_match_finite_differences() {
     for (name, loss) in [("mae", MAE), ("huber", HUBER)] {
         // Targets away from the predictions' kinks: p random in ±1.5, t fixed.
         let t = (vec![3, 2], Fill::Fixed(vec![0.3, -0.2, 1.1, -1.4, 0.05, 2.9]), false);
-        check_graph(name, &[rand_in(&[3, 2]), t], &|g, x| op(g, Op::Pointwise(loss), x));
+        check_graph(name, &[rand_in(&[3, 2]), t], &|g, x| op(g, Op::Pointwise { loss, weighted: false }, x));
     }
     let p = (vec![5, 1], Fill::Fixed(vec![0.1, 0.7, 0.35, 0.9, 0.55]), true);
     let t = (vec![5, 1], Fill::Fixed(vec![1.0, 0.0, 0.0, 1.0, 0.3]), false);
-    check_graph("bce probabilities", &[p, t], &|g, x| op(g, Op::Pointwise(BCE), x));
+    check_graph("bce probabilities", &[p, t], &|g, x| op(g, Op::Pointwise { loss: BCE, weighted: false }, x));
 }
 
 #[test]
@@ -68,8 +74,8 @@ fn pointwise_losses_match_cpu_on_gpu() {
         let s = b.input(uniform(&mut r, len, 0.0, 1.0));
         let dloss = b.input(vec![0.7]);
         for (loss, p, t) in [(MAE, p, t), (HUBER, p, t), (BCE, q, s)] {
-            b.op(Kernel::Pointwise { loss, len }, &[p, t], 1);
-            b.op(Kernel::PointwiseGrad { loss, len }, &[p, t, dloss], len);
+            b.op(Kernel::Pointwise { loss, len, rows: len, weighted: false }, &[p, t], 1);
+            b.op(Kernel::PointwiseGrad { loss, len, rows: len, weighted: false }, &[p, t, dloss], len);
         }
     }
     check(&b, 1e-4);

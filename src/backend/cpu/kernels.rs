@@ -7,6 +7,7 @@ use num_traits::Float;
 
 use super::gemm::{Epilogue, Gemm};
 use super::pool::{SharedMut, ranges};
+use super::weights::RowWeights;
 use crate::program::UnaryOp;
 
 /// The float types the CPU backend runs in: f32 (training) and f64 (gradient checks).
@@ -346,6 +347,7 @@ pub fn softmax_cross_entropy<T: CpuFloat>(
     sparse: bool,
     z: &[T],
     labels: &[T],
+    weights: Option<&[T]>,
 ) -> T {
     let mut total = T::zero();
     for i in 0..rows {
@@ -359,53 +361,56 @@ pub fn softmax_cross_entropy<T: CpuFloat>(
                 l = l - t * (v - lse);
             }
         }
-        total = total + l;
+        total = total + weights.map_or(l, |w| l * w[i]);
     }
     total / T::from(rows).unwrap_or(T::one())
 }
 
-/// dz = (softmax(z) − t) · dloss / rows.
+/// dz = (softmax(z) − t) · dloss / rows (row i times w_i when weighted).
+#[allow(clippy::too_many_arguments)]
 pub fn softmax_cross_entropy_grad<T: CpuFloat>(
     rows: usize,
     cols: usize,
     sparse: bool,
     z: &[T],
     labels: &[T],
+    weights: Option<&[T]>,
     dloss: T,
     dz: &mut [T],
 ) {
     let scale = dloss / T::from(rows).unwrap_or(T::one());
     softmax(cols, z, dz);
     for_rows(cols, dz, |i, r| {
+        let scale = weights.map_or(scale, |w| scale * w[i]);
         for (j, o) in r.iter_mut().enumerate() {
             *o = (*o - target(labels, cols, sparse, i, j)) * scale;
         }
     });
 }
 
-/// mean (p − t)².
-pub fn mean_squared_error<T: CpuFloat>(p: &[T], t: &[T]) -> T {
+/// mean (p − t)² (each row's elements times its weight when weighted).
+pub fn mean_squared_error<T: CpuFloat>(p: &[T], t: &[T], w: RowWeights<T>) -> T {
     let len = p.len().min(t.len());
-    sum_indexed(len, |i| (p[i] - t[i]) * (p[i] - t[i])) / T::from(len).unwrap_or(T::one())
+    w.sum(len, |i| (p[i] - t[i]) * (p[i] - t[i])) / T::from(len).unwrap_or(T::one())
 }
 
-/// dp = 2 (p − t) · dloss / len.
-pub fn mean_squared_error_grad<T: CpuFloat>(p: &[T], t: &[T], dloss: T, dp: &mut [T]) {
+/// dp = 2 (p − t) · dloss / len (times the row's weight when weighted).
+pub fn mean_squared_error_grad<T: CpuFloat>(p: &[T], t: &[T], w: RowWeights<T>, dloss: T, dp: &mut [T]) {
     let s = T::c(2.0) * dloss / T::from(p.len()).unwrap_or(T::one());
-    map2(p, t, dp, |a, b| (a - b) * s);
+    w.map2_scaled(p, t, dp, s, |a, b| a - b);
 }
 
-/// mean of max(z,0) − z·t + log(1 + exp(−|z|)).
-pub fn sigmoid_bce<T: CpuFloat>(z: &[T], t: &[T]) -> T {
+/// mean of max(z,0) − z·t + log(1 + exp(−|z|)) (weighted per row when weighted).
+pub fn sigmoid_bce<T: CpuFloat>(z: &[T], t: &[T], w: RowWeights<T>) -> T {
     let len = z.len().min(t.len());
     let loss = |i: usize| z[i].max(T::zero()) - z[i] * t[i] + (-z[i].abs()).exp().ln_1p();
-    sum_indexed(len, loss) / T::from(len).unwrap_or(T::one())
+    w.sum(len, loss) / T::from(len).unwrap_or(T::one())
 }
 
-/// dz = (σ(z) − t) · dloss / len.
-pub fn sigmoid_bce_grad<T: CpuFloat>(z: &[T], t: &[T], dloss: T, dz: &mut [T]) {
+/// dz = (σ(z) − t) · dloss / len (times the row's weight when weighted).
+pub fn sigmoid_bce_grad<T: CpuFloat>(z: &[T], t: &[T], w: RowWeights<T>, dloss: T, dz: &mut [T]) {
     let s = dloss / T::from(z.len()).unwrap_or(T::one());
-    map2(z, t, dz, |z, t| (sigmoid(z) - t) * s);
+    w.map2_scaled(z, t, dz, s, |z, t| sigmoid(z) - t);
 }
 
 /// Number of rows whose prediction matches the label (see `Kernel::CountCorrect`).

@@ -8,6 +8,7 @@ pub mod norm;
 pub mod optim;
 pub mod pointwise;
 pub mod pool;
+pub mod weights;
 
 use kernels::CpuFloat;
 
@@ -122,10 +123,10 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | UnaryGrad { .. }
         | SoftmaxGrad { .. }
         | LogSoftmaxGrad { .. }
-        | SoftmaxCrossEntropy { .. }
-        | MeanSquaredError { .. }
-        | Pointwise { .. }
-        | SigmoidBinaryCrossEntropy { .. }
+        | SoftmaxCrossEntropy { weighted: false, .. }
+        | MeanSquaredError { weighted: false, .. }
+        | Pointwise { weighted: false, .. }
+        | SigmoidBinaryCrossEntropy { weighted: false, .. }
         | CountCorrect { .. }
         | CountTopK { .. }
         | BinaryCounts { .. }
@@ -137,13 +138,23 @@ pub fn arg_count(kernel: &Kernel) -> usize {
         | AdagradUpdate { .. }
         | WeightPenaltyGrad { .. } => 3,
         MatMulBiasAct { .. }
-        | SoftmaxCrossEntropyGrad { .. }
-        | MeanSquaredErrorGrad { .. }
-        | PointwiseGrad { .. }
-        | SigmoidBinaryCrossEntropyGrad { .. }
+        | SoftmaxCrossEntropyGrad { weighted: false, .. }
+        | MeanSquaredErrorGrad { weighted: false, .. }
+        | PointwiseGrad { weighted: false, .. }
+        | SigmoidBinaryCrossEntropyGrad { weighted: false, .. }
+        | SoftmaxCrossEntropy { weighted: true, .. }
+        | MeanSquaredError { weighted: true, .. }
+        | Pointwise { weighted: true, .. }
+        | SigmoidBinaryCrossEntropy { weighted: true, .. }
         | BatchNormGradSums { .. }
         | AdamUpdate { amsgrad: false, .. } => 4,
-        AdamUpdate { amsgrad: true, .. } | RmspropUpdate { .. } | BatchNormTrain { .. } => 5,
+        AdamUpdate { amsgrad: true, .. }
+        | RmspropUpdate { .. }
+        | BatchNormTrain { .. }
+        | SoftmaxCrossEntropyGrad { weighted: true, .. }
+        | MeanSquaredErrorGrad { weighted: true, .. }
+        | PointwiseGrad { weighted: true, .. }
+        | SigmoidBinaryCrossEntropyGrad { weighted: true, .. } => 5,
         BatchNormInference { .. } | BatchNormGrad { .. } => 6,
     }
 }
@@ -250,18 +261,50 @@ fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalar
             v.w(1).iter_mut().for_each(|o| *o = x);
         }
         Fill { value, .. } => v.w(0).iter_mut().for_each(|o| *o = c(value)),
-        SoftmaxCrossEntropy { rows, cols, sparse } => {
-            v.w(2)[0] = kernels::softmax_cross_entropy(rows, cols, sparse, v.r(0), v.r(1))
+        // The loss kernels: args (a, b, [w,] …) — with `weighted`, the per-sample weights are
+        // arg 2 and every later arg moves up by one.
+        SoftmaxCrossEntropy { rows, cols, sparse, weighted } => {
+            let w = weighted.then(|| v.r(2));
+            let loss = kernels::softmax_cross_entropy(rows, cols, sparse, v.r(0), v.r(1), w);
+            v.w(2 + usize::from(weighted))[0] = loss
         }
-        SoftmaxCrossEntropyGrad { rows, cols, sparse } => {
-            kernels::softmax_cross_entropy_grad(rows, cols, sparse, v.r(0), v.r(1), v.r(2)[0], v.w(3))
+        SoftmaxCrossEntropyGrad { rows, cols, sparse, weighted } => {
+            let (w, k) = (weighted.then(|| v.r(2)), usize::from(weighted));
+            kernels::softmax_cross_entropy_grad(
+                rows,
+                cols,
+                sparse,
+                v.r(0),
+                v.r(1),
+                w,
+                v.r(2 + k)[0],
+                v.w(3 + k),
+            )
         }
-        MeanSquaredError { .. } => v.w(2)[0] = kernels::mean_squared_error(v.r(0), v.r(1)),
-        MeanSquaredErrorGrad { .. } => kernels::mean_squared_error_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3)),
-        Pointwise { loss, .. } => v.w(2)[0] = pointwise::loss(loss, v.r(0), v.r(1)),
-        PointwiseGrad { loss, .. } => pointwise::grad(loss, v.r(0), v.r(1), v.r(2)[0], v.w(3)),
-        SigmoidBinaryCrossEntropy { .. } => v.w(2)[0] = kernels::sigmoid_bce(v.r(0), v.r(1)),
-        SigmoidBinaryCrossEntropyGrad { .. } => kernels::sigmoid_bce_grad(v.r(0), v.r(1), v.r(2)[0], v.w(3)),
+        MeanSquaredError { rows, weighted, .. } => {
+            let w = weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
+            v.w(2 + usize::from(weighted))[0] = kernels::mean_squared_error(v.r(0), v.r(1), w)
+        }
+        MeanSquaredErrorGrad { rows, weighted, .. } => {
+            let (w, k) = (weights::RowWeights::new(weighted.then(|| v.r(2)), rows), usize::from(weighted));
+            kernels::mean_squared_error_grad(v.r(0), v.r(1), w, v.r(2 + k)[0], v.w(3 + k))
+        }
+        Pointwise { loss, rows, weighted, .. } => {
+            let w = weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
+            v.w(2 + usize::from(weighted))[0] = pointwise::loss(loss, v.r(0), v.r(1), w)
+        }
+        PointwiseGrad { loss, rows, weighted, .. } => {
+            let (w, k) = (weights::RowWeights::new(weighted.then(|| v.r(2)), rows), usize::from(weighted));
+            pointwise::grad(loss, v.r(0), v.r(1), w, v.r(2 + k)[0], v.w(3 + k))
+        }
+        SigmoidBinaryCrossEntropy { rows, weighted, .. } => {
+            let w = weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
+            v.w(2 + usize::from(weighted))[0] = kernels::sigmoid_bce(v.r(0), v.r(1), w)
+        }
+        SigmoidBinaryCrossEntropyGrad { rows, weighted, .. } => {
+            let (w, k) = (weights::RowWeights::new(weighted.then(|| v.r(2)), rows), usize::from(weighted));
+            kernels::sigmoid_bce_grad(v.r(0), v.r(1), w, v.r(2 + k)[0], v.w(3 + k))
+        }
         CountTopK { rows, cols, sparse, k } => {
             v.w(2)[0] = metrics::count_top_k(rows, cols, sparse, k, v.r(0), v.r(1))
         }

@@ -1,6 +1,7 @@
 //! Elementwise losses ([`PointwiseLoss`]): mean absolute error, Huber, binary cross-entropy
 //! on probabilities. The mean is a fixed-order chunked sum (deterministic).
-use super::kernels::{CpuFloat, map2, sum_indexed};
+use super::kernels::CpuFloat;
+use super::weights::RowWeights;
 use crate::program::PointwiseLoss;
 
 /// The loss of one element: prediction `p`, target `t`.
@@ -43,14 +44,15 @@ fn derivative<T: CpuFloat>(loss: PointwiseLoss, p: T, t: T) -> T {
     }
 }
 
-/// Mean of `loss` over the elements of `p` and `t`.
-pub fn loss<T: CpuFloat>(loss: PointwiseLoss, p: &[T], t: &[T]) -> T {
+/// Mean of `loss` over the elements of `p` and `t` (each row's elements times its weight
+/// when `w` has weights).
+pub fn loss<T: CpuFloat>(loss: PointwiseLoss, p: &[T], t: &[T], w: RowWeights<T>) -> T {
     let len = p.len().min(t.len());
-    sum_indexed(len, |i| value(loss, p[i], t[i])) / T::from(len).unwrap_or(T::one())
+    w.sum(len, |i| value(loss, p[i], t[i])) / T::from(len).unwrap_or(T::one())
 }
 
-/// dp = ∂loss/∂p · dloss / len.
-pub fn grad<T: CpuFloat>(loss: PointwiseLoss, p: &[T], t: &[T], dloss: T, dp: &mut [T]) {
+/// dp = ∂loss/∂p · dloss / len (times the row's weight when weighted).
+pub fn grad<T: CpuFloat>(loss: PointwiseLoss, p: &[T], t: &[T], w: RowWeights<T>, dloss: T, dp: &mut [T]) {
     let s = dloss / T::from(p.len()).unwrap_or(T::one());
-    map2(p, t, dp, |p, t| derivative(loss, p, t) * s);
+    w.map2_scaled(p, t, dp, s, |p, t| derivative(loss, p, t));
 }

@@ -285,6 +285,11 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
     let loss = |rows: usize, cols: usize, sparse: bool, len: usize, threshold: f32| {
         p([rows, cols, sparse as usize, len], [threshold, 0.0, 0.0, 0.0])
     };
+    // `Params.weighted` of shaders/loss.wgsl.
+    let weigh = |mut params: StepParams, weighted: bool| {
+        params.g[0] = u32::from(weighted);
+        params
+    };
     let window = |entry, len: usize, win: &Window2d| -> Result<Launch> {
         let u = |x: usize| to_u32(x);
         let g = [
@@ -397,45 +402,50 @@ pub(crate) fn launch(kernel: &Kernel, max_groups: u32, matmul: MatmulKernel, vec
         SumAll { len, scale } => {
             single(Shader::Reduce, "sum_all", p([0, 0, len, 0], [scale, 0.0, 0.0, 0.0])?)
         }
-        SoftmaxCrossEntropy { rows, cols, sparse } => {
-            single(Shader::Loss, "softmax_cross_entropy", loss(rows, cols, sparse, 0, 0.0)?)
+        // The losses: `weighted` (per-sample weights as arg 2) is read by the shader from
+        // g[0] of the parameters; the elementwise ones take the rows in u[0].
+        SoftmaxCrossEntropy { rows, cols, sparse, weighted } => {
+            single(Shader::Loss, "softmax_cross_entropy", weigh(loss(rows, cols, sparse, 0, 0.0)?, weighted))
         }
-        SoftmaxCrossEntropyGrad { rows, cols, sparse } => Launch {
+        SoftmaxCrossEntropyGrad { rows, cols, sparse, weighted } => Launch {
             shader: Shader::Loss,
             entry: "softmax_cross_entropy_grad",
             constants: vec![],
-            params: loss(rows, cols, sparse, 0, 0.0)?,
+            params: weigh(loss(rows, cols, sparse, 0, 0.0)?, weighted),
             groups: grid(if cols == 0 { 0 } else { rows }, 64, max_groups)?,
         },
-        MeanSquaredError { len } => single(Shader::Loss, "mean_squared_error", loss(0, 0, false, len, 0.0)?),
-        MeanSquaredErrorGrad { len } => Launch {
+        MeanSquaredError { len, rows, weighted } => {
+            single(Shader::Loss, "mean_squared_error", weigh(loss(rows, 0, false, len, 0.0)?, weighted))
+        }
+        MeanSquaredErrorGrad { len, rows, weighted } => Launch {
             shader: Shader::Loss,
             entry: "mean_squared_error_grad",
             constants: vec![],
-            params: loss(0, 0, false, len, 0.0)?,
+            params: weigh(loss(rows, 0, false, len, 0.0)?, weighted),
             groups: grid(len, 256, max_groups)?,
         },
-        SigmoidBinaryCrossEntropy { len } => {
-            single(Shader::Loss, "sigmoid_bce", loss(0, 0, false, len, 0.0)?)
+        SigmoidBinaryCrossEntropy { len, rows, weighted } => {
+            single(Shader::Loss, "sigmoid_bce", weigh(loss(rows, 0, false, len, 0.0)?, weighted))
         }
-        SigmoidBinaryCrossEntropyGrad { len } => Launch {
+        SigmoidBinaryCrossEntropyGrad { len, rows, weighted } => Launch {
             shader: Shader::Loss,
             entry: "sigmoid_bce_grad",
             constants: vec![],
-            params: loss(0, 0, false, len, 0.0)?,
+            params: weigh(loss(rows, 0, false, len, 0.0)?, weighted),
             groups: grid(len, 256, max_groups)?,
         },
-        Pointwise { loss, len } => {
+        Pointwise { loss, len, rows, weighted } => {
             let (code, param) = loss.code();
-            single(Shader::Loss, "pointwise", p([0, code as usize, 0, len], [0.0, param, 0.0, 0.0])?)
+            let params = p([rows, code as usize, 0, len], [0.0, param, 0.0, 0.0])?;
+            single(Shader::Loss, "pointwise", weigh(params, weighted))
         }
-        PointwiseGrad { loss, len } => {
+        PointwiseGrad { loss, len, rows, weighted } => {
             let (code, param) = loss.code();
             Launch {
                 shader: Shader::Loss,
                 entry: "pointwise_grad",
                 constants: vec![],
-                params: p([0, code as usize, 0, len], [0.0, param, 0.0, 0.0])?,
+                params: weigh(p([rows, code as usize, 0, len], [0.0, param, 0.0, 0.0])?, weighted),
                 groups: grid(len, 256, max_groups)?,
             }
         }

@@ -33,8 +33,8 @@ pub(crate) fn loop_iterations(kernel: &Kernel, entry: &str) -> u64 {
         }
         SumRows { rows, .. } => per_lane(rows, 16) + 4,
         SumAll { len, .. }
-        | MeanSquaredError { len }
-        | SigmoidBinaryCrossEntropy { len }
+        | MeanSquaredError { len, .. }
+        | SigmoidBinaryCrossEntropy { len, .. }
         | Pointwise { len, .. } => per_lane(len, 256) + 8,
         // Four elements per iteration, at most three left over, then the 256-lane tree.
         SumSquares { len, .. } | WeightPenalty { len, .. } => per_lane(len, 1024) + 3 + 8,
