@@ -24,6 +24,7 @@ mod optim_training;
 mod planner;
 mod regularizer;
 mod run_dir;
+mod sample_weight;
 mod schedule;
 mod shaders;
 mod spec;
