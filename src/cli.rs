@@ -89,6 +89,11 @@ pub struct TrainArgs {
     /// accuracy.
     #[arg(long, value_name = "LIST")]
     pub metrics: Option<String>,
+    /// Keras class_weight for the training loss: "balanced" (n_samples / (n_classes · count_c)
+    /// over the training split, as scikit-learn) or CLASS:WEIGHT pairs, e.g. "0:1,1:5"
+    /// (unlisted classes weigh 1).
+    #[arg(long, value_name = "balanced|C:W,...")]
+    pub class_weight: Option<String>,
     /// Clip each parameter's gradient to this L2 norm (Keras clipnorm).
     #[arg(long)]
     pub clipnorm: Option<f32>,
@@ -163,6 +168,7 @@ impl Default for TrainArgs {
             loss: None,
             from_logits: false,
             metrics: None,
+            class_weight: None,
             epochs_given: false,
             clipnorm: None,
             global_clipnorm: None,
@@ -382,6 +388,11 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         None => Validation::None,
     };
     let run_dir = run::run_directory(args, resumed.as_ref(), &input, val.is_some())?;
+    let class_weight = options::class_weight(args.class_weight.as_deref(), &train, loss)?;
+    if let (Some(w), false) = (&class_weight, quiet) {
+        let w: Vec<String> = w.iter().enumerate().map(|(c, w)| format!("{c}: {w:.4}")).collect();
+        println!("class weights: {}", w.join(", "));
+    }
     let opts = FitOptions {
         batch_size: args.batch_size,
         epochs: args.epochs,
@@ -389,6 +400,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         validation,
         initial_epoch: model.epochs_trained(),
         callbacks: run_dir.iter().map(|r| r.clone() as crate::callbacks::SharedCallback).collect(),
+        class_weight,
         ..FitOptions::default()
     };
     let t0 = Instant::now();

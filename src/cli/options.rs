@@ -181,3 +181,55 @@ pub fn metrics(list: Option<&str>, classes: usize) -> Result<Vec<crate::metrics:
     });
     Ok(metrics)
 }
+
+/// The class weights `--class-weight` names for training on `train` with `loss`: "balanced"
+/// (scikit-learn's n_samples / (n_classes · count_c) over `train`; a class absent from it
+/// weighs 1) or "C:W,..." pairs (classes not listed weigh 1). None without the flag.
+pub fn class_weight(spec: Option<&str>, train: &Dataset, loss: Loss) -> Result<Option<Vec<f32>>> {
+    let Some(spec) = spec else { return Ok(None) };
+    let classes = train.classes;
+    if classes == 0 || loss.regression() {
+        let what = if classes == 0 {
+            "the data is a regression target".to_string()
+        } else {
+            loss.name().to_string()
+        };
+        return Err(Error::invalid(
+            "--class-weight",
+            format!("needs class labels and a classification loss ({what})"),
+        ));
+    }
+    if spec.trim() == "balanced" {
+        let n = train.len() as f64;
+        let counts = train.class_counts();
+        let weights = counts
+            .iter()
+            .map(|&c| if c == 0 { 1.0 } else { (n / (classes as f64 * c as f64)) as f32 })
+            .collect();
+        return Ok(Some(weights));
+    }
+    let mut weights = vec![1.0f32; classes];
+    let mut seen = vec![false; classes];
+    for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = |why: &str| {
+            Error::invalid(
+                "--class-weight",
+                format!("'{pair}': {why} (expected balanced or CLASS:WEIGHT,...)"),
+            )
+        };
+        let (c, w) = pair.split_once(':').ok_or_else(|| bad("no ':'"))?;
+        let c: usize = c.trim().parse().map_err(|_| bad("the class is not an index"))?;
+        let w: f32 = w.trim().parse().map_err(|_| bad("the weight is not a number"))?;
+        if c >= classes {
+            return Err(bad(&format!("class {c} is outside 0..{classes}")));
+        }
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(bad("the weight must be finite and at least 0"));
+        }
+        if std::mem::replace(&mut seen[c], true) {
+            return Err(bad(&format!("class {c} is given twice")));
+        }
+        weights[c] = w;
+    }
+    Ok(Some(weights))
+}

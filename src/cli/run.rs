@@ -85,7 +85,7 @@ pub fn args_to_json(a: &TrainArgs) -> Value {
         "optimizer": a.optimizer, "lr": a.lr, "momentum": a.momentum, "nesterov": a.nesterov,
         "seed": a.seed, "validation_split": validation_fraction(a).ok(),
         "save_best_only": a.save_best_only, "monitor": a.monitor, "scaling": a.scaling, "flip": a.flip,
-        "loss": a.loss, "from_logits": a.from_logits, "metrics": a.metrics,
+        "loss": a.loss, "from_logits": a.from_logits, "metrics": a.metrics, "class_weight": a.class_weight,
     })
 }
 
@@ -113,5 +113,6 @@ pub fn args_from_json(v: &Value, current: &TrainArgs) -> TrainArgs {
     a.loss = text("loss").or(a.loss);
     a.from_logits = v.get("from_logits").and_then(Value::as_bool).unwrap_or(a.from_logits);
     a.metrics = text("metrics").or(a.metrics);
+    a.class_weight = text("class_weight").or(a.class_weight);
     a
 }

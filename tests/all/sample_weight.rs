@@ -373,3 +373,60 @@ fn bad_weights_are_errors_that_say_what_is_wrong() {
     let opts = FitOptions { verbose: 0, sample_weight: w(vec![1.0, 2.0, 0.0, 1.0]), ..FitOptions::default() };
     m.fit(&Tensor::zeros(&[4, 4]), &y3, &opts).expect("sample_weight with mse");
 }
+
+// ---- kiln train --class-weight ----
+
+fn cli_args(class_weight: Option<&str>, epochs: usize) -> kiln::cli::TrainArgs {
+    kiln::cli::TrainArgs {
+        data: Some("breast-cancer".into()),
+        device: "cpu".into(),
+        epochs,
+        lr: Some(0.01),
+        json: true,
+        class_weight: class_weight.map(str::to_string),
+        ..kiln::cli::TrainArgs::default()
+    }
+}
+
+#[test]
+fn cli_class_weight_trains_with_the_weights_and_resume_keeps_them() {
+    use kiln::cli::train;
+    let plain = train(&cli_args(None, 3)).expect("train");
+    let ones = train(&cli_args(Some("0:1,1:1"), 3)).expect("train with unit weights");
+    assert_eq!(plain.test_loss, ones.test_loss, "unit class weights change nothing");
+    let heavy = train(&cli_args(Some("0:5"), 3)).expect("train with class 0 ×5");
+    assert_ne!(plain.test_loss, heavy.test_loss);
+    let balanced = train(&cli_args(Some("balanced"), 3)).expect("train balanced");
+    assert!(balanced.test_accuracy > 0.9, "{}", balanced.test_accuracy);
+
+    // Two epochs, then --resume to four: the same as four epochs in one go, class weights kept.
+    let dir = crate::common::TempDir::new("sample-weight-resume");
+    let whole = train(&kiln::cli::TrainArgs { out: Some(dir.0.join("whole")), ..cli_args(Some("0:5"), 4) })
+        .expect("whole run");
+    let part = dir.0.join("part");
+    train(&kiln::cli::TrainArgs { out: Some(part.clone()), ..cli_args(Some("0:5"), 2) }).expect("first half");
+    let resumed =
+        kiln::cli::TrainArgs { resume: Some(part), epochs: 4, epochs_given: true, ..cli_args(None, 4) };
+    let resumed = train(&resumed).expect("resumed run");
+    assert_eq!(resumed.test_loss, whole.test_loss, "a resumed run keeps --class-weight");
+}
+
+#[test]
+fn cli_class_weight_errors_name_the_flag() {
+    let err = |spec: &str, loss: Option<&str>| {
+        let args = kiln::cli::TrainArgs { loss: loss.map(str::to_string), ..cli_args(Some(spec), 1) };
+        kiln::cli::train(&args).expect_err("bad --class-weight").to_string()
+    };
+    for (spec, says) in [
+        ("2:1", "class 2 is outside 0..2"),
+        ("0:x", "not a number"),
+        ("0:1,0:2", "twice"),
+        ("1:-1", "at least 0"),
+        ("1", "no ':'"),
+    ] {
+        let e = err(spec, None);
+        assert!(e.contains("--class-weight") && e.contains(says), "{spec}: {e}");
+    }
+    let e = err("balanced", Some("mse"));
+    assert!(e.contains("--class-weight") && e.contains("mse"), "{e}");
+}
