@@ -40,7 +40,8 @@ pub struct FitOptions {
     /// Run at the start and end of training and of every epoch (see [`crate::callbacks`]).
     pub callbacks: Vec<SharedCallback>,
     /// Keras `sample_weight`: one weight (finite, ≥ 0) per sample of x, [n] or [n, 1]; the
-    /// training loss is (1/batch) Σ_i w_i · l_i over each batch. Validation stays unweighted.
+    /// training loss is (1/batch) Σ_i w_i · l_i over each batch. Validation stays unweighted
+    /// (the weights of a `Validation::Split` part are not used).
     pub sample_weight: Option<Tensor>,
     /// Keras `class_weight`: the weight of each class (index = class; binary cross-entropy
     /// with [n, 1] labels: classes 0 and 1), turned into w_i = class_weight[y_i]. Needs class
@@ -315,7 +316,7 @@ impl Sequential {
         }
         let outputs = self.output_shapes()?.pop().unwrap_or_default().iter().product();
         let (sw, cw) = (opts.sample_weight.as_ref(), opts.class_weight.as_deref());
-        let weights = sample_weights(self.compiled()?.loss, outputs, y, x.rows(), sw, cw)?;
+        let weights = sample_weights(self.compiled()?.loss, outputs, y, (x.rows(), n), sw, cw)?;
         let mut order: Vec<usize> = (0..n).collect();
         let steps = n.div_ceil(opts.batch_size);
         let mut history = History::default();

@@ -34,17 +34,19 @@ pub fn sample_classes(loss: Loss, outputs: usize, y: &Tensor) -> Result<Vec<usiz
         .collect())
 }
 
-/// One weight per sample of `y` (`n` = its rows) from `sample_weight` ([n] or [n, 1]) or
-/// `class_weight` (index = class); None when neither is given. Weights must be finite and
-/// ≥ 0; giving both is an error, as in Keras.
+/// One weight per training sample, the first `train` of the `n` samples of `y` (the rest is
+/// a validation split, unweighted), from `sample_weight` ([n] or [n, 1], one per sample of x,
+/// as Keras) or `class_weight` (index = class); None when neither is given. Weights must be
+/// finite and ≥ 0; giving both is an error, as in Keras.
 pub fn sample_weights(
     loss: Loss,
     outputs: usize,
     y: &Tensor,
-    n: usize,
+    (n, train): (usize, usize),
     sample_weight: Option<&Tensor>,
     class_weight: Option<&[f32]>,
 ) -> Result<Option<Tensor>> {
+    let train = train.min(n);
     let check = |what: &str, which: &str, w: &[f32]| match w
         .iter()
         .enumerate()
@@ -65,12 +67,12 @@ pub fn sample_weights(
                 return Err(Error::shape("sample_weight (one weight per sample of x)", &[n], &w.shape));
             }
             check("sample_weight", "sample", &w.data)?;
-            Ok(Some(Tensor::new(&[n], w.data.clone())?))
+            Ok(Some(Tensor::new(&[train], w.data[..train].to_vec())?))
         }
         (None, Some(cw)) => {
             check("class_weight", "class", cw)?;
             let classes = sample_classes(loss, outputs, y)?;
-            let weights = classes
+            let weights = classes[..train]
                 .iter()
                 .enumerate()
                 .map(|(i, &c)| {
@@ -85,7 +87,7 @@ pub fn sample_weights(
                     })
                 })
                 .collect::<Result<Vec<f32>>>()?;
-            Ok(Some(Tensor::new(&[n], weights)?))
+            Ok(Some(Tensor::new(&[train], weights)?))
         }
     }
 }

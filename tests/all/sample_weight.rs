@@ -367,6 +367,16 @@ fn bad_weights_are_errors_that_say_what_is_wrong() {
     let yb = Tensor::new(&[4, 2], vec![0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0]).expect("y");
     let e = msg(fit_error(Loss::BinaryCrossentropy, 2, yb, None, Some(vec![1.0, 1.0])));
     assert!(e.contains("one sigmoid output unit"), "{e}");
+    // A class only in the validation split needs no weight (validation is unweighted).
+    let y4 = Tensor::new(&[4], vec![0.0, 1.0, 1.0, 2.0]).expect("y");
+    let mut m = constant_model(3, Activation::Softmax, sparse, &[0.0; 3], Device::Cpu);
+    let opts = FitOptions {
+        verbose: 0,
+        validation: kiln::Validation::Split(0.25),
+        class_weight: Some(vec![1.0, 2.0]),
+        ..FitOptions::default()
+    };
+    m.fit(&Tensor::zeros(&[4, 4]), &y4, &opts).expect("class 2 only in the validation split");
     // Regression losses take sample weights.
     let y3 = Tensor::new(&[4, 2], vec![0.0; 8]).expect("y");
     let mut m = constant_model(2, Activation::Linear, Loss::MeanSquaredError, &[0.0, 0.0], Device::Cpu);
