@@ -425,3 +425,57 @@ fn split_row_sums_match_cpu_on_gpu() {
     }
     check(&b, 1e-4);
 }
+
+/// The 2×2 stride-2 max-pool gradient (its own fast path) against a plain reference: each
+/// window's gradient goes to its first tap (row-major) equal to the running maximum taken with
+/// `v > m` from −∞; with relu only when that maximum is > 0. Values from a small set (many
+/// ties), NaN and negatives, odd sizes (a remainder row and column get 0; with same padding,
+/// windows past the edge take the general path), 1 to 70 channels.
+#[test]
+fn max_pool_grad_2x2_matches_a_reference_with_ties_and_nan() {
+    use kiln::backend::cpu::conv::max_pool_grad;
+    let mut r = rng(51);
+    for (h, w, c, padding) in [
+        (4, 4, 3, Padding::Valid),
+        (7, 9, 70, Padding::Valid),
+        (2, 2, 1, Padding::Valid),
+        (7, 9, 5, Padding::Same),
+    ] {
+        let batch = 2;
+        let win = Window2d::new([batch, h, w, c], (2, 2), (2, 2), (1, 1), padding).unwrap();
+        let len = batch * h * w * c;
+        let x: Vec<f32> = uniform(&mut r, len, 0.0, 1.0)
+            .into_iter()
+            .map(|u| match (u * 8.0) as u32 {
+                0 => f32::NAN,
+                k => k as f32 - 3.0,
+            })
+            .collect();
+        let dy = uniform(&mut r, batch * win.out.0 * win.out.1 * c, -1.0, 1.0);
+        for relu in [false, true] {
+            let mut got = vec![7.0f32; len];
+            max_pool_grad(&win, relu, &x, &dy, &mut got);
+            let mut want = vec![0.0f32; len];
+            for n in 0..batch {
+                for (oy, ox) in (0..win.out.0).flat_map(|oy| (0..win.out.1).map(move |ox| (oy, ox))) {
+                    for ch in 0..c {
+                        // Same padding on odd sizes: the last window's outside taps are padding.
+                        let taps: Vec<usize> = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                            .into_iter()
+                            .map(|(dy_, dx_)| (2 * oy + dy_, 2 * ox + dx_))
+                            .filter(|&(iy, ix)| iy < h && ix < w)
+                            .map(|(iy, ix)| ((n * h + iy) * w + ix) * c + ch)
+                            .collect();
+                        let m = taps.iter().fold(f32::NEG_INFINITY, |m, &t| if x[t] > m { x[t] } else { m });
+                        if let Some(&t) = taps.iter().find(|&&t| x[t] == m)
+                            && (!relu || m > 0.0)
+                        {
+                            want[t] = dy[((n * win.out.0 + oy) * win.out.1 + ox) * c + ch];
+                        }
+                    }
+                }
+            }
+            assert_eq!(got, want, "{h}×{w}×{c} relu {relu}");
+        }
+    }
+}

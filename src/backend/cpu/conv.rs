@@ -197,6 +197,11 @@ fn max_pool_grad_disjoint<T: CpuFloat>(win: &Window2d, relu: bool, x: &[T], dy: 
         }
     });
     let shared = SharedMut::new(dx);
+    // Every window whole inside the image (no padding before, none reached after).
+    let inside = 2 * win.out.0 <= win.height && 2 * win.out.1 <= win.width;
+    if win.kernel == (2, 2) && win.stride == (2, 2) && win.pad == (0, 0) && win.dilation == (1, 1) && inside {
+        return max_pool_grad_2x2(win, relu, x, dy, &shared);
+    }
     ranges(win.batch * win.out.0, 1, |rows| {
         for r in rows {
             let (n, oy) = (r / win.out.0, r % win.out.0);
@@ -229,6 +234,45 @@ fn max_pool_grad_disjoint<T: CpuFloat>(win: &Window2d, relu: bool, x: &[T], dy: 
                             *o = *o - hit;
                         }
                     }
+                }
+            }
+        }
+    });
+}
+
+/// [`max_pool_grad_disjoint`] for the usual 2×2 windows with stride 2 and no padding (every
+/// window inside the image): the
+/// four taps of a window are two pairs of adjacent pixels, read and written as whole channel
+/// rows (no tap iterator, no channel blocks). Ties and NaN as the general path: the first tap
+/// (row-major) equal to the window's running maximum takes the gradient.
+fn max_pool_grad_2x2<T: CpuFloat>(win: &Window2d, relu: bool, x: &[T], dy: &[T], dx: &SharedMut<T>) {
+    let c = win.channels;
+    let row = win.width * c;
+    ranges(win.batch * win.out.0, 1, |rows| {
+        for r in rows {
+            let (n, oy) = (r / win.out.0, r % win.out.0);
+            for ox in 0..win.out.1 {
+                let a = at(win, n, 2 * oy, 2 * ox);
+                let taps = [a, a + c, a + row, a + row + c];
+                let g = &dy[(r * win.out.1 + ox) * c..][..c];
+                let [x0, x1, x2, x3] = taps.map(|t| &x[t..t + c]);
+                // SAFETY: windows do not overlap, so this window's four channel rows are written
+                // by this task alone.
+                let [d0, d1, d2, d3] = taps.map(|t| unsafe { dx.range(t..t + c) });
+                let lanes = x0.iter().zip(x1).zip(x2.iter().zip(x3)).zip(g);
+                let outs = d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut().zip(d3.iter_mut()));
+                for ((((&v0, &v1), (&v2, &v3)), &gv), ((o0, o1), (o2, o3))) in lanes.zip(outs) {
+                    // The running maximum in tap order, as `v > m` from −∞ (NaN never wins).
+                    let mut m = T::neg_infinity();
+                    for v in [v0, v1, v2, v3] {
+                        m = if v > m { v } else { m };
+                    }
+                    let g = if !relu || m > T::zero() { gv } else { T::zero() };
+                    let (h0, h1, h2) = (v0 == m, v1 == m, v2 == m);
+                    *o0 = if h0 { g } else { T::zero() };
+                    *o1 = if h1 & !h0 { g } else { T::zero() };
+                    *o2 = if h2 & !(h0 | h1) { g } else { T::zero() };
+                    *o3 = if (v3 == m) & !(h0 | h1 | h2) { g } else { T::zero() };
                 }
             }
         }
