@@ -166,8 +166,8 @@ impl Sequential {
                 g.add(Op::Affine { scale, shift }, &[y], "label smoothing")?
             }
         };
-        // Only the training step weighs its samples (validation and evaluate are unweighted).
-        let weights = match weighted && kind == ProgramKind::Train {
+        // The loss of a training or evaluation step may weigh its samples (the metrics never do).
+        let weights = match weighted && kind != ProgramKind::Predict {
             true => {
                 let w = g.input("w", &[batch]);
                 spec.inputs.push(w);
@@ -267,8 +267,8 @@ impl Sequential {
     }
 
     /// The compiled program of `kind` for `batch` rows, with per-sample weights when
-    /// `weighted` (planned and compiled on first use; weighted and unweighted training steps
-    /// are separate programs).
+    /// `weighted` (planned and compiled on first use; weighted and unweighted steps are
+    /// separate programs).
     pub(crate) fn program(
         &mut self,
         kind: ProgramKind,
@@ -277,7 +277,7 @@ impl Sequential {
     ) -> Result<crate::backend::ProgramId> {
         let c =
             self.compiled.as_ref().ok_or_else(|| crate::Error::NotReady("call compile() first".into()))?;
-        let key = (kind, batch, weighted && kind == ProgramKind::Train);
+        let key = (kind, batch, weighted && kind != ProgramKind::Predict);
         if let Some((id, _)) = c.programs.get(&key) {
             return Ok(*id);
         }

@@ -404,7 +404,7 @@ impl Sequential {
     }
 
     /// Loss (`loss`) and every compiled metric (by name) over (x, y); weights are not changed.
-    /// Unweighted: no sample or class weights here (nor in `fit`'s validation).
+    /// Unweighted (see [`Sequential::evaluate_weighted`]; `fit`'s validation is unweighted).
     pub fn evaluate_metrics(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
         if batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
@@ -412,6 +412,27 @@ impl Sequential {
         self.check_data(x, Some(y))?;
         let order: Vec<usize> = (0..x.rows()).collect();
         Ok(self.run_epoch(ProgramKind::Eval, x, y, None, &order, batch_size, None, &[])?.logs())
+    }
+
+    /// [`Sequential::evaluate_metrics`] with Keras's `sample_weight`: the loss is
+    /// (1/N) Σ_i w_i · l_i over the batches, as in training; the metrics are unweighted (as
+    /// Keras's `metrics=`). `sample_weight`: [n] or [n, 1], finite and ≥ 0.
+    pub fn evaluate_weighted(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        sample_weight: &Tensor,
+        batch_size: usize,
+    ) -> Result<Logs> {
+        if batch_size == 0 {
+            return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
+        self.check_data(x, Some(y))?;
+        let outputs = self.output_shapes()?.pop().unwrap_or_default().iter().product();
+        let n = x.rows();
+        let w = sample_weights(self.compiled()?.loss, outputs, y, (n, n), Some(sample_weight), None)?;
+        let order: Vec<usize> = (0..n).collect();
+        Ok(self.run_epoch(ProgramKind::Eval, x, y, w.as_ref(), &order, batch_size, None, &[])?.logs())
     }
 
     /// Model outputs for x ([N, outputs...]; class probabilities for a softmax head).

@@ -440,3 +440,38 @@ fn cli_class_weight_errors_name_the_flag() {
     let e = err("balanced", Some("mse"));
     assert!(e.contains("--class-weight") && e.contains("mse"), "{e}");
 }
+
+/// `evaluate_weighted`: the loss is (1/N) Σ w_i · l_i with l_i each sample's own loss
+/// (evaluated one sample at a time), the metrics unweighted; weights of 1 give the bits of
+/// `evaluate_metrics` (CPU); on both devices, with a partial last batch.
+#[test]
+fn evaluate_weighted_weighs_the_loss_and_not_the_metrics() {
+    let (x, y) = three_classes();
+    let n = x.rows();
+    let w: Vec<f32> = (0..n).map(|i| (i % 4) as f32 * 0.5).collect();
+    for device in devices() {
+        let mut m = Sequential::new(&[4]).with_seed(2).add(Dense::new(3, Activation::Softmax));
+        m.compile(CompileOptions::new(Optimizer::sgd(0.1), Loss::SparseCategoricalCrossentropy, device))
+            .expect("compile");
+        let per_sample: Vec<f64> = (0..n)
+            .map(|i| {
+                let xi = Tensor::new(&[1, 4], x.row(i).to_vec()).expect("x_i");
+                let yi = Tensor::new(&[1], vec![y.data[i]]).expect("y_i");
+                f64::from(m.evaluate(&xi, &yi, 1).expect("one sample").0)
+            })
+            .collect();
+        let want = per_sample.iter().zip(&w).map(|(l, &wi)| l * f64::from(wi)).sum::<f64>() / n as f64;
+        let wt = Tensor::new(&[n], w.clone()).expect("w");
+        let logs = m.evaluate_weighted(&x, &y, &wt, 16).expect("weighted");
+        close(&format!("weighted evaluate loss on {device:?}"), f64::from(logs["loss"]), want);
+        let plain = m.evaluate_metrics(&x, &y, 16).expect("plain");
+        assert_eq!(logs["accuracy"], plain["accuracy"], "metrics are unweighted");
+        assert_ne!(logs["loss"], plain["loss"]);
+        if device == Device::Cpu {
+            let ones = Tensor::new(&[n, 1], vec![1.0; n]).expect("ones");
+            assert_eq!(m.evaluate_weighted(&x, &y, &ones, 16).expect("ones"), plain, "weights of 1");
+        }
+        let bad = Tensor::new(&[n - 1], vec![1.0; n - 1]).expect("short");
+        assert!(matches!(m.evaluate_weighted(&x, &y, &bad, 16), Err(Error::Shape { .. })));
+    }
+}
