@@ -21,6 +21,9 @@ pub enum Validation {
     None,
     /// Explicit validation inputs and labels.
     Data(Tensor, Tensor),
+    /// Explicit validation inputs, labels and per-sample weights of the validation loss
+    /// (Keras's `validation_data=(x, y, sample_weight)`; the metrics stay unweighted).
+    WeightedData(Tensor, Tensor, Tensor),
     /// The last fraction of the samples, as given (before shuffling), as in Keras.
     Split(f64),
 }
@@ -40,8 +43,9 @@ pub struct FitOptions {
     /// Run at the start and end of training and of every epoch (see [`crate::callbacks`]).
     pub callbacks: Vec<SharedCallback>,
     /// Keras `sample_weight`: one weight (finite, ≥ 0) per sample of x, [n] or [n, 1]; the
-    /// training loss is (1/batch) Σ_i w_i · l_i over each batch. Validation stays unweighted
-    /// (the weights of a `Validation::Split` part are not used).
+    /// training loss is (1/batch) Σ_i w_i · l_i over each batch. Validation is unweighted (the
+    /// weights of a `Validation::Split` part are not used) unless given as
+    /// `Validation::WeightedData`.
     pub sample_weight: Option<Tensor>,
     /// Keras `class_weight`: the weight of each class (index = class; binary cross-entropy
     /// with [n, 1] labels: classes 0 and 1), turned into w_i = class_weight[y_i]. Needs class
@@ -128,7 +132,7 @@ impl EpochTotals {
 }
 
 /// Validation inputs, labels and the rows of them to evaluate.
-type ValidationRows<'a> = (&'a Tensor, &'a Tensor, Vec<usize>);
+type ValidationRows<'a> = (&'a Tensor, &'a Tensor, Vec<usize>, Option<Tensor>);
 
 /// Rows `idx` of `t`, gathered into `out`.
 fn gather(t: &Tensor, idx: &[usize], out: &mut Vec<f32>) {
@@ -301,14 +305,21 @@ impl Sequential {
             Validation::None => (x.rows(), None),
             Validation::Data(vx, vy) => {
                 self.check_data(vx, Some(vy))?;
-                (x.rows(), Some((vx, vy, (0..vx.rows()).collect())))
+                (x.rows(), Some((vx, vy, (0..vx.rows()).collect(), None)))
+            }
+            Validation::WeightedData(vx, vy, vw) => {
+                self.check_data(vx, Some(vy))?;
+                let outputs = self.output_shapes()?.pop().unwrap_or_default().iter().product();
+                let (loss, n) = (self.compiled()?.loss, vx.rows());
+                let w = sample_weights(loss, outputs, vy, (n, n), Some(vw), None)?;
+                (x.rows(), Some((vx, vy, (0..n).collect(), w)))
             }
             Validation::Split(f) => {
                 if !(0.0..1.0).contains(f) {
                     return Err(Error::invalid("validation_split", format!("{f} is not in [0, 1)")));
                 }
                 let n_train = x.rows() - (x.rows() as f64 * f).round() as usize;
-                (n_train, (n_train < x.rows()).then(|| (x, y, (n_train..x.rows()).collect())))
+                (n_train, (n_train < x.rows()).then(|| (x, y, (n_train..x.rows()).collect(), None)))
             }
         };
         if n == 0 {
@@ -365,8 +376,9 @@ impl Sequential {
                 history.push(&logs, t0.elapsed().as_secs_f64());
                 break;
             }
-            if let Some((vx, vy, rows)) = &val {
-                let v = self.run_epoch(ProgramKind::Eval, vx, vy, None, rows, opts.batch_size, None, &[])?;
+            if let Some((vx, vy, rows, vw)) = &val {
+                let v =
+                    self.run_epoch(ProgramKind::Eval, vx, vy, vw.as_ref(), rows, opts.batch_size, None, &[])?;
                 for (k, value) in &v.metrics {
                     logs.insert(format!("val_{k}"), *value);
                 }

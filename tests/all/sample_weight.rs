@@ -475,3 +475,37 @@ fn evaluate_weighted_weighs_the_loss_and_not_the_metrics() {
         assert!(matches!(m.evaluate_weighted(&x, &y, &bad, 16), Err(Error::Shape { .. })));
     }
 }
+
+/// `Validation::WeightedData` weighs the validation loss (Keras's 3-tuple validation_data):
+/// the epoch's val_loss is `evaluate_weighted` on the validation set after that epoch (the
+/// same bits on the CPU), val_accuracy the unweighted accuracy.
+#[test]
+fn weighted_validation_data_weighs_the_validation_loss() {
+    let (x, y) = three_classes();
+    let (n, v) = (40, 10);
+    let rows = |t: &Tensor, r: std::ops::Range<usize>| {
+        let w = t.row_len();
+        let shape: Vec<usize> = std::iter::once(r.len()).chain(t.shape[1..].iter().copied()).collect();
+        Tensor::new(&shape, t.data[r.start * w..r.end * w].to_vec()).expect("rows")
+    };
+    let (tx, ty, vx, vy) = (rows(&x, 0..n), rows(&y, 0..n), rows(&x, n..n + v), rows(&y, n..n + v));
+    let vw = Tensor::new(&[v], (0..v).map(|i| 0.25 + i as f32 * 0.5).collect()).expect("vw");
+    let mut m = Sequential::new(&[4]).with_seed(4).add(Dense::new(3, Activation::Softmax));
+    m.compile(CompileOptions::new(Optimizer::adam(0.01), Loss::SparseCategoricalCrossentropy, Device::Cpu))
+        .expect("compile");
+    let opts = FitOptions {
+        batch_size: 16,
+        epochs: 1,
+        verbose: 0,
+        validation: kiln::Validation::WeightedData(vx.clone(), vy.clone(), vw.clone()),
+        ..FitOptions::default()
+    };
+    let h = m.fit(&tx, &ty, &opts).expect("fit");
+    let weighted = m.evaluate_weighted(&vx, &vy, &vw, 16).expect("weighted");
+    let plain = m.evaluate_metrics(&vx, &vy, 16).expect("plain");
+    assert_eq!(h.history["val_loss"][0], weighted["loss"]);
+    assert_ne!(h.history["val_loss"][0], plain["loss"]);
+    assert_eq!(h.history["val_accuracy"][0], plain["accuracy"]);
+    let short = kiln::Validation::WeightedData(vx, vy, Tensor::new(&[3], vec![1.0; 3]).expect("w"));
+    assert!(m.fit(&tx, &ty, &FitOptions { validation: short, ..opts }).is_err());
+}
