@@ -314,7 +314,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         }
         None => model_and_loss(args, train.sample_shape(), classes)?,
     };
-    let units: usize = model.output_shapes()?.pop().unwrap_or_default().iter().product();
+    let units = model.output_units()?;
     if args.flip && resumed.is_none() {
         if model.input_shape().len() != 3 {
             return Err(Error::invalid(

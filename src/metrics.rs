@@ -157,16 +157,12 @@ impl Metric {
 
     /// The metric's value from its epoch totals `acc` over `samples` samples.
     pub fn value(&self, acc: &[f32], samples: usize) -> f32 {
-        let ratio = |a: f32, b: f32| if b > 0.0 { a / b } else { 0.0 };
         let at = |i: usize| acc.get(i).copied().unwrap_or(0.0);
-        let (tp, fp, fneg) = (at(0), at(1), at(2));
+        let (p, r, f1) = precision_recall_f1(at(0).into(), at(1).into(), at(2).into());
         match self {
-            Metric::Precision => ratio(tp, tp + fp),
-            Metric::Recall => ratio(tp, tp + fneg),
-            Metric::F1 => {
-                let (p, r) = (ratio(tp, tp + fp), ratio(tp, tp + fneg));
-                ratio(2.0 * p * r, p + r)
-            }
+            Metric::Precision => p as f32,
+            Metric::Recall => r as f32,
+            Metric::F1 => f1 as f32,
             Metric::Auc { .. } => roc_auc(acc),
             Metric::MacroPrecision | Metric::MacroRecall | Metric::MacroF1 => macro_average(*self, acc),
             _ => at(0) / samples.max(1) as f32,
@@ -180,6 +176,13 @@ pub const MAX_AUC_THRESHOLDS: usize = 1024;
 /// `a / b`, or 0 when b is 0 (TensorFlow's `divide_no_nan`).
 fn ratio(a: f64, b: f64) -> f64 {
     if b != 0.0 { a / b } else { 0.0 }
+}
+
+/// Precision TP / (TP + FP), recall TP / (TP + FN) and F1 = 2·P·R / (P + R), each 0 where its
+/// denominator is 0 (as Keras) — for the binary and macro metrics and `kiln eval`'s report.
+pub fn precision_recall_f1(tp: f64, fp: f64, fneg: f64) -> (f64, f64, f64) {
+    let (p, r) = (ratio(tp, tp + fp), ratio(tp, tp + fneg));
+    (p, r, ratio(2.0 * p * r, p + r))
 }
 
 /// Keras's ROC AUC (summation_method "interpolation") from the bucket histograms `acc` =
@@ -212,12 +215,11 @@ fn macro_average(metric: Metric, acc: &[f32]) -> f32 {
         return 0.0;
     }
     let per_class = |c: usize| {
-        let (tp, fp, fneg) = (acc[c] as f64, acc[k + c] as f64, acc[2 * k + c] as f64);
-        let (p, r) = (ratio(tp, tp + fp), ratio(tp, tp + fneg));
+        let (p, r, f1) = precision_recall_f1(acc[c].into(), acc[k + c].into(), acc[2 * k + c].into());
         match metric {
             Metric::MacroPrecision => p,
             Metric::MacroRecall => r,
-            _ => ratio(2.0 * p * r, p + r),
+            _ => f1,
         }
     };
     ((0..k).map(per_class).sum::<f64>() / k as f64) as f32

@@ -6,6 +6,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::{ClassScores, as_input, class_scores, classification_report, confusion_table, labels, load_data};
+use crate::backend::cpu::kernels;
 use crate::checkpoint::{Checkpoint, InputPipeline};
 use crate::data::{self, Dataset};
 use crate::device::Device;
@@ -101,16 +102,11 @@ fn run_setting(checkpoint: &Checkpoint, key: &str) -> Option<Value> {
     args.get(key).cloned()
 }
 
-/// Number of outputs per sample of a model.
-fn output_units(model: &Sequential) -> Result<usize> {
-    Ok(model.output_shapes()?.pop().unwrap_or_default().iter().product())
-}
-
 /// Class count of a model's output (`class_data`: it was trained on classes, not a regression
 /// target): the units of a multi-unit head, 2 for one sigmoid unit (or one output of a
 /// regression loss on two classes), 0 for regression.
 fn output_classes(model: &Sequential, class_data: bool) -> Result<usize> {
-    let units = output_units(model)?;
+    let units = model.output_units()?;
     Ok(match model.loss() {
         Some(l) if l.binary() => 2,
         Some(l) if l.regression() && !class_data => 0,
@@ -126,17 +122,11 @@ fn output_classes(model: &Sequential, class_data: bool) -> Result<usize> {
 /// already gives probabilities, a regression loss its values).
 fn probabilities(mut p: Tensor, loss: Option<Loss>) -> Tensor {
     match loss {
-        Some(l) if l.from_logits() && l.binary() => {
-            p.data.iter_mut().for_each(|z| *z = 1.0 / (1.0 + (-*z).exp()));
-        }
+        // The CPU backend's kernels: the same formulas as the training graph's.
+        Some(l) if l.from_logits() && l.binary() => p.data.iter_mut().for_each(|z| *z = kernels::sigmoid(*z)),
         Some(l) if l.from_logits() => {
-            let cols = p.row_len().max(1);
-            for row in p.data.chunks_mut(cols) {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                row.iter_mut().for_each(|z| *z = (*z - max).exp());
-                let sum: f32 = row.iter().sum();
-                row.iter_mut().for_each(|z| *z /= sum);
-            }
+            let logits = p.data.clone();
+            kernels::softmax(p.row_len().max(1), &logits, &mut p.data);
         }
         _ => {}
     }
@@ -203,7 +193,7 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
     }
     let loss = model.loss().unwrap_or(Loss::MeanSquaredError);
     let x = model_input(&d.x, input, &model)?;
-    let y = labels(&d, loss, output_units(&model)?)?;
+    let y = labels(&d, loss, model.output_units()?)?;
     let mut metrics = model.evaluate_metrics(&x, &y, args.batch_size)?;
     let loss_value = metrics.remove("loss").unwrap_or(f32::NAN);
     let compiled_accuracy = metrics.get("accuracy").copied();

@@ -23,15 +23,14 @@ impl ClassScores {
 
 /// Each class's scores from `m[true][predicted]` (0 where a ratio's denominator is 0).
 pub fn class_scores(m: &[Vec<usize>]) -> Vec<ClassScores> {
-    let ratio = |a: usize, b: usize| if b > 0 { a as f64 / b as f64 } else { 0.0 };
     (0..m.len())
         .map(|c| {
             let tp = m[c].get(c).copied().unwrap_or(0);
             let predicted: usize = m.iter().map(|row| row.get(c).copied().unwrap_or(0)).sum();
             let support: usize = m[c].iter().sum();
-            let (precision, recall) = (ratio(tp, predicted), ratio(tp, support));
-            let f1 =
-                if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+            let (fp, fneg) = (predicted - tp, support - tp);
+            let (precision, recall, f1) =
+                crate::metrics::precision_recall_f1(tp as f64, fp as f64, fneg as f64);
             ClassScores { precision, recall, f1, support }
         })
         .collect()

@@ -309,7 +309,7 @@ impl Sequential {
             }
             Validation::WeightedData(vx, vy, vw) => {
                 self.check_data(vx, Some(vy))?;
-                let outputs = self.output_shapes()?.pop().unwrap_or_default().iter().product();
+                let outputs = self.output_units()?;
                 let (loss, n) = (self.compiled()?.loss, vx.rows());
                 let w = sample_weights(loss, outputs, vy, (n, n), Some(vw), None)?;
                 (x.rows(), Some((vx, vy, (0..n).collect(), w)))
@@ -325,7 +325,7 @@ impl Sequential {
         if n == 0 {
             return Err(Error::invalid("training data", "has no samples"));
         }
-        let outputs = self.output_shapes()?.pop().unwrap_or_default().iter().product();
+        let outputs = self.output_units()?;
         let (sw, cw) = (opts.sample_weight.as_ref(), opts.class_weight.as_deref());
         let weights = sample_weights(self.compiled()?.loss, outputs, y, (x.rows(), n), sw, cw)?;
         let mut order: Vec<usize> = (0..n).collect();
@@ -440,7 +440,7 @@ impl Sequential {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
         self.check_data(x, Some(y))?;
-        let outputs = self.output_shapes()?.pop().unwrap_or_default().iter().product();
+        let outputs = self.output_units()?;
         let n = x.rows();
         let w = sample_weights(self.compiled()?.loss, outputs, y, (n, n), Some(sample_weight), None)?;
         let order: Vec<usize> = (0..n).collect();

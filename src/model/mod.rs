@@ -156,6 +156,11 @@ impl Sequential {
         Ok(out)
     }
 
+    /// Output units per sample (the product of the last layer's output shape).
+    pub fn output_units(&self) -> Result<usize> {
+        Ok(self.output_shapes()?.pop().unwrap_or_default().iter().product())
+    }
+
     /// The activation of the last layer (linear for a layer without one, or no layers).
     pub fn output_activation(&self) -> crate::nn::Activation {
         self.layers.last().map(|l| l.activation()).unwrap_or_default()
@@ -207,7 +212,7 @@ impl Sequential {
             });
             offset += align(len.max(1));
         }
-        let outputs = self.output_shapes()?.pop().unwrap_or_default().iter().product::<usize>();
+        let outputs = self.output_units()?;
         let accum = build::AccumLayout::new(&opts.metrics, outputs);
         let layout = ResidentLayout {
             params_len: offset.max(crate::program::ALIGN_ELEMS),
