@@ -24,7 +24,7 @@ fn sigmoid(x: f32) -> f32 {
     return e / (1.0 + e);
 }
 
-// Activation `code` (`activation_code` in src/backend/gpu/kernels.rs): 0 identity, 1 relu,
+// Activation `code` (`activation_code` in src/backend/gpu/launch.rs): 0 identity, 1 relu,
 // 2 sigmoid, 3 tanh — the CPU's formulas.
 fn activation(code: u32, x: f32) -> f32 {
     switch code {
@@ -44,7 +44,7 @@ fn activation(code: u32, x: f32) -> f32 {
     }
 }
 
-// PCG hash (Jarzynski & Olano 2020), as `pcg_hash` in src/program.rs.
+// PCG hash (Jarzynski & Olano 2020), as `pcg_hash` in src/program/mod.rs.
 fn pcg_hash(v: u32) -> u32 {
     let state = v * 747796405u + 2891336453u;
     let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;

@@ -23,10 +23,6 @@ struct Params {
     ow: u32,
     flag: u32,     // max_pool_grad: 1 = only windows whose maximum is > 0 pass their gradient
                    // (relu fused); random_flip: the seed
-    _f0: f32,
-    _f1: f32,
-    _f2: f32,
-    _f3: f32,
     batch: u32,
     height: u32,
     width: u32,

@@ -10,26 +10,27 @@
 //   fill            [y]           y[i] = scale (the fill value)     (Kernel::Fill)
 //   accumulate      [x, acc]      acc[i] += scale · x[i]            (Kernel::Accumulate)
 //   dropout         [x, y]        y = x · scale where kept, else 0; kept when
-//                                 dropout_word(seed = op, t, i) ≥ threshold (= cols)
-//                                 (Kernel::Dropout; the same bits as src/program.rs)
+//                                 dropout_word(seed, t, i) ≥ threshold
+//                                 (Kernel::Dropout; the same bits as src/program/mod.rs)
 //   first_non_finite[x, flag]     flag[0] = t if flag[0] == 0 and x[0] is NaN/inf
 //                                 (Kernel::FirstNonFinite; one thread)
 //
 // Bindings (group 0): 0..2 = the step's args in the order above (arg0, arg1, arg2);
-//   4: uniform Params { len, cols, op (activation code: 1 relu, 2 sigmoid, 3 tanh), scale, shift };
+//   4: uniform Params (ElementwiseParams in src/backend/gpu/params.rs; op: activation code 1 relu,
+//      2 sigmoid, 3 tanh);
 //   5: uniform RunScalars { lr, t } (first_non_finite reads t).
 // Workgroup size 256. Grid: 2-D (x ≤ 65535) so that len may exceed 65535·256; the flat index
 // is (wid.y · num_workgroups.x + wid.x) · 256 + lid.x, bounds-checked against len.
 
 struct Params {
     len: u32,
-    cols: u32,
-    op: u32,
-    _u3: u32,
+    cols: u32,       // row length (bias, broadcast) or the copy's offset
+    op: u32,         // activation code
+    seed: u32,       // dropout
     scale: f32,
     shift: f32,
-    _f2: f32,
-    _f3: f32,
+    threshold: u32,  // dropout: keep when the hash word is >= threshold
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> arg0: array<f32>;
@@ -164,7 +165,7 @@ fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
-        let word = pcg_hash(i ^ pcg_hash(run.t ^ pcg_hash(p.op)));
-        arg1[i] = select(0.0, arg0[i] * p.scale, word >= p.cols);
+        let word = pcg_hash(i ^ pcg_hash(run.t ^ pcg_hash(p.seed)));
+        arg1[i] = select(0.0, arg0[i] * p.scale, word >= p.threshold);
     }
 }

@@ -34,12 +34,8 @@ struct Params {
     len: u32,
     threshold: f32,
     param: f32,
-    _f2: f32,
-    _f3: f32,
     weighted: u32,
-    _g1: u32,
-    _g2: u32,
-    _g3: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> arg0: array<f32>;

@@ -29,11 +29,7 @@ struct Params {
     m: u32,
     k: u32,
     n: u32,
-    _u3: u32,
-    _f0: f32,
-    _f1: f32,
-    _f2: f32,
-    _f3: f32,
+    _pad: u32,
 }
 
 override TRANS_A: bool = false;

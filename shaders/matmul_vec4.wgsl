@@ -14,7 +14,7 @@
 // Override constants: TRANS_A, TRANS_B (one pipeline per transpose combination); FUSED and
 // ACT (0 identity, 1 relu, 2 sigmoid, 3 tanh) for the epilogue.
 //
-// Alignment (checked by the host, kernels.rs `vec4_aligned`): n % 4 == 0 (C rows and B rows
+// Alignment (checked by the host, launch.rs `vec4_aligned`): n % 4 == 0 (C rows and B rows
 // are whole vec4s); the contiguous axis of each stored operand a multiple of 4: k for A
 // ([m,k]), m for Aᵀ ([k,m]), n for B ([k,n]), k for Bᵀ ([n,k]). m is free for A ([m,k]).
 //
@@ -41,11 +41,7 @@ struct Params {
     m: u32,
     k: u32,
     n: u32,
-    _u3: u32,
-    _f0: f32,
-    _f1: f32,
-    _f2: f32,
-    _f3: f32,
+    _pad: u32,
 }
 
 override TRANS_A: bool = false;

@@ -13,10 +13,6 @@ struct Params {
     cols: u32,
     _u2: u32,
     _u3: u32,
-    _f0: f32,
-    _f1: f32,
-    _f2: f32,
-    _f3: f32,
 }
 
 @group(0) @binding(0) var<storage, read_write> arg0: array<f32>;

@@ -15,22 +15,10 @@ struct Params {
     k: u32,
     n: u32,
     splits: u32,
-    _f0: f32,
-    _f1: f32,
-    _f2: f32,
-    _f3: f32,
     trans_a: u32,
     trans_b: u32,
     chunk: u32,
-    _g3: u32,
-    _g4: u32,
-    _g5: u32,
-    _g6: u32,
-    _g7: u32,
-    _g8: u32,
-    _g9: u32,
-    _g10: u32,
-    _g11: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> a: array<f32>;

@@ -447,3 +447,37 @@ pub fn count_correct<T: CpuFloat>(
         .count();
     T::from(correct).unwrap_or(T::zero())
 }
+
+/// y = scale·x + shift elementwise.
+pub fn affine<T: CpuFloat>(scale: f32, shift: f32, x: &[T], y: &mut [T]) {
+    let (a, b) = (T::c(scale), T::c(shift));
+    y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * a + b);
+}
+
+/// y[0] = scale · Σ x.
+pub fn scaled_sum<T: CpuFloat>(scale: f32, x: &[T], y: &mut [T]) {
+    y[0] = sum_all(x) * T::c(scale);
+}
+
+/// y[i] = scale · x[0].
+pub fn broadcast_scalar<T: CpuFloat>(scale: f32, x: &[T], y: &mut [T]) {
+    let v = x[0] * T::c(scale);
+    y.iter_mut().for_each(|o| *o = v);
+}
+
+/// y[i] = value.
+pub fn fill<T: CpuFloat>(value: f32, y: &mut [T]) {
+    y.iter_mut().for_each(|o| *o = T::c(value));
+}
+
+/// acc[i] += scale · x[i].
+pub fn accumulate<T: CpuFloat>(scale: f32, x: &[T], acc: &mut [T]) {
+    acc.iter_mut().zip(x).for_each(|(a, &x)| *a = *a + x * T::c(scale));
+}
+
+/// flag[0] = t when it is still 0 and x[0] is NaN or ±inf (the first non-finite loss).
+pub fn first_non_finite<T: CpuFloat>(t: u32, x: &[T], flag: &mut [T]) {
+    if flag[0] == T::zero() && !x[0].is_finite() {
+        flag[0] = T::from(t).unwrap_or(T::one());
+    }
+}

@@ -77,86 +77,15 @@ impl<T: CpuFloat> Arenas<T> {
     }
 }
 
-/// Indices of the args a kernel writes; every other arg is only read.
+/// Indices of the args a kernel writes; every other arg is only read (the kernel table's
+/// `writes`).
 pub fn written_args(kernel: &Kernel, nargs: usize) -> Vec<usize> {
-    match kernel {
-        Kernel::SgdUpdate { .. } => vec![0, 2],
-        Kernel::AdamUpdate { amsgrad: false, .. } => vec![0, 2, 3],
-        Kernel::AdamUpdate { amsgrad: true, .. } => vec![0, 2, 3, 4],
-        Kernel::AdagradUpdate { .. } => vec![0, 2],
-        Kernel::RmspropUpdate { .. } => vec![0, 2, 3, 4],
-        Kernel::BatchNormMoving { .. } => vec![1, 2],
-        _ => vec![nargs.saturating_sub(1)],
-    }
+    kernel.signature().written(nargs)
 }
 
-/// Number of args each kernel takes.
+/// Number of args each kernel takes (the kernel table's `args`).
 pub fn arg_count(kernel: &Kernel) -> usize {
-    use Kernel::*;
-    match kernel {
-        Fill { .. } | ClipByValue { .. } => 1,
-        Unary { .. }
-        | Affine { .. }
-        | Copy { .. }
-        | FirstNonFinite
-        | Softmax { .. }
-        | LogSoftmax { .. }
-        | SumRows { .. }
-        | BroadcastRows { .. }
-        | SumAll { .. }
-        | BroadcastScalar { .. }
-        | Accumulate { .. }
-        | Im2Col { .. }
-        | Col2Im { .. }
-        | MaxPool { .. }
-        | AvgPool { .. }
-        | AvgPoolGrad { .. }
-        | RandomFlip { .. }
-        | Dropout { .. }
-        | BatchMoments { .. }
-        | SumSquares { .. }
-        | ClipByNorm { .. }
-        | WeightPenalty { .. } => 2,
-        MatMul { .. }
-        | BiasAdd { .. }
-        | Add { .. }
-        | UnaryGrad { .. }
-        | SoftmaxGrad { .. }
-        | LogSoftmaxGrad { .. }
-        | SoftmaxCrossEntropy { weighted: false, .. }
-        | MeanSquaredError { weighted: false, .. }
-        | Pointwise { weighted: false, .. }
-        | SigmoidBinaryCrossEntropy { weighted: false, .. }
-        | CountCorrect { .. }
-        | CountTopK { .. }
-        | BinaryCounts { .. }
-        | RocHistogram { .. }
-        | ClassCounts { .. }
-        | MaxPoolGrad { .. }
-        | BatchNormMoving { .. }
-        | SgdUpdate { .. }
-        | AdagradUpdate { .. }
-        | WeightPenaltyGrad { .. } => 3,
-        MatMulBiasAct { .. }
-        | SoftmaxCrossEntropyGrad { weighted: false, .. }
-        | MeanSquaredErrorGrad { weighted: false, .. }
-        | PointwiseGrad { weighted: false, .. }
-        | SigmoidBinaryCrossEntropyGrad { weighted: false, .. }
-        | SoftmaxCrossEntropy { weighted: true, .. }
-        | MeanSquaredError { weighted: true, .. }
-        | Pointwise { weighted: true, .. }
-        | SigmoidBinaryCrossEntropy { weighted: true, .. }
-        | BatchNormGradSums { .. }
-        | AdamUpdate { amsgrad: false, .. } => 4,
-        AdamUpdate { amsgrad: true, .. }
-        | RmspropUpdate { .. }
-        | BatchNormTrain { .. }
-        | SoftmaxCrossEntropyGrad { weighted: true, .. }
-        | MeanSquaredErrorGrad { weighted: true, .. }
-        | PointwiseGrad { weighted: true, .. }
-        | SigmoidBinaryCrossEntropyGrad { weighted: true, .. } => 5,
-        BatchNormInference { .. } | BatchNormGrad { .. } => 6,
-    }
+    kernel.signature().args
 }
 
 /// Check that every step has the right number of args, that each slice lies inside its
@@ -210,7 +139,18 @@ struct Views<T> {
     ptrs: [(*mut T, usize); 6],
 }
 
-impl<T> Views<T> {
+impl<T: CpuFloat> Views<T> {
+    /// The args of `step` in `arenas`.
+    fn of(step: &Step, arenas: &mut Arenas<T>) -> Views<T> {
+        // Unused entries stay empty slices at a dangling (non-null, aligned) pointer.
+        let mut ptrs = [(std::ptr::NonNull::dangling().as_ptr(), 0); 6];
+        for (slot, b) in ptrs.iter_mut().zip(&step.args) {
+            let arena = arenas.arena_mut(b.arena);
+            *slot = (arena[b.range()].as_mut_ptr(), b.len);
+        }
+        Views { ptrs }
+    }
+
     fn r(&self, i: usize) -> &[T] {
         let (p, n) = self.ptrs[i];
         // SAFETY: `validate` proved the slice in bounds and disjoint from every written arg.
@@ -224,174 +164,29 @@ impl<T> Views<T> {
     }
 }
 
-fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, sc: StepScalars) {
-    // Unused entries stay empty slices at a dangling (non-null, aligned) pointer.
-    let mut ptrs = [(std::ptr::NonNull::dangling().as_ptr(), 0); 6];
-    for (slot, b) in ptrs.iter_mut().zip(&step.args) {
-        let arena = arenas.arena_mut(b.arena);
-        *slot = (arena[b.range()].as_mut_ptr(), b.len);
-    }
-    let v = Views { ptrs };
-    let c = T::c;
-    use Kernel::*;
-    match step.kernel {
-        MatMul { m, k, n, trans_a, trans_b } => {
-            kernels::matmul(m, k, n, trans_a, trans_b, v.r(0), v.r(1), v.w(2))
-        }
-        MatMulBiasAct { m, k, n, trans_a, trans_b, act } => {
-            kernels::matmul_bias_act(m, k, n, trans_a, trans_b, act, v.r(0), v.r(1), v.r(2), v.w(3))
-        }
-        BiasAdd { cols, .. } => kernels::bias_add(cols, v.r(0), v.r(1), v.w(2)),
-        Add { .. } => kernels::add(v.r(0), v.r(1), v.w(2)),
-        Unary { op, .. } => kernels::unary(op, v.r(0), v.w(1)),
-        Affine { scale, shift, .. } => {
-            let (a, b) = (c(scale), c(shift));
-            v.w(1).iter_mut().zip(v.r(0)).for_each(|(y, &x)| *y = x * a + b);
-        }
-        UnaryGrad { op, .. } => kernels::unary_grad(op, v.r(0), v.r(1), v.w(2)),
-        Softmax { cols, .. } => kernels::softmax(cols, v.r(0), v.w(1)),
-        LogSoftmax { cols, .. } => kernels::log_softmax(cols, v.r(0), v.w(1)),
-        SoftmaxGrad { cols, .. } => kernels::softmax_grad(cols, v.r(0), v.r(1), v.w(2)),
-        LogSoftmaxGrad { cols, .. } => kernels::log_softmax_grad(cols, v.r(0), v.r(1), v.w(2)),
-        SumRows { cols, .. } => kernels::sum_rows(cols, v.r(0), v.w(1)),
-        BroadcastRows { cols, .. } => kernels::broadcast_rows(cols, v.r(0), v.w(1)),
-        SumAll { scale, .. } => v.w(1)[0] = kernels::sum_all(v.r(0)) * c(scale),
-        BroadcastScalar { scale, .. } => {
-            let x = v.r(0)[0] * c(scale);
-            v.w(1).iter_mut().for_each(|o| *o = x);
-        }
-        Fill { value, .. } => v.w(0).iter_mut().for_each(|o| *o = c(value)),
-        // The loss kernels: args (a, b, [w,] …) — with `weighted`, the per-sample weights are
-        // arg 2 and every later arg moves up by one.
-        SoftmaxCrossEntropy { rows, cols, sparse, weighted } => {
-            let w = weighted.then(|| v.r(2));
-            let loss = kernels::softmax_cross_entropy(rows, cols, sparse, v.r(0), v.r(1), w);
-            v.w(2 + usize::from(weighted))[0] = loss
-        }
-        SoftmaxCrossEntropyGrad { rows, cols, sparse, weighted } => {
-            let (w, k) = (weighted.then(|| v.r(2)), usize::from(weighted));
-            kernels::softmax_cross_entropy_grad(
-                rows,
-                cols,
-                sparse,
-                v.r(0),
-                v.r(1),
-                w,
-                v.r(2 + k)[0],
-                v.w(3 + k),
-            )
-        }
-        MeanSquaredError { rows, weighted, .. } => {
-            let w = weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
-            v.w(2 + usize::from(weighted))[0] = kernels::mean_squared_error(v.r(0), v.r(1), w)
-        }
-        MeanSquaredErrorGrad { rows, weighted, .. } => {
-            let (w, k) = (weights::RowWeights::new(weighted.then(|| v.r(2)), rows), usize::from(weighted));
-            kernels::mean_squared_error_grad(v.r(0), v.r(1), w, v.r(2 + k)[0], v.w(3 + k))
-        }
-        Pointwise { loss, rows, weighted, .. } => {
-            let w = weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
-            v.w(2 + usize::from(weighted))[0] = pointwise::loss(loss, v.r(0), v.r(1), w)
-        }
-        PointwiseGrad { loss, rows, weighted, .. } => {
-            let (w, k) = (weights::RowWeights::new(weighted.then(|| v.r(2)), rows), usize::from(weighted));
-            pointwise::grad(loss, v.r(0), v.r(1), w, v.r(2 + k)[0], v.w(3 + k))
-        }
-        SigmoidBinaryCrossEntropy { rows, weighted, .. } => {
-            let w = weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
-            v.w(2 + usize::from(weighted))[0] = kernels::sigmoid_bce(v.r(0), v.r(1), w)
-        }
-        SigmoidBinaryCrossEntropyGrad { rows, weighted, .. } => {
-            let (w, k) = (weights::RowWeights::new(weighted.then(|| v.r(2)), rows), usize::from(weighted));
-            kernels::sigmoid_bce_grad(v.r(0), v.r(1), w, v.r(2 + k)[0], v.w(3 + k))
-        }
-        CountTopK { rows, cols, sparse, k } => {
-            v.w(2)[0] = metrics::count_top_k(rows, cols, sparse, k, v.r(0), v.r(1))
-        }
-        BinaryCounts { threshold, .. } => metrics::binary_counts(threshold, v.r(0), v.r(1), v.w(2)),
-        RocHistogram { cols, sparse, thresholds, .. } => {
-            metrics::roc_histogram(cols, sparse, thresholds, v.r(0), v.r(1), v.w(2))
-        }
-        ClassCounts { rows, cols, sparse, threshold } => {
-            metrics::class_counts(rows, cols, sparse, threshold, v.r(0), v.r(1), v.w(2))
-        }
-        CountCorrect { rows, cols, sparse, threshold } => {
-            v.w(2)[0] = kernels::count_correct(rows, cols, sparse, threshold, v.r(0), v.r(1))
-        }
-        FirstNonFinite => {
-            let flag = v.w(1);
-            if flag[0] == T::zero() && !v.r(0)[0].is_finite() {
-                flag[0] = T::from(sc.t).unwrap_or(T::one());
+/// Expands the kernel table (`program/table.rs`) into `execute_step`.
+macro_rules! cpu_execute {
+    ($($name:ident { $($field:tt)* } => {
+        args: $args:expr,
+        $(writes: $writes:expr,)?
+        cpu($v:ident, $sc:ident): $cpu:expr,
+        gpu($d:ident): $gpu:expr $(,)?
+    })*) => {
+        /// Run one validated step: the `cpu` column of the kernel table.
+        #[allow(unused_variables, clippy::let_unit_value, clippy::unit_arg)]
+        fn execute_step<T: CpuFloat>(step: &Step, arenas: &mut Arenas<T>, scalars: StepScalars) {
+            use crate::backend::cpu;
+            let views = Views::of(step, arenas);
+            match step.kernel {
+                $(Kernel::$name { $($field)* } => {
+                    let ($v, $sc) = (&views, scalars);
+                    let () = $cpu;
+                })*
             }
         }
-        Im2Col { win } => conv::im2col(&win, v.r(0), v.w(1)),
-        Col2Im { win } => conv::col2im(&win, v.r(0), v.w(1)),
-        MaxPool { win } => conv::max_pool(&win, v.r(0), v.w(1)),
-        MaxPoolGrad { win, relu } => conv::max_pool_grad(&win, relu, v.r(0), v.r(1), v.w(2)),
-        AvgPool { win } => conv::avg_pool(&win, v.r(0), v.w(1)),
-        AvgPoolGrad { win } => conv::avg_pool_grad(&win, v.r(0), v.w(1)),
-        RandomFlip { win, seed } => conv::random_flip(&win, seed, sc.t, v.r(0), v.w(1)),
-        Dropout { seed, threshold, scale, .. } => {
-            conv::dropout(seed, sc.t, threshold, c(scale), v.r(0), v.w(1))
-        }
-        BatchMoments { rows, cols } => norm::moments(rows, cols, v.r(0), v.w(1)),
-        BatchNormTrain { cols, eps, .. } => {
-            norm::batch_norm_train(cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4))
-        }
-        BatchNormGradSums { cols, eps, .. } => {
-            norm::batch_norm_grad_sums(cols, eps, v.r(0), v.r(1), v.r(2), v.w(3))
-        }
-        BatchNormGrad { rows, cols, eps } => {
-            let inputs = [v.r(0), v.r(1), v.r(2), v.r(3), v.r(4)];
-            norm::batch_norm_grad(rows, cols, eps, inputs, v.w(5))
-        }
-        Copy { offset, len } => v.w(1).copy_from_slice(&v.r(0)[offset..offset + len]),
-        BatchNormMoving { cols, momentum } => norm::batch_norm_moving(cols, momentum, v.r(0), v.w(1), v.w(2)),
-        BatchNormInference { cols, eps, .. } => {
-            norm::batch_norm_inference(cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.r(4), v.w(5))
-        }
-        Accumulate { scale, .. } => v.w(1).iter_mut().zip(v.r(0)).for_each(|(a, &x)| *a = *a + x * c(scale)),
-        SgdUpdate { momentum, nesterov, .. } => {
-            optim::sgd_update(c(sc.lr), c(momentum), nesterov, v.w(0), v.r(1), v.w(2))
-        }
-        AdamUpdate { beta1, beta2, epsilon, weight_decay, amsgrad, .. } => optim::adam_update(
-            c(sc.lr),
-            sc.t,
-            c(beta1),
-            c(beta2),
-            c(epsilon),
-            c(weight_decay),
-            v.w(0),
-            v.r(1),
-            v.w(2),
-            v.w(3),
-            amsgrad.then(|| v.w(4)),
-        ),
-        AdagradUpdate { epsilon, .. } => optim::adagrad_update(c(sc.lr), c(epsilon), v.w(0), v.r(1), v.w(2)),
-        RmspropUpdate { rho, momentum, epsilon, centered, .. } => optim::rmsprop_update(
-            c(sc.lr),
-            c(rho),
-            c(momentum),
-            c(epsilon),
-            v.w(0),
-            v.r(1),
-            v.w(2),
-            (momentum != 0.0).then(|| v.w(3)),
-            centered.then(|| v.w(4)),
-        ),
-        SumSquares { accumulate, .. } => {
-            let sum = optim::sum_squares(v.r(0));
-            let total = v.w(1);
-            total[0] = if accumulate { total[0] + sum } else { sum };
-        }
-        ClipByNorm { clip_norm, .. } => optim::clip_by_norm(v.r(0)[0], c(clip_norm), v.w(1)),
-        ClipByValue { clip_value, .. } => optim::clip_by_value(c(clip_value), v.w(0)),
-        WeightPenalty { l1, l2, .. } => v.w(1)[0] = optim::weight_penalty(c(l1), c(l2), v.r(0)),
-        WeightPenaltyGrad { l1, l2, .. } => {
-            optim::weight_penalty_grad(c(l1), c(l2), v.r(0), v.r(1)[0], v.w(2))
-        }
-    }
+    };
 }
+crate::program::table::kernel_table!(cpu_execute);
 
 /// The CPU backend: f32 arenas, one work arena per compiled program.
 pub struct CpuBackend {

@@ -7,6 +7,8 @@ use super::context::Context;
 use super::kernels::{
     self, MAX_ARGS, MatmulKernel, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING, arg_binding,
 };
+use super::launch::{LLVMPIPE_LOOP_LIMIT, Target};
+use super::params::PARAMS_BYTES;
 use super::splitk;
 use super::timer::PassTimer;
 use crate::error::{Error, Result};
@@ -154,9 +156,9 @@ pub(crate) fn step_launch(
 ) -> Result<StepLaunch> {
     let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
     let in_step = |e: Error| Error::invalid("program", format!("step {index} ({kernel:?}): {e}"));
-    let launch_with = |vec4| kernels::launch(kernel, max_groups, matmul, vec4).map_err(in_step);
+    let launch_with = |vec4| kernels::launch(kernel, &Target { max_groups, matmul, vec4 }).map_err(in_step);
     let llvmpipe = ctx.summary.name.contains("llvmpipe");
-    let limit = super::loops::LLVMPIPE_LOOP_LIMIT;
+    let limit = LLVMPIPE_LOOP_LIMIT;
     // Reductions over many rows or elements split on every adapter (so lavapipe tests the
     // GPUs' path).
     let fits = |s: &splitk::SplitK| 4 * s.scratch_len as u64 <= ctx.limits.max_storage_buffer_binding_size;
@@ -164,12 +166,11 @@ pub(crate) fn step_launch(
         return Ok(StepLaunch::Split(split));
     }
     let mut launch = launch_with(vec4)?;
-    let mut loops = super::loops::loop_iterations(kernel, launch.entry);
-    if llvmpipe && vec4 && loops > limit {
+    if llvmpipe && vec4 && launch.loops > limit {
         // The vec4 kernel with A transposed takes one k per iteration, the scalar kernels four.
         launch = launch_with(false)?;
-        loops = super::loops::loop_iterations(kernel, launch.entry);
     }
+    let loops = launch.loops;
     if matmul == MatmulKernel::Tiled || (llvmpipe && loops > limit) {
         let split = splitk::split_k(kernel, max_groups)
             .map_err(in_step)?
@@ -361,7 +362,7 @@ impl Compiled {
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: &self.params,
                     offset: s.index as u64 * PARAMS_STRIDE,
-                    size: NonZeroU64::new(std::mem::size_of::<kernels::StepParams>() as u64),
+                    size: NonZeroU64::new(PARAMS_BYTES as u64),
                 }),
             });
             entries.push(wgpu::BindGroupEntry {

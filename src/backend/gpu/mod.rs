@@ -3,20 +3,22 @@
 //! work buffer, pipelines and bind groups, and `run` is one command buffer, one submit.
 //!
 //! - `context`: adapters, device, error capture.
-//! - `kernels`: the Kernel → shader/entry/params/grid table and the pipeline cache.
+//! - `kernels`: shader files, the launch of every Kernel (from the kernel table in
+//!   `program/table.rs`) and the pipeline cache; `launch`: the launch families (grids, loop
+//!   bounds); `params`: the typed per-shader parameter structs.
 //! - `exec`: buffers, compile, run, readback.
 //! - `timer`: optional timestamp queries around a run's pass (benchmarks).
 mod context;
 mod exec;
 mod kernels;
-mod loops;
-mod metric_launch;
-mod optim_launch;
+mod launch;
+mod params;
 mod splitk;
 mod timer;
 
 pub use context::{AdapterSummary, adapters};
 pub use kernels::{MatmulKernel, entry_point};
+pub use params::{FieldLayout, params_layouts, shader_source};
 pub use splitk::{splits_k, splits_rows};
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};

@@ -3,7 +3,9 @@
 //! a small C over a long K, a convolution's filter gradient) and split-row column reductions
 //! (`*_partial` / `*_reduce` in `shaders/reduce.wgsl` and `shaders/norm.wgsl`; a few columns
 //! over many rows: a convolution's bias gradient, batch-norm statistics and gradient sums). Both orders are fixed: the same bits on every run.
-use super::kernels::{Launch, Shader, StepParams, grid, to_u32};
+use super::kernels::{Launch, Shader};
+use super::launch::{grid, u};
+use super::params::{ClipParams, NormParams, PenaltyParams, ReduceParams, SplitKParams};
 use crate::error::Result;
 use crate::program::Kernel;
 
@@ -34,24 +36,27 @@ pub(crate) fn split_k(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>
     }
     let splits = k.div_ceil(SPLIT_K_CHUNK).min(512);
     let chunk = k.div_ceil(splits);
-    let params = StepParams {
-        u: [to_u32(m)?, to_u32(k)?, to_u32(n)?, to_u32(splits)?],
-        f: [0.0; 4],
-        g: [u32::from(trans_a), u32::from(trans_b), to_u32(chunk)?, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    let params = SplitKParams {
+        m: u(m)?,
+        k: u(k)?,
+        n: u(n)?,
+        splits: u(splits)?,
+        trans_a: u32::from(trans_a),
+        trans_b: u32::from(trans_b),
+        chunk: u(chunk)?,
+        _pad: 0,
     };
     let (gx, gy) = (n.div_ceil(4).div_ceil(16), m.div_ceil(4).div_ceil(16));
     if gx.max(gy).max(splits) > max_groups as usize {
         return Ok(None);
     }
-    let partial = Launch {
-        shader: Shader::SplitK,
-        entry: "matmul_partial",
-        constants: vec![],
-        params,
-        groups: Some([to_u32(gx)?, to_u32(gy)?, to_u32(splits)?]),
-    };
-    let reduce = Launch { entry: "splitk_reduce", groups: grid(m * n, 256, max_groups)?, ..partial.clone() };
-    Ok(Some(SplitK { partial, reduce, scratch_len: splits * m * n, loops: chunk as u64 * 25 + 32 }))
+    let loops = chunk as u64 * 25 + 32;
+    let partial =
+        Launch::new(Shader::SplitK, "matmul_partial", &params, Some([u(gx)?, u(gy)?, u(splits)?]), loops);
+    // The in-order sum loops over the splits.
+    let reduce =
+        Launch::new(Shader::SplitK, "splitk_reduce", &params, grid(m * n, 256, max_groups)?, splits as u64);
+    Ok(Some(SplitK { partial, reduce, scratch_len: splits * m * n, loops }))
 }
 
 /// Rows per chunk of the split column kernels (`SPLIT_ROWS` in shaders/reduce.wgsl and
@@ -82,23 +87,32 @@ pub(crate) fn split_columns(kernel: &Kernel, max_groups: u32) -> Result<Option<S
     if rows < 8 * SPLIT_ROWS || groups >= 32 || cols == 0 || chunks > max_groups as usize {
         return Ok(None);
     }
-    // Params: reduce.wgsl { rows, cols, len = chunks }, norm.wgsl { rows, cols, len, chunks, eps }.
-    let u = match shader {
-        Shader::Reduce => [to_u32(rows)?, to_u32(cols)?, to_u32(chunks)?, 0],
-        _ => [to_u32(rows)?, to_u32(cols)?, to_u32(rows * cols)?, to_u32(chunks)?],
-    };
-    let params = StepParams { u, f: [eps, 0.0, 0.0, 0.0], g: [0; 12] };
-    let partial = Launch {
-        shader,
-        entry: partial_entry,
-        constants: vec![],
-        params,
-        groups: Some([to_u32(groups)?, to_u32(chunks)?, 1]),
-    };
-    let reduce = Launch { entry: reduce_entry, groups: grid(outputs, 256, max_groups)?, ..partial.clone() };
     // Loops per invocation: two passes over the chunk's rows per lane and the lane trees; the
     // reduce's chunks.
     let loops = (2 * SPLIT_ROWS / 16 + 16).max(chunks) as u64;
+    let (partial_groups, reduce_groups) =
+        (Some([u(groups)?, u(chunks)?, 1]), grid(outputs, 256, max_groups)?);
+    // reduce.wgsl { rows, cols, len = chunks }, norm.wgsl { rows, cols, len, chunks, eps }.
+    let (partial, reduce) = if shader == Shader::Reduce {
+        let params = ReduceParams { rows: u(rows)?, cols: u(cols)?, len: u(chunks)?, ..Default::default() };
+        (
+            Launch::new(shader, partial_entry, &params, partial_groups, loops),
+            Launch::new(shader, reduce_entry, &params, reduce_groups, loops),
+        )
+    } else {
+        let params = NormParams {
+            rows: u(rows)?,
+            cols: u(cols)?,
+            len: u(rows * cols)?,
+            chunks: u(chunks)?,
+            eps,
+            ..Default::default()
+        };
+        (
+            Launch::new(shader, partial_entry, &params, partial_groups, loops),
+            Launch::new(shader, reduce_entry, &params, reduce_groups, loops),
+        )
+    };
     Ok(Some(SplitK { partial, reduce, scratch_len: chunks * per_col * cols, loops }))
 }
 
@@ -129,16 +143,27 @@ pub(crate) fn split_total(kernel: &Kernel, max_groups: u32) -> Result<Option<Spl
     if len < 4 * SPLIT_ELEMS || chunks > max_groups as usize {
         return Ok(None);
     }
-    let params = StepParams { u: [to_u32(len)?, u32::from(flag), to_u32(chunks)?, 0], f, g: [0; 12] };
-    let partial = Launch {
-        shader,
-        entry: partial_entry,
-        constants: vec![],
-        params,
-        groups: Some([to_u32(chunks)?, 1, 1]),
-    };
-    let reduce = Launch { entry: reduce_entry, groups: Some([1, 1, 1]), ..partial.clone() };
     let loops = (SPLIT_ELEMS / 1024 + 3 + 8).max(chunks) as u64;
+    let groups = (Some([u(chunks)?, 1, 1]), Some([1, 1, 1]));
+    let (partial, reduce) = if shader == Shader::Clip {
+        let params = ClipParams {
+            len: u(len)?,
+            accumulate: u32::from(flag),
+            chunks: u(chunks)?,
+            ..Default::default()
+        };
+        (
+            Launch::new(shader, partial_entry, &params, groups.0, loops),
+            Launch::new(shader, reduce_entry, &params, groups.1, loops),
+        )
+    } else {
+        let params =
+            PenaltyParams { len: u(len)?, chunks: u(chunks)?, l1: f[0], l2: f[1], ..Default::default() };
+        (
+            Launch::new(shader, partial_entry, &params, groups.0, loops),
+            Launch::new(shader, reduce_entry, &params, groups.1, loops),
+        )
+    };
     Ok(Some(SplitK { partial, reduce, scratch_len: chunks, loops }))
 }
 

@@ -6,6 +6,8 @@
 //! `offset` (in elements) of one arena. The planner aligns every offset to
 //! [`ALIGN_ELEMS`] elements (256 bytes) so a GPU backend can bind each slice directly.
 
+pub(crate) mod table;
+
 /// Alignment of every buffer slice, in f32 elements (256 bytes: the largest
 /// `min_storage_buffer_offset_alignment` WebGPU allows).
 pub const ALIGN_ELEMS: usize = 64;
@@ -373,6 +375,32 @@ pub enum Kernel {
     WeightPenalty { len: usize, l1: f32, l2: f32 },
     /// args `[w, dy, dw]`: dw = dy[0]·(l1·sign(w) + 2·l2·w), sign(0) = 0.
     WeightPenaltyGrad { len: usize, l1: f32, l2: f32 },
+}
+
+/// Which args of a step a kernel writes (see [`Kernel::signature`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// Only the last arg (its output).
+    Last,
+    /// These args, updated in place (optimizer updates, moving statistics).
+    Args(&'static [usize]),
+}
+
+/// A kernel's argument contract: how many args it takes and which it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signature {
+    pub args: usize,
+    pub writes: Writes,
+}
+
+impl Signature {
+    /// The indices of the written args of a step with `nargs` args.
+    pub fn written(&self, nargs: usize) -> Vec<usize> {
+        match self.writes {
+            Writes::Last => vec![nargs.saturating_sub(1)],
+            Writes::Args(args) => args.to_vec(),
+        }
+    }
 }
 
 /// One kernel launch over arena slices.
