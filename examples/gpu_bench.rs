@@ -30,7 +30,7 @@ impl Alloc {
 }
 
 fn step(kernel: Kernel, args: &[BufRef]) -> Step {
-    Step { kernel, args: args.to_vec() }
+    Step::new(kernel, args.to_vec())
 }
 
 fn mm(m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool) -> Kernel {

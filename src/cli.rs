@@ -6,7 +6,7 @@ mod options;
 mod report;
 mod run;
 
-pub use data::{LoadedData, load_data};
+pub use data::{LoadedData, load_data, load_data_sized};
 pub use infer::{EvalArgs, PredictArgs, eval, predict, summary_of_checkpoint};
 pub use models::{
     PRESETS, image_input, is_model_file, model_and_loss, model_file, output_layer, preset, preset_for_loss,
@@ -126,6 +126,11 @@ pub struct TrainArgs {
     /// an image model; identity in evaluation).
     #[arg(long)]
     pub flip: bool,
+    /// Size image-folder images are resized to, HxW (Keras image_size), e.g. 224x224 or 64
+    /// for 64x64. Default: the model file's input_shape when it has one, else the size of the
+    /// first image. Stored with the run, so eval and predict resize the same way.
+    #[arg(long, value_name = "HxW")]
+    pub image_size: Option<String>,
     /// Run directory: last.safetensors every epoch, model.safetensors, history.csv/.json/.png.
     #[arg(long, value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
@@ -178,6 +183,7 @@ impl Default for TrainArgs {
             verbose: 2,
             json: false,
             flip: false,
+            image_size: None,
             scaling: None,
             out: None,
             resume: None,
@@ -290,7 +296,16 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         return Err(Error::invalid("arguments", "--epochs and --batch-size must be at least 1"));
     }
     LearningRateSchedule::from_epochs_spec(&args.lr_schedule, opt.learning_rate(), args.epochs, 1)?;
-    let data = load_data(args.data_name())?;
+    let checkpoint_shape =
+        resumed.as_ref().and_then(|r| r.checkpoint.input.as_ref()).map(|i| &i.sample_shape);
+    let size = options::image_size(args)?.or_else(|| checkpoint_shape.and_then(|s| options::image_hw(s)));
+    let data = load_data_sized(args.data_name(), size)?;
+    if args.image_size.is_some() && !data.source.ends_with("(image folder)") {
+        return Err(Error::invalid(
+            "--image-size",
+            format!("applies to image folders; {} is not one", data.source),
+        ));
+    }
     let (classes, source) = (data.train.classes, data.source.clone());
     let (mut train, mut test) = data.into_split(0.2, args.seed)?;
     let mut val = match run::validation_fraction(args)? {
@@ -477,7 +492,7 @@ pub fn summary(args: &TrainArgs) -> Result<()> {
     let (shape, classes) = match name {
         "fashion-mnist" | "mnist" => (vec![28, 28, 1], 10),
         _ => {
-            let data = load_data(name)?.train;
+            let data = load_data_sized(name, options::image_size(args)?)?.train;
             (data.sample_shape().to_vec(), data.classes)
         }
     };

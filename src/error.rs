@@ -31,7 +31,10 @@ pub enum Error {
     NoAdapter(String),
     /// A planned buffer is larger than the device allows.
     #[error(
-        "out of device memory: {buffer} needs {needed} bytes, the device limit ({limit_name}) is {limit} bytes"
+        "out of device memory: {buffer}: {} needed, more than this adapter's {limit_name} of {}; \
+         use a smaller batch size (--batch-size) or the CPU (--device cpu)",
+        bytes_in_words(*.needed),
+        bytes_in_words(*.limit)
     )]
     OutOfDeviceMemory { buffer: String, needed: u64, limit_name: &'static str, limit: u64 },
     /// An error reported by wgpu (validation, out of memory, device lost).
@@ -64,5 +67,18 @@ impl Error {
     /// Shorthand for [`Error::Shape`].
     pub fn shape(context: impl Into<String>, expected: &[usize], got: &[usize]) -> Error {
         Error::Shape { context: context.into(), expected: expected.to_vec(), got: got.to_vec() }
+    }
+}
+
+/// A byte count for people: "196.0 MB (196000000 bytes)" (decimal units, as the limits of
+/// adapters are usually quoted in MiB: "128.0 MiB (134217728 bytes)" for powers of two).
+fn bytes_in_words(bytes: u64) -> String {
+    let mib = 1u64 << 20;
+    if bytes >= mib && bytes.is_multiple_of(mib) {
+        format!("{:.1} MiB ({bytes} bytes)", bytes as f64 / mib as f64)
+    } else if bytes >= 1_000_000 {
+        format!("{:.1} MB ({bytes} bytes)", bytes as f64 / 1e6)
+    } else {
+        format!("{bytes} bytes")
     }
 }

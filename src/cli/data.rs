@@ -45,6 +45,12 @@ impl LoadedData {
 /// (system packages, own test split), a CSV file, a directory of MNIST IDX files (own test
 /// split) or an image folder (`dir/class_name/*.png|jpg|jpeg`, grey or RGB as its first image).
 pub fn load_data(name: &str) -> Result<LoadedData> {
+    load_data_sized(name, None)
+}
+
+/// [`load_data`], with image-folder images resized to `image_size` (height, width) instead of
+/// the first image's size; other sources ignore it.
+pub fn load_data_sized(name: &str, image_size: Option<(usize, usize)>) -> Result<LoadedData> {
     let whole = |train, source: String| LoadedData { train, test: None, source };
     let split = |(train, test), source: String| LoadedData { train, test: Some(test), source };
     if let Some(d) = data::builtin::by_name(name) {
@@ -63,7 +69,8 @@ pub fn load_data(name: &str) -> Result<LoadedData> {
         if data::idx::is_mnist_dir(path) {
             return Ok(split(data::idx::load_mnist_dir(path)?, format!("{name} (IDX files)")));
         }
-        let images = data::load_image_folder(path, &data::ImageOptions::default())?;
+        let opts = data::ImageOptions { size: image_size, ..Default::default() };
+        let images = data::load_image_folder(path, &opts)?;
         return Ok(whole(images, format!("{name} (image folder)")));
     }
     if name.ends_with(".csv") || name.ends_with(".csv.gz") || path.exists() {

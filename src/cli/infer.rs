@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::{ClassScores, as_input, class_scores, classification_report, confusion_table, labels, load_data};
+use super::{ClassScores, as_input, class_scores, classification_report, confusion_table, labels};
 use crate::backend::cpu::kernels;
 use crate::checkpoint::{Checkpoint, InputPipeline};
 use crate::data::{self, Dataset};
@@ -167,7 +167,9 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
         }
     };
     let seed = args.seed.or(run_setting(&checkpoint, "seed").and_then(|v| v.as_u64())).unwrap_or(0);
-    let loaded = load_data(&name)?;
+    // Image folders are resized to the size the model was trained at.
+    let size = checkpoint.input.as_ref().and_then(|i| super::options::image_hw(&i.sample_shape));
+    let loaded = super::load_data_sized(&name, size)?;
     let source = loaded.source.clone();
     let d: Dataset = match args.split.as_str() {
         "test" => loaded.into_split(0.2, seed)?.1,

@@ -233,3 +233,37 @@ pub fn class_weight(spec: Option<&str>, train: &Dataset, loss: Loss) -> Result<O
     }
     Ok(Some(weights))
 }
+
+/// `--image-size HxW` (or `N` for N×N) as (height, width); without it, the model file's
+/// `input_shape` when that is an image shape. None: the first image's size.
+pub fn image_size(args: &TrainArgs) -> Result<Option<(usize, usize)>> {
+    if let Some(text) = &args.image_size {
+        let bad = || {
+            Error::invalid(
+                "--image-size",
+                format!("'{text}' (expected HEIGHTxWIDTH such as 224x224, or one size such as 64)"),
+            )
+        };
+        let parts: Vec<&str> = text.split(['x', 'X', '×']).map(str::trim).collect();
+        let dims = parts.iter().map(|p| p.parse::<usize>().map_err(|_| bad())).collect::<Result<Vec<_>>>()?;
+        return match dims[..] {
+            [n] if n > 0 => Ok(Some((n, n))),
+            [h, w] if h > 0 && w > 0 => Ok(Some((h, w))),
+            _ => Err(bad()),
+        };
+    }
+    let is_file = args.model.ends_with(".toml") || args.model.ends_with(".json");
+    if !is_file {
+        return Ok(None);
+    }
+    let spec = crate::model::spec::load_model_file(std::path::Path::new(&args.model))?;
+    Ok(spec.input_shape.as_deref().and_then(image_hw))
+}
+
+/// (height, width) of an image shape `[height, width, channels]`, else None.
+pub fn image_hw(shape: &[usize]) -> Option<(usize, usize)> {
+    match *shape {
+        [h, w, _] => Some((h, w)),
+        _ => None,
+    }
+}

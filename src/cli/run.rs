@@ -85,6 +85,7 @@ pub fn args_to_json(a: &TrainArgs) -> Value {
         "optimizer": a.optimizer, "lr": a.lr, "momentum": a.momentum, "nesterov": a.nesterov,
         "seed": a.seed, "validation_split": validation_fraction(a).ok(),
         "save_best_only": a.save_best_only, "monitor": a.monitor, "scaling": a.scaling, "flip": a.flip,
+        "image_size": a.image_size,
         "loss": a.loss, "from_logits": a.from_logits, "metrics": a.metrics, "class_weight": a.class_weight,
     })
 }
@@ -110,6 +111,7 @@ pub fn args_from_json(v: &Value, current: &TrainArgs) -> TrainArgs {
     a.monitor = text("monitor").unwrap_or(a.monitor);
     a.scaling = text("scaling").or(a.scaling);
     a.flip = v.get("flip").and_then(Value::as_bool).unwrap_or(a.flip);
+    a.image_size = text("image_size").or(a.image_size);
     a.loss = text("loss").or(a.loss);
     a.from_logits = v.get("from_logits").and_then(Value::as_bool).unwrap_or(a.from_logits);
     a.metrics = text("metrics").or(a.metrics);

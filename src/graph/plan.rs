@@ -4,9 +4,10 @@
 //! into one Work arena, reusing a slot as soon as its last reader has run (first fit).
 use std::collections::{HashMap, HashSet};
 
+use super::Node;
 use super::{Graph, NodeId, Op};
 use crate::error::{Error, Result};
-use crate::program::{Arena, BufRef, Kernel, Program, Step, UnaryOp, align};
+use crate::program::{Arena, BufRef, Kernel, Program, Step, StepOrigin, UnaryOp, align};
 
 /// An argument of a tail step: a node's value or a fixed slice.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -336,7 +337,7 @@ pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
         };
         let mut args: Vec<BufRef> = launch.inputs.iter().map(|i| slot[i]).collect();
         args.push(out);
-        steps.push(Step { kernel: launch.kernel, args });
+        steps.push(Step { kernel: launch.kernel, args, origin: Some(origin(g.node(n))) });
         // Free after the output is placed, so an output never aliases its own inputs.
         let mut dead = dying.remove(&pos).unwrap_or_default();
         dead.sort_unstable();
@@ -360,9 +361,34 @@ pub fn plan(g: &Graph, spec: &PlanSpec) -> Result<Program> {
                 ArgRef::Buf(b) => Ok(*b),
             })
             .collect::<Result<Vec<_>>>()?;
-        steps.push(Step { kernel: *kernel, args });
+        steps.push(Step::new(*kernel, args));
     }
     let outputs = spec.outputs.iter().map(|(name, n)| (name.clone(), slot[n])).collect();
     let naive_work_len = naive_work_len(g, &order, spec);
     Ok(Program { steps, work_len: alloc.top, naive_work_len, inputs, outputs })
+}
+
+/// The layer of a node (its context before any " (backward)"-style suffix) and the role of its
+/// value, for messages that name what a step computes.
+fn origin(node: &Node) -> StepOrigin {
+    let (layer, suffix) = match node.context.split_once(" (") {
+        Some((layer, rest)) => (layer, rest),
+        None => (node.context.as_str(), ""),
+    };
+    let role = match node.op {
+        Op::Im2Col { .. } => "patches",
+        Op::Col2Im { .. } => "input gradient",
+        Op::SoftmaxCrossEntropy { .. }
+        | Op::MeanSquaredError { .. }
+        | Op::Pointwise { .. }
+        | Op::SigmoidBinaryCrossEntropy { .. } => "loss",
+        Op::CountCorrect { .. }
+        | Op::CountTopK { .. }
+        | Op::BinaryCounts { .. }
+        | Op::RocHistogram { .. }
+        | Op::ClassCounts { .. } => "metric counts",
+        _ if suffix.starts_with("backward") || suffix.starts_with("gradient") => "gradient",
+        _ => "activations",
+    };
+    StepOrigin { layer: layer.to_string(), role }
 }

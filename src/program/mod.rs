@@ -32,6 +32,19 @@ pub enum Arena {
     Work,
 }
 
+impl Arena {
+    /// The arena's name in messages: "Params", "Grads", "Slot 0", "Accum", "Work".
+    pub fn name(&self) -> String {
+        match self {
+            Arena::Params => "Params".into(),
+            Arena::Grads => "Grads".into(),
+            Arena::Slot(k) => format!("Slot {k}"),
+            Arena::Accum => "Accum".into(),
+            Arena::Work => "Work".into(),
+        }
+    }
+}
+
 /// `len` f32 elements at `offset` (elements) of `arena`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BufRef {
@@ -408,6 +421,34 @@ impl Signature {
 pub struct Step {
     pub kernel: Kernel,
     pub args: Vec<BufRef>,
+    /// The layer and value this step computes (for error messages); None for steps that
+    /// belong to no layer (optimizer updates, metric accumulation).
+    pub origin: Option<StepOrigin>,
+}
+
+impl Step {
+    /// A step without an origin.
+    pub fn new(kernel: Kernel, args: Vec<BufRef>) -> Step {
+        Step { kernel, args, origin: None }
+    }
+
+    /// What the step computes, in words: "the patches of layer 'conv2d_1' (Im2Col, step 3)".
+    pub fn describe(&self, index: usize) -> String {
+        match &self.origin {
+            Some(o) => {
+                format!("the {} of layer '{}' ({}, step {index})", o.role, o.layer, self.kernel.name())
+            }
+            None => format!("step {index} ({})", self.kernel.name()),
+        }
+    }
+}
+
+/// Where a step comes from: its layer (as Keras names it) and the role of the value it writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOrigin {
+    pub layer: String,
+    /// "activations", "patches", "gradient", "loss", ...
+    pub role: &'static str,
 }
 
 /// Values that change every run of a program (uploaded with the batch, never baked in).

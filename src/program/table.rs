@@ -53,12 +53,16 @@ macro_rules! kernel_table {
             Affine { len, scale, shift } => {
                 args: 2,
                 cpu(v, sc): cpu::kernels::affine(scale, shift, v.r(0), v.w(1)),
-                gpu(d): gpu::elementwise(d, "affine", gpu::ElementwiseParams { shift, ..gpu::ew(len, 0, 0, scale)? }),
+                gpu(d): gpu::elementwise(
+                    d, "affine", gpu::ElementwiseParams { shift, ..gpu::ew(len, 0, 0, scale)? },
+                ),
             }
             UnaryGrad { op, len } => {
                 args: 3,
                 cpu(v, sc): cpu::kernels::unary_grad(op, v.r(0), v.r(1), v.w(2)),
-                gpu(d): gpu::elementwise(d, "unary_grad", gpu::ew(len, 0, gpu::activation_code(Some(op)), 0.0)?),
+                gpu(d): gpu::elementwise(
+                    d, "unary_grad", gpu::ew(len, 0, gpu::activation_code(Some(op)), 0.0)?,
+                ),
             }
             Softmax { rows, cols } => {
                 args: 2,
@@ -132,16 +136,23 @@ macro_rules! kernel_table {
                     let w = cpu::weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
                     v.w(2 + usize::from(weighted))[0] = cpu::kernels::mean_squared_error(v.r(0), v.r(1), w);
                 },
-                gpu(d): Ok(gpu::loss_total("mean_squared_error", gpu::loss_params(rows, 0, false, len, 0.0, weighted)?, len)),
+                gpu(d): Ok(gpu::loss_total(
+                    "mean_squared_error", gpu::loss_params(rows, 0, false, len, 0.0, weighted)?, len),
+                ),
             }
             MeanSquaredErrorGrad { len, rows, weighted } => {
                 args: 4 + usize::from(weighted),
                 cpu(v, sc): {
-                    let (w, k) = (cpu::weights::RowWeights::new(weighted.then(|| v.r(2)), rows), usize::from(weighted));
+                    let w = cpu::weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
+                    let k = usize::from(weighted);
                     cpu::kernels::mean_squared_error_grad(v.r(0), v.r(1), w, v.r(2 + k)[0], v.w(3 + k))
                 },
                 gpu(d): gpu::per_element(
-                    d, gpu::Shader::Loss, "mean_squared_error_grad", gpu::loss_params(rows, 0, false, len, 0.0, weighted)?, len,
+                    d,
+                    gpu::Shader::Loss,
+                    "mean_squared_error_grad",
+                    gpu::loss_params(rows, 0, false, len, 0.0, weighted)?,
+                    len,
                 ),
             }
             Pointwise { loss, len, rows, weighted } => {
@@ -150,16 +161,23 @@ macro_rules! kernel_table {
                     let w = cpu::weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
                     v.w(2 + usize::from(weighted))[0] = cpu::pointwise::loss(loss, v.r(0), v.r(1), w);
                 },
-                gpu(d): Ok(gpu::loss_total("pointwise", gpu::pointwise_params(loss, len, rows, weighted)?, len)),
+                gpu(d): Ok(gpu::loss_total(
+                    "pointwise", gpu::pointwise_params(loss, len, rows, weighted)?, len),
+                ),
             }
             PointwiseGrad { loss, len, rows, weighted } => {
                 args: 4 + usize::from(weighted),
                 cpu(v, sc): {
-                    let (w, k) = (cpu::weights::RowWeights::new(weighted.then(|| v.r(2)), rows), usize::from(weighted));
+                    let w = cpu::weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
+                    let k = usize::from(weighted);
                     cpu::pointwise::grad(loss, v.r(0), v.r(1), w, v.r(2 + k)[0], v.w(3 + k))
                 },
                 gpu(d): gpu::per_element(
-                    d, gpu::Shader::Loss, "pointwise_grad", gpu::pointwise_params(loss, len, rows, weighted)?, len,
+                    d,
+                    gpu::Shader::Loss,
+                    "pointwise_grad",
+                    gpu::pointwise_params(loss, len, rows, weighted)?,
+                    len,
                 ),
             }
             SigmoidBinaryCrossEntropy { len, rows, weighted } => {
@@ -168,23 +186,32 @@ macro_rules! kernel_table {
                     let w = cpu::weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
                     v.w(2 + usize::from(weighted))[0] = cpu::kernels::sigmoid_bce(v.r(0), v.r(1), w);
                 },
-                gpu(d): Ok(gpu::loss_total("sigmoid_bce", gpu::loss_params(rows, 0, false, len, 0.0, weighted)?, len)),
+                gpu(d): Ok(gpu::loss_total(
+                    "sigmoid_bce", gpu::loss_params(rows, 0, false, len, 0.0, weighted)?, len),
+                ),
             }
             SigmoidBinaryCrossEntropyGrad { len, rows, weighted } => {
                 args: 4 + usize::from(weighted),
                 cpu(v, sc): {
-                    let (w, k) = (cpu::weights::RowWeights::new(weighted.then(|| v.r(2)), rows), usize::from(weighted));
+                    let w = cpu::weights::RowWeights::new(weighted.then(|| v.r(2)), rows);
+                    let k = usize::from(weighted);
                     cpu::kernels::sigmoid_bce_grad(v.r(0), v.r(1), w, v.r(2 + k)[0], v.w(3 + k))
                 },
                 gpu(d): gpu::per_element(
-                    d, gpu::Shader::Loss, "sigmoid_bce_grad", gpu::loss_params(rows, 0, false, len, 0.0, weighted)?, len,
+                    d,
+                    gpu::Shader::Loss,
+                    "sigmoid_bce_grad",
+                    gpu::loss_params(rows, 0, false, len, 0.0, weighted)?,
+                    len,
                 ),
             }
             // The metric counters (`shaders/loss.wgsl`).
             CountTopK { rows, cols, sparse, k } => {
                 args: 3,
                 cpu(v, sc): v.w(2)[0] = cpu::metrics::count_top_k(rows, cols, sparse, k, v.r(0), v.r(1)),
-                gpu(d): Ok(gpu::row_counter("count_top_k", gpu::loss_params(rows, cols, sparse, k, 0.0, false)?)),
+                gpu(d): Ok(gpu::row_counter(
+                    "count_top_k", gpu::loss_params(rows, cols, sparse, k, 0.0, false)?),
+                ),
             }
             BinaryCounts { len, threshold } => {
                 args: 3,
@@ -206,13 +233,19 @@ macro_rules! kernel_table {
             }
             CountCorrect { rows, cols, sparse, threshold } => {
                 args: 3,
-                cpu(v, sc): v.w(2)[0] = cpu::kernels::count_correct(rows, cols, sparse, threshold, v.r(0), v.r(1)),
-                gpu(d): Ok(gpu::row_counter("count_correct", gpu::loss_params(rows, cols, sparse, 0, threshold, false)?)),
+                cpu(v, sc): v.w(2)[0] = cpu::kernels::count_correct(
+                    rows, cols, sparse, threshold, v.r(0), v.r(1),
+                ),
+                gpu(d): Ok(gpu::row_counter(
+                    "count_correct", gpu::loss_params(rows, cols, sparse, 0, threshold, false)?),
+                ),
             }
             FirstNonFinite {} => {
                 args: 2,
                 cpu(v, sc): cpu::kernels::first_non_finite(sc.t, v.r(0), v.w(1)),
-                gpu(d): Ok(gpu::one_workgroup(gpu::Shader::Elementwise, "first_non_finite", gpu::ew(1, 0, 0, 0.0)?, 1)),
+                gpu(d): Ok(gpu::one_workgroup(
+                    gpu::Shader::Elementwise, "first_non_finite", gpu::ew(1, 0, 0, 0.0)?, 1),
+                ),
             }
             // Image kernels (`shaders/conv.wgsl`): one thread per output element.
             Im2Col { win } => {
@@ -228,7 +261,9 @@ macro_rules! kernel_table {
             MaxPool { win } => {
                 args: 2,
                 cpu(v, sc): cpu::conv::max_pool(&win, v.r(0), v.w(1)),
-                gpu(d): gpu::window(d, "max_pool", win.positions() * win.channels, &win, 0, gpu::tap_loops(&win)),
+                gpu(d): gpu::window(
+                    d, "max_pool", win.positions() * win.channels, &win, 0, gpu::tap_loops(&win),
+                ),
             }
             MaxPoolGrad { win, relu } => {
                 args: 3,
@@ -243,7 +278,9 @@ macro_rules! kernel_table {
             AvgPool { win } => {
                 args: 2,
                 cpu(v, sc): cpu::conv::avg_pool(&win, v.r(0), v.w(1)),
-                gpu(d): gpu::window(d, "avg_pool", win.positions() * win.channels, &win, 0, gpu::tap_loops(&win)),
+                gpu(d): gpu::window(
+                    d, "avg_pool", win.positions() * win.channels, &win, 0, gpu::tap_loops(&win),
+                ),
             }
             AvgPoolGrad { win } => {
                 args: 2,
@@ -258,40 +295,62 @@ macro_rules! kernel_table {
             Dropout { len, seed, threshold, scale } => {
                 args: 2,
                 cpu(v, sc): cpu::conv::dropout(seed, sc.t, threshold, T::c(scale), v.r(0), v.w(1)),
-                gpu(d): gpu::elementwise(d, "dropout", gpu::ElementwiseParams { seed, threshold, ..gpu::ew(len, 0, 0, scale)? }),
+                gpu(d): gpu::elementwise(
+                    d, "dropout", gpu::ElementwiseParams { seed, threshold, ..gpu::ew(len, 0, 0, scale)? },
+                ),
             }
             // Batch normalisation (`shaders/norm.wgsl`).
             BatchMoments { rows, cols } => {
                 args: 2,
                 cpu(v, sc): cpu::norm::moments(rows, cols, v.r(0), v.w(1)),
                 // Two passes over the rows (16 lanes per column), then the trees.
-                gpu(d): gpu::norm_columns(d, "bn_moments", gpu::norm_params(rows, cols, 0.0, 0.0)?, 2 * gpu::per_lane(rows, 16) + 8),
+                gpu(d): gpu::norm_columns(
+                    d, "bn_moments", gpu::norm_params(rows, cols, 0.0, 0.0)?, 2 * gpu::per_lane(rows, 16) + 8,
+                ),
             }
             BatchNormTrain { rows, cols, eps } => {
                 args: 5,
                 cpu(v, sc): cpu::norm::batch_norm_train(cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4)),
-                gpu(d): gpu::per_element(d, gpu::Shader::Norm, "bn_train", gpu::norm_params(rows, cols, eps, 0.0)?, rows * cols),
+                gpu(d): gpu::per_element(
+                    d, gpu::Shader::Norm, "bn_train", gpu::norm_params(rows, cols, eps, 0.0)?, rows * cols,
+                ),
             }
             BatchNormGradSums { rows, cols, eps } => {
                 args: 4,
                 cpu(v, sc): cpu::norm::batch_norm_grad_sums(cols, eps, v.r(0), v.r(1), v.r(2), v.w(3)),
-                gpu(d): gpu::norm_columns(d, "bn_grad_sums", gpu::norm_params(rows, cols, eps, 0.0)?, gpu::per_lane(rows, 16) + 8),
+                gpu(d): gpu::norm_columns(
+                    d, "bn_grad_sums", gpu::norm_params(rows, cols, eps, 0.0)?, gpu::per_lane(rows, 16) + 8,
+                ),
             }
             BatchNormGrad { rows, cols, eps } => {
                 args: 6,
-                cpu(v, sc): cpu::norm::batch_norm_grad(rows, cols, eps, [v.r(0), v.r(1), v.r(2), v.r(3), v.r(4)], v.w(5)),
-                gpu(d): gpu::per_element(d, gpu::Shader::Norm, "bn_grad", gpu::norm_params(rows, cols, eps, 0.0)?, rows * cols),
+                cpu(v, sc): cpu::norm::batch_norm_grad(
+                    rows, cols, eps, [v.r(0), v.r(1), v.r(2), v.r(3), v.r(4)], v.w(5),
+                ),
+                gpu(d): gpu::per_element(
+                    d, gpu::Shader::Norm, "bn_grad", gpu::norm_params(rows, cols, eps, 0.0)?, rows * cols,
+                ),
             }
             BatchNormMoving { cols, momentum } => {
                 args: 3,
                 writes: &[1, 2],
                 cpu(v, sc): cpu::norm::batch_norm_moving(cols, momentum, v.r(0), v.w(1), v.w(2)),
-                gpu(d): gpu::per_element(d, gpu::Shader::Norm, "bn_moving", gpu::norm_params(1, cols, 0.0, momentum)?, cols),
+                gpu(d): gpu::per_element(
+                    d, gpu::Shader::Norm, "bn_moving", gpu::norm_params(1, cols, 0.0, momentum)?, cols,
+                ),
             }
             BatchNormInference { rows, cols, eps } => {
                 args: 6,
-                cpu(v, sc): cpu::norm::batch_norm_inference(cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.r(4), v.w(5)),
-                gpu(d): gpu::per_element(d, gpu::Shader::Norm, "bn_inference", gpu::norm_params(rows, cols, eps, 0.0)?, rows * cols),
+                cpu(v, sc): cpu::norm::batch_norm_inference(
+                    cols, eps, v.r(0), v.r(1), v.r(2), v.r(3), v.r(4), v.w(5),
+                ),
+                gpu(d): gpu::per_element(
+                    d,
+                    gpu::Shader::Norm,
+                    "bn_inference",
+                    gpu::norm_params(rows, cols, eps, 0.0)?,
+                    rows * cols,
+                ),
             }
             Accumulate { len, scale } => {
                 args: 2,
@@ -302,8 +361,12 @@ macro_rules! kernel_table {
             SgdUpdate { len, momentum, nesterov } => {
                 args: 3,
                 writes: &[0, 2],
-                cpu(v, sc): cpu::optim::sgd_update(T::c(sc.lr), T::c(momentum), nesterov, v.w(0), v.r(1), v.w(2)),
-                gpu(d): gpu::optimizer(d, "sgd_update", gpu::optimizer_params(len, nesterov, [momentum, 0.0, 0.0, 0.0])?),
+                cpu(v, sc): cpu::optim::sgd_update(
+                    T::c(sc.lr), T::c(momentum), nesterov, v.w(0), v.r(1), v.w(2),
+                ),
+                gpu(d): gpu::optimizer(
+                    d, "sgd_update", gpu::optimizer_params(len, nesterov, [momentum, 0.0, 0.0, 0.0])?,
+                ),
             }
             AdamUpdate { len, beta1, beta2, epsilon, weight_decay, amsgrad } => {
                 args: 4 + usize::from(amsgrad),
@@ -312,13 +375,19 @@ macro_rules! kernel_table {
                     T::c(sc.lr), sc.t, T::c(beta1), T::c(beta2), T::c(epsilon), T::c(weight_decay),
                     v.w(0), v.r(1), v.w(2), v.w(3), amsgrad.then(|| v.w(4)),
                 ),
-                gpu(d): gpu::optimizer(d, "adam_update", gpu::optimizer_params(len, amsgrad, [weight_decay, beta1, beta2, epsilon])?),
+                gpu(d): gpu::optimizer(
+                    d,
+                    "adam_update",
+                    gpu::optimizer_params(len, amsgrad, [weight_decay, beta1, beta2, epsilon])?,
+                ),
             }
             AdagradUpdate { len, epsilon } => {
                 args: 3,
                 writes: &[0, 2],
                 cpu(v, sc): cpu::optim::adagrad_update(T::c(sc.lr), T::c(epsilon), v.w(0), v.r(1), v.w(2)),
-                gpu(d): gpu::optimizer(d, "adagrad_update", gpu::optimizer_params(len, false, [0.0, 0.0, 0.0, epsilon])?),
+                gpu(d): gpu::optimizer(
+                    d, "adagrad_update", gpu::optimizer_params(len, false, [0.0, 0.0, 0.0, epsilon])?,
+                ),
             }
             RmspropUpdate { len, rho, momentum, epsilon, centered } => {
                 args: 5,
@@ -327,7 +396,9 @@ macro_rules! kernel_table {
                     T::c(sc.lr), T::c(rho), T::c(momentum), T::c(epsilon), v.w(0), v.r(1), v.w(2),
                     (momentum != 0.0).then(|| v.w(3)), centered.then(|| v.w(4)),
                 ),
-                gpu(d): gpu::optimizer(d, "rmsprop_update", gpu::optimizer_params(len, centered, [momentum, rho, 0.0, epsilon])?),
+                gpu(d): gpu::optimizer(
+                    d, "rmsprop_update", gpu::optimizer_params(len, centered, [momentum, rho, 0.0, epsilon])?,
+                ),
             }
             // Gradient clipping (`shaders/clip.wgsl`) and weight penalties (`shaders/penalty.wgsl`).
             SumSquares { len, accumulate } => {
@@ -337,34 +408,51 @@ macro_rules! kernel_table {
                     let total = v.w(1);
                     total[0] = if accumulate { total[0] + sum } else { sum };
                 },
-                gpu(d): Ok(gpu::one_workgroup(gpu::Shader::Clip, "sum_squares", gpu::clip_params(len, accumulate, 0.0)?, gpu::per_lane(len, 1024) + 3 + 8)),
+                // Four elements per iteration, at most three left over, then the 256-lane tree.
+                gpu(d): Ok(gpu::one_workgroup(
+                    gpu::Shader::Clip,
+                    "sum_squares",
+                    gpu::clip_params(len, accumulate, 0.0)?,
+                    gpu::per_lane(len, 1024) + 3 + 8,
+                )),
             }
             ClipByNorm { len, clip_norm } => {
                 args: 2,
                 cpu(v, sc): cpu::optim::clip_by_norm(v.r(0)[0], T::c(clip_norm), v.w(1)),
-                gpu(d): gpu::per_element(d, gpu::Shader::Clip, "clip_by_norm", gpu::clip_params(len, false, clip_norm)?, len),
+                gpu(d): gpu::per_element(
+                    d, gpu::Shader::Clip, "clip_by_norm", gpu::clip_params(len, false, clip_norm)?, len,
+                ),
             }
             ClipByValue { len, clip_value } => {
                 args: 1,
                 cpu(v, sc): cpu::optim::clip_by_value(T::c(clip_value), v.w(0)),
-                gpu(d): gpu::per_element(d, gpu::Shader::Clip, "clip_by_value", gpu::clip_params(len, false, clip_value)?, len),
+                gpu(d): gpu::per_element(
+                    d, gpu::Shader::Clip, "clip_by_value", gpu::clip_params(len, false, clip_value)?, len,
+                ),
             }
             WeightPenalty { len, l1, l2 } => {
                 args: 2,
                 cpu(v, sc): v.w(1)[0] = cpu::optim::weight_penalty(T::c(l1), T::c(l2), v.r(0)),
-                gpu(d): Ok(gpu::one_workgroup(gpu::Shader::Penalty, "weight_penalty", gpu::penalty_params(len, l1, l2)?, gpu::per_lane(len, 1024) + 3 + 8)),
+                gpu(d): Ok(gpu::one_workgroup(
+                    gpu::Shader::Penalty,
+                    "weight_penalty",
+                    gpu::penalty_params(len, l1, l2)?,
+                    gpu::per_lane(len, 1024) + 3 + 8,
+                )),
             }
             WeightPenaltyGrad { len, l1, l2 } => {
                 args: 3,
                 cpu(v, sc): cpu::optim::weight_penalty_grad(T::c(l1), T::c(l2), v.r(0), v.r(1)[0], v.w(2)),
-                gpu(d): gpu::per_element(d, gpu::Shader::Penalty, "weight_penalty_grad", gpu::penalty_params(len, l1, l2)?, len),
+                gpu(d): gpu::per_element(
+                    d, gpu::Shader::Penalty, "weight_penalty_grad", gpu::penalty_params(len, l1, l2)?, len,
+                ),
             }
         }
     };
 }
 pub(crate) use kernel_table;
 
-/// Expands the table into `Kernel::signature` (see program/mod.rs).
+/// Expands the table into `Kernel::signature` and `Kernel::name` (see program/mod.rs).
 macro_rules! signature_match {
     ($($name:ident { $($field:tt)* } => {
         args: $args:expr,
@@ -382,6 +470,13 @@ macro_rules! signature_match {
                         args: $args,
                         writes: $crate::program::table::writes_or_last!($($writes)?),
                     },)*
+                }
+            }
+
+            /// The kernel's name (its variant), for messages.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(super::Kernel::$name { .. } => stringify!($name),)*
                 }
             }
         }

@@ -30,7 +30,7 @@ fn clip_program(clip: GradientClip, trainable: &[BufRef]) -> Program {
     let norm = BufRef { arena: Arena::Accum, offset: 0, len: 1 };
     let steps = opt.clip_steps(trainable, norm);
     Program {
-        steps: steps.into_iter().map(|(kernel, args)| Step { kernel, args }).collect(),
+        steps: steps.into_iter().map(|(kernel, args)| Step::new(kernel, args)).collect(),
         ..Program::default()
     }
 }

@@ -202,3 +202,68 @@ fn device_flags_round_trip_and_reject_nonsense() {
         assert!(e.contains("device") && e.contains(bad), "{e}");
     }
 }
+
+/// A message a user sees holds words, not Rust's Debug output of internal types.
+fn assert_in_words(msg: &str) {
+    assert!(!msg.contains('{') && !msg.contains("Some(") && !msg.contains("None"), "Debug output in: {msg}");
+}
+
+/// Out of device memory in the activations of a layer: the message names the layer, the
+/// value's role, the bytes needed and the limit, and says what to do.
+#[test]
+fn out_of_device_memory_names_the_layer_the_role_and_what_to_do() {
+    let Some(gpu) = crate::common::gpu() else { return };
+    let binding = gpu.info().max_storage_binding;
+    drop(gpu);
+    // [batch, units] activations just over one binding.
+    let batch = 32;
+    let units = (binding / 4 / batch as u64 + 64) as usize;
+    let mut m = Sequential::new(&[1]).add(Dense::new(units, Activation::Linear));
+    let opts = CompileOptions::new(Optimizer::sgd(0.01), Loss::MeanSquaredError, Device::Gpu(None));
+    m.compile(opts).unwrap();
+    let x = Tensor::new(&[batch, 1], vec![1.0; batch]).unwrap();
+    let e = m.predict(&x, batch).unwrap_err();
+    assert!(matches!(e, kiln::Error::OutOfDeviceMemory { .. }), "{e}");
+    let msg = e.to_string();
+    for part in ["layer 'dense'", "activations", &binding.to_string(), "--batch-size", "--device cpu"] {
+        assert!(msg.contains(part), "'{part}' missing from: {msg}");
+    }
+    assert_in_words(&msg);
+}
+
+/// The errors of common mistakes (shapes, sizes, files, flags) are written in words.
+#[test]
+fn user_facing_errors_hold_no_debug_output() {
+    let mut messages = Vec::new();
+    // Data of the wrong width for the model.
+    let mut m = Sequential::new(&[4]).add(Dense::new(3, Activation::Softmax));
+    let opts = CompileOptions::new(Optimizer::sgd(0.01), Loss::SparseCategoricalCrossentropy, Device::Cpu);
+    m.compile(opts).unwrap();
+    let x = Tensor::new(&[2, 5], vec![0.0; 10]).unwrap();
+    let y = Tensor::new(&[2], vec![0.0, 1.0]).unwrap();
+    messages.push(m.fit(&x, &y, &FitOptions { epochs: 1, verbose: 0, ..Default::default() }).unwrap_err());
+    // A label out of range, a model file with an unknown layer and one with a bad key.
+    let y_bad = Tensor::new(&[2], vec![0.0, 7.0]).unwrap();
+    let x_ok = Tensor::new(&[2, 4], vec![0.0; 8]).unwrap();
+    messages
+        .push(m.fit(&x_ok, &y_bad, &FitOptions { epochs: 1, verbose: 0, ..Default::default() }).unwrap_err());
+    let bad_layer =
+        temp_file("unknown.toml", b"input_shape = [4]\n[[layers]]\ntype = \"Denser\"\nunits = 3\n");
+    messages.push(kiln::model::spec::load_model_file(&bad_layer).unwrap_err());
+    let bad_key = temp_file("badkey.toml", b"input_shape = [4]\n[[layers]]\ntype = \"Dense\"\nunitz = 3\n");
+    messages.push(kiln::model::spec::load_model_file(&bad_key).unwrap_err());
+    // A model too large for the CPU's 32-bit GPU indices is still an error in words on the GPU.
+    if let Some(gpu) = crate::common::gpu() {
+        let limit = gpu.info().max_buffer_size;
+        drop(gpu);
+        let units = (limit / 4 / 784 + 1) as usize;
+        let mut big = Sequential::new(&[784]).add(Dense::new(units, Activation::Softmax));
+        let opts =
+            CompileOptions::new(Optimizer::sgd(0.01), Loss::SparseCategoricalCrossentropy, Device::Gpu(None));
+        messages.push(big.compile(opts).unwrap_err());
+    }
+    for e in &messages {
+        assert_in_words(&e.to_string());
+    }
+    assert!(messages.len() >= 4);
+}

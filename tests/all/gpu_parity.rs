@@ -42,7 +42,7 @@ impl Builder {
     }
 
     pub(crate) fn step(&mut self, kernel: Kernel, args: &[BufRef]) {
-        self.program.steps.push(Step { kernel, args: args.to_vec() });
+        self.program.steps.push(Step::new(kernel, args.to_vec()));
     }
 
     /// Step with `inputs` and a fresh output of `out_len` elements.
@@ -360,7 +360,7 @@ fn check_optimizer(kernel: Kernel, slots: usize) {
         // SGD without momentum: the velocity slot is absent (empty slice).
         args.push(BufRef { arena: Arena::Slot(0), offset: 0, len: 0 });
     }
-    let program = Program { steps: vec![Step { kernel, args }], ..Program::default() };
+    let program = Program { steps: vec![Step::new(kernel, args)], ..Program::default() };
     let mut r = rng(6);
     let params = uniform(&mut r, len, -1.0, 1.0);
     let mut ids = Vec::new();

@@ -12,6 +12,7 @@ mod data;
 mod errors;
 mod gpu_parity;
 mod gradcheck;
+mod image_size;
 mod images;
 mod llvmpipe;
 mod losses;

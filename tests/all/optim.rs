@@ -102,7 +102,7 @@ pub(crate) fn run_tail_f64(opt: Optimizer, p0: &[f64], grads: &[Vec<f64>]) -> Ve
     let layout = ResidentLayout { params_len: align(n), slots: opt.slots(), accum_len: ALIGN_ELEMS };
     let param = BufRef { arena: Arena::Params, offset: 0, len: n };
     let norm = BufRef { arena: Arena::Accum, offset: 0, len: 1 };
-    let steps = opt.steps(&[param], norm).into_iter().map(|(kernel, args)| Step { kernel, args }).collect();
+    let steps = opt.steps(&[param], norm).into_iter().map(|(kernel, args)| Step::new(kernel, args)).collect();
     let program = Program { steps, ..Program::default() };
     validate(&program, &layout).unwrap();
     let mut arenas = Arenas::<f64>::new(&layout, 0);

@@ -46,7 +46,7 @@ fn update_kernels_match_cpu_over_three_steps() {
     for opt in optimizers() {
         let layout = ResidentLayout { params_len: len, slots: opt.slots(), accum_len: ALIGN_ELEMS };
         let steps =
-            opt.steps(&trainable, norm).into_iter().map(|(kernel, args)| Step { kernel, args }).collect();
+            opt.steps(&trainable, norm).into_iter().map(|(kernel, args)| Step::new(kernel, args)).collect();
         let program = Program { steps, ..Program::default() };
         let mut ids = Vec::new();
         for backend in [&mut c as &mut dyn Backend, &mut g as &mut dyn Backend] {

@@ -98,15 +98,15 @@ pub fn validate(program: &Program, layout: &ResidentLayout) -> Result<()> {
         Arena::Accum => layout.accum_len,
         Arena::Work => program.work_len,
     };
-    let bug =
-        |i: usize, s: &Step, m: String| Error::invalid("program", format!("step {i} ({:?}): {m}", s.kernel));
+    let bug = |i: usize, s: &Step, m: String| Error::invalid("program", format!("{}: {m}", s.describe(i)));
     for (i, s) in program.steps.iter().enumerate() {
         if s.args.len() != arg_count(&s.kernel) {
             return Err(bug(i, s, format!("{} args, expected {}", s.args.len(), arg_count(&s.kernel))));
         }
         for b in &s.args {
             if b.offset + b.len > arena_len(b.arena) {
-                return Err(bug(i, s, format!("{b:?} outside its arena of {}", arena_len(b.arena))));
+                let at = format!("{}[{}..{}]", b.arena.name(), b.offset, b.offset + b.len);
+                return Err(bug(i, s, format!("{at} is outside its arena of {}", arena_len(b.arena))));
             }
         }
         for w in written_args(&s.kernel, s.args.len()) {
@@ -226,7 +226,7 @@ fn check_range(arena: Arena, offset: usize, len: usize, have: usize) -> Result<(
     if offset + len > have {
         return Err(Error::invalid(
             "arena access",
-            format!("{arena:?}[{offset}..{}] is outside its {have} elements", offset + len),
+            format!("{}[{offset}..{}] is outside its {have} elements", arena.name(), offset + len),
         ));
     }
     Ok(())

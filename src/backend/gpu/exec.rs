@@ -12,7 +12,7 @@ use super::params::PARAMS_BYTES;
 use super::splitk;
 use super::timer::PassTimer;
 use crate::error::{Error, Result};
-use crate::program::{Arena, BufRef, Kernel, Program, ResidentLayout, StepScalars, align};
+use crate::program::{Arena, BufRef, Program, ResidentLayout, Step, StepScalars, align};
 
 /// Usage of every arena buffer: bound as storage, written by the queue, read back by copies.
 const ARENA_USAGE: wgpu::BufferUsages =
@@ -149,13 +149,14 @@ pub(crate) enum StepLaunch {
 /// 657 ms split).
 pub(crate) fn step_launch(
     ctx: &Context,
-    kernel: &Kernel,
+    step: &Step,
     index: usize,
     matmul: MatmulKernel,
     vec4: bool,
 ) -> Result<StepLaunch> {
+    let kernel = &step.kernel;
     let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
-    let in_step = |e: Error| Error::invalid("program", format!("step {index} ({kernel:?}): {e}"));
+    let in_step = |e: Error| Error::invalid("program", format!("{}: {e}", step.describe(index)));
     let launch_with = |vec4| kernels::launch(kernel, &Target { max_groups, matmul, vec4 }).map_err(in_step);
     let llvmpipe = ctx.summary.name.contains("llvmpipe");
     let limit = LLVMPIPE_LOOP_LIMIT;
@@ -181,7 +182,7 @@ pub(crate) fn step_launch(
     }
     if llvmpipe && loops > limit {
         return Err(Error::Gpu {
-            context: format!("compiling step {index} ({kernel:?})"),
+            context: format!("compiling {}", step.describe(index)),
             message: format!(
                 "this kernel would loop up to {loops} times per invocation; llvmpipe (lavapipe) \
                  silently stops after {limit}, so its result would be wrong. Use --device cpu, \
@@ -204,10 +205,15 @@ pub(crate) struct Compiled {
     bind_groups: std::result::Result<Vec<wgpu::BindGroup>, String>,
 }
 
-/// Name of a step's arg for error messages.
+/// A step's arg in words, for error messages: what the step computes when the arg is its
+/// output, else which arg of the step it is and where it lives.
 fn arg_name(program: &Program, i: usize, j: usize, b: &BufRef) -> String {
-    let kernel = program.steps.get(i).map(|s| s.kernel);
-    format!("step {i} ({kernel:?}) arg {j}: {:?}[{}..{}]", b.arena, b.offset, b.offset + b.len)
+    let Some(step) = program.steps.get(i) else { return format!("step {i} arg {j}") };
+    if step.kernel.signature().written(step.args.len()).contains(&j) {
+        step.describe(i)
+    } else {
+        format!("arg {j} ({} elements of the {} arena) of {}", b.len, b.arena.name(), step.describe(i))
+    }
 }
 
 /// Check every slice binding against the device's storage-binding limit and alignment.
@@ -256,12 +262,12 @@ impl Compiled {
         crate::backend::cpu::validate(program, &resident.layout)?;
         check_bindings(ctx, program)?;
         let work_bytes = arena_bytes(program.work_len);
-        check_buffer(ctx, "Work arena", work_bytes)?;
+        check_buffer(ctx, "the Work arena (the activations, patches and gradients of one step)", work_bytes)?;
         let mut params = vec![0u8; (PARAMS_STRIDE as usize) * program.steps.len().max(1)];
         let mut steps = Vec::new();
         let mut scratch_len = 0;
         for (index, step) in program.steps.iter().enumerate() {
-            let launch = match step_launch(ctx, &step.kernel, index, matmul, vec4)? {
+            let launch = match step_launch(ctx, step, index, matmul, vec4)? {
                 StepLaunch::Single(launch) => launch,
                 StepLaunch::Split(sk) => {
                     let at = index * PARAMS_STRIDE as usize;
@@ -369,7 +375,7 @@ impl Compiled {
                 binding: SCALARS_BINDING,
                 resource: shared.scalars.as_entire_binding(),
             });
-            let context = format!("binding step {} ({:?})", s.index, self.program.steps[s.index].kernel);
+            let context = format!("binding {}", self.program.steps[s.index].describe(s.index));
             groups.push(ctx.scoped(&context, || {
                 ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("kiln step"),

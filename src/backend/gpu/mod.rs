@@ -94,13 +94,12 @@ impl GpuBackend {
         let cache = self.dev.cache.lock().unwrap_or_else(|e| e.into_inner());
         let mut missing = 0;
         for (index, step) in program.steps.iter().enumerate() {
-            missing +=
-                match exec::step_launch(&self.dev.ctx, &step.kernel, index, self.matmul, self.matmul_vec4)? {
-                    exec::StepLaunch::Split(sk) => {
-                        usize::from(!cache.contains(&sk.partial)) + usize::from(!cache.contains(&sk.reduce))
-                    }
-                    exec::StepLaunch::Single(l) => usize::from(l.groups.is_some() && !cache.contains(&l)),
-                };
+            missing += match exec::step_launch(&self.dev.ctx, step, index, self.matmul, self.matmul_vec4)? {
+                exec::StepLaunch::Split(sk) => {
+                    usize::from(!cache.contains(&sk.partial)) + usize::from(!cache.contains(&sk.reduce))
+                }
+                exec::StepLaunch::Single(l) => usize::from(l.groups.is_some() && !cache.contains(&l)),
+            };
         }
         Ok(missing)
     }
@@ -160,7 +159,11 @@ impl GpuBackend {
         if arena == Arena::Work || offset + len > have {
             return Err(Error::invalid(
                 "arena access",
-                format!("{arena:?}[{offset}..{}] is outside its {have} resident elements", offset + len),
+                format!(
+                    "{}[{offset}..{}] is outside its {have} resident elements",
+                    arena.name(),
+                    offset + len
+                ),
             ));
         }
         Ok(())
