@@ -183,3 +183,24 @@ fn random_models_train_the_same_on_gpu_and_cpu() {
         assert!(diff < 1e-3, "{what}: weights differ by {diff:e}");
     }
 }
+
+/// Readbacks go through one kept staging buffer that grows: small, larger than its first
+/// size (1 MiB), then small again, each returns exactly the slice asked for.
+#[test]
+fn readbacks_of_growing_and_shrinking_sizes_return_their_slices() {
+    use kiln::backend::Backend;
+    use kiln::program::{Arena, ResidentLayout};
+    let Some(mut g) = common::gpu() else { return };
+    let len = 3 << 20;
+    g.alloc_resident(&ResidentLayout { params_len: len, slots: 0, accum_len: 1 }).unwrap();
+    let data: Vec<f32> = (0..len).map(|i| i as f32).collect();
+    g.write(Arena::Params, 0, &data).unwrap();
+    for (offset, n) in [(5, 3), (64, 300_000), (128, len - 128), (7, 1), (1000, 2 << 20), (0, 17)] {
+        let got = g.read(Arena::Params, offset, n).unwrap();
+        assert_eq!(got.len(), n);
+        assert!(
+            got.iter().enumerate().all(|(i, &v)| v == (offset + i) as f32),
+            "slice at {offset}, {n} elements"
+        );
+    }
+}

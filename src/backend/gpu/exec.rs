@@ -106,7 +106,13 @@ pub(crate) struct Shared {
     pub(crate) dummy: wgpu::Buffer,
     /// Per-run [`kernels::RunScalars`] (binding 5).
     pub(crate) scalars: wgpu::Buffer,
+    /// The readback staging buffer, kept between readbacks and grown to the largest one (a
+    /// power of two of at least [`MIN_STAGING_BYTES`]).
+    staging: std::sync::Mutex<Option<wgpu::Buffer>>,
 }
+
+/// The smallest staging buffer: a per-epoch metrics readback or a predict batch fits.
+const MIN_STAGING_BYTES: u64 = 1 << 20;
 
 impl Shared {
     pub(crate) fn new(ctx: &Context) -> Result<Shared> {
@@ -118,7 +124,37 @@ impl Shared {
                 std::mem::size_of::<kernels::RunScalars>() as u64,
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             )?,
+            staging: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Copy `len` elements at `offset` of `buffer` to the host (waits for the queue), through
+    /// the kept staging buffer.
+    pub(crate) fn read_buffer(
+        &self,
+        ctx: &Context,
+        buffer: &wgpu::Buffer,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<f32>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = 4 * len as u64;
+        let mut kept = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.as_ref().is_none_or(|b| b.size() < bytes) {
+            // Grow to a power of two (fewer reallocations), but never past the device limit.
+            let size =
+                bytes.next_power_of_two().max(MIN_STAGING_BYTES).min(ctx.limits.max_buffer_size).max(bytes);
+            *kept = Some(create_buffer(
+                ctx,
+                "readback staging",
+                size,
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            )?);
+        }
+        let Some(staging) = kept.as_ref() else { return Ok(Vec::new()) };
+        read_through(ctx, staging, buffer, offset, bytes)
     }
 }
 
@@ -448,28 +484,19 @@ impl Compiled {
     }
 }
 
-/// Copy `len` elements at `offset` of `buffer` to the host (waits for the queue).
-pub(crate) fn read_buffer(
+/// Copy `bytes` at element `offset` of `buffer` into `staging` and read them back.
+fn read_through(
     ctx: &Context,
+    staging: &wgpu::Buffer,
     buffer: &wgpu::Buffer,
     offset: usize,
-    len: usize,
+    bytes: u64,
 ) -> Result<Vec<f32>> {
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    let bytes = 4 * len as u64;
-    let staging = create_buffer(
-        ctx,
-        "readback staging",
-        bytes,
-        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-    )?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln readback") });
-    encoder.copy_buffer_to_buffer(buffer, 4 * offset as u64, &staging, 0, bytes);
+    encoder.copy_buffer_to_buffer(buffer, 4 * offset as u64, staging, 0, bytes);
     ctx.scoped("reading back", || ctx.queue.submit([encoder.finish()]))?;
-    let slice = staging.slice(..);
+    let slice = staging.slice(..bytes);
     let (tx, rx) = std::sync::mpsc::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);

@@ -203,7 +203,7 @@ impl Backend for GpuBackend {
     fn read(&mut self, arena: Arena, offset: usize, len: usize) -> Result<Vec<f32>> {
         self.check_range(arena, offset, len)?;
         match self.resident.buffer(arena) {
-            Some(buffer) => exec::read_buffer(&self.dev.ctx, buffer, offset, len),
+            Some(buffer) => self.shared.read_buffer(&self.dev.ctx, buffer, offset, len),
             None => Ok(Vec::new()),
         }
     }
@@ -243,6 +243,6 @@ impl Backend for GpuBackend {
                 ),
             ));
         }
-        exec::read_buffer(&self.dev.ctx, &p.work, buf.offset, buf.len)
+        self.shared.read_buffer(&self.dev.ctx, &p.work, buf.offset, buf.len)
     }
 }
