@@ -29,6 +29,10 @@ pub struct PlanSpec {
     pub tail: Vec<(Kernel, Vec<ArgRef>)>,
     /// Emit one launch per node (no MatMul → BiasAdd → activation fusion).
     pub no_fusion: bool,
+    /// Plan convolutions as implicit GEMMs (`Kernel::Conv2d`, `Conv2dFilterGrad`,
+    /// `Conv2dInputGrad`) instead of im2col / matmul / col2im: no patch matrices in the Work
+    /// arena. For GPUs; the CPU keeps the explicit form (its im2col is cheap and reused).
+    pub implicit_conv: bool,
 }
 
 /// One kernel launch of the planned graph: the node whose value it writes, and the nodes it
@@ -103,11 +107,83 @@ fn fuse(g: &Graph, order: &[NodeId], spec: &PlanSpec, kept: &HashSet<NodeId>) ->
         );
     }
     fuse_relu_max_pool_grad(g, order, &readers, &private_to, &mut absorbed, &mut fused);
+    if spec.implicit_conv {
+        fuse_implicit_conv(g, order, &readers, kept, &private_to, &mut absorbed, &mut fused);
+    }
     unfused(g, order)
         .into_iter()
         .filter(|l| !absorbed.contains(&l.output))
         .map(|l| fused.remove(&l.output).unwrap_or(l))
         .collect()
+}
+
+/// Convolutions as implicit GEMMs: an `Im2Col` whose every reader is a matmul of its patches —
+/// the forward product (plain, or already fused with bias and activation) or the filter
+/// gradient (`trans_a`) — disappears, and those matmuls read the images themselves
+/// (`Conv2d`, `Conv2dFilterGrad`); a `Col2Im` of a private `MatMul { trans_b }` (the patch
+/// gradient dy · wᵀ) becomes one `Conv2dInputGrad`.
+fn fuse_implicit_conv(
+    g: &Graph,
+    order: &[NodeId],
+    readers: &HashMap<NodeId, Vec<NodeId>>,
+    kept: &HashSet<NodeId>,
+    private_to: &dyn Fn(NodeId, NodeId) -> bool,
+    absorbed: &mut HashSet<NodeId>,
+    fused: &mut HashMap<NodeId, Launch>,
+) {
+    for &ic in order {
+        let Op::Im2Col { win } = g.node(ic).op else { continue };
+        let x = g.node(ic).inputs[0];
+        let users = readers.get(&ic).cloned().unwrap_or_default();
+        let reads_patches = |r: NodeId, trans_a: bool| {
+            g.node(r).op == Op::MatMul { trans_a, trans_b: false } && g.node(r).inputs[0] == ic
+        };
+        // Every reader is rewritten, so the patches must be needed by nothing else.
+        if users.is_empty()
+            || kept.contains(&ic)
+            || !users.iter().all(|&r| reads_patches(r, false) || reads_patches(r, true))
+        {
+            continue;
+        }
+        for &r in &users {
+            let filters = g.shape(r)[1];
+            if reads_patches(r, true) {
+                let dy = g.node(r).inputs[1];
+                let kernel = Kernel::Conv2dFilterGrad { win, filters };
+                fused.insert(r, Launch { output: r, kernel, inputs: vec![x, dy] });
+                continue;
+            }
+            let w = g.node(r).inputs[1];
+            // Already fused with its bias and activation (keyed by its last node)?
+            let with_bias = fused.values_mut().find(|l| {
+                matches!(l.kernel, Kernel::MatMulBiasAct { trans_a: false, trans_b: false, .. })
+                    && l.inputs[0] == ic
+            });
+            match with_bias {
+                Some(l) => {
+                    let Kernel::MatMulBiasAct { act, .. } = l.kernel else { continue };
+                    l.kernel = Kernel::Conv2d { win, filters, bias: true, act };
+                    l.inputs = vec![x, w, l.inputs[2]];
+                }
+                None => {
+                    let kernel = Kernel::Conv2d { win, filters, bias: false, act: None };
+                    fused.insert(r, Launch { output: r, kernel, inputs: vec![x, w] });
+                }
+            }
+        }
+        absorbed.insert(ic);
+    }
+    for &c2 in order {
+        let Op::Col2Im { win } = g.node(c2).op else { continue };
+        let mm = g.node(c2).inputs[0];
+        if g.node(mm).op != (Op::MatMul { trans_a: false, trans_b: true }) || !private_to(mm, c2) {
+            continue;
+        }
+        let (dy, w) = (g.node(mm).inputs[0], g.node(mm).inputs[1]);
+        let kernel = Kernel::Conv2dInputGrad { win, filters: g.shape(dy)[1] };
+        fused.insert(c2, Launch { output: c2, kernel, inputs: vec![dy, w] });
+        absorbed.insert(mm);
+    }
 }
 
 /// The backward of relu → max pooling (conv blocks): `UnaryGrad(relu)(y, MaxPoolGrad(y, dy))`,
@@ -270,6 +346,7 @@ fn resolve_views(g: &Graph, spec: &PlanSpec) -> Result<PlanSpec> {
         fixed,
         tail: spec.tail.iter().map(|(k, args)| (*k, args.iter().map(arg).collect())).collect(),
         no_fusion: spec.no_fusion,
+        implicit_conv: spec.implicit_conv,
     })
 }
 

@@ -149,7 +149,9 @@ impl Sequential {
             self.forward(&mut g, batch, fuse, kind == ProgramKind::Train, &updates)?;
         let mut fixed: HashMap<NodeId, BufRef> =
             params.iter().zip(&self.params).map(|(&n, p)| (n, p.buf)).collect();
-        let mut spec = PlanSpec { inputs: vec![x], ..PlanSpec::default() };
+        // GPUs read convolution patches inside the products (no patch matrices in memory).
+        let implicit_conv = c.backend.kind() != crate::backend::DeviceKind::Cpu;
+        let mut spec = PlanSpec { inputs: vec![x], implicit_conv, ..PlanSpec::default() };
         if kind == ProgramKind::Predict {
             spec.outputs.push(("output".into(), out));
             spec.fixed = fixed;

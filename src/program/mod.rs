@@ -309,6 +309,18 @@ pub enum Kernel {
     /// x[n, oy·sh − pt + ky·dh, ox·sw − pl + kx·dw, c], 0 in the padding. A convolution is then
     /// one matmul of cols with the HWIO filter viewed as `[patch_len, filters]`.
     Im2Col { win: Window2d },
+    /// args `[x, w, bias, y]` (without `bias`: `[x, w, y]`): a convolution in one launch,
+    /// reading its patches inside the product (implicit GEMM) instead of materialising them:
+    /// y[pos, f] = act(Σ_q im2col(x)[pos, q] · w[q, f] + bias[f]), x NHWC, w the HWIO filter
+    /// viewed as `[patch_len, filters]`, y `[positions, filters]`. The value of
+    /// `Im2Col` → `MatMul(BiasAct)`, which the planner rewrites into it for GPUs.
+    Conv2d { win: Window2d, filters: usize, bias: bool, act: Option<UnaryOp> },
+    /// args `[x, dy, dw]`: a convolution's filter gradient without patches,
+    /// dw[q, f] = Σ_pos im2col(x)[pos, q] · dy[pos, f]: `Im2Col` → `MatMul { trans_a }`.
+    Conv2dFilterGrad { win: Window2d, filters: usize },
+    /// args `[dy, w, dx]`: a convolution's input gradient without patches, dx =
+    /// col2im(dy · wᵀ): `MatMul { trans_b }` → `Col2Im`.
+    Conv2dInputGrad { win: Window2d, filters: usize },
     /// args `[cols, x]`: the adjoint of `Im2Col` (col2im): every input element is the sum of the
     /// patch entries that read it, gathered in (ky, kx) order — no atomics, so deterministic.
     Col2Im { win: Window2d },

@@ -258,6 +258,25 @@ macro_rules! kernel_table {
                 cpu(v, sc): cpu::conv::col2im(&win, v.r(0), v.w(1)),
                 gpu(d): gpu::window(d, "col2im", win.input_len(), &win, 0, gpu::tap_loops(&win)),
             }
+            // Implicit-GEMM convolutions (`shaders/conv_gemm.wgsl`): the planner's GPU fusions
+            // of im2col with the matmuls that read it, and of col2im with the one it reads.
+            Conv2d { win, filters, bias, act } => {
+                args: 3 + usize::from(bias),
+                cpu(v, sc): cpu::conv_gemm::conv2d(
+                    &win, filters, act, v.r(0), v.r(1), bias.then(|| v.r(2)), v.w(2 + usize::from(bias)),
+                ),
+                gpu(d): gpu::conv2d(d, &win, filters, bias, act),
+            }
+            Conv2dFilterGrad { win, filters } => {
+                args: 3,
+                cpu(v, sc): cpu::conv_gemm::conv2d_filter_grad(&win, filters, v.r(0), v.r(1), v.w(2)),
+                gpu(d): gpu::conv2d_filter_grad(d, &win, filters),
+            }
+            Conv2dInputGrad { win, filters } => {
+                args: 3,
+                cpu(v, sc): cpu::conv_gemm::conv2d_input_grad(&win, filters, v.r(0), v.r(1), v.w(2)),
+                gpu(d): gpu::conv2d_input_grad(d, &win, filters),
+            }
             MaxPool { win } => {
                 args: 2,
                 cpu(v, sc): cpu::conv::max_pool(&win, v.r(0), v.w(1)),

@@ -8,6 +8,7 @@ mod clip;
 mod cnn;
 mod common;
 mod conv;
+mod conv_gemm;
 mod data;
 mod errors;
 mod gpu_parity;

@@ -44,6 +44,7 @@ pub(crate) enum Shader {
     Loss,
     Optimizer,
     Conv,
+    ConvGemm,
     Norm,
     SplitK,
     Clip,
@@ -52,7 +53,7 @@ pub(crate) enum Shader {
 
 impl Shader {
     /// Every shader file.
-    pub(crate) const ALL: [Shader; 12] = [
+    pub(crate) const ALL: [Shader; 13] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Elementwise,
@@ -61,6 +62,7 @@ impl Shader {
         Shader::Loss,
         Shader::Optimizer,
         Shader::Conv,
+        Shader::ConvGemm,
         Shader::Norm,
         Shader::SplitK,
         Shader::Clip,
@@ -78,6 +80,7 @@ impl Shader {
             Shader::Loss => "loss.wgsl",
             Shader::Optimizer => "optimizer.wgsl",
             Shader::Conv => "conv.wgsl",
+            Shader::ConvGemm => "conv_gemm.wgsl",
             Shader::Norm => "norm.wgsl",
             Shader::SplitK => "splitk.wgsl",
             Shader::Clip => "clip.wgsl",
@@ -104,6 +107,7 @@ impl Shader {
             Shader::Loss => with_common!("loss.wgsl"),
             Shader::Optimizer => with_common!("optimizer.wgsl"),
             Shader::Conv => with_common!("conv.wgsl"),
+            Shader::ConvGemm => with_common!("conv_gemm.wgsl"),
             Shader::Norm => with_common!("norm.wgsl"),
             Shader::SplitK => with_common!("splitk.wgsl"),
             Shader::Clip => with_common!("clip.wgsl"),

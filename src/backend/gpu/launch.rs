@@ -7,8 +7,8 @@ pub(crate) use super::params::ElementwiseParams;
 
 use super::kernels::MatmulKernel;
 use super::params::{
-    ClipParams, ConvParams, LossParams, MatmulParams, NormParams, OptimizerParams, PenaltyParams,
-    ReduceParams, ShaderParams, SoftmaxParams,
+    ClipParams, ConvGemmParams, ConvParams, LossParams, MatmulParams, NormParams, OptimizerParams,
+    PenaltyParams, ReduceParams, ShaderParams, SoftmaxParams,
 };
 use crate::error::{Error, Result};
 // Each of a workgroup's 256 threads owns up to 4 of the ROC histogram's buckets.
@@ -404,4 +404,77 @@ pub(crate) fn clip_params(len: usize, accumulate: bool, clip: f32) -> Result<Cli
 /// The `shaders/penalty.wgsl` parameters.
 pub(crate) fn penalty_params(len: usize, l1: f32, l2: f32) -> Result<PenaltyParams> {
     Ok(PenaltyParams { len: u(len)?, l1, l2, ..Default::default() })
+}
+
+/// The `shaders/conv_gemm.wgsl` parameters of window `win` with `filters` outputs and `chunk`
+/// positions per split of the filter gradient.
+pub(crate) fn conv_gemm_params(win: &Window2d, filters: usize, chunk: usize) -> Result<ConvGemmParams> {
+    Ok(ConvGemmParams {
+        batch: u(win.batch)?,
+        height: u(win.height)?,
+        width: u(win.width)?,
+        channels: u(win.channels)?,
+        kh: u(win.kernel.0)?,
+        kw: u(win.kernel.1)?,
+        sh: u(win.stride.0)?,
+        sw: u(win.stride.1)?,
+        dh: u(win.dilation.0)?,
+        dw: u(win.dilation.1)?,
+        pt: u(win.pad.0)?,
+        pl: u(win.pad.1)?,
+        oh: u(win.out.0)?,
+        ow: u(win.out.1)?,
+        filters: u(filters)?,
+        chunk: u(chunk.max(1))?,
+    })
+}
+
+/// The grid of a `conv_gemm.wgsl` kernel: 32×32 outputs per workgroup of its `rows` × `cols`
+/// matrix, `splits` deep; None when the matrix is empty.
+pub(crate) fn gemm_grid(
+    d: &Target,
+    what: &str,
+    rows: usize,
+    cols: usize,
+    splits: usize,
+) -> Result<Option<[u32; 3]>> {
+    if rows == 0 || cols == 0 {
+        return Ok(None);
+    }
+    let [x, y, _] = groups_2d(what, cols.div_ceil(32), rows.div_ceil(32), d.max_groups)?;
+    Ok(Some([x, y, u(splits)?]))
+}
+
+/// `conv2d`: the implicit-GEMM convolution, one loop step per patch column.
+pub(crate) fn conv2d(
+    d: &Target,
+    win: &Window2d,
+    filters: usize,
+    bias: bool,
+    act: Option<UnaryOp>,
+) -> Result<Launch> {
+    let params = conv_gemm_params(win, filters, 1)?;
+    let groups = gemm_grid(d, "the convolution", win.positions(), filters, 1)?;
+    let mut launch = Launch::new(Shader::ConvGemm, "conv2d", &params, groups, win.patch_len() as u64 + 20);
+    launch.constants =
+        vec![("HAS_BIAS", f64::from(u8::from(bias))), ("ACT", f64::from(activation_code(act)))];
+    Ok(launch)
+}
+
+/// `conv2d_filter_grad` in one pass over all positions (a long loop: llvmpipe and GPUs take
+/// the split plan of `splitk::split_conv_filter` instead when there are many positions).
+pub(crate) fn conv2d_filter_grad(d: &Target, win: &Window2d, filters: usize) -> Result<Launch> {
+    let params = conv_gemm_params(win, filters, win.positions())?;
+    let groups = gemm_grid(d, "the filter gradient", win.patch_len(), filters, 1)?;
+    Ok(Launch::new(Shader::ConvGemm, "conv2d_filter_grad", &params, groups, win.positions() as u64 + 20))
+}
+
+/// `conv2d_input_grad`: per input pixel, every tap's window and its filters.
+pub(crate) fn conv2d_input_grad(d: &Target, win: &Window2d, filters: usize) -> Result<Launch> {
+    let params = conv_gemm_params(win, filters, 1)?;
+    let rows = win.batch * win.height * win.width;
+    let groups = gemm_grid(d, "the input gradient", rows, win.channels, 1)?;
+    let (kh, taps) = (win.kernel.0 as u64, (win.kernel.0 * win.kernel.1) as u64);
+    let loops = taps * (filters as u64 + 2) + kh + 24;
+    Ok(Launch::new(Shader::ConvGemm, "conv2d_input_grad", &params, groups, loops))
 }

@@ -118,6 +118,16 @@ shader_params! {
 }
 
 shader_params! {
+    /// `shaders/conv_gemm.wgsl`: the implicit-GEMM convolution over an NHWC window geometry
+    /// with `filters` outputs; `chunk` positions per split of the filter gradient.
+    ConvGemmParams for [ConvGemm] {
+        batch: u32, height: u32, width: u32, channels: u32,
+        kh: u32, kw: u32, sh: u32, sw: u32, dh: u32, dw: u32, pt: u32, pl: u32,
+        oh: u32, ow: u32, filters: u32, chunk: u32,
+    }
+}
+
+shader_params! {
     /// `shaders/norm.wgsl`: batch normalisation over `rows` × `cols` (`len` = rows · cols;
     /// `chunks` of a split reduction).
     NormParams for [Norm] { rows: u32, cols: u32, len: u32, chunks: u32, eps: f32, momentum: f32, _f2: f32, _f3: f32 }
@@ -152,6 +162,7 @@ pub fn params_layouts() -> Vec<(&'static str, &'static str, Vec<FieldLayout>)> {
         entries::<ReduceParams>(),
         entries::<LossParams>(),
         entries::<ConvParams>(),
+        entries::<ConvGemmParams>(),
         entries::<NormParams>(),
         entries::<OptimizerParams>(),
         entries::<ClipParams>(),

@@ -167,12 +167,53 @@ pub(crate) fn split_total(kernel: &Kernel, max_groups: u32) -> Result<Option<Spl
     Ok(Some(SplitK { partial, reduce, scratch_len: chunks, loops }))
 }
 
-/// A reduction split over chunks ([`split_columns`] or [`split_total`]), or None.
-pub(crate) fn split_reduction(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>> {
-    match split_columns(kernel, max_groups)? {
-        Some(split) => Ok(Some(split)),
-        None => split_total(kernel, max_groups),
+/// Positions per split of a convolution's filter gradient.
+const CONV_FILTER_CHUNK: usize = 2048;
+
+/// The split plan of `Conv2dFilterGrad` over many positions: partial gradients per chunk of
+/// [`CONV_FILTER_CHUNK`] positions (`conv2d_filter_partial`, one grid layer per chunk), then
+/// their in-order sum (`conv2d_filter_reduce`). None for other kernels and few positions.
+pub(crate) fn split_conv_filter(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>> {
+    let Kernel::Conv2dFilterGrad { win, filters } = *kernel else { return Ok(None) };
+    let positions = win.positions();
+    if positions < 2 * CONV_FILTER_CHUNK {
+        return Ok(None);
     }
+    let splits = positions.div_ceil(CONV_FILTER_CHUNK);
+    let target =
+        super::launch::Target { max_groups, matmul: super::kernels::MatmulKernel::Direct, vec4: false };
+    let Some(groups) =
+        super::launch::gemm_grid(&target, "the filter gradient", win.patch_len(), filters, splits)?
+    else {
+        return Ok(None);
+    };
+    if splits > max_groups as usize {
+        return Ok(None);
+    }
+    let params = super::launch::conv_gemm_params(&win, filters, CONV_FILTER_CHUNK)?;
+    let loops = CONV_FILTER_CHUNK as u64 + 20;
+    let partial = Launch::new(Shader::ConvGemm, "conv2d_filter_partial", &params, Some(groups), loops);
+    let outputs = win.patch_len() * filters;
+    let reduce = Launch::new(
+        Shader::ConvGemm,
+        "conv2d_filter_reduce",
+        &params,
+        grid(outputs, 256, max_groups)?,
+        splits as u64,
+    );
+    Ok(Some(SplitK { partial, reduce, scratch_len: splits * outputs, loops: loops.max(splits as u64) }))
+}
+
+/// A reduction split over chunks ([`split_columns`], [`split_total`] or
+/// [`split_conv_filter`]), or None.
+pub(crate) fn split_reduction(kernel: &Kernel, max_groups: u32) -> Result<Option<SplitK>> {
+    if let Some(split) = split_columns(kernel, max_groups)? {
+        return Ok(Some(split));
+    }
+    if let Some(split) = split_conv_filter(kernel, max_groups)? {
+        return Ok(Some(split));
+    }
+    split_total(kernel, max_groups)
 }
 
 /// Whether the GPU runs `kernel` split over chunks of rows or elements (for tests and
