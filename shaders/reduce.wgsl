@@ -10,6 +10,8 @@
 //             gets many workgroups: partial[chunk, j] as sum_rows over the chunk (grid x: groups
 //             of 16 columns, y: chunks), then y[j] = Σ_chunk partial[chunk, j] in chunk order (one
 //             thread per column; len = chunks). Chosen by the host (`split_rows`).
+//   sum_slices [parts, y]   y[i] = Σ_j parts[j·cols + i] over j < rows, in order: the partial
+//             results of a step run in batch chunks (src/backend/gpu/chunk.rs); len = |y|.
 //   sum_all   [x, y]   y[0] = scale · Σ_i x[i]; x: [len]                (Kernel::SumAll)
 //             ONE workgroup of 256 threads: thread t sums x[t], x[t+256], … in order, then a
 //             shared-memory tree (128, 64, …, 1) combines the 256 partial sums.
@@ -95,4 +97,18 @@ fn sum_all(@builtin(local_invocation_id) lid: vec3<u32>) {
     if (t == 0u) {
         y[0] = total * p.scale;
     }
+}
+
+@compute @workgroup_size(256)
+fn sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i >= p.len) {
+        return;
+    }
+    var s = 0.0;
+    for (var j = 0u; j < p.rows; j++) {
+        s += x[j * p.cols + i];
+    }
+    y[i] = s;
 }

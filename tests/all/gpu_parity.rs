@@ -14,7 +14,7 @@ use crate::common::{gpu, rng, uniform};
 #[derive(Default)]
 pub(crate) struct Builder {
     pub(crate) program: Program,
-    data: Vec<Vec<f32>>,
+    pub(crate) data: Vec<Vec<f32>>,
 }
 
 impl Builder {

@@ -3,6 +3,7 @@ mod auc;
 mod bench;
 mod callbacks;
 mod checkpoint;
+mod chunks;
 mod cli_loss;
 mod clip;
 mod cnn;

@@ -4,13 +4,14 @@
 use std::num::NonZeroU64;
 
 use super::context::Context;
+use super::kernels::Shader;
 use super::kernels::{
     self, MAX_ARGS, MatmulKernel, PARAMS_BINDING, PARAMS_STRIDE, PipelineCache, SCALARS_BINDING, arg_binding,
 };
-use super::launch::{LLVMPIPE_LOOP_LIMIT, Target};
-use super::params::PARAMS_BYTES;
-use super::splitk;
+use super::launch::{self, LLVMPIPE_LOOP_LIMIT, Target};
+use super::params::{PARAMS_BYTES, ReduceParams};
 use super::timer::PassTimer;
+use super::{chunk, splitk};
 use crate::error::{Error, Result};
 use crate::program::{Arena, BufRef, Program, ResidentLayout, Step, StepScalars, align};
 
@@ -158,10 +159,22 @@ impl Shared {
     }
 }
 
-/// One step ready to dispatch.
+/// Where one arg of a dispatch lives.
+#[derive(Debug, Clone, Copy)]
+enum Bind {
+    /// A slice of an arena.
+    Arena(BufRef),
+    /// Elements of the program's chunk-output buffer (see `chunk.rs`).
+    ChunkOut { offset: usize, len: usize },
+}
+
+/// One dispatch (a step, or one chunk of a step) ready to run.
 struct CompiledStep {
-    /// Index into `Program::steps` (its parameters sit at index · 256 of the uniform buffer).
+    /// Index into `Program::steps` of the step it belongs to (for messages).
     index: usize,
+    /// Its parameters sit at slot · 256 of the uniform buffer.
+    slot: usize,
+    args: Vec<Bind>,
     pipeline: wgpu::ComputePipeline,
     groups: [u32; 3],
     /// A second dispatch with the same bindings (a split kernel's in-order sum of its partials).
@@ -235,6 +248,8 @@ pub(crate) struct Compiled {
     pub(crate) work: wgpu::Buffer,
     /// Split-K partial products (shared by the program's split matmuls, which run in order).
     scratch: Option<wgpu::Buffer>,
+    /// Per-chunk partial results of the steps run in batch chunks that sum over the batch.
+    chunk_out: Option<wgpu::Buffer>,
     params: wgpu::Buffer,
     steps: Vec<CompiledStep>,
     /// One per entry of `steps`; `Err` when the resident arenas no longer fit the program.
@@ -252,34 +267,82 @@ fn arg_name(program: &Program, i: usize, j: usize, b: &BufRef) -> String {
     }
 }
 
-/// Check every slice binding against the device's storage-binding limit and alignment.
-fn check_bindings(ctx: &Context, program: &Program) -> Result<()> {
+/// The first arg of step `i` larger than one storage binding, as an out-of-device-memory
+/// error; and an error for a slice that breaks the device's offset alignment.
+fn check_bindings(ctx: &Context, program: &Program, i: usize) -> Result<()> {
     let align = u64::from(ctx.limits.min_storage_buffer_offset_alignment);
-    for (i, step) in program.steps.iter().enumerate() {
-        for (j, b) in step.args.iter().enumerate() {
-            let bytes = 4 * b.len as u64;
-            if bytes > ctx.limits.max_storage_buffer_binding_size {
-                return Err(Error::OutOfDeviceMemory {
-                    buffer: arg_name(program, i, j, b),
-                    needed: bytes,
-                    limit_name: "max_storage_buffer_binding_size",
-                    limit: ctx.limits.max_storage_buffer_binding_size,
-                });
-            }
-            if b.len > 0 && !(4 * b.offset as u64).is_multiple_of(align) {
-                return Err(Error::invalid(
-                    "program",
-                    format!(
-                        "{} starts at byte {}, not a multiple of the device's storage offset \
-                         alignment {align}",
-                        arg_name(program, i, j, b),
-                        4 * b.offset
-                    ),
-                ));
-            }
+    let step = &program.steps[i];
+    for (j, b) in step.args.iter().enumerate() {
+        let bytes = 4 * b.len as u64;
+        if bytes > ctx.limits.max_storage_buffer_binding_size {
+            return Err(Error::OutOfDeviceMemory {
+                buffer: arg_name(program, i, j, b),
+                needed: bytes,
+                limit_name: "max_storage_buffer_binding_size",
+                limit: ctx.limits.max_storage_buffer_binding_size,
+            });
+        }
+        if b.len > 0 && !(4 * b.offset as u64).is_multiple_of(align) {
+            return Err(Error::invalid(
+                "program",
+                format!(
+                    "{} starts at byte {}, not a multiple of the device's storage offset alignment {align}",
+                    arg_name(program, i, j, b),
+                    4 * b.offset
+                ),
+            ));
         }
     }
     Ok(())
+}
+
+/// The dispatches being built for a program: their steps, parameters and buffer sizes.
+struct Dispatches<'a> {
+    ctx: &'a Context,
+    cache: &'a mut PipelineCache,
+    matmul: MatmulKernel,
+    vec4: bool,
+    steps: Vec<CompiledStep>,
+    params: Vec<u8>,
+    scratch_len: usize,
+}
+
+impl Dispatches<'_> {
+    /// Add the dispatch(es) of `step` (step `index` of the program, or a chunk of it) bound to
+    /// `args`.
+    fn add(&mut self, step: &Step, index: usize, args: Vec<Bind>) -> Result<()> {
+        let launch = step_launch(self.ctx, step, index, self.matmul, self.vec4)?;
+        let (first, then, scratch) = match launch {
+            StepLaunch::Single(launch) => (launch, None, None),
+            StepLaunch::Split(sk) => {
+                let Some(reduce_groups) = sk.reduce.groups else { return Ok(()) };
+                let reduce = self.cache.pipeline(self.ctx, &sk.reduce)?;
+                self.scratch_len = self.scratch_len.max(sk.scratch_len);
+                (sk.partial, Some((reduce, reduce_groups)), Some(sk.scratch_len))
+            }
+        };
+        let Some(groups) = first.groups else { return Ok(()) };
+        self.add_launch(&first, index, args, then, scratch, groups)
+    }
+
+    fn add_launch(
+        &mut self,
+        launch: &kernels::Launch,
+        index: usize,
+        args: Vec<Bind>,
+        then: Option<(wgpu::ComputePipeline, [u32; 3])>,
+        scratch: Option<usize>,
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let pipeline = self.cache.pipeline(self.ctx, launch)?;
+        let slot = self.steps.len();
+        let bytes = bytemuck::bytes_of(&launch.params);
+        self.params.resize((slot + 1) * PARAMS_STRIDE as usize, 0);
+        let at = slot * PARAMS_STRIDE as usize;
+        self.params[at..at + bytes.len()].copy_from_slice(bytes);
+        self.steps.push(CompiledStep { index, slot, args, pipeline, groups, then, scratch });
+        Ok(())
+    }
 }
 
 impl Compiled {
@@ -294,43 +357,69 @@ impl Compiled {
         program: &Program,
         matmul: MatmulKernel,
         vec4: bool,
+        binding_limit: Option<u64>,
     ) -> Result<Compiled> {
         crate::backend::cpu::validate(program, &resident.layout)?;
-        check_bindings(ctx, program)?;
         let work_bytes = arena_bytes(program.work_len);
         check_buffer(ctx, "the Work arena (the activations, patches and gradients of one step)", work_bytes)?;
-        let mut params = vec![0u8; (PARAMS_STRIDE as usize) * program.steps.len().max(1)];
-        let mut steps = Vec::new();
-        let mut scratch_len = 0;
+        let mut d =
+            Dispatches { ctx, cache, matmul, vec4, steps: Vec::new(), params: Vec::new(), scratch_len: 0 };
+        let device_binding = ctx.limits.max_storage_buffer_binding_size;
+        let max_binding = binding_limit.map_or(device_binding, |b| b.min(device_binding));
+        let align_elems = (ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+        let mut chunk_out_len = 0;
         for (index, step) in program.steps.iter().enumerate() {
-            let launch = match step_launch(ctx, step, index, matmul, vec4)? {
-                StepLaunch::Single(launch) => launch,
-                StepLaunch::Split(sk) => {
-                    let at = index * PARAMS_STRIDE as usize;
-                    let bytes = bytemuck::bytes_of(&sk.partial.params);
-                    params[at..at + bytes.len()].copy_from_slice(bytes);
-                    let (Some(groups), Some(reduce_groups)) = (sk.partial.groups, sk.reduce.groups) else {
-                        continue;
-                    };
-                    let pipeline = cache.pipeline(ctx, &sk.partial)?;
-                    let reduce = cache.pipeline(ctx, &sk.reduce)?;
-                    scratch_len = scratch_len.max(sk.scratch_len);
-                    let then = Some((reduce, reduce_groups));
-                    steps.push(CompiledStep { index, pipeline, groups, then, scratch: Some(sk.scratch_len) });
-                    continue;
-                }
+            let too_large = step.args.iter().any(|b| 4 * b.len as u64 > max_binding);
+            let plan = if too_large { chunk::plan(step, max_binding, align_elems) } else { None };
+            let Some(plan) = plan else {
+                check_bindings(ctx, program, index)?;
+                d.add(step, index, step.args.iter().map(|&b| Bind::Arena(b)).collect())?;
+                continue;
             };
-            let at = index * PARAMS_STRIDE as usize;
-            let bytes = bytemuck::bytes_of(&launch.params);
-            params[at..at + bytes.len()].copy_from_slice(bytes);
-            if let Some(groups) = launch.groups {
-                let pipeline = cache.pipeline(ctx, &launch)?;
-                steps.push(CompiledStep { index, pipeline, groups, then: None, scratch: None });
+            let chunks = plan.chunks.len();
+            for c in &plan.chunks {
+                let mut args: Vec<Bind> = c.step.args.iter().map(|&b| Bind::Arena(b)).collect();
+                if let (Some(j), Some(last)) = (c.out_slot, args.last_mut()) {
+                    *last = Bind::ChunkOut { offset: j * plan.slot_len, len: plan.out.len };
+                }
+                d.add(&c.step, index, args)?;
             }
+            if plan.slot_len > 0 {
+                // The partial results in chunk order into the real output.
+                chunk_out_len = chunk_out_len.max(chunks * plan.slot_len);
+                let params = ReduceParams {
+                    rows: launch::u(chunks)?,
+                    cols: launch::u(plan.slot_len)?,
+                    len: launch::u(plan.out.len)?,
+                    ..Default::default()
+                };
+                let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
+                let groups = launch::grid(plan.out.len, 256, max_groups)?;
+                let sum = kernels::Launch::new(Shader::Reduce, "sum_slices", &params, groups, chunks as u64);
+                let args =
+                    vec![Bind::ChunkOut { offset: 0, len: chunks * plan.slot_len }, Bind::Arena(plan.out)];
+                if let Some(groups) = groups {
+                    d.add_launch(&sum, index, args, None, None, groups)?;
+                }
+            }
+        }
+        let Dispatches { steps, mut params, scratch_len, .. } = d;
+        if params.is_empty() {
+            params.resize(PARAMS_STRIDE as usize, 0);
         }
         let work = create_buffer(ctx, "Work arena", work_bytes, ARENA_USAGE)?;
         let scratch = if scratch_len > 0 {
             Some(create_buffer(ctx, "split kernels' partial results", arena_bytes(scratch_len), ARENA_USAGE)?)
+        } else {
+            None
+        };
+        let chunk_out = if chunk_out_len > 0 {
+            Some(create_buffer(
+                ctx,
+                "batch chunks' partial results",
+                arena_bytes(chunk_out_len),
+                ARENA_USAGE,
+            )?)
         } else {
             None
         };
@@ -345,6 +434,7 @@ impl Compiled {
             program: program.clone(),
             work,
             scratch,
+            chunk_out,
             params: params_buf,
             steps,
             bind_groups: Err("not bound yet".into()),
@@ -365,17 +455,29 @@ impl Compiled {
         crate::backend::cpu::validate(&self.program, &resident.layout)?;
         let mut groups = Vec::with_capacity(self.steps.len());
         for s in &self.steps {
-            let args = &self.program.steps[s.index].args;
             let mut entries = Vec::with_capacity(MAX_ARGS + 2);
             for j in 0..MAX_ARGS {
-                let binding = match (args.get(j), j, s.scratch, &self.scratch) {
+                let binding = match (s.args.get(j), j, s.scratch, &self.scratch) {
                     // A split kernel's partial results, after its args (at most three).
                     (_, 4, Some(len), Some(buffer)) => wgpu::BufferBinding {
                         buffer,
                         offset: 0,
                         size: NonZeroU64::new(4 * len.max(1) as u64),
                     },
-                    (Some(b), ..) if b.len > 0 => {
+                    (Some(Bind::ChunkOut { offset, len }), ..) => {
+                        let Some(buffer) = &self.chunk_out else {
+                            return Err(Error::invalid(
+                                "program",
+                                "a chunked step has no partial-results buffer",
+                            ));
+                        };
+                        wgpu::BufferBinding {
+                            buffer,
+                            offset: 4 * *offset as u64,
+                            size: NonZeroU64::new(4 * (*len).max(1) as u64),
+                        }
+                    }
+                    (Some(Bind::Arena(b)), ..) if b.len > 0 => {
                         let buffer = match b.arena {
                             Arena::Work => Some(&self.work),
                             a => resident.buffer(a),
@@ -403,7 +505,7 @@ impl Compiled {
                 binding: PARAMS_BINDING,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: &self.params,
-                    offset: s.index as u64 * PARAMS_STRIDE,
+                    offset: s.slot as u64 * PARAMS_STRIDE,
                     size: NonZeroU64::new(PARAMS_BYTES as u64),
                 }),
             });
@@ -426,6 +528,11 @@ impl Compiled {
 
     /// Upload inputs and scalars, record every step into one compute pass, submit once. With a
     /// `timer`, the pass writes its start and end timestamps (read them with the timer).
+    /// Compute dispatches per run (two for a split kernel).
+    pub(crate) fn dispatches(&self) -> usize {
+        self.steps.iter().map(|s| 1 + usize::from(s.then.is_some())).sum()
+    }
+
     pub(crate) fn run(
         &self,
         ctx: &Context,

@@ -8,6 +8,7 @@
 //!   bounds); `params`: the typed per-shader parameter structs.
 //! - `exec`: buffers, compile, run, readback.
 //! - `timer`: optional timestamp queries around a run's pass (benchmarks).
+mod chunk;
 mod context;
 mod exec;
 mod kernels;
@@ -72,6 +73,8 @@ pub struct GpuBackend {
     programs: Vec<Compiled>,
     matmul: MatmulKernel,
     matmul_vec4: bool,
+    /// A binding limit below the adapter's (tests of the chunked path).
+    binding_limit: Option<u64>,
     /// Created by the first `run_timed` (None inside when the device has no timestamps).
     timer: Option<Option<PassTimer>>,
 }
@@ -85,7 +88,16 @@ impl GpuBackend {
         let shared = Shared::new(&dev.ctx)?;
         let resident = Resident::new(&dev.ctx, &ResidentLayout::default())?;
         let matmul = MatmulKernel::for_adapter(dev.ctx.summary.is_software);
-        Ok(GpuBackend { matmul, matmul_vec4: true, dev, shared, resident, programs: Vec::new(), timer: None })
+        Ok(GpuBackend {
+            matmul,
+            matmul_vec4: true,
+            binding_limit: None,
+            dev,
+            shared,
+            resident,
+            programs: Vec::new(),
+            timer: None,
+        })
     }
 
     /// How many of `program`'s kernels would need a pipeline compiled: the cache is shared by
@@ -125,6 +137,19 @@ impl GpuBackend {
     /// [`GpuBackend::matmul_kernel`] (for benchmarks and tests).
     pub fn set_matmul_vec4(&mut self, enabled: bool) {
         self.matmul_vec4 = enabled;
+    }
+
+    /// Compute dispatches per run of compiled program `id` (a step run in batch chunks or split
+    /// counts several); None for an unknown id.
+    pub fn dispatches(&self, id: ProgramId) -> Option<usize> {
+        self.programs.get(id.0).map(|p| p.dispatches())
+    }
+
+    /// The largest storage binding, in bytes, programs compiled from now on may use: steps
+    /// with larger args run in batch chunks (see `chunk.rs`). Default (None): the adapter's
+    /// `max_storage_buffer_binding_size`; a smaller value is for tests of the chunked path.
+    pub fn set_binding_limit(&mut self, bytes: Option<u64>) {
+        self.binding_limit = bytes;
     }
 
     /// Run a compiled program as [`Backend::run`] does and wait until it has finished. Returns
@@ -218,6 +243,7 @@ impl Backend for GpuBackend {
             program,
             self.matmul,
             self.matmul_vec4,
+            self.binding_limit,
         )?;
         self.programs.push(compiled);
         Ok(ProgramId(self.programs.len() - 1))
