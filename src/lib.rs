@@ -2,9 +2,11 @@
 //! GPU that wgpu reaches, with the same numbers. Pipeline: layers → graph of primitive ops →
 //! autodiff → planner → Program → backend (CPU interpreter or WGSL kernels through wgpu).
 pub mod backend;
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod callbacks;
 pub mod checkpoint;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod data;
 pub mod device;
@@ -16,8 +18,10 @@ pub mod metrics;
 pub mod model;
 pub mod nn;
 pub mod optim;
+#[cfg(feature = "cli")]
 pub mod plot;
 pub mod program;
+#[cfg(feature = "cli")]
 pub mod run_dir;
 pub mod tensor;
 

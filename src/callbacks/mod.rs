@@ -5,7 +5,9 @@
 //!
 //! - [`EarlyStopping`], [`ReduceLROnPlateau`], [`ModelCheckpoint`] watch a monitored value
 //!   through a [`Monitor`] (`monitor.rs`);
-//! - [`CsvLogger`], [`TerminateOnNaN`], [`LearningRateScheduler`] (here).
+//! - [`CsvLogger`], [`TerminateOnNaN`], [`LearningRateScheduler`] (here);
+//! - [`ProgbarLogger`] (`progbar.rs`): the progress output, which `fit` adds first when
+//!   `verbose` is 1 or 2 (Keras's default callback); `verbose: 0` prints nothing.
 //!
 //! Callbacks are shared (`Arc<Mutex<…>>`) so the caller keeps a handle and can read a
 //! callback's state after `fit` (e.g. `EarlyStopping::stopped_epoch`):
@@ -18,8 +20,10 @@
 //! ```
 //! Epochs are counted from 0 in the hooks, as in Keras.
 mod monitor;
+mod progbar;
 
 pub use monitor::{EarlyStopping, Mode, ModelCheckpoint, Monitor, ReduceLROnPlateau};
+pub use progbar::ProgbarLogger;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -47,6 +51,12 @@ pub trait Callback: Send {
     /// readback (a device sync on a GPU) after every batch, so it is asked for, not default.
     fn wants_batch_logs(&self) -> bool {
         false
+    }
+    /// Whether the running logs are wanted after batch `batch` in particular (asked before
+    /// each `on_train_batch_end`; default: [`Callback::wants_batch_logs`]). A progress bar
+    /// asks a few times a second.
+    fn wants_logs_after(&mut self, _batch: usize) -> bool {
+        self.wants_batch_logs()
     }
     /// Before training batch `batch` (from 0 within each epoch) runs.
     fn on_train_batch_begin(&mut self, _batch: usize, _model: &mut Sequential) -> Result<()> {

@@ -1,15 +1,13 @@
 //! The training loop (Keras `fit`), `evaluate` and `predict`.
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 
 use super::build::{AccumLayout, label_shape};
 use super::sample_weight::sample_weights;
 use super::{ProgramKind, Sequential};
-use crate::callbacks::{Logs, SharedCallback, lock};
+use crate::callbacks::{Logs, ProgbarLogger, SharedCallback, lock};
 use crate::error::{Error, Result};
 use crate::program::{Arena, StepScalars};
 use crate::tensor::Tensor;
@@ -214,7 +212,6 @@ impl Sequential {
         w: Option<&Tensor>,
         order: &[usize],
         batch_size: usize,
-        bar: Option<&ProgressBar>,
         callbacks: &[SharedCallback],
     ) -> Result<EpochTotals> {
         // Epochs of different kinds never interleave: start every one from zeroed accumulators.
@@ -222,8 +219,7 @@ impl Sequential {
         self.compiled()?.backend.write(Arena::Accum, 0, &vec![0.0; accum_len])?;
         let first_step = self.compiled()?.step + 1;
         let (mut xb, mut yb, mut wb) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut seen, mut last_tick) = (0usize, Instant::now());
-        let batch_logs = callbacks.iter().any(|cb| lock(cb).wants_batch_logs());
+        let mut seen = 0usize;
         for (batch, chunk) in order.chunks(batch_size).enumerate() {
             for cb in callbacks {
                 lock(cb).on_train_batch_begin(batch, self)?;
@@ -244,18 +240,11 @@ impl Sequential {
                 None => c.backend.run(id, &[xs, ys], scalars)?,
             }
             seen += chunk.len();
-            if let Some(bar) = bar {
-                bar.inc(1);
-                // A progress tick: the only readback inside an epoch, a few times a second.
-                if last_tick.elapsed().as_millis() >= 250 {
-                    let t = self.read_totals(kind, seen, first_step)?;
-                    let m: String = t.metrics.iter().map(|(k, v)| format!("{k}: {v:.4} - ")).collect();
-                    bar.set_message(format!("{m}loss: {:.4}", t.loss));
-                    last_tick = Instant::now();
-                }
-            }
             if !callbacks.is_empty() {
-                let logs = match batch_logs {
+                // The running logs are a readback: only when some callback wants them now
+                // (every callback is asked).
+                let wanted = callbacks.iter().fold(false, |w, cb| lock(cb).wants_logs_after(batch) | w);
+                let logs = match wanted {
                     true => self.read_totals(kind, seen, first_step)?.logs(),
                     false => Logs::new(),
                 };
@@ -331,8 +320,13 @@ impl Sequential {
         let mut order: Vec<usize> = (0..n).collect();
         let steps = n.div_ceil(opts.batch_size);
         let mut history = History::default();
-        let tty = std::io::stdout().is_terminal();
-        let callbacks = &opts.callbacks;
+        // Keras's default callback first: the progress output (none at verbose 0).
+        let mut callbacks: Vec<SharedCallback> = Vec::with_capacity(opts.callbacks.len() + 1);
+        if opts.verbose > 0 {
+            callbacks.push(crate::callbacks::shared(ProgbarLogger::new(opts.verbose, opts.epochs, steps)));
+        }
+        callbacks.extend(opts.callbacks.iter().cloned());
+        let callbacks = &callbacks;
         self.clear_stop();
         for cb in callbacks {
             lock(cb).on_train_begin(self)?;
@@ -348,10 +342,6 @@ impl Sequential {
                 order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
                 order.shuffle(&mut self.shuffle_rng);
             }
-            if opts.verbose == 1 {
-                println!("Epoch {}/{}", epoch + 1, opts.epochs);
-            }
-            let bar = (opts.verbose == 1 && tty).then(|| progress_bar(steps));
             let t0 = Instant::now();
             let totals = self.run_epoch(
                 ProgramKind::Train,
@@ -360,7 +350,6 @@ impl Sequential {
                 weights.as_ref(),
                 &order,
                 opts.batch_size,
-                bar.as_ref(),
                 callbacks,
             )?;
             logs = totals.logs();
@@ -377,22 +366,14 @@ impl Sequential {
                 break;
             }
             if let Some((vx, vy, rows, vw)) = &val {
-                let v =
-                    self.run_epoch(ProgramKind::Eval, vx, vy, vw.as_ref(), rows, opts.batch_size, None, &[])?;
+                let v = self.run_epoch(ProgramKind::Eval, vx, vy, vw.as_ref(), rows, opts.batch_size, &[])?;
                 for (k, value) in &v.metrics {
                     logs.insert(format!("val_{k}"), *value);
                 }
                 logs.insert("val_loss".into(), v.loss);
             }
-            let secs = t0.elapsed().as_secs_f64();
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            history.push(&logs, secs);
+            history.push(&logs, t0.elapsed().as_secs_f64());
             self.count_epoch();
-            if opts.verbose >= 1 {
-                print_epoch(&logs, epoch, opts, steps, secs);
-            }
             for cb in callbacks {
                 lock(cb).on_epoch_end(epoch, &logs, self)?;
             }
@@ -423,7 +404,7 @@ impl Sequential {
         }
         self.check_data(x, Some(y))?;
         let order: Vec<usize> = (0..x.rows()).collect();
-        Ok(self.run_epoch(ProgramKind::Eval, x, y, None, &order, batch_size, None, &[])?.logs())
+        Ok(self.run_epoch(ProgramKind::Eval, x, y, None, &order, batch_size, &[])?.logs())
     }
 
     /// [`Sequential::evaluate_metrics`] with Keras's `sample_weight`: the loss is
@@ -444,7 +425,7 @@ impl Sequential {
         let n = x.rows();
         let w = sample_weights(self.compiled()?.loss, outputs, y, (n, n), Some(sample_weight), None)?;
         let order: Vec<usize> = (0..n).collect();
-        Ok(self.run_epoch(ProgramKind::Eval, x, y, w.as_ref(), &order, batch_size, None, &[])?.logs())
+        Ok(self.run_epoch(ProgramKind::Eval, x, y, w.as_ref(), &order, batch_size, &[])?.logs())
     }
 
     /// Model outputs for x ([N, outputs...]; class probabilities for a softmax head).
@@ -469,39 +450,5 @@ impl Sequential {
         }
         let shape: Vec<usize> = std::iter::once(x.rows()).chain(output).collect();
         Tensor::new(&shape, data)
-    }
-}
-
-/// The epoch's progress bar.
-fn progress_bar(steps: usize) -> ProgressBar {
-    let b = ProgressBar::new(steps as u64);
-    if let Ok(style) = ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} - {msg}") {
-        b.set_style(style.progress_chars("━━ "));
-    }
-    b
-}
-
-/// The epoch's line: Keras's progress line (verbose 1) or `Epoch k/n: ...` (verbose 2), with
-/// the metrics in Keras's order (accuracy, loss, val_accuracy, val_loss).
-fn print_epoch(logs: &Logs, epoch: usize, opts: &FitOptions, steps: usize, secs: f64) {
-    let metrics: String = logs.iter().map(|(k, v)| format!(" - {k}: {v:.4}")).collect();
-    let per_step = secs * 1e3 / steps as f64;
-    let prefix = if opts.verbose == 1 {
-        format!("{steps}/{steps} ━━━━━━━━━━━━━━━━━━━━ ")
-    } else {
-        format!("Epoch {}/{}: ", epoch + 1, opts.epochs)
-    };
-    println!("{prefix}{} {}/step{metrics}", human_time(secs), human_time(per_step / 1e3));
-    let _ = std::io::stdout().flush();
-}
-
-/// Keras-style durations: "3s", "12ms", "250us".
-fn human_time(secs: f64) -> String {
-    if secs >= 1.0 {
-        format!("{secs:.0}s")
-    } else if secs >= 1e-3 {
-        format!("{:.0}ms", secs * 1e3)
-    } else {
-        format!("{:.0}us", secs * 1e6)
     }
 }

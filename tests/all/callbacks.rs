@@ -360,3 +360,59 @@ fn batch_hooks_run_per_training_batch_and_can_stop_mid_epoch() {
         assert_eq!(h.history["val_loss"].len(), 1, "validation still ran");
     }
 }
+
+/// Trains the digits MLP for 2 epochs with `KILN_FIT_VERBOSE` (a child of the test below);
+/// with `KILN_FIT_OWN_LOGGER`, at verbose 0 with a `ProgbarLogger` of its own.
+#[test]
+fn fit_output_child() {
+    let Ok(verbose) = std::env::var("KILN_FIT_VERBOSE") else { return };
+    let verbose: u8 = verbose.parse().unwrap();
+    let (x, y) = digits();
+    let mut m = mlp(16, Optimizer::adam(0.01));
+    let mut opts = FitOptions { batch_size: 64, epochs: 2, verbose, ..Default::default() };
+    if std::env::var("KILN_FIT_OWN_LOGGER").is_ok() {
+        let steps = x.rows().div_ceil(64);
+        opts.callbacks.push(kiln::callbacks::shared(kiln::callbacks::ProgbarLogger::new(2, 2, steps)));
+    }
+    m.fit(&x, &y, &opts).unwrap();
+}
+
+/// fit's output is the ProgbarLogger callback: nothing at verbose 0, Keras's lines at 1 and 2
+/// (stdout is not a terminal here, so no bar), and a user's own logger at verbose 0.
+#[test]
+fn fit_prints_through_a_default_progbar_logger_and_nothing_at_verbose_0() {
+    let run = |verbose: &str, own: bool| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "callbacks::fit_output_child", "--nocapture", "--test-threads", "1"])
+            .env("KILN_FIT_VERBOSE", verbose);
+        if own {
+            cmd.env("KILN_FIT_OWN_LOGGER", "1");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        // Only fit's lines (the first may follow the harness's "test … ... " on its line).
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| match l.find("Epoch ") {
+                Some(i) => Some(l[i..].to_string()),
+                None => l.contains("/step").then(|| l.to_string()),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(run("0", false).is_empty(), "{:?}", run("0", false));
+    let one = run("1", false);
+    assert_eq!(one.len(), 4, "{one:?}");
+    assert_eq!(one[0], "Epoch 1/2");
+    assert!(
+        one[1].starts_with("29/29 ━")
+            && one[1].contains("/step - accuracy: ")
+            && one[1].contains(" - loss: "),
+        "{one:?}"
+    );
+    let two = run("2", false);
+    assert_eq!(two.len(), 2, "{two:?}");
+    assert!(two[0].starts_with("Epoch 1/2: ") && two[1].starts_with("Epoch 2/2: "), "{two:?}");
+    let own = run("0", true);
+    assert_eq!(own.len(), 2, "{own:?}");
+    assert!(own[1].starts_with("Epoch 2/2: "));
+}
