@@ -264,12 +264,12 @@ impl Sequential {
         self.compiled.as_ref().map(|c| c.backend.as_ref())
     }
 
-    /// Bytes the planner allocated on the device: resident arenas plus every compiled
-    /// program's work arena.
+    /// Bytes the planner allocated on the device: resident arenas plus the Work arena the
+    /// compiled programs share (the largest program's).
     pub fn planned_memory_bytes(&self) -> u64 {
-        self.compiled
-            .as_ref()
-            .map_or(0, |c| c.layout.bytes() + c.programs.values().map(|(_, p)| p.work_bytes()).sum::<u64>())
+        self.compiled.as_ref().map_or(0, |c| {
+            c.layout.bytes() + c.programs.values().map(|(_, p)| p.work_bytes()).max().unwrap_or(0)
+        })
     }
 
     /// The planned program of `kind` for `batch` rows (after compile), for inspection.

@@ -135,3 +135,85 @@ fn a_separate_activation_layer_works_like_a_fused_one() {
     let p = m.predict(&x, 64).unwrap();
     assert!((p.row(0).iter().sum::<f32>() - 1.0).abs() < 1e-5, "softmax output");
 }
+
+/// A model's programs (train, eval, predict, each batch size) share one Work arena, as large
+/// as the largest: the planned memory counts it once, and predictions interleaved with
+/// training and evaluation equal those of a model that only predicts.
+#[test]
+fn programs_share_one_work_arena_and_interleave_correctly() {
+    let (x, y) = digits();
+    for device in crate::common::devices() {
+        let build = || {
+            let mut m = Sequential::new(&[64])
+                .with_seed(3)
+                .add(Dense::new(32, Activation::Relu))
+                .add(Dense::new(10, Activation::Softmax));
+            m.compile(CompileOptions::new(
+                Optimizer::adam(0.01),
+                Loss::SparseCategoricalCrossentropy,
+                device.clone(),
+            ))
+            .unwrap();
+            m
+        };
+        let mut m = build();
+        let resident = m.planned_memory_bytes();
+        let opts = FitOptions {
+            batch_size: 100,
+            epochs: 1,
+            verbose: 0,
+            validation: Validation::Split(0.1),
+            ..Default::default()
+        };
+        m.fit(&x, &y, &opts).unwrap();
+        let p1 = m.predict(&x, 256).unwrap();
+        m.evaluate(&x, &y, 77).unwrap();
+        let p2 = m.predict(&x, 256).unwrap();
+        assert_eq!(p1.data, p2.data, "{device:?}: predictions after another program ran");
+        let kinds = [
+            (kiln::ProgramKind::Train, 100),
+            (kiln::ProgramKind::Eval, 77),
+            (kiln::ProgramKind::Predict, 256),
+        ];
+        let works: Vec<u64> =
+            kinds.iter().map(|&(k, b)| m.planned_program(k, b).unwrap().work_bytes()).collect();
+        let largest = *works.iter().max().unwrap();
+        assert!(m.planned_memory_bytes() >= resident + largest, "{device:?}");
+        assert!(
+            m.planned_memory_bytes() < resident + works.iter().sum::<u64>(),
+            "{device:?}: one arena, not one each"
+        );
+    }
+}
+
+/// The shared Work arena holds the results of the program run last: reading another
+/// program's output is refused, not answered with someone else's numbers.
+#[test]
+fn reading_a_program_whose_work_was_overwritten_is_an_error() {
+    use kiln::backend::Backend;
+    use kiln::program::{Arena, BufRef, Kernel, Program, ResidentLayout, Step, StepScalars};
+    let program = |value: f32| {
+        let out = BufRef { arena: Arena::Work, offset: 0, len: 4 };
+        Program {
+            steps: vec![Step::new(Kernel::Fill { len: 4, value }, vec![out])],
+            work_len: 64,
+            outputs: vec![("y".into(), out)],
+            ..Program::default()
+        }
+    };
+    let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(kiln::backend::cpu::CpuBackend::new())];
+    if let Some(g) = crate::common::gpu() {
+        backends.push(Box::new(g));
+    }
+    for mut b in backends {
+        b.alloc_resident(&ResidentLayout::default()).unwrap();
+        let (a, c) = (b.compile(&program(1.0)).unwrap(), b.compile(&program(2.0)).unwrap());
+        let out = BufRef { arena: Arena::Work, offset: 0, len: 4 };
+        b.run(a, &[], StepScalars::default()).unwrap();
+        assert_eq!(b.read_work(a, out).unwrap(), [1.0; 4]);
+        b.run(c, &[], StepScalars::default()).unwrap();
+        assert_eq!(b.read_work(c, out).unwrap(), [2.0; 4]);
+        let e = b.read_work(a, out).unwrap_err();
+        assert!(e.to_string().contains("another program"), "{}: {e}", b.name());
+    }
+}

@@ -189,13 +189,14 @@ macro_rules! cpu_execute {
 }
 crate::program::table::kernel_table!(cpu_execute);
 
-/// The CPU backend: f32 arenas, one work arena per compiled program.
+/// The CPU backend: f32 arenas; one Work arena shared by every compiled program (as large as
+/// the largest), which holds the results of the program run last.
 pub struct CpuBackend {
     layout: ResidentLayout,
     resident: Arenas<f32>,
     programs: Vec<Program>,
-    /// Work arena of each program, parked here between runs.
-    works: Vec<Vec<f32>>,
+    /// The program run last (whose results the Work arena holds).
+    last_run: Option<ProgramId>,
 }
 
 impl Default for CpuBackend {
@@ -211,7 +212,7 @@ impl CpuBackend {
             layout: ResidentLayout::default(),
             resident: Arenas::default(),
             programs: Vec::new(),
-            works: Vec::new(),
+            last_run: None,
         }
     }
 
@@ -244,7 +245,10 @@ impl Backend for CpuBackend {
 
     fn alloc_resident(&mut self, layout: &ResidentLayout) -> Result<()> {
         self.layout = *layout;
+        // The programs' shared Work arena stays.
+        let work = std::mem::take(&mut self.resident.work);
         self.resident = Arenas::new(layout, 0);
+        self.resident.work = work;
         Ok(())
     }
 
@@ -263,8 +267,22 @@ impl Backend for CpuBackend {
 
     fn compile(&mut self, program: &Program) -> Result<ProgramId> {
         validate(program, &self.layout)?;
+        if program.work_len > self.resident.work.len() {
+            let grow = program.work_len - self.resident.work.len();
+            self.resident.work.try_reserve_exact(grow).map_err(|_| {
+                Error::invalid(
+                    "CPU memory",
+                    format!(
+                        "the Work arena (the activations and gradients of one step) needs {} bytes, which \
+                         could not be allocated; use a smaller batch size (--batch-size)",
+                        4 * program.work_len as u64
+                    ),
+                )
+            })?;
+            self.resident.work.resize(program.work_len, 0.0);
+            self.last_run = None;
+        }
         self.programs.push(program.clone());
-        self.works.push(vec![0.0; program.work_len]);
         Ok(ProgramId(self.programs.len() - 1))
     }
 
@@ -277,23 +295,31 @@ impl Backend for CpuBackend {
                 format!("{} given, {} expected", inputs.len(), program.inputs.len()),
             ));
         }
-        let work = &mut self.works[id.0];
         for ((name, b), data) in program.inputs.iter().zip(inputs) {
             if data.len() != b.len {
                 return Err(Error::shape(format!("input '{name}'"), &[b.len], &[data.len()]));
             }
-            work[b.range()].copy_from_slice(data);
         }
-        std::mem::swap(&mut self.resident.work, work);
+        for ((_, b), data) in program.inputs.iter().zip(inputs) {
+            self.resident.work[b.range()].copy_from_slice(data);
+        }
         execute(&program.steps, &mut self.resident, scalars);
-        std::mem::swap(&mut self.resident.work, &mut self.works[id.0]);
+        self.last_run = Some(id);
         Ok(())
     }
 
     fn read_work(&mut self, id: ProgramId, buf: BufRef) -> Result<Vec<f32>> {
         self.check_id(id)?;
-        let work = &self.works[id.0];
-        check_range(buf.arena, buf.offset, buf.len, work.len())?;
-        Ok(work[buf.range()].to_vec())
+        if buf.arena != Arena::Work {
+            return self.read(buf.arena, buf.offset, buf.len);
+        }
+        if self.last_run != Some(id) {
+            return Err(Error::NotReady(format!(
+                "the Work arena holds another program's results; run program {} again before reading it",
+                id.0
+            )));
+        }
+        check_range(buf.arena, buf.offset, buf.len, self.programs[id.0].work_len)?;
+        Ok(self.resident.work[buf.range()].to_vec())
     }
 }

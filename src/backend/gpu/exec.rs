@@ -16,11 +16,11 @@ use crate::error::{Error, Result};
 use crate::program::{Arena, BufRef, Program, ResidentLayout, Step, StepScalars, align};
 
 /// Usage of every arena buffer: bound as storage, written by the queue, read back by copies.
-const ARENA_USAGE: wgpu::BufferUsages =
+pub(crate) const ARENA_USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
 
 /// Bytes of an arena buffer holding `len` elements (at least one aligned block).
-fn arena_bytes(len: usize) -> u64 {
+pub(crate) fn arena_bytes(len: usize) -> u64 {
     4 * align(len.max(1)) as u64
 }
 
@@ -245,7 +245,6 @@ pub(crate) fn step_launch(
 /// A program compiled for one device.
 pub(crate) struct Compiled {
     pub(crate) program: Program,
-    pub(crate) work: wgpu::Buffer,
     /// Split-K partial products (shared by the program's split matmuls, which run in order).
     scratch: Option<wgpu::Buffer>,
     /// Per-chunk partial results of the steps run in batch chunks that sum over the batch.
@@ -347,13 +346,15 @@ impl Dispatches<'_> {
 
 impl Compiled {
     /// Validate `program` against `resident`, check sizes, create pipelines (cached), the
-    /// work buffer, the per-step parameter buffer and every bind group.
+    /// per-step parameter buffer and every bind group (over `work`, the model's shared Work
+    /// arena, at least `program.work_len` elements).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         ctx: &Context,
         cache: &mut PipelineCache,
         shared: &Shared,
         resident: &Resident,
+        work: &wgpu::Buffer,
         program: &Program,
         matmul: MatmulKernel,
         vec4: bool,
@@ -407,7 +408,6 @@ impl Compiled {
         if params.is_empty() {
             params.resize(PARAMS_STRIDE as usize, 0);
         }
-        let work = create_buffer(ctx, "Work arena", work_bytes, ARENA_USAGE)?;
         let scratch = if scratch_len > 0 {
             Some(create_buffer(ctx, "split kernels' partial results", arena_bytes(scratch_len), ARENA_USAGE)?)
         } else {
@@ -432,24 +432,24 @@ impl Compiled {
         ctx.queue.write_buffer(&params_buf, 0, &params);
         let mut compiled = Compiled {
             program: program.clone(),
-            work,
             scratch,
             chunk_out,
             params: params_buf,
             steps,
             bind_groups: Err("not bound yet".into()),
         };
-        compiled.bind(ctx, cache, shared, resident)?;
+        compiled.bind(ctx, cache, shared, resident, work)?;
         Ok(compiled)
     }
 
-    /// (Re)create the bind groups against the current resident arenas.
+    /// (Re)create the bind groups against the current resident arenas and Work buffer.
     pub(crate) fn bind(
         &mut self,
         ctx: &Context,
         cache: &PipelineCache,
         shared: &Shared,
         resident: &Resident,
+        work: &wgpu::Buffer,
     ) -> Result<()> {
         self.bind_groups = Err("the resident arenas changed and no longer fit".into());
         crate::backend::cpu::validate(&self.program, &resident.layout)?;
@@ -479,7 +479,7 @@ impl Compiled {
                     }
                     (Some(Bind::Arena(b)), ..) if b.len > 0 => {
                         let buffer = match b.arena {
-                            Arena::Work => Some(&self.work),
+                            Arena::Work => Some(work),
                             a => resident.buffer(a),
                         };
                         let Some(buffer) = buffer else {
@@ -537,6 +537,7 @@ impl Compiled {
         &self,
         ctx: &Context,
         shared: &Shared,
+        work: &wgpu::Buffer,
         inputs: &[&[f32]],
         scalars: StepScalars,
         timer: Option<&PassTimer>,
@@ -559,7 +560,7 @@ impl Compiled {
         }
         for ((_, b), data) in program.inputs.iter().zip(inputs) {
             if !data.is_empty() {
-                ctx.queue.write_buffer(&self.work, 4 * b.offset as u64, bytemuck::cast_slice(data));
+                ctx.queue.write_buffer(work, 4 * b.offset as u64, bytemuck::cast_slice(data));
             }
         }
         let run = kernels::RunScalars { lr: scalars.lr, t: scalars.t, pad: [0; 2] };

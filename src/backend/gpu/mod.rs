@@ -75,6 +75,13 @@ pub struct GpuBackend {
     matmul_vec4: bool,
     /// A binding limit below the adapter's (tests of the chunked path).
     binding_limit: Option<u64>,
+    /// The Work arena every program of this backend (model) shares: as large as the largest
+    /// program's, grown (and every program rebound) when a larger one is compiled.
+    work: wgpu::Buffer,
+    /// Elements `work` holds.
+    work_len: usize,
+    /// The program run last: the Work arena holds its results.
+    last_run: Option<ProgramId>,
     /// Created by the first `run_timed` (None inside when the device has no timestamps).
     timer: Option<Option<PassTimer>>,
 }
@@ -88,10 +95,14 @@ impl GpuBackend {
         let shared = Shared::new(&dev.ctx)?;
         let resident = Resident::new(&dev.ctx, &ResidentLayout::default())?;
         let matmul = MatmulKernel::for_adapter(dev.ctx.summary.is_software);
+        let work = exec::create_buffer(&dev.ctx, "Work arena", exec::arena_bytes(0), exec::ARENA_USAGE)?;
         Ok(GpuBackend {
             matmul,
             matmul_vec4: true,
             binding_limit: None,
+            work,
+            work_len: 0,
+            last_run: None,
             dev,
             shared,
             resident,
@@ -166,7 +177,9 @@ impl GpuBackend {
         }
         let timer = self.timer.as_ref().and_then(Option::as_ref);
         let ctx = &self.dev.ctx;
-        self.program(id)?.run(ctx, &self.shared, inputs, scalars, timer)?;
+        self.last_run = None;
+        self.program(id)?.run(ctx, &self.shared, &self.work, inputs, scalars, timer)?;
+        self.last_run = Some(id);
         match timer {
             Some(t) => t.read_seconds(ctx).map(Some),
             None => ctx.wait("waiting for a run").map(|()| None),
@@ -212,7 +225,7 @@ impl Backend for GpuBackend {
         let cache = self.dev.cache.lock().unwrap_or_else(|e| e.into_inner());
         for p in &mut self.programs {
             // A program that no longer fits keeps an error and reports it when run.
-            let _ = p.bind(&self.dev.ctx, &cache, &self.shared, &self.resident);
+            let _ = p.bind(&self.dev.ctx, &cache, &self.shared, &self.resident, &self.work);
         }
         Ok(())
     }
@@ -235,11 +248,24 @@ impl Backend for GpuBackend {
 
     fn compile(&mut self, program: &Program) -> Result<ProgramId> {
         let mut cache = self.dev.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let ctx = &self.dev.ctx;
+        if program.work_len > self.work_len {
+            // One Work arena for all programs: grow it, and bind the earlier programs to it.
+            let bytes = exec::arena_bytes(program.work_len);
+            exec::check_buffer(ctx, "the Work arena (the activations and gradients of one step)", bytes)?;
+            self.work = exec::create_buffer(ctx, "Work arena", bytes, exec::ARENA_USAGE)?;
+            self.work_len = program.work_len;
+            self.last_run = None;
+            for p in &mut self.programs {
+                let _ = p.bind(ctx, &cache, &self.shared, &self.resident, &self.work);
+            }
+        }
         let compiled = Compiled::new(
             &self.dev.ctx,
             &mut cache,
             &self.shared,
             &self.resident,
+            &self.work,
             program,
             self.matmul,
             self.matmul_vec4,
@@ -250,7 +276,10 @@ impl Backend for GpuBackend {
     }
 
     fn run(&mut self, id: ProgramId, inputs: &[&[f32]], scalars: StepScalars) -> Result<()> {
-        self.program(id)?.run(&self.dev.ctx, &self.shared, inputs, scalars, None)
+        self.last_run = None;
+        self.program(id)?.run(&self.dev.ctx, &self.shared, &self.work, inputs, scalars, None)?;
+        self.last_run = Some(id);
+        Ok(())
     }
 
     fn read_work(&mut self, id: ProgramId, buf: BufRef) -> Result<Vec<f32>> {
@@ -258,6 +287,12 @@ impl Backend for GpuBackend {
             return self.read(buf.arena, buf.offset, buf.len);
         }
         let p = self.program(id)?;
+        if self.last_run != Some(id) {
+            return Err(Error::NotReady(format!(
+                "the Work arena holds another program's results; run program {} again before reading it",
+                id.0
+            )));
+        }
         if buf.offset + buf.len > p.program.work_len {
             return Err(Error::invalid(
                 "arena access",
@@ -269,6 +304,6 @@ impl Backend for GpuBackend {
                 ),
             ));
         }
-        self.shared.read_buffer(&self.dev.ctx, &p.work, buf.offset, buf.len)
+        self.shared.read_buffer(&self.dev.ctx, &self.work, buf.offset, buf.len)
     }
 }
