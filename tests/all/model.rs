@@ -151,7 +151,7 @@ fn programs_share_one_work_arena_and_interleave_correctly() {
             m.compile(CompileOptions::new(
                 Optimizer::adam(0.01),
                 Loss::SparseCategoricalCrossentropy,
-                device.clone(),
+                device,
             ))
             .unwrap();
             m
