@@ -41,4 +41,10 @@ pub trait Backend {
     fn run(&mut self, id: ProgramId, inputs: &[&[f32]], scalars: StepScalars) -> Result<()>;
     /// Read a slice of the program's work arena (an output) after `run`.
     fn read_work(&mut self, id: ProgramId, buf: BufRef) -> Result<Vec<f32>>;
+    /// Run `id` (no per-run scalars) and keep a copy of its output `out`: on a GPU the copy
+    /// stays on the device, in the same submit, so a loop of runs (`predict`'s batches) is not
+    /// a device sync per run. [`Backend::take_collected`] reads the copies back.
+    fn run_collect(&mut self, id: ProgramId, inputs: &[&[f32]], out: BufRef) -> Result<()>;
+    /// Every output kept by `run_collect` since the last call, concatenated in run order.
+    fn take_collected(&mut self) -> Result<Vec<f32>>;
 }

@@ -435,19 +435,20 @@ impl Sequential {
         }
         self.check_data(x, None)?;
         let output = self.output_shapes()?.pop().unwrap_or_default();
-        let mut data = Vec::with_capacity(x.rows() * output.iter().product::<usize>());
         let order: Vec<usize> = (0..x.rows()).collect();
         let mut xb = Vec::new();
+        // Each batch's output is kept on the device and read back once at the end (or in
+        // large chunks), not a device sync per batch. Drop whatever an interrupted call left.
+        self.compiled()?.backend.take_collected()?;
         for chunk in order.chunks(batch_size) {
             let id = self.program(ProgramKind::Predict, chunk.len(), false)?;
             let out = self
                 .program_output(ProgramKind::Predict, chunk.len(), "output")
                 .ok_or_else(|| Error::invalid("plan", "the forward program has no output"))?;
             let xs = rows(x, chunk, &mut xb);
-            let c = self.compiled()?;
-            c.backend.run(id, &[xs], StepScalars::default())?;
-            data.extend(c.backend.read_work(id, out)?);
+            self.compiled()?.backend.run_collect(id, &[xs], out)?;
         }
+        let data = self.compiled()?.backend.take_collected()?;
         let shape: Vec<usize> = std::iter::once(x.rows()).chain(output).collect();
         Tensor::new(&shape, data)
     }

@@ -217,3 +217,27 @@ fn reading_a_program_whose_work_was_overwritten_is_an_error() {
         assert!(e.to_string().contains("another program"), "{}: {e}", b.name());
     }
 }
+
+/// predict keeps each batch's output on the device and reads back at the end or when its
+/// 16 MiB collection buffer fills: 4.6 M outputs (more than one buffer), batches of 512 and a
+/// partial one, equal the CPU's and the same rows predicted in two calls.
+#[test]
+fn predict_collects_batches_on_the_device_across_full_buffers() {
+    let Some(_) = crate::common::gpu() else { return };
+    let rows = 4500;
+    let mut r = crate::common::rng(8);
+    let x = Tensor::new(&[rows, 8], crate::common::uniform(&mut r, rows * 8, -1.0, 1.0)).unwrap();
+    let mut outs = Vec::new();
+    for device in [Device::Cpu, Device::Gpu(None)] {
+        let mut m = Sequential::new(&[8]).with_seed(4).add(Dense::new(1024, Activation::Tanh));
+        m.compile(CompileOptions::new(Optimizer::sgd(0.1), Loss::MeanSquaredError, device)).unwrap();
+        let all = m.predict(&x, 512).unwrap();
+        assert_eq!(all.shape, [rows, 1024]);
+        let head = Tensor::new(&[1000, 8], x.data[..8000].to_vec()).unwrap();
+        let tail = Tensor::new(&[rows - 1000, 8], x.data[8000..].to_vec()).unwrap();
+        let parts = [m.predict(&head, 512).unwrap().data, m.predict(&tail, 512).unwrap().data].concat();
+        assert_eq!(all.data, parts, "{device:?}: one call and two calls");
+        outs.push(all.data);
+    }
+    crate::gpu_parity::assert_close("predictions", &outs[1], &outs[0], 1e-5);
+}

@@ -197,6 +197,8 @@ pub struct CpuBackend {
     programs: Vec<Program>,
     /// The program run last (whose results the Work arena holds).
     last_run: Option<ProgramId>,
+    /// Outputs kept by `run_collect`.
+    collected: Vec<f32>,
 }
 
 impl Default for CpuBackend {
@@ -213,6 +215,7 @@ impl CpuBackend {
             resident: Arenas::default(),
             programs: Vec::new(),
             last_run: None,
+            collected: Vec::new(),
         }
     }
 
@@ -321,5 +324,16 @@ impl Backend for CpuBackend {
         }
         check_range(buf.arena, buf.offset, buf.len, self.programs[id.0].work_len)?;
         Ok(self.resident.work[buf.range()].to_vec())
+    }
+
+    fn run_collect(&mut self, id: ProgramId, inputs: &[&[f32]], out: BufRef) -> Result<()> {
+        self.run(id, inputs, StepScalars::default())?;
+        let values = self.read_work(id, out)?;
+        self.collected.extend(values);
+        Ok(())
+    }
+
+    fn take_collected(&mut self) -> Result<Vec<f32>> {
+        Ok(std::mem::take(&mut self.collected))
     }
 }

@@ -533,6 +533,9 @@ impl Compiled {
         self.steps.iter().map(|s| 1 + usize::from(s.then.is_some())).sum()
     }
 
+    /// With `copy` = (slice of Work, destination buffer, byte offset there), the slice is
+    /// copied there after the pass, in the same submit.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
         &self,
         ctx: &Context,
@@ -541,6 +544,7 @@ impl Compiled {
         inputs: &[&[f32]],
         scalars: StepScalars,
         timer: Option<&PassTimer>,
+        copy: Option<(BufRef, &wgpu::Buffer, u64)>,
     ) -> Result<()> {
         let groups = self
             .bind_groups
@@ -585,6 +589,11 @@ impl Compiled {
         }
         if let Some(t) = timer {
             t.resolve(&mut encoder);
+        }
+        if let Some((src, dst, at)) = copy
+            && src.len > 0
+        {
+            encoder.copy_buffer_to_buffer(work, 4 * src.offset as u64, dst, at, 4 * src.len as u64);
         }
         ctx.scoped("running a program", || {
             ctx.queue.submit([encoder.finish()]);

@@ -82,6 +82,10 @@ pub struct GpuBackend {
     work_len: usize,
     /// The program run last: the Work arena holds its results.
     last_run: Option<ProgramId>,
+    /// `run_collect`'s device copies (buffer, capacity in elements, elements used) and the
+    /// ones already read back.
+    collect: Option<(wgpu::Buffer, usize, usize)>,
+    collected: Vec<f32>,
     /// Created by the first `run_timed` (None inside when the device has no timestamps).
     timer: Option<Option<PassTimer>>,
 }
@@ -103,6 +107,8 @@ impl GpuBackend {
             work,
             work_len: 0,
             last_run: None,
+            collect: None,
+            collected: Vec::new(),
             dev,
             shared,
             resident,
@@ -178,7 +184,7 @@ impl GpuBackend {
         let timer = self.timer.as_ref().and_then(Option::as_ref);
         let ctx = &self.dev.ctx;
         self.last_run = None;
-        self.program(id)?.run(ctx, &self.shared, &self.work, inputs, scalars, timer)?;
+        self.program(id)?.run(ctx, &self.shared, &self.work, inputs, scalars, timer, None)?;
         self.last_run = Some(id);
         match timer {
             Some(t) => t.read_seconds(ctx).map(Some),
@@ -277,7 +283,7 @@ impl Backend for GpuBackend {
 
     fn run(&mut self, id: ProgramId, inputs: &[&[f32]], scalars: StepScalars) -> Result<()> {
         self.last_run = None;
-        self.program(id)?.run(&self.dev.ctx, &self.shared, &self.work, inputs, scalars, None)?;
+        self.program(id)?.run(&self.dev.ctx, &self.shared, &self.work, inputs, scalars, None, None)?;
         self.last_run = Some(id);
         Ok(())
     }
@@ -305,5 +311,70 @@ impl Backend for GpuBackend {
             ));
         }
         self.shared.read_buffer(&self.dev.ctx, &self.work, buf.offset, buf.len)
+    }
+
+    fn run_collect(&mut self, id: ProgramId, inputs: &[&[f32]], out: BufRef) -> Result<()> {
+        let p = self.program(id)?;
+        if out.arena != Arena::Work || out.offset + out.len > p.program.work_len {
+            return Err(Error::invalid(
+                "run_collect",
+                "the collected output must be a slice of the program's Work",
+            ));
+        }
+        let used = self.collect.as_ref().map_or(0, |c| c.2);
+        let capacity = self.collect.as_ref().map_or(0, |c| c.1);
+        if used + out.len > capacity {
+            self.flush_collected()?;
+            if out.len > capacity {
+                // Room for many runs' outputs: 16 MiB, or one output, within the device limit.
+                let limit = (self.dev.ctx.limits.max_buffer_size / 4) as usize;
+                let elems = out.len.max(COLLECT_ELEMS.min(limit));
+                let usage = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+                let buffer =
+                    exec::create_buffer(&self.dev.ctx, "collected outputs", 4 * elems as u64, usage)?;
+                self.collect = Some((buffer, elems, 0));
+            }
+        }
+        let Some((buffer, _, used)) = &self.collect else {
+            return Err(Error::invalid("run_collect", "no collection buffer"));
+        };
+        self.last_run = None;
+        let copy = Some((out, buffer, 4 * *used as u64));
+        self.program(id)?.run(
+            &self.dev.ctx,
+            &self.shared,
+            &self.work,
+            inputs,
+            StepScalars::default(),
+            None,
+            copy,
+        )?;
+        self.last_run = Some(id);
+        if let Some(c) = self.collect.as_mut() {
+            c.2 += out.len;
+        }
+        Ok(())
+    }
+
+    fn take_collected(&mut self) -> Result<Vec<f32>> {
+        self.flush_collected()?;
+        Ok(std::mem::take(&mut self.collected))
+    }
+}
+
+/// Elements of the device buffer `run_collect` copies outputs into (16 MiB).
+const COLLECT_ELEMS: usize = 4 << 20;
+
+impl GpuBackend {
+    /// Read the device copies of `run_collect` back (one readback) and empty the buffer.
+    fn flush_collected(&mut self) -> Result<()> {
+        if let Some((buffer, _, used)) = self.collect.as_mut()
+            && *used > 0
+        {
+            let values = self.shared.read_buffer(&self.dev.ctx, buffer, 0, *used)?;
+            self.collected.extend(values);
+            *used = 0;
+        }
+        Ok(())
     }
 }
