@@ -125,6 +125,24 @@ fn store_conv(row: u32, col: u32, m: u32, n: u32, v: vec4<f32>) {
     }
 }
 
+// The element of x at tap offsets (dy, dx) of window origin o (channel 0), or -1 in the padding.
+fn tap_base(o: Origin, dy: i32, dx: i32) -> i32 {
+    let iy = o.iy + dy;
+    let ix = o.ix + dx;
+    if (iy < 0 || ix < 0 || iy >= i32(p.height) || ix >= i32(p.width)) {
+        return -1;
+    }
+    return i32(o.base + (u32(iy) * p.width + u32(ix)) * p.channels);
+}
+
+// x[base + c], or 0 for a tap in the padding (base -1).
+fn x_at(base: i32, c: u32) -> f32 {
+    if (base < 0) {
+        return 0.0;
+    }
+    return arg0[u32(base) + c];
+}
+
 @compute @workgroup_size(8, 8)
 fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>) {
     let m = positions();
@@ -143,14 +161,26 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    let k = patch_len();
-    for (var q = 0u; q < k; q++) {
-        let t = tap(q);
-        let bv = row4(q * n, cols);
-        acc0 += patch_at(o0, t) * bv;
-        acc1 += patch_at(o1, t) * bv;
-        acc2 += patch_at(o2, t) * bv;
-        acc3 += patch_at(o3, t) * bv;
+    // Patch columns q = (ky, kx, c) in order: the taps outside, the channels inside, so each
+    // tap's bounds are tested once per row and its channels are read in sequence.
+    var q = 0u;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let dy = i32(ky * p.dh);
+            let dx = i32(kx * p.dw);
+            let b0 = tap_base(o0, dy, dx);
+            let b1 = tap_base(o1, dy, dx);
+            let b2 = tap_base(o2, dy, dx);
+            let b3 = tap_base(o3, dy, dx);
+            for (var c = 0u; c < p.channels; c++) {
+                let bv = row4(q * n, cols);
+                acc0 += x_at(b0, c) * bv;
+                acc1 += x_at(b1, c) * bv;
+                acc2 += x_at(b2, c) * bv;
+                acc3 += x_at(b3, c) * bv;
+                q++;
+            }
+        }
     }
     store_conv(row, col, m, n, acc0);
     store_conv(row + 1u, col, m, n, acc1);

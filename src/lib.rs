@@ -31,7 +31,7 @@ pub use device::Device;
 pub use error::{Error, Result};
 pub use loss::Loss;
 pub use metrics::Metric;
-pub use model::{CompileOptions, FitOptions, History, ProgramKind, Sequential, Validation};
+pub use model::{CompileOptions, FitOptions, History, ImplicitConv, ProgramKind, Sequential, Validation};
 pub use nn::{
     Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
     GlobalAveragePooling2D, Layer, MaxPooling2D, RandomFlip, Regularizer, Reshape,

@@ -225,6 +225,7 @@ impl Checkpoint {
                 metrics: t.metrics.iter().map(|m| crate::Metric::parse(m)).collect::<Result<_>>()?,
                 device,
                 label_smoothing: t.label_smoothing,
+                implicit_conv: Default::default(),
             },
             // Weights only: a plain SGD (no state) and the loss the output layer implies.
             None => {
@@ -235,6 +236,7 @@ impl Checkpoint {
                     metrics,
                     device,
                     label_smoothing: 0.0,
+                    implicit_conv: Default::default(),
                 }
             }
         })

@@ -29,10 +29,10 @@ pub struct PlanSpec {
     pub tail: Vec<(Kernel, Vec<ArgRef>)>,
     /// Emit one launch per node (no MatMul → BiasAdd → activation fusion).
     pub no_fusion: bool,
-    /// Plan convolutions as implicit GEMMs (`Kernel::Conv2d`, `Conv2dFilterGrad`,
-    /// `Conv2dInputGrad`) instead of im2col / matmul / col2im: no patch matrices in the Work
-    /// arena. For GPUs; the CPU keeps the explicit form (its im2col is cheap and reused).
-    pub implicit_conv: bool,
+    /// Plan convolutions whose patch matrix is larger than this many bytes as implicit GEMMs
+    /// (`Kernel::Conv2d`, `Conv2dFilterGrad`, `Conv2dInputGrad`) instead of im2col / matmul /
+    /// col2im: no patch matrix in the Work arena. None: never (the CPU, whose im2col is cheap).
+    pub implicit_conv_above: Option<u64>,
 }
 
 /// One kernel launch of the planned graph: the node whose value it writes, and the nodes it
@@ -107,8 +107,8 @@ fn fuse(g: &Graph, order: &[NodeId], spec: &PlanSpec, kept: &HashSet<NodeId>) ->
         );
     }
     fuse_relu_max_pool_grad(g, order, &readers, &private_to, &mut absorbed, &mut fused);
-    if spec.implicit_conv {
-        fuse_implicit_conv(g, order, &readers, kept, &private_to, &mut absorbed, &mut fused);
+    if let Some(above) = spec.implicit_conv_above {
+        fuse_implicit_conv(g, order, &readers, kept, &private_to, above, &mut absorbed, &mut fused);
     }
     unfused(g, order)
         .into_iter()
@@ -117,22 +117,29 @@ fn fuse(g: &Graph, order: &[NodeId], spec: &PlanSpec, kept: &HashSet<NodeId>) ->
         .collect()
 }
 
-/// Convolutions as implicit GEMMs: an `Im2Col` whose every reader is a matmul of its patches —
+/// Convolutions as implicit GEMMs (those with patch matrices above `above` bytes): an `Im2Col`
+/// whose every reader is a matmul of its patches —
 /// the forward product (plain, or already fused with bias and activation) or the filter
 /// gradient (`trans_a`) — disappears, and those matmuls read the images themselves
 /// (`Conv2d`, `Conv2dFilterGrad`); a `Col2Im` of a private `MatMul { trans_b }` (the patch
 /// gradient dy · wᵀ) becomes one `Conv2dInputGrad`.
+#[allow(clippy::too_many_arguments)]
 fn fuse_implicit_conv(
     g: &Graph,
     order: &[NodeId],
     readers: &HashMap<NodeId, Vec<NodeId>>,
     kept: &HashSet<NodeId>,
     private_to: &dyn Fn(NodeId, NodeId) -> bool,
+    above: u64,
     absorbed: &mut HashSet<NodeId>,
     fused: &mut HashMap<NodeId, Launch>,
 ) {
+    let large = |win: &crate::program::Window2d| 4 * (win.positions() * win.patch_len()) as u64 > above;
     for &ic in order {
         let Op::Im2Col { win } = g.node(ic).op else { continue };
+        if !large(&win) {
+            continue;
+        }
         let x = g.node(ic).inputs[0];
         let users = readers.get(&ic).cloned().unwrap_or_default();
         let reads_patches = |r: NodeId, trans_a: bool| {
@@ -175,6 +182,9 @@ fn fuse_implicit_conv(
     }
     for &c2 in order {
         let Op::Col2Im { win } = g.node(c2).op else { continue };
+        if !large(&win) {
+            continue;
+        }
         let mm = g.node(c2).inputs[0];
         if g.node(mm).op != (Op::MatMul { trans_a: false, trans_b: true }) || !private_to(mm, c2) {
             continue;
@@ -346,7 +356,7 @@ fn resolve_views(g: &Graph, spec: &PlanSpec) -> Result<PlanSpec> {
         fixed,
         tail: spec.tail.iter().map(|(k, args)| (*k, args.iter().map(arg).collect())).collect(),
         no_fusion: spec.no_fusion,
-        implicit_conv: spec.implicit_conv,
+        implicit_conv_above: spec.implicit_conv_above,
     })
 }
 

@@ -149,9 +149,13 @@ impl Sequential {
             self.forward(&mut g, batch, fuse, kind == ProgramKind::Train, &updates)?;
         let mut fixed: HashMap<NodeId, BufRef> =
             params.iter().zip(&self.params).map(|(&n, p)| (n, p.buf)).collect();
-        // GPUs read convolution patches inside the products (no patch matrices in memory).
-        let implicit_conv = c.backend.kind() != crate::backend::DeviceKind::Cpu;
-        let mut spec = PlanSpec { inputs: vec![x], implicit_conv, ..PlanSpec::default() };
+        // GPUs read large convolution patch matrices inside the products (see ImplicitConv).
+        let implicit_conv_above = match (c.backend.kind(), c.implicit_conv) {
+            (crate::backend::DeviceKind::Cpu, _) | (_, super::ImplicitConv::Never) => None,
+            (_, super::ImplicitConv::Auto) => Some(super::IMPLICIT_CONV_BYTES),
+            (_, super::ImplicitConv::Always) => Some(0),
+        };
+        let mut spec = PlanSpec { inputs: vec![x], implicit_conv_above, ..PlanSpec::default() };
         if kind == ProgramKind::Predict {
             spec.outputs.push(("output".into(), out));
             spec.fixed = fixed;

@@ -50,6 +50,7 @@ pub(crate) struct Compiled {
     pub optimizer: Optimizer,
     pub loss: Loss,
     pub label_smoothing: f32,
+    pub implicit_conv: ImplicitConv,
     pub metrics: Vec<Metric>,
     /// Where the steps accumulate the loss and the metrics.
     pub accum: build::AccumLayout,
@@ -86,7 +87,28 @@ pub struct CompileOptions {
     /// Keras `label_smoothing` of categorical and binary cross-entropy, in [0, 1]: the loss
     /// sees y·(1 − s) + s/k (k classes; 2 for binary). 0 (default) is off.
     pub label_smoothing: f32,
+    /// When a GPU reads convolution patches inside its products instead of materialising them.
+    pub implicit_conv: ImplicitConv,
 }
+
+/// When a GPU runs a convolution as an implicit GEMM (`shaders/conv_gemm.wgsl`: the patches
+/// read inside the product) instead of im2col, a materialised patch matrix and the tiled
+/// matmul. The CPU always materialises (its im2col is cheap and kept for the backward pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImplicitConv {
+    /// Implicit for patch matrices larger than [`IMPLICIT_CONV_BYTES`]. Smaller ones are
+    /// faster materialised on lavapipe (mnist-cnn training 240 against 178 samples/s, `kiln
+    /// bench`); large ones would cost their memory (170 MB for a 224×224 RGB batch of 32).
+    #[default]
+    Auto,
+    /// Every convolution with patches (not 1×1 stride 1).
+    Always,
+    /// None: im2col everywhere.
+    Never,
+}
+
+/// Patch matrices above this size run as implicit GEMMs on GPUs with [`ImplicitConv::Auto`].
+pub const IMPLICIT_CONV_BYTES: u64 = 32 << 20;
 
 impl Sequential {
     /// An empty model taking samples of `input_shape` (without the batch dimension).
@@ -238,6 +260,7 @@ impl Sequential {
             device_reason,
             loss: opts.loss,
             label_smoothing: opts.label_smoothing,
+            implicit_conv: opts.implicit_conv,
             metrics: opts.metrics,
             accum,
             layout,
@@ -350,7 +373,20 @@ fn shuffle_rng(seed: u64) -> ChaCha8Rng {
 impl CompileOptions {
     /// Options with accuracy as the only metric.
     pub fn new(optimizer: Optimizer, loss: Loss, device: Device) -> CompileOptions {
-        CompileOptions { optimizer, loss, metrics: vec![Metric::Accuracy], device, label_smoothing: 0.0 }
+        CompileOptions {
+            optimizer,
+            loss,
+            metrics: vec![Metric::Accuracy],
+            device,
+            label_smoothing: 0.0,
+            implicit_conv: ImplicitConv::Auto,
+        }
+    }
+
+    /// With convolutions planned as `implicit` says (GPUs).
+    pub fn with_implicit_conv(mut self, implicit: ImplicitConv) -> CompileOptions {
+        self.implicit_conv = implicit;
+        self
     }
 
     /// With Keras `label_smoothing` (categorical and binary cross-entropy only).

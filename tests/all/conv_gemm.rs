@@ -72,9 +72,11 @@ fn mnist_cnn(batch: usize) -> (Sequential, Tensor, Tensor) {
     (m, x, y)
 }
 
+/// Compiled with every convolution as an implicit GEMM on GPUs (mnist-cnn's patch matrices
+/// are below the `Auto` size).
 fn compile(m: &mut Sequential, device: Device) {
-    m.compile(CompileOptions::new(Optimizer::adam(0.001), Loss::SparseCategoricalCrossentropy, device))
-        .unwrap();
+    let opts = CompileOptions::new(Optimizer::adam(0.001), Loss::SparseCategoricalCrossentropy, device);
+    m.compile(opts.with_implicit_conv(kiln::ImplicitConv::Always)).unwrap();
 }
 
 /// The GPU plans mnist-cnn's convolutions as implicit GEMMs (no im2col, col2im or patch
@@ -102,6 +104,12 @@ fn the_gpu_plan_has_no_patch_matrices_and_needs_less_memory() {
     // The first layer's patches alone: 128·26·26·9 floats.
     assert!(gw + 4 * 128 * 26 * 26 * 9 <= cw, "gpu work {gw} bytes against cpu {cw}");
     eprintln!("mnist-cnn batch {batch} train Work arena: explicit {cw} bytes, implicit {gw} bytes");
+    // By default (ImplicitConv::Auto) patch matrices this small stay materialised.
+    let (mut auto, _, _) = mnist_cnn(batch);
+    let opts =
+        CompileOptions::new(Optimizer::adam(0.001), Loss::SparseCategoricalCrossentropy, Device::Gpu(None));
+    auto.compile(opts).unwrap();
+    assert_eq!(count(&names(&auto), "Im2Col"), 3);
 }
 
 /// A whole mnist-cnn training step on the GPU (implicit GEMMs) ends with the CPU's weights

@@ -455,7 +455,9 @@ pub(crate) fn conv2d(
 ) -> Result<Launch> {
     let params = conv_gemm_params(win, filters, 1)?;
     let groups = gemm_grid(d, "the convolution", win.positions(), filters, 1)?;
-    let mut launch = Launch::new(Shader::ConvGemm, "conv2d", &params, groups, win.patch_len() as u64 + 20);
+    // The tap loops (kh + kh·kw) and the channel loop (patch_len in all), then the stores.
+    let loops = (win.patch_len() + win.kernel.0 * (win.kernel.1 + 1)) as u64 + 20;
+    let mut launch = Launch::new(Shader::ConvGemm, "conv2d", &params, groups, loops);
     launch.constants =
         vec![("HAS_BIAS", f64::from(u8::from(bias))), ("ACT", f64::from(activation_code(act)))];
     Ok(launch)
