@@ -167,7 +167,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::CountCorrect { .. } => {
             return Err(Error::invalid(
                 ctx,
-                format!("{:?} has no backward rule (no higher-order gradients)", node.op),
+                format!("{} has no backward rule (no higher-order gradients)", node.op.name()),
             ));
         }
     })

@@ -113,6 +113,14 @@ pub enum Op {
     WeightPenaltyGrad { l1: f32, l2: f32 },
 }
 
+impl Op {
+    /// The op's name (its variant), for messages.
+    pub fn name(&self) -> String {
+        let debug = format!("{self:?}");
+        debug.split([' ', '(', '{']).next().unwrap_or_default().to_string()
+    }
+}
+
 /// One node: its op, input nodes, inferred shape and the layer it belongs to (for errors).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -208,7 +216,10 @@ impl Graph {
     fn infer(&self, op: &Op, inputs: &[NodeId], ctx: &str) -> Result<Vec<usize>> {
         let expected = arity(op);
         if inputs.len() != expected {
-            return Err(Error::invalid(ctx, format!("{op:?} takes {expected} inputs, got {}", inputs.len())));
+            return Err(Error::invalid(
+                ctx,
+                format!("{} takes {expected} inputs, got {}", op.name(), inputs.len()),
+            ));
         }
         let s = |i: usize| self.shape(inputs[i]);
         let labels_ok = |sparse: bool, rows: usize, cols: usize, l: &[usize]| -> Result<()> {
@@ -410,7 +421,7 @@ impl Graph {
 }
 
 fn unreachable_shape(op: &Op, ctx: &str) -> Result<Vec<usize>> {
-    Err(Error::invalid(ctx, format!("{op:?} is created with Graph::input/param, not Graph::add")))
+    Err(Error::invalid(ctx, format!("{} is created with Graph::input/param, not Graph::add", op.name())))
 }
 
 /// Number of inputs each op takes.

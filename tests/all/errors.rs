@@ -262,8 +262,19 @@ fn user_facing_errors_hold_no_debug_output() {
             CompileOptions::new(Optimizer::sgd(0.01), Loss::SparseCategoricalCrossentropy, Device::Gpu(None));
         messages.push(big.compile(opts).unwrap_err());
     }
+    // Through the graph API: an op with the wrong number of inputs, and a gradient of a metric.
+    let mut g = kiln::graph::Graph::new();
+    let a = g.input("a", &[2, 2]);
+    messages
+        .push(g.add(kiln::graph::Op::MatMul { trans_a: false, trans_b: false }, &[a], "layer").unwrap_err());
+    let labels = g.input("labels", &[2]);
+    let count = g
+        .add(kiln::graph::Op::CountCorrect { sparse: true, threshold: 0.5 }, &[a, labels], "metric")
+        .unwrap();
+    let seed = g.add(kiln::graph::Op::Fill { shape: vec![1], value: 1.0 }, &[], "seed").unwrap();
+    messages.push(kiln::graph::autodiff::gradients(&mut g, count, seed, &[a]).unwrap_err());
     for e in &messages {
         assert_in_words(&e.to_string());
     }
-    assert!(messages.len() >= 4);
+    assert!(messages.len() >= 6);
 }
