@@ -8,6 +8,7 @@
 //!   bounds); `params`: the typed per-shader parameter structs.
 //! - `exec`: buffers, compile, run, readback.
 //! - `timer`: optional timestamp queries around a run's pass (benchmarks).
+mod buffers;
 mod chunk;
 mod context;
 mod exec;
