@@ -87,14 +87,27 @@ fn tap(q: u32) -> Tap {
     return Tap(i32((t / p.kw) * p.dh), i32((t % p.kw) * p.dw), c);
 }
 
-// patch(x)[pos, q] for the window origin o and tap t: 0 in the padding.
-fn patch_at(o: Origin, t: Tap) -> f32 {
-    let iy = o.iy + t.dy;
-    let ix = o.ix + t.dx;
+// The element of x at tap offsets (dy, dx) of window origin o (channel 0), or -1 in the padding.
+fn tap_base(o: Origin, dy: i32, dx: i32) -> i32 {
+    let iy = o.iy + dy;
+    let ix = o.ix + dx;
     if (iy < 0 || ix < 0 || iy >= i32(p.height) || ix >= i32(p.width)) {
+        return -1;
+    }
+    return i32(o.base + (u32(iy) * p.width + u32(ix)) * p.channels);
+}
+
+// x[base + c], or 0 for a tap in the padding (base -1).
+fn x_at(base: i32, c: u32) -> f32 {
+    if (base < 0) {
         return 0.0;
     }
-    return arg0[o.base + (u32(iy) * p.width + u32(ix)) * p.channels + t.c];
+    return arg0[u32(base) + c];
+}
+
+// patch(x)[pos, q] for the window origin o and tap t: 0 in the padding.
+fn patch_at(o: Origin, t: Tap) -> f32 {
+    return x_at(tap_base(o, t.dy, t.dx), t.c);
 }
 
 // Columns col..col+3 clamped to the last of `n`.
@@ -123,24 +136,6 @@ fn store_conv(row: u32, col: u32, m: u32, n: u32, v: vec4<f32>) {
             }
         }
     }
-}
-
-// The element of x at tap offsets (dy, dx) of window origin o (channel 0), or -1 in the padding.
-fn tap_base(o: Origin, dy: i32, dx: i32) -> i32 {
-    let iy = o.iy + dy;
-    let ix = o.ix + dx;
-    if (iy < 0 || ix < 0 || iy >= i32(p.height) || ix >= i32(p.width)) {
-        return -1;
-    }
-    return i32(o.base + (u32(iy) * p.width + u32(ix)) * p.channels);
-}
-
-// x[base + c], or 0 for a tap in the padding (base -1).
-fn x_at(base: i32, c: u32) -> f32 {
-    if (base < 0) {
-        return 0.0;
-    }
-    return arg0[u32(base) + c];
 }
 
 @compute @workgroup_size(8, 8)

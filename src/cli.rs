@@ -300,7 +300,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         resumed.as_ref().and_then(|r| r.checkpoint.input.as_ref()).map(|i| &i.sample_shape);
     let size = options::image_size(args)?.or_else(|| checkpoint_shape.and_then(|s| options::image_hw(s)));
     let data = load_data_sized(args.data_name(), size)?;
-    if args.image_size.is_some() && !data.source.ends_with("(image folder)") {
+    if args.image_size.is_some() && !data.image_folder {
         return Err(Error::invalid(
             "--image-size",
             format!("applies to image folders; {} is not one", data.source),

@@ -13,6 +13,8 @@ pub struct LoadedData {
     pub test: Option<Dataset>,
     /// Where the data came from, for messages (e.g. "fashion-mnist (/usr/share/...)").
     pub source: String,
+    /// The data is an image folder (the only source an image size applies to).
+    pub image_folder: bool,
 }
 
 impl LoadedData {
@@ -51,8 +53,9 @@ pub fn load_data(name: &str) -> Result<LoadedData> {
 /// [`load_data`], with image-folder images resized to `image_size` (height, width) instead of
 /// the first image's size; other sources ignore it.
 pub fn load_data_sized(name: &str, image_size: Option<(usize, usize)>) -> Result<LoadedData> {
-    let whole = |train, source: String| LoadedData { train, test: None, source };
-    let split = |(train, test), source: String| LoadedData { train, test: Some(test), source };
+    let whole = |train, source: String| LoadedData { train, test: None, source, image_folder: false };
+    let split =
+        |(train, test), source: String| LoadedData { train, test: Some(test), source, image_folder: false };
     if let Some(d) = data::builtin::by_name(name) {
         return Ok(whole(d?, format!("{name} (bundled)")));
     }
@@ -71,7 +74,7 @@ pub fn load_data_sized(name: &str, image_size: Option<(usize, usize)>) -> Result
         }
         let opts = data::ImageOptions { size: image_size, ..Default::default() };
         let images = data::load_image_folder(path, &opts)?;
-        return Ok(whole(images, format!("{name} (image folder)")));
+        return Ok(LoadedData { image_folder: true, ..whole(images, format!("{name} (image folder)")) });
     }
     if name.ends_with(".csv") || name.ends_with(".csv.gz") || path.exists() {
         return Ok(whole(data::csv::load_csv(path, &Default::default())?, name.to_string()));

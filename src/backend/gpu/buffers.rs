@@ -100,7 +100,7 @@ pub(crate) struct Shared {
     pub(crate) scalars: wgpu::Buffer,
     /// The readback staging buffer, kept between readbacks and grown to the largest one (a
     /// power of two of at least [`MIN_STAGING_BYTES`]).
-    staging: std::sync::Mutex<Option<wgpu::Buffer>>,
+    staging: Option<wgpu::Buffer>,
 }
 
 /// The smallest staging buffer: a per-epoch metrics readback or a predict batch fits.
@@ -116,14 +116,14 @@ impl Shared {
                 std::mem::size_of::<kernels::RunScalars>() as u64,
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             )?,
-            staging: std::sync::Mutex::new(None),
+            staging: None,
         })
     }
 
     /// Copy `len` elements at `offset` of `buffer` to the host (waits for the queue), through
     /// the kept staging buffer.
     pub(crate) fn read_buffer(
-        &self,
+        &mut self,
         ctx: &Context,
         buffer: &wgpu::Buffer,
         offset: usize,
@@ -133,7 +133,7 @@ impl Shared {
             return Ok(Vec::new());
         }
         let bytes = 4 * len as u64;
-        let mut kept = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = &mut self.staging;
         if kept.as_ref().is_none_or(|b| b.size() < bytes) {
             // Grow to a power of two (fewer reallocations), but never past the device limit.
             let size =

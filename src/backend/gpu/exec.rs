@@ -219,8 +219,6 @@ impl Compiled {
         binding_limit: Option<u64>,
     ) -> Result<Compiled> {
         crate::backend::cpu::validate(program, &resident.layout)?;
-        let work_bytes = arena_bytes(program.work_len);
-        check_buffer(ctx, "the Work arena (the activations, patches and gradients of one step)", work_bytes)?;
         let mut d =
             Dispatches { ctx, cache, matmul, vec4, steps: Vec::new(), params: Vec::new(), scratch_len: 0 };
         let device_binding = ctx.limits.max_storage_buffer_binding_size;

@@ -432,7 +432,7 @@ pub(crate) fn conv_gemm_params(win: &Window2d, filters: usize, chunk: usize) -> 
 /// The grid of a `conv_gemm.wgsl` kernel: 32×32 outputs per workgroup of its `rows` × `cols`
 /// matrix, `splits` deep; None when the matrix is empty.
 pub(crate) fn gemm_grid(
-    d: &Target,
+    max_groups: u32,
     what: &str,
     rows: usize,
     cols: usize,
@@ -441,7 +441,7 @@ pub(crate) fn gemm_grid(
     if rows == 0 || cols == 0 {
         return Ok(None);
     }
-    let [x, y, _] = groups_2d(what, cols.div_ceil(32), rows.div_ceil(32), d.max_groups)?;
+    let [x, y, _] = groups_2d(what, cols.div_ceil(32), rows.div_ceil(32), max_groups)?;
     Ok(Some([x, y, u(splits)?]))
 }
 
@@ -454,7 +454,7 @@ pub(crate) fn conv2d(
     act: Option<UnaryOp>,
 ) -> Result<Launch> {
     let params = conv_gemm_params(win, filters, 1)?;
-    let groups = gemm_grid(d, "the convolution", win.positions(), filters, 1)?;
+    let groups = gemm_grid(d.max_groups, "the convolution", win.positions(), filters, 1)?;
     // The tap loops (kh + kh·kw) and the channel loop (patch_len in all), then the stores.
     let loops = (win.patch_len() + win.kernel.0 * (win.kernel.1 + 1)) as u64 + 20;
     let mut launch = Launch::new(Shader::ConvGemm, "conv2d", &params, groups, loops);
@@ -467,7 +467,7 @@ pub(crate) fn conv2d(
 /// the split plan of `splitk::split_conv_filter` instead when there are many positions).
 pub(crate) fn conv2d_filter_grad(d: &Target, win: &Window2d, filters: usize) -> Result<Launch> {
     let params = conv_gemm_params(win, filters, win.positions())?;
-    let groups = gemm_grid(d, "the filter gradient", win.patch_len(), filters, 1)?;
+    let groups = gemm_grid(d.max_groups, "the filter gradient", win.patch_len(), filters, 1)?;
     Ok(Launch::new(Shader::ConvGemm, "conv2d_filter_grad", &params, groups, win.positions() as u64 + 20))
 }
 
@@ -475,7 +475,7 @@ pub(crate) fn conv2d_filter_grad(d: &Target, win: &Window2d, filters: usize) -> 
 pub(crate) fn conv2d_input_grad(d: &Target, win: &Window2d, filters: usize) -> Result<Launch> {
     let params = conv_gemm_params(win, filters, 1)?;
     let rows = win.batch * win.height * win.width;
-    let groups = gemm_grid(d, "the input gradient", rows, win.channels, 1)?;
+    let groups = gemm_grid(d.max_groups, "the input gradient", rows, win.channels, 1)?;
     let (kh, taps) = (win.kernel.0 as u64, (win.kernel.0 * win.kernel.1) as u64);
     let loops = taps * (filters as u64 + 2) + kh + 24;
     Ok(Launch::new(Shader::ConvGemm, "conv2d_input_grad", &params, groups, loops))

@@ -180,10 +180,8 @@ pub(crate) fn split_conv_filter(kernel: &Kernel, max_groups: u32) -> Result<Opti
         return Ok(None);
     }
     let splits = positions.div_ceil(CONV_FILTER_CHUNK);
-    let target =
-        super::launch::Target { max_groups, matmul: super::kernels::MatmulKernel::Direct, vec4: false };
     let Some(groups) =
-        super::launch::gemm_grid(&target, "the filter gradient", win.patch_len(), filters, splits)?
+        super::launch::gemm_grid(max_groups, "the filter gradient", win.patch_len(), filters, splits)?
     else {
         return Ok(None);
     };
