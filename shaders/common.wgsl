@@ -1,6 +1,7 @@
 // common.wgsl — helpers every shader shares. WGSL has no include: kiln prepends this file
-// to each other shaders/*.wgsl when it creates the shader module (`Shader::source` in
-// src/backend/gpu/kernels.rs), and the naga test validates them the same way. It holds only
+// and the generated activation functions to each other shaders/*.wgsl when it creates the
+// shader module (`Shader::source` in src/backend/gpu/kernels.rs), and the naga test
+// validates them the same way. It holds only
 // functions and the one reduction array, no bindings: each file declares its own Params and
 // args.
 
@@ -24,25 +25,20 @@ fn sigmoid(x: f32) -> f32 {
     return e / (1.0 + e);
 }
 
-// Activation `code` (`activation_code` in src/backend/gpu/launch.rs): 0 identity, 1 relu,
-// 2 sigmoid, 3 tanh — the CPU's formulas.
-fn activation(code: u32, x: f32) -> f32 {
-    switch code {
-        case 1u: {
-            return select(0.0, x, x > 0.0);
-        }
-        case 2u: {
-            return sigmoid(x);
-        }
-        case 3u: {
-            // tanh saturates to ±1 in f32 beyond |x| = 10; clamping avoids exp overflow.
-            return tanh(clamp(x, -10.0, 10.0));
-        }
-        default: {
-            return x;
-        }
-    }
+// ln(1 + e^x) without overflow: max(x, 0) + ln(1 + e^-|x|) (as `softplus` in src/program/unary.rs).
+fn softplus(x: f32) -> f32 {
+    return max(x, 0.0) + log(1.0 + exp(-abs(x)));
 }
+
+// The error function (WGSL has none): Abramowitz & Stegun 7.1.26, |error| < 1.5e-7.
+fn erf(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+    let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+    return sign(x) * (1.0 - poly * exp(-x * x));
+}
+
+// `activation(code, x)` and `activation_grad(code, v, dy)` follow this file: kiln generates
+// them from the activation table (src/program/unary.rs, `UnaryOp::wgsl_functions`).
 
 // PCG hash (Jarzynski & Olano 2020), as `pcg_hash` in src/program/mod.rs.
 fn pcg_hash(v: u32) -> u32 {

@@ -1,10 +1,12 @@
 // elementwise.wgsl — one thread per output element:
 //   bias_add        [x, b, y]     y[i,j] = x[i,j] + b[j]           (Kernel::BiasAdd)
 //   add             [a, b, y]     y = a + b                         (Kernel::Add)
-//   unary           [x, y]        y = f(x), f = relu|sigmoid|tanh   (Kernel::Unary)
+//   unary           [x, y]        y = f(x), f an activation         (Kernel::Unary)
 //   affine          [x, y]        y = scale · x + shift             (Kernel::Affine)
 //   copy_range      [x, y]        y[i] = x[cols + i] (cols: the offset) (Kernel::Copy)
-//   unary_grad      [y, dy, dx]   dx from forward output y          (Kernel::UnaryGrad)
+//   unary_grad      [v, dy, dx]   dx from the forward input or output v (Kernel::UnaryGrad)
+//   binary          [a, b, y]     y = f(a, b), f by code            (Kernel::Binary)
+//   binary_grad_a/b [a, b, dy, dx] dx = ∂f/∂a·dy or ∂f/∂b·dy       (Kernel::BinaryGrad)
 //   broadcast_rows  [x, y]        y[i,j] = x[j]                     (Kernel::BroadcastRows)
 //   broadcast_scalar[x, y]        y[i] = scale · x[0]               (Kernel::BroadcastScalar)
 //   fill            [y]           y[i] = scale (the fill value)     (Kernel::Fill)
@@ -15,9 +17,9 @@
 //   first_non_finite[x, flag]     flag[0] = t if flag[0] == 0 and x[0] is NaN/inf
 //                                 (Kernel::FirstNonFinite; one thread)
 //
-// Bindings (group 0): 0..2 = the step's args in the order above (arg0, arg1, arg2);
-//   4: uniform Params (ElementwiseParams in src/backend/gpu/params.rs; op: activation code 1 relu,
-//      2 sigmoid, 3 tanh);
+// Bindings (group 0): 0..3 = the step's args in the order above (arg0 … arg3);
+//   4: uniform Params (ElementwiseParams in src/backend/gpu/params.rs; op: the activation code
+//      of `activation`, or the binary op code of `binary`, both generated from their tables);
 //   5: uniform RunScalars { lr, t } (first_non_finite reads t).
 // Workgroup size 256. Grid: 2-D (x ≤ 65535) so that len may exceed 65535·256; the flat index
 // is (wid.y · num_workgroups.x + wid.x) · 256 + lid.x, bounds-checked against len.
@@ -36,6 +38,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read_write> arg0: array<f32>;
 @group(0) @binding(1) var<storage, read_write> arg1: array<f32>;
 @group(0) @binding(2) var<storage, read_write> arg2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> arg3: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
 struct RunScalars {
@@ -99,18 +102,34 @@ fn unary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     if (i >= p.len) {
         return;
     }
-    let y = arg0[i];
-    let dy = arg1[i];
-    switch p.op {
-        case 1u: {
-            arg2[i] = select(0.0, dy, y > 0.0);
-        }
-        case 2u: {
-            arg2[i] = dy * y * (1.0 - y);
-        }
-        default: {
-            arg2[i] = dy * (1.0 - y * y);
-        }
+    // arg0: the forward input or output, as the activation's gradient reads it.
+    arg2[i] = activation_grad(p.op, arg0[i], arg1[i]);
+}
+
+@compute @workgroup_size(256)
+fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg2[i] = binary_op(p.op, arg0[i], arg1[i]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn binary_grad_a(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg3[i] = binary_op_grad_a(p.op, arg0[i], arg1[i], arg2[i]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn binary_grad_b(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg3[i] = binary_op_grad_b(p.op, arg0[i], arg1[i], arg2[i]);
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::{Graph, Node, NodeId, Op};
 use crate::error::{Error, Result};
+use crate::program::{GradSource, Operand};
 
 /// Add the nodes computing d⟨seed, output⟩/d(wrt[i]) for each `wrt` node and return them.
 /// `seed` has the shape of `output` (for a scalar loss, a `Fill` of 1.0).
@@ -89,7 +90,14 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         }
         Op::BiasAdd => vec![Some(gy), Some(g.add(Op::SumRows, &[gy], &ctx)?)],
         Op::Add => vec![Some(gy), Some(gy)],
-        Op::Unary(op) => vec![Some(g.add(Op::UnaryGrad(op), &[id, gy], &ctx)?)],
+        Op::Unary(op) => {
+            let from = if op.grad_source() == GradSource::Input { x(0) } else { id };
+            vec![Some(g.add(Op::UnaryGrad(op), &[from, gy], &ctx)?)]
+        }
+        Op::Binary(op) => {
+            let grad = |g: &mut Graph, wrt| g.add(Op::BinaryGrad { op, wrt }, &[x(0), x(1), gy], &ctx);
+            vec![Some(grad(g, Operand::A)?), Some(grad(g, Operand::B)?)]
+        }
         Op::Affine { scale, .. } => vec![Some(g.add(Op::Affine { scale, shift: 0.0 }, &[gy], &ctx)?)],
         Op::Softmax => vec![Some(g.add(Op::SoftmaxGrad, &[id, gy], &ctx)?)],
         Op::LogSoftmax => vec![Some(g.add(Op::LogSoftmaxGrad, &[id, gy], &ctx)?)],
@@ -147,6 +155,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         }
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
         Op::UnaryGrad(_)
+        | Op::BinaryGrad { .. }
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad
         | Op::SoftmaxCrossEntropyGrad { .. }

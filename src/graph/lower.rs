@@ -22,6 +22,8 @@ impl Graph {
             Op::Unary(op) => Kernel::Unary { op: *op, len },
             Op::Affine { scale, shift } => Kernel::Affine { len, scale: *scale, shift: *shift },
             Op::UnaryGrad(op) => Kernel::UnaryGrad { op: *op, len },
+            Op::Binary(op) => Kernel::Binary { op: *op, len },
+            Op::BinaryGrad { op, wrt } => Kernel::BinaryGrad { op: *op, wrt: *wrt, len },
             Op::Softmax => Kernel::Softmax { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
             Op::LogSoftmax => Kernel::LogSoftmax { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
             Op::SoftmaxGrad => Kernel::SoftmaxGrad { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },

@@ -5,7 +5,7 @@ mod lower;
 pub mod plan;
 
 use crate::error::{Error, Result};
-use crate::program::{CLASS_COUNT_CHUNK, PointwiseLoss, ROC_CHUNK, UnaryOp, Window2d};
+use crate::program::{BinaryOp, CLASS_COUNT_CHUNK, Operand, PointwiseLoss, ROC_CHUNK, UnaryOp, Window2d};
 
 /// Index of a node in its graph.
 pub type NodeId = usize;
@@ -27,8 +27,12 @@ pub enum Op {
     Unary(UnaryOp),
     /// y = scale·x + shift elementwise.
     Affine { scale: f32, shift: f32 },
-    /// (y = forward output, dy) → dx.
+    /// (v, dy) → dx, v the forward input or output (`UnaryOp::grad_source`).
     UnaryGrad(UnaryOp),
+    /// Elementwise f(a, b) of two tensors of one shape.
+    Binary(BinaryOp),
+    /// (a, b, dy) → the gradient with respect to operand `wrt`.
+    BinaryGrad { op: BinaryOp, wrt: Operand },
     /// Row-wise softmax of [r,c].
     Softmax,
     /// Row-wise log-softmax of [r,c].
@@ -251,8 +255,13 @@ impl Graph {
                 same(&format!("{ctx} bias"), &[c], s(1))?;
                 s(0).to_vec()
             }
-            Op::Add | Op::UnaryGrad(_) | Op::SoftmaxGrad | Op::LogSoftmaxGrad => {
+            Op::Add | Op::Binary(_) | Op::UnaryGrad(_) | Op::SoftmaxGrad | Op::LogSoftmaxGrad => {
                 same(ctx, s(0), s(1))?;
+                s(0).to_vec()
+            }
+            Op::BinaryGrad { .. } => {
+                same(ctx, s(0), s(1))?;
+                same(ctx, s(0), s(2))?;
                 s(0).to_vec()
             }
             Op::Unary(_) | Op::Affine { .. } => s(0).to_vec(),
@@ -450,6 +459,7 @@ pub fn arity(op: &Op) -> usize {
         Op::MatMul { .. }
         | Op::BiasAdd
         | Op::Add
+        | Op::Binary(_)
         | Op::UnaryGrad(_)
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad
@@ -472,6 +482,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::MeanSquaredError { weighted: true }
         | Op::SigmoidBinaryCrossEntropy { weighted: true }
         | Op::Pointwise { weighted: true, .. }
+        | Op::BinaryGrad { .. }
         | Op::BatchNormGradSums { .. } => 3,
         Op::BatchNorm { .. }
         | Op::SoftmaxCrossEntropyGrad { weighted: true, .. }

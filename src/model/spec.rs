@@ -211,7 +211,7 @@ impl Table<'_> {
         match self.map.get("activation") {
             None => Ok(Activation::Linear),
             Some(v) => v.as_str().and_then(Activation::parse).ok_or_else(|| {
-                self.error(format!("unknown activation {v} (known: linear, relu, sigmoid, tanh, softmax)"))
+                self.error(format!("unknown activation {v} (known: {})", Activation::known_names()))
             }),
         }
     }

@@ -19,49 +19,77 @@ use crate::error::Result;
 use crate::graph::{Graph, NodeId, Op};
 use crate::program::UnaryOp;
 
-/// Activation functions a layer can end with (Keras names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Activation {
-    #[default]
-    Linear,
-    Relu,
-    Sigmoid,
-    Tanh,
-    Softmax,
+/// `Activation`: linear, every activation of the table in program/unary.rs, and softmax.
+macro_rules! activation_enum {
+    ($($variant:ident { doc: $doc:literal, $($entry:tt)* },)*) => {
+        /// Activation functions a layer can end with (Keras names).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub enum Activation {
+            /// The identity (`linear`, `none`).
+            #[default]
+            Linear,
+            $(#[doc = $doc] $variant,)*
+            /// Softmax over the last axis.
+            Softmax,
+        }
+
+        impl Activation {
+            /// Every activation.
+            pub const ALL: &'static [Activation] =
+                &[Activation::Linear, $(Activation::$variant,)* Activation::Softmax];
+
+            /// The elementwise activation, for those that are one.
+            pub fn unary(self) -> Option<UnaryOp> {
+                match self {
+                    $(Activation::$variant => Some(UnaryOp::$variant),)*
+                    Activation::Linear | Activation::Softmax => None,
+                }
+            }
+
+            /// The layer activation of an elementwise one.
+            pub fn from_unary(op: UnaryOp) -> Activation {
+                match op {
+                    $(UnaryOp::$variant => Activation::$variant,)*
+                }
+            }
+        }
+    };
 }
+crate::program::unary::unary_table!(activation_enum);
 
 impl Activation {
     /// Keras name of the activation.
     pub fn name(self) -> &'static str {
         match self {
             Activation::Linear => "linear",
-            Activation::Relu => "relu",
-            Activation::Sigmoid => "sigmoid",
-            Activation::Tanh => "tanh",
             Activation::Softmax => "softmax",
+            other => other.unary().map_or("linear", UnaryOp::name),
         }
     }
 
-    /// Parse a Keras activation name.
+    /// Parse a Keras activation name (or alias: `none`, `swish`, `hard_swish`).
     pub fn parse(s: &str) -> Option<Activation> {
-        Some(match s {
-            "linear" | "none" => Activation::Linear,
-            "relu" => Activation::Relu,
-            "sigmoid" => Activation::Sigmoid,
-            "tanh" => Activation::Tanh,
-            "softmax" => Activation::Softmax,
-            _ => return None,
-        })
+        match s {
+            "linear" | "none" => Some(Activation::Linear),
+            "softmax" => Some(Activation::Softmax),
+            other => UnaryOp::from_name(other).map(Activation::from_unary),
+        }
+    }
+
+    /// The canonical names of every activation, comma separated (for error messages).
+    pub fn known_names() -> String {
+        Activation::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
     }
 
     /// Append the activation to node `x` (identity for linear).
     pub fn build(self, g: &mut Graph, x: NodeId, context: &str) -> Result<NodeId> {
         let op = match self {
             Activation::Linear => return Ok(x),
-            Activation::Relu => Op::Unary(UnaryOp::Relu),
-            Activation::Sigmoid => Op::Unary(UnaryOp::Sigmoid),
-            Activation::Tanh => Op::Unary(UnaryOp::Tanh),
             Activation::Softmax => Op::Softmax,
+            other => match other.unary() {
+                Some(op) => Op::Unary(op),
+                None => return Ok(x),
+            },
         };
         g.add(op, &[x], context)
     }

@@ -6,7 +6,12 @@
 //! `offset` (in elements) of one arena. The planner aligns every offset to
 //! [`ALIGN_ELEMS`] elements (256 bytes) so a GPU backend can bind each slice directly.
 
+pub mod binary;
 pub(crate) mod table;
+pub mod unary;
+
+pub use binary::{BinaryOp, Operand};
+pub use unary::{GradSource, UnaryOp};
 
 /// Alignment of every buffer slice, in f32 elements (256 bytes: the largest
 /// `min_storage_buffer_offset_alignment` WebGPU allows).
@@ -58,14 +63,6 @@ impl BufRef {
     pub fn range(&self) -> std::ops::Range<usize> {
         self.offset..self.offset + self.len
     }
-}
-
-/// Elementwise activation functions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UnaryOp {
-    Relu,
-    Sigmoid,
-    Tanh,
 }
 
 /// How `same`/`valid` padding sizes a sliding window (Keras semantics).
@@ -225,9 +222,13 @@ pub enum Kernel {
     Copy { len: usize, offset: usize },
     /// args `[x, y]`: y = scale·x + shift elementwise (label smoothing on the device).
     Affine { len: usize, scale: f32, shift: f32 },
-    /// args `[y, dy, dx]`: gradient of `op` through its forward *output* y:
-    /// relu: dx = dy·[y>0]; sigmoid: dx = dy·y·(1−y); tanh: dx = dy·(1−y²).
+    /// args `[v, dy, dx]`: the gradient of `op` from v, its forward input or output as
+    /// `op.grad_source()` says (relu: dx = dy·[y>0]; silu: from x).
     UnaryGrad { op: UnaryOp, len: usize },
+    /// args `[a, b, y]`: y = f(a, b) elementwise, all [len].
+    Binary { op: BinaryOp, len: usize },
+    /// args `[a, b, dy, dx]`: dx = ∂f/∂(operand `wrt`) · dy elementwise, all [len].
+    BinaryGrad { op: BinaryOp, wrt: Operand, len: usize },
     /// args `[x, y]`: row-wise softmax of x: [rows, cols] (max-subtracted).
     Softmax { rows: usize, cols: usize },
     /// args `[x, y]`: row-wise log-softmax, y = x − max − log Σ exp(x − max).

@@ -64,6 +64,20 @@ macro_rules! kernel_table {
                     d, "unary_grad", gpu::ew(len, 0, gpu::activation_code(Some(op)), 0.0)?,
                 ),
             }
+            Binary { op, len } => {
+                args: 3,
+                cpu(v, sc): cpu::kernels::binary(op, v.r(0), v.r(1), v.w(2)),
+                gpu(d): gpu::elementwise(d, "binary", gpu::ew(len, 0, op.code(), 0.0)?),
+            }
+            BinaryGrad { op, wrt, len } => {
+                args: 4,
+                cpu(v, sc): cpu::kernels::binary_grad(op, wrt, v.r(0), v.r(1), v.r(2), v.w(3)),
+                gpu(d): gpu::elementwise(
+                    d,
+                    match wrt { crate::program::Operand::A => "binary_grad_a", crate::program::Operand::B => "binary_grad_b" },
+                    gpu::ew(len, 0, op.code(), 0.0)?,
+                ),
+            }
             Softmax { rows, cols } => {
                 args: 2,
                 cpu(v, sc): cpu::kernels::softmax(cols, v.r(0), v.w(1)),

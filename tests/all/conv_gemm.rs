@@ -26,7 +26,8 @@ fn geometries() -> Vec<(Window2d, usize)> {
 fn implicit_gemm_convolutions_match_the_cpu_on_the_gpu() {
     let mut r = rng(31);
     let mut b = Builder::default();
-    let acts = [None, Some(UnaryOp::Relu), Some(UnaryOp::Sigmoid), Some(UnaryOp::Tanh)];
+    let acts: Vec<Option<UnaryOp>> =
+        std::iter::once(None).chain(UnaryOp::ALL.iter().copied().map(Some)).collect();
     for (i, (win, filters)) in geometries().into_iter().enumerate() {
         let x = b.input(uniform(&mut r, win.input_len(), -1.0, 1.0));
         let w = b.input(uniform(&mut r, win.patch_len() * filters, -1.0, 1.0));

@@ -94,7 +94,8 @@ pub(crate) fn check_on(mut g: GpuBackend, b: &Builder, tol: f32) {
 fn fused_matmul_bias_activation_matches_cpu() {
     let mut r = rng(9);
     let mut b = Builder::default();
-    let acts = [None, Some(UnaryOp::Relu), Some(UnaryOp::Sigmoid), Some(UnaryOp::Tanh)];
+    let acts: Vec<Option<UnaryOp>> =
+        std::iter::once(None).chain(UnaryOp::ALL.iter().copied().map(Some)).collect();
     for (i, &(m, k, n)) in [(3, 5, 7), (33, 17, 130), (130, 67, 33), (1, 1, 1), (4, 0, 5)].iter().enumerate()
     {
         for (j, (trans_a, trans_b)) in
@@ -190,7 +191,8 @@ fn vec4_path_is_taken_exactly_for_aligned_shapes() {
 fn vec4_matmul_matches_cpu_for_aligned_edge_and_unaligned_shapes() {
     let mut r = rng(10);
     let mut b = Builder::default();
-    let acts = [None, Some(UnaryOp::Relu), Some(UnaryOp::Sigmoid), Some(UnaryOp::Tanh)];
+    let acts: Vec<Option<UnaryOp>> =
+        std::iter::once(None).chain(UnaryOp::ALL.iter().copied().map(Some)).collect();
     // m not a multiple of the 32/64 tile (4, 36, 132, 260), m not a multiple of 4 (1, 3, 33),
     // odd k with Aᵀ·B (7, 5), k = 0, and unaligned n (10) or k (6) falling back to the scalar
     // kernels.

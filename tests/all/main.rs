@@ -1,6 +1,8 @@
 //! One integration-test crate (one link of wgpu) with a module per area.
+mod activations;
 mod auc;
 mod bench;
+mod binary_ops;
 mod callbacks;
 mod checkpoint;
 mod chunks;

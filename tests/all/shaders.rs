@@ -9,7 +9,7 @@ fn validate(src: &str) -> Result<naga::valid::ModuleInfo, String> {
 }
 
 /// Every shader file validates as kiln loads it: shaders/common.wgsl (validated alone too),
-/// then the file.
+/// the functions generated from the activation and binary tables, then the file.
 #[test]
 fn every_shader_file_validates_with_naga() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
@@ -23,8 +23,16 @@ fn every_shader_file_validates_with_naga() {
         if path.extension().is_some_and(|e| e == "wgsl") && !path.ends_with("common.wgsl") {
             let src = std::fs::read_to_string(&path).expect("shader is readable");
             assert!(src.starts_with("//"), "{} must start with a header comment", path.display());
-            if let Err(e) = validate(&format!("{common}{src}")) {
-                panic!("{} (after common.wgsl) is invalid:\n{e}", path.display());
+            let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+            let Some(module) = kiln::backend::gpu::shader_source(file) else {
+                panic!("{} is not a shader kiln compiles", path.display());
+            };
+            assert!(
+                module.starts_with(&common) && module.ends_with(&src),
+                "{file}: common + generated + file"
+            );
+            if let Err(e) = validate(module) {
+                panic!("{} (after common.wgsl and the generated functions) is invalid:\n{e}", path.display());
             }
             checked += 1;
         }

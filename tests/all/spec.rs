@@ -86,7 +86,7 @@ fn model_file_errors_name_the_layer_and_the_problem() {
     assert!(e.contains("unknown layer type 'LSTM'"), "{e}");
     let e = bad(r#"{"layers": [{"type": "Conv2D", "filters": 4, "kernel_size": [3, 3, 3]}]}"#);
     assert!(e.contains("kernel_size") && e.contains("pair"), "{e}");
-    let e = bad(r#"{"layers": [{"type": "Dense", "units": 4, "activation": "gelu"}]}"#);
+    let e = bad(r#"{"layers": [{"type": "Dense", "units": 4, "activation": "gelux"}]}"#);
     assert!(e.contains("unknown activation"), "{e}");
     let e = bad(r#"{"layers": []}"#);
     assert!(e.contains("no layers"), "{e}");

@@ -106,7 +106,7 @@ pub(crate) fn for_chunks(len: usize, f: impl Fn(std::ops::Range<usize>) + Sync) 
 }
 
 /// Apply `f` elementwise to (x → y), in parallel chunks for large tensors.
-fn map1<T: CpuFloat>(x: &[T], y: &mut [T], f: impl Fn(T) -> T + Sync) {
+pub(crate) fn map1<T: CpuFloat>(x: &[T], y: &mut [T], f: impl Fn(T) -> T + Sync) {
     let run = |yc: &mut [T], xc: &[T]| yc.iter_mut().zip(xc).for_each(|(o, &v)| *o = f(v));
     if y.len() < PAR_MIN_ELEMS {
         return run(y, x);
@@ -118,7 +118,7 @@ fn map1<T: CpuFloat>(x: &[T], y: &mut [T], f: impl Fn(T) -> T + Sync) {
 }
 
 /// Apply `f` elementwise in place.
-fn map_in_place<T: CpuFloat>(y: &mut [T], f: impl Fn(T) -> T + Sync) {
+pub(crate) fn map_in_place<T: CpuFloat>(y: &mut [T], f: impl Fn(T) -> T + Sync) {
     let run = |yc: &mut [T]| yc.iter_mut().for_each(|o| *o = f(*o));
     if y.len() < PAR_MIN_ELEMS {
         return run(y);
@@ -143,57 +143,29 @@ pub(crate) fn map2<T: CpuFloat>(a: &[T], b: &[T], y: &mut [T], f: impl Fn(T, T) 
     ranges(len, PAR_CHUNK, |r| run(unsafe { out.range(r.clone()) }, &a[r.clone()], &b[r]));
 }
 
+/// Apply `f` elementwise to (a, b, c → y).
+pub(crate) fn map3<T: CpuFloat>(a: &[T], b: &[T], c: &[T], y: &mut [T], f: impl Fn(T, T, T) -> T + Sync) {
+    let run = |yc: &mut [T], ac: &[T], bc: &[T], cc: &[T]| {
+        yc.iter_mut().zip(ac.iter().zip(bc).zip(cc)).for_each(|(o, ((&u, &v), &w))| *o = f(u, v, w))
+    };
+    if y.len() < PAR_MIN_ELEMS {
+        return run(y, a, b, c);
+    }
+    let len = y.len().min(a.len()).min(b.len()).min(c.len());
+    let out = SharedMut::new(y);
+    // SAFETY: `ranges` hands out disjoint ranges.
+    ranges(len, PAR_CHUNK, |r| run(unsafe { out.range(r.clone()) }, &a[r.clone()], &b[r.clone()], &c[r]));
+}
+
 /// y = a + b.
 pub fn add<T: CpuFloat>(a: &[T], b: &[T], y: &mut [T]) {
     map2(a, b, y, |u, v| u + v);
 }
 
-/// Numerically stable logistic function.
-pub fn sigmoid<T: CpuFloat>(x: T) -> T {
-    if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
-    }
-}
+pub use crate::program::unary::sigmoid;
 
-/// y = f(x) for an activation.
-pub fn unary<T: CpuFloat>(op: UnaryOp, x: &[T], y: &mut [T]) {
-    match op {
-        UnaryOp::Relu => map1(x, y, |v| if v > T::zero() { v } else { T::zero() }),
-        UnaryOp::Sigmoid => map1(x, y, sigmoid),
-        UnaryOp::Tanh => map1(x, y, |v| v.tanh()),
-    }
-}
-
-/// y = f(y) in place (the activation epilogue of a fused matmul).
-pub fn unary_in_place<T: CpuFloat>(op: UnaryOp, y: &mut [T]) {
-    match op {
-        UnaryOp::Relu => map_in_place(y, |v| if v > T::zero() { v } else { T::zero() }),
-        UnaryOp::Sigmoid => map_in_place(y, sigmoid),
-        UnaryOp::Tanh => map_in_place(y, |v| v.tanh()),
-    }
-}
-
-/// f(y) in place on the calling thread (for work already split over the pool, such as GEMM
-/// epilogues); the same formulas as [`unary_in_place`].
-fn unary_slice<T: CpuFloat>(op: UnaryOp, y: &mut [T]) {
-    match op {
-        UnaryOp::Relu => y.iter_mut().for_each(|v| *v = if *v > T::zero() { *v } else { T::zero() }),
-        UnaryOp::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
-        UnaryOp::Tanh => y.iter_mut().for_each(|v| *v = v.tanh()),
-    }
-}
-
-/// dx from the forward output y and the incoming gradient dy.
-pub fn unary_grad<T: CpuFloat>(op: UnaryOp, y: &[T], dy: &[T], dx: &mut [T]) {
-    match op {
-        UnaryOp::Relu => map2(y, dy, dx, |y, d| if y > T::zero() { d } else { T::zero() }),
-        UnaryOp::Sigmoid => map2(y, dy, dx, |y, d| d * y * (T::one() - y)),
-        UnaryOp::Tanh => map2(y, dy, dx, |y, d| d * (T::one() - y * y)),
-    }
-}
+pub(crate) use super::tables::unary_slice;
+pub use super::tables::{binary, binary_grad, unary, unary_grad, unary_in_place};
 
 /// Run `f(row_index, out_row)` over the rows of `out` ([rows, cols]).
 pub(crate) fn for_rows<T: CpuFloat>(cols: usize, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {

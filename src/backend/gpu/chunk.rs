@@ -46,7 +46,8 @@ fn batch_split(kernel: &Kernel) -> Option<BatchSplit> {
         SumRows { rows, cols } => split(rows, vec![cols, 0], true),
         BiasAdd { rows, cols } => split(rows, vec![cols, 0, cols], false),
         Unary { len, .. } => split(len, vec![1, 1], false),
-        UnaryGrad { len, .. } | Add { len } => split(len, vec![1, 1, 1], false),
+        UnaryGrad { len, .. } | Add { len } | Binary { len, .. } => split(len, vec![1, 1, 1], false),
+        BinaryGrad { len, .. } => split(len, vec![1, 1, 1, 1], false),
         _ => return None,
     })
 }
@@ -68,6 +69,8 @@ fn sub_kernel(kernel: &Kernel, n: usize) -> Kernel {
         Unary { op, .. } => Unary { op, len: n },
         UnaryGrad { op, .. } => UnaryGrad { op, len: n },
         Add { .. } => Add { len: n },
+        Binary { op, .. } => Binary { op, len: n },
+        BinaryGrad { op, wrt, .. } => BinaryGrad { op, wrt, len: n },
         other => other,
     }
 }

@@ -11,12 +11,13 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::sync::OnceLock;
 
 use super::context::Context;
 use super::launch::Target;
 use super::params::{ShaderParams, StepParams};
 use crate::error::Result;
-use crate::program::Kernel;
+use crate::program::{BinaryOp, Kernel, UnaryOp};
 
 /// Storage bindings per step (the most args any kernel takes).
 pub(crate) const MAX_ARGS: usize = 6;
@@ -88,31 +89,41 @@ impl Shader {
         }
     }
 
-    /// The module's WGSL: shaders/common.wgsl, then the file.
-    pub(crate) fn source(self) -> &'static str {
-        macro_rules! with_common {
+    /// The file's own WGSL.
+    fn file_source(self) -> &'static str {
+        macro_rules! file {
             ($file:literal) => {
-                concat!(
-                    include_str!("../../../shaders/common.wgsl"),
-                    include_str!(concat!("../../../shaders/", $file))
-                )
+                include_str!(concat!("../../../shaders/", $file))
             };
         }
         match self {
-            Shader::Matmul => with_common!("matmul.wgsl"),
-            Shader::MatmulVec4 => with_common!("matmul_vec4.wgsl"),
-            Shader::Elementwise => with_common!("elementwise.wgsl"),
-            Shader::Softmax => with_common!("softmax.wgsl"),
-            Shader::Reduce => with_common!("reduce.wgsl"),
-            Shader::Loss => with_common!("loss.wgsl"),
-            Shader::Optimizer => with_common!("optimizer.wgsl"),
-            Shader::Conv => with_common!("conv.wgsl"),
-            Shader::ConvGemm => with_common!("conv_gemm.wgsl"),
-            Shader::Norm => with_common!("norm.wgsl"),
-            Shader::SplitK => with_common!("splitk.wgsl"),
-            Shader::Clip => with_common!("clip.wgsl"),
-            Shader::Penalty => with_common!("penalty.wgsl"),
+            Shader::Matmul => file!("matmul.wgsl"),
+            Shader::MatmulVec4 => file!("matmul_vec4.wgsl"),
+            Shader::Elementwise => file!("elementwise.wgsl"),
+            Shader::Softmax => file!("softmax.wgsl"),
+            Shader::Reduce => file!("reduce.wgsl"),
+            Shader::Loss => file!("loss.wgsl"),
+            Shader::Optimizer => file!("optimizer.wgsl"),
+            Shader::Conv => file!("conv.wgsl"),
+            Shader::ConvGemm => file!("conv_gemm.wgsl"),
+            Shader::Norm => file!("norm.wgsl"),
+            Shader::SplitK => file!("splitk.wgsl"),
+            Shader::Clip => file!("clip.wgsl"),
+            Shader::Penalty => file!("penalty.wgsl"),
         }
+    }
+
+    /// The module's WGSL: shaders/common.wgsl, the functions generated from the activation
+    /// and binary tables, then the file (built once per shader).
+    pub(crate) fn source(self) -> &'static str {
+        const COUNT: usize = Shader::ALL.len();
+        static SOURCES: [OnceLock<String>; COUNT] = [const { OnceLock::new() }; COUNT];
+        // `Shader::ALL` lists the variants in declaration order (a test checks it).
+        SOURCES[self as usize].get_or_init(|| {
+            let common = include_str!("../../../shaders/common.wgsl");
+            let (unary, binary) = (UnaryOp::wgsl_functions(), BinaryOp::wgsl_functions());
+            format!("{common}\n{unary}\n{binary}{}", self.file_source())
+        })
     }
 }
 
@@ -292,5 +303,17 @@ impl PipelineCache {
         })?;
         self.pipelines.insert(key, pipeline.clone());
         Ok(pipeline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shader;
+
+    #[test]
+    fn shader_list_is_in_declaration_order() {
+        for (i, s) in Shader::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i, "{s:?}");
+        }
     }
 }

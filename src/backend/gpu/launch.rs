@@ -74,15 +74,7 @@ pub(crate) fn groups_2d(what: &str, x: usize, y: usize, max_groups: u32) -> Resu
     Ok([u(x.max(1))?, u(y.max(1))?, 1])
 }
 
-/// The code of `activation` in shaders/common.wgsl: 0 identity, 1 relu, 2 sigmoid, 3 tanh.
-pub(crate) fn activation_code(op: Option<UnaryOp>) -> u32 {
-    match op {
-        None => 0,
-        Some(UnaryOp::Relu) => 1,
-        Some(UnaryOp::Sigmoid) => 2,
-        Some(UnaryOp::Tanh) => 3,
-    }
-}
+pub(crate) use crate::program::unary::activation_code;
 
 /// One thread per element (`threads` of them) in workgroups of 256, no data-sized loop.
 pub(crate) fn per_element<P: ShaderParams>(
