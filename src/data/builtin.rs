@@ -1,13 +1,17 @@
-//! The three data sets bundled into the binary (from `assets/`), so kiln runs anywhere:
-//! digits (default), iris, breast cancer. See `assets/*.rst` upstream for their sources.
+//! The data sets bundled into the binary (from `assets/`), so kiln runs anywhere: digits
+//! (default), iris, breast cancer, and the JapaneseVowels series. See `assets/*.rst` for their
+//! sources.
 use super::Dataset;
 use super::csv::{CsvLayout, CsvOptions, parse_csv_bytes};
+use super::ts::{SequenceSet, parse_ts_bytes};
 use crate::error::Result;
 use std::path::Path;
 
 const DIGITS_CSV_GZ: &[u8] = include_bytes!("../../assets/digits.csv.gz");
 const IRIS_CSV: &[u8] = include_bytes!("../../assets/iris.csv");
 const BREAST_CANCER_CSV: &[u8] = include_bytes!("../../assets/breast_cancer.csv");
+const JAPANESE_VOWELS_TRAIN: &[u8] = include_bytes!("../../assets/JapaneseVowels_TRAIN.ts.gz");
+const JAPANESE_VOWELS_TEST: &[u8] = include_bytes!("../../assets/JapaneseVowels_TEST.ts.gz");
 
 /// Names accepted by [`by_name`].
 pub const NAMES: [&str; 3] = ["digits", "iris", "breast-cancer"];
@@ -38,4 +42,13 @@ pub fn by_name(name: &str) -> Option<Result<Dataset>> {
         "breast-cancer" | "breast_cancer" => Some(breast_cancer()),
         _ => None,
     }
+}
+
+/// UCI Japanese Vowels (sktime/UEA `.ts`): 9 speakers, 12 LPC cepstrum coefficients per frame,
+/// 7–29 frames per utterance; the published split, 270 training and 370 test series.
+pub fn japanese_vowels() -> Result<(SequenceSet, SequenceSet)> {
+    Ok((
+        parse_ts_bytes(JAPANESE_VOWELS_TRAIN, Path::new("<builtin>/JapaneseVowels_TRAIN.ts.gz"))?,
+        parse_ts_bytes(JAPANESE_VOWELS_TEST, Path::new("<builtin>/JapaneseVowels_TEST.ts.gz"))?,
+    ))
 }

@@ -1,6 +1,7 @@
 //! Data sets: a [`Dataset`] (features + labels) with the operations training needs
 //! (subset, stratified split, shuffle, label checks, one-hot), feature scaling, augmentation,
-//! and loaders for CSV, IDX (MNIST / Fashion-MNIST), image folders and the bundled sets.
+//! and loaders for CSV, IDX (MNIST / Fashion-MNIST), image folders, sktime/UEA `.ts` time
+//! series ([`ts::SequenceSet`]) and the bundled sets.
 pub mod augment;
 pub mod builtin;
 pub mod csv;
@@ -9,6 +10,7 @@ pub mod idx;
 pub mod image;
 pub mod mnist;
 mod scaling;
+pub mod ts;
 
 pub use self::image::{ImageOptions, is_image_file, load_image, load_image_folder};
 pub use augment::random_horizontal_flip;

@@ -35,3 +35,4 @@ mod shaders;
 mod spec;
 mod step_parity;
 mod training;
+mod ts_format;
