@@ -201,14 +201,12 @@ pub fn parse_ts(text: &str, source: &Path) -> Result<SequenceSet> {
             "dimensions" => header.dimensions = Some(count("dimensions")?),
             "equallength" => header.equal_length = Some(flag("equalLength")?),
             "serieslength" => header.series_length = Some(count("seriesLength")?),
-            "classlabel" => {
-                if flag("classLabel")? {
-                    let names: Vec<String> = words[1..].iter().map(|w| w.to_string()).collect();
-                    if names.is_empty() {
-                        return Err(err(no, "@classLabel true must list the class labels".into()));
-                    }
-                    header.class_labels = Some(names);
+            "classlabel" if flag("classLabel")? => {
+                let names: Vec<String> = words[1..].iter().map(|w| w.to_string()).collect();
+                if names.is_empty() {
+                    return Err(err(no, "@classLabel true must list the class labels".into()));
                 }
+                header.class_labels = Some(names);
             }
             "targetlabel" => header.target = flag("targetLabel")?,
             _ => {}
