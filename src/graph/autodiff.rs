@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{Graph, Node, NodeId, Op};
 use crate::error::{Error, Result};
-use crate::program::{GradSource, Operand};
+use crate::program::{GradSource, Operand, SequencePart};
 
 /// Add the nodes computing d⟨seed, output⟩/d(wrt[i]) for each `wrt` node and return them.
 /// `seed` has the shape of `output` (for a scalar loss, a `Fill` of 1.0).
@@ -98,6 +98,20 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
             let grad = |g: &mut Graph, wrt| g.add(Op::BinaryGrad { op, wrt }, &[x(0), x(1), gy], &ctx);
             vec![Some(grad(g, Operand::A)?), Some(grad(g, Operand::B)?)]
         }
+        // dz by backpropagation through time; the recurrent kernel's gradient is one GEMM over
+        // every step, Σ_t h_{t−1}ᵀ·dz_t = Previous(s)ᵀ·dz with both as [B·T, ·] matrices.
+        Op::Recurrent(rec) => {
+            let dz = g.add(Op::RecurrentGrad(rec), &[id, x(1), gy], &ctx)?;
+            let prev = g.add(Op::RecurrentGather { rec, part: SequencePart::Previous }, &[id], &ctx)?;
+            let rows = rec.batch * rec.steps;
+            let prev = g.add(Op::Reshape { shape: vec![rows, rec.units] }, &[prev], &ctx)?;
+            let dz_rows = g.add(Op::Reshape { shape: vec![rows, rec.gates() * rec.units] }, &[dz], &ctx)?;
+            let du = g.add(Op::MatMul { trans_a: true, trans_b: false }, &[prev, dz_rows], &ctx)?;
+            vec![Some(dz), Some(du)]
+        }
+        Op::RecurrentGather { rec, part } => {
+            vec![Some(g.add(Op::RecurrentScatter { rec, part }, &[gy], &ctx)?)]
+        }
         Op::Affine { scale, .. } => vec![Some(g.add(Op::Affine { scale, shift: 0.0 }, &[gy], &ctx)?)],
         Op::Softmax => vec![Some(g.add(Op::SoftmaxGrad, &[id, gy], &ctx)?)],
         Op::LogSoftmax => vec![Some(g.add(Op::LogSoftmaxGrad, &[id, gy], &ctx)?)],
@@ -156,6 +170,8 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
         Op::UnaryGrad(_)
         | Op::BinaryGrad { .. }
+        | Op::RecurrentGrad(_)
+        | Op::RecurrentScatter { .. }
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad
         | Op::SoftmaxCrossEntropyGrad { .. }

@@ -5,7 +5,10 @@ mod lower;
 pub mod plan;
 
 use crate::error::{Error, Result};
-use crate::program::{BinaryOp, CLASS_COUNT_CHUNK, Operand, PointwiseLoss, ROC_CHUNK, UnaryOp, Window2d};
+use crate::program::{
+    BinaryOp, CLASS_COUNT_CHUNK, Operand, PointwiseLoss, ROC_CHUNK, Recurrence, SequencePart, UnaryOp,
+    Window2d,
+};
 
 /// Index of a node in its graph.
 pub type NodeId = usize;
@@ -31,6 +34,15 @@ pub enum Op {
     UnaryGrad(UnaryOp),
     /// Elementwise f(a, b) of two tensors of one shape.
     Binary(BinaryOp),
+    /// A recurrent layer's time loop: (z [B, T, G·u], recurrent kernel [u, G·u]) → the
+    /// states [T, B, width] (program/recurrent.rs).
+    Recurrent(Recurrence),
+    /// (states, recurrent kernel, d states) → dz [B, T, G·u]: backpropagation through time.
+    RecurrentGrad(Recurrence),
+    /// states → the part a layer returns ([B, T, u] or [B, u]).
+    RecurrentGather { rec: Recurrence, part: SequencePart },
+    /// The gradient of a gather → d states [T, B, width].
+    RecurrentScatter { rec: Recurrence, part: SequencePart },
     /// (a, b, dy) → the gradient with respect to operand `wrt`.
     BinaryGrad { op: BinaryOp, wrt: Operand },
     /// Row-wise softmax of [r,c].
@@ -158,6 +170,14 @@ fn matrix(context: &str, what: &str, shape: &[usize]) -> Result<(usize, usize)> 
         _ => {
             Err(Error::invalid(context, format!("{what} must be a matrix [rows, cols], got shape {shape:?}")))
         }
+    }
+}
+
+/// The shape of a recurrent layer's `part`.
+fn sequence_part_shape(rec: &Recurrence, part: SequencePart) -> Vec<usize> {
+    match part {
+        SequencePart::Sequence | SequencePart::Previous => vec![rec.batch, rec.steps, rec.units],
+        SequencePart::Last => vec![rec.batch, rec.units],
     }
 }
 
@@ -346,6 +366,30 @@ impl Graph {
                 same(&format!("{ctx} loss gradient"), &[1], s(2 + usize::from(*weighted)))?;
                 s(0).to_vec()
             }
+            Op::Recurrent(rec) => {
+                same(
+                    &format!("{ctx} input projection"),
+                    &[rec.batch, rec.steps, rec.gates() * rec.units],
+                    s(0),
+                )?;
+                same(&format!("{ctx} recurrent kernel"), &[rec.units, rec.gates() * rec.units], s(1))?;
+                vec![rec.steps, rec.batch, rec.width()]
+            }
+            Op::RecurrentGrad(rec) => {
+                let states = [rec.steps, rec.batch, rec.width()];
+                same(&format!("{ctx} states"), &states, s(0))?;
+                same(&format!("{ctx} recurrent kernel"), &[rec.units, rec.gates() * rec.units], s(1))?;
+                same(&format!("{ctx} state gradient"), &states, s(2))?;
+                vec![rec.batch, rec.steps, rec.gates() * rec.units]
+            }
+            Op::RecurrentGather { rec, part } => {
+                same(&format!("{ctx} states"), &[rec.steps, rec.batch, rec.width()], s(0))?;
+                sequence_part_shape(rec, *part)
+            }
+            Op::RecurrentScatter { rec, part } => {
+                same(&format!("{ctx} output gradient"), &sequence_part_shape(rec, *part), s(0))?;
+                vec![rec.steps, rec.batch, rec.width()]
+            }
             Op::Reshape { shape } => {
                 let (have, want) = (s(0).iter().product::<usize>(), shape.iter().product::<usize>());
                 if have != want {
@@ -455,11 +499,14 @@ pub fn arity(op: &Op) -> usize {
         | Op::Dropout { .. }
         | Op::BatchMoments
         | Op::Row { .. }
+        | Op::RecurrentGather { .. }
+        | Op::RecurrentScatter { .. }
         | Op::WeightPenalty { .. } => 1,
         Op::MatMul { .. }
         | Op::BiasAdd
         | Op::Add
         | Op::Binary(_)
+        | Op::Recurrent(_)
         | Op::UnaryGrad(_)
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad
@@ -483,6 +530,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::SigmoidBinaryCrossEntropy { weighted: true }
         | Op::Pointwise { weighted: true, .. }
         | Op::BinaryGrad { .. }
+        | Op::RecurrentGrad(_)
         | Op::BatchNormGradSums { .. } => 3,
         Op::BatchNorm { .. }
         | Op::SoftmaxCrossEntropyGrad { weighted: true, .. }

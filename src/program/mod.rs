@@ -7,10 +7,12 @@
 //! [`ALIGN_ELEMS`] elements (256 bytes) so a GPU backend can bind each slice directly.
 
 pub mod binary;
+pub mod recurrent;
 pub(crate) mod table;
 pub mod unary;
 
 pub use binary::{BinaryOp, Operand};
+pub use recurrent::{Recurrence, RecurrentCell, SequencePart};
 pub use unary::{GradSource, UnaryOp};
 
 /// Alignment of every buffer slice, in f32 elements (256 bytes: the largest
@@ -237,6 +239,19 @@ pub enum Kernel {
     SoftmaxGrad { rows: usize, cols: usize },
     /// args `[y, dy, dx]`: dx = dy − exp(y) · Σ_j dy_j per row (y = log-softmax output).
     LogSoftmaxGrad { rows: usize, cols: usize },
+    /// args `[z, u, s]`: the time loop of a recurrent layer (layouts in program/recurrent.rs):
+    /// for each processing step t, s[t] = cell(z[:, τ(t)], s[t−1], u). One dispatch per step on
+    /// the GPU.
+    RecurrentForward { rec: Recurrence },
+    /// args `[s, u, ds, dz]`: backpropagation through time from the states' gradient ds
+    /// (nonzero in the output columns), last step first: dz, the gradient of the projection.
+    RecurrentBackward { rec: Recurrence },
+    /// args `[s, y]`: the part of the states a layer returns (or the recurrent gradient's
+    /// operand, `Previous`).
+    RecurrentGather { rec: Recurrence, part: SequencePart },
+    /// args `[dy, ds]`: the gradient of `RecurrentGather`: dy written back into the output
+    /// columns of ds, zeros elsewhere.
+    RecurrentScatter { rec: Recurrence, part: SequencePart },
     /// args `[x, y]`: y[j] = Σ_i x[i,j]; x: [rows, cols], y: [cols].
     SumRows { rows: usize, cols: usize },
     /// args `[x, y]`: y[i,j] = x[j]; x: [cols], y: [rows, cols].

@@ -291,6 +291,26 @@ macro_rules! kernel_table {
                 cpu(v, sc): cpu::conv_gemm::conv2d_input_grad(&win, filters, v.r(0), v.r(1), v.w(2)),
                 gpu(d): gpu::conv2d_input_grad(d, &win, filters),
             }
+            RecurrentForward { rec } => {
+                args: 3,
+                cpu(v, sc): cpu::recurrent::forward(&rec, v.r(0), v.r(1), v.w(2)),
+                gpu(d): gpu::recurrent(d, "forward_step", &rec, None, rec.steps),
+            }
+            RecurrentBackward { rec } => {
+                args: 4,
+                cpu(v, sc): cpu::recurrent::backward(&rec, v.r(0), v.r(1), v.r(2), v.w(3)),
+                gpu(d): gpu::recurrent(d, "backward_step", &rec, None, rec.steps),
+            }
+            RecurrentGather { rec, part } => {
+                args: 2,
+                cpu(v, sc): cpu::recurrent::gather(&rec, part, v.r(0), v.w(1)),
+                gpu(d): gpu::recurrent(d, "gather", &rec, Some(part), 1),
+            }
+            RecurrentScatter { rec, part } => {
+                args: 2,
+                cpu(v, sc): cpu::recurrent::scatter(&rec, part, v.r(0), v.w(1)),
+                gpu(d): gpu::recurrent(d, "scatter", &rec, Some(part), 1),
+            }
             MaxPool { win } => {
                 args: 2,
                 cpu(v, sc): cpu::conv::max_pool(&win, v.r(0), v.w(1)),

@@ -27,6 +27,7 @@ mod optim_config;
 mod optim_parity;
 mod optim_training;
 mod planner;
+mod recurrent;
 mod regularizer;
 mod run_dir;
 mod sample_weight;

@@ -9,6 +9,7 @@ pub mod norm;
 pub mod optim;
 pub mod pointwise;
 pub mod pool;
+pub mod recurrent;
 mod tables;
 pub mod weights;
 

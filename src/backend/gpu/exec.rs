@@ -192,12 +192,17 @@ impl Dispatches<'_> {
         groups: [u32; 3],
     ) -> Result<()> {
         let pipeline = self.cache.pipeline(self.ctx, launch)?;
-        let slot = self.steps.len();
-        let bytes = bytemuck::bytes_of(&launch.params);
-        self.params.resize((slot + 1) * PARAMS_STRIDE as usize, 0);
-        let at = slot * PARAMS_STRIDE as usize;
-        self.params[at..at + bytes.len()].copy_from_slice(bytes);
-        self.steps.push(CompiledStep { index, slot, args, pipeline, groups, then, scratch });
+        // A repeated launch (a time loop) is `repeat` dispatches, each with its own params.
+        for step in 0..launch.repeat {
+            let slot = self.steps.len();
+            let params = if launch.repeat > 1 { launch.params.with_step(step) } else { launch.params };
+            let bytes = bytemuck::bytes_of(&params);
+            self.params.resize((slot + 1) * PARAMS_STRIDE as usize, 0);
+            let at = slot * PARAMS_STRIDE as usize;
+            self.params[at..at + bytes.len()].copy_from_slice(bytes);
+            let (args, pipeline, then) = (args.clone(), pipeline.clone(), then.clone());
+            self.steps.push(CompiledStep { index, slot, args, pipeline, groups, then, scratch });
+        }
         Ok(())
     }
 }

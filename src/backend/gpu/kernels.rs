@@ -50,11 +50,12 @@ pub(crate) enum Shader {
     SplitK,
     Clip,
     Penalty,
+    Recurrent,
 }
 
 impl Shader {
     /// Every shader file.
-    pub(crate) const ALL: [Shader; 13] = [
+    pub(crate) const ALL: [Shader; 14] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Elementwise,
@@ -68,6 +69,7 @@ impl Shader {
         Shader::SplitK,
         Shader::Clip,
         Shader::Penalty,
+        Shader::Recurrent,
     ];
 
     /// The file's name in shaders/.
@@ -86,6 +88,7 @@ impl Shader {
             Shader::SplitK => "splitk.wgsl",
             Shader::Clip => "clip.wgsl",
             Shader::Penalty => "penalty.wgsl",
+            Shader::Recurrent => "recurrent.wgsl",
         }
     }
 
@@ -110,6 +113,7 @@ impl Shader {
             Shader::SplitK => file!("splitk.wgsl"),
             Shader::Clip => file!("clip.wgsl"),
             Shader::Penalty => file!("penalty.wgsl"),
+            Shader::Recurrent => file!("recurrent.wgsl"),
         }
     }
 
@@ -166,6 +170,9 @@ pub(crate) struct Launch {
     /// An upper bound on the loop iterations of one invocation, constant trip counts
     /// included (checked against llvmpipe's limit, `launch::LLVMPIPE_LOOP_LIMIT`).
     pub loops: u64,
+    /// Dispatches in a row (a time loop: one per step), each with its index in the params'
+    /// first word (`step`); 1 for an ordinary launch.
+    pub repeat: u32,
 }
 
 impl Launch {
@@ -178,7 +185,23 @@ impl Launch {
         loops: u64,
     ) -> Launch {
         debug_assert!(P::SHADERS.contains(&shader), "{} is not the Params of {shader:?}", P::NAME);
-        Launch { shader, entry, constants: Vec::new(), params: StepParams::of(params), groups, loops }
+        Launch {
+            shader,
+            entry,
+            constants: Vec::new(),
+            params: StepParams::of(params),
+            groups,
+            loops,
+            repeat: 1,
+        }
+    }
+
+    /// The launch dispatched `count` times in a row, dispatch i with `step` = i: its params'
+    /// first field must be `step: u32`.
+    pub(crate) fn repeated<P: ShaderParams>(mut self, count: u32) -> Launch {
+        debug_assert!(P::fields().first().is_some_and(|f| f.name == "step" && f.offset == 0));
+        self.repeat = count;
+        self
     }
 }
 

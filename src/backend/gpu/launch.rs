@@ -8,12 +8,14 @@ pub(crate) use super::params::ElementwiseParams;
 use super::kernels::MatmulKernel;
 use super::params::{
     ClipParams, ConvGemmParams, ConvParams, LossParams, MatmulParams, NormParams, OptimizerParams,
-    PenaltyParams, ReduceParams, ShaderParams, SoftmaxParams,
+    PenaltyParams, RecurrentParams, ReduceParams, ShaderParams, SoftmaxParams,
 };
 use crate::error::{Error, Result};
 // Each of a workgroup's 256 threads owns up to 4 of the ROC histogram's buckets.
 use crate::metrics::MAX_AUC_THRESHOLDS;
-use crate::program::{CLASS_COUNT_CHUNK, PointwiseLoss, ROC_CHUNK, UnaryOp, Window2d};
+use crate::program::{
+    CLASS_COUNT_CHUNK, PointwiseLoss, ROC_CHUNK, Recurrence, SequencePart, UnaryOp, Window2d,
+};
 
 /// llvmpipe (Mesa's CPU driver behind lavapipe and the GL software adapter) silently ends a
 /// shader invocation's loops after 65535 iterations in all (nested loops count together), so
@@ -471,4 +473,38 @@ pub(crate) fn conv2d_input_grad(d: &Target, win: &Window2d, filters: usize) -> R
     let (kh, taps) = (win.kernel.0 as u64, (win.kernel.0 * win.kernel.1) as u64);
     let loops = taps * (filters as u64 + 2) + kh + 24;
     Ok(Launch::new(Shader::ConvGemm, "conv2d_input_grad", &params, groups, loops))
+}
+
+/// `shaders/recurrent.wgsl`: a time loop's step kernels (`part` None: `forward_step` /
+/// `backward_step`, one thread per (sample, unit), dispatched `repeat` times, once per step)
+/// or a gather / scatter of `part` (one thread per output element).
+pub(crate) fn recurrent(
+    d: &Target,
+    entry: &'static str,
+    rec: &Recurrence,
+    part: Option<SequencePart>,
+    repeat: usize,
+) -> Result<Launch> {
+    let from_input = rec.activation().is_some_and(|op| op.grad_source() == crate::program::GradSource::Input);
+    let (threads, len, loops) = match part {
+        None => (rec.batch * rec.units, 0, (rec.gates() * rec.units) as u64),
+        Some(part) => {
+            let len = if entry == "scatter" { rec.state_len() } else { rec.part_len(part) };
+            (len, len, 1)
+        }
+    };
+    let params = RecurrentParams {
+        batch: u(rec.batch)?,
+        steps: u(rec.steps)?,
+        units: u(rec.units)?,
+        width: u(rec.width())?,
+        backwards: u32::from(rec.go_backwards),
+        act: activation_code(rec.activation()),
+        from_input: u32::from(from_input),
+        part: part.map_or(0, |p| p as u32),
+        len: u(len)?,
+        ..Default::default()
+    };
+    let groups = if rec.steps == 0 { None } else { grid(threads, 256, d.max_groups)? };
+    Ok(Launch::new(Shader::Recurrent, entry, &params, groups, loops).repeated::<RecurrentParams>(u(repeat)?))
 }

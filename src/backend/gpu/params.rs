@@ -32,6 +32,12 @@ pub(crate) trait ShaderParams: bytemuck::Pod {
 pub(crate) struct StepParams([u32; PARAMS_BYTES / 4]);
 
 impl StepParams {
+    /// The same block with its first word (a repeated launch's `step` field) set to `step`.
+    pub(crate) fn with_step(mut self, step: u32) -> StepParams {
+        self.0[0] = step;
+        self
+    }
+
     /// The block holding `params`.
     pub(crate) fn of<P: ShaderParams>(params: &P) -> StepParams {
         const { assert!(std::mem::size_of::<P>() <= PARAMS_BYTES) };
@@ -84,6 +90,15 @@ shader_params! {
     /// `seed` is ≥ `threshold`.
     ElementwiseParams for [Elementwise] {
         len: u32, cols: u32, op: u32, seed: u32, scale: f32, shift: f32, threshold: u32, _pad: u32,
+    }
+}
+
+shader_params! {
+    /// `shaders/recurrent.wgsl`: a recurrent layer's loop; `step` (first: a repeated launch
+    /// sets it per dispatch) is the dispatch's index in the loop.
+    RecurrentParams for [Recurrent] {
+        step: u32, batch: u32, steps: u32, units: u32, width: u32, backwards: u32, act: u32,
+        from_input: u32, part: u32, len: u32, _pad0: u32, _pad1: u32,
     }
 }
 
@@ -167,6 +182,7 @@ pub fn params_layouts() -> Vec<(&'static str, &'static str, Vec<FieldLayout>)> {
         entries::<OptimizerParams>(),
         entries::<ClipParams>(),
         entries::<PenaltyParams>(),
+        entries::<RecurrentParams>(),
     ]
     .concat()
 }

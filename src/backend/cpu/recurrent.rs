@@ -1,0 +1,142 @@
+//! The CPU kernels of a recurrent layer's time loop (layouts in program/recurrent.rs): each
+//! step's recurrent product is one GEMM over the batch, then the cell's elementwise math.
+use super::kernels::{CpuFloat, matmul, unary_grad, unary_in_place};
+use crate::program::{GradSource, Recurrence, SequencePart};
+
+/// Row `(t, b)` of the states.
+fn state_row(rec: &Recurrence, t: usize, b: usize) -> usize {
+    (t * rec.batch + b) * rec.width()
+}
+
+/// Row `(b, τ)` of z (and dz).
+fn z_row(rec: &Recurrence, b: usize, tau: usize) -> usize {
+    (b * rec.steps + tau) * rec.gates() * rec.units
+}
+
+/// The outputs h of processing step `t` for every sample, `[batch, units]`.
+fn outputs_at<T: CpuFloat>(rec: &Recurrence, s: &[T], t: usize, out: &mut [T]) {
+    let u = rec.units;
+    for b in 0..rec.batch {
+        let row = state_row(rec, t, b);
+        out[b * u..(b + 1) * u].copy_from_slice(&s[row..row + u]);
+    }
+}
+
+/// s[t] = cell(z[:, τ(t)], s[t−1], u) for t = 0, 1, …: SimpleRNN stores h = f(a) and a.
+pub fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], s: &mut [T]) {
+    let (b_n, n) = (rec.batch, rec.units);
+    let mut prev = vec![T::zero(); b_n * n];
+    let mut acc = vec![T::zero(); b_n * n];
+    for t in 0..rec.steps {
+        if t > 0 {
+            outputs_at(rec, s, t - 1, &mut prev);
+            matmul(b_n, n, n, false, false, &prev, u, &mut acc);
+        }
+        let tau = rec.input_time(t);
+        for b in 0..b_n {
+            let zr = z_row(rec, b, tau);
+            for j in 0..n {
+                acc[b * n + j] = z[zr + j] + if t > 0 { acc[b * n + j] } else { T::zero() };
+            }
+        }
+        // acc now holds the pre-activations a; prev becomes f(a).
+        prev.copy_from_slice(&acc);
+        if let Some(op) = rec.activation() {
+            unary_in_place(op, &mut prev);
+        }
+        for b in 0..b_n {
+            let row = state_row(rec, t, b);
+            s[row..row + n].copy_from_slice(&prev[b * n..(b + 1) * n]);
+            s[row + n..row + 2 * n].copy_from_slice(&acc[b * n..(b + 1) * n]);
+        }
+    }
+}
+
+/// Backpropagation through time: dz from the states' gradient ds, last step first. The
+/// gradient reaching h_t is ds's plus dz_{t+1}·uᵀ from the next step.
+pub fn backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], dz: &mut [T]) {
+    let (b_n, n) = (rec.batch, rec.units);
+    let g = rec.gates() * n;
+    let mut next_dz = vec![T::zero(); b_n * g];
+    let mut dh = vec![T::zero(); b_n * n];
+    let mut v = vec![T::zero(); b_n * n];
+    let mut dzt = vec![T::zero(); b_n * n];
+    let from_input = rec.activation().is_some_and(|op| op.grad_source() == GradSource::Input);
+    for t in (0..rec.steps).rev() {
+        if t + 1 < rec.steps {
+            let tau = rec.input_time(t + 1);
+            for b in 0..b_n {
+                let zr = z_row(rec, b, tau);
+                next_dz[b * g..(b + 1) * g].copy_from_slice(&dz[zr..zr + g]);
+            }
+            matmul(b_n, g, n, false, true, &next_dz, u, &mut dh);
+        } else {
+            dh.fill(T::zero());
+        }
+        for b in 0..b_n {
+            let row = state_row(rec, t, b);
+            for j in 0..n {
+                dh[b * n + j] = dh[b * n + j] + ds[row + j];
+                v[b * n + j] = s[row + j + if from_input { n } else { 0 }];
+            }
+        }
+        match rec.activation() {
+            Some(op) => unary_grad(op, &v, &dh, &mut dzt),
+            None => dzt.copy_from_slice(&dh),
+        }
+        let tau = rec.input_time(t);
+        for b in 0..b_n {
+            let zr = z_row(rec, b, tau);
+            dz[zr..zr + n].copy_from_slice(&dzt[b * n..(b + 1) * n]);
+        }
+    }
+}
+
+/// The part of the states a layer returns (see [`SequencePart`]).
+pub fn gather<T: CpuFloat>(rec: &Recurrence, part: SequencePart, s: &[T], y: &mut [T]) {
+    let (n, steps) = (rec.units, rec.steps);
+    for b in 0..rec.batch {
+        match part {
+            SequencePart::Sequence => {
+                for t in 0..steps {
+                    let row = state_row(rec, t, b);
+                    y[(b * steps + t) * n..][..n].copy_from_slice(&s[row..row + n]);
+                }
+            }
+            SequencePart::Last => {
+                let row = state_row(rec, steps - 1, b);
+                y[b * n..(b + 1) * n].copy_from_slice(&s[row..row + n]);
+            }
+            SequencePart::Previous => {
+                for t in 0..steps {
+                    let out = &mut y[(b * steps + rec.input_time(t)) * n..][..n];
+                    if t == 0 {
+                        out.fill(T::zero());
+                    } else {
+                        let row = state_row(rec, t - 1, b);
+                        out.copy_from_slice(&s[row..row + n]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The gradient of [`gather`]: dy into the output columns of ds, zeros elsewhere.
+pub fn scatter<T: CpuFloat>(rec: &Recurrence, part: SequencePart, dy: &[T], ds: &mut [T]) {
+    let (n, steps) = (rec.units, rec.steps);
+    ds.fill(T::zero());
+    for b in 0..rec.batch {
+        for t in 0..steps {
+            let source = match part {
+                SequencePart::Sequence => Some((b * steps + t) * n),
+                SequencePart::Last => (t + 1 == steps).then_some(b * n),
+                SequencePart::Previous => (t + 1 < steps).then(|| (b * steps + rec.input_time(t + 1)) * n),
+            };
+            if let Some(at) = source {
+                let row = state_row(rec, t, b);
+                ds[row..row + n].copy_from_slice(&dy[at..at + n]);
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The geometry of a recurrent layer's time loop, shared by its kernels (see
+//! docs/architecture.md, "Recurrent layers").
+//!
+//! Layouts, all row-major:
+//! - `z` `[batch, steps, gates·units]`: the input projection x·W + b of every step, computed
+//!   before the loop by one GEMM (row b·steps + τ is sample b at input time τ);
+//! - `u` `[units, gates·units]`: the recurrent kernel;
+//! - `s` `[steps, batch, width]`: the state after each *processing* step t, time-major so that
+//!   one step's states are contiguous; a row holds the output h (`units` values) and what the
+//!   backward pass needs (for SimpleRNN, the pre-activation);
+//! - processing step t reads input time τ(t) = t, or steps − 1 − t with `go_backwards`.
+use super::UnaryOp;
+
+/// The cell a recurrent layer runs at each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecurrentCell {
+    /// Keras `SimpleRNN`: h_t = f(x_t·W + b + h_{t−1}·U); `None` is the identity (`linear`).
+    Simple { activation: Option<UnaryOp> },
+}
+
+/// One recurrent layer's loop over a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Recurrence {
+    pub cell: RecurrentCell,
+    pub batch: usize,
+    pub steps: usize,
+    pub units: usize,
+    /// Process the sequence from its last step to its first (Keras `go_backwards`).
+    pub go_backwards: bool,
+}
+
+/// What a gather reads from the states (and its scatter writes back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SequencePart {
+    /// Every step's output, `[batch, steps, units]`, in processing order (Keras returns a
+    /// `go_backwards` sequence reversed).
+    Sequence,
+    /// The last processing step's output, `[batch, units]`.
+    Last,
+    /// The output *before* the step that read input time τ (zeros for the first step),
+    /// `[batch, steps, units]` aligned with the rows of `z`: the left operand of the recurrent
+    /// kernel's gradient, Σ_t h_{t−1}ᵀ·dz_t, as one GEMM.
+    Previous,
+}
+
+impl Recurrence {
+    /// Columns of `z` and of the recurrent kernel per unit.
+    pub fn gates(&self) -> usize {
+        match self.cell {
+            RecurrentCell::Simple { .. } => 1,
+        }
+    }
+
+    /// Values per state row.
+    pub fn width(&self) -> usize {
+        match self.cell {
+            RecurrentCell::Simple { .. } => 2 * self.units,
+        }
+    }
+
+    /// The input time processing step `t` reads.
+    pub fn input_time(&self, t: usize) -> usize {
+        if self.go_backwards { self.steps - 1 - t } else { t }
+    }
+
+    /// Elements of `z` (and of its gradient).
+    pub fn z_len(&self) -> usize {
+        self.batch * self.steps * self.gates() * self.units
+    }
+
+    /// Elements of the states `s`.
+    pub fn state_len(&self) -> usize {
+        self.steps * self.batch * self.width()
+    }
+
+    /// Elements of the recurrent kernel.
+    pub fn kernel_len(&self) -> usize {
+        self.units * self.gates() * self.units
+    }
+
+    /// Elements a gather of `part` produces.
+    pub fn part_len(&self, part: SequencePart) -> usize {
+        match part {
+            SequencePart::Sequence | SequencePart::Previous => self.batch * self.steps * self.units,
+            SequencePart::Last => self.batch * self.units,
+        }
+    }
+
+    /// The activation code of the cell's output function (0: identity).
+    pub fn activation(&self) -> Option<UnaryOp> {
+        match self.cell {
+            RecurrentCell::Simple { activation } => activation,
+        }
+    }
+}
