@@ -6,8 +6,11 @@
 //   gather         [s, y]         the part of the states a layer returns   (Kernel::RecurrentGather)
 //   scatter        [dy, ds]       its gradient                             (Kernel::RecurrentScatter)
 //
-// SimpleRNN (the one cell so far, gates = 1): a state row is [h (units), a (units)], h = f(a),
-// a = z + h_prev·u; `act` is f's activation code (`activation` in the generated functions).
+// Cells (`cell`): 0 SimpleRNN (gates = 1): a state row is [h, a], h = f(a), a = z + h_prev·u,
+// `act` f's activation code (`activation` in the generated functions); 1 LSTM (gates = 4, in
+// Keras's order i, f, g, o): a state row is [h, c, i, f, g, o]. The LSTM backward carries
+// dc_t·f_t to step t - 1 in dz's not-yet-written row τ(t - 1) (column j, read back by the same
+// thread before it writes that row), so it needs no scratch buffer.
 // The dispatches of one loop run in order in one compute pass: wgpu orders a dispatch's
 // storage writes before the next dispatch's reads.
 //
@@ -26,7 +29,7 @@ struct Params {
     from_input: u32, // the activation's gradient reads a (1) or h (0)
     part: u32,       // gather/scatter: 0 sequence, 1 last, 2 previous
     len: u32,        // gather/scatter: output elements
-    _pad0: u32,
+    cell: u32,       // 0 SimpleRNN, 1 LSTM
     _pad1: u32,
 }
 
@@ -44,8 +47,13 @@ fn state_row(t: u32, b: u32) -> u32 {
     return (t * p.batch + b) * p.width;
 }
 
+// Row (b, τ) of z and dz (gates · units wide).
 fn z_row(b: u32, tau: u32) -> u32 {
-    return (b * p.steps + tau) * p.units;
+    return (b * p.steps + tau) * gates() * p.units;
+}
+
+fn gates() -> u32 {
+    return select(1u, 4u, p.cell == 1u);
 }
 
 // arg0 = z, arg1 = u, arg2 = s.
@@ -59,6 +67,10 @@ fn forward_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let b = i / p.units;
     let j = i % p.units;
     let t = p.step;
+    if (p.cell == 1u) {
+        lstm_forward(b, j, t);
+        return;
+    }
     var a = arg0[z_row(b, input_time(t)) + j];
     if (t > 0u) {
         let prev = state_row(t - 1u, b);
@@ -82,6 +94,10 @@ fn backward_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let b = i / p.units;
     let j = i % p.units;
     let t = p.steps - 1u - p.step;
+    if (p.cell == 1u) {
+        lstm_backward(b, j, t);
+        return;
+    }
     let row = state_row(t, b);
     var dh = arg2[row + j];
     if (t + 1u < p.steps) {
@@ -92,6 +108,70 @@ fn backward_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
     let v = arg0[row + j + p.from_input * p.units];
     arg3[z_row(b, input_time(t)) + j] = activation_grad(p.act, v, dh);
+}
+
+// The LSTM step for (b, j): four dot products over h_prev, then the gates (forward_step's args).
+fn lstm_forward(b: u32, j: u32, t: u32) {
+    let n = p.units;
+    let zr = z_row(b, input_time(t));
+    var a = vec4<f32>(arg0[zr + j], arg0[zr + n + j], arg0[zr + 2u * n + j], arg0[zr + 3u * n + j]);
+    var c_prev = 0.0;
+    if (t > 0u) {
+        let prev = state_row(t - 1u, b);
+        c_prev = arg2[prev + n + j];
+        for (var k = 0u; k < n; k++) {
+            let h = arg2[prev + k];
+            let w = k * 4u * n + j;
+            a += h * vec4<f32>(arg1[w], arg1[w + n], arg1[w + 2u * n], arg1[w + 3u * n]);
+        }
+    }
+    let i = sigmoid(a.x);
+    let f = sigmoid(a.y);
+    let g = tanh(clamp(a.z, -10.0, 10.0));
+    let o = sigmoid(a.w);
+    let c = f * c_prev + i * g;
+    let row = state_row(t, b);
+    arg2[row + j] = o * tanh(clamp(c, -10.0, 10.0));
+    arg2[row + n + j] = c;
+    arg2[row + 2u * n + j] = i;
+    arg2[row + 3u * n + j] = f;
+    arg2[row + 4u * n + j] = g;
+    arg2[row + 5u * n + j] = o;
+}
+
+// The LSTM backward step for (b, j) (backward_step's args).
+fn lstm_backward(b: u32, j: u32, t: u32) {
+    let n = p.units;
+    let row = state_row(t, b);
+    var dh = arg2[row + j];
+    var carry = 0.0;
+    if (t + 1u < p.steps) {
+        let next = z_row(b, input_time(t + 1u));
+        for (var k = 0u; k < 4u * n; k++) {
+            dh += arg3[next + k] * arg1[j * 4u * n + k];
+        }
+        // dc_{t+1}·f_{t+1}, left by step t + 1 in this step's dz row.
+        carry = arg3[z_row(b, input_time(t)) + j];
+    }
+    let c = arg0[row + n + j];
+    let i = arg0[row + 2u * n + j];
+    let f = arg0[row + 3u * n + j];
+    let g = arg0[row + 4u * n + j];
+    let o = arg0[row + 5u * n + j];
+    var c_prev = 0.0;
+    if (t > 0u) {
+        c_prev = arg0[state_row(t - 1u, b) + n + j];
+    }
+    let tc = tanh(clamp(c, -10.0, 10.0));
+    let dc = dh * o * (1.0 - tc * tc) + arg2[row + n + j] + carry;
+    let zr = z_row(b, input_time(t));
+    arg3[zr + j] = dc * g * i * (1.0 - i);
+    arg3[zr + n + j] = dc * c_prev * f * (1.0 - f);
+    arg3[zr + 2u * n + j] = dc * i * (1.0 - g * g);
+    arg3[zr + 3u * n + j] = dh * tc * o * (1.0 - o);
+    if (t > 0u) {
+        arg3[z_row(b, input_time(t - 1u)) + j] = dc * f;
+    }
 }
 
 // arg0 = s, arg1 = y: one thread per element of y.

@@ -7,7 +7,8 @@
 //! - `u` `[units, gates·units]`: the recurrent kernel;
 //! - `s` `[steps, batch, width]`: the state after each *processing* step t, time-major so that
 //!   one step's states are contiguous; a row holds the output h (`units` values) and what the
-//!   backward pass needs (for SimpleRNN, the pre-activation);
+//!   backward pass needs (SimpleRNN: [h, a], a the pre-activation; LSTM: [h, c, i, f, g, o],
+//!   the gates after their activations, Keras's order i, f, c (here g), o);
 //! - processing step t reads input time τ(t) = t, or steps − 1 − t with `go_backwards`.
 use super::UnaryOp;
 
@@ -16,6 +17,9 @@ use super::UnaryOp;
 pub enum RecurrentCell {
     /// Keras `SimpleRNN`: h_t = f(x_t·W + b + h_{t−1}·U); `None` is the identity (`linear`).
     Simple { activation: Option<UnaryOp> },
+    /// Keras `LSTM` (activation tanh, recurrent activation sigmoid): gates i, f, g, o =
+    /// σ, σ, tanh, σ of z + h_{t−1}·U; c_t = f·c_{t−1} + i·g; h_t = o·tanh(c_t).
+    Lstm,
 }
 
 /// One recurrent layer's loop over a batch.
@@ -48,6 +52,7 @@ impl Recurrence {
     pub fn gates(&self) -> usize {
         match self.cell {
             RecurrentCell::Simple { .. } => 1,
+            RecurrentCell::Lstm => 4,
         }
     }
 
@@ -55,6 +60,7 @@ impl Recurrence {
     pub fn width(&self) -> usize {
         match self.cell {
             RecurrentCell::Simple { .. } => 2 * self.units,
+            RecurrentCell::Lstm => 6 * self.units,
         }
     }
 
@@ -86,10 +92,19 @@ impl Recurrence {
         }
     }
 
-    /// The activation code of the cell's output function (0: identity).
+    /// A SimpleRNN's output activation (None: the identity, or another cell).
     pub fn activation(&self) -> Option<UnaryOp> {
         match self.cell {
             RecurrentCell::Simple { activation } => activation,
+            RecurrentCell::Lstm => None,
+        }
+    }
+
+    /// The cell's code in shaders/recurrent.wgsl.
+    pub fn cell_code(&self) -> u32 {
+        match self.cell {
+            RecurrentCell::Simple { .. } => 0,
+            RecurrentCell::Lstm => 1,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Recurrent layers: the time-loop ops checked by f64 finite differences through time (both
 //! directions, every gather), their WGSL kernels against the CPU at odd sizes, and the
-//! SimpleRNN layer against Keras's formula on a hand-computed example.
+//! SimpleRNN and LSTM layers against Keras's formulas on hand-computed examples.
 use kiln::graph::{Graph, NodeId, Op};
 use kiln::program::{Kernel, Recurrence, RecurrentCell, SequencePart, UnaryOp};
 
@@ -8,14 +8,18 @@ use crate::common::{rng, uniform};
 use crate::gpu_parity::{Builder, check};
 use crate::gradcheck::{check_graph, op, rand_in};
 
-fn simple(
-    activation: Option<UnaryOp>,
-    batch: usize,
-    steps: usize,
-    units: usize,
-    backwards: bool,
-) -> Recurrence {
-    Recurrence { cell: RecurrentCell::Simple { activation }, batch, steps, units, go_backwards: backwards }
+fn simple(activation: Option<UnaryOp>, batch: usize, steps: usize, units: usize, back: bool) -> Recurrence {
+    looped(RecurrentCell::Simple { activation }, batch, steps, units, back)
+}
+
+fn looped(cell: RecurrentCell, batch: usize, steps: usize, units: usize, go_backwards: bool) -> Recurrence {
+    Recurrence { cell, batch, steps, units, go_backwards }
+}
+
+/// The inputs of a loop's gradient check: z and the recurrent kernel.
+fn loop_inputs(rec: &Recurrence) -> [crate::gradcheck::TestInput; 2] {
+    let g = rec.gates() * rec.units;
+    [rand_in(&[rec.batch, rec.steps, g]), rand_in(&[rec.units, g])]
 }
 
 /// z and the recurrent kernel in, the loop, then `parts` gathered (several are summed after
@@ -62,7 +66,7 @@ fn simple_rnn_loops_have_the_right_gradient_through_time() {
     ] {
         for (batch, steps, units) in [(2, 3, 3), (1, 1, 2), (3, 4, 1)] {
             let rec = simple(activation, batch, steps, units, backwards);
-            let inputs = [rand_in(&[batch, steps, units]), rand_in(&[units, units])];
+            let inputs = loop_inputs(&rec);
             let name = format!("{activation:?} backwards {backwards} {batch}×{steps}×{units}");
             for parts in [&[Last][..], &[Sequence][..], &[Sequence, Last][..]] {
                 let build = loop_graph(rec, parts);
@@ -73,14 +77,33 @@ fn simple_rnn_loops_have_the_right_gradient_through_time() {
 }
 
 #[test]
+fn lstm_loops_have_the_right_gradient_through_time() {
+    use SequencePart::*;
+    for backwards in [false, true] {
+        for (batch, steps, units) in [(2, 3, 2), (1, 1, 3), (1, 4, 1)] {
+            let rec = looped(RecurrentCell::Lstm, batch, steps, units, backwards);
+            let name = format!("lstm backwards {backwards} {batch}×{steps}×{units}");
+            for parts in [&[Last][..], &[Sequence, Last][..]] {
+                check_graph(&name, &loop_inputs(&rec), &loop_graph(rec, parts));
+            }
+        }
+    }
+}
+
+#[test]
 fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
     let mut r = rng(51);
     let mut b = Builder::default();
+    let cells = [
+        (RecurrentCell::Simple { activation: Some(UnaryOp::Tanh) }, false),
+        (RecurrentCell::Simple { activation: None }, true),
+        (RecurrentCell::Simple { activation: Some(UnaryOp::Gelu) }, false),
+        (RecurrentCell::Lstm, false),
+        (RecurrentCell::Lstm, true),
+    ];
     for &(batch, steps, units) in &[(1, 1, 1), (5, 7, 3), (2, 29, 17), (3, 7, 65), (1, 29, 1)] {
-        for (activation, backwards) in
-            [(Some(UnaryOp::Tanh), false), (None, true), (Some(UnaryOp::Gelu), false)]
-        {
-            let rec = simple(activation, batch, steps, units, backwards);
+        for (cell, backwards) in cells {
+            let rec = looped(cell, batch, steps, units, backwards);
             let z = b.input(uniform(&mut r, rec.z_len(), -1.0, 1.0));
             let scale = 1.0 / (units as f32).sqrt();
             let u = b.input(uniform(&mut r, rec.kernel_len(), -scale, scale));

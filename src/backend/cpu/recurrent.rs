@@ -1,7 +1,7 @@
 //! The CPU kernels of a recurrent layer's time loop (layouts in program/recurrent.rs): each
 //! step's recurrent product is one GEMM over the batch, then the cell's elementwise math.
-use super::kernels::{CpuFloat, matmul, unary_grad, unary_in_place};
-use crate::program::{GradSource, Recurrence, SequencePart};
+use super::kernels::{CpuFloat, matmul, sigmoid, unary_grad, unary_in_place};
+use crate::program::{GradSource, Recurrence, RecurrentCell, SequencePart};
 
 /// Row `(t, b)` of the states.
 fn state_row(rec: &Recurrence, t: usize, b: usize) -> usize {
@@ -22,8 +22,47 @@ fn outputs_at<T: CpuFloat>(rec: &Recurrence, s: &[T], t: usize, out: &mut [T]) {
     }
 }
 
-/// s[t] = cell(z[:, τ(t)], s[t−1], u) for t = 0, 1, …: SimpleRNN stores h = f(a) and a.
+/// s[t] = cell(z[:, τ(t)], s[t−1], u) for t = 0, 1, ….
 pub fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], s: &mut [T]) {
+    match rec.cell {
+        RecurrentCell::Simple { .. } => simple_forward(rec, z, u, s),
+        RecurrentCell::Lstm => lstm_forward(rec, z, u, s),
+    }
+}
+
+/// Backpropagation through time: dz from the states' gradient ds, last step first. The
+/// gradient reaching h_t is ds's plus dz_{t+1}·uᵀ from the next step.
+pub fn backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], dz: &mut [T]) {
+    match rec.cell {
+        RecurrentCell::Simple { .. } => simple_backward(rec, s, u, ds, dz),
+        RecurrentCell::Lstm => lstm_backward(rec, s, u, ds, dz),
+    }
+}
+
+/// The recurrent part of the gradient reaching h_t, dz_{t+1}·uᵀ (zeros at the last step).
+fn recurrent_grad<T: CpuFloat>(
+    rec: &Recurrence,
+    t: usize,
+    u: &[T],
+    dz: &[T],
+    next_dz: &mut [T],
+    dh: &mut [T],
+) {
+    let (b_n, n, g) = (rec.batch, rec.units, rec.gates() * rec.units);
+    if t + 1 < rec.steps {
+        let tau = rec.input_time(t + 1);
+        for b in 0..b_n {
+            let zr = z_row(rec, b, tau);
+            next_dz[b * g..(b + 1) * g].copy_from_slice(&dz[zr..zr + g]);
+        }
+        matmul(b_n, g, n, false, true, next_dz, u, dh);
+    } else {
+        dh.fill(T::zero());
+    }
+}
+
+/// SimpleRNN: stores h = f(a) and a.
+fn simple_forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], s: &mut [T]) {
     let (b_n, n) = (rec.batch, rec.units);
     let mut prev = vec![T::zero(); b_n * n];
     let mut acc = vec![T::zero(); b_n * n];
@@ -52,27 +91,15 @@ pub fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], s: &mut [T]) {
     }
 }
 
-/// Backpropagation through time: dz from the states' gradient ds, last step first. The
-/// gradient reaching h_t is ds's plus dz_{t+1}·uᵀ from the next step.
-pub fn backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], dz: &mut [T]) {
+fn simple_backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], dz: &mut [T]) {
     let (b_n, n) = (rec.batch, rec.units);
-    let g = rec.gates() * n;
-    let mut next_dz = vec![T::zero(); b_n * g];
+    let mut next_dz = vec![T::zero(); b_n * n];
     let mut dh = vec![T::zero(); b_n * n];
     let mut v = vec![T::zero(); b_n * n];
     let mut dzt = vec![T::zero(); b_n * n];
     let from_input = rec.activation().is_some_and(|op| op.grad_source() == GradSource::Input);
     for t in (0..rec.steps).rev() {
-        if t + 1 < rec.steps {
-            let tau = rec.input_time(t + 1);
-            for b in 0..b_n {
-                let zr = z_row(rec, b, tau);
-                next_dz[b * g..(b + 1) * g].copy_from_slice(&dz[zr..zr + g]);
-            }
-            matmul(b_n, g, n, false, true, &next_dz, u, &mut dh);
-        } else {
-            dh.fill(T::zero());
-        }
+        recurrent_grad(rec, t, u, dz, &mut next_dz, &mut dh);
         for b in 0..b_n {
             let row = state_row(rec, t, b);
             for j in 0..n {
@@ -88,6 +115,65 @@ pub fn backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], dz: &
         for b in 0..b_n {
             let zr = z_row(rec, b, tau);
             dz[zr..zr + n].copy_from_slice(&dzt[b * n..(b + 1) * n]);
+        }
+    }
+}
+
+/// LSTM: a = z + h_{t−1}·u per gate; stores [h, c, i, f, g, o].
+fn lstm_forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], s: &mut [T]) {
+    let (b_n, n) = (rec.batch, rec.units);
+    let g4 = 4 * n;
+    let mut prev = vec![T::zero(); b_n * n];
+    let mut acc = vec![T::zero(); b_n * g4];
+    for t in 0..rec.steps {
+        if t > 0 {
+            outputs_at(rec, s, t - 1, &mut prev);
+            matmul(b_n, n, g4, false, false, &prev, u, &mut acc);
+        }
+        let tau = rec.input_time(t);
+        for b in 0..b_n {
+            let (zr, row) = (z_row(rec, b, tau), state_row(rec, t, b));
+            for j in 0..n {
+                let a =
+                    |q: usize| z[zr + q * n + j] + if t > 0 { acc[b * g4 + q * n + j] } else { T::zero() };
+                let (i, f, g, o) = (sigmoid(a(0)), sigmoid(a(1)), a(2).tanh(), sigmoid(a(3)));
+                let c_prev = if t > 0 { s[state_row(rec, t - 1, b) + n + j] } else { T::zero() };
+                let c = f * c_prev + i * g;
+                for (q, v) in [o * c.tanh(), c, i, f, g, o].into_iter().enumerate() {
+                    s[row + q * n + j] = v;
+                }
+            }
+        }
+    }
+}
+
+/// LSTM backward: dc_t = dh_t·o·(1 − tanh²c_t) + ds_c + dc_{t+1}·f_{t+1}, then the four gates'
+/// pre-activation gradients.
+fn lstm_backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], dz: &mut [T]) {
+    let (b_n, n) = (rec.batch, rec.units);
+    let mut next_dz = vec![T::zero(); b_n * 4 * n];
+    let mut dh = vec![T::zero(); b_n * n];
+    // dc_{t+1}·f_{t+1}, carried to step t.
+    let mut carry = vec![T::zero(); b_n * n];
+    let one = T::one();
+    for t in (0..rec.steps).rev() {
+        recurrent_grad(rec, t, u, dz, &mut next_dz, &mut dh);
+        let tau = rec.input_time(t);
+        for b in 0..b_n {
+            let (row, zr) = (state_row(rec, t, b), z_row(rec, b, tau));
+            for j in 0..n {
+                let at = |q: usize| s[row + q * n + j];
+                let (c, i, f, g, o) = (at(1), at(2), at(3), at(4), at(5));
+                let c_prev = if t > 0 { s[state_row(rec, t - 1, b) + n + j] } else { T::zero() };
+                let dh_t = dh[b * n + j] + ds[row + j];
+                let tc = c.tanh();
+                let dc = dh_t * o * (one - tc * tc) + ds[row + n + j] + carry[b * n + j];
+                carry[b * n + j] = dc * f;
+                dz[zr + j] = dc * g * i * (one - i);
+                dz[zr + n + j] = dc * c_prev * f * (one - f);
+                dz[zr + 2 * n + j] = dc * i * (one - g * g);
+                dz[zr + 3 * n + j] = dh_t * tc * o * (one - o);
+            }
         }
     }
 }

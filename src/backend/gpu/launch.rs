@@ -503,6 +503,7 @@ pub(crate) fn recurrent(
         from_input: u32::from(from_input),
         part: part.map_or(0, |p| p as u32),
         len: u(len)?,
+        cell: rec.cell_code(),
         ..Default::default()
     };
     let groups = if rec.steps == 0 { None } else { grid(threads, 256, d.max_groups)? };
