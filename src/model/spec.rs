@@ -29,7 +29,8 @@ use super::Sequential;
 use crate::error::{Error, Result};
 use crate::nn::{
     Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, Layer, MaxPooling2D, RandomFlip, Regularizer, Reshape,
+    GlobalAveragePooling2D, Layer, Lstm, MaxPooling2D, RandomFlip, RecurrentOptions, Regularizer, Reshape,
+    SimpleRnn,
 };
 use crate::program::Padding;
 
@@ -316,10 +317,27 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             t.only(&["activation"])?;
             Box::new(ActivationLayer(t.activation()?))
         }
+        "simplernn" | "lstm" => {
+            let mut keys = vec!["units", "use_bias", "return_sequences", "go_backwards"];
+            keys.push(if normalized == "lstm" { "unit_forget_bias" } else { "activation" });
+            t.only(&keys)?;
+            let mut options = RecurrentOptions::new(t.required("units")?);
+            options.use_bias = t.flag("use_bias")?.unwrap_or(true);
+            options.return_sequences = t.flag("return_sequences")?.unwrap_or(false);
+            options.go_backwards = t.flag("go_backwards")?.unwrap_or(false);
+            if normalized == "lstm" {
+                Box::new(Lstm { options, unit_forget_bias: t.flag("unit_forget_bias")?.unwrap_or(true) })
+            } else {
+                let activation =
+                    if t.map.contains_key("activation") { t.activation()? } else { Activation::Tanh };
+                Box::new(SimpleRnn { options, activation })
+            }
+        }
         _ => {
             return Err(t.error(format!(
                 "unknown layer type '{kind}' (known: Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
-                 GlobalAveragePooling2D, Flatten, Reshape, Dropout, BatchNormalization, RandomFlip, Activation)"
+                 GlobalAveragePooling2D, Flatten, Reshape, Dropout, BatchNormalization, RandomFlip, Activation, \
+                 SimpleRNN, LSTM)"
             )));
         }
     })

@@ -3,6 +3,7 @@ mod conv;
 mod dense;
 mod norm;
 mod pool;
+mod recurrent;
 mod regularize;
 mod shape;
 
@@ -10,6 +11,7 @@ pub use conv::Conv2D;
 pub use dense::Dense;
 pub use norm::BatchNormalization;
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
+pub use recurrent::{Lstm, RecurrentOptions, SimpleRnn};
 pub use regularize::{Dropout, RandomFlip, Regularizer};
 pub use shape::{Flatten, Reshape};
 
@@ -104,6 +106,13 @@ pub enum Init {
     Zeros,
     /// All ones (batch-norm scales and variances).
     Ones,
+    /// Keras `Orthogonal` (gain 1) for a `[rows, cols]` matrix: the Q of a QR decomposition of
+    /// a standard normal matrix (signs fixed so R's diagonal is positive), orthonormal rows
+    /// or columns, whichever are fewer (recurrent kernels).
+    Orthogonal { rows: usize, cols: usize },
+    /// An LSTM bias with Keras's `unit_forget_bias`: ones for the forget gate's `units`
+    /// (the second quarter), zeros elsewhere.
+    ForgetBias { units: usize },
 }
 
 impl Init {
@@ -116,8 +125,45 @@ impl Init {
             }
             Init::Zeros => vec![0.0; n],
             Init::Ones => vec![1.0; n],
+            Init::Orthogonal { rows, cols } => orthogonal(rows, cols, rng),
+            Init::ForgetBias { units } => {
+                (0..n).map(|i| if (units..2 * units).contains(&i) { 1.0 } else { 0.0 }).collect()
+            }
         }
     }
+}
+
+/// A `[rows, cols]` matrix with orthonormal rows (rows ≤ cols) or columns (see
+/// [`Init::Orthogonal`]): modified Gram–Schmidt, in f64, on the columns of a tall normal matrix.
+fn orthogonal(rows: usize, cols: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let (tall, narrow) = (rows.max(cols), rows.min(cols));
+    // Standard normal values by Box–Muller; column k of the tall matrix is a[k].
+    let mut normal = || {
+        let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
+        let u2: f64 = rng.random();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    };
+    let mut a: Vec<Vec<f64>> = (0..narrow).map(|_| (0..tall).map(|_| normal()).collect()).collect();
+    for k in 0..narrow {
+        let (done, rest) = a.split_at_mut(k);
+        let col = &mut rest[0];
+        for q in done.iter() {
+            let dot: f64 = q.iter().zip(col.iter()).map(|(x, y)| x * y).sum();
+            col.iter_mut().zip(q).for_each(|(c, x)| *c -= dot * x);
+        }
+        // Dividing by the (positive) norm is the sign fix: R's diagonal is positive.
+        let norm = col.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        col.iter_mut().for_each(|c| *c /= norm);
+    }
+    let mut out = vec![0.0f32; rows * cols];
+    for (k, q) in a.iter().enumerate() {
+        for (i, &v) in q.iter().enumerate() {
+            // Q is [tall, narrow]; transposed when the matrix is wide.
+            let at = if rows >= cols { i * cols + k } else { k * cols + i };
+            out[at] = v as f32;
+        }
+    }
+    out
 }
 
 /// A parameter a layer owns: its short name ("kernel", "bias"), shape and initialiser.

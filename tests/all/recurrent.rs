@@ -124,3 +124,146 @@ fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
     }
     check(&b, 1e-4);
 }
+
+mod layers {
+    use kiln::{
+        Activation, CompileOptions, Dense, Device, FitOptions, Loss, Lstm, Optimizer, Sequential, SimpleRnn,
+        Tensor,
+    };
+
+    use crate::common::{self, rng, uniform};
+
+    fn sigmoid(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    /// x·W for a row x and a [in, out] matrix W (row-major).
+    fn row_times(x: &[f64], w: &[f32], out: usize) -> Vec<f64> {
+        (0..out).map(|j| x.iter().enumerate().map(|(k, xk)| xk * f64::from(w[k * out + j])).sum()).collect()
+    }
+
+    fn compiled(layer: impl kiln::Layer + 'static, input: &[usize], device: Device) -> Sequential {
+        let mut m = Sequential::new(input).with_seed(9).add(layer);
+        m.compile(CompileOptions::new(Optimizer::sgd(0.1), Loss::MeanSquaredError, device)).unwrap();
+        m
+    }
+
+    fn weights(m: &mut Sequential) -> Vec<Vec<f32>> {
+        m.get_weights().unwrap().into_iter().map(|(_, t)| t.data).collect()
+    }
+
+    /// Two steps of SimpleRNN and LSTM by Keras's formulas, in f64, against `predict`.
+    #[test]
+    fn two_steps_follow_keras_formulas() {
+        let x = [[0.5, -1.0, 0.25], [1.5, 0.5, -0.75]];
+        let input = Tensor::new(&[1, 2, 3], x.iter().flatten().map(|&v| v as f32).collect()).unwrap();
+        for backwards in [false, true] {
+            let order: Vec<usize> = if backwards { vec![1, 0] } else { vec![0, 1] };
+            // SimpleRNN(2): h_t = tanh(x_t·W + h_{t−1}·U + b).
+            let mut m = compiled(SimpleRnn::new(2).go_backwards(backwards), &[2, 3], Device::Cpu);
+            let mut w = m.get_weights().unwrap();
+            w[2].1.data = vec![0.1, -0.2]; // a nonzero bias
+            m.set_weights(&w).unwrap();
+            let [kernel, recurrent, bias] = [&w[0].1.data, &w[1].1.data, &w[2].1.data];
+            let mut h = vec![0.0f64; 2];
+            for &t in &order {
+                let a = row_times(&x[t], kernel, 2);
+                let r = row_times(&h, recurrent, 2);
+                h = (0..2).map(|j| (a[j] + r[j] + f64::from(bias[j])).tanh()).collect();
+            }
+            let y = m.predict(&input, 1).unwrap();
+            for j in 0..2 {
+                assert!(
+                    (f64::from(y.data[j]) - h[j]).abs() < 1e-6,
+                    "SimpleRNN {backwards}: {:?} vs {h:?}",
+                    y.data
+                );
+            }
+            // LSTM(2): gates i, f, c, o in the kernel's column blocks.
+            let mut m = compiled(Lstm::new(2).go_backwards(backwards), &[2, 3], Device::Cpu);
+            let w = weights(&mut m);
+            assert_eq!(w[2], [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0], "unit_forget_bias");
+            let (mut h, mut c) = (vec![0.0f64; 2], vec![0.0f64; 2]);
+            for &t in &order {
+                let a = row_times(&x[t], &w[0], 8);
+                let r = row_times(&h, &w[1], 8);
+                let gate = |q: usize, j: usize| a[q * 2 + j] + r[q * 2 + j] + f64::from(w[2][q * 2 + j]);
+                for j in 0..2 {
+                    let (i, f, g, o) =
+                        (sigmoid(gate(0, j)), sigmoid(gate(1, j)), gate(2, j).tanh(), sigmoid(gate(3, j)));
+                    c[j] = f * c[j] + i * g;
+                    h[j] = o * c[j].tanh();
+                }
+            }
+            let y = m.predict(&input, 1).unwrap();
+            for j in 0..2 {
+                assert!(
+                    (f64::from(y.data[j]) - h[j]).abs() < 1e-6,
+                    "LSTM {backwards}: {:?} vs {h:?}",
+                    y.data
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn parameter_counts_equal_keras_and_recurrent_kernels_are_orthogonal() {
+        // Keras: SimpleRNN(u) on d features has d·u + u·u + u parameters; LSTM 4·(d·u + u·u + u).
+        let mut m = Sequential::new(&[29, 12]).add(Lstm::new(64)).add(Dense::new(9, Activation::Softmax));
+        m.compile(CompileOptions::new(
+            Optimizer::adam(1e-3),
+            Loss::SparseCategoricalCrossentropy,
+            Device::Cpu,
+        ))
+        .unwrap();
+        assert_eq!(m.param_count().unwrap(), 19_712 + 64 * 9 + 9);
+        let summary = m.summary().unwrap();
+        assert!(summary.contains("lstm (LSTM)") && summary.contains("19712"), "{summary}");
+        let m = Sequential::new(&[7, 3]).add(SimpleRnn::new(5).return_sequences(true)).add(SimpleRnn::new(4));
+        assert_eq!(m.param_count().unwrap(), (3 * 5 + 25 + 5) + (5 * 4 + 16 + 4));
+        // U [u, 4u] has orthonormal rows: U·Uᵀ = I.
+        let mut m = compiled(Lstm::new(6), &[4, 3], Device::Cpu);
+        let u = &weights(&mut m)[1];
+        for a in 0..6 {
+            for b in 0..6 {
+                let dot: f32 = (0..24).map(|k| u[a * 24 + k] * u[b * 24 + k]).sum();
+                assert!((dot - if a == b { 1.0 } else { 0.0 }).abs() < 1e-5, "U·Uᵀ[{a},{b}] = {dot}");
+            }
+        }
+    }
+
+    /// Stacked recurrent layers (a returned sequence feeding the next) train the same on the
+    /// GPU as on the CPU, one step.
+    #[test]
+    fn a_training_step_of_stacked_recurrent_layers_matches_between_gpu_and_cpu() {
+        if common::gpu().is_none() {
+            return;
+        }
+        let mut r = rng(61);
+        let (rows, steps, features) = (6, 5, 3);
+        let x = Tensor::new(&[rows, steps, features], uniform(&mut r, rows * steps * features, -1.0, 1.0))
+            .unwrap();
+        let y = Tensor::new(&[rows], (0..rows).map(|i| (i % 3) as f32).collect()).unwrap();
+        let build = |device| {
+            let mut m = Sequential::new(&[steps, features])
+                .with_seed(4)
+                .add(SimpleRnn::new(7).return_sequences(true).go_backwards(true))
+                .add(Lstm::new(5))
+                .add(Dense::new(3, Activation::Softmax));
+            let opts =
+                CompileOptions::new(Optimizer::adam(1e-2), Loss::SparseCategoricalCrossentropy, device);
+            m.compile(opts).unwrap();
+            m
+        };
+        let (mut cpu, mut gpu) = (build(Device::Cpu), build(Device::Gpu(None)));
+        let opts =
+            FitOptions { batch_size: rows, epochs: 2, verbose: 0, shuffle: false, ..Default::default() };
+        cpu.fit(&x, &y, &opts).unwrap();
+        gpu.fit(&x, &y, &opts).unwrap();
+        for ((name, c), (_, g)) in cpu.get_weights().unwrap().iter().zip(&gpu.get_weights().unwrap()) {
+            let worst =
+                c.data.iter().zip(&g.data).map(|(a, b)| (a - b).abs() / (a.abs() + 1e-3)).fold(0.0, f32::max);
+            assert!(worst < 1e-4, "{name} differs by {worst:e} (relative)");
+        }
+    }
+}

@@ -82,8 +82,8 @@ fn model_file_errors_name_the_layer_and_the_problem() {
     };
     let e = bad(r#"{"layers": [{"type": "Dense", "units": 4}, {"type": "Dense", "unit": 3}]}"#);
     assert!(e.contains("layer 2 (Dense)") && e.contains("unknown key 'unit'"), "{e}");
-    let e = bad(r#"{"layers": [{"type": "LSTM", "units": 4}]}"#);
-    assert!(e.contains("unknown layer type 'LSTM'"), "{e}");
+    let e = bad(r#"{"layers": [{"type": "ConvLSTM2D", "units": 4}]}"#);
+    assert!(e.contains("unknown layer type 'ConvLSTM2D'"), "{e}");
     let e = bad(r#"{"layers": [{"type": "Conv2D", "filters": 4, "kernel_size": [3, 3, 3]}]}"#);
     assert!(e.contains("kernel_size") && e.contains("pair"), "{e}");
     let e = bad(r#"{"layers": [{"type": "Dense", "units": 4, "activation": "gelux"}]}"#);

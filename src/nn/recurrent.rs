@@ -1,0 +1,209 @@
+//! Recurrent layers over `[batch, steps, features]` sequences: Keras `SimpleRNN` and `LSTM`.
+//! Each builds: the input projection of every step as one GEMM (x·W + b over the
+//! `[batch·steps, features]` rows), the time loop (`Op::Recurrent`, one fused step kernel per
+//! time step), then the last output or the whole sequence.
+use super::{Activation, BuildContext, Init, Layer, ParamSpec};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, NodeId, Op};
+use crate::program::{Recurrence, RecurrentCell, SequencePart};
+
+/// What every recurrent layer has.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecurrentOptions {
+    pub units: usize,
+    pub use_bias: bool,
+    /// Return the output of every step (`[steps, units]`) instead of the last (`[units]`).
+    pub return_sequences: bool,
+    /// Process the sequence last step first; a returned sequence is in processing order
+    /// (reversed), as Keras returns it.
+    pub go_backwards: bool,
+}
+
+impl RecurrentOptions {
+    /// `units` units, with a bias, returning the last output, forwards.
+    pub fn new(units: usize) -> RecurrentOptions {
+        RecurrentOptions { units, use_bias: true, return_sequences: false, go_backwards: false }
+    }
+
+    fn config(&self, class: &str) -> serde_json::Value {
+        serde_json::json!({
+            "type": class,
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "return_sequences": self.return_sequences,
+            "go_backwards": self.go_backwards,
+        })
+    }
+
+    fn output_shape(&self, name: &str, class: &str, input: &[usize]) -> Result<Vec<usize>> {
+        let steps = match *input {
+            [steps, _features] => steps,
+            _ => {
+                return Err(Error::invalid(
+                    format!("layer '{name}' ({class})"),
+                    format!("expects sequences (steps, features), got {input:?}"),
+                ));
+            }
+        };
+        if self.units == 0 || steps == 0 {
+            return Err(Error::invalid(
+                format!("layer '{name}' ({class})"),
+                "units and steps must be at least 1",
+            ));
+        }
+        Ok(if self.return_sequences { vec![steps, self.units] } else { vec![self.units] })
+    }
+
+    /// kernel `[features, gates·units]` (Glorot uniform), recurrent_kernel `[units, gates·units]`
+    /// (orthogonal), bias `[gates·units]`.
+    fn params(&self, input: &[usize], gates: usize, bias: Init) -> Vec<ParamSpec> {
+        let features = input.last().copied().unwrap_or(0);
+        let (u, g) = (self.units, gates * self.units);
+        let mut p = vec![
+            ParamSpec::new("kernel", vec![features, g], Init::GlorotUniform { fan_in: features, fan_out: g }),
+            ParamSpec::new("recurrent_kernel", vec![u, g], Init::Orthogonal { rows: u, cols: g }),
+        ];
+        if self.use_bias {
+            p.push(ParamSpec::new("bias", vec![g], bias));
+        }
+        p
+    }
+
+    /// x `[batch, steps, features]` → the projection, the loop, the returned part.
+    fn build(&self, cell: RecurrentCell, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
+        let name = ctx.name;
+        let [batch, steps, features] = match *g.shape(x) {
+            [b, t, f] => [b, t, f],
+            ref other => return Err(Error::invalid(format!("layer '{name}'"), format!("input {other:?}"))),
+        };
+        let rec = Recurrence { cell, batch, steps, units: self.units, go_backwards: self.go_backwards };
+        let width = rec.gates() * self.units;
+        let rows = g.add(Op::Reshape { shape: vec![batch * steps, features] }, &[x], name)?;
+        let mut z = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[rows, ctx.params[0]], name)?;
+        if self.use_bias {
+            z = g.add(Op::BiasAdd, &[z, ctx.params[2]], name)?;
+        }
+        let z = g.add(Op::Reshape { shape: vec![batch, steps, width] }, &[z], name)?;
+        let states = g.add(Op::Recurrent(rec), &[z, ctx.params[1]], name)?;
+        let part = if self.return_sequences { SequencePart::Sequence } else { SequencePart::Last };
+        g.add(Op::RecurrentGather { rec, part }, &[states], name)
+    }
+}
+
+/// Keras `SimpleRNN(units, activation="tanh")`: h_t = f(x_t·W + b + h_{t−1}·U).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimpleRnn {
+    pub options: RecurrentOptions,
+    /// The output activation (any elementwise one, or linear).
+    pub activation: Activation,
+}
+
+/// Keras `LSTM(units)`: tanh activation, sigmoid recurrent activation, `unit_forget_bias`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lstm {
+    pub options: RecurrentOptions,
+    /// Initialise the forget gate's bias to ones (Keras's default).
+    pub unit_forget_bias: bool,
+}
+
+/// The builder methods both layers share.
+macro_rules! recurrent_builders {
+    ($layer:ident) => {
+        impl $layer {
+            /// Return every step's output (`[steps, units]`).
+            pub fn return_sequences(mut self, on: bool) -> $layer {
+                self.options.return_sequences = on;
+                self
+            }
+
+            /// Process the sequence from its end (Keras `go_backwards`).
+            pub fn go_backwards(mut self, on: bool) -> $layer {
+                self.options.go_backwards = on;
+                self
+            }
+
+            /// Without the bias.
+            pub fn use_bias(mut self, on: bool) -> $layer {
+                self.options.use_bias = on;
+                self
+            }
+        }
+    };
+}
+recurrent_builders!(SimpleRnn);
+recurrent_builders!(Lstm);
+
+impl SimpleRnn {
+    /// A SimpleRNN with `units` units and tanh.
+    pub fn new(units: usize) -> SimpleRnn {
+        SimpleRnn { options: RecurrentOptions::new(units), activation: Activation::Tanh }
+    }
+
+    /// With another output activation (an elementwise one or linear).
+    pub fn activation(mut self, activation: Activation) -> SimpleRnn {
+        self.activation = activation;
+        self
+    }
+}
+
+impl Lstm {
+    /// An LSTM with `units` units and Keras's defaults.
+    pub fn new(units: usize) -> Lstm {
+        Lstm { options: RecurrentOptions::new(units), unit_forget_bias: true }
+    }
+}
+
+impl Layer for SimpleRnn {
+    fn class_name(&self) -> &'static str {
+        "SimpleRNN"
+    }
+    fn base_name(&self) -> &'static str {
+        "simple_rnn"
+    }
+    fn config(&self) -> serde_json::Value {
+        let mut c = self.options.config("SimpleRNN");
+        c["activation"] = self.activation.name().into();
+        c
+    }
+    fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
+        if self.activation == Activation::Softmax {
+            return Err(Error::invalid(
+                format!("layer '{name}' (SimpleRNN)"),
+                "the activation must be elementwise (softmax is not)",
+            ));
+        }
+        self.options.output_shape(name, "SimpleRNN", input)
+    }
+    fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
+        self.options.params(input, 1, Init::Zeros)
+    }
+    fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
+        let cell = RecurrentCell::Simple { activation: self.activation.unary() };
+        self.options.build(cell, g, x, ctx)
+    }
+}
+
+impl Layer for Lstm {
+    fn class_name(&self) -> &'static str {
+        "LSTM"
+    }
+    fn base_name(&self) -> &'static str {
+        "lstm"
+    }
+    fn config(&self) -> serde_json::Value {
+        let mut c = self.options.config("LSTM");
+        c["unit_forget_bias"] = self.unit_forget_bias.into();
+        c
+    }
+    fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
+        self.options.output_shape(name, "LSTM", input)
+    }
+    fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
+        let bias =
+            if self.unit_forget_bias { Init::ForgetBias { units: self.options.units } } else { Init::Zeros };
+        self.options.params(input, 4, bias)
+    }
+    fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
+        self.options.build(RecurrentCell::Lstm, g, x, ctx)
+    }
+}
