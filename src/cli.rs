@@ -307,6 +307,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         ));
     }
     let (classes, source) = (data.train.classes, data.source.clone());
+    let source_scaler = data.scaler.clone();
     let (mut train, mut test) = data.into_split(0.2, args.seed)?;
     let mut val = match run::validation_fraction(args)? {
         0.0 => None,
@@ -346,9 +347,11 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         None if model.input_shape().len() == 3 => Scaling::UnitRange,
         None => Scaling::Standardize,
     };
-    let scaler = match resumed.as_ref().and_then(|r| r.checkpoint.input.as_ref()) {
-        Some(input) => input.scaler.clone(),
-        None => Scaler::fit(&train.x, scaling),
+    let scaler = match (resumed.as_ref().and_then(|r| r.checkpoint.input.as_ref()), source_scaler) {
+        (Some(input), _) => input.scaler.clone(),
+        // The source's own (sequences), unless --scaling names another.
+        (None, Some(own)) if args.scaling.is_none() => own,
+        (None, _) => Scaler::fit(&train.x, scaling),
     };
     scaler.apply(&mut train.x)?;
     scaler.apply(&mut test.x)?;

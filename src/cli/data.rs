@@ -1,7 +1,9 @@
 //! `--data`: the bundled sets, the MNIST packages, CSV files, IDX directories and image
 //! folders, with the source's own test split where it has one.
-use crate::data::{self, Dataset};
+use crate::data::ts::{SequenceSet, load_ts};
+use crate::data::{self, Dataset, Scaler, Scaling};
 use crate::error::{Error, Result};
+use std::path::Path;
 
 /// A data set as `--data` names it: the training samples, the test samples when the source
 /// comes with its own test split, and a description of where it came from.
@@ -15,6 +17,9 @@ pub struct LoadedData {
     pub source: String,
     /// The data is an image folder (the only source an image size applies to).
     pub image_folder: bool,
+    /// The scaling the source comes with (sequences: per-dimension standardisation from the
+    /// training series' steps, not from their padding), used unless `--scaling` says otherwise.
+    pub scaler: Option<Scaler>,
 }
 
 impl LoadedData {
@@ -53,9 +58,15 @@ pub fn load_data(name: &str) -> Result<LoadedData> {
 /// [`load_data`], with image-folder images resized to `image_size` (height, width) instead of
 /// the first image's size; other sources ignore it.
 pub fn load_data_sized(name: &str, image_size: Option<(usize, usize)>) -> Result<LoadedData> {
-    let whole = |train, source: String| LoadedData { train, test: None, source, image_folder: false };
-    let split =
-        |(train, test), source: String| LoadedData { train, test: Some(test), source, image_folder: false };
+    let whole =
+        |train, source: String| LoadedData { train, test: None, source, image_folder: false, scaler: None };
+    let split = |(train, test), source: String| LoadedData {
+        train,
+        test: Some(test),
+        source,
+        image_folder: false,
+        scaler: None,
+    };
     if let Some(d) = data::builtin::by_name(name) {
         return Ok(whole(d?, format!("{name} (bundled)")));
     }
@@ -65,6 +76,10 @@ pub fn load_data_sized(name: &str, image_size: Option<(usize, usize)>) -> Result
             return Ok(split(data::mnist::fashion_mnist()?, source));
         }
         "mnist" => return Ok(split(data::mnist::mnist()?, format!("mnist ({})", data::mnist::MNIST_DIR))),
+        "japanese-vowels" | "japanese_vowels" | "japanesevowels" => {
+            let (train, test) = data::builtin::japanese_vowels()?;
+            return sequences(train, Some(test), "japanese-vowels (bundled, UEA .ts)".into());
+        }
         _ => {}
     }
     let path = std::path::Path::new(name);
@@ -76,14 +91,46 @@ pub fn load_data_sized(name: &str, image_size: Option<(usize, usize)>) -> Result
         let images = data::load_image_folder(path, &opts)?;
         return Ok(LoadedData { image_folder: true, ..whole(images, format!("{name} (image folder)")) });
     }
+    if name.ends_with(".ts") || name.ends_with(".ts.gz") {
+        let train = load_ts(path)?;
+        // The UEA convention: NAME_TRAIN.ts beside NAME_TEST.ts.
+        let test_path = name.rfind("_TRAIN").map(|i| format!("{}_TEST{}", &name[..i], &name[i + 6..]));
+        let test = match test_path.filter(|p| Path::new(p).exists()) {
+            Some(p) => Some(load_ts(Path::new(&p))?),
+            None => None,
+        };
+        return sequences(train, test, format!("{name} (UEA .ts)"));
+    }
     if name.ends_with(".csv") || name.ends_with(".csv.gz") || path.exists() {
         return Ok(whole(data::csv::load_csv(path, &Default::default())?, name.to_string()));
     }
     Err(Error::invalid(
         "data",
         format!(
-            "'{name}' is neither a known data set (digits, iris, breast-cancer, fashion-mnist, mnist) \
-             nor a file or directory"
+            "'{name}' is neither a known data set (digits, iris, breast-cancer, fashion-mnist, mnist, \
+             japanese-vowels) nor a file or directory"
         ),
     ))
+}
+
+/// Sequences as `[N, steps, dims]` data sets: padded at the front (Keras `pad_sequences`'
+/// default, so a recurrent layer ends on the data) to the longest series of either split, with
+/// the training mean, so that the returned standardisation (per dimension, from the training
+/// series' real steps) turns the padding into zeros.
+fn sequences(train: SequenceSet, test: Option<SequenceSet>, source: String) -> Result<LoadedData> {
+    let (mean, std) = train.dimension_moments();
+    let steps = train.max_len().max(test.as_ref().map_or(0, SequenceSet::max_len));
+    let dataset = |s: &SequenceSet| -> Result<Dataset> {
+        let (x, _) = s.padded_with(Some(steps), &mean, true)?;
+        Dataset::new(x, s.y.clone(), s.classes, s.class_names.clone())
+    };
+    let repeat = |v: &[f32]| (0..steps).flat_map(|_| v.iter().copied()).collect();
+    let scaler = Scaler { mode: Scaling::StandardizePerChannel, mean: repeat(&mean), std: repeat(&std) };
+    Ok(LoadedData {
+        train: dataset(&train)?,
+        test: test.as_ref().map(dataset).transpose()?,
+        source,
+        image_folder: false,
+        scaler: Some(scaler),
+    })
 }

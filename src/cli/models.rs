@@ -5,11 +5,11 @@ use super::options::{default_loss, loss_from_args};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::model::Sequential;
-use crate::nn::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
+use crate::nn::{Activation, Conv2D, Dense, Flatten, Lstm, MaxPooling2D};
 use crate::program::Padding;
 
 /// The known model presets.
-pub const PRESETS: &str = "mlp, cnn, mnist-cnn";
+pub const PRESETS: &str = "mlp, cnn, mnist-cnn, lstm";
 
 /// Per-sample image shape `[h, w, c]` for data of `sample_shape`: images as they are, a
 /// grey `[h, w]` gets one channel, and a flat square vector (digits' 64 pixels) becomes
@@ -50,6 +50,7 @@ pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> 
 ///   MaxPool 2 → Flatten → Dense 64 relu → output.
 /// - `mnist-cnn` (28×28): Conv32 3×3 relu → MaxPool 2 → Conv64 3×3 relu → MaxPool 2 → Conv64
 ///   3×3 relu → Flatten → Dense 64 relu → output (93,322 parameters for 10 classes).
+/// - `lstm` (sequences `[steps, features]`, e.g. `.ts` data): LSTM 64 → output.
 pub fn preset_for_loss(
     name: &str,
     sample_shape: &[usize],
@@ -89,6 +90,15 @@ pub fn preset_for_loss(
             .add(conv(64))
             .add(Flatten)
             .add(Dense::new(64, Activation::Relu)),
+        "lstm" => match *sample_shape {
+            [steps, features] => Sequential::new(&[steps, features]).with_seed(seed).add(Lstm::new(64)),
+            _ => {
+                return Err(Error::invalid(
+                    "model",
+                    format!("preset 'lstm' needs sequences (steps, features), got {sample_shape:?}"),
+                ));
+            }
+        },
         other => {
             return Err(Error::invalid("model", format!("unknown preset '{other}' (known: {PRESETS})")));
         }
@@ -127,6 +137,7 @@ pub fn model_file(name: &str, sample_shape: &[usize], seed: u64) -> Result<Seque
     let spec = crate::model::spec::load_model_file(path)?;
     let shape = match (&spec.input_shape, spec.wants_images()) {
         (Some(s), _) => s.clone(),
+        (None, false) if spec.wants_sequences() => sample_shape.to_vec(),
         (None, true) => image_input(sample_shape).map(|s| s.to_vec()).ok_or_else(|| {
             Error::invalid(
                 format!("model file {name}"),

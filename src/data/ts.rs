@@ -109,6 +109,18 @@ impl SequenceSet {
     /// The series as one `[N, steps, dims]` tensor, zero-padded at the end, and each
     /// series' length; `steps` defaults to the longest series. A longer series is an error.
     pub fn padded(&self, steps: Option<usize>) -> Result<(Tensor, Vec<usize>)> {
+        self.padded_with(steps, &vec![0.0; self.dims], false)
+    }
+
+    /// As [`padded`](Self::padded), padding with `pad` (one value per dimension), at the
+    /// front (`at_front`: Keras `pad_sequences`' default, so that the last steps are the
+    /// data) or at the end.
+    pub fn padded_with(
+        &self,
+        steps: Option<usize>,
+        pad: &[f32],
+        at_front: bool,
+    ) -> Result<(Tensor, Vec<usize>)> {
         let lengths = self.lengths();
         let t = steps.unwrap_or_else(|| self.max_len());
         if let Some((i, &len)) = lengths.iter().enumerate().find(|(_, l)| **l > t) {
@@ -117,10 +129,21 @@ impl SequenceSet {
                 format!("series {i} has {len} steps, more than the {t} to pad to"),
             ));
         }
+        if pad.len() != self.dims {
+            return Err(Error::shape("sequence padding (values per step)", &[self.dims], &[pad.len()]));
+        }
         let d = self.dims;
-        let mut data = vec![0.0f32; self.len() * t * d];
-        for (i, s) in self.series.iter().enumerate() {
-            data[i * t * d..i * t * d + s.len()].copy_from_slice(s);
+        let mut data = Vec::with_capacity(self.len() * t * d);
+        for s in &self.series {
+            let missing = t - s.len() / d.max(1);
+            let padding = (0..missing).flat_map(|_| pad.iter().copied());
+            if at_front {
+                data.extend(padding);
+                data.extend_from_slice(s);
+            } else {
+                data.extend_from_slice(s);
+                data.extend(padding);
+            }
         }
         Ok((Tensor::new(&[self.len(), t, d], data)?, lengths))
     }

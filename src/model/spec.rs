@@ -63,6 +63,13 @@ impl ModelSpec {
     }
 }
 
+impl ModelSpec {
+    /// Whether the first layer takes sequences `(steps, features)`.
+    pub fn wants_sequences(&self) -> bool {
+        self.layers.first().is_some_and(|l| matches!(l.class_name(), "SimpleRNN" | "LSTM"))
+    }
+}
+
 /// Read a model file (`.json`, else TOML).
 pub fn load_model_file(path: &Path) -> Result<ModelSpec> {
     let text =

@@ -32,6 +32,7 @@ mod regularizer;
 mod run_dir;
 mod sample_weight;
 mod schedule;
+mod sequence_training;
 mod shaders;
 mod spec;
 mod step_parity;
