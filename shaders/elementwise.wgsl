@@ -8,6 +8,7 @@
 //   binary          [a, b, y]     y = f(a, b), f by code            (Kernel::Binary)
 //   binary_grad_a/b [a, b, dy, dx] dx = ∂f/∂a·dy or ∂f/∂b·dy       (Kernel::BinaryGrad)
 //   broadcast_rows  [x, y]        y[i,j] = x[j]                     (Kernel::BroadcastRows)
+//   place_row       [x, y]        y[i,j] = x[j] in row op, else 0   (Kernel::PlaceRow)
 //   broadcast_scalar[x, y]        y[i] = scale · x[0]               (Kernel::BroadcastScalar)
 //   fill            [y]           y[i] = scale (the fill value)     (Kernel::Fill)
 //   accumulate      [x, acc]      acc[i] += scale · x[i]            (Kernel::Accumulate)
@@ -139,6 +140,15 @@ fn broadcast_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
         arg1[i] = arg0[i % p.cols];
+    }
+}
+
+@compute @workgroup_size(256)
+fn place_row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i < p.len) {
+        arg1[i] = select(0.0, arg0[i % p.cols], i / p.cols == p.op);
     }
 }
 

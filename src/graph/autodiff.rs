@@ -100,15 +100,31 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         }
         // dz by backpropagation through time; the recurrent kernel's gradient is one GEMM over
         // every step, Σ_t h_{t−1}ᵀ·dz_t = Previous(s)ᵀ·dz with both as [B·T, ·] matrices.
+        // The GRU's recurrent pre-activations q = h_{t−1}·U + b_r have their own gradient dq
+        // (RecurrentGateGrad); dU = Previous(s)ᵀ·dq, db_r = Σ dq.
         Op::Recurrent(rec) => {
             let dz = g.add(Op::RecurrentGrad(rec), &[id, x(1), gy], &ctx)?;
+            let dq = if rec.has_recurrent_bias() {
+                g.add(Op::RecurrentGateGrad(rec), &[id, dz], &ctx)?
+            } else {
+                dz
+            };
             let prev = g.add(Op::RecurrentGather { rec, part: SequencePart::Previous }, &[id], &ctx)?;
             let rows = rec.batch * rec.steps;
             let prev = g.add(Op::Reshape { shape: vec![rows, rec.units] }, &[prev], &ctx)?;
-            let dz_rows = g.add(Op::Reshape { shape: vec![rows, rec.gates() * rec.units] }, &[dz], &ctx)?;
-            let du = g.add(Op::MatMul { trans_a: true, trans_b: false }, &[prev, dz_rows], &ctx)?;
-            vec![Some(dz), Some(du)]
+            let dq_rows = g.add(Op::Reshape { shape: vec![rows, rec.gates() * rec.units] }, &[dq], &ctx)?;
+            let du = g.add(Op::MatMul { trans_a: true, trans_b: false }, &[prev, dq_rows], &ctx)?;
+            let mut grads = vec![Some(dz), Some(du)];
+            if rec.has_recurrent_bias() {
+                grads.push(Some(g.add(Op::SumRows, &[dq_rows], &ctx)?));
+            }
+            grads
         }
+        Op::Row { index } => {
+            let rows = shape_of(g, 0)[0];
+            vec![Some(g.add(Op::PlaceRow { index, rows }, &[gy], &ctx)?)]
+        }
+        Op::PlaceRow { index, .. } => vec![Some(g.add(Op::Row { index }, &[gy], &ctx)?)],
         Op::RecurrentGather { rec, part } => {
             vec![Some(g.add(Op::RecurrentScatter { rec, part }, &[gy], &ctx)?)]
         }
@@ -171,6 +187,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         Op::UnaryGrad(_)
         | Op::BinaryGrad { .. }
         | Op::RecurrentGrad(_)
+        | Op::RecurrentGateGrad(_)
         | Op::RecurrentScatter { .. }
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad
@@ -181,7 +198,6 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::MaxPoolGrad { .. }
         | Op::BatchNormGrad { .. }
         | Op::BatchNormGradSums { .. }
-        | Op::Row { .. }
         | Op::BatchNormInference { .. }
         | Op::BatchMoments
         | Op::WeightPenaltyGrad { .. }

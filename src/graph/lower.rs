@@ -26,6 +26,7 @@ impl Graph {
             Op::BinaryGrad { op, wrt } => Kernel::BinaryGrad { op: *op, wrt: *wrt, len },
             Op::Recurrent(rec) => Kernel::RecurrentForward { rec: *rec },
             Op::RecurrentGrad(rec) => Kernel::RecurrentBackward { rec: *rec },
+            Op::RecurrentGateGrad(rec) => Kernel::RecurrentGateGrad { rec: *rec },
             Op::RecurrentGather { rec, part } => Kernel::RecurrentGather { rec: *rec, part: *part },
             Op::RecurrentScatter { rec, part } => Kernel::RecurrentScatter { rec: *rec, part: *part },
             Op::Softmax => Kernel::Softmax { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },
@@ -113,6 +114,7 @@ impl Graph {
                 Kernel::BatchNormGradSums { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps }
             }
             Op::Row { index } => Kernel::Copy { len, offset: index * len },
+            Op::PlaceRow { index, rows } => Kernel::PlaceRow { rows: *rows, cols: len / rows, index: *index },
             Op::BatchNormInference { eps } => {
                 Kernel::BatchNormInference { rows: rc(s(0)).0, cols: rc(s(0)).1, eps: *eps }
             }

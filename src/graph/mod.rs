@@ -6,8 +6,8 @@ pub mod plan;
 
 use crate::error::{Error, Result};
 use crate::program::{
-    BinaryOp, CLASS_COUNT_CHUNK, Operand, PointwiseLoss, ROC_CHUNK, Recurrence, SequencePart, UnaryOp,
-    Window2d,
+    BinaryOp, CLASS_COUNT_CHUNK, Operand, PointwiseLoss, ROC_CHUNK, Recurrence, RecurrentCell, SequencePart,
+    UnaryOp, Window2d,
 };
 
 /// Index of a node in its graph.
@@ -39,6 +39,8 @@ pub enum Op {
     Recurrent(Recurrence),
     /// (states, recurrent kernel, d states) → dz [B, T, G·u]: backpropagation through time.
     RecurrentGrad(Recurrence),
+    /// (states, dz) → the gradient of the recurrent pre-activations (the GRU's differs from dz).
+    RecurrentGateGrad(Recurrence),
     /// states → the part a layer returns ([B, T, u] or [B, u]).
     RecurrentGather { rec: Recurrence, part: SequencePart },
     /// The gradient of a gather → d states [T, B, width].
@@ -121,6 +123,8 @@ pub enum Op {
     BatchNormGrad { eps: f32 },
     /// [rows, cols] → row `index`, [cols] (a copy).
     Row { index: usize },
+    /// [cols] → [rows, cols]: zeros but row `index` (the gradient of `Row`).
+    PlaceRow { index: usize, rows: usize },
     /// (x, gamma, beta, moving mean, moving variance) → normalised x (inference).
     BatchNormInference { eps: f32 },
     /// any → [1], the L1/L2 weight penalty l1·Σ|x| + l2·Σx² (Keras kernel regularisers).
@@ -367,13 +371,22 @@ impl Graph {
                 s(0).to_vec()
             }
             Op::Recurrent(rec) => {
-                same(
-                    &format!("{ctx} input projection"),
-                    &[rec.batch, rec.steps, rec.gates() * rec.units],
-                    s(0),
-                )?;
-                same(&format!("{ctx} recurrent kernel"), &[rec.units, rec.gates() * rec.units], s(1))?;
+                let g = rec.gates() * rec.units;
+                same(&format!("{ctx} input projection"), &[rec.batch, rec.steps, g], s(0))?;
+                same(&format!("{ctx} recurrent kernel"), &[rec.units, g], s(1))?;
+                if rec.has_recurrent_bias() {
+                    same(&format!("{ctx} recurrent bias"), &[g], s(2))?;
+                }
                 vec![rec.steps, rec.batch, rec.width()]
+            }
+            Op::RecurrentGateGrad(rec) => {
+                same(&format!("{ctx} states"), &[rec.steps, rec.batch, rec.width()], s(0))?;
+                same(
+                    &format!("{ctx} projection gradient"),
+                    &[rec.batch, rec.steps, rec.gates() * rec.units],
+                    s(1),
+                )?;
+                s(1).to_vec()
             }
             Op::RecurrentGrad(rec) => {
                 let states = [rec.steps, rec.batch, rec.width()];
@@ -457,6 +470,12 @@ impl Graph {
                 }
                 vec![c]
             }
+            Op::PlaceRow { index, rows } => {
+                if *index >= *rows || s(0).len() != 1 {
+                    return Err(Error::invalid(ctx, format!("row {index} of {rows} rows from {:?}", s(0))));
+                }
+                vec![*rows, s(0)[0]]
+            }
             Op::RandomFlip { .. } => {
                 if s(0).len() != 4 {
                     return Err(Error::invalid(ctx, format!("expects NHWC images, got {:?}", s(0))));
@@ -499,6 +518,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::Dropout { .. }
         | Op::BatchMoments
         | Op::Row { .. }
+        | Op::PlaceRow { .. }
         | Op::RecurrentGather { .. }
         | Op::RecurrentScatter { .. }
         | Op::WeightPenalty { .. } => 1,
@@ -506,7 +526,8 @@ pub fn arity(op: &Op) -> usize {
         | Op::BiasAdd
         | Op::Add
         | Op::Binary(_)
-        | Op::Recurrent(_)
+        | Op::Recurrent(Recurrence { cell: RecurrentCell::Simple { .. } | RecurrentCell::Lstm, .. })
+        | Op::RecurrentGateGrad(_)
         | Op::UnaryGrad(_)
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad
@@ -531,6 +552,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::Pointwise { weighted: true, .. }
         | Op::BinaryGrad { .. }
         | Op::RecurrentGrad(_)
+        | Op::Recurrent(Recurrence { cell: RecurrentCell::Gru, .. })
         | Op::BatchNormGradSums { .. } => 3,
         Op::BatchNorm { .. }
         | Op::SoftmaxCrossEntropyGrad { weighted: true, .. }

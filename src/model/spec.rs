@@ -29,8 +29,8 @@ use super::Sequential;
 use crate::error::{Error, Result};
 use crate::nn::{
     Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, Layer, Lstm, MaxPooling2D, RandomFlip, RecurrentOptions, Regularizer, Reshape,
-    SimpleRnn,
+    GlobalAveragePooling2D, Gru, Layer, Lstm, MaxPooling2D, RandomFlip, RecurrentOptions, Regularizer,
+    Reshape, SimpleRnn,
 };
 use crate::program::Padding;
 
@@ -66,7 +66,7 @@ impl ModelSpec {
 impl ModelSpec {
     /// Whether the first layer takes sequences `(steps, features)`.
     pub fn wants_sequences(&self) -> bool {
-        self.layers.first().is_some_and(|l| matches!(l.class_name(), "SimpleRNN" | "LSTM"))
+        self.layers.first().is_some_and(|l| matches!(l.class_name(), "SimpleRNN" | "LSTM" | "GRU"))
     }
 }
 
@@ -324,27 +324,42 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             t.only(&["activation"])?;
             Box::new(ActivationLayer(t.activation()?))
         }
-        "simplernn" | "lstm" => {
+        "simplernn" | "lstm" | "gru" => {
             let mut keys = vec!["units", "use_bias", "return_sequences", "go_backwards"];
-            keys.push(if normalized == "lstm" { "unit_forget_bias" } else { "activation" });
+            match normalized.as_str() {
+                "lstm" => keys.push("unit_forget_bias"),
+                "gru" => keys.push("reset_after"),
+                _ => keys.push("activation"),
+            }
             t.only(&keys)?;
             let mut options = RecurrentOptions::new(t.required("units")?);
             options.use_bias = t.flag("use_bias")?.unwrap_or(true);
             options.return_sequences = t.flag("return_sequences")?.unwrap_or(false);
             options.go_backwards = t.flag("go_backwards")?.unwrap_or(false);
-            if normalized == "lstm" {
-                Box::new(Lstm { options, unit_forget_bias: t.flag("unit_forget_bias")?.unwrap_or(true) })
-            } else {
-                let activation =
-                    if t.map.contains_key("activation") { t.activation()? } else { Activation::Tanh };
-                Box::new(SimpleRnn { options, activation })
+            match normalized.as_str() {
+                "lstm" => {
+                    Box::new(Lstm { options, unit_forget_bias: t.flag("unit_forget_bias")?.unwrap_or(true) })
+                }
+                "gru" => {
+                    if t.flag("reset_after")? == Some(false) {
+                        return Err(t.error(
+                            "reset_after = false is not supported (Keras 3's default, true, is)".into(),
+                        ));
+                    }
+                    Box::new(Gru { options })
+                }
+                _ => {
+                    let activation =
+                        if t.map.contains_key("activation") { t.activation()? } else { Activation::Tanh };
+                    Box::new(SimpleRnn { options, activation })
+                }
             }
         }
         _ => {
             return Err(t.error(format!(
                 "unknown layer type '{kind}' (known: Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
                  GlobalAveragePooling2D, Flatten, Reshape, Dropout, BatchNormalization, RandomFlip, Activation, \
-                 SimpleRNN, LSTM)"
+                 SimpleRNN, LSTM, GRU)"
             )));
         }
     })

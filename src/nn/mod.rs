@@ -11,7 +11,7 @@ pub use conv::Conv2D;
 pub use dense::Dense;
 pub use norm::BatchNormalization;
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
-pub use recurrent::{Lstm, RecurrentOptions, SimpleRnn};
+pub use recurrent::{Gru, Lstm, RecurrentOptions, SimpleRnn};
 pub use regularize::{Dropout, RandomFlip, Regularizer};
 pub use shape::{Flatten, Reshape};
 

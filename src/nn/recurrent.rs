@@ -1,4 +1,5 @@
-//! Recurrent layers over `[batch, steps, features]` sequences: Keras `SimpleRNN` and `LSTM`.
+//! Recurrent layers over `[batch, steps, features]` sequences: Keras `SimpleRNN`, `LSTM` and
+//! `GRU`.
 //! Each builds: the input projection of every step as one GEMM (x·W + b over the
 //! `[batch·steps, features]` rows), the time loop (`Op::Recurrent`, one fused step kernel per
 //! time step), then the last output or the whole sequence.
@@ -56,7 +57,7 @@ impl RecurrentOptions {
 
     /// kernel `[features, gates·units]` (Glorot uniform), recurrent_kernel `[units, gates·units]`
     /// (orthogonal), bias `[gates·units]`.
-    fn params(&self, input: &[usize], gates: usize, bias: Init) -> Vec<ParamSpec> {
+    fn params(&self, input: &[usize], gates: usize, bias: Init, bias_rows: usize) -> Vec<ParamSpec> {
         let features = input.last().copied().unwrap_or(0);
         let (u, g) = (self.units, gates * self.units);
         let mut p = vec![
@@ -64,12 +65,14 @@ impl RecurrentOptions {
             ParamSpec::new("recurrent_kernel", vec![u, g], Init::Orthogonal { rows: u, cols: g }),
         ];
         if self.use_bias {
-            p.push(ParamSpec::new("bias", vec![g], bias));
+            let shape = if bias_rows > 1 { vec![bias_rows, g] } else { vec![g] };
+            p.push(ParamSpec::new("bias", shape, bias));
         }
         p
     }
 
-    /// x `[batch, steps, features]` → the projection, the loop, the returned part.
+    /// x `[batch, steps, features]` → the projection, the loop, the returned part. A GRU's
+    /// bias is `[2, gates·units]`: the input projection's, then the recurrent one.
     fn build(&self, cell: RecurrentCell, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
         let name = ctx.name;
         let [batch, steps, features] = match *g.shape(x) {
@@ -80,11 +83,24 @@ impl RecurrentOptions {
         let width = rec.gates() * self.units;
         let rows = g.add(Op::Reshape { shape: vec![batch * steps, features] }, &[x], name)?;
         let mut z = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[rows, ctx.params[0]], name)?;
+        let mut loop_inputs = vec![ctx.params[1]];
+        if rec.has_recurrent_bias() {
+            let recurrent_bias = match self.use_bias {
+                true => g.add(Op::Row { index: 1 }, &[ctx.params[2]], name)?,
+                false => g.add(Op::Fill { shape: vec![width], value: 0.0 }, &[], name)?,
+            };
+            loop_inputs.push(recurrent_bias);
+        }
         if self.use_bias {
-            z = g.add(Op::BiasAdd, &[z, ctx.params[2]], name)?;
+            let bias = match rec.has_recurrent_bias() {
+                true => g.add(Op::Row { index: 0 }, &[ctx.params[2]], name)?,
+                false => ctx.params[2],
+            };
+            z = g.add(Op::BiasAdd, &[z, bias], name)?;
         }
         let z = g.add(Op::Reshape { shape: vec![batch, steps, width] }, &[z], name)?;
-        let states = g.add(Op::Recurrent(rec), &[z, ctx.params[1]], name)?;
+        loop_inputs.insert(0, z);
+        let states = g.add(Op::Recurrent(rec), &loop_inputs, name)?;
         let part = if self.return_sequences { SequencePart::Sequence } else { SequencePart::Last };
         g.add(Op::RecurrentGather { rec, part }, &[states], name)
     }
@@ -132,6 +148,44 @@ macro_rules! recurrent_builders {
 }
 recurrent_builders!(SimpleRnn);
 recurrent_builders!(Lstm);
+recurrent_builders!(Gru);
+
+/// Keras `GRU(units)` with `reset_after=True` (Keras 3's default and the cuDNN form): tanh
+/// activation, sigmoid recurrent activation, bias `[2, 3·units]` (input, recurrent).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gru {
+    pub options: RecurrentOptions,
+}
+
+impl Gru {
+    /// A GRU with `units` units and Keras's defaults.
+    pub fn new(units: usize) -> Gru {
+        Gru { options: RecurrentOptions::new(units) }
+    }
+}
+
+impl Layer for Gru {
+    fn class_name(&self) -> &'static str {
+        "GRU"
+    }
+    fn base_name(&self) -> &'static str {
+        "gru"
+    }
+    fn config(&self) -> serde_json::Value {
+        let mut c = self.options.config("GRU");
+        c["reset_after"] = true.into();
+        c
+    }
+    fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
+        self.options.output_shape(name, "GRU", input)
+    }
+    fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
+        self.options.params(input, 3, Init::Zeros, 2)
+    }
+    fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
+        self.options.build(RecurrentCell::Gru, g, x, ctx)
+    }
+}
 
 impl SimpleRnn {
     /// A SimpleRNN with `units` units and tanh.
@@ -175,7 +229,7 @@ impl Layer for SimpleRnn {
         self.options.output_shape(name, "SimpleRNN", input)
     }
     fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
-        self.options.params(input, 1, Init::Zeros)
+        self.options.params(input, 1, Init::Zeros, 1)
     }
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
         let cell = RecurrentCell::Simple { activation: self.activation.unary() };
@@ -201,7 +255,7 @@ impl Layer for Lstm {
     fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
         let bias =
             if self.unit_forget_bias { Init::ForgetBias { units: self.options.units } } else { Init::Zeros };
-        self.options.params(input, 4, bias)
+        self.options.params(input, 4, bias, 1)
     }
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
         self.options.build(RecurrentCell::Lstm, g, x, ctx)

@@ -239,10 +239,13 @@ pub enum Kernel {
     SoftmaxGrad { rows: usize, cols: usize },
     /// args `[y, dy, dx]`: dx = dy − exp(y) · Σ_j dy_j per row (y = log-softmax output).
     LogSoftmaxGrad { rows: usize, cols: usize },
-    /// args `[z, u, s]`: the time loop of a recurrent layer (layouts in program/recurrent.rs):
-    /// for each processing step t, s[t] = cell(z[:, τ(t)], s[t−1], u). One dispatch per step on
-    /// the GPU.
+    /// args `[z, u, (b_r,) s]`: the time loop of a recurrent layer (layouts in
+    /// program/recurrent.rs): for each processing step t, s[t] = cell(z[:, τ(t)], s[t−1], u);
+    /// the GRU also takes its recurrent bias b_r. One dispatch per step on the GPU.
     RecurrentForward { rec: Recurrence },
+    /// args `[s, dz, dq]`: the gradient of the recurrent pre-activations h_{t−1}·U (+ b_r)
+    /// from dz: dz itself, but for the GRU's candidate block, times the reset gate r.
+    RecurrentGateGrad { rec: Recurrence },
     /// args `[s, u, ds, dz]`: backpropagation through time from the states' gradient ds
     /// (nonzero in the output columns), last step first: dz, the gradient of the projection.
     RecurrentBackward { rec: Recurrence },
@@ -256,6 +259,8 @@ pub enum Kernel {
     SumRows { rows: usize, cols: usize },
     /// args `[x, y]`: y[i,j] = x[j]; x: [cols], y: [rows, cols].
     BroadcastRows { rows: usize, cols: usize },
+    /// args `[x, y]`: y[i,j] = x[j] for i = index, else 0; x: [cols], y: [rows, cols].
+    PlaceRow { rows: usize, cols: usize, index: usize },
     /// args `[x, y]`: y[0] = scale · Σ_i x[i]; x: [len], y: [1]. (sum: scale 1, mean: 1/len)
     SumAll { len: usize, scale: f32 },
     /// args `[x, y]`: y[i] = scale · x[0]; x: [1], y: [len].

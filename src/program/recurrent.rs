@@ -8,7 +8,8 @@
 //! - `s` `[steps, batch, width]`: the state after each *processing* step t, time-major so that
 //!   one step's states are contiguous; a row holds the output h (`units` values) and what the
 //!   backward pass needs (SimpleRNN: [h, a], a the pre-activation; LSTM: [h, c, i, f, g, o],
-//!   the gates after their activations, Keras's order i, f, c (here g), o);
+//!   the gates after their activations, Keras's order i, f, c (here g), o; GRU: [h, z, r, ĥ,
+//!   q_h], q_h = h_{t−1}·U_h + b_rh);
 //! - processing step t reads input time τ(t) = t, or steps − 1 − t with `go_backwards`.
 use super::UnaryOp;
 
@@ -20,6 +21,10 @@ pub enum RecurrentCell {
     /// Keras `LSTM` (activation tanh, recurrent activation sigmoid): gates i, f, g, o =
     /// σ, σ, tanh, σ of z + h_{t−1}·U; c_t = f·c_{t−1} + i·g; h_t = o·tanh(c_t).
     Lstm,
+    /// Keras `GRU` with `reset_after=True` (its default): gates z, r, h; with the recurrent
+    /// part q = h_{t−1}·U + b_r: z = σ(z_x + q_z), r = σ(r_x + q_r), ĥ = tanh(h_x + r·q_h),
+    /// h_t = z·h_{t−1} + (1 − z)·ĥ. The loop takes the recurrent bias b_r as a third input.
+    Gru,
 }
 
 /// One recurrent layer's loop over a batch.
@@ -53,6 +58,7 @@ impl Recurrence {
         match self.cell {
             RecurrentCell::Simple { .. } => 1,
             RecurrentCell::Lstm => 4,
+            RecurrentCell::Gru => 3,
         }
     }
 
@@ -61,6 +67,7 @@ impl Recurrence {
         match self.cell {
             RecurrentCell::Simple { .. } => 2 * self.units,
             RecurrentCell::Lstm => 6 * self.units,
+            RecurrentCell::Gru => 5 * self.units,
         }
     }
 
@@ -96,7 +103,7 @@ impl Recurrence {
     pub fn activation(&self) -> Option<UnaryOp> {
         match self.cell {
             RecurrentCell::Simple { activation } => activation,
-            RecurrentCell::Lstm => None,
+            RecurrentCell::Lstm | RecurrentCell::Gru => None,
         }
     }
 
@@ -105,6 +112,12 @@ impl Recurrence {
         match self.cell {
             RecurrentCell::Simple { .. } => 0,
             RecurrentCell::Lstm => 1,
+            RecurrentCell::Gru => 2,
         }
+    }
+
+    /// Whether the loop takes a recurrent bias (`[gates·units]`) as its third input (GRU).
+    pub fn has_recurrent_bias(&self) -> bool {
+        self.cell == RecurrentCell::Gru
     }
 }

@@ -108,6 +108,11 @@ macro_rules! kernel_table {
                 cpu(v, sc): cpu::kernels::broadcast_rows(cols, v.r(0), v.w(1)),
                 gpu(d): gpu::elementwise(d, "broadcast_rows", gpu::ew(rows * cols, cols, 0, 0.0)?),
             }
+            PlaceRow { rows, cols, index } => {
+                args: 2,
+                cpu(v, sc): cpu::kernels::place_row(cols, index, v.r(0), v.w(1)),
+                gpu(d): gpu::elementwise(d, "place_row", gpu::ew(rows * cols, cols, gpu::u(index)?, 0.0)?),
+            }
             SumAll { len, scale } => {
                 args: 2,
                 cpu(v, sc): cpu::kernels::scaled_sum(scale, v.r(0), v.w(1)),
@@ -292,9 +297,20 @@ macro_rules! kernel_table {
                 gpu(d): gpu::conv2d_input_grad(d, &win, filters),
             }
             RecurrentForward { rec } => {
-                args: 3,
-                cpu(v, sc): cpu::recurrent::forward(&rec, v.r(0), v.r(1), v.w(2)),
+                args: 3 + usize::from(rec.has_recurrent_bias()),
+                cpu(v, sc): cpu::recurrent::forward(
+                    &rec,
+                    v.r(0),
+                    v.r(1),
+                    rec.has_recurrent_bias().then(|| v.r(2)),
+                    v.w(2 + usize::from(rec.has_recurrent_bias())),
+                ),
                 gpu(d): gpu::recurrent(d, "forward_step", &rec, None, rec.steps),
+            }
+            RecurrentGateGrad { rec } => {
+                args: 3,
+                cpu(v, sc): cpu::recurrent::gate_grad(&rec, v.r(0), v.r(1), v.w(2)),
+                gpu(d): gpu::recurrent(d, "gate_grad", &rec, None, 1),
             }
             RecurrentBackward { rec } => {
                 args: 4,

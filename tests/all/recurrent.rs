@@ -17,16 +17,20 @@ fn looped(cell: RecurrentCell, batch: usize, steps: usize, units: usize, go_back
 }
 
 /// The inputs of a loop's gradient check: z and the recurrent kernel.
-fn loop_inputs(rec: &Recurrence) -> [crate::gradcheck::TestInput; 2] {
+fn loop_inputs(rec: &Recurrence) -> Vec<crate::gradcheck::TestInput> {
     let g = rec.gates() * rec.units;
-    [rand_in(&[rec.batch, rec.steps, g]), rand_in(&[rec.units, g])]
+    let mut inputs = vec![rand_in(&[rec.batch, rec.steps, g]), rand_in(&[rec.units, g])];
+    if rec.has_recurrent_bias() {
+        inputs.push(rand_in(&[g]));
+    }
+    inputs
 }
 
 /// z and the recurrent kernel in, the loop, then `parts` gathered (several are summed after
 /// flattening, so every gradient path is exercised).
 fn loop_graph(rec: Recurrence, parts: &'static [SequencePart]) -> impl Fn(&mut Graph, &[NodeId]) -> NodeId {
     move |g, x| {
-        let s = op(g, Op::Recurrent(rec), &[x[0], x[1]]);
+        let s = op(g, Op::Recurrent(rec), &x[..2 + usize::from(rec.has_recurrent_bias())]);
         let mut out: Option<NodeId> = None;
         for &part in parts {
             let y = op(g, Op::RecurrentGather { rec, part }, &[s]);
@@ -77,17 +81,40 @@ fn simple_rnn_loops_have_the_right_gradient_through_time() {
 }
 
 #[test]
-fn lstm_loops_have_the_right_gradient_through_time() {
+fn lstm_and_gru_loops_have_the_right_gradient_through_time() {
     use SequencePart::*;
-    for backwards in [false, true] {
+    for (cell, backwards) in [
+        (RecurrentCell::Lstm, false),
+        (RecurrentCell::Lstm, true),
+        (RecurrentCell::Gru, false),
+        (RecurrentCell::Gru, true),
+    ] {
         for (batch, steps, units) in [(2, 3, 2), (1, 1, 3), (1, 4, 1)] {
-            let rec = looped(RecurrentCell::Lstm, batch, steps, units, backwards);
-            let name = format!("lstm backwards {backwards} {batch}×{steps}×{units}");
+            let rec = looped(cell, batch, steps, units, backwards);
+            let name = format!("{cell:?} backwards {backwards} {batch}×{steps}×{units}");
             for parts in [&[Last][..], &[Sequence, Last][..]] {
                 check_graph(&name, &loop_inputs(&rec), &loop_graph(rec, parts));
             }
         }
     }
+}
+
+/// Row (a GRU's two biases are rows of one parameter) and its gradient, PlaceRow.
+#[test]
+fn rows_and_placed_rows_have_the_right_gradient() {
+    check_graph("row", &[rand_in(&[3, 4])], &|g, x| {
+        let r = op(g, Op::Row { index: 1 }, &[x[0]]);
+        op(g, Op::Unary(UnaryOp::Tanh), &[r])
+    });
+    check_graph("place row", &[rand_in(&[4])], &|g, x| {
+        let r = op(g, Op::PlaceRow { index: 2, rows: 3 }, &[x[0]]);
+        op(g, Op::Unary(UnaryOp::Sigmoid), &[r])
+    });
+    let mut r = rng(52);
+    let mut b = Builder::default();
+    let x = b.input(uniform(&mut r, 5, -1.0, 1.0));
+    b.op(Kernel::PlaceRow { rows: 3, cols: 5, index: 1 }, &[x], 15);
+    check(&b, 0.0);
 }
 
 #[test]
@@ -100,21 +127,34 @@ fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
         (RecurrentCell::Simple { activation: Some(UnaryOp::Gelu) }, false),
         (RecurrentCell::Lstm, false),
         (RecurrentCell::Lstm, true),
+        (RecurrentCell::Gru, false),
+        (RecurrentCell::Gru, true),
     ];
     for &(batch, steps, units) in &[(1, 1, 1), (5, 7, 3), (2, 29, 17), (3, 7, 65), (1, 29, 1)] {
         for (cell, backwards) in cells {
             let rec = looped(cell, batch, steps, units, backwards);
             let z = b.input(uniform(&mut r, rec.z_len(), -1.0, 1.0));
             let scale = 1.0 / (units as f32).sqrt();
-            let u = b.input(uniform(&mut r, rec.kernel_len(), -scale, scale));
-            b.op(Kernel::RecurrentForward { rec }, &[z, u], rec.state_len());
+            let uv = uniform(&mut r, rec.kernel_len(), -scale, scale);
+            let u = b.input(uv.clone());
+            let g = rec.gates() * units;
+            let bias = rec.has_recurrent_bias().then(|| uniform(&mut r, g, -0.5, 0.5));
+            let zv = b.data[b.data.len() - 2].clone();
+            match &bias {
+                Some(bv) => {
+                    let bb = b.input(bv.clone());
+                    b.op(Kernel::RecurrentForward { rec }, &[z, u, bb], rec.state_len());
+                }
+                None => b.op(Kernel::RecurrentForward { rec }, &[z, u], rec.state_len()),
+            }
             // A forward state computed on the CPU feeds the backward on both.
             let mut s = vec![0.0f32; rec.state_len()];
-            let (zv, uv) = (&b.data[b.data.len() - 2].clone(), &b.data[b.data.len() - 1].clone());
-            kiln::backend::cpu::recurrent::forward(&rec, zv, uv, &mut s);
+            kiln::backend::cpu::recurrent::forward(&rec, &zv, &uv, bias.as_deref(), &mut s);
             let s = b.input(s);
             let ds = b.input(uniform(&mut r, rec.state_len(), -1.0, 1.0));
             b.op(Kernel::RecurrentBackward { rec }, &[s, u, ds], rec.z_len());
+            let dz = b.input(uniform(&mut r, rec.z_len(), -1.0, 1.0));
+            b.op(Kernel::RecurrentGateGrad { rec }, &[s, dz], rec.z_len());
             for part in [SequencePart::Sequence, SequencePart::Last, SequencePart::Previous] {
                 b.op(Kernel::RecurrentGather { rec, part }, &[s], rec.part_len(part));
                 let dy = b.input(uniform(&mut r, rec.part_len(part), -1.0, 1.0));
@@ -127,8 +167,8 @@ fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
 
 mod layers {
     use kiln::{
-        Activation, CompileOptions, Dense, Device, FitOptions, Loss, Lstm, Optimizer, Sequential, SimpleRnn,
-        Tensor,
+        Activation, CompileOptions, Dense, Device, FitOptions, Gru, Loss, Lstm, Optimizer, Sequential,
+        SimpleRnn, Tensor,
     };
 
     use crate::common::{self, rng, uniform};
@@ -203,6 +243,31 @@ mod layers {
                     y.data
                 );
             }
+            // GRU(2), reset_after: gates z, r, h; bias [2, 6] = input bias, recurrent bias.
+            let mut m = compiled(Gru::new(2).go_backwards(backwards), &[2, 3], Device::Cpu);
+            let mut wt = m.get_weights().unwrap();
+            assert_eq!(wt[2].1.shape, [2, 6]);
+            wt[2].1.data = (0..12).map(|i| 0.05 * i as f32 - 0.3).collect();
+            m.set_weights(&wt).unwrap();
+            let w: Vec<Vec<f32>> = wt.into_iter().map(|(_, t)| t.data).collect();
+            let mut h = vec![0.0f64; 2];
+            for &t in &order {
+                let a = row_times(&x[t], &w[0], 6);
+                let q = row_times(&h, &w[1], 6);
+                let (bi, br) = (|k: usize| f64::from(w[2][k]), |k: usize| f64::from(w[2][6 + k]));
+                h = (0..2)
+                    .map(|j| {
+                        let z = sigmoid(a[j] + bi(j) + q[j] + br(j));
+                        let r = sigmoid(a[2 + j] + bi(2 + j) + q[2 + j] + br(2 + j));
+                        let hh = (a[4 + j] + bi(4 + j) + r * (q[4 + j] + br(4 + j))).tanh();
+                        z * h[j] + (1.0 - z) * hh
+                    })
+                    .collect();
+            }
+            let y = m.predict(&input, 1).unwrap();
+            for j in 0..2 {
+                assert!((f64::from(y.data[j]) - h[j]).abs() < 1e-6, "GRU {backwards}: {:?} vs {h:?}", y.data);
+            }
         }
     }
 
@@ -221,6 +286,9 @@ mod layers {
         assert!(summary.contains("lstm (LSTM)") && summary.contains("19712"), "{summary}");
         let m = Sequential::new(&[7, 3]).add(SimpleRnn::new(5).return_sequences(true)).add(SimpleRnn::new(4));
         assert_eq!(m.param_count().unwrap(), (3 * 5 + 25 + 5) + (5 * 4 + 16 + 4));
+        // GRU (reset_after): 3·(d·u + u·u + 2u).
+        let m = Sequential::new(&[7, 12]).add(Gru::new(64));
+        assert_eq!(m.param_count().unwrap(), 3 * (12 * 64 + 64 * 64 + 2 * 64));
         // U [u, 4u] has orthonormal rows: U·Uᵀ = I.
         let mut m = compiled(Lstm::new(6), &[4, 3], Device::Cpu);
         let u = &weights(&mut m)[1];
@@ -248,6 +316,7 @@ mod layers {
             let mut m = Sequential::new(&[steps, features])
                 .with_seed(4)
                 .add(SimpleRnn::new(7).return_sequences(true).go_backwards(true))
+                .add(Gru::new(6).return_sequences(true))
                 .add(Lstm::new(5))
                 .add(Dense::new(3, Activation::Softmax));
             let opts =

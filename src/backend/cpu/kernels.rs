@@ -279,6 +279,12 @@ pub fn broadcast_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
     y.chunks_mut(cols).for_each(|r| r.copy_from_slice(&x[..cols]));
 }
 
+/// y = zeros but row `index`, which is x (y: [rows, cols]).
+pub fn place_row<T: CpuFloat>(cols: usize, index: usize, x: &[T], y: &mut [T]) {
+    y.fill(T::zero());
+    y[index * cols..(index + 1) * cols].copy_from_slice(&x[..cols]);
+}
+
 /// Σ_i f(i) over `0..len`, summed in fixed chunks of 4096 combined in order: the same
 /// summation tree whatever the thread count.
 pub(crate) fn sum_indexed<T: CpuFloat>(len: usize, f: impl Fn(usize) -> T + Sync) -> T {

@@ -22,11 +22,12 @@ fn outputs_at<T: CpuFloat>(rec: &Recurrence, s: &[T], t: usize, out: &mut [T]) {
     }
 }
 
-/// s[t] = cell(z[:, τ(t)], s[t−1], u) for t = 0, 1, ….
-pub fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], s: &mut [T]) {
+/// s[t] = cell(z[:, τ(t)], s[t−1], u) for t = 0, 1, …; `bias` is the GRU's recurrent bias.
+pub fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], bias: Option<&[T]>, s: &mut [T]) {
     match rec.cell {
         RecurrentCell::Simple { .. } => simple_forward(rec, z, u, s),
         RecurrentCell::Lstm => lstm_forward(rec, z, u, s),
+        RecurrentCell::Gru => gru_forward(rec, z, u, bias.unwrap_or(&[]), s),
     }
 }
 
@@ -36,6 +37,26 @@ pub fn backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], dz: &
     match rec.cell {
         RecurrentCell::Simple { .. } => simple_backward(rec, s, u, ds, dz),
         RecurrentCell::Lstm => lstm_backward(rec, s, u, ds, dz),
+        RecurrentCell::Gru => gru_backward(rec, s, u, ds, dz),
+    }
+}
+
+/// The gradient of the GRU's recurrent pre-activations q = h_{t−1}·U + b_r from dz (that of
+/// its input ones): the same for z and r, times r for the candidate (ĥ = tanh(h_x + r·q_h)).
+/// Other cells' are dz itself.
+pub fn gate_grad<T: CpuFloat>(rec: &Recurrence, s: &[T], dz: &[T], dq: &mut [T]) {
+    dq.copy_from_slice(dz);
+    if rec.cell != RecurrentCell::Gru {
+        return;
+    }
+    let n = rec.units;
+    for b in 0..rec.batch {
+        for t in 0..rec.steps {
+            let (zr, row) = (z_row(rec, b, rec.input_time(t)), state_row(rec, t, b));
+            for j in 0..n {
+                dq[zr + 2 * n + j] = dz[zr + 2 * n + j] * s[row + 2 * n + j];
+            }
+        }
     }
 }
 
@@ -173,6 +194,78 @@ fn lstm_backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], dz: 
                 dz[zr + n + j] = dc * c_prev * f * (one - f);
                 dz[zr + 2 * n + j] = dc * i * (one - g * g);
                 dz[zr + 3 * n + j] = dh_t * tc * o * (one - o);
+            }
+        }
+    }
+}
+
+/// GRU (reset after): q = h_{t−1}·U + b_r; stores [h, z, r, ĥ, q_h].
+fn gru_forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], bias: &[T], s: &mut [T]) {
+    let (b_n, n) = (rec.batch, rec.units);
+    let g3 = 3 * n;
+    let mut prev = vec![T::zero(); b_n * n];
+    let mut q = vec![T::zero(); b_n * g3];
+    let one = T::one();
+    for t in 0..rec.steps {
+        if t > 0 {
+            outputs_at(rec, s, t - 1, &mut prev);
+            matmul(b_n, n, g3, false, false, &prev, u, &mut q);
+        }
+        let tau = rec.input_time(t);
+        for b in 0..b_n {
+            let (zr, row) = (z_row(rec, b, tau), state_row(rec, t, b));
+            for j in 0..n {
+                let rq = |k: usize| if t > 0 { q[b * g3 + k * n + j] } else { T::zero() } + bias[k * n + j];
+                let zg = sigmoid(z[zr + j] + rq(0));
+                let r = sigmoid(z[zr + n + j] + rq(1));
+                let qh = rq(2);
+                let hh = (z[zr + 2 * n + j] + r * qh).tanh();
+                let h_prev = if t > 0 { prev[b * n + j] } else { T::zero() };
+                let h = zg * h_prev + (one - zg) * hh;
+                for (k, v) in [h, zg, r, hh, qh].into_iter().enumerate() {
+                    s[row + k * n + j] = v;
+                }
+            }
+        }
+    }
+}
+
+/// GRU backward: dh_t = ds + dh_{t+1}·z_{t+1} (the direct path) + dq_{t+1}·Uᵀ.
+fn gru_backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], dz: &mut [T]) {
+    let (b_n, n) = (rec.batch, rec.units);
+    let g3 = 3 * n;
+    let mut next_dq = vec![T::zero(); b_n * g3];
+    let mut dh = vec![T::zero(); b_n * n];
+    // dh_{t+1}·z_{t+1}, carried to step t.
+    let mut carry = vec![T::zero(); b_n * n];
+    let one = T::one();
+    for t in (0..rec.steps).rev() {
+        if t + 1 < rec.steps {
+            let tau = rec.input_time(t + 1);
+            for b in 0..b_n {
+                let (zr, row) = (z_row(rec, b, tau), state_row(rec, t + 1, b));
+                next_dq[b * g3..(b + 1) * g3].copy_from_slice(&dz[zr..zr + g3]);
+                for j in 0..n {
+                    next_dq[b * g3 + 2 * n + j] = next_dq[b * g3 + 2 * n + j] * s[row + 2 * n + j];
+                }
+            }
+            matmul(b_n, g3, n, false, true, &next_dq, u, &mut dh);
+        } else {
+            dh.fill(T::zero());
+        }
+        let tau = rec.input_time(t);
+        for b in 0..b_n {
+            let (row, zr) = (state_row(rec, t, b), z_row(rec, b, tau));
+            for j in 0..n {
+                let at = |k: usize| s[row + k * n + j];
+                let (zg, r, hh, qh) = (at(1), at(2), at(3), at(4));
+                let h_prev = if t > 0 { s[state_row(rec, t - 1, b) + j] } else { T::zero() };
+                let dh_t = dh[b * n + j] + ds[row + j] + carry[b * n + j];
+                carry[b * n + j] = dh_t * zg;
+                let dhh = dh_t * (one - zg) * (one - hh * hh);
+                dz[zr + j] = dh_t * (h_prev - hh) * zg * (one - zg);
+                dz[zr + n + j] = dhh * qh * r * (one - r);
+                dz[zr + 2 * n + j] = dhh;
             }
         }
     }

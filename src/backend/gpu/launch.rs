@@ -487,6 +487,7 @@ pub(crate) fn recurrent(
 ) -> Result<Launch> {
     let from_input = rec.activation().is_some_and(|op| op.grad_source() == crate::program::GradSource::Input);
     let (threads, len, loops) = match part {
+        None if entry == "gate_grad" => (rec.z_len(), rec.z_len(), 1),
         None => (rec.batch * rec.units, 0, (rec.gates() * rec.units) as u64),
         Some(part) => {
             let len = if entry == "scatter" { rec.state_len() } else { rec.part_len(part) };

@@ -86,7 +86,7 @@ shader_params! {
 
 shader_params! {
     /// `shaders/elementwise.wgsl`: `len` elements; `cols` is the row length (bias, broadcast)
-    /// or the copy offset; `op` the activation code; dropout keeps an element when its hash of
+    /// or the copy offset; `op` the activation or binary op code, or `place_row`'s row; dropout keeps an element when its hash of
     /// `seed` is ≥ `threshold`.
     ElementwiseParams for [Elementwise] {
         len: u32, cols: u32, op: u32, seed: u32, scale: f32, shift: f32, threshold: u32, _pad: u32,
