@@ -34,7 +34,8 @@ pub use metrics::Metric;
 pub use model::{CompileOptions, FitOptions, History, ImplicitConv, ProgramKind, Sequential, Validation};
 pub use nn::{
     Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, Gru, Layer, Lstm, MaxPooling2D, RandomFlip, Regularizer, Reshape, SimpleRnn,
+    GlobalAveragePooling2D, Gru, Layer, Lstm, Masking, MaxPooling2D, RandomFlip, Regularizer, Reshape,
+    SimpleRnn,
 };
 pub use optim::{GradientClip, LearningRateSchedule, Optimizer};
 pub use program::Padding;

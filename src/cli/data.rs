@@ -113,15 +113,15 @@ pub fn load_data_sized(name: &str, image_size: Option<(usize, usize)>) -> Result
     ))
 }
 
-/// Sequences as `[N, steps, dims]` data sets: padded at the front (Keras `pad_sequences`'
-/// default, so a recurrent layer ends on the data) to the longest series of either split, with
-/// the training mean, so that the returned standardisation (per dimension, from the training
-/// series' real steps) turns the padding into zeros.
+/// Sequences as `[N, steps, dims]` data sets: padded at the end to the longest series of either
+/// split, with the training mean, so that the returned standardisation (per dimension, from the
+/// training series' real steps) turns the padding into zeros — what a `Masking(0.0)` layer
+/// (the `lstm` preset's first) masks.
 fn sequences(train: SequenceSet, test: Option<SequenceSet>, source: String) -> Result<LoadedData> {
     let (mean, std) = train.dimension_moments();
     let steps = train.max_len().max(test.as_ref().map_or(0, SequenceSet::max_len));
     let dataset = |s: &SequenceSet| -> Result<Dataset> {
-        let (x, _) = s.padded_with(Some(steps), &mean, true)?;
+        let (x, _) = s.padded_with(Some(steps), &mean, false)?;
         Dataset::new(x, s.y.clone(), s.classes, s.class_names.clone())
     };
     let repeat = |v: &[f32]| (0..steps).flat_map(|_| v.iter().copied()).collect();

@@ -5,7 +5,7 @@ use super::options::{default_loss, loss_from_args};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::model::Sequential;
-use crate::nn::{Activation, Conv2D, Dense, Flatten, Lstm, MaxPooling2D};
+use crate::nn::{Activation, Conv2D, Dense, Flatten, Lstm, Masking, MaxPooling2D};
 use crate::program::Padding;
 
 /// The known model presets.
@@ -50,7 +50,8 @@ pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> 
 ///   MaxPool 2 → Flatten → Dense 64 relu → output.
 /// - `mnist-cnn` (28×28): Conv32 3×3 relu → MaxPool 2 → Conv64 3×3 relu → MaxPool 2 → Conv64
 ///   3×3 relu → Flatten → Dense 64 relu → output (93,322 parameters for 10 classes).
-/// - `lstm` (sequences `[steps, features]`, e.g. `.ts` data): LSTM 64 → output.
+/// - `lstm` (sequences `[steps, features]`, e.g. `.ts` data, padded with zeros at the end):
+///   Masking(0) → LSTM 64 → output.
 pub fn preset_for_loss(
     name: &str,
     sample_shape: &[usize],
@@ -91,7 +92,10 @@ pub fn preset_for_loss(
             .add(Flatten)
             .add(Dense::new(64, Activation::Relu)),
         "lstm" => match *sample_shape {
-            [steps, features] => Sequential::new(&[steps, features]).with_seed(seed).add(Lstm::new(64)),
+            [steps, features] => Sequential::new(&[steps, features])
+                .with_seed(seed)
+                .add(Masking { mask_value: 0.0 })
+                .add(Lstm::new(64)),
             _ => {
                 return Err(Error::invalid(
                     "model",

@@ -103,7 +103,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         // The GRU's recurrent pre-activations q = h_{t−1}·U + b_r have their own gradient dq
         // (RecurrentGateGrad); dU = Previous(s)ᵀ·dq, db_r = Σ dq.
         Op::Recurrent(rec) => {
-            let dz = g.add(Op::RecurrentGrad(rec), &[id, x(1), gy], &ctx)?;
+            let dz = g.add(Op::RecurrentGrad(rec), &[id, x(1), gy, x(3)], &ctx)?;
             let dq = if rec.has_recurrent_bias() {
                 g.add(Op::RecurrentGateGrad(rec), &[id, dz], &ctx)?
             } else {
@@ -114,11 +114,11 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
             let prev = g.add(Op::Reshape { shape: vec![rows, rec.units] }, &[prev], &ctx)?;
             let dq_rows = g.add(Op::Reshape { shape: vec![rows, rec.gates() * rec.units] }, &[dq], &ctx)?;
             let du = g.add(Op::MatMul { trans_a: true, trans_b: false }, &[prev, dq_rows], &ctx)?;
-            let mut grads = vec![Some(dz), Some(du)];
-            if rec.has_recurrent_bias() {
-                grads.push(Some(g.add(Op::SumRows, &[dq_rows], &ctx)?));
-            }
-            grads
+            let db = match rec.has_recurrent_bias() {
+                true => Some(g.add(Op::SumRows, &[dq_rows], &ctx)?),
+                false => None,
+            };
+            vec![Some(dz), Some(du), db, None]
         }
         Op::Row { index } => {
             let rows = shape_of(g, 0)[0];
@@ -188,6 +188,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::BinaryGrad { .. }
         | Op::RecurrentGrad(_)
         | Op::RecurrentGateGrad(_)
+        | Op::SequenceMask { .. }
         | Op::RecurrentScatter { .. }
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad

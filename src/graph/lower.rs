@@ -27,6 +27,9 @@ impl Graph {
             Op::Recurrent(rec) => Kernel::RecurrentForward { rec: *rec },
             Op::RecurrentGrad(rec) => Kernel::RecurrentBackward { rec: *rec },
             Op::RecurrentGateGrad(rec) => Kernel::RecurrentGateGrad { rec: *rec },
+            Op::SequenceMask { value } => {
+                Kernel::SequenceMask { rows: len, features: s(0).last().copied().unwrap_or(0), value: *value }
+            }
             Op::RecurrentGather { rec, part } => Kernel::RecurrentGather { rec: *rec, part: *part },
             Op::RecurrentScatter { rec, part } => Kernel::RecurrentScatter { rec: *rec, part: *part },
             Op::Softmax => Kernel::Softmax { rows: rc(&node.shape).0, cols: rc(&node.shape).1 },

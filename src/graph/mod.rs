@@ -6,8 +6,8 @@ pub mod plan;
 
 use crate::error::{Error, Result};
 use crate::program::{
-    BinaryOp, CLASS_COUNT_CHUNK, Operand, PointwiseLoss, ROC_CHUNK, Recurrence, RecurrentCell, SequencePart,
-    UnaryOp, Window2d,
+    BinaryOp, CLASS_COUNT_CHUNK, Operand, PointwiseLoss, ROC_CHUNK, Recurrence, SequencePart, UnaryOp,
+    Window2d,
 };
 
 /// Index of a node in its graph.
@@ -43,6 +43,9 @@ pub enum Op {
     RecurrentGateGrad(Recurrence),
     /// states → the part a layer returns ([B, T, u] or [B, u]).
     RecurrentGather { rec: Recurrence, part: SequencePart },
+    /// [B, T, F] → the mask [B, T]: 1 where some feature differs from `value` (Keras
+    /// `Masking`), else 0.
+    SequenceMask { value: f32 },
     /// The gradient of a gather → d states [T, B, width].
     RecurrentScatter { rec: Recurrence, part: SequencePart },
     /// (a, b, dy) → the gradient with respect to operand `wrt`.
@@ -371,14 +374,26 @@ impl Graph {
                 s(0).to_vec()
             }
             Op::Recurrent(rec) => {
-                let g = rec.gates() * rec.units;
-                same(&format!("{ctx} input projection"), &[rec.batch, rec.steps, g], s(0))?;
-                same(&format!("{ctx} recurrent kernel"), &[rec.units, g], s(1))?;
-                if rec.has_recurrent_bias() {
-                    same(&format!("{ctx} recurrent bias"), &[g], s(2))?;
+                let names = [
+                    "input projection",
+                    "recurrent kernel",
+                    "recurrent bias (empty without)",
+                    "mask (empty without)",
+                ];
+                for (i, (name, shape)) in names.iter().zip(rec.input_shapes()).enumerate() {
+                    same(&format!("{ctx} {name}"), &shape, s(i))?;
                 }
                 vec![rec.steps, rec.batch, rec.width()]
             }
+            Op::SequenceMask { .. } => match s(0) {
+                [b, t, _] => vec![*b, *t],
+                other => {
+                    return Err(Error::invalid(
+                        ctx,
+                        format!("a mask needs sequences [batch, steps, features], got {other:?}"),
+                    ));
+                }
+            },
             Op::RecurrentGateGrad(rec) => {
                 same(&format!("{ctx} states"), &[rec.steps, rec.batch, rec.width()], s(0))?;
                 same(
@@ -391,8 +406,9 @@ impl Graph {
             Op::RecurrentGrad(rec) => {
                 let states = [rec.steps, rec.batch, rec.width()];
                 same(&format!("{ctx} states"), &states, s(0))?;
-                same(&format!("{ctx} recurrent kernel"), &[rec.units, rec.gates() * rec.units], s(1))?;
+                same(&format!("{ctx} recurrent kernel"), &rec.input_shapes()[1], s(1))?;
                 same(&format!("{ctx} state gradient"), &states, s(2))?;
+                same(&format!("{ctx} mask (empty without)"), &rec.input_shapes()[3], s(3))?;
                 vec![rec.batch, rec.steps, rec.gates() * rec.units]
             }
             Op::RecurrentGather { rec, part } => {
@@ -519,6 +535,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::BatchMoments
         | Op::Row { .. }
         | Op::PlaceRow { .. }
+        | Op::SequenceMask { .. }
         | Op::RecurrentGather { .. }
         | Op::RecurrentScatter { .. }
         | Op::WeightPenalty { .. } => 1,
@@ -526,7 +543,6 @@ pub fn arity(op: &Op) -> usize {
         | Op::BiasAdd
         | Op::Add
         | Op::Binary(_)
-        | Op::Recurrent(Recurrence { cell: RecurrentCell::Simple { .. } | RecurrentCell::Lstm, .. })
         | Op::RecurrentGateGrad(_)
         | Op::UnaryGrad(_)
         | Op::SoftmaxGrad
@@ -551,10 +567,10 @@ pub fn arity(op: &Op) -> usize {
         | Op::SigmoidBinaryCrossEntropy { weighted: true }
         | Op::Pointwise { weighted: true, .. }
         | Op::BinaryGrad { .. }
-        | Op::RecurrentGrad(_)
-        | Op::Recurrent(Recurrence { cell: RecurrentCell::Gru, .. })
         | Op::BatchNormGradSums { .. } => 3,
         Op::BatchNorm { .. }
+        | Op::Recurrent(_)
+        | Op::RecurrentGrad(_)
         | Op::SoftmaxCrossEntropyGrad { weighted: true, .. }
         | Op::MeanSquaredErrorGrad { weighted: true }
         | Op::SigmoidBinaryCrossEntropyGrad { weighted: true }

@@ -94,6 +94,7 @@ impl Sequential {
         let x = g.input("x", &x_shape);
         let mut shape = self.input_shape.clone();
         let mut h = x;
+        let mut mask = None;
         let mut params = Vec::new();
         let mut penalties = Vec::new();
         let mut slots = self.params.iter();
@@ -119,8 +120,11 @@ impl Sequential {
                 training,
                 seed: layer_seed(self.seed, i),
                 updates,
+                mask,
             };
-            h = layer.build(g, h, &ctx)?;
+            let y = layer.build(g, h, &ctx)?;
+            mask = layer.output_mask(g, h, &ctx)?;
+            h = y;
             shape = layer.output_shape(name, &shape)?;
         }
         let out = if fuse_last {

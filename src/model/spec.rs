@@ -29,8 +29,8 @@ use super::Sequential;
 use crate::error::{Error, Result};
 use crate::nn::{
     Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, Gru, Layer, Lstm, MaxPooling2D, RandomFlip, RecurrentOptions, Regularizer,
-    Reshape, SimpleRnn,
+    GlobalAveragePooling2D, Gru, Layer, Lstm, Masking, MaxPooling2D, RandomFlip, RecurrentOptions,
+    Regularizer, Reshape, SimpleRnn,
 };
 use crate::program::Padding;
 
@@ -66,7 +66,9 @@ impl ModelSpec {
 impl ModelSpec {
     /// Whether the first layer takes sequences `(steps, features)`.
     pub fn wants_sequences(&self) -> bool {
-        self.layers.first().is_some_and(|l| matches!(l.class_name(), "SimpleRNN" | "LSTM" | "GRU"))
+        self.layers
+            .first()
+            .is_some_and(|l| matches!(l.class_name(), "Masking" | "SimpleRNN" | "LSTM" | "GRU"))
     }
 }
 
@@ -324,6 +326,10 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             t.only(&["activation"])?;
             Box::new(ActivationLayer(t.activation()?))
         }
+        "masking" => {
+            t.only(&["mask_value"])?;
+            Box::new(Masking { mask_value: t.float("mask_value")?.unwrap_or(0.0) })
+        }
         "simplernn" | "lstm" | "gru" => {
             let mut keys = vec!["units", "use_bias", "return_sequences", "go_backwards"];
             match normalized.as_str() {
@@ -359,7 +365,7 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             return Err(t.error(format!(
                 "unknown layer type '{kind}' (known: Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
                  GlobalAveragePooling2D, Flatten, Reshape, Dropout, BatchNormalization, RandomFlip, Activation, \
-                 SimpleRNN, LSTM, GRU)"
+                 Masking, SimpleRNN, LSTM, GRU)"
             )));
         }
     })

@@ -11,7 +11,7 @@ pub use conv::Conv2D;
 pub use dense::Dense;
 pub use norm::BatchNormalization;
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
-pub use recurrent::{Gru, Lstm, RecurrentOptions, SimpleRnn};
+pub use recurrent::{Gru, Lstm, Masking, RecurrentOptions, SimpleRnn};
 pub use regularize::{Dropout, RandomFlip, Regularizer};
 pub use shape::{Flatten, Reshape};
 
@@ -217,6 +217,9 @@ pub struct BuildContext<'a> {
     pub seed: u32,
     /// Where a layer registers the state updates of the training step.
     pub updates: &'a std::cell::RefCell<Vec<StateUpdate>>,
+    /// The `[batch, steps]` mask that comes with the input (1: a step of data, 0: padding),
+    /// from a `Masking` layer upstream; None without one.
+    pub mask: Option<NodeId>,
 }
 
 /// The per-sample shape `input` as images `(height, width, channels)`, or an error naming the
@@ -250,6 +253,11 @@ pub trait Layer: std::fmt::Debug + Send {
     }
     /// Build the layer on `x` ([batch, input...]).
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId>;
+    /// The mask the output carries (Keras `compute_mask`), built from the input `x` and the
+    /// input's mask `ctx.mask`. By default none: the mask stops at this layer.
+    fn output_mask(&self, _g: &mut Graph, _x: NodeId, _ctx: &BuildContext) -> Result<Option<NodeId>> {
+        Ok(None)
+    }
 }
 
 /// A standalone activation layer (Keras `Activation`).

@@ -79,18 +79,21 @@ impl RecurrentOptions {
             [b, t, f] => [b, t, f],
             ref other => return Err(Error::invalid(format!("layer '{name}'"), format!("input {other:?}"))),
         };
-        let rec = Recurrence { cell, batch, steps, units: self.units, go_backwards: self.go_backwards };
+        let (units, go_backwards, masked) = (self.units, self.go_backwards, ctx.mask.is_some());
+        let rec = Recurrence { cell, batch, steps, units, go_backwards, masked };
+        let empty = |g: &mut Graph| g.add(Op::Fill { shape: vec![0], value: 0.0 }, &[], name);
         let width = rec.gates() * self.units;
         let rows = g.add(Op::Reshape { shape: vec![batch * steps, features] }, &[x], name)?;
         let mut z = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[rows, ctx.params[0]], name)?;
-        let mut loop_inputs = vec![ctx.params[1]];
-        if rec.has_recurrent_bias() {
-            let recurrent_bias = match self.use_bias {
-                true => g.add(Op::Row { index: 1 }, &[ctx.params[2]], name)?,
-                false => g.add(Op::Fill { shape: vec![width], value: 0.0 }, &[], name)?,
-            };
-            loop_inputs.push(recurrent_bias);
-        }
+        let recurrent_bias = match (rec.has_recurrent_bias(), self.use_bias) {
+            (true, true) => g.add(Op::Row { index: 1 }, &[ctx.params[2]], name)?,
+            (true, false) => g.add(Op::Fill { shape: vec![width], value: 0.0 }, &[], name)?,
+            (false, _) => empty(g)?,
+        };
+        let mask = match ctx.mask {
+            Some(mask) => mask,
+            None => empty(g)?,
+        };
         if self.use_bias {
             let bias = match rec.has_recurrent_bias() {
                 true => g.add(Op::Row { index: 0 }, &[ctx.params[2]], name)?,
@@ -99,10 +102,54 @@ impl RecurrentOptions {
             z = g.add(Op::BiasAdd, &[z, bias], name)?;
         }
         let z = g.add(Op::Reshape { shape: vec![batch, steps, width] }, &[z], name)?;
-        loop_inputs.insert(0, z);
-        let states = g.add(Op::Recurrent(rec), &loop_inputs, name)?;
+        let states = g.add(Op::Recurrent(rec), &[z, ctx.params[1], recurrent_bias, mask], name)?;
         let part = if self.return_sequences { SequencePart::Sequence } else { SequencePart::Last };
         g.add(Op::RecurrentGather { rec, part }, &[states], name)
+    }
+}
+
+impl RecurrentOptions {
+    /// A returned sequence keeps the input's mask; the last output has no time axis.
+    fn output_mask(&self, ctx: &BuildContext) -> Option<NodeId> {
+        ctx.mask.filter(|_| self.return_sequences)
+    }
+}
+
+/// Keras `Masking(mask_value=0.0)`: marks the steps of a `[steps, features]` sequence whose
+/// features all equal `mask_value` as padding, for the recurrent layers downstream (which keep
+/// their state there). Its output is its input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Masking {
+    pub mask_value: f32,
+}
+
+impl Layer for Masking {
+    fn class_name(&self) -> &'static str {
+        "Masking"
+    }
+    fn base_name(&self) -> &'static str {
+        "masking"
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "type": "Masking", "mask_value": self.mask_value })
+    }
+    fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
+        match input {
+            [_, _] => Ok(input.to_vec()),
+            _ => Err(Error::invalid(
+                format!("layer '{name}' (Masking)"),
+                format!("expects sequences (steps, features), got {input:?}"),
+            )),
+        }
+    }
+    fn params(&self, _input: &[usize]) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+    fn build(&self, _g: &mut Graph, x: NodeId, _ctx: &BuildContext) -> Result<NodeId> {
+        Ok(x)
+    }
+    fn output_mask(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
+        Ok(Some(g.add(Op::SequenceMask { value: self.mask_value }, &[x], ctx.name)?))
     }
 }
 
@@ -185,6 +232,9 @@ impl Layer for Gru {
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
         self.options.build(RecurrentCell::Gru, g, x, ctx)
     }
+    fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
+        Ok(self.options.output_mask(ctx))
+    }
 }
 
 impl SimpleRnn {
@@ -235,6 +285,9 @@ impl Layer for SimpleRnn {
         let cell = RecurrentCell::Simple { activation: self.activation.unary() };
         self.options.build(cell, g, x, ctx)
     }
+    fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
+        Ok(self.options.output_mask(ctx))
+    }
 }
 
 impl Layer for Lstm {
@@ -259,5 +312,8 @@ impl Layer for Lstm {
     }
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
         self.options.build(RecurrentCell::Lstm, g, x, ctx)
+    }
+    fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
+        Ok(self.options.output_mask(ctx))
     }
 }

@@ -41,6 +41,10 @@ impl Layer for Dropout {
     fn params(&self, _input: &[usize]) -> Vec<ParamSpec> {
         vec![]
     }
+    /// Dropout keeps the mask (Keras `supports_masking`).
+    fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
+        Ok(ctx.mask)
+    }
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
         if !ctx.training || self.rate == 0.0 {
             return Ok(x);

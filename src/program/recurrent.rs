@@ -10,7 +10,14 @@
 //!   backward pass needs (SimpleRNN: [h, a], a the pre-activation; LSTM: [h, c, i, f, g, o],
 //!   the gates after their activations, Keras's order i, f, c (here g), o; GRU: [h, z, r, ĥ,
 //!   q_h], q_h = h_{t−1}·U_h + b_rh);
-//! - processing step t reads input time τ(t) = t, or steps − 1 − t with `go_backwards`.
+//! - processing step t reads input time τ(t) = t, or steps − 1 − t with `go_backwards`;
+//! - `mask` `[batch, steps]` (when `masked`): 1 where input time τ is data, 0 where it is
+//!   padding. A masked step keeps the state (s[t] = s[t−1], zeros before the first step), so a
+//!   returned sequence repeats the previous output there and the last output is the last valid
+//!   step's (Keras semantics); its gradient passes straight through to the step before.
+//!
+//! The loop's inputs are always `[z, u, b_r, mask]`; b_r (the GRU's recurrent bias) and mask
+//! are empty (zero elements) where the cell has none or the layer is not masked.
 use super::UnaryOp;
 
 /// The cell a recurrent layer runs at each step.
@@ -36,6 +43,8 @@ pub struct Recurrence {
     pub units: usize,
     /// Process the sequence from its last step to its first (Keras `go_backwards`).
     pub go_backwards: bool,
+    /// A `[batch, steps]` mask says which steps are data.
+    pub masked: bool,
 }
 
 /// What a gather reads from the states (and its scatter writes back).
@@ -116,8 +125,19 @@ impl Recurrence {
         }
     }
 
-    /// Whether the loop takes a recurrent bias (`[gates·units]`) as its third input (GRU).
+    /// Whether the loop's third input is a recurrent bias (`[gates·units]`, the GRU's).
     pub fn has_recurrent_bias(&self) -> bool {
         self.cell == RecurrentCell::Gru
+    }
+
+    /// Shapes of the loop's inputs `[z, u, b_r, mask]` (empty ones: `[0]`).
+    pub fn input_shapes(&self) -> [Vec<usize>; 4] {
+        let g = self.gates() * self.units;
+        [
+            vec![self.batch, self.steps, g],
+            vec![self.units, g],
+            if self.has_recurrent_bias() { vec![g] } else { vec![0] },
+            if self.masked { vec![self.batch, self.steps] } else { vec![0] },
+        ]
     }
 }

@@ -297,15 +297,14 @@ macro_rules! kernel_table {
                 gpu(d): gpu::conv2d_input_grad(d, &win, filters),
             }
             RecurrentForward { rec } => {
-                args: 3 + usize::from(rec.has_recurrent_bias()),
-                cpu(v, sc): cpu::recurrent::forward(
-                    &rec,
-                    v.r(0),
-                    v.r(1),
-                    rec.has_recurrent_bias().then(|| v.r(2)),
-                    v.w(2 + usize::from(rec.has_recurrent_bias())),
-                ),
+                args: 5,
+                cpu(v, sc): cpu::recurrent::forward(&rec, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4)),
                 gpu(d): gpu::recurrent(d, "forward_step", &rec, None, rec.steps),
+            }
+            SequenceMask { rows, features, value } => {
+                args: 2,
+                cpu(v, sc): cpu::recurrent::sequence_mask(features, T::c(value), v.r(0), v.w(1)),
+                gpu(d): gpu::sequence_mask(d, rows, features, value),
             }
             RecurrentGateGrad { rec } => {
                 args: 3,
@@ -313,8 +312,8 @@ macro_rules! kernel_table {
                 gpu(d): gpu::recurrent(d, "gate_grad", &rec, None, 1),
             }
             RecurrentBackward { rec } => {
-                args: 4,
-                cpu(v, sc): cpu::recurrent::backward(&rec, v.r(0), v.r(1), v.r(2), v.w(3)),
+                args: 5,
+                cpu(v, sc): cpu::recurrent::backward(&rec, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4)),
                 gpu(d): gpu::recurrent(d, "backward_step", &rec, None, rec.steps),
             }
             RecurrentGather { rec, part } => {

@@ -6,31 +6,52 @@ use kiln::program::{Kernel, Recurrence, RecurrentCell, SequencePart, UnaryOp};
 
 use crate::common::{rng, uniform};
 use crate::gpu_parity::{Builder, check};
-use crate::gradcheck::{check_graph, op, rand_in};
+use crate::gradcheck::{Fill, check_graph, op, rand_in};
 
 fn simple(activation: Option<UnaryOp>, batch: usize, steps: usize, units: usize, back: bool) -> Recurrence {
     looped(RecurrentCell::Simple { activation }, batch, steps, units, back)
 }
 
 fn looped(cell: RecurrentCell, batch: usize, steps: usize, units: usize, go_backwards: bool) -> Recurrence {
-    Recurrence { cell, batch, steps, units, go_backwards }
+    Recurrence { cell, batch, steps, units, go_backwards, masked: false }
 }
 
-/// The inputs of a loop's gradient check: z and the recurrent kernel.
+/// A `[batch, steps]` mask of mixed lengths: sample b is padded at the end by b % steps steps,
+/// and sample 1 also misses its second step (a gap inside the data).
+fn mixed_mask(batch: usize, steps: usize) -> Vec<f32> {
+    let mut m = vec![0.0; batch * steps];
+    for b in 0..batch {
+        for t in 0..steps - b % steps {
+            m[b * steps + t] = if b == 1 && t == 1 && steps > 2 { 0.0 } else { 1.0 };
+        }
+    }
+    m
+}
+
+/// The inputs of a loop's gradient check: z, the recurrent kernel, the recurrent bias and the
+/// mask (the last two empty where the loop has none).
 fn loop_inputs(rec: &Recurrence) -> Vec<crate::gradcheck::TestInput> {
     let g = rec.gates() * rec.units;
-    let mut inputs = vec![rand_in(&[rec.batch, rec.steps, g]), rand_in(&[rec.units, g])];
-    if rec.has_recurrent_bias() {
-        inputs.push(rand_in(&[g]));
-    }
-    inputs
+    let empty = || (vec![0], Fill::Fixed(Vec::new()), false);
+    vec![
+        rand_in(&[rec.batch, rec.steps, g]),
+        rand_in(&[rec.units, g]),
+        if rec.has_recurrent_bias() { rand_in(&[g]) } else { empty() },
+        match rec.masked {
+            true => {
+                let mask = mixed_mask(rec.batch, rec.steps).into_iter().map(f64::from).collect();
+                (vec![rec.batch, rec.steps], Fill::Fixed(mask), false)
+            }
+            false => empty(),
+        },
+    ]
 }
 
 /// z and the recurrent kernel in, the loop, then `parts` gathered (several are summed after
 /// flattening, so every gradient path is exercised).
 fn loop_graph(rec: Recurrence, parts: &'static [SequencePart]) -> impl Fn(&mut Graph, &[NodeId]) -> NodeId {
     move |g, x| {
-        let s = op(g, Op::Recurrent(rec), &x[..2 + usize::from(rec.has_recurrent_bias())]);
+        let s = op(g, Op::Recurrent(rec), &x[..4]);
         let mut out: Option<NodeId> = None;
         for &part in parts {
             let y = op(g, Op::RecurrentGather { rec, part }, &[s]);
@@ -99,6 +120,67 @@ fn lstm_and_gru_loops_have_the_right_gradient_through_time() {
     }
 }
 
+/// Masked batches of mixed lengths (and a gap): every cell, both directions, every gather.
+#[test]
+fn masked_loops_have_the_right_gradient_and_none_at_padding() {
+    use SequencePart::*;
+    let cells =
+        [RecurrentCell::Simple { activation: Some(UnaryOp::Tanh) }, RecurrentCell::Lstm, RecurrentCell::Gru];
+    for cell in cells {
+        for backwards in [false, true] {
+            let rec = Recurrence { masked: true, ..looped(cell, 3, 4, 2, backwards) };
+            let name = format!("masked {cell:?} backwards {backwards}");
+            for parts in [&[Last][..], &[Sequence, Last][..]] {
+                check_graph(&name, &loop_inputs(&rec), &loop_graph(rec, parts));
+            }
+            // The projection's gradient is exactly zero at every padded step.
+            let dz = projection_gradient(&rec);
+            let mask = mixed_mask(rec.batch, rec.steps);
+            let g = rec.gates() * rec.units;
+            for (row, &m) in mask.iter().enumerate() {
+                let grads = &dz[row * g..(row + 1) * g];
+                if m == 0.0 {
+                    assert!(grads.iter().all(|&v| v == 0.0), "{name}: row {row} is padding: {grads:?}");
+                } else {
+                    assert!(grads.iter().any(|&v| v != 0.0), "{name}: row {row} is data: {grads:?}");
+                }
+            }
+        }
+    }
+}
+
+/// d Σ(Sequence outputs)/dz for random z and u on the CPU, f32.
+fn projection_gradient(rec: &Recurrence) -> Vec<f32> {
+    use kiln::backend::cpu::{Arenas, execute};
+    use kiln::graph::autodiff::gradients;
+    use kiln::graph::plan::{PlanSpec, plan};
+    let mut r = rng(53);
+    let mut g = Graph::new();
+    let shapes = rec.input_shapes();
+    let inputs: Vec<NodeId> = shapes.iter().enumerate().map(|(i, s)| g.input(&format!("in{i}"), s)).collect();
+    let s = op(&mut g, Op::Recurrent(*rec), &inputs);
+    let y = op(&mut g, Op::RecurrentGather { rec: *rec, part: SequencePart::Sequence }, &[s]);
+    let seed = g.input("seed", g.shape(y).to_vec().as_slice());
+    let dz = gradients(&mut g, y, seed, &[inputs[0]]).unwrap()[0];
+    let mut spec = PlanSpec { inputs: inputs.clone(), ..Default::default() };
+    spec.inputs.push(seed);
+    spec.outputs.push(("dz".into(), dz));
+    let program = plan(&g, &spec).unwrap();
+    let mut arenas = Arenas::<f32>::new(&kiln::program::ResidentLayout::default(), program.work_len);
+    let values = [
+        uniform(&mut r, rec.z_len(), -1.0, 1.0),
+        uniform(&mut r, rec.kernel_len(), -1.0, 1.0),
+        uniform(&mut r, shapes[2].iter().product(), -1.0, 1.0),
+        mixed_mask(rec.batch, rec.steps),
+        vec![1.0; rec.part_len(SequencePart::Sequence)],
+    ];
+    for ((_, b), v) in program.inputs.iter().zip(&values) {
+        arenas.set(*b, v);
+    }
+    execute(&program.steps, &mut arenas, kiln::program::StepScalars::default());
+    arenas.get(program.output("dz").unwrap())
+}
+
 /// Row (a GRU's two biases are rows of one parameter) and its gradient, PlaceRow.
 #[test]
 fn rows_and_placed_rows_have_the_right_gradient() {
@@ -131,28 +213,24 @@ fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
         (RecurrentCell::Gru, true),
     ];
     for &(batch, steps, units) in &[(1, 1, 1), (5, 7, 3), (2, 29, 17), (3, 7, 65), (1, 29, 1)] {
-        for (cell, backwards) in cells {
-            let rec = looped(cell, batch, steps, units, backwards);
+        for ((cell, backwards), masked) in cells.into_iter().flat_map(|c| [(c, false), (c, true)]) {
+            let rec = Recurrence { masked, ..looped(cell, batch, steps, units, backwards) };
             let z = b.input(uniform(&mut r, rec.z_len(), -1.0, 1.0));
             let scale = 1.0 / (units as f32).sqrt();
             let uv = uniform(&mut r, rec.kernel_len(), -scale, scale);
             let u = b.input(uv.clone());
             let g = rec.gates() * units;
-            let bias = rec.has_recurrent_bias().then(|| uniform(&mut r, g, -0.5, 0.5));
+            let bias = if rec.has_recurrent_bias() { uniform(&mut r, g, -0.5, 0.5) } else { Vec::new() };
+            let mask = if rec.masked { mixed_mask(batch, steps) } else { Vec::new() };
             let zv = b.data[b.data.len() - 2].clone();
-            match &bias {
-                Some(bv) => {
-                    let bb = b.input(bv.clone());
-                    b.op(Kernel::RecurrentForward { rec }, &[z, u, bb], rec.state_len());
-                }
-                None => b.op(Kernel::RecurrentForward { rec }, &[z, u], rec.state_len()),
-            }
+            let (bb, mm) = (b.input(bias.clone()), b.input(mask.clone()));
+            b.op(Kernel::RecurrentForward { rec }, &[z, u, bb, mm], rec.state_len());
             // A forward state computed on the CPU feeds the backward on both.
             let mut s = vec![0.0f32; rec.state_len()];
-            kiln::backend::cpu::recurrent::forward(&rec, &zv, &uv, bias.as_deref(), &mut s);
+            kiln::backend::cpu::recurrent::forward(&rec, &zv, &uv, &bias, &mask, &mut s);
             let s = b.input(s);
             let ds = b.input(uniform(&mut r, rec.state_len(), -1.0, 1.0));
-            b.op(Kernel::RecurrentBackward { rec }, &[s, u, ds], rec.z_len());
+            b.op(Kernel::RecurrentBackward { rec }, &[s, u, ds, mm], rec.z_len());
             let dz = b.input(uniform(&mut r, rec.z_len(), -1.0, 1.0));
             b.op(Kernel::RecurrentGateGrad { rec }, &[s, dz], rec.z_len());
             for part in [SequencePart::Sequence, SequencePart::Last, SequencePart::Previous] {
@@ -167,8 +245,8 @@ fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
 
 mod layers {
     use kiln::{
-        Activation, CompileOptions, Dense, Device, FitOptions, Gru, Loss, Lstm, Optimizer, Sequential,
-        SimpleRnn, Tensor,
+        Activation, CompileOptions, Dense, Device, FitOptions, Gru, Loss, Lstm, Masking, Optimizer,
+        Sequential, SimpleRnn, Tensor,
     };
 
     use crate::common::{self, rng, uniform};
@@ -333,6 +411,74 @@ mod layers {
             let worst =
                 c.data.iter().zip(&g.data).map(|(a, b)| (a - b).abs() / (a.abs() + 1e-3)).fold(0.0, f32::max);
             assert!(worst < 1e-4, "{name} differs by {worst:e} (relative)");
+        }
+    }
+
+    /// Keras masking: padding at the end changes nothing — the last output is the last valid
+    /// step's, a returned sequence repeats it over the padding — in both directions, for every
+    /// cell, on every device.
+    #[test]
+    fn padded_steps_behind_a_masking_layer_change_nothing() {
+        let mut r = rng(62);
+        let (steps, pad, features) = (3, 2, 4);
+        let data = uniform(&mut r, steps * features, -1.0, 1.0);
+        let mut padded = data.clone();
+        padded.extend(vec![0.0; pad * features]);
+        let x = Tensor::new(&[1, steps, features], data).unwrap();
+        let x_padded = Tensor::new(&[1, steps + pad, features], padded).unwrap();
+        type Make = fn(bool, bool) -> Box<dyn kiln::Layer>;
+        let layers: [(&str, Make); 3] = [
+            ("SimpleRNN", |seq, back| Box::new(SimpleRnn::new(5).return_sequences(seq).go_backwards(back))),
+            ("LSTM", |seq, back| Box::new(Lstm::new(5).return_sequences(seq).go_backwards(back))),
+            ("GRU", |seq, back| Box::new(Gru::new(5).return_sequences(seq).go_backwards(back))),
+        ];
+        for device in common::devices() {
+            for (name, make) in layers {
+                for back in [false, true] {
+                    let compile = |m: Sequential| {
+                        let mut m = m;
+                        m.compile(CompileOptions::new(Optimizer::sgd(0.1), Loss::MeanSquaredError, device))
+                            .unwrap();
+                        m
+                    };
+                    let mut plain = compile(
+                        Sequential::new(&[steps, features]).with_seed(3).add_boxed(make(false, back)),
+                    );
+                    let mut masked = compile(
+                        Sequential::new(&[steps + pad, features])
+                            .with_seed(3)
+                            .add(Masking { mask_value: 0.0 })
+                            .add_boxed(make(false, back)),
+                    );
+                    masked.set_weights(&plain.get_weights().unwrap()).unwrap();
+                    let (a, b) = (plain.predict(&x, 1).unwrap(), masked.predict(&x_padded, 1).unwrap());
+                    let worst = a.data.iter().zip(&b.data).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+                    assert!(
+                        worst < 1e-6,
+                        "{name} backwards {back} on {device:?}: {:?} vs {:?}",
+                        a.data,
+                        b.data
+                    );
+                    if !back {
+                        // The returned sequence repeats the last valid output over the padding.
+                        let mut seq = compile(
+                            Sequential::new(&[steps + pad, features])
+                                .with_seed(3)
+                                .add(Masking { mask_value: 0.0 })
+                                .add_boxed(make(true, back)),
+                        );
+                        seq.set_weights(&plain.get_weights().unwrap()).unwrap();
+                        let y = seq.predict(&x_padded, 1).unwrap();
+                        for t in steps..steps + pad {
+                            assert_eq!(
+                                &y.data[t * 5..(t + 1) * 5],
+                                &a.data[..5],
+                                "{name}: step {t} repeats the last"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 }

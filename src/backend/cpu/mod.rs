@@ -1,5 +1,6 @@
 //! CPU backend: interprets a [`Program`] step by step over host arenas. Generic over the float
 //! type: `Arenas<f32>` for training, `Arenas<f64>` for gradient checks.
+mod cells;
 pub mod conv;
 pub mod conv_gemm;
 pub mod gemm;

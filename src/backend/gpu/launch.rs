@@ -505,8 +505,22 @@ pub(crate) fn recurrent(
         part: part.map_or(0, |p| p as u32),
         len: u(len)?,
         cell: rec.cell_code(),
+        masked: u32::from(rec.masked),
         ..Default::default()
     };
     let groups = if rec.steps == 0 { None } else { grid(threads, 256, d.max_groups)? };
     Ok(Launch::new(Shader::Recurrent, entry, &params, groups, loops).repeated::<RecurrentParams>(u(repeat)?))
+}
+
+/// `shaders/recurrent.wgsl` `sequence_mask`: one thread per (sample, step), a loop over the
+/// features.
+pub(crate) fn sequence_mask(d: &Target, rows: usize, features: usize, value: f32) -> Result<Launch> {
+    let params = RecurrentParams { len: u(rows)?, units: u(features)?, value, ..Default::default() };
+    Ok(Launch::new(
+        Shader::Recurrent,
+        "sequence_mask",
+        &params,
+        grid(rows, 256, d.max_groups)?,
+        features as u64,
+    ))
 }
