@@ -35,7 +35,7 @@ struct Params {
     backwards: u32,  // go_backwards: processing step t reads input time steps - 1 - t
     act: u32,        // activation code of the cell's output
     from_input: u32, // the activation's gradient reads a (1) or h (0)
-    part: u32,       // gather/scatter: 0 sequence, 1 last, 2 previous
+    part: u32,       // gather/scatter: 0 sequence, 1 last, 2 previous, 3 input order
     len: u32,        // gather/scatter/gate_grad/sequence_mask: elements (rows) to write
     cell: u32,       // 0 SimpleRNN, 1 LSTM, 2 GRU
     masked: u32,     // 1: arg 3 is the [batch, steps] mask
@@ -317,6 +317,11 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         arg1[i] = arg0[state_row(tau, b) + j];
         return;
     }
+    if (p.part == 3u) {
+        // Input order: input time tau was read by processing step input_time(tau).
+        arg1[i] = arg0[state_row(input_time(tau), b) + j];
+        return;
+    }
     // Previous: the output before the step that read input time tau (τ is an involution).
     let t = input_time(tau);
     arg1[i] = select(0.0, arg0[state_row(max(t, 1u) - 1u, b) + j], t > 0u);
@@ -342,6 +347,8 @@ fn scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
             if (t + 1u == p.steps) {
                 value = arg0[b * p.units + c];
             }
+        } else if (p.part == 3u) {
+            value = arg0[(b * p.steps + input_time(t)) * p.units + c];
         } else if (t + 1u < p.steps) {
             value = arg0[(b * p.steps + input_time(t + 1u)) * p.units + c];
         }

@@ -120,6 +120,14 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
             };
             vec![Some(dz), Some(du), db, None]
         }
+        Op::ConcatColumns => {
+            let (a, b) = (shape_of(g, 0), shape_of(g, 1));
+            let (a, b) = (a[a.len() - 1], b[b.len() - 1]);
+            vec![
+                Some(g.add(Op::SliceColumns { start: 0, len: a }, &[gy], &ctx)?),
+                Some(g.add(Op::SliceColumns { start: a, len: b }, &[gy], &ctx)?),
+            ]
+        }
         Op::Row { index } => {
             let rows = shape_of(g, 0)[0];
             vec![Some(g.add(Op::PlaceRow { index, rows }, &[gy], &ctx)?)]
@@ -189,6 +197,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::RecurrentGrad(_)
         | Op::RecurrentGateGrad(_)
         | Op::SequenceMask { .. }
+        | Op::SliceColumns { .. }
         | Op::RecurrentScatter { .. }
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad

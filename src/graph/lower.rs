@@ -27,6 +27,14 @@ impl Graph {
             Op::Recurrent(rec) => Kernel::RecurrentForward { rec: *rec },
             Op::RecurrentGrad(rec) => Kernel::RecurrentBackward { rec: *rec },
             Op::RecurrentGateGrad(rec) => Kernel::RecurrentGateGrad { rec: *rec },
+            Op::ConcatColumns => {
+                let (a, b) = (s(0).last().copied().unwrap_or(1), s(1).last().copied().unwrap_or(1));
+                Kernel::ConcatColumns { rows: len / (a + b).max(1), a_cols: a, b_cols: b }
+            }
+            Op::SliceColumns { start, len: cols } => {
+                let from = s(0).last().copied().unwrap_or(1);
+                Kernel::SliceColumns { rows: len / (*cols).max(1), cols: from, start: *start, len: *cols }
+            }
             Op::SequenceMask { value } => {
                 Kernel::SequenceMask { rows: len, features: s(0).last().copied().unwrap_or(0), value: *value }
             }

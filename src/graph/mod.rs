@@ -43,6 +43,10 @@ pub enum Op {
     RecurrentGateGrad(Recurrence),
     /// states → the part a layer returns ([B, T, u] or [B, u]).
     RecurrentGather { rec: Recurrence, part: SequencePart },
+    /// [..., a] and [..., b] → [..., a + b]: joined along the last axis.
+    ConcatColumns,
+    /// [..., c] → [..., len]: columns `start..start + len` of the last axis.
+    SliceColumns { start: usize, len: usize },
     /// [B, T, F] → the mask [B, T]: 1 where some feature differs from `value` (Keras
     /// `Masking`), else 0.
     SequenceMask { value: f32 },
@@ -183,7 +187,9 @@ fn matrix(context: &str, what: &str, shape: &[usize]) -> Result<(usize, usize)> 
 /// The shape of a recurrent layer's `part`.
 fn sequence_part_shape(rec: &Recurrence, part: SequencePart) -> Vec<usize> {
     match part {
-        SequencePart::Sequence | SequencePart::Previous => vec![rec.batch, rec.steps, rec.units],
+        SequencePart::Sequence | SequencePart::Previous | SequencePart::InputOrder => {
+            vec![rec.batch, rec.steps, rec.units]
+        }
         SequencePart::Last => vec![rec.batch, rec.units],
     }
 }
@@ -385,6 +391,24 @@ impl Graph {
                 }
                 vec![rec.steps, rec.batch, rec.width()]
             }
+            Op::ConcatColumns => {
+                let (a, b) = (s(0), s(1));
+                if a.is_empty() || a.len() != b.len() || a[..a.len() - 1] != b[..b.len() - 1] {
+                    return Err(Error::shape(&format!("{ctx} (joined along the last axis)"), a, b));
+                }
+                let mut out = a.to_vec();
+                out[a.len() - 1] += b[b.len() - 1];
+                out
+            }
+            Op::SliceColumns { start, len } => {
+                let x = s(0);
+                if x.last().is_none_or(|&c| start + len > c) {
+                    return Err(Error::invalid(ctx, format!("columns {start}..{} of {x:?}", start + len)));
+                }
+                let mut out = x.to_vec();
+                out[x.len() - 1] = *len;
+                out
+            }
             Op::SequenceMask { .. } => match s(0) {
                 [b, t, _] => vec![*b, *t],
                 other => {
@@ -536,6 +560,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::Row { .. }
         | Op::PlaceRow { .. }
         | Op::SequenceMask { .. }
+        | Op::SliceColumns { .. }
         | Op::RecurrentGather { .. }
         | Op::RecurrentScatter { .. }
         | Op::WeightPenalty { .. } => 1,
@@ -543,6 +568,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::BiasAdd
         | Op::Add
         | Op::Binary(_)
+        | Op::ConcatColumns
         | Op::RecurrentGateGrad(_)
         | Op::UnaryGrad(_)
         | Op::SoftmaxGrad

@@ -28,9 +28,9 @@ use serde_json::{Map, Value};
 use super::Sequential;
 use crate::error::{Error, Result};
 use crate::nn::{
-    Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, Gru, Layer, Lstm, Masking, MaxPooling2D, RandomFlip, RecurrentOptions,
-    Regularizer, Reshape, SimpleRnn,
+    Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Bidirectional, Conv2D, Dense, Dropout,
+    Flatten, GlobalAveragePooling2D, Gru, Layer, Lstm, Masking, MaxPooling2D, MergeMode, RandomFlip,
+    RecurrentLayer, RecurrentOptions, Regularizer, Reshape, SimpleRnn,
 };
 use crate::program::Padding;
 
@@ -66,9 +66,9 @@ impl ModelSpec {
 impl ModelSpec {
     /// Whether the first layer takes sequences `(steps, features)`.
     pub fn wants_sequences(&self) -> bool {
-        self.layers
-            .first()
-            .is_some_and(|l| matches!(l.class_name(), "Masking" | "SimpleRNN" | "LSTM" | "GRU"))
+        self.layers.first().is_some_and(|l| {
+            matches!(l.class_name(), "Masking" | "SimpleRNN" | "LSTM" | "GRU" | "Bidirectional")
+        })
     }
 }
 
@@ -330,43 +330,67 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             t.only(&["mask_value"])?;
             Box::new(Masking { mask_value: t.float("mask_value")?.unwrap_or(0.0) })
         }
-        "simplernn" | "lstm" | "gru" => {
-            let mut keys = vec!["units", "use_bias", "return_sequences", "go_backwards"];
-            match normalized.as_str() {
-                "lstm" => keys.push("unit_forget_bias"),
-                "gru" => keys.push("reset_after"),
-                _ => keys.push("activation"),
+        "simplernn" | "lstm" | "gru" => recurrent_layer(&t, &normalized)?,
+        "bidirectional" => {
+            t.only(&["layer", "merge_mode"])?;
+            let inner = t.map.get("layer").and_then(Value::as_object).ok_or_else(|| {
+                t.error(
+                    "needs 'layer', a table with the recurrent layer (e.g. { type = \"LSTM\", units = 32 })"
+                        .into(),
+                )
+            })?;
+            let kind = inner.get("type").and_then(Value::as_str).unwrap_or_default();
+            let inner_t = Table { map: inner, context: format!("{} layer ({kind})", t.context) };
+            let normalized: String =
+                kind.chars().filter(|c| *c != '_').collect::<String>().to_ascii_lowercase();
+            if !matches!(normalized.as_str(), "simplernn" | "lstm" | "gru") {
+                return Err(t.error(format!("wraps a SimpleRNN, LSTM or GRU, not '{kind}'")));
             }
-            t.only(&keys)?;
-            let mut options = RecurrentOptions::new(t.required("units")?);
-            options.use_bias = t.flag("use_bias")?.unwrap_or(true);
-            options.return_sequences = t.flag("return_sequences")?.unwrap_or(false);
-            options.go_backwards = t.flag("go_backwards")?.unwrap_or(false);
-            match normalized.as_str() {
-                "lstm" => {
-                    Box::new(Lstm { options, unit_forget_bias: t.flag("unit_forget_bias")?.unwrap_or(true) })
-                }
-                "gru" => {
-                    if t.flag("reset_after")? == Some(false) {
-                        return Err(t.error(
-                            "reset_after = false is not supported (Keras 3's default, true, is)".into(),
-                        ));
-                    }
-                    Box::new(Gru { options })
-                }
-                _ => {
-                    let activation =
-                        if t.map.contains_key("activation") { t.activation()? } else { Activation::Tanh };
-                    Box::new(SimpleRnn { options, activation })
-                }
-            }
+            let layer = recurrent_layer(&inner_t, &normalized)?;
+            let mode = match t.map.get("merge_mode").and_then(Value::as_str) {
+                None => MergeMode::Concat,
+                Some(m) => MergeMode::parse(m)
+                    .ok_or_else(|| t.error(format!("merge_mode '{m}' (known: concat, sum, mul, ave)")))?,
+            };
+            Box::new(Bidirectional::of(layer.as_ref()).merge_mode(mode))
         }
         _ => {
             return Err(t.error(format!(
                 "unknown layer type '{kind}' (known: Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
                  GlobalAveragePooling2D, Flatten, Reshape, Dropout, BatchNormalization, RandomFlip, Activation, \
-                 Masking, SimpleRNN, LSTM, GRU)"
+                 Masking, SimpleRNN, LSTM, GRU, Bidirectional)"
             )));
+        }
+    })
+}
+
+/// A SimpleRNN, LSTM or GRU (`normalized`: its lower-case type) from its table.
+fn recurrent_layer(t: &Table, normalized: &str) -> Result<Box<dyn RecurrentLayer>> {
+    let mut keys = vec!["units", "use_bias", "return_sequences", "go_backwards"];
+    match normalized {
+        "lstm" => keys.push("unit_forget_bias"),
+        "gru" => keys.push("reset_after"),
+        _ => keys.push("activation"),
+    }
+    t.only(&keys)?;
+    let mut options = RecurrentOptions::new(t.required("units")?);
+    options.use_bias = t.flag("use_bias")?.unwrap_or(true);
+    options.return_sequences = t.flag("return_sequences")?.unwrap_or(false);
+    options.go_backwards = t.flag("go_backwards")?.unwrap_or(false);
+    Ok(match normalized {
+        "lstm" => Box::new(Lstm { options, unit_forget_bias: t.flag("unit_forget_bias")?.unwrap_or(true) }),
+        "gru" => {
+            if t.flag("reset_after")? == Some(false) {
+                return Err(
+                    t.error("reset_after = false is not supported (Keras 3's default, true, is)".into())
+                );
+            }
+            Box::new(Gru { options })
+        }
+        _ => {
+            let activation =
+                if t.map.contains_key("activation") { t.activation()? } else { Activation::Tanh };
+            Box::new(SimpleRnn { options, activation })
         }
     })
 }

@@ -1,4 +1,5 @@
 //! Layers: each builds primitive graph ops and declares its parameters.
+mod bidirectional;
 mod conv;
 mod dense;
 mod norm;
@@ -7,11 +8,12 @@ mod recurrent;
 mod regularize;
 mod shape;
 
+pub use bidirectional::{Bidirectional, MergeMode};
 pub use conv::Conv2D;
 pub use dense::Dense;
 pub use norm::BatchNormalization;
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
-pub use recurrent::{Gru, Lstm, Masking, RecurrentOptions, SimpleRnn};
+pub use recurrent::{Gru, Lstm, Masking, RecurrentLayer, RecurrentOptions, SimpleRnn};
 pub use regularize::{Dropout, RandomFlip, Regularizer};
 pub use shape::{Flatten, Reshape};
 

@@ -18,12 +18,21 @@ pub struct RecurrentOptions {
     /// Process the sequence last step first; a returned sequence is in processing order
     /// (reversed), as Keras returns it.
     pub go_backwards: bool,
+    /// Return a sequence in input-time order even with `go_backwards` (how `Bidirectional`
+    /// returns its backward half; not a Keras key).
+    pub input_order: bool,
 }
 
 impl RecurrentOptions {
     /// `units` units, with a bias, returning the last output, forwards.
     pub fn new(units: usize) -> RecurrentOptions {
-        RecurrentOptions { units, use_bias: true, return_sequences: false, go_backwards: false }
+        RecurrentOptions {
+            units,
+            use_bias: true,
+            return_sequences: false,
+            go_backwards: false,
+            input_order: false,
+        }
     }
 
     fn config(&self, class: &str) -> serde_json::Value {
@@ -103,7 +112,11 @@ impl RecurrentOptions {
         }
         let z = g.add(Op::Reshape { shape: vec![batch, steps, width] }, &[z], name)?;
         let states = g.add(Op::Recurrent(rec), &[z, ctx.params[1], recurrent_bias, mask], name)?;
-        let part = if self.return_sequences { SequencePart::Sequence } else { SequencePart::Last };
+        let part = match (self.return_sequences, self.input_order) {
+            (false, _) => SequencePart::Last,
+            (true, false) => SequencePart::Sequence,
+            (true, true) => SequencePart::InputOrder,
+        };
         g.add(Op::RecurrentGather { rec, part }, &[states], name)
     }
 }
@@ -196,6 +209,31 @@ macro_rules! recurrent_builders {
 recurrent_builders!(SimpleRnn);
 recurrent_builders!(Lstm);
 recurrent_builders!(Gru);
+
+/// A recurrent layer whose options a wrapper (`Bidirectional`) can change.
+pub trait RecurrentLayer: Layer {
+    fn options(&self) -> &RecurrentOptions;
+    fn options_mut(&mut self) -> &mut RecurrentOptions;
+    /// A copy of the layer.
+    fn boxed_clone(&self) -> Box<dyn RecurrentLayer>;
+}
+
+macro_rules! recurrent_layer {
+    ($($layer:ident),*) => {$(
+        impl RecurrentLayer for $layer {
+            fn options(&self) -> &RecurrentOptions {
+                &self.options
+            }
+            fn options_mut(&mut self) -> &mut RecurrentOptions {
+                &mut self.options
+            }
+            fn boxed_clone(&self) -> Box<dyn RecurrentLayer> {
+                Box::new(*self)
+            }
+        }
+    )*};
+}
+recurrent_layer!(SimpleRnn, Lstm, Gru);
 
 /// Keras `GRU(units)` with `reset_after=True` (Keras 3's default and the cuDNN form): tanh
 /// activation, sigmoid recurrent activation, bias `[2, 3·units]` (input, recurrent).

@@ -244,6 +244,10 @@ pub enum Kernel {
     /// (the GRU's with its recurrent bias b_r; a masked step keeps s[t−1]). b_r and mask are
     /// empty where unused. One dispatch per step on the GPU.
     RecurrentForward { rec: Recurrence },
+    /// args `[a, b, y]`: y[r, :] = [a[r, :], b[r, :]]; a: [rows, a_cols], b: [rows, b_cols].
+    ConcatColumns { rows: usize, a_cols: usize, b_cols: usize },
+    /// args `[x, y]`: y[r, c] = x[r, start + c], c < len; x: [rows, cols].
+    SliceColumns { rows: usize, cols: usize, start: usize, len: usize },
     /// args `[x, mask]`: mask[r] = 1 if some x[r, f] ≠ value else 0; x: [rows, features].
     SequenceMask { rows: usize, features: usize, value: f32 },
     /// args `[s, dz, dq]`: the gradient of the recurrent pre-activations h_{t−1}·U (+ b_r)

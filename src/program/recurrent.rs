@@ -59,6 +59,9 @@ pub enum SequencePart {
     /// `[batch, steps, units]` aligned with the rows of `z`: the left operand of the recurrent
     /// kernel's gradient, Σ_t h_{t−1}ᵀ·dz_t, as one GEMM.
     Previous,
+    /// Every step's output in input-time order, `[batch, steps, units]` (a `go_backwards`
+    /// sequence flipped back, as `Bidirectional` returns its backward half).
+    InputOrder,
 }
 
 impl Recurrence {
@@ -103,7 +106,9 @@ impl Recurrence {
     /// Elements a gather of `part` produces.
     pub fn part_len(&self, part: SequencePart) -> usize {
         match part {
-            SequencePart::Sequence | SequencePart::Previous => self.batch * self.steps * self.units,
+            SequencePart::Sequence | SequencePart::Previous | SequencePart::InputOrder => {
+                self.batch * self.steps * self.units
+            }
             SequencePart::Last => self.batch * self.units,
         }
     }

@@ -301,6 +301,16 @@ macro_rules! kernel_table {
                 cpu(v, sc): cpu::recurrent::forward(&rec, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4)),
                 gpu(d): gpu::recurrent(d, "forward_step", &rec, None, rec.steps),
             }
+            ConcatColumns { rows, a_cols, b_cols } => {
+                args: 3,
+                cpu(v, sc): cpu::kernels::concat_columns(a_cols, b_cols, v.r(0), v.r(1), v.w(2)),
+                gpu(d): gpu::columns(d, "concat_columns", rows, [a_cols, b_cols, 0, a_cols + b_cols]),
+            }
+            SliceColumns { rows, cols, start, len } => {
+                args: 2,
+                cpu(v, sc): cpu::kernels::slice_columns(cols, start, len, v.r(0), v.w(1)),
+                gpu(d): gpu::columns(d, "slice_columns", rows, [cols, 0, start, len]),
+            }
             SequenceMask { rows, features, value } => {
                 args: 2,
                 cpu(v, sc): cpu::recurrent::sequence_mask(features, T::c(value), v.r(0), v.w(1)),

@@ -2,6 +2,7 @@
 mod activations;
 mod auc;
 mod bench;
+mod bidirectional;
 mod binary_ops;
 mod callbacks;
 mod checkpoint;

@@ -93,7 +93,7 @@ fn simple_rnn_loops_have_the_right_gradient_through_time() {
             let rec = simple(activation, batch, steps, units, backwards);
             let inputs = loop_inputs(&rec);
             let name = format!("{activation:?} backwards {backwards} {batch}×{steps}×{units}");
-            for parts in [&[Last][..], &[Sequence][..], &[Sequence, Last][..]] {
+            for parts in [&[Last][..], &[Sequence][..], &[Sequence, Last][..], &[InputOrder][..]] {
                 let build = loop_graph(rec, parts);
                 check_graph(&name, &inputs, &build);
             }
@@ -233,7 +233,9 @@ fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
             b.op(Kernel::RecurrentBackward { rec }, &[s, u, ds, mm], rec.z_len());
             let dz = b.input(uniform(&mut r, rec.z_len(), -1.0, 1.0));
             b.op(Kernel::RecurrentGateGrad { rec }, &[s, dz], rec.z_len());
-            for part in [SequencePart::Sequence, SequencePart::Last, SequencePart::Previous] {
+            for part in
+                [SequencePart::Sequence, SequencePart::Last, SequencePart::Previous, SequencePart::InputOrder]
+            {
                 b.op(Kernel::RecurrentGather { rec, part }, &[s], rec.part_len(part));
                 let dy = b.input(uniform(&mut r, rec.part_len(part), -1.0, 1.0));
                 b.op(Kernel::RecurrentScatter { rec, part }, &[dy], rec.state_len());

@@ -279,6 +279,21 @@ pub fn broadcast_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
     y.chunks_mut(cols).for_each(|r| r.copy_from_slice(&x[..cols]));
 }
 
+/// y[r, :] = [a[r, :], b[r, :]] (the last axis joined).
+pub fn concat_columns<T: CpuFloat>(a_cols: usize, b_cols: usize, a: &[T], b: &[T], y: &mut [T]) {
+    for (r, row) in y.chunks_mut(a_cols + b_cols).enumerate() {
+        row[..a_cols].copy_from_slice(&a[r * a_cols..(r + 1) * a_cols]);
+        row[a_cols..].copy_from_slice(&b[r * b_cols..(r + 1) * b_cols]);
+    }
+}
+
+/// y[r, c] = x[r, start + c] for c < len (x: [rows, cols]).
+pub fn slice_columns<T: CpuFloat>(cols: usize, start: usize, len: usize, x: &[T], y: &mut [T]) {
+    for (r, row) in y.chunks_mut(len.max(1)).enumerate() {
+        row.copy_from_slice(&x[r * cols + start..r * cols + start + row.len()]);
+    }
+}
+
 /// y = zeros but row `index`, which is x (y: [rows, cols]).
 pub fn place_row<T: CpuFloat>(cols: usize, index: usize, x: &[T], y: &mut [T]) {
     y.fill(T::zero());

@@ -79,6 +79,12 @@ pub fn gather<T: CpuFloat>(rec: &Recurrence, part: SequencePart, s: &[T], y: &mu
                 let row = state_row(rec, steps - 1, b);
                 y[b * n..(b + 1) * n].copy_from_slice(&s[row..row + n]);
             }
+            SequencePart::InputOrder => {
+                for t in 0..steps {
+                    let row = state_row(rec, t, b);
+                    y[(b * steps + rec.input_time(t)) * n..][..n].copy_from_slice(&s[row..row + n]);
+                }
+            }
             SequencePart::Previous => {
                 for t in 0..steps {
                     let out = &mut y[(b * steps + rec.input_time(t)) * n..][..n];
@@ -104,6 +110,7 @@ pub fn scatter<T: CpuFloat>(rec: &Recurrence, part: SequencePart, dy: &[T], ds: 
                 SequencePart::Sequence => Some((b * steps + t) * n),
                 SequencePart::Last => (t + 1 == steps).then_some(b * n),
                 SequencePart::Previous => (t + 1 < steps).then(|| (b * steps + rec.input_time(t + 1)) * n),
+                SequencePart::InputOrder => Some((b * steps + rec.input_time(t)) * n),
             };
             if let Some(at) = source {
                 let row = state_row(rec, t, b);

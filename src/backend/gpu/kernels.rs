@@ -51,11 +51,12 @@ pub(crate) enum Shader {
     Clip,
     Penalty,
     Recurrent,
+    Columns,
 }
 
 impl Shader {
     /// Every shader file.
-    pub(crate) const ALL: [Shader; 14] = [
+    pub(crate) const ALL: [Shader; 15] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Elementwise,
@@ -70,6 +71,7 @@ impl Shader {
         Shader::Clip,
         Shader::Penalty,
         Shader::Recurrent,
+        Shader::Columns,
     ];
 
     /// The file's name in shaders/.
@@ -89,6 +91,7 @@ impl Shader {
             Shader::Clip => "clip.wgsl",
             Shader::Penalty => "penalty.wgsl",
             Shader::Recurrent => "recurrent.wgsl",
+            Shader::Columns => "columns.wgsl",
         }
     }
 
@@ -114,6 +117,7 @@ impl Shader {
             Shader::Clip => file!("clip.wgsl"),
             Shader::Penalty => file!("penalty.wgsl"),
             Shader::Recurrent => file!("recurrent.wgsl"),
+            Shader::Columns => file!("columns.wgsl"),
         }
     }
 

@@ -7,8 +7,8 @@ pub(crate) use super::params::ElementwiseParams;
 
 use super::kernels::MatmulKernel;
 use super::params::{
-    ClipParams, ConvGemmParams, ConvParams, LossParams, MatmulParams, NormParams, OptimizerParams,
-    PenaltyParams, RecurrentParams, ReduceParams, ShaderParams, SoftmaxParams,
+    ClipParams, ColumnsParams, ConvGemmParams, ConvParams, LossParams, MatmulParams, NormParams,
+    OptimizerParams, PenaltyParams, RecurrentParams, ReduceParams, ShaderParams, SoftmaxParams,
 };
 use crate::error::{Error, Result};
 // Each of a workgroup's 256 threads owns up to 4 of the ROC histogram's buckets.
@@ -523,4 +523,24 @@ pub(crate) fn sequence_mask(d: &Target, rows: usize, features: usize, value: f32
         grid(rows, 256, d.max_groups)?,
         features as u64,
     ))
+}
+
+/// `shaders/columns.wgsl`: one thread per element of a `[rows, out_cols]` output, from inputs of
+/// `in_cols` (and `b_cols`) columns; `start`: a slice's first column.
+pub(crate) fn columns(
+    d: &Target,
+    entry: &'static str,
+    rows: usize,
+    [in_cols, b_cols, start, out_cols]: [usize; 4],
+) -> Result<Launch> {
+    let len = rows * out_cols;
+    let params = ColumnsParams {
+        len: u(len)?,
+        in_cols: u(in_cols)?,
+        b_cols: u(b_cols)?,
+        start: u(start)?,
+        out_cols: u(out_cols)?,
+        ..Default::default()
+    };
+    Ok(Launch::new(Shader::Columns, entry, &params, grid(len, 256, d.max_groups)?, 1))
 }

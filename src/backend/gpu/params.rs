@@ -103,6 +103,13 @@ shader_params! {
 }
 
 shader_params! {
+    /// `shaders/columns.wgsl`: concatenating or slicing the last axis.
+    ColumnsParams for [Columns] {
+        len: u32, in_cols: u32, b_cols: u32, start: u32, out_cols: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    }
+}
+
+shader_params! {
     /// `shaders/softmax.wgsl`: one row per thread.
     SoftmaxParams for [Softmax] { rows: u32, cols: u32, _u2: u32, _u3: u32 }
 }
@@ -183,6 +190,7 @@ pub fn params_layouts() -> Vec<(&'static str, &'static str, Vec<FieldLayout>)> {
         entries::<ClipParams>(),
         entries::<PenaltyParams>(),
         entries::<RecurrentParams>(),
+        entries::<ColumnsParams>(),
     ]
     .concat()
 }
