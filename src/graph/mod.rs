@@ -394,7 +394,7 @@ impl Graph {
             Op::ConcatColumns => {
                 let (a, b) = (s(0), s(1));
                 if a.is_empty() || a.len() != b.len() || a[..a.len() - 1] != b[..b.len() - 1] {
-                    return Err(Error::shape(&format!("{ctx} (joined along the last axis)"), a, b));
+                    return Err(Error::shape(format!("{ctx} (joined along the last axis)"), a, b));
                 }
                 let mut out = a.to_vec();
                 out[a.len() - 1] += b[b.len() - 1];
