@@ -120,6 +120,10 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
             };
             vec![Some(dz), Some(du), db, None]
         }
+        Op::Embedding => {
+            let vocab = shape_of(g, 0)[0];
+            vec![Some(g.add(Op::EmbeddingGrad { vocab }, &[x(1), gy], &ctx)?), None]
+        }
         Op::ConcatColumns => {
             let (a, b) = (shape_of(g, 0), shape_of(g, 1));
             let (a, b) = (a[a.len() - 1], b[b.len() - 1]);
@@ -198,6 +202,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         | Op::RecurrentGateGrad(_)
         | Op::SequenceMask { .. }
         | Op::SliceColumns { .. }
+        | Op::EmbeddingGrad { .. }
         | Op::RecurrentScatter { .. }
         | Op::SoftmaxGrad
         | Op::LogSoftmaxGrad

@@ -146,6 +146,14 @@ impl Graph {
                 }
                 vec![rec.steps, rec.batch, rec.width()]
             }
+            Op::Embedding => {
+                let (_, dim) = matrix(ctx, "embedding table", s(0))?;
+                s(1).iter().copied().chain([dim]).collect()
+            }
+            Op::EmbeddingGrad { vocab } => match s(1).split_last() {
+                Some((&dim, lead)) if lead == s(0) => vec![*vocab, dim],
+                _ => return Err(Error::shape(format!("{ctx} (embedding gradient)"), s(0), s(1))),
+            },
             Op::ConcatColumns => {
                 let (a, b) = (s(0), s(1));
                 if a.is_empty() || a.len() != b.len() || a[..a.len() - 1] != b[..b.len() - 1] {

@@ -27,6 +27,15 @@ impl Graph {
             Op::Recurrent(rec) => Kernel::RecurrentForward { rec: *rec },
             Op::RecurrentGrad(rec) => Kernel::RecurrentBackward { rec: *rec },
             Op::RecurrentGateGrad(rec) => Kernel::RecurrentGateGrad { rec: *rec },
+            Op::Embedding => {
+                let (vocab, dim) = rc(s(0));
+                Kernel::Embedding { ids: len / dim.max(1), vocab, dim }
+            }
+            Op::EmbeddingGrad { vocab } => Kernel::EmbeddingGrad {
+                ids: self.nodes[node.inputs[0]].len(),
+                vocab: *vocab,
+                dim: node.shape[1],
+            },
             Op::ConcatColumns => {
                 let (a, b) = (s(0).last().copied().unwrap_or(1), s(1).last().copied().unwrap_or(1));
                 Kernel::ConcatColumns { rows: len / (a + b).max(1), a_cols: a, b_cols: b }

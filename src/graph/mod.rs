@@ -41,6 +41,10 @@ pub enum Op {
     RecurrentGateGrad(Recurrence),
     /// states → the part a layer returns ([B, T, u] or [B, u]).
     RecurrentGather { rec: Recurrence, part: SequencePart },
+    /// (table [V, D], ids [...]) → [..., D]: row ids[i] of the table for every id.
+    Embedding,
+    /// (ids [...], dy [..., D]) → d table [V, D]: Σ of the dy rows with each id, in order.
+    EmbeddingGrad { vocab: usize },
     /// [..., a] and [..., b] → [..., a + b]: joined along the last axis.
     ConcatColumns,
     /// [..., c] → [..., len]: columns `start..start + len` of the last axis.
@@ -246,6 +250,8 @@ pub fn arity(op: &Op) -> usize {
         | Op::BiasAdd
         | Op::Add
         | Op::Binary(_)
+        | Op::Embedding
+        | Op::EmbeddingGrad { .. }
         | Op::ConcatColumns
         | Op::RecurrentGateGrad(_)
         | Op::UnaryGrad(_)

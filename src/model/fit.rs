@@ -168,6 +168,9 @@ impl Sequential {
             };
             return Err(Error::shape(first, &want, &x.shape));
         }
+        if let (Some(layer), Some(name)) = (self.layers.first(), self.names.first()) {
+            layer.check_input(name, x)?;
+        }
         let Some(y) = y else { return Ok(()) };
         let output = self.output_shapes()?.pop().unwrap_or_default();
         let loss = self.compiled()?.loss;

@@ -29,8 +29,8 @@ use super::Sequential;
 use crate::error::{Error, Result};
 use crate::nn::{
     Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Bidirectional, Conv2D, Dense, Dropout,
-    Flatten, GlobalAveragePooling2D, Gru, Layer, Lstm, Masking, MaxPooling2D, MergeMode, RandomFlip,
-    RecurrentLayer, RecurrentOptions, Regularizer, Reshape, SimpleRnn,
+    Embedding, Flatten, GlobalAveragePooling2D, Gru, Layer, Lstm, Masking, MaxPooling2D, MergeMode,
+    RandomFlip, RecurrentLayer, RecurrentOptions, Regularizer, Reshape, SimpleRnn,
 };
 use crate::program::Padding;
 
@@ -326,6 +326,11 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             t.only(&["activation"])?;
             Box::new(ActivationLayer(t.activation()?))
         }
+        "embedding" => {
+            t.only(&["input_dim", "output_dim", "mask_zero"])?;
+            let e = Embedding::new(t.required("input_dim")?, t.required("output_dim")?);
+            Box::new(e.mask_zero(t.flag("mask_zero")?.unwrap_or(false)))
+        }
         "masking" => {
             t.only(&["mask_value"])?;
             Box::new(Masking { mask_value: t.float("mask_value")?.unwrap_or(0.0) })
@@ -358,7 +363,8 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             return Err(t.error(format!(
                 "unknown layer type '{kind}' (known: Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
                  GlobalAveragePooling2D, Flatten, Reshape, Dropout, BatchNormalization, RandomFlip, Activation, \
-                 Masking, SimpleRNN, LSTM, GRU, Bidirectional)"
+                 Embedding, Masking, SimpleRNN, LSTM, GRU, \
+                 Bidirectional)"
             )));
         }
     })

@@ -2,6 +2,7 @@
 mod bidirectional;
 mod conv;
 mod dense;
+mod embedding;
 mod norm;
 mod pool;
 mod recurrent;
@@ -11,6 +12,7 @@ mod shape;
 pub use bidirectional::{Bidirectional, MergeMode};
 pub use conv::Conv2D;
 pub use dense::Dense;
+pub use embedding::Embedding;
 pub use norm::BatchNormalization;
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
 pub use recurrent::{Gru, Lstm, Masking, RecurrentLayer, RecurrentOptions, SimpleRnn};
@@ -108,6 +110,8 @@ pub enum Init {
     Zeros,
     /// All ones (batch-norm scales and variances).
     Ones,
+    /// U(−limit, limit) (Keras `RandomUniform`; embeddings: 0.05).
+    Uniform { limit: f32 },
     /// Keras `Orthogonal` (gain 1) for a `[rows, cols]` matrix: the Q of a QR decomposition of
     /// a standard normal matrix (signs fixed so R's diagonal is positive), orthonormal rows
     /// or columns, whichever are fewer (recurrent kernels).
@@ -127,6 +131,7 @@ impl Init {
             }
             Init::Zeros => vec![0.0; n],
             Init::Ones => vec![1.0; n],
+            Init::Uniform { limit } => (0..n).map(|_| rng.random_range(-limit..=limit)).collect(),
             Init::Orthogonal { rows, cols } => orthogonal(rows, cols, rng),
             Init::ForgetBias { units } => {
                 (0..n).map(|i| if (units..2 * units).contains(&i) { 1.0 } else { 0.0 }).collect()
@@ -255,6 +260,11 @@ pub trait Layer: std::fmt::Debug + Send {
     }
     /// Build the layer on `x` ([batch, input...]).
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId>;
+    /// Checks what only the data can show, when the layer is the model's first (an
+    /// `Embedding`'s ids in range); `name` is the layer's.
+    fn check_input(&self, _name: &str, _x: &crate::tensor::Tensor) -> Result<()> {
+        Ok(())
+    }
     /// The mask the output carries (Keras `compute_mask`), built from the input `x` and the
     /// input's mask `ctx.mask`. By default none: the mask stops at this layer.
     fn output_mask(&self, _g: &mut Graph, _x: NodeId, _ctx: &BuildContext) -> Result<Option<NodeId>> {

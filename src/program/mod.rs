@@ -244,6 +244,11 @@ pub enum Kernel {
     /// (the GRU's with its recurrent bias b_r; a masked step keeps s[t−1]). b_r and mask are
     /// empty where unused. One dispatch per step on the GPU.
     RecurrentForward { rec: Recurrence },
+    /// args `[table, ids, y]`: y[i, :] = table[ids[i], :]; table: [vocab, dim], ids: [ids]
+    /// (integers as f32, checked on the host), y: [ids, dim].
+    Embedding { ids: usize, vocab: usize, dim: usize },
+    /// args `[ids, dy, dtable]`: dtable[v, :] = Σ_{i: ids[i] = v} dy[i, :], summed in i order.
+    EmbeddingGrad { ids: usize, vocab: usize, dim: usize },
     /// args `[a, b, y]`: y[r, :] = [a[r, :], b[r, :]]; a: [rows, a_cols], b: [rows, b_cols].
     ConcatColumns { rows: usize, a_cols: usize, b_cols: usize },
     /// args `[x, y]`: y[r, c] = x[r, start + c], c < len; x: [rows, cols].

@@ -301,6 +301,16 @@ macro_rules! kernel_table {
                 cpu(v, sc): cpu::recurrent::forward(&rec, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4)),
                 gpu(d): gpu::recurrent(d, "forward_step", &rec, None, rec.steps),
             }
+            Embedding { ids, vocab, dim } => {
+                args: 3,
+                cpu(v, sc): cpu::kernels::embedding(dim, vocab, v.r(0), v.r(1), v.w(2)),
+                gpu(d): gpu::embedding(d, "embedding", ids, vocab, dim),
+            }
+            EmbeddingGrad { ids, vocab, dim } => {
+                args: 3,
+                cpu(v, sc): cpu::kernels::embedding_grad(dim, vocab, v.r(0), v.r(1), v.w(2)),
+                gpu(d): gpu::embedding(d, "embedding_grad", ids, vocab, dim),
+            }
             ConcatColumns { rows, a_cols, b_cols } => {
                 args: 3,
                 cpu(v, sc): cpu::kernels::concat_columns(a_cols, b_cols, v.r(0), v.r(1), v.w(2)),

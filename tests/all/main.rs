@@ -14,6 +14,7 @@ mod common;
 mod conv;
 mod conv_gemm;
 mod data;
+mod embedding;
 mod errors;
 mod gpu_parity;
 mod gradcheck;

@@ -279,6 +279,26 @@ pub fn broadcast_rows<T: CpuFloat>(cols: usize, x: &[T], y: &mut [T]) {
     y.chunks_mut(cols).for_each(|r| r.copy_from_slice(&x[..cols]));
 }
 
+/// y[i, :] = table[ids[i], :]. The host rejects ids outside the table; here they are clamped
+/// into it, so the kernel never reads out of bounds.
+pub fn embedding<T: CpuFloat>(dim: usize, vocab: usize, table: &[T], ids: &[T], y: &mut [T]) {
+    for (row, id) in y.chunks_mut(dim.max(1)).zip(ids) {
+        let v = id.to_usize().unwrap_or(0).min(vocab.saturating_sub(1));
+        row.copy_from_slice(&table[v * dim..(v + 1) * dim]);
+    }
+}
+
+/// dtable[v, :] = Σ_{i: ids[i] = v} dy[i, :], in i order (the GPU's order too).
+pub fn embedding_grad<T: CpuFloat>(dim: usize, vocab: usize, ids: &[T], dy: &[T], dtable: &mut [T]) {
+    dtable.fill(T::zero());
+    for (i, id) in ids.iter().enumerate() {
+        let v = id.to_usize().unwrap_or(0).min(vocab.saturating_sub(1));
+        for d in 0..dim {
+            dtable[v * dim + d] = dtable[v * dim + d] + dy[i * dim + d];
+        }
+    }
+}
+
 /// y[r, :] = [a[r, :], b[r, :]] (the last axis joined).
 pub fn concat_columns<T: CpuFloat>(a_cols: usize, b_cols: usize, a: &[T], b: &[T], y: &mut [T]) {
     for (r, row) in y.chunks_mut(a_cols + b_cols).enumerate() {

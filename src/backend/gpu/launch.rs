@@ -544,3 +544,25 @@ pub(crate) fn columns(
     };
     Ok(Launch::new(Shader::Columns, entry, &params, grid(len, 256, d.max_groups)?, 1))
 }
+
+/// `shaders/columns.wgsl` `embedding` (one thread per output element) and `embedding_grad`
+/// (one per table element, a loop over the ids).
+pub(crate) fn embedding(
+    d: &Target,
+    entry: &'static str,
+    ids: usize,
+    vocab: usize,
+    dim: usize,
+) -> Result<Launch> {
+    let grad = entry == "embedding_grad";
+    let len = if grad { vocab * dim } else { ids * dim };
+    let params = ColumnsParams {
+        len: u(len)?,
+        out_cols: u(dim)?,
+        ids: u(ids)?,
+        vocab: u(vocab)?,
+        ..Default::default()
+    };
+    let loops = if grad { ids as u64 } else { 1 };
+    Ok(Launch::new(Shader::Columns, entry, &params, grid(len, 256, d.max_groups)?, loops))
+}

@@ -103,9 +103,9 @@ shader_params! {
 }
 
 shader_params! {
-    /// `shaders/columns.wgsl`: concatenating or slicing the last axis.
+    /// `shaders/columns.wgsl`: concatenating or slicing the last axis; embedding lookups.
     ColumnsParams for [Columns] {
-        len: u32, in_cols: u32, b_cols: u32, start: u32, out_cols: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+        len: u32, in_cols: u32, b_cols: u32, start: u32, out_cols: u32, ids: u32, vocab: u32, _pad0: u32,
     }
 }
 
