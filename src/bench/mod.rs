@@ -3,7 +3,8 @@
 //! is timed.
 //!
 //! - `kernels`: matmul and conv2d forward/backward as planned graphs (GFLOP/s).
-//! - `models`: training steps and inference of the `mlp` and `mnist-cnn` presets (samples/s).
+//! - `models`: training steps and inference of the `mlp` and `mnist-cnn` presets and of an
+//!   LSTM(128) over 50×32 sequences (samples/s).
 //! - `report`: the result rows, the table and the JSON document.
 //!
 //! Times are wall-clock medians over repetitions; a GPU run is timed from submit to the end
@@ -27,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::program::StepScalars;
 
 /// Every workload a full report holds, in table order.
-pub const WORKLOADS: [&str; 7] = [
+pub const WORKLOADS: [&str; 9] = [
     "matmul",
     "conv2d fwd",
     "conv2d bwd",
@@ -35,6 +36,8 @@ pub const WORKLOADS: [&str; 7] = [
     "predict mlp",
     "train mnist-cnn",
     "predict mnist-cnn",
+    "train lstm",
+    "predict lstm",
 ];
 
 /// Relative tolerance of the check against the CPU (see [`check_close`]).
@@ -300,7 +303,8 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         }
     }
     if config.runs("train") {
-        for (preset, shape) in [("mlp", &[784][..]), ("mnist-cnn", &[28, 28, 1][..])] {
+        for (preset, shape) in [("mlp", &[784][..]), ("mnist-cnn", &[28, 28, 1][..]), ("lstm", &[50, 32][..])]
+        {
             models::run_preset(&mut report, &usable, preset, shape, &config);
         }
     }

@@ -1,4 +1,5 @@
-//! Model workloads: training steps (`fit`) and inference (`predict`) of the CLI presets on
+//! Model workloads: training steps (`fit`) and inference (`predict`) of the CLI presets (and an
+//! LSTM(128) over 50 steps of 32 features) on
 //! synthetic data, through the same API a user calls. Only the time matters here: the data
 //! are random, the results are not checked (training parity is tested elsewhere).
 use std::time::Instant;
@@ -44,7 +45,13 @@ fn measure(
     sample_shape: &[usize],
     config: &Config,
 ) -> Result<(f64, f64, usize)> {
-    let mut model = crate::cli::preset(preset, sample_shape, CLASSES, 0)?;
+    let mut model = match preset {
+        // LSTM(128) over sequences, the classic recurrent training workload.
+        "lstm" => crate::model::Sequential::new(sample_shape)
+            .add(crate::nn::Lstm::new(128))
+            .add(crate::nn::Dense::new(CLASSES, crate::nn::Activation::Softmax)),
+        _ => crate::cli::preset(preset, sample_shape, CLASSES, 0)?,
+    };
     let loss = Loss::SparseCategoricalCrossentropy;
     model.compile(CompileOptions::new(Optimizer::adam(1e-3), loss, device))?;
     let batch = config.batch;
