@@ -5,7 +5,7 @@
 use kiln::backend::cpu::kernels::unary;
 use kiln::graph::Op;
 use kiln::program::{GradSource, Kernel, UnaryOp};
-use kiln::{Activation, CompileOptions, Dense, Device, FitOptions, Loss, Optimizer, Sequential, Tensor};
+use kiln::{Activation, CompileOptions, Dense, Device, Loss, Optimizer, Sequential, Tensor};
 
 use crate::common::{self, rng, uniform};
 use crate::gpu_parity::{Builder, check};
@@ -175,20 +175,11 @@ fn a_training_step_with_every_activation_matches_between_gpu_and_cpu() {
     let rows = 40;
     let x = Tensor::new(&[rows, 10], uniform(&mut r, rows * 10, -1.0, 1.0)).unwrap();
     let y = Tensor::new(&[rows], (0..rows).map(|i| (i % 3) as f32).collect()).unwrap();
-    let opts = FitOptions { batch_size: rows, epochs: 1, verbose: 0, shuffle: false, ..Default::default() };
     let acts: Vec<Activation> = UnaryOp::ALL.iter().map(|&o| Activation::from_unary(o)).collect();
     for pair in acts.chunks(2) {
         let pair = [pair[0], *pair.last().unwrap_or(&pair[0])];
-        let mut cpu = mlp(Device::Cpu, pair);
-        let mut gpu = mlp(Device::Gpu(None), pair);
-        cpu.fit(&x, &y, &opts).unwrap();
-        gpu.fit(&x, &y, &opts).unwrap();
-        let (wc, wg) = (cpu.get_weights().unwrap(), gpu.get_weights().unwrap());
-        for ((name, c), (_, g)) in wc.iter().zip(&wg) {
-            let worst =
-                c.data.iter().zip(&g.data).map(|(a, b)| (a - b).abs() / (a.abs() + 1e-3)).fold(0.0, f32::max);
-            assert!(worst < 1e-4, "{pair:?}: {name} differs by {worst:e} (relative)");
-        }
+        let (mut cpu, mut gpu) = (mlp(Device::Cpu, pair), mlp(Device::Gpu(None), pair));
+        common::fit_both_and_compare(&mut cpu, &mut gpu, &x, &y, 1, &format!("{pair:?}: "));
     }
 }
 

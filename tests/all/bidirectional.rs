@@ -5,8 +5,8 @@
 use kiln::graph::Op;
 use kiln::program::Kernel;
 use kiln::{
-    Activation, Bidirectional, CompileOptions, Dense, Device, FitOptions, Gru, Loss, Lstm, Masking,
-    MergeMode, Optimizer, Sequential, Tensor,
+    Activation, Bidirectional, CompileOptions, Dense, Device, Gru, Loss, Lstm, Masking, MergeMode, Optimizer,
+    Sequential, Tensor,
 };
 
 use crate::common::{self, rng, uniform};
@@ -130,14 +130,7 @@ fn a_masked_bidirectional_training_step_matches_between_gpu_and_cpu() {
         m
     };
     let (mut cpu, mut gpu) = (build(Device::Cpu), build(Device::Gpu(None)));
-    let opts = FitOptions { batch_size: rows, epochs: 2, verbose: 0, shuffle: false, ..Default::default() };
-    cpu.fit(&x, &y, &opts).unwrap();
-    gpu.fit(&x, &y, &opts).unwrap();
-    for ((name, c), (_, g)) in cpu.get_weights().unwrap().iter().zip(&gpu.get_weights().unwrap()) {
-        let worst =
-            c.data.iter().zip(&g.data).map(|(a, b)| (a - b).abs() / (a.abs() + 1e-3)).fold(0.0, f32::max);
-        assert!(worst < 1e-4, "{name} differs by {worst:e} (relative)");
-    }
+    common::fit_both_and_compare(&mut cpu, &mut gpu, &x, &y, 2, "");
 }
 
 /// A sequence model's description (`Sequential::config`) reads back as the same model, and a

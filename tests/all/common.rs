@@ -85,3 +85,25 @@ pub fn digits() -> (kiln::Tensor, kiln::Tensor) {
     kiln::data::Scaler::fit(&x, kiln::data::Scaling::Standardize).apply(&mut x).unwrap();
     (kiln::Tensor::new(&[d.len(), 64], x.data).unwrap(), kiln::Tensor::new(&[d.len()], d.y.clone()).unwrap())
 }
+
+/// Fit `cpu` and `gpu` (the same seeded model on each backend) on (x, y) for `epochs` full-batch
+/// epochs without shuffling, then assert every weight agrees to 1e-4 relative
+/// (|c − g| / (|c| + 1e-3)); `what` starts the failure message.
+pub fn fit_both_and_compare(
+    cpu: &mut kiln::Sequential,
+    gpu: &mut kiln::Sequential,
+    x: &kiln::Tensor,
+    y: &kiln::Tensor,
+    epochs: usize,
+    what: &str,
+) {
+    let opts =
+        kiln::FitOptions { batch_size: x.rows(), epochs, verbose: 0, shuffle: false, ..Default::default() };
+    cpu.fit(x, y, &opts).unwrap();
+    gpu.fit(x, y, &opts).unwrap();
+    for ((name, c), (_, g)) in cpu.get_weights().unwrap().iter().zip(&gpu.get_weights().unwrap()) {
+        let worst =
+            c.data.iter().zip(&g.data).map(|(a, b)| (a - b).abs() / (a.abs() + 1e-3)).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "{what}{name} differs by {worst:e} (relative)");
+    }
+}

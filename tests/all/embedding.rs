@@ -5,8 +5,8 @@
 use kiln::graph::Op;
 use kiln::program::Kernel;
 use kiln::{
-    Activation, Bidirectional, CompileOptions, Dense, Device, Embedding, FitOptions, Loss, Lstm, Optimizer,
-    Sequential, Tensor,
+    Activation, Bidirectional, CompileOptions, Dense, Device, Embedding, Loss, Lstm, Optimizer, Sequential,
+    Tensor,
 };
 
 use crate::common::{self, rng, uniform};
@@ -89,14 +89,7 @@ fn a_text_classifier_training_step_matches_between_gpu_and_cpu() {
     let x = Tensor::new(&[rows, steps], ids).unwrap();
     let y = Tensor::new(&[rows], (0..rows).map(|i| (i % 3) as f32).collect()).unwrap();
     let (mut cpu, mut gpu) = (classifier(steps, Device::Cpu), classifier(steps, Device::Gpu(None)));
-    let opts = FitOptions { batch_size: rows, epochs: 2, verbose: 0, shuffle: false, ..Default::default() };
-    cpu.fit(&x, &y, &opts).unwrap();
-    gpu.fit(&x, &y, &opts).unwrap();
-    for ((name, c), (_, g)) in cpu.get_weights().unwrap().iter().zip(&gpu.get_weights().unwrap()) {
-        let worst =
-            c.data.iter().zip(&g.data).map(|(a, b)| (a - b).abs() / (a.abs() + 1e-3)).fold(0.0, f32::max);
-        assert!(worst < 1e-4, "{name} differs by {worst:e} (relative)");
-    }
+    common::fit_both_and_compare(&mut cpu, &mut gpu, &x, &y, 2, "");
     // Keras: 20·8 embeddings + 2·4·(8·6 + 6·6 + 6) + (12·3 + 3).
     assert_eq!(cpu.param_count().unwrap(), 160 + 2 * 4 * (48 + 36 + 6) + 39);
 }

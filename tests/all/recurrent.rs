@@ -247,8 +247,8 @@ fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
 
 mod layers {
     use kiln::{
-        Activation, CompileOptions, Dense, Device, FitOptions, Gru, Loss, Lstm, Masking, Optimizer,
-        Sequential, SimpleRnn, Tensor,
+        Activation, CompileOptions, Dense, Device, Gru, Loss, Lstm, Masking, Optimizer, Sequential,
+        SimpleRnn, Tensor,
     };
 
     use crate::common::{self, rng, uniform};
@@ -405,15 +405,7 @@ mod layers {
             m
         };
         let (mut cpu, mut gpu) = (build(Device::Cpu), build(Device::Gpu(None)));
-        let opts =
-            FitOptions { batch_size: rows, epochs: 2, verbose: 0, shuffle: false, ..Default::default() };
-        cpu.fit(&x, &y, &opts).unwrap();
-        gpu.fit(&x, &y, &opts).unwrap();
-        for ((name, c), (_, g)) in cpu.get_weights().unwrap().iter().zip(&gpu.get_weights().unwrap()) {
-            let worst =
-                c.data.iter().zip(&g.data).map(|(a, b)| (a - b).abs() / (a.abs() + 1e-3)).fold(0.0, f32::max);
-            assert!(worst < 1e-4, "{name} differs by {worst:e} (relative)");
-        }
+        common::fit_both_and_compare(&mut cpu, &mut gpu, &x, &y, 2, "");
     }
 
     /// Keras masking: padding at the end changes nothing — the last output is the last valid
