@@ -1,8 +1,9 @@
-//! kiln's side of `../shared/bench/torch_ref.py`: the same workloads, timed the same way
-//! (median of repeats after a warm-up), so the two can run back to back on one machine:
-//! `benches/compare_torch.sh` runs both and prints the ratios.
+//! kiln's side of `../shared/bench/torch_ref.py` and `benches/torch_ref_seq.py`: the same
+//! workloads, timed the same way (median of repeats after a warm-up), so the two can run back
+//! to back on one machine: `benches/compare_torch.sh` runs both.
 //!
-//! `cargo run --release --example torch_compare [-- --device cpu|gpu] [--workloads gemm,mlp,mnist-cnn,digits]`
+//! `cargo run --release --example torch_compare [-- --device cpu|gpu]
+//! [--workloads gemm,mlp,mnist-cnn,digits,lstm,vowels,char-lstm] [--char-epochs 8]`
 use std::time::Instant;
 
 use kiln::cli::{TrainArgs, train};
@@ -50,6 +51,7 @@ fn main() -> kiln::Result<()> {
     if run("mnist-cnn") {
         mnist_cnn(device, batch)?;
     }
+    sequences(device, &run)?;
     if !run("mlp") {
         return Ok(());
     }
@@ -116,5 +118,71 @@ fn mnist_cnn(device: Device, batch: usize) -> kiln::Result<()> {
         (batch * steps) as f64 / t_train,
         (batch * steps) as f64 / t_infer
     );
+    Ok(())
+}
+
+/// The sequence workloads of `benches/torch_ref_seq.py`: the LSTM(128) training step, the
+/// JapaneseVowels protocol end to end, and the Shakespeare char-LSTM.
+fn sequences(device: Device, run: &dyn Fn(&str) -> bool) -> kiln::Result<()> {
+    let device_name = if device == Device::Cpu { "cpu".to_string() } else { "gpu".to_string() };
+    if run("lstm") {
+        // LSTM(128) over 50 steps of 32 features → Dense(10), Adam 1e-3, batch 64.
+        let (batch, steps, features) = (64, 50, 32);
+        let x = Tensor::new(
+            &[batch, steps, features],
+            (0..batch * steps * features).map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0).collect(),
+        )?;
+        let y = Tensor::new(&[batch], (0..batch).map(|i| (i % 10) as f32).collect())?;
+        let mut m = Sequential::new(&[steps, features])
+            .add(kiln::Lstm::new(128))
+            .add(Dense::new(10, Activation::Softmax));
+        m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, device))?;
+        let opts =
+            FitOptions { batch_size: batch, epochs: 1, verbose: 0, shuffle: false, ..Default::default() };
+        let n = 10;
+        let t_train = time_it(|| drop(m.fit(&x, &y, &opts)), n, 3);
+        let t_infer = time_it(|| drop(m.predict(&x, batch)), n, 3);
+        println!(
+            "  workload=lstm, batch={batch}, train_samples_per_s={:.1}, infer_samples_per_s={:.1}",
+            (batch * n) as f64 / t_train,
+            (batch * n) as f64 / t_infer
+        );
+    }
+    if run("vowels") {
+        for seed in 0..3 {
+            let args = TrainArgs {
+                data: Some("japanese-vowels".into()),
+                model: "lstm".into(),
+                epochs: 60,
+                seed,
+                json: true,
+                device: device_name.clone(),
+                ..TrainArgs::default()
+            };
+            let r = train(&args)?;
+            println!(
+                "  workload=vowels, seed={seed}, test_accuracy={:.4}, train_seconds={:.4}",
+                r.test_accuracy, r.train_seconds
+            );
+        }
+    }
+    if run("char-lstm") {
+        let epochs = std::env::args().skip_while(|a| a != "--char-epochs").nth(1);
+        let epochs = epochs.and_then(|e| e.parse().ok()).unwrap_or(8);
+        let args = TrainArgs {
+            data: Some("shakespeare".into()),
+            model: "char-lstm".into(),
+            epochs,
+            json: true,
+            device: device_name,
+            ..TrainArgs::default()
+        };
+        let r = train(&args)?;
+        println!(
+            "  workload=char-lstm, epochs={epochs}, test_bits_per_char={:.4}, train_seconds={:.1}",
+            r.bits_per_char.unwrap_or(f32::NAN),
+            r.train_seconds
+        );
+    }
     Ok(())
 }

@@ -1,25 +1,28 @@
 //! What the `kiln` binary does, as library functions (so tests can call them).
 mod data;
+mod generate;
 mod infer;
 mod models;
 mod options;
 mod report;
 mod run;
 
-pub use data::{LoadedData, load_data, load_data_sized};
+pub use data::{DataKind, DataOptions, LoadedData, load_data, load_data_sized, load_data_with};
+pub use generate::{GenerateArgs, generate, sample};
 pub use infer::{EvalArgs, PredictArgs, eval, predict, summary_of_checkpoint};
 pub use models::{
-    PRESETS, image_input, is_model_file, model_and_loss, model_file, output_layer, preset, preset_for_loss,
+    PRESETS, PresetHints, image_input, is_model_file, model_and_loss, model_and_loss_for, model_file,
+    output_layer, preset, preset_for_loss, preset_with,
 };
 pub use options::{default_loss, labels, loss_from_args};
-pub use report::{ClassScores, class_scores, classification_report, confusion_table};
+pub use report::{ClassScores, ForecastErrors, class_scores, classification_report, confusion_table};
 
 use std::time::Instant;
 
 use clap::Args;
 
 use crate::backend::gpu::AdapterSummary;
-use crate::data::{Scaler, Scaling};
+use crate::data::{Dataset, Scaler, Scaling};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::model::{CompileOptions, FitOptions, Validation};
@@ -31,14 +34,17 @@ use crate::tensor::Tensor;
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     /// Data set: digits, iris, breast-cancer (bundled), fashion-mnist, mnist (system packages),
-    /// a CSV file (label in the last column), a directory of MNIST IDX files, or an image
-    /// folder (one subdirectory of .png/.jpg images per class). Sources with their own test
-    /// split use it; the others are split 80/20. Default: fashion-mnist for mnist-cnn, else
-    /// digits.
+    /// a CSV file (label in the last column), a directory of MNIST IDX files, an image folder
+    /// (one subdirectory of .png/.jpg images per class), japanese-vowels or X_TRAIN.ts
+    /// (sequences), shakespeare or FILE.txt (text: next character from a window, the last
+    /// 10% held out) or airline / a CSV with --window (series: next value from a window, the
+    /// last 20% in time for testing). Sources with their own test split use it; the others
+    /// are split 80/20. Default: fashion-mnist for mnist-cnn, else digits.
     #[arg(long)]
     pub data: Option<String>,
-    /// Model: a preset (mlp, cnn for small images such as digits, mnist-cnn for 28×28 images)
-    /// or a model file (.toml or .json, one table per layer; see the README).
+    /// Model: a preset (mlp, cnn for small images such as digits, mnist-cnn for 28×28 images,
+    /// lstm for sequences and series, char-lstm and bilstm-text for text) or a model file
+    /// (.toml or .json, one table per layer; see the README).
     #[arg(long, default_value = "mlp")]
     pub model: String,
     /// auto, cpu, gpu or gpu:N (see `kiln devices`).
@@ -131,6 +137,13 @@ pub struct TrainArgs {
     /// first image. Stored with the run, so eval and predict resize the same way.
     #[arg(long, value_name = "HxW")]
     pub image_size: Option<String>,
+    /// Text and series: the window length (default 100 characters, 12 values). A CSV with
+    /// --window is read as a series (its last column).
+    #[arg(long, value_name = "N")]
+    pub window: Option<usize>,
+    /// Text: the step between window starts (default: the window length).
+    #[arg(long, value_name = "N")]
+    pub stride: Option<usize>,
     /// Run directory: last.safetensors every epoch, model.safetensors, history.csv/.json/.png.
     #[arg(long, value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
@@ -184,6 +197,8 @@ impl Default for TrainArgs {
             json: false,
             flip: false,
             image_size: None,
+            window: None,
+            stride: None,
             scaling: None,
             out: None,
             resume: None,
@@ -201,6 +216,8 @@ impl TrainArgs {
         match (&self.data, self.model.as_str()) {
             (Some(d), _) => d,
             (None, "mnist-cnn") => "fashion-mnist",
+            (None, "char-lstm" | "bilstm-text") => "shakespeare",
+            (None, "lstm") => "japanese-vowels",
             (None, _) => "digits",
         }
     }
@@ -279,6 +296,10 @@ pub struct TrainReport {
     pub epochs_run: usize,
     /// The per-epoch metrics of the whole run (including epochs before a resume).
     pub history: crate::model::History,
+    /// Text: the test loss in bits per character (cross-entropy / ln 2).
+    pub bits_per_char: Option<f32>,
+    /// Series: the test errors in the series' units, and the persistence baseline's.
+    pub forecast: Option<ForecastErrors>,
 }
 
 /// `kiln train`: split 80/20 (stratified, seeded) unless the data comes with its own test split,
@@ -299,14 +320,15 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let checkpoint_shape =
         resumed.as_ref().and_then(|r| r.checkpoint.input.as_ref()).map(|i| &i.sample_shape);
     let size = options::image_size(args)?.or_else(|| checkpoint_shape.and_then(|s| options::image_hw(s)));
-    let data = load_data_sized(args.data_name(), size)?;
+    let data_opts = DataOptions { image_size: size, window: args.window, stride: args.stride };
+    let data = load_data_with(args.data_name(), &data_opts)?;
     if args.image_size.is_some() && !data.image_folder {
         return Err(Error::invalid(
             "--image-size",
             format!("applies to image folders; {} is not one", data.source),
         ));
     }
-    let (classes, source) = (data.train.classes, data.source.clone());
+    let (classes, source, kind) = (data.train.classes, data.source.clone(), data.kind);
     let source_scaler = data.scaler.clone();
     let (mut train, mut test) = data.into_split(0.2, args.seed)?;
     let mut val = match run::validation_fraction(args)? {
@@ -328,9 +350,17 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
             };
             (model, loss)
         }
-        None => model_and_loss(args, train.sample_shape(), classes)?,
+        None => {
+            let hints = PresetHints { unpadded: matches!(kind, DataKind::Series { .. }), vocabulary: None };
+            models::model_and_loss_for(args, train.sample_shape(), classes, hints)?
+        }
     };
     let units = model.output_units()?;
+    // Per-step labels (text) for a model with one output per window: the last step's.
+    if model.output_shapes()?.pop().is_some_and(|s| s.len() == 1) {
+        (train, test) = (train.last_labels(), test.last_labels());
+        val = val.map(Dataset::last_labels);
+    }
     if args.flip && resumed.is_none() {
         if model.input_shape().len() != 3 {
             return Err(Error::invalid(
@@ -362,6 +392,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         sample_shape: train.sample_shape().to_vec(),
         scaler,
         class_names: train.class_names.clone(),
+        text: kind == DataKind::Text,
     };
     let shape = model.input_shape().to_vec();
     let (x_train, x_test) = (as_input(&train.x, &shape)?, as_input(&test.x, &shape)?);
@@ -430,8 +461,16 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         0 => f32::NAN,
         _ => test_metrics.get("accuracy").copied().unwrap_or(f32::NAN),
     };
-    let kind = model.backend().map(|b| b.kind());
-    let (device_name, backend) = match kind {
+    let bits_per_char = (kind == DataKind::Text).then(|| test_loss / std::f32::consts::LN_2);
+    let forecast = match kind {
+        DataKind::Series { scale } => {
+            let predicted = model.predict(&x_test, args.batch_size)?;
+            Some(ForecastErrors::new(&test.y, &predicted.data, scale))
+        }
+        _ => None,
+    };
+    let backend_kind = model.backend().map(|b| b.kind());
+    let (device_name, backend) = match backend_kind {
         Some(crate::backend::DeviceKind::Gpu { backend, .. }) => ("gpu".to_string(), backend),
         _ => ("cpu".to_string(), "cpu".to_string()),
     };
@@ -452,6 +491,8 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         test_metrics,
         epochs_run,
         history,
+        bits_per_char,
+        forecast,
     };
     if quiet {
         let j = serde_json::json!({
@@ -461,7 +502,9 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
             "test_loss": report.test_loss, "test_accuracy": report.test_accuracy,
             "train_seconds": report.train_seconds, "samples_per_sec": report.samples_per_sec,
             "planned_memory_bytes": report.planned_memory_bytes, "epochs_run": report.epochs_run,
-            "test_metrics": report.test_metrics,
+            "test_metrics": report.test_metrics, "test_bits_per_char": report.bits_per_char,
+            "test_rmse": forecast.map(|f| f.rmse), "test_mae_units": forecast.map(|f| f.mae),
+            "persistence_rmse": forecast.map(|f| f.persistence_rmse),
             "out": args.out.as_ref().or(args.resume.as_ref()),
         });
         println!("{j}");
@@ -475,6 +518,16 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
             "test loss: {test_loss:.4}{metrics} ({train_seconds:.2}s training, {:.0} samples/s)",
             report.samples_per_sec
         );
+        if let Some(b) = bits_per_char {
+            println!("test bits per character: {b:.4}");
+        }
+        if let Some(f) = forecast {
+            println!(
+                "test error in the series' units: RMSE {:.3}, MAE {:.3} (persistence, the window's last \
+                 value: RMSE {:.3}, MAE {:.3})",
+                f.rmse, f.mae, f.persistence_rmse, f.persistence_mae
+            );
+        }
         if let Some(dir) = args.out.as_ref().or(args.resume.as_ref()) {
             println!("run directory: {}", dir.display());
         }

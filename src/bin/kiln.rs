@@ -38,6 +38,8 @@ enum Command {
     Eval(EvalArgs),
     /// The top classes of image files or CSV rows, from a checkpoint.
     Predict(PredictArgs),
+    /// Text sampled from a character-level language model's checkpoint.
+    Generate(cli::GenerateArgs),
     /// Time matmul, conv2d and training on every device, each kernel checked against the CPU.
     Bench(BenchArgs),
 }
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         },
         Command::Eval(args) => cli::eval(&args).map(|_| ()),
         Command::Predict(args) => cli::predict(&args).map(|_| ()),
+        Command::Generate(args) => cli::generate(&args).map(|_| ()),
         Command::Bench(args) => run_bench(&args),
     };
     match result {

@@ -20,6 +20,9 @@ pub struct InputPipeline {
     pub scaler: Scaler,
     /// One name per class (empty for regression).
     pub class_names: Vec<String>,
+    /// The samples are windows of character ids and the classes the characters (the
+    /// vocabulary, in id order): a character-level language model, for `kiln generate`.
+    pub text: bool,
 }
 
 impl InputPipeline {
@@ -31,6 +34,7 @@ impl InputPipeline {
             "mean": self.scaler.mean.iter().map(|&v| short(v)).collect::<Vec<_>>(),
             "std": self.scaler.std.iter().map(|&v| short(v)).collect::<Vec<_>>(),
             "class_names": self.class_names,
+            "text": self.text,
         })
     }
 
@@ -66,7 +70,8 @@ impl InputPipeline {
             .and_then(Value::as_array)
             .map(|a| a.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect())
             .unwrap_or_default();
-        Ok(InputPipeline { sample_shape, scaler: Scaler { mode, mean, std }, class_names })
+        let text = v.get("text").and_then(Value::as_bool).unwrap_or(false);
+        Ok(InputPipeline { sample_shape, scaler: Scaler { mode, mean, std }, class_names, text })
     }
 }
 

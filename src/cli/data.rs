@@ -1,5 +1,6 @@
-//! `--data`: the bundled sets, the MNIST packages, CSV files, IDX directories and image
-//! folders, with the source's own test split where it has one.
+//! `--data`: the bundled sets, the MNIST packages, CSV files, IDX directories, image
+//! folders, `.ts` sequences, text and series, with the source's own test split where it has
+//! one.
 use crate::data::ts::{SequenceSet, load_ts};
 use crate::data::{self, Dataset, Scaler, Scaling};
 use crate::error::{Error, Result};
@@ -20,7 +21,43 @@ pub struct LoadedData {
     /// The scaling the source comes with (sequences: per-dimension standardisation from the
     /// training series' steps, not from their padding), used unless `--scaling` says otherwise.
     pub scaler: Option<Scaler>,
+    /// What the samples are, beyond their shape: windows of a text or of a series.
+    pub kind: DataKind,
 }
+
+/// What `--data` loaded, where it changes training or its report.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum DataKind {
+    /// Tables, images, sequences.
+    #[default]
+    Samples,
+    /// Windows of character ids of a text; the classes are its characters (the vocabulary).
+    Text,
+    /// Windows of a univariate series relative to their last value, the next value's change
+    /// as target; `scale` converts errors back to the series' units
+    /// ([`data::series::Forecast`]).
+    Series { scale: f32 },
+}
+
+/// How `--data` is read, beyond its name.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DataOptions {
+    /// Image folders: resize to (height, width) instead of the first image's size.
+    pub image_size: Option<(usize, usize)>,
+    /// Text and series: the window length (default 100 characters, 12 values).
+    pub window: Option<usize>,
+    /// Text: the step between window starts (default: the window, so that every character
+    /// is a target once per epoch for a per-step model).
+    pub stride: Option<usize>,
+}
+
+/// Default window of a text (characters), as char-rnn's (Karpathy 2015).
+pub const TEXT_WINDOW: usize = 100;
+/// Default window of a series (values: a year of months).
+pub const SERIES_WINDOW: usize = 12;
+/// The held-out tail of a text and the test part of a series.
+pub const TEXT_HELD_OUT: f64 = 0.1;
+pub const SERIES_TEST: f64 = 0.2;
 
 impl LoadedData {
     /// `(train, test)`: the source's own test split, else a stratified split of `train` with
@@ -58,14 +95,44 @@ pub fn load_data(name: &str) -> Result<LoadedData> {
 /// [`load_data`], with image-folder images resized to `image_size` (height, width) instead of
 /// the first image's size; other sources ignore it.
 pub fn load_data_sized(name: &str, image_size: Option<(usize, usize)>) -> Result<LoadedData> {
-    let whole =
-        |train, source: String| LoadedData { train, test: None, source, image_folder: false, scaler: None };
+    load_data_with(name, &DataOptions { image_size, ..DataOptions::default() })
+}
+
+/// [`load_data`] with options: also text (`shakespeare`, `FILE.txt`: windows of characters,
+/// the last 10% of the text held out) and series (`airline`, or a CSV with `--window`: the
+/// next value from a window, the last 20% of the windows in time as the test split).
+pub fn load_data_with(name: &str, opts: &DataOptions) -> Result<LoadedData> {
+    let image_size = opts.image_size;
+    let whole = |train, source: String| LoadedData {
+        train,
+        test: None,
+        source,
+        image_folder: false,
+        scaler: None,
+        kind: DataKind::Samples,
+    };
     let split = |(train, test), source: String| LoadedData {
         train,
         test: Some(test),
         source,
         image_folder: false,
         scaler: None,
+        kind: DataKind::Samples,
+    };
+    let text = |corpus: data::text::TextCorpus, source: String| -> Result<LoadedData> {
+        let window = opts.window.unwrap_or(TEXT_WINDOW);
+        let (train, test) = corpus.split(window, opts.stride.unwrap_or(window), TEXT_HELD_OUT)?;
+        let scaler = Some(Scaler::fit(&train.x, Scaling::None));
+        Ok(LoadedData { scaler, kind: DataKind::Text, ..split((train, test), source) })
+    };
+    let series = |s: data::series::Series, source: String| -> Result<LoadedData> {
+        let f = s.forecast(opts.window.unwrap_or(SERIES_WINDOW), SERIES_TEST)?;
+        let scaler = Some(Scaler::fit(&f.train.x, Scaling::None));
+        Ok(LoadedData {
+            scaler,
+            kind: DataKind::Series { scale: f.scale },
+            ..split((f.train, f.test), source)
+        })
     };
     if let Some(d) = data::builtin::by_name(name) {
         return Ok(whole(d?, format!("{name} (bundled)")));
@@ -80,6 +147,8 @@ pub fn load_data_sized(name: &str, image_size: Option<(usize, usize)>) -> Result
             let (train, test) = data::builtin::japanese_vowels()?;
             return sequences(train, Some(test), "japanese-vowels (bundled, UEA .ts)".into());
         }
+        "shakespeare" => return text(data::builtin::shakespeare()?, "shakespeare (bundled text)".into()),
+        "airline" => return series(data::builtin::airline()?, "airline (bundled series)".into()),
         _ => {}
     }
     let path = std::path::Path::new(name);
@@ -101,14 +170,21 @@ pub fn load_data_sized(name: &str, image_size: Option<(usize, usize)>) -> Result
         };
         return sequences(train, test, format!("{name} (UEA .ts)"));
     }
-    if name.ends_with(".csv") || name.ends_with(".csv.gz") || path.exists() {
+    if name.ends_with(".txt") || name.ends_with(".txt.gz") {
+        return text(data::text::load_text(path)?, format!("{name} (text)"));
+    }
+    let csv = name.ends_with(".csv") || name.ends_with(".csv.gz");
+    if csv && opts.window.is_some() {
+        return series(data::series::load_series_csv(path)?, format!("{name} (series)"));
+    }
+    if csv || path.exists() {
         return Ok(whole(data::csv::load_csv(path, &Default::default())?, name.to_string()));
     }
     Err(Error::invalid(
         "data",
         format!(
             "'{name}' is neither a known data set (digits, iris, breast-cancer, fashion-mnist, mnist, \
-             japanese-vowels) nor a file or directory"
+             japanese-vowels, shakespeare, airline) nor a file or directory"
         ),
     ))
 }
@@ -132,5 +208,6 @@ fn sequences(train: SequenceSet, test: Option<SequenceSet>, source: String) -> R
         source,
         image_folder: false,
         scaler: Some(scaler),
+        kind: DataKind::Samples,
     })
 }

@@ -85,7 +85,7 @@ pub struct EvalReport {
 
 /// The checkpoint's model, compiled on `device` (with `metrics` instead of the checkpoint's
 /// when given) and restored.
-fn open(path: &Path, device: &str, metrics: Option<&str>) -> Result<(Checkpoint, Sequential)> {
+pub(super) fn open(path: &Path, device: &str, metrics: Option<&str>) -> Result<(Checkpoint, Sequential)> {
     let checkpoint = Checkpoint::load(path)?;
     let mut opts = checkpoint.compile_options(device.parse::<Device>()?)?;
     if let Some(list) = metrics {
@@ -120,7 +120,7 @@ fn output_classes(model: &Sequential, class_data: bool) -> Result<usize> {
 /// `from_logits=True`) the softmax of each row (categorical) or the sigmoid of each output
 /// (binary), computed here on the host; otherwise as they are (a softmax or sigmoid head
 /// already gives probabilities, a regression loss its values).
-fn probabilities(mut p: Tensor, loss: Option<Loss>) -> Tensor {
+pub(super) fn probabilities(mut p: Tensor, loss: Option<Loss>) -> Tensor {
     match loss {
         // The CPU backend's kernels: the same formulas as the training graph's.
         Some(l) if l.from_logits() && l.binary() => p.data.iter_mut().for_each(|z| *z = kernels::sigmoid(*z)),
@@ -169,7 +169,15 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
     let seed = args.seed.or(run_setting(&checkpoint, "seed").and_then(|v| v.as_u64())).unwrap_or(0);
     // Image folders are resized to the size the model was trained at.
     let size = checkpoint.input.as_ref().and_then(|i| super::options::image_hw(&i.sample_shape));
-    let loaded = super::load_data_sized(&name, size)?;
+    // Text and series: the run's windows.
+    let window = checkpoint.input.as_ref().and_then(|i| i.sample_shape.first().copied());
+    let stride = run_setting(&checkpoint, "stride").and_then(|v| v.as_u64()).map(|n| n as usize);
+    let opts = super::DataOptions {
+        image_size: size,
+        window: run_setting(&checkpoint, "window").and(window),
+        stride,
+    };
+    let loaded = super::load_data_with(&name, &opts)?;
     let source = loaded.source.clone();
     let d: Dataset = match args.split.as_str() {
         "test" => loaded.into_split(0.2, seed)?.1,
@@ -193,6 +201,11 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
             ),
         ));
     }
+    // Per-step labels (text) for a model with one output per window: the last step's.
+    let d = match model.output_shapes()?.pop() {
+        Some(s) if s.len() == 1 => d.last_labels(),
+        _ => d,
+    };
     let loss = model.loss().unwrap_or(Loss::MeanSquaredError);
     let x = model_input(&d.x, input, &model)?;
     let y = labels(&d, loss, model.output_units()?)?;
@@ -202,7 +215,10 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
     let classes = output_classes(&model, d.classes > 0)?;
     let mut confusion = vec![vec![0usize; classes]; classes];
     if classes > 0 {
-        let p = probabilities(model.predict(&x, args.batch_size)?, model.loss());
+        let mut p = probabilities(model.predict(&x, args.batch_size)?, model.loss());
+        // Per-step outputs [N, steps, units]: one row per step, as the labels.
+        let units = p.shape.last().copied().unwrap_or(1).max(1);
+        p.shape = vec![p.len() / units, units];
         for (probs, &label) in class_probabilities(&p, classes).iter().zip(&d.y) {
             if let Some(row) = confusion.get_mut(label as usize) {
                 row[argmax(probs)] += 1;
@@ -211,7 +227,7 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
     }
     // A model compiled without accuracy: the confusion matrix's diagonal.
     let diagonal: usize = (0..classes).map(|c| confusion[c][c]).sum();
-    let accuracy = compiled_accuracy.unwrap_or(diagonal as f32 / d.len().max(1) as f32);
+    let accuracy = compiled_accuracy.unwrap_or(diagonal as f32 / d.y.len().max(1) as f32);
     let class_names = match input.map(|p| p.class_names.clone()).filter(|c| !c.is_empty()) {
         Some(names) => names,
         None => (0..classes).map(|c| c.to_string()).collect(),
@@ -239,7 +255,12 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
         metrics.sort_by_key(|(k, _)| (k.as_str() != "accuracy", k.to_string()));
         let metrics: String = metrics.iter().map(|(k, v)| format!(" - {k}: {v:.4}")).collect();
         println!("loss: {loss_value:.4}{metrics}");
-        if classes > 0 {
+        let text = input.is_some_and(|p| p.text);
+        if text {
+            println!("bits per character: {:.4}", loss_value / std::f32::consts::LN_2);
+        }
+        // A character model's classes are its vocabulary: no table of them.
+        if classes > 0 && !text {
             print!("{}", confusion_table(&report.confusion, &report.class_names));
             print!("{}", classification_report(&report.per_class, &report.class_names));
         }
@@ -253,7 +274,7 @@ fn concat(a: &Dataset, b: &Dataset) -> Result<Dataset> {
     x.data.extend_from_slice(&b.x.data);
     x.shape[0] += b.len();
     let y = a.y.iter().chain(&b.y).copied().collect();
-    Dataset::new(x, y, a.classes, a.class_names.clone())
+    Dataset::with_label_steps(x, y, a.label_steps, a.classes, a.class_names.clone())
 }
 
 /// One prediction: the input it came from and the classes with their probabilities, most

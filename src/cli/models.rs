@@ -5,11 +5,11 @@ use super::options::{default_loss, loss_from_args};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::model::Sequential;
-use crate::nn::{Activation, Conv2D, Dense, Flatten, Lstm, Masking, MaxPooling2D};
+use crate::nn::{Activation, Bidirectional, Conv2D, Dense, Embedding, Flatten, Lstm, Masking, MaxPooling2D};
 use crate::program::Padding;
 
 /// The known model presets.
-pub const PRESETS: &str = "mlp, cnn, mnist-cnn, lstm";
+pub const PRESETS: &str = "mlp, cnn, mnist-cnn, lstm, char-lstm, bilstm-text";
 
 /// Per-sample image shape `[h, w, c]` for data of `sample_shape`: images as they are, a
 /// grey `[h, w]` gets one channel, and a flat square vector (digits' 64 pixels) becomes
@@ -52,10 +52,37 @@ pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> 
 ///   3×3 relu → Flatten → Dense 64 relu → output (93,322 parameters for 10 classes).
 /// - `lstm` (sequences `[steps, features]`, e.g. `.ts` data, padded with zeros at the end):
 ///   Masking(0) → LSTM 64 → output.
+/// - `char-lstm` (windows of character ids, e.g. `--data shakespeare`): Embedding(V, 32) →
+///   LSTM 256 (return_sequences) → output per step, V the vocabulary (the classes: the next
+///   character after each position).
+/// - `bilstm-text` (id sequences): Embedding(V, 32) → Bidirectional(LSTM 64) → output.
 pub fn preset_for_loss(
     name: &str,
     sample_shape: &[usize],
     classes: usize,
+    loss: Loss,
+    seed: u64,
+) -> Result<Sequential> {
+    preset_with(name, sample_shape, classes, PresetHints::default(), loss, seed)
+}
+
+/// What a preset may need to know of the data beyond its shape and classes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PresetHints {
+    /// The id range of the text presets' Embedding (default: the class count, as for
+    /// next-character data whose classes are the characters).
+    pub vocabulary: Option<usize>,
+    /// The sequences have no padding (series windows): `lstm` leaves out its Masking layer,
+    /// which would mask a step whose values happen to be 0.
+    pub unpadded: bool,
+}
+
+/// [`preset_for_loss`] with [`PresetHints`].
+pub fn preset_with(
+    name: &str,
+    sample_shape: &[usize],
+    classes: usize,
+    hints: PresetHints,
     loss: Loss,
     seed: u64,
 ) -> Result<Sequential> {
@@ -92,6 +119,9 @@ pub fn preset_for_loss(
             .add(Flatten)
             .add(Dense::new(64, Activation::Relu)),
         "lstm" => match *sample_shape {
+            [steps, features] if hints.unpadded => {
+                Sequential::new(&[steps, features]).with_seed(seed).add(Lstm::new(64))
+            }
             [steps, features] => Sequential::new(&[steps, features])
                 .with_seed(seed)
                 .add(Masking { mask_value: 0.0 })
@@ -103,6 +133,21 @@ pub fn preset_for_loss(
                 ));
             }
         },
+        "char-lstm" | "bilstm-text" => {
+            let &[steps] = sample_shape else {
+                return Err(Error::invalid(
+                    "model",
+                    format!("preset '{name}' needs windows of ids (steps), got {sample_shape:?}"),
+                ));
+            };
+            let embedding = Embedding::new(hints.vocabulary.unwrap_or(classes).max(1), 32);
+            let m = Sequential::new(&[steps]).with_seed(seed).add(embedding);
+            match name {
+                // Per step: the next character after every position of the window.
+                "char-lstm" => m.add(Lstm::new(256).return_sequences(true)),
+                _ => m.add(Bidirectional::new(Lstm::new(64))),
+            }
+        }
         other => {
             return Err(Error::invalid("model", format!("unknown preset '{other}' (known: {PRESETS})")));
         }
@@ -124,9 +169,20 @@ pub fn model_and_loss(
     sample_shape: &[usize],
     classes: usize,
 ) -> Result<(Sequential, Loss)> {
+    model_and_loss_for(args, sample_shape, classes, PresetHints::default())
+}
+
+/// [`model_and_loss`] with [`PresetHints`] for a preset.
+pub fn model_and_loss_for(
+    args: &TrainArgs,
+    sample_shape: &[usize],
+    classes: usize,
+    hints: PresetHints,
+) -> Result<(Sequential, Loss)> {
     if !is_model_file(&args.model) {
         let loss = loss_from_args(args, classes, None)?;
-        return Ok((preset_for_loss(&args.model, sample_shape, classes, loss, args.seed)?, loss));
+        let model = preset_with(&args.model, sample_shape, classes, hints, loss, args.seed)?;
+        return Ok((model, loss));
     }
     let model = model_file(&args.model, sample_shape, args.seed)?;
     let loss = loss_from_args(args, classes, Some(model.output_activation()))?;

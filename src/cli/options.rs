@@ -149,11 +149,14 @@ pub fn loss_from_args(
 /// `[n, 1]` (binary labels 0/1, the class index on one output, a regression target).
 pub fn labels(d: &Dataset, loss: Loss, units: usize) -> Result<Tensor> {
     let n = d.len();
+    // Per-step labels: one more axis, the steps.
+    let steps: &[usize] = if d.label_steps > 1 { &[d.label_steps] } else { &[] };
+    let shape = |tail: &[usize]| -> Vec<usize> { [&[n], steps, tail].concat() };
     if loss.sparse_labels() {
-        return Tensor::new(&[n], d.y.clone());
+        return Tensor::new(&shape(&[]), d.y.clone());
     }
     let one_hot = d.classes > 0 && (loss.one_hot_labels() || (loss.regression() && units > 1));
-    if one_hot { Ok(d.one_hot()) } else { Tensor::new(&[n, 1], d.y.clone()) }
+    if one_hot { Ok(d.one_hot()) } else { Tensor::new(&shape(&[1]), d.y.clone()) }
 }
 
 /// The metrics `--metrics` names (comma-separated Keras names), for a data set with `classes`

@@ -90,3 +90,32 @@ pub fn confusion_table(m: &[Vec<usize>], names: &[String]) -> String {
     }
     s
 }
+
+/// A forecaster's test errors in the series' own units, beside the persistence baseline
+/// (the next value is the window's last: a predicted change of 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForecastErrors {
+    pub rmse: f64,
+    pub mae: f64,
+    pub persistence_rmse: f64,
+    pub persistence_mae: f64,
+}
+
+impl ForecastErrors {
+    /// From the target changes `y`, the predicted ones ([N, 1]) and the series' `scale`
+    /// ([`crate::data::series::Forecast::scale`]).
+    pub fn new(y: &[f32], predicted: &[f32], scale: f32) -> ForecastErrors {
+        let (mut se, mut ae, mut pse, mut pae) = (0.0, 0.0, 0.0, 0.0);
+        for (&t, &p) in y.iter().zip(predicted) {
+            let (e, pe) = ((p - t) as f64 * scale as f64, -t as f64 * scale as f64);
+            (se, ae, pse, pae) = (se + e * e, ae + e.abs(), pse + pe * pe, pae + pe.abs());
+        }
+        let n = y.len().max(1) as f64;
+        ForecastErrors {
+            rmse: (se / n).sqrt(),
+            mae: ae / n,
+            persistence_rmse: (pse / n).sqrt(),
+            persistence_mae: pae / n,
+        }
+    }
+}

@@ -85,7 +85,7 @@ pub fn args_to_json(a: &TrainArgs) -> Value {
         "optimizer": a.optimizer, "lr": a.lr, "momentum": a.momentum, "nesterov": a.nesterov,
         "seed": a.seed, "validation_split": validation_fraction(a).ok(),
         "save_best_only": a.save_best_only, "monitor": a.monitor, "scaling": a.scaling, "flip": a.flip,
-        "image_size": a.image_size,
+        "image_size": a.image_size, "window": a.window, "stride": a.stride,
         "loss": a.loss, "from_logits": a.from_logits, "metrics": a.metrics, "class_weight": a.class_weight,
     })
 }
@@ -112,6 +112,8 @@ pub fn args_from_json(v: &Value, current: &TrainArgs) -> TrainArgs {
     a.scaling = text("scaling").or(a.scaling);
     a.flip = v.get("flip").and_then(Value::as_bool).unwrap_or(a.flip);
     a.image_size = text("image_size").or(a.image_size);
+    a.window = uint("window").map(|n| n as usize).or(a.window);
+    a.stride = uint("stride").map(|n| n as usize).or(a.stride);
     a.loss = text("loss").or(a.loss);
     a.from_logits = v.get("from_logits").and_then(Value::as_bool).unwrap_or(a.from_logits);
     a.metrics = text("metrics").or(a.metrics);

@@ -1,8 +1,11 @@
 //! The data sets bundled into the binary (from `assets/`), so kiln runs anywhere: digits
-//! (default), iris, breast cancer, and the JapaneseVowels series. See `assets/*.rst` for their
+//! (default), iris, breast cancer, the JapaneseVowels series, the airline
+//! passenger series and nine Shakespeare plays. See `assets/*.rst` for their
 //! sources.
 use super::Dataset;
 use super::csv::{CsvLayout, CsvOptions, parse_csv_bytes};
+use super::series::{Series, parse_series_csv};
+use super::text::{TextCorpus, parse_text_bytes};
 use super::ts::{SequenceSet, parse_ts_bytes};
 use crate::error::Result;
 use std::path::Path;
@@ -12,6 +15,8 @@ const IRIS_CSV: &[u8] = include_bytes!("../../assets/iris.csv");
 const BREAST_CANCER_CSV: &[u8] = include_bytes!("../../assets/breast_cancer.csv");
 const JAPANESE_VOWELS_TRAIN: &[u8] = include_bytes!("../../assets/JapaneseVowels_TRAIN.ts.gz");
 const JAPANESE_VOWELS_TEST: &[u8] = include_bytes!("../../assets/JapaneseVowels_TEST.ts.gz");
+const AIRLINE_CSV: &[u8] = include_bytes!("../../assets/airline.csv");
+const SHAKESPEARE_TXT_GZ: &[u8] = include_bytes!("../../assets/shakespeare.txt.gz");
 
 /// Names accepted by [`by_name`].
 pub const NAMES: [&str; 3] = ["digits", "iris", "breast-cancer"];
@@ -51,4 +56,15 @@ pub fn japanese_vowels() -> Result<(SequenceSet, SequenceSet)> {
         parse_ts_bytes(JAPANESE_VOWELS_TRAIN, Path::new("<builtin>/JapaneseVowels_TRAIN.ts.gz"))?,
         parse_ts_bytes(JAPANESE_VOWELS_TEST, Path::new("<builtin>/JapaneseVowels_TEST.ts.gz"))?,
     ))
+}
+
+/// Nine Shakespeare plays as one text (1,151,343 characters), for character-level language
+/// models.
+pub fn shakespeare() -> Result<TextCorpus> {
+    parse_text_bytes(SHAKESPEARE_TXT_GZ, Path::new("<builtin>/shakespeare.txt.gz"))
+}
+
+/// Monthly airline passengers 1949–1960 in thousands (Box & Jenkins): 144 values.
+pub fn airline() -> Result<Series> {
+    parse_series_csv(AIRLINE_CSV, Path::new("<builtin>/airline.csv"))
 }

@@ -1,7 +1,8 @@
 //! Data sets: a [`Dataset`] (features + labels) with the operations training needs
 //! (subset, stratified split, shuffle, label checks, one-hot), feature scaling, augmentation,
 //! and loaders for CSV, IDX (MNIST / Fashion-MNIST), image folders, sktime/UEA `.ts` time
-//! series ([`ts::SequenceSet`]) and the bundled sets.
+//! series ([`ts::SequenceSet`]), univariate series for forecasting ([`series::Series`]),
+//! character-level text ([`text::TextCorpus`]) and the bundled sets.
 pub mod augment;
 pub mod builtin;
 pub mod csv;
@@ -10,6 +11,8 @@ pub mod idx;
 pub mod image;
 pub mod mnist;
 mod scaling;
+pub mod series;
+pub mod text;
 pub mod ts;
 
 pub use self::image::{ImageOptions, is_image_file, load_image, load_image_folder};
@@ -23,17 +26,21 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-/// Samples and their labels; `x` is `[N, features...]`, `y` has one entry per sample.
+/// Samples and their labels; `x` is `[N, features...]`, `y` has `label_steps` entries per
+/// sample (one, or one per time step for per-step targets such as a language model's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     /// Features, batch first: `[N, F]` for tables, `[N, H, W, C]` for images.
     pub x: Tensor,
-    /// Class index per sample (as f32), or the regression target.
+    /// Class index per sample (as f32), or the regression target; `[N, label_steps]` in
+    /// row-major order.
     pub y: Vec<f32>,
     /// Number of classes; 0 for regression.
     pub classes: usize,
     /// One name per class (empty for regression).
     pub class_names: Vec<String>,
+    /// Labels per sample: 1, or the steps of a per-step target.
+    pub label_steps: usize,
 }
 
 impl Dataset {
@@ -49,17 +56,46 @@ impl Dataset {
                 format!("{classes} classes but {} class names", class_names.len()),
             ));
         }
-        Ok(Dataset { x, y, classes, class_names })
+        Ok(Dataset { x, y, classes, class_names, label_steps: 1 })
+    }
+
+    /// A data set with `steps` labels per sample (`y` is `[N, steps]`): per-step targets.
+    pub fn with_label_steps(
+        x: Tensor,
+        y: Vec<f32>,
+        steps: usize,
+        classes: usize,
+        class_names: Vec<String>,
+    ) -> Result<Dataset> {
+        let n = x.shape.first().copied().unwrap_or(0);
+        if steps == 0 || y.len() != n * steps {
+            return Err(Error::shape("dataset (per-step labels)", &[n, steps], &[y.len()]));
+        }
+        let mut d = Dataset::new(x, vec![0.0; n], classes, class_names)?;
+        d.y = y;
+        d.label_steps = steps;
+        Ok(d)
+    }
+
+    /// The same samples with only the last of each sample's per-step labels (a many-to-one
+    /// model's target); unchanged with one label per sample.
+    pub fn last_labels(mut self) -> Dataset {
+        let k = self.label_steps;
+        if k > 1 {
+            self.y = self.y.chunks(k).map(|c| c[k - 1]).collect();
+            self.label_steps = 1;
+        }
+        self
     }
 
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.y.len()
+        self.x.shape.first().copied().unwrap_or(0)
     }
 
     /// True when the data set holds no samples.
     pub fn is_empty(&self) -> bool {
-        self.y.is_empty()
+        self.len() == 0
     }
 
     /// Elements per sample (product of all dimensions of `x` but the first).
@@ -91,14 +127,26 @@ impl Dataset {
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         let w = self.features();
         let mut data = Vec::with_capacity(indices.len() * w);
-        let mut y = Vec::with_capacity(indices.len());
+        let k = self.label_steps;
+        let mut y = Vec::with_capacity(indices.len() * k);
         for &i in indices {
             data.extend_from_slice(self.x.row(i));
-            y.push(self.y[i]);
+            y.extend_from_slice(&self.y[i * k..(i + 1) * k]);
         }
         let mut shape = self.x.shape.clone();
         shape[0] = indices.len();
-        Dataset { x: Tensor { shape, data }, y, classes: self.classes, class_names: self.class_names.clone() }
+        Dataset { x: Tensor { shape, data }, y, label_steps: k, ..self.clone_meta() }
+    }
+
+    /// An empty data set with this one's classes and layout.
+    fn clone_meta(&self) -> Dataset {
+        Dataset {
+            x: Tensor { shape: vec![0], data: Vec::new() },
+            y: Vec::new(),
+            classes: self.classes,
+            class_names: self.class_names.clone(),
+            label_steps: self.label_steps,
+        }
     }
 
     /// The samples in a seeded random order (ChaCha8).
@@ -110,7 +158,8 @@ impl Dataset {
 
     /// Splits into `(train, test)`: per class, a seeded shuffle and `round(fraction · count)`
     /// samples into test, so both sides keep the class proportions. Regression data
-    /// (`classes == 0`) is split at random. Each side keeps the original sample order.
+    /// (`classes == 0`) and per-step labels are split at random. Each side keeps the original
+    /// sample order.
     pub fn stratified_split(&self, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
         if !(test_fraction > 0.0 && test_fraction < 1.0) {
             return Err(Error::invalid(
@@ -119,7 +168,7 @@ impl Dataset {
             ));
         }
         self.validate_labels()?;
-        let groups: Vec<Vec<usize>> = if self.classes == 0 {
+        let groups: Vec<Vec<usize>> = if self.classes == 0 || self.label_steps > 1 {
             vec![(0..self.len()).collect()]
         } else {
             let mut groups = vec![Vec::new(); self.classes];
@@ -176,11 +225,16 @@ impl Dataset {
         counts
     }
 
-    /// Labels as one-hot rows: `[N, classes]`. A label outside `0..classes` gives an all-zero
-    /// row; the loaders reject such labels, see [`Dataset::validate_labels`].
+    /// Labels as one-hot rows: `[N, classes]` (`[N, steps, classes]` for per-step labels). A
+    /// label outside `0..classes` gives an all-zero row; the loaders reject such labels, see
+    /// [`Dataset::validate_labels`].
     pub fn one_hot(&self) -> Tensor {
         let c = self.classes;
-        let mut t = Tensor::zeros(&[self.len(), c]);
+        let shape = match self.label_steps {
+            1 => vec![self.len(), c],
+            k => vec![self.len(), k, c],
+        };
+        let mut t = Tensor::zeros(&shape);
         for (i, &label) in self.y.iter().enumerate() {
             if is_class_index(label as f64, c) {
                 t.data[i * c + label as usize] = 1.0;

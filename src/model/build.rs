@@ -56,12 +56,14 @@ impl AccumLayout {
     }
 }
 
-/// Shape of the label tensor for a batch, given the loss and the model's output shape.
+/// Shape of the label tensor for a batch, given the loss and the model's output shape: per
+/// step for per-step outputs (`[steps, units]`), whose class axis is the last.
 pub(crate) fn label_shape(loss: Loss, batch: usize, output: &[usize]) -> Vec<usize> {
-    match loss.sparse_labels() {
-        true => vec![batch],
-        false => std::iter::once(batch).chain(output.iter().copied()).collect(),
-    }
+    let kept = match loss.sparse_labels() {
+        true => &output[..output.len().saturating_sub(1)],
+        false => output,
+    };
+    std::iter::once(batch).chain(kept.iter().copied()).collect()
 }
 
 /// The seed of layer `index`'s randomness (dropout masks) for a model seed.
@@ -127,6 +129,14 @@ impl Sequential {
             h = y;
             shape = layer.output_shape(name, &shape)?;
         }
+        // Per-step outputs [batch, steps, units] as rows [batch · steps, units] (a view), so
+        // that the final activation, the loss and the metrics work per row.
+        let head_shape = g.shape(h).to_vec();
+        if head_shape.len() > 2 {
+            let units = head_shape.last().copied().unwrap_or(1);
+            let rows = head_shape.iter().product::<usize>() / units.max(1);
+            h = g.add(Op::Reshape { shape: vec![rows, units] }, &[h], "per-step outputs")?;
+        }
         let out = if fuse_last {
             let name = self.names.last().cloned().unwrap_or_default();
             self.layers[last].activation().build(g, h, &name)?
@@ -165,9 +175,26 @@ impl Sequential {
             spec.fixed = fixed;
             return plan(&g, &spec);
         }
-        let output_shape = g.shape(head)[1..].to_vec();
-        let y = g.input("y", &label_shape(c.loss, batch, &output_shape));
-        spec.inputs.push(y);
+        // The model's output per sample: [units], or [steps, units] for per-step outputs
+        // (the head is then [batch · steps, units], see `forward`).
+        let output_shape = self.output_shapes()?.pop().unwrap_or_default();
+        let steps: usize = output_shape[..output_shape.len().saturating_sub(1)].iter().product();
+        let y_input = g.input("y", &label_shape(c.loss, batch, &output_shape));
+        spec.inputs.push(y_input);
+        let y = match steps {
+            1 => y_input,
+            _ => {
+                if weighted {
+                    return Err(crate::Error::invalid(
+                        "sample weights",
+                        "per-sample loss weights with per-step outputs are not supported",
+                    ));
+                }
+                let rows = label_shape(c.loss, batch * steps, &output_shape[output_shape.len() - 1..]);
+                g.add(Op::Reshape { shape: rows }, &[y_input], "per-step labels")?
+            }
+        };
+        let output_shape = output_shape[output_shape.len().saturating_sub(1)..].to_vec();
         // The reported and differentiated loss includes the weight penalties, as in Keras.
         let smoothed = match c.label_smoothing {
             0.0 => y,
@@ -245,6 +272,20 @@ impl Sequential {
                     (counts, 1.0)
                 }
             };
+            // Per-step counts: a sample's share is its fraction of correct steps.
+            let scale =
+                if scale == 1.0 && steps > 1 && matches!(m, Metric::Accuracy | Metric::TopKAccuracy { .. }) {
+                    1.0 / steps as f32
+                } else {
+                    scale
+                };
+            // Per-step counts: a sample's share is its fraction of correct steps.
+            let scale =
+                if scale == 1.0 && steps > 1 && matches!(m, Metric::Accuracy | Metric::TopKAccuracy { .. }) {
+                    1.0 / steps as f32
+                } else {
+                    scale
+                };
             let len = m.accum_len(outputs);
             spec.tail.push((Kernel::Accumulate { len, scale }, vec![ArgRef::Node(node), acc(1 + i, len)]));
         }

@@ -178,7 +178,7 @@ impl Sequential {
         if y.len() != want.iter().product::<usize>() {
             return Err(Error::shape(format!("labels y for loss {}", loss.name()), &want, &y.shape));
         }
-        let classes = output.iter().product::<usize>();
+        let classes = output.last().copied().unwrap_or(0);
         if loss.sparse_labels() {
             return y.data.iter().enumerate().try_for_each(|(i, &v)| {
                 if v.fract() != 0.0 || v < 0.0 || v as usize >= classes {

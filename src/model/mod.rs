@@ -180,7 +180,8 @@ impl Sequential {
 
     /// Output units per sample (the product of the last layer's output shape).
     pub fn output_units(&self) -> Result<usize> {
-        Ok(self.output_shapes()?.pop().unwrap_or_default().iter().product())
+        // Per-step outputs ([steps, units]) count the last axis.
+        Ok(self.output_shapes()?.pop().unwrap_or_default().last().copied().unwrap_or(0))
     }
 
     /// The activation of the last layer (linear for a layer without one, or no layers).

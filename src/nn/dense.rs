@@ -43,10 +43,13 @@ impl Layer for Dense {
         c
     }
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
-        if input.len() != 1 {
+        if !(1..=2).contains(&input.len()) {
             return Err(Error::invalid(
                 format!("layer '{name}' (Dense)"),
-                format!("expects a flat input (features,), got {input:?}; add a Flatten layer first"),
+                format!(
+                    "expects features (features,) or sequences (steps, features), got {input:?}; add a \
+                     Flatten layer first"
+                ),
             ));
         }
         if self.units == 0 {
@@ -55,10 +58,11 @@ impl Layer for Dense {
         if let Some(r) = self.kernel_regularizer {
             r.validate(&format!("layer '{name}' (Dense)"))?;
         }
-        Ok(vec![self.units])
+        // On sequences, Dense applies to the last axis, every step alike (as Keras).
+        Ok(input[..input.len() - 1].iter().copied().chain([self.units]).collect())
     }
     fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
-        let fan_in = input.iter().product();
+        let fan_in = input.last().copied().unwrap_or(0);
         let mut p = vec![
             ParamSpec::new(
                 "kernel",
@@ -75,13 +79,28 @@ impl Layer for Dense {
     fn activation(&self) -> Activation {
         self.activation
     }
-    // x: [N, in], kernel: [in, units], bias: [units] -> [N, units]
+    // x: [N, in], kernel: [in, units], bias: [units] -> [N, units]; sequences x: [N, T, in]
+    // are the rows [N·T, in] of one product (a view each way) -> [N, T, units].
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
         let name = ctx.name;
+        let shape = g.shape(x).to_vec();
+        let rows = shape[..shape.len() - 1].iter().product::<usize>();
+        let fan_in = shape.last().copied().unwrap_or(0);
+        let x = match shape.len() {
+            2 => x,
+            _ => g.add(Op::Reshape { shape: vec![rows, fan_in] }, &[x], name)?,
+        };
         let mut y = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[x, ctx.params[0]], name)?;
         if self.use_bias {
             y = g.add(Op::BiasAdd, &[y, ctx.params[1]], name)?;
         }
-        if ctx.activation { self.activation.build(g, y, name) } else { Ok(y) }
+        let y = if ctx.activation { self.activation.build(g, y, name)? } else { y };
+        match shape.len() {
+            2 => Ok(y),
+            _ => {
+                let out: Vec<usize> = shape[..shape.len() - 1].iter().copied().chain([self.units]).collect();
+                g.add(Op::Reshape { shape: out }, &[y], name)
+            }
+        }
     }
 }

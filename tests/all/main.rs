@@ -38,5 +38,6 @@ mod sequence_training;
 mod shaders;
 mod spec;
 mod step_parity;
+mod text_series;
 mod training;
 mod ts_format;

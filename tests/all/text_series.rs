@@ -1,0 +1,243 @@
+//! Text and series data: character windows with per-step labels, Dense on sequences, per-step
+//! losses and metrics, `kiln generate`, and forecasting a series against persistence.
+use std::cell::RefCell;
+use std::path::Path;
+
+use kiln::cli::{EvalArgs, GenerateArgs, TrainArgs, eval, generate, sample, train};
+use kiln::data::series::{Series, parse_series_csv};
+use kiln::data::text::TextCorpus;
+use kiln::graph::Op;
+use kiln::nn::{BuildContext, Layer};
+use kiln::{Activation, CompileOptions, Dense, Device, Embedding, Loss, Lstm, Optimizer, Sequential, Tensor};
+use rand::SeedableRng;
+
+use crate::common::{self, TempDir, rng};
+use crate::gradcheck::{Fill, check_graph, op, rand_in};
+
+#[test]
+fn text_windows_label_every_next_character_and_hold_out_the_tail() {
+    let c = TextCorpus::from_text("abcabd", "test").unwrap();
+    assert_eq!(c.vocabulary, vec!['a', 'b', 'c', 'd']);
+    assert_eq!(c.ids, vec![0, 1, 2, 0, 1, 3]);
+    let w = c.windows(0..6, 3, 2).unwrap();
+    // Starts 0 and 2: "abc" → "bca", "cab" → "abd".
+    assert_eq!(w.x.shape, vec![2, 3]);
+    assert_eq!(w.x.data, vec![0.0, 1.0, 2.0, 2.0, 0.0, 1.0]);
+    assert_eq!((w.label_steps, w.y.clone()), (3, vec![1.0, 2.0, 0.0, 0.0, 1.0, 3.0]));
+    assert_eq!(w.class_names, vec!["a", "b", "c", "d"]);
+    assert_eq!(w.clone().last_labels().y, vec![0.0, 3.0]);
+    // The tail's windows read only the tail: a text whose last 10% is all 'z'.
+    let text: String = "xy".repeat(45) + &"z".repeat(10);
+    let (train, test) = TextCorpus::from_text(&text, "t").unwrap().split(4, 1, 0.1).unwrap();
+    let z = 2.0;
+    assert!(test.x.data.iter().chain(&test.y).all(|&id| id == z), "the tail reads only the tail");
+    assert!(train.x.data.iter().chain(&train.y).all(|&id| id != z), "no tail character is trained on");
+    assert_eq!((train.len(), test.len()), (86, 6));
+    let e = TextCorpus::from_text("aaaa", "one.txt").unwrap_err().to_string();
+    assert!(e.contains("one.txt") && e.contains("at least 2"), "{e}");
+    let e = TextCorpus::from_text("abab", "t").unwrap().split(10, 1, 0.1).unwrap_err().to_string();
+    assert!(e.contains("no window of 10"), "{e}");
+    let e = kiln::data::text::encode_with(&c.vocabulary, "abq").unwrap_err().to_string();
+    assert!(e.contains("'q'") && e.contains("position 2"), "{e}");
+}
+
+#[test]
+fn series_windows_are_changes_from_their_last_value_split_in_time() {
+    let csv = b"Date,Passengers\n1949-01,1\n1949-02,3\n1949-03,2\n1949-04,6\n1949-05,5\n1949-06,9\n";
+    let s = parse_series_csv(csv, Path::new("s.csv")).unwrap();
+    assert_eq!(s.values, vec![1.0, 3.0, 2.0, 6.0, 5.0, 9.0]);
+    let f = s.forecast(2, 0.25).unwrap();
+    // 4 windows, the last one the test split; the scale is the deviation of the changes the
+    // training windows see (values 1..6: changes 2, -1, 4, -1 → σ = 2.1213).
+    let scale = ((1.0f64 + 4.0 + 9.0 + 4.0) / 4.0).sqrt();
+    assert!((f.scale as f64 - scale).abs() < 1e-6, "{} vs {scale}", f.scale);
+    assert_eq!((f.train.len(), f.test.len()), (3, 1));
+    let z = |v: f64| (v / scale) as f32;
+    assert_eq!(f.train.x.shape, vec![3, 2, 1]);
+    assert_eq!(f.train.x.data[..2], [z(-2.0), 0.0]);
+    assert_eq!(f.train.y, vec![z(-1.0), z(4.0), z(-1.0)]);
+    assert_eq!((f.test.x.data.clone(), f.test.y.clone()), (vec![z(1.0), 0.0], vec![z(4.0)]));
+    let e = parse_series_csv(b"v\n1\nnan\n", Path::new("bad.csv")).unwrap_err().to_string();
+    assert!(e.contains("bad.csv") && e.contains("line 3"), "{e}");
+    let e = Series { values: vec![1.0, 2.0, 3.0] }.forecast(2, 0.2).unwrap_err().to_string();
+    assert!(e.contains("too few"), "{e}");
+}
+
+/// Dense on `[batch, steps, features]` as `kiln` builds it (rows through one product), under a
+/// per-step softmax cross-entropy: the gradient in f64.
+#[test]
+fn dense_on_sequences_with_a_per_step_loss_has_the_right_gradient() {
+    let (batch, steps, features, units) = (2, 3, 4, 5);
+    let labels: Vec<f64> = (0..batch * steps).map(|i| ((i * 3) % units) as f64).collect();
+    let inputs = [
+        rand_in(&[batch, steps, features]),
+        rand_in(&[features, units]),
+        rand_in(&[units]),
+        (vec![batch, steps], Fill::Fixed(labels), false),
+    ];
+    check_graph("dense on sequences", &inputs, &|g, x| {
+        let updates = RefCell::new(Vec::new());
+        let ctx = BuildContext {
+            name: "dense",
+            params: &x[1..3],
+            activation: false,
+            training: true,
+            seed: 0,
+            updates: &updates,
+            mask: None,
+        };
+        let y = Dense::new(units, Activation::Softmax).build(g, x[0], &ctx).unwrap();
+        assert_eq!(g.shape(y), &[batch, steps, units]);
+        let rows = op(g, Op::Reshape { shape: vec![batch * steps, units] }, &[y]);
+        let labels = op(g, Op::Reshape { shape: vec![batch * steps] }, &[x[3]]);
+        op(g, Op::SoftmaxCrossEntropy { sparse: true, weighted: false }, &[rows, labels])
+    });
+}
+
+fn per_step_model(vocab: usize, steps: usize, device: Device, optimizer: Optimizer) -> Sequential {
+    let mut m = Sequential::new(&[steps])
+        .with_seed(5)
+        .add(Embedding::new(vocab, 3))
+        .add(Lstm::new(4).return_sequences(true))
+        .add(Dense::new(vocab, Activation::Softmax));
+    m.compile(CompileOptions::new(optimizer, Loss::SparseCategoricalCrossentropy, device)).unwrap();
+    m
+}
+
+/// The loss and accuracy of per-step outputs are means over every step of every sample, as
+/// Keras reduces a `[batch, steps]` loss.
+#[test]
+fn per_step_outputs_report_means_over_every_step() {
+    let (n, steps, vocab) = (7, 5, 6);
+    let mut r = rng(3);
+    let ids = |r: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
+        (0..n * steps).map(|_| rand::Rng::random_range(r, 0..vocab) as f32).collect()
+    };
+    let x = Tensor::new(&[n, steps], ids(&mut r)).unwrap();
+    let y = Tensor::new(&[n, steps], ids(&mut r)).unwrap();
+    let mut m = per_step_model(vocab, steps, Device::Cpu, Optimizer::adam(1e-2));
+    let opts = kiln::FitOptions { batch_size: 4, epochs: 3, verbose: 0, ..Default::default() };
+    m.fit(&x, &y, &opts).unwrap();
+    let p = m.predict(&x, 3).unwrap();
+    assert_eq!(p.shape, vec![n, steps, vocab]);
+    let (mut loss, mut correct) = (0.0f64, 0);
+    for (row, &label) in p.data.chunks(vocab).zip(&y.data) {
+        loss -= (row[label as usize] as f64).ln();
+        let best = (0..vocab).fold(0, |b, i| if row[i] > row[b] { i } else { b });
+        correct += usize::from(best == label as usize);
+    }
+    let (l, acc) = m.evaluate(&x, &y, 3).unwrap();
+    let rows = (n * steps) as f64;
+    assert!((l as f64 - loss / rows).abs() < 1e-5, "loss {l} vs {}", loss / rows);
+    assert!((acc as f64 - correct as f64 / rows).abs() < 1e-6, "accuracy {acc} vs {correct}/{rows}");
+    // Labels of another shape are refused, naming the loss.
+    let e = m.evaluate(&x, &Tensor::new(&[n], vec![0.0; n]).unwrap(), 3).unwrap_err().to_string();
+    assert!(e.contains("sparse_categorical_crossentropy"), "{e}");
+}
+
+#[test]
+fn a_per_step_training_step_matches_between_gpu_and_cpu() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let (n, steps, vocab) = (6, 7, 5);
+    let x = Tensor::new(&[n, steps], (0..n * steps).map(|i| (i * 7 % vocab) as f32).collect()).unwrap();
+    let y = Tensor::new(&[n, steps], (0..n * steps).map(|i| ((i + 1) * 7 % vocab) as f32).collect()).unwrap();
+    let sgd = || Optimizer::sgd(0.5);
+    let (mut cpu, mut gpu) = (
+        per_step_model(vocab, steps, Device::Cpu, sgd()),
+        per_step_model(vocab, steps, Device::Gpu(None), sgd()),
+    );
+    common::fit_both_and_compare(&mut cpu, &mut gpu, &x, &y, 2, "per-step LSTM: ");
+}
+
+#[test]
+fn sampling_follows_the_probabilities_and_the_temperature() {
+    let p = [0.1, 0.6, 0.3];
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    assert!((0..200).all(|_| sample(&p, 0.01, &mut r) == 1), "a cold sample takes the likeliest");
+    let mut counts = [0usize; 3];
+    for _ in 0..20_000 {
+        counts[sample(&p, 1.0, &mut r)] += 1;
+    }
+    for (c, q) in counts.iter().zip(p) {
+        assert!((*c as f64 / 20_000.0 - q as f64).abs() < 0.015, "{counts:?} vs {p:?}");
+    }
+}
+
+/// `kiln train --data FILE.txt --model char-lstm`, then `generate` and `eval` from its
+/// checkpoint alone: a repetitive text is learned (bits per character far below the
+/// vocabulary's log2), samples are reproducible and in the vocabulary.
+#[test]
+fn a_text_file_trains_a_char_model_that_generates_and_evaluates() {
+    let dir = TempDir::new("char-lstm");
+    let file = dir.join("tiny.txt");
+    std::fs::write(&file, "the cat sat on the mat. ".repeat(120)).unwrap();
+    let out = dir.join("run");
+    let args = TrainArgs {
+        data: Some(file.display().to_string()),
+        model: "char-lstm".into(),
+        device: "cpu".into(),
+        epochs: 25,
+        batch_size: 8,
+        lr: Some(0.01),
+        window: Some(24),
+        json: true,
+        out: Some(out.clone()),
+        ..TrainArgs::default()
+    };
+    let r = train(&args).unwrap();
+    let bits = r.bits_per_char.unwrap();
+    // 11 distinct characters: a uniform guess costs log2(11) = 3.46 bits.
+    assert!(bits < 0.5, "bits per character {bits} on a repeated sentence");
+    let g = |seed| GenerateArgs {
+        checkpoint: out.join("model.safetensors"),
+        length: 40,
+        temperature: 0.5,
+        prompt: "the ".into(),
+        seed,
+        device: "cpu".into(),
+        quiet: true,
+    };
+    let a = generate(&g(1)).unwrap();
+    assert_eq!(a, generate(&g(1)).unwrap(), "the same seed samples the same text");
+    assert_eq!(a.chars().count(), 44);
+    assert!(a.starts_with("the ") && a.chars().all(|c| "the casonm.".contains(c)), "{a:?}");
+    assert!(a.contains("cat") || a.contains("mat") || a.contains("sat"), "{a:?}");
+    let e = generate(&GenerateArgs { prompt: "dog".into(), ..g(1) }).unwrap_err().to_string();
+    assert!(e.contains("--prompt") && e.contains("'d'"), "{e}");
+    let e = generate(&GenerateArgs { temperature: 0.0, ..g(1) }).unwrap_err().to_string();
+    assert!(e.contains("--temperature"), "{e}");
+    let ev = EvalArgs {
+        checkpoint: out.join("model.safetensors"),
+        data: None,
+        split: "test".into(),
+        seed: None,
+        device: "cpu".into(),
+        batch_size: 16,
+        json: true,
+        metrics: None,
+    };
+    let report = eval(&ev).unwrap();
+    assert_eq!(report.loss.to_bits(), r.test_loss.to_bits(), "eval reads the same held-out windows");
+}
+
+/// The airline series: an LSTM forecasting the next month's change beats persistence (the
+/// last month's value) on the last 20% of the months, in passengers (seed 0: RMSE 19.9
+/// against 50.9).
+#[test]
+fn the_airline_lstm_beats_persistence_on_the_test_years() {
+    let args = TrainArgs {
+        data: Some("airline".into()),
+        model: "lstm".into(),
+        device: "cpu".into(),
+        epochs: 100,
+        batch_size: 16,
+        json: true,
+        ..TrainArgs::default()
+    };
+    let r = train(&args).unwrap();
+    let f = r.forecast.unwrap();
+    assert!(f.rmse < 0.6 * f.persistence_rmse, "RMSE {} vs persistence {}", f.rmse, f.persistence_rmse);
+    assert!(f.mae < f.persistence_mae, "MAE {} vs persistence {}", f.mae, f.persistence_mae);
+}
