@@ -109,7 +109,10 @@ impl Gemm {
         // The epilogue over all of C at once, split into row chunks on the pool.
         let whole = |c: *mut T| {
             if let Some(epi) = epi {
-                let rows = (PARALLEL_MIN_MACS / 16 / n.max(1)).max(1);
+                // At most one chunk per thread's share, so that a heavy epilogue (an LSTM
+                // cell's gate math) runs on every thread; rows are independent, so the chunking
+                // never changes the results.
+                let rows = (PARALLEL_MIN_MACS / 16 / n.max(1)).min(m.div_ceil(pool.threads())).max(1);
                 let c = SendPtr(c);
                 pool.run(m.div_ceil(rows), &|i| {
                     let (start, len) = (i * rows, rows.min(m - i * rows));

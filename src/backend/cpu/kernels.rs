@@ -16,6 +16,10 @@ pub trait CpuFloat: Float + Send + Sync + std::fmt::Debug + std::iter::Sum + 'st
     fn gemm(g: &Gemm, a: &[Self], b: &[Self], c: &mut [Self], epi: Option<Epilogue<Self>>);
     /// Conversion from f32 (kernel constants).
     fn c(v: f32) -> Self;
+    /// tanh over a slice in place (f32: vectorised, see [`super::fastmath`]; f64: libm).
+    fn tanh_in_place(v: &mut [Self]);
+    /// The logistic sigmoid over a slice in place (f32: vectorised; f64: [`sigmoid`]).
+    fn sigmoid_in_place(v: &mut [Self]);
 }
 
 impl CpuFloat for f32 {
@@ -25,6 +29,12 @@ impl CpuFloat for f32 {
     fn c(v: f32) -> f32 {
         v
     }
+    fn tanh_in_place(v: &mut [f32]) {
+        super::fastmath::tanh_in_place(v)
+    }
+    fn sigmoid_in_place(v: &mut [f32]) {
+        super::fastmath::sigmoid_in_place(v)
+    }
 }
 
 impl CpuFloat for f64 {
@@ -33,6 +43,12 @@ impl CpuFloat for f64 {
     }
     fn c(v: f32) -> f64 {
         v as f64
+    }
+    fn tanh_in_place(v: &mut [f64]) {
+        v.iter_mut().for_each(|x| *x = x.tanh())
+    }
+    fn sigmoid_in_place(v: &mut [f64]) {
+        v.iter_mut().for_each(|x| *x = sigmoid(*x))
     }
 }
 
@@ -62,6 +78,23 @@ pub fn matmul<T: CpuFloat>(
     c: &mut [T],
 ) {
     T::gemm(&product(m, k, n, trans_a, trans_b, false), a, b, c, None);
+}
+
+/// `c[m,n] = op(a) · op(b)` as [`matmul`], then `epi(first_row, rows)` over blocks of C's rows
+/// (on the pool's threads, while they are in cache).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_then<T: CpuFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    epi: super::gemm::Epilogue<T>,
+) {
+    T::gemm(&product(m, k, n, trans_a, trans_b, false), a, b, c, Some(epi));
 }
 
 /// c = act(op(a) · op(b) + bias): the product, then bias and activation on each block of

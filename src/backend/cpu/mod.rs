@@ -3,8 +3,11 @@
 mod cells;
 pub mod conv;
 pub mod conv_gemm;
+pub mod fastmath;
 pub mod gemm;
+mod gru;
 pub mod kernels;
+mod lstm;
 pub mod metrics;
 pub mod norm;
 pub mod optim;

@@ -1,8 +1,8 @@
 //! The CPU kernels of a recurrent layer's time loop (layouts in program/recurrent.rs): the
 //! loop itself (the cells are in `cells.rs`), the GRU's gate gradient, and the gathers of
 //! what a layer returns.
-use super::cells;
 use super::kernels::CpuFloat;
+use super::{cells, gru, lstm};
 use crate::program::{Recurrence, RecurrentCell, SequencePart};
 
 /// Row `(t, b)` of the states.
@@ -29,8 +29,8 @@ pub(super) fn outputs_at<T: CpuFloat>(rec: &Recurrence, s: &[T], t: usize, out: 
 pub fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], bias: &[T], mask: &[T], s: &mut [T]) {
     match rec.cell {
         RecurrentCell::Simple { .. } => cells::simple_forward(rec, z, u, mask, s),
-        RecurrentCell::Lstm => cells::lstm_forward(rec, z, u, mask, s),
-        RecurrentCell::Gru => cells::gru_forward(rec, z, u, bias, mask, s),
+        RecurrentCell::Lstm => lstm::forward(rec, z, u, mask, s),
+        RecurrentCell::Gru => gru::forward(rec, z, u, bias, mask, s),
     }
 }
 
@@ -40,8 +40,8 @@ pub fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], bias: &[T], mask
 pub fn backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], mask: &[T], dz: &mut [T]) {
     match rec.cell {
         RecurrentCell::Simple { .. } => cells::simple_backward(rec, s, u, ds, mask, dz),
-        RecurrentCell::Lstm => cells::lstm_backward(rec, s, u, ds, mask, dz),
-        RecurrentCell::Gru => cells::gru_backward(rec, s, u, ds, mask, dz),
+        RecurrentCell::Lstm => lstm::backward(rec, s, u, ds, mask, dz),
+        RecurrentCell::Gru => gru::backward(rec, s, u, ds, mask, dz),
     }
 }
 
