@@ -52,8 +52,9 @@ pub struct PredictArgs {
     /// A checkpoint (model.safetensors or last.safetensors of a run directory).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Image files (.png, .jpg) or CSV files of feature rows (a trailing label column is
-    /// ignored, a header line skipped).
+    /// Image files (.png, .jpg), CSV files of feature rows (a trailing label column is
+    /// ignored, a header line skipped) or sktime/UEA .ts files (one prediction per series,
+    /// labels ignored).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Classes to print per input, most probable first.
@@ -285,7 +286,7 @@ pub struct Prediction {
     pub top: Vec<(usize, String, f32)>,
 }
 
-/// `kiln predict`: the top classes of every image file or CSV row.
+/// `kiln predict`: the top classes of every image file, CSV row or `.ts` series.
 pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
     let (checkpoint, mut model) = open(&args.checkpoint, &args.device, None)?;
     let input = checkpoint.input.as_ref();
@@ -306,6 +307,11 @@ pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
             };
             data.extend(data::load_image(path, (h, w), c)?);
             names.push(path.display().to_string());
+        } else if is_ts_file(path) {
+            for (i, series) in ts_samples(path, &sample_shape, input)?.into_iter().enumerate() {
+                data.extend(series);
+                names.push(format!("{}:{}", path.display(), i + 1));
+            }
         } else {
             for (line, row) in csv_rows(path, features)? {
                 data.extend(row);
@@ -350,6 +356,36 @@ pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
         }
     }
     Ok(predictions)
+}
+
+fn is_ts_file(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    name.ends_with(".ts") || name.ends_with(".ts.gz")
+}
+
+/// The series of a `.ts` file as samples of `sample_shape` (`[steps, dims]`): padded at the
+/// end with the training mean (which the checkpoint's standardisation turns into the zeros
+/// that `Masking(0)` masks, as in training); a longer series or other dimensions are errors.
+fn ts_samples(path: &Path, sample_shape: &[usize], input: Option<&InputPipeline>) -> Result<Vec<Vec<f32>>> {
+    let &[steps, dims] = sample_shape else {
+        return Err(Error::invalid(
+            "input",
+            format!("{} holds series, but the model takes samples of shape {sample_shape:?}", path.display()),
+        ));
+    };
+    let set = data::ts::load_ts(path)?;
+    if set.dims != dims {
+        return Err(Error::invalid(
+            format!("input {}", path.display()),
+            format!("series of {} dimensions, the model was trained on {dims}", set.dims),
+        ));
+    }
+    let mean = input.map_or(vec![0.0; dims], |p| p.scaler.mean.iter().take(dims).copied().collect());
+    let mean = if mean.len() == dims { mean } else { vec![0.0; dims] };
+    let (x, _) = set.padded_with(Some(steps), &mean, false).map_err(|e| {
+        Error::invalid(format!("input {}", path.display()), format!("{e} (the model takes {steps} steps)"))
+    })?;
+    Ok(x.data.chunks(steps * dims).map(<[f32]>::to_vec).collect())
 }
 
 /// The feature rows of a CSV file: `features` numbers per line, or one more (a label, dropped);

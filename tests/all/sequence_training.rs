@@ -1,7 +1,7 @@
 //! Sequence models through `kiln train`: the JapaneseVowels protocol (LSTM(64), Adam 1e-3,
 //! batch 32, 60 epochs; PyTorch reaches 0.960 / 0.962 / 0.968 over 3 seeds) on the CPU and on
 //! the GPU adapter, `.ts` files found by the UEA naming, and `kiln eval` of a checkpoint.
-use kiln::cli::{EvalArgs, TrainArgs, eval, train};
+use kiln::cli::{EvalArgs, PredictArgs, TrainArgs, eval, predict, train};
 
 use crate::common::{self, TempDir};
 
@@ -58,4 +58,19 @@ fn a_ts_file_pair_trains_and_its_checkpoint_evaluates_alike() {
         e.accuracy,
         r.test_accuracy
     );
+    // `kiln predict` on the .ts file: one prediction per series, padded and standardised as
+    // in training, so its top classes score the same accuracy.
+    let test_file = dir.join("Vowels_TEST.ts.gz");
+    let p = predict(&PredictArgs {
+        checkpoint: out.join("model.safetensors"),
+        inputs: vec![test_file.clone()],
+        top: 1,
+        device: "cpu".into(),
+        json: true,
+    })
+    .unwrap();
+    let labels = kiln::data::ts::load_ts(&test_file).unwrap();
+    assert_eq!((p.len(), p[0].input.clone()), (370, format!("{}:1", test_file.display())));
+    let right = p.iter().zip(&labels.y).filter(|(p, y)| p.top[0].0 == **y as usize).count();
+    assert!((right as f32 / 370.0 - e.accuracy).abs() < 1e-6, "predict {right}/370 vs eval {}", e.accuracy);
 }
