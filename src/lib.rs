@@ -33,9 +33,9 @@ pub use loss::Loss;
 pub use metrics::Metric;
 pub use model::{CompileOptions, FitOptions, History, ImplicitConv, ProgramKind, Sequential, Validation};
 pub use nn::{
-    Activation, AveragePooling2D, BatchNormalization, Bidirectional, Conv2D, Dense, Dropout, Embedding,
-    Flatten, GlobalAveragePooling2D, Gru, Layer, Lstm, Masking, MaxPooling2D, MergeMode, RandomFlip,
-    Regularizer, Reshape, SimpleRnn,
+    Activation, AveragePooling2D, BatchNormalization, Bidirectional, Conv1D, Conv2D, Dense, Dropout,
+    Embedding, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, Gru, Layer, Lstm,
+    Masking, MaxPooling2D, MergeMode, RandomFlip, Regularizer, Reshape, SimpleRnn,
 };
 pub use optim::{GradientClip, LearningRateSchedule, Optimizer};
 pub use program::Padding;

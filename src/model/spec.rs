@@ -28,9 +28,10 @@ use serde_json::{Map, Value};
 use super::Sequential;
 use crate::error::{Error, Result};
 use crate::nn::{
-    Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Bidirectional, Conv2D, Dense, Dropout,
-    Embedding, Flatten, GlobalAveragePooling2D, Gru, Layer, Lstm, Masking, MaxPooling2D, MergeMode,
-    RandomFlip, RecurrentLayer, RecurrentOptions, Regularizer, Reshape, SimpleRnn,
+    Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Bidirectional, Conv1D, Conv2D, Dense,
+    Dropout, Embedding, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, Gru,
+    Layer, Lstm, Masking, MaxPooling2D, MergeMode, RandomFlip, RecurrentLayer, RecurrentOptions, Regularizer,
+    Reshape, SimpleRnn,
 };
 use crate::program::Padding;
 
@@ -67,7 +68,17 @@ impl ModelSpec {
     /// Whether the first layer takes sequences `(steps, features)`.
     pub fn wants_sequences(&self) -> bool {
         self.layers.first().is_some_and(|l| {
-            matches!(l.class_name(), "Masking" | "SimpleRNN" | "LSTM" | "GRU" | "Bidirectional")
+            matches!(
+                l.class_name(),
+                "Masking"
+                    | "SimpleRNN"
+                    | "LSTM"
+                    | "GRU"
+                    | "Bidirectional"
+                    | "Conv1D"
+                    | "GlobalAveragePooling1D"
+                    | "GlobalMaxPooling1D"
+            )
         })
     }
 }
@@ -272,6 +283,49 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             c.kernel_regularizer = t.regularizer()?;
             Box::new(c)
         }
+        "conv1d" => {
+            t.only(&[
+                "filters",
+                "kernel_size",
+                "strides",
+                "padding",
+                "dilation_rate",
+                "activation",
+                "use_bias",
+                "kernel_regularizer",
+            ])?;
+            // An integer, or Keras's saved one-element list.
+            let one = |key: &str| -> Result<Option<usize>> {
+                match t.map.get(key).and_then(usizes).as_deref() {
+                    Some(&[k]) => Ok(Some(k)),
+                    _ => t.size(key),
+                }
+            };
+            let kernel = one("kernel_size")?.ok_or_else(|| t.error("needs 'kernel_size'".into()))?;
+            let mut c = Conv1D::new(t.required("filters")?, kernel, t.activation()?).padding(t.padding()?);
+            c.strides = one("strides")?.unwrap_or(1);
+            c.dilation = one("dilation_rate")?.unwrap_or(1);
+            c.use_bias = t.flag("use_bias")?.unwrap_or(true);
+            c.kernel_regularizer = t.regularizer()?;
+            Box::new(c)
+        }
+        "globalaveragepooling1d" => {
+            t.only(&[])?;
+            Box::new(GlobalAveragePooling1D)
+        }
+        "globalmaxpooling1d" => {
+            t.only(&[])?;
+            Box::new(GlobalMaxPooling1D)
+        }
+        // Keras TimeDistributed(Dense): Dense on sequences applies to every step already.
+        "timedistributed" => {
+            t.only(&["layer"])?;
+            let inner = t.map.get("layer").and_then(Value::as_object);
+            let inner = inner.filter(|l| l.get("type").and_then(Value::as_str) == Some("Dense")).ok_or_else(
+                || t.error("needs 'layer', a Dense table (e.g. { type = \"Dense\", units = 8 })".into()),
+            )?;
+            parse_layer(index, &Value::Object(inner.clone()))?
+        }
         "maxpooling2d" | "averagepooling2d" => {
             t.only(&["pool_size", "strides", "padding"])?;
             let pool = t.pair("pool_size")?.unwrap_or((2, 2));
@@ -363,8 +417,8 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             return Err(t.error(format!(
                 "unknown layer type '{kind}' (known: Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
                  GlobalAveragePooling2D, Flatten, Reshape, Dropout, BatchNormalization, RandomFlip, Activation, \
-                 Embedding, Masking, SimpleRNN, LSTM, GRU, \
-                 Bidirectional)"
+                 Embedding, Masking, SimpleRNN, LSTM, GRU, Bidirectional, Conv1D, GlobalAveragePooling1D, \
+                 GlobalMaxPooling1D, TimeDistributed)"
             )));
         }
     })

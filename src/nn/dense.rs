@@ -79,6 +79,10 @@ impl Layer for Dense {
     fn activation(&self) -> Activation {
         self.activation
     }
+    /// On sequences the mask passes through (Keras `supports_masking`).
+    fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
+        Ok(ctx.mask)
+    }
     // x: [N, in], kernel: [in, units], bias: [units] -> [N, units]; sequences x: [N, T, in]
     // are the rows [N·T, in] of one product (a view each way) -> [N, T, units].
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {

@@ -7,6 +7,7 @@ mod norm;
 mod pool;
 mod recurrent;
 mod regularize;
+mod sequence;
 mod shape;
 
 pub use bidirectional::{Bidirectional, MergeMode};
@@ -17,6 +18,7 @@ pub use norm::BatchNormalization;
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
 pub use recurrent::{Gru, Lstm, Masking, RecurrentLayer, RecurrentOptions, SimpleRnn};
 pub use regularize::{Dropout, RandomFlip, Regularizer};
+pub use sequence::{Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D};
 pub use shape::{Flatten, Reshape};
 
 use rand::Rng;

@@ -34,6 +34,7 @@ mod regularizer;
 mod run_dir;
 mod sample_weight;
 mod schedule;
+mod sequence_layers;
 mod sequence_training;
 mod shaders;
 mod spec;

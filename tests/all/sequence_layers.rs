@@ -1,0 +1,181 @@
+//! Conv1D and the mask-aware GlobalAveragePooling1D / GlobalMaxPooling1D: f64 gradients with
+//! and without a mask (a sample with no valid step included), values against hand-computed
+//! ones, Keras's parameter counts, model files, and a training step GPU = CPU.
+use std::cell::RefCell;
+
+use kiln::graph::{Graph, NodeId};
+use kiln::nn::BuildContext;
+use kiln::{
+    Activation, CompileOptions, Conv1D, Dense, Device, Embedding, GlobalAveragePooling1D, GlobalMaxPooling1D,
+    Layer, Loss, Optimizer, Padding, Sequential, Tensor,
+};
+
+use crate::common::{self, rng, uniform};
+use crate::gradcheck::{Fill, check_graph, rand_in};
+
+/// A `[2, 4]` mask: sample 0 keeps steps 0 and 2, sample 1 none.
+const MASK: [f64; 8] = [1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+
+fn build(layer: &dyn Layer, g: &mut Graph, x: &[NodeId], masked: bool) -> NodeId {
+    let updates = RefCell::new(Vec::new());
+    let params = &x[1 + usize::from(masked)..];
+    let ctx = BuildContext {
+        name: "layer",
+        params,
+        activation: true,
+        training: true,
+        seed: 0,
+        updates: &updates,
+        mask: masked.then(|| x[1]),
+    };
+    layer.build(g, x[0], &ctx).unwrap()
+}
+
+#[test]
+fn global_pooling_1d_has_the_right_gradient_with_and_without_a_mask() {
+    for (name, layer) in
+        [("average", &GlobalAveragePooling1D as &dyn Layer), ("max", &GlobalMaxPooling1D as &dyn Layer)]
+    {
+        check_graph(name, &[rand_in(&[2, 4, 3])], &|g, x| build(layer, g, x, false));
+        let inputs = [rand_in(&[2, 4, 3]), (vec![2, 4], Fill::Fixed(MASK.to_vec()), false)];
+        check_graph(name, &inputs, &|g, x| build(layer, g, x, true));
+    }
+}
+
+#[test]
+fn conv1d_has_the_right_gradient() {
+    let layer = Conv1D::new(3, 3, Activation::Tanh).padding(Padding::Same).strides(2);
+    let inputs = [rand_in(&[2, 7, 4]), rand_in(&[3, 4, 3]), rand_in(&[3])];
+    check_graph("conv1d", &inputs, &|g, x| build(&layer, g, x, false));
+}
+
+/// The masked pools over valid steps only, as Keras's GlobalAveragePooling1D: a two-sample
+/// batch through `Embedding(mask_zero)` (ids 0 are padding) on the CPU.
+#[test]
+fn masked_pools_read_only_the_valid_steps() {
+    let ids = Tensor::new(&[2, 4], vec![1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0]).unwrap();
+    for max in [false, true] {
+        let mut m = Sequential::new(&[4]).add(Embedding::new(3, 2).mask_zero(true));
+        m = if max { m.add(GlobalMaxPooling1D) } else { m.add(GlobalAveragePooling1D) };
+        let opts = CompileOptions::new(Optimizer::sgd(0.1), Loss::MeanSquaredError, Device::Cpu);
+        m.compile(opts).unwrap();
+        let table = m.get_weights().unwrap()[0].1.data.clone();
+        let p = m.predict(&ids, 2).unwrap();
+        let (e1, e2) = (&table[2..4], &table[4..6]);
+        let want: Vec<f32> = (0..2)
+            .map(|j| if max { e1[j].max(e2[j]) } else { (e1[j] + e2[j]) / 2.0 })
+            .chain([0.0, 0.0])
+            .collect();
+        assert_eq!(p.data, want, "max {max}: the padding (ids 0) is not read; no valid step gives 0");
+    }
+}
+
+/// Conv1D is a convolution along the steps with Keras's kernel `[k, in, filters]`, checked
+/// against a direct loop; parameter counts as Keras's.
+#[test]
+fn conv1d_matches_a_direct_convolution_and_keras_counts() {
+    let (t, f, filters, k) = (9, 3, 4, 3);
+    let mut m = Sequential::new(&[t, f]).add(Conv1D::new(filters, k, Activation::Linear).strides(2));
+    assert_eq!(m.output_shapes().unwrap(), vec![vec![4, 4]]);
+    assert_eq!(m.param_count().unwrap(), k * f * filters + filters, "Keras: k·in·filters + filters");
+    m.compile(CompileOptions::new(Optimizer::sgd(0.1), Loss::MeanSquaredError, Device::Cpu)).unwrap();
+    let w = m.get_weights().unwrap();
+    assert_eq!(w[0].1.shape, vec![k, f, filters]);
+    let (kernel, bias) = (&w[0].1.data, &w[1].1.data);
+    let x = Tensor::new(&[1, t, f], uniform(&mut rng(4), t * f, -1.0, 1.0)).unwrap();
+    let p = m.predict(&x, 1).unwrap();
+    for o in 0..4 {
+        for c in 0..filters {
+            let mut want = bias[c];
+            for d in 0..k {
+                for i in 0..f {
+                    want += x.data[(2 * o + d) * f + i] * kernel[(d * f + i) * filters + c];
+                }
+            }
+            let got = p.data[o * filters + c];
+            assert!((got - want).abs() < 1e-5, "step {o} filter {c}: {got} vs {want}");
+        }
+    }
+    let e = Sequential::new(&[2, 3]).add(Conv1D::new(2, 5, Activation::Linear)).output_shapes();
+    let e = e.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("Conv1D"), "{e}");
+}
+
+/// The new layers in model files (Keras keys; TimeDistributed(Dense) is Dense on every step).
+#[test]
+fn sequence_layers_read_from_model_files() {
+    let toml = r#"
+[[layers]]
+type = "Conv1D"
+filters = 8
+kernel_size = 3
+padding = "same"
+activation = "relu"
+
+[[layers]]
+type = "TimeDistributed"
+layer = { type = "Dense", units = 5, activation = "tanh" }
+
+[[layers]]
+type = "GlobalMaxPooling1D"
+
+[[layers]]
+type = "Dense"
+units = 2
+activation = "softmax"
+"#;
+    let dir = common::TempDir::new("sequence-layers-toml");
+    std::fs::write(dir.join("m.toml"), toml).unwrap();
+    let spec = kiln::model::spec::load_model_file(&dir.join("m.toml")).unwrap();
+    assert!(spec.wants_sequences());
+    let m = spec.into_model(&[10, 4], 0);
+    assert_eq!(m.output_shapes().unwrap(), vec![vec![10, 8], vec![10, 5], vec![5], vec![2]]);
+    assert_eq!(m.param_count().unwrap(), (3 * 4 * 8 + 8) + (8 * 5 + 5) + (5 * 2 + 2));
+    let config = m.config();
+    let back = kiln::model::spec::parse_model(&config).unwrap().into_model(&[10, 4], 0);
+    assert_eq!(back.config(), config);
+    let bad =
+        serde_json::json!({"layers": [{"type": "TimeDistributed", "layer": {"type": "LSTM", "units": 3}}]});
+    let e = kiln::model::spec::parse_model(&bad).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("a Dense table"), "{e}");
+}
+
+/// Embedding(mask_zero) → Conv1D → masked max pool → Dense: a training step GPU = CPU.
+#[test]
+fn a_conv1d_text_classifier_training_step_matches_between_gpu_and_cpu() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let (n, steps) = (6, 11);
+    let ids: Vec<f32> = (0..n * steps)
+        .map(|i| if i % steps >= steps - i / steps { 0.0 } else { (i % 7 + 1) as f32 })
+        .collect();
+    let x = Tensor::new(&[n, steps], ids).unwrap();
+    let y = Tensor::new(&[n], (0..n).map(|i| (i % 2) as f32).collect()).unwrap();
+    let model = |device| {
+        let mut m = Sequential::new(&[steps])
+            .with_seed(3)
+            .add(Embedding::new(8, 5))
+            .add(Conv1D::new(6, 3, Activation::Relu).padding(Padding::Same))
+            .add(GlobalAveragePooling1D)
+            .add(Dense::new(2, Activation::Softmax));
+        m.compile(CompileOptions::new(Optimizer::sgd(0.3), Loss::SparseCategoricalCrossentropy, device))
+            .unwrap();
+        m
+    };
+    let (mut cpu, mut gpu) = (model(Device::Cpu), model(Device::Gpu(None)));
+    common::fit_both_and_compare(&mut cpu, &mut gpu, &x, &y, 3, "conv1d classifier: ");
+    let masked = |device| {
+        let mut m = Sequential::new(&[steps])
+            .with_seed(3)
+            .add(Embedding::new(8, 5).mask_zero(true))
+            .add(kiln::Lstm::new(4).return_sequences(true))
+            .add(GlobalMaxPooling1D)
+            .add(Dense::new(2, Activation::Softmax));
+        m.compile(CompileOptions::new(Optimizer::sgd(0.3), Loss::SparseCategoricalCrossentropy, device))
+            .unwrap();
+        m
+    };
+    let (mut cpu, mut gpu) = (masked(Device::Cpu), masked(Device::Gpu(None)));
+    common::fit_both_and_compare(&mut cpu, &mut gpu, &x, &y, 3, "masked max pool: ");
+}
