@@ -118,14 +118,25 @@ impl Layer for Bidirectional {
         }
         let forward = self.forward.build(g, x, &BuildContext { params: &ctx.params[..n], ..*ctx })?;
         let backward = self.backward.build(g, x, &BuildContext { params: &ctx.params[n..], ..*ctx })?;
-        match self.merge_mode {
-            MergeMode::Concat => g.add(Op::ConcatColumns, &[forward, backward], name),
-            MergeMode::Sum => g.add(Op::Add, &[forward, backward], name),
-            MergeMode::Mul => g.add(Op::Binary(BinaryOp::Multiply), &[forward, backward], name),
+        let merged = match self.merge_mode {
+            MergeMode::Concat => g.add(Op::ConcatColumns, &[forward, backward], name)?,
+            MergeMode::Sum => g.add(Op::Add, &[forward, backward], name)?,
+            MergeMode::Mul => g.add(Op::Binary(BinaryOp::Multiply), &[forward, backward], name)?,
             MergeMode::Ave => {
                 let sum = g.add(Op::Add, &[forward, backward], name)?;
-                g.add(Op::Affine { scale: 0.5, shift: 0.0 }, &[sum], name)
+                g.add(Op::Affine { scale: 0.5, shift: 0.0 }, &[sum], name)?
             }
+        };
+        // Keras's Bidirectional returns zeros at masked steps (its layers run with
+        // `zero_output_for_mask`), where a lone recurrent layer repeats the previous output.
+        match ctx.mask.filter(|_| self.forward.options().return_sequences) {
+            Some(mask) => {
+                let shape = g.shape(merged).to_vec();
+                let [batch, t, f] = shape[..] else { return Ok(merged) };
+                let m = super::sequence::mask_over_features(g, mask, [batch, t, f], name)?;
+                g.add(Op::Binary(BinaryOp::Multiply), &[merged, m], name)
+            }
+            None => Ok(merged),
         }
     }
     fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {

@@ -123,7 +123,12 @@ impl Layer for Conv1D {
 }
 
 /// The `[batch, steps, features]` mask `m` ([batch, steps]) broadcast over the features.
-fn mask_over_features(g: &mut Graph, m: NodeId, [batch, t, f]: [usize; 3], name: &str) -> Result<NodeId> {
+pub(crate) fn mask_over_features(
+    g: &mut Graph,
+    m: NodeId,
+    [batch, t, f]: [usize; 3],
+    name: &str,
+) -> Result<NodeId> {
     let col = g.add(Op::Reshape { shape: vec![batch * t, 1] }, &[m], name)?;
     let ones = g.add(Op::Fill { shape: vec![1, f], value: 1.0 }, &[], name)?;
     let full = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[col, ones], name)?;

@@ -157,3 +157,28 @@ fn sequence_models_round_trip_through_model_files() {
     let e = kiln::model::spec::parse_model(&bad).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("wraps a SimpleRNN, LSTM or GRU"), "{e}");
 }
+
+/// With a mask, a Bidirectional returning sequences gives zeros at the masked steps (Keras)
+/// and, at the valid ones, what the same weights give on the unpadded sequence.
+#[test]
+fn masked_bidirectional_sequences_are_zero_at_the_padding() {
+    let (steps, valid, features) = (5, 3, 2);
+    let mut data = uniform(&mut rng(21), steps * features, -1.0, 1.0);
+    data[valid * features..].fill(0.0);
+    let layer = || Bidirectional::new(Lstm::new(3).return_sequences(true));
+    let mut padded = compiled(
+        Sequential::new(&[steps, features]).with_seed(4).add(Masking { mask_value: 0.0 }).add(layer()),
+        Device::Cpu,
+    );
+    let mut short = compiled(Sequential::new(&[valid, features]).with_seed(9).add(layer()), Device::Cpu);
+    // Both layers are named "bidirectional": the weights carry over by name.
+    short.set_weights(&padded.get_weights().unwrap()).unwrap();
+    let p = padded.predict(&Tensor::new(&[1, steps, features], data.clone()).unwrap(), 1).unwrap();
+    let q = short
+        .predict(&Tensor::new(&[1, valid, features], data[..valid * features].to_vec()).unwrap(), 1)
+        .unwrap();
+    assert!(p.data[valid * 6..].iter().all(|&v| v == 0.0), "masked steps: {:?}", &p.data[valid * 6..]);
+    for (a, b) in p.data[..valid * 6].iter().zip(&q.data) {
+        assert!((a - b).abs() < 1e-6, "valid steps: {a} vs {b}");
+    }
+}
