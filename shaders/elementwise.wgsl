@@ -33,7 +33,7 @@ struct Params {
     scale: f32,
     shift: f32,
     threshold: u32,  // dropout: keep when the hash word is >= threshold
-    _pad: u32,
+    period: u32,     // dropout: not 0, element i hashes (i / period) · cols + i % cols
 }
 
 @group(0) @binding(0) var<storage, read_write> arg0: array<f32>;
@@ -194,7 +194,12 @@ fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_index(wid, nwg, lid);
     if (i < p.len) {
-        let word = pcg_hash(i ^ pcg_hash(run.t ^ pcg_hash(p.seed)));
+        // One mask per sequence: element (b, t, f) of [B, T, F] hashes (b, f).
+        var k = i;
+        if (p.period != 0u) {
+            k = (i / p.period) * p.cols + i % p.cols;
+        }
+        let word = pcg_hash(k ^ pcg_hash(run.t ^ pcg_hash(p.seed)));
         arg1[i] = select(0.0, arg0[i] * p.scale, word >= p.threshold);
     }
 }

@@ -181,7 +181,9 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         // A flip is its own adjoint: the same images flip back.
         Op::RandomFlip { seed } => vec![Some(g.add(Op::RandomFlip { seed }, &[gy], &ctx)?)],
         // The same mask scales the gradient.
-        Op::Dropout { rate, seed } => vec![Some(g.add(Op::Dropout { rate, seed }, &[gy], &ctx)?)],
+        Op::Dropout { rate, seed, steps } => {
+            vec![Some(g.add(Op::Dropout { rate, seed, steps }, &[gy], &ctx)?)]
+        }
         // dx is the whole gradient, through the batch moments too, so the moments (a function
         // of x) take none of their own.
         Op::BatchNorm { eps } => {

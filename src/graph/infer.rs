@@ -285,9 +285,15 @@ impl Graph {
                 }
                 s(0).to_vec()
             }
-            Op::Dropout { rate, .. } => {
+            Op::Dropout { rate, steps, .. } => {
                 if !(0.0..1.0).contains(rate) {
                     return Err(Error::invalid(ctx, format!("dropout rate must be in [0, 1), got {rate}")));
+                }
+                if *steps > 1 && (s(0).len() != 3 || s(0)[1] != *steps) {
+                    return Err(Error::invalid(
+                        ctx,
+                        format!("per-sequence dropout over {steps} steps of a {:?} input", s(0)),
+                    ));
                 }
                 s(0).to_vec()
             }

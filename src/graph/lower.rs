@@ -148,10 +148,13 @@ impl Graph {
                 Kernel::WeightPenalty { len: self.nodes[node.inputs[0]].len(), l1: *l1, l2: *l2 }
             }
             Op::WeightPenaltyGrad { l1, l2 } => Kernel::WeightPenaltyGrad { len, l1: *l1, l2: *l2 },
-            Op::Dropout { rate, seed } => {
+            Op::Dropout { rate, seed, steps } => {
                 // Keep when the word is ≥ rate · 2³² (rate < 1, so this fits a u32).
                 let threshold = (f64::from(*rate) * 4_294_967_296.0) as u32;
-                Kernel::Dropout { len, seed: *seed, threshold, scale: 1.0 / (1.0 - *rate) }
+                // One mask per sequence: element (b, t, f) draws word (b, f).
+                let features = self.nodes[node.inputs[0]].shape.last().copied().unwrap_or(1);
+                let (inner, period) = if *steps > 1 { (features, steps * features) } else { (0, 0) };
+                Kernel::Dropout { len, seed: *seed, threshold, scale: 1.0 / (1.0 - *rate), inner, period }
             }
         })
     }

@@ -119,7 +119,9 @@ pub enum Op {
     /// dy → dx for `AvgPool` (its adjoint).
     AvgPoolGrad { win: Window2d },
     /// Inverted dropout with a mask drawn from (seed, step, index); see `Kernel::Dropout`.
-    Dropout { rate: f32, seed: u32 },
+    /// `steps` > 1 on `[batch, steps, features]`: one mask per sequence, the same at every
+    /// step (Keras's recurrent `dropout`).
+    Dropout { rate: f32, seed: u32, steps: usize },
     /// NHWC images, some mirrored left to right (drawn from (seed, step, image)).
     RandomFlip { seed: u32 },
     /// (x [r,c], gamma [c], beta [c]) → batch-normalised x with batch statistics.

@@ -426,7 +426,8 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
 
 /// A SimpleRNN, LSTM or GRU (`normalized`: its lower-case type) from its table.
 fn recurrent_layer(t: &Table, normalized: &str) -> Result<Box<dyn RecurrentLayer>> {
-    let mut keys = vec!["units", "use_bias", "return_sequences", "go_backwards"];
+    let mut keys =
+        vec!["units", "use_bias", "return_sequences", "go_backwards", "dropout", "recurrent_dropout"];
     match normalized {
         "lstm" => keys.push("unit_forget_bias"),
         "gru" => keys.push("reset_after"),
@@ -437,6 +438,10 @@ fn recurrent_layer(t: &Table, normalized: &str) -> Result<Box<dyn RecurrentLayer
     options.use_bias = t.flag("use_bias")?.unwrap_or(true);
     options.return_sequences = t.flag("return_sequences")?.unwrap_or(false);
     options.go_backwards = t.flag("go_backwards")?.unwrap_or(false);
+    options.dropout = t.float("dropout")?.unwrap_or(0.0);
+    if t.float("recurrent_dropout")?.is_some_and(|r| r != 0.0) {
+        return Err(t.error("recurrent_dropout is not supported yet (dropout, on the inputs, is)".into()));
+    }
     Ok(match normalized {
         "lstm" => Box::new(Lstm { options, unit_forget_bias: t.flag("unit_forget_bias")?.unwrap_or(true) }),
         "gru" => {

@@ -117,7 +117,9 @@ impl Layer for Bidirectional {
             return Err(Error::invalid(format!("layer '{name}'"), "parameters of both directions"));
         }
         let forward = self.forward.build(g, x, &BuildContext { params: &ctx.params[..n], ..*ctx })?;
-        let backward = self.backward.build(g, x, &BuildContext { params: &ctx.params[n..], ..*ctx })?;
+        // The backward half draws its own dropout masks, as a separate Keras layer would.
+        let seed = ctx.seed ^ 0x5bd1_e995;
+        let backward = self.backward.build(g, x, &BuildContext { params: &ctx.params[n..], seed, ..*ctx })?;
         let merged = match self.merge_mode {
             MergeMode::Concat => g.add(Op::ConcatColumns, &[forward, backward], name)?,
             MergeMode::Sum => g.add(Op::Add, &[forward, backward], name)?,

@@ -21,6 +21,9 @@ pub struct RecurrentOptions {
     /// Return a sequence in input-time order even with `go_backwards` (how `Bidirectional`
     /// returns its backward half; not a Keras key).
     pub input_order: bool,
+    /// Keras `dropout`: the fraction of the input's features dropped in training, with one
+    /// mask per sequence (the same features dropped at every step), as Keras.
+    pub dropout: f32,
 }
 
 impl RecurrentOptions {
@@ -32,17 +35,23 @@ impl RecurrentOptions {
             return_sequences: false,
             go_backwards: false,
             input_order: false,
+            dropout: 0.0,
         }
     }
 
     fn config(&self, class: &str) -> serde_json::Value {
-        serde_json::json!({
+        let mut c = serde_json::json!({
             "type": class,
             "units": self.units,
             "use_bias": self.use_bias,
             "return_sequences": self.return_sequences,
             "go_backwards": self.go_backwards,
-        })
+        });
+        // Only when set, so that the descriptions of earlier checkpoints still match.
+        if self.dropout > 0.0 {
+            c["dropout"] = crate::json::short(self.dropout);
+        }
+        c
     }
 
     fn output_shape(&self, name: &str, class: &str, input: &[usize]) -> Result<Vec<usize>> {
@@ -55,6 +64,12 @@ impl RecurrentOptions {
                 ));
             }
         };
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::invalid(
+                format!("layer '{name}' ({class})"),
+                format!("dropout must be in [0, 1), got {}", self.dropout),
+            ));
+        }
         if self.units == 0 || steps == 0 {
             return Err(Error::invalid(
                 format!("layer '{name}' ({class})"),
@@ -92,6 +107,10 @@ impl RecurrentOptions {
         let rec = Recurrence { cell, batch, steps, units, go_backwards, masked };
         let empty = |g: &mut Graph| g.add(Op::Fill { shape: vec![0], value: 0.0 }, &[], name);
         let width = rec.gates() * self.units;
+        let x = match ctx.training && self.dropout > 0.0 {
+            true => g.add(Op::Dropout { rate: self.dropout, seed: ctx.seed, steps }, &[x], name)?,
+            false => x,
+        };
         let rows = g.add(Op::Reshape { shape: vec![batch * steps, features] }, &[x], name)?;
         let mut z = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[rows, ctx.params[0]], name)?;
         let recurrent_bias = match (rec.has_recurrent_bias(), self.use_bias) {
@@ -201,6 +220,13 @@ macro_rules! recurrent_builders {
             /// Without the bias.
             pub fn use_bias(mut self, on: bool) -> $layer {
                 self.options.use_bias = on;
+                self
+            }
+
+            /// Keras `dropout`: drop this fraction of the input features in training, one
+            /// mask per sequence.
+            pub fn dropout(mut self, rate: f32) -> $layer {
+                self.options.dropout = rate;
                 self
             }
         }

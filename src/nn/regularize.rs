@@ -49,7 +49,7 @@ impl Layer for Dropout {
         if !ctx.training || self.rate == 0.0 {
             return Ok(x);
         }
-        g.add(Op::Dropout { rate: self.rate, seed: ctx.seed }, &[x], ctx.name)
+        g.add(Op::Dropout { rate: self.rate, seed: ctx.seed, steps: 1 }, &[x], ctx.name)
     }
 }
 

@@ -376,9 +376,11 @@ pub enum Kernel {
     RandomFlip { win: Window2d, seed: u32 },
     /// args `[x, y]`: inverted dropout, y[i] = x[i] · scale where the element is kept, else 0.
     /// Element i of step t is kept when hash(seed, t, i) ≥ threshold (a u32: rate · 2³²);
-    /// scale = 1 / (1 − rate). The mask is a pure function of (seed, t, i), so the backward
-    /// pass is the same kernel on dy, and CPU and GPU drop the same elements.
-    Dropout { len: usize, seed: u32, threshold: u32, scale: f32 },
+    /// scale = 1 / (1 − rate). With `period` ≠ 0 the hashed index is
+    /// (i / period)·inner + i % inner: one mask per sequence of `[B, T, F]` (period T·F, inner F).
+    /// The mask is a pure function of (seed, t, i), so the backward pass is the same kernel on
+    /// dy, and CPU and GPU drop the same elements.
+    Dropout { len: usize, seed: u32, threshold: u32, scale: f32, inner: usize, period: usize },
     /// args `[x, moments]`: per column j of x: [rows, cols] (channels last: rows = batch ·
     /// height · width), moments[j] = the batch mean μ_j, moments[cols + j] = the biased
     /// variance σ²_j (two passes, rows in order). Computed once per step and shared by the

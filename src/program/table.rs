@@ -380,11 +380,20 @@ macro_rules! kernel_table {
                 cpu(v, sc): cpu::conv::random_flip(&win, seed, sc.t, v.r(0), v.w(1)),
                 gpu(d): gpu::window(d, "random_flip", win.input_len(), &win, seed, 1),
             }
-            Dropout { len, seed, threshold, scale } => {
+            Dropout { len, seed, threshold, scale, inner, period } => {
                 args: 2,
-                cpu(v, sc): cpu::conv::dropout(seed, sc.t, threshold, T::c(scale), v.r(0), v.w(1)),
+                cpu(v, sc): cpu::conv::dropout(
+                    seed, sc.t, threshold, T::c(scale), (inner, period), v.r(0), v.w(1),
+                ),
                 gpu(d): gpu::elementwise(
-                    d, "dropout", gpu::ElementwiseParams { seed, threshold, ..gpu::ew(len, 0, 0, scale)? },
+                    d,
+                    "dropout",
+                    gpu::ElementwiseParams {
+                        seed,
+                        threshold,
+                        period: gpu::u(period)?,
+                        ..gpu::ew(len, inner, 0, scale)?
+                    },
                 ),
             }
             // Batch normalisation (`shaders/norm.wgsl`).

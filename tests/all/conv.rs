@@ -102,7 +102,9 @@ fn reshape_and_dropout_gradients_match_finite_differences() {
     // With the step fixed the flips are fixed: a linear map, its own adjoint.
     check_graph("random flip", &[rand_in(&[5, 2, 3, 2])], &|g, x| op(g, Op::RandomFlip { seed: 3 }, x));
     // With the step fixed the mask is fixed, so dropout is linear and checkable.
-    check_graph("dropout", &[rand_in(&[7, 33])], &|g, x| op(g, Op::Dropout { rate: 0.3, seed: 5 }, x));
+    check_graph("dropout", &[rand_in(&[7, 33])], &|g, x| {
+        op(g, Op::Dropout { rate: 0.3, seed: 5, steps: 1 }, x)
+    });
 }
 
 #[test]
@@ -206,7 +208,7 @@ fn dropout_drops_the_rate_scales_the_rest_and_changes_mask_per_step() {
     let n = 20_000;
     let mut g = Graph::new();
     let x = g.input("x", &[n]);
-    let y = op(&mut g, Op::Dropout { rate: 0.25, seed: 11 }, &[x]);
+    let y = op(&mut g, Op::Dropout { rate: 0.25, seed: 11, steps: 1 }, &[x]);
     let ones = vec![1.0; n];
     let a = run_cpu(&g, &[x], y, std::slice::from_ref(&ones), 1);
     let b = run_cpu(&g, &[x], y, &[ones], 2);
@@ -271,7 +273,15 @@ fn image_kernels_match_cpu_on_gpu() {
     for (len, rate) in [(1, 0.5), (1000, 0.1), (70_001, 0.5)] {
         let x = b.input(uniform(&mut r, len, -1.0, 1.0));
         let threshold = (rate * 4_294_967_296.0) as u32;
-        b.op(Kernel::Dropout { len, seed: 3, threshold, scale: (1.0 / (1.0 - rate)) as f32 }, &[x], len);
+        let scale = (1.0 / (1.0 - rate)) as f32;
+        b.op(Kernel::Dropout { len, seed: 3, threshold, scale, inner: 0, period: 0 }, &[x], len);
+    }
+    // One mask per sequence ([batch, steps, features] = [5, 7, 3] and [33, 29, 17]).
+    for (batch, steps, features) in [(5, 7, 3), (33, 29, 17)] {
+        let len = batch * steps * features;
+        let x = b.input(uniform(&mut r, len, -1.0, 1.0));
+        let (inner, period) = (features, steps * features);
+        b.op(Kernel::Dropout { len, seed: 9, threshold: 1 << 31, scale: 2.0, inner, period }, &[x], len);
     }
     check(&b, 1e-5);
 }

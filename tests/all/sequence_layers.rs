@@ -179,3 +179,75 @@ fn a_conv1d_text_classifier_training_step_matches_between_gpu_and_cpu() {
     let (mut cpu, mut gpu) = (masked(Device::Cpu), masked(Device::Gpu(None)));
     common::fit_both_and_compare(&mut cpu, &mut gpu, &x, &y, 3, "masked max pool: ");
 }
+
+/// Keras's recurrent `dropout`: one mask per sequence (a feature is dropped at every step or
+/// at none), about `rate` of them; the LSTM's training step with it is the same on both
+/// backends; inference leaves the inputs alone.
+#[test]
+fn recurrent_input_dropout_draws_one_mask_per_sequence() {
+    use kiln::graph::Op;
+    use kiln::program::Kernel;
+    let (batch, steps, features) = (40, 6, 25);
+    let mut g = Graph::new();
+    let x = g.input("x", &[batch, steps, features]);
+    let y = g.add(Op::Dropout { rate: 0.3, seed: 4, steps }, &[x], "test").unwrap();
+    let program = kiln::graph::plan::plan(
+        &g,
+        &kiln::graph::plan::PlanSpec {
+            inputs: vec![x],
+            outputs: vec![("y".into(), y)],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(program.steps.iter().any(|s| matches!(s.kernel, Kernel::Dropout { period: 150, inner: 25, .. })));
+    let mut out = vec![0.0f32; batch * steps * features];
+    kiln::backend::cpu::conv::dropout(
+        9,
+        1,
+        (0.3 * 4_294_967_296.0) as u32,
+        2.0,
+        (features, steps * features),
+        &vec![1.0; out.len()],
+        &mut out,
+    );
+    let mut dropped = 0;
+    for b in 0..batch {
+        for f in 0..features {
+            let first = out[b * steps * features + f];
+            assert!(
+                (0..steps).all(|t| out[(b * steps + t) * features + f] == first),
+                "sample {b} feature {f}"
+            );
+            dropped += usize::from(first == 0.0);
+        }
+    }
+    let share = dropped as f64 / (batch * features) as f64;
+    assert!((share - 0.3).abs() < 0.05, "dropped {share} of the features");
+    check_graph("per-sequence dropout", &[rand_in(&[2, 4, 3])], &|g, x| {
+        g.add(Op::Dropout { rate: 0.4, seed: 2, steps: 4 }, x, "test").unwrap()
+    });
+    let data = uniform(&mut rng(8), 12 * steps * 3, -1.0, 1.0);
+    let x = Tensor::new(&[12, steps, 3], data).unwrap();
+    let yl = Tensor::new(&[12], (0..12).map(|i| (i % 2) as f32).collect()).unwrap();
+    let model = |device, rate| {
+        let mut m = Sequential::new(&[steps, 3])
+            .with_seed(6)
+            .add(kiln::Lstm::new(5).dropout(rate))
+            .add(Dense::new(2, Activation::Softmax));
+        m.compile(CompileOptions::new(Optimizer::sgd(0.3), Loss::SparseCategoricalCrossentropy, device))
+            .unwrap();
+        m
+    };
+    let mut plain = model(Device::Cpu, 0.0);
+    let mut dropped = model(Device::Cpu, 0.5);
+    assert_eq!(plain.predict(&x, 12).unwrap(), dropped.predict(&x, 12).unwrap(), "no dropout in inference");
+    assert_eq!(dropped.config()["layers"][0]["dropout"], 0.5);
+    if common::gpu().is_some() {
+        let mut gpu = model(Device::Gpu(None), 0.5);
+        common::fit_both_and_compare(&mut dropped, &mut gpu, &x, &yl, 3, "LSTM with dropout: ");
+    }
+    let bad = serde_json::json!({"layers": [{"type": "LSTM", "units": 3, "recurrent_dropout": 0.2}]});
+    let e = kiln::model::spec::parse_model(&bad).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("recurrent_dropout is not supported"), "{e}");
+}

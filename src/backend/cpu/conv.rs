@@ -331,12 +331,22 @@ pub fn random_flip<T: CpuFloat>(win: &Window2d, seed: u32, t: u32, x: &[T], y: &
 
 /// Inverted dropout (see `Kernel::Dropout`): rows of 256 elements, each element's mask from
 /// its flat index.
-pub fn dropout<T: CpuFloat>(seed: u32, t: u32, threshold: u32, scale: T, x: &[T], y: &mut [T]) {
+pub fn dropout<T: CpuFloat>(
+    seed: u32,
+    t: u32,
+    threshold: u32,
+    scale: T,
+    (inner, period): (usize, usize),
+    x: &[T],
+    y: &mut [T],
+) {
     const ROW: usize = 256;
     for_rows(ROW, y, |r, out| {
         for (j, o) in out.iter_mut().enumerate() {
             let i = r * ROW + j;
-            let keep = dropout_word(seed, t, i as u32) >= threshold;
+            // One mask per sequence (period = steps · features): element (b, t, f) hashes (b, f).
+            let k = if period == 0 { i } else { (i / period) * inner + i % inner };
+            let keep = dropout_word(seed, t, k as u32) >= threshold;
             *o = if keep { x[i] * scale } else { T::zero() };
         }
     });

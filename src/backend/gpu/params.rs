@@ -87,9 +87,10 @@ shader_params! {
 shader_params! {
     /// `shaders/elementwise.wgsl`: `len` elements; `cols` is the row length (bias, broadcast)
     /// or the copy offset; `op` the activation or binary op code, or `place_row`'s row; dropout keeps an element when its hash of
-    /// `seed` is ≥ `threshold`.
+    /// `seed` is ≥ `threshold`, element i hashing (i / period)·cols + i % cols when `period` is
+    /// not 0 (one mask per sequence).
     ElementwiseParams for [Elementwise] {
-        len: u32, cols: u32, op: u32, seed: u32, scale: f32, shift: f32, threshold: u32, _pad: u32,
+        len: u32, cols: u32, op: u32, seed: u32, scale: f32, shift: f32, threshold: u32, period: u32,
     }
 }
 
