@@ -345,7 +345,7 @@ pub fn dropout<T: CpuFloat>(
         for (j, o) in out.iter_mut().enumerate() {
             let i = r * ROW + j;
             // One mask per sequence (period = steps · features): element (b, t, f) hashes (b, f).
-            let k = if period == 0 { i } else { (i / period) * inner + i % inner };
+            let k = i.checked_div(period).map_or(i, |seq| seq * inner + i % inner);
             let keep = dropout_word(seed, t, k as u32) >= threshold;
             *o = if keep { x[i] * scale } else { T::zero() };
         }
