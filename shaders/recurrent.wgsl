@@ -1,7 +1,7 @@
 // recurrent.wgsl — a recurrent layer's time loop (layouts in src/program/recurrent.rs):
-//   forward_step   [z, u, b_r, mask, s]   one dispatch per processing step t = p.step:
+//   forward_step   [z, u, b_r, mask, drop, s]  one dispatch per processing step t = p.step:
 //                                         s[t] = cell(z[:, τ(t)], s[t-1], u)  (Kernel::RecurrentForward)
-//   backward_step  [s, u, ds, mask, dz]   one dispatch per step, t = steps - 1 - p.step: dz[:, τ(t)]
+//   backward_step  [s, u, ds, mask, drop, dz]  one dispatch per step, t = steps - 1 - p.step: dz[:, τ(t)]
 //                                         from ds[t] and dz[:, τ(t+1)]·uᵀ      (Kernel::RecurrentBackward)
 //   gate_grad      [s, dz, dq]            the recurrent pre-activations' gradient (Kernel::RecurrentGateGrad)
 //   gather         [s, y]                 the part of the states a layer returns (Kernel::RecurrentGather)
@@ -22,7 +22,7 @@
 // The dispatches of one loop run in order in one compute pass: wgpu orders a dispatch's
 // storage writes before the next dispatch's reads.
 //
-// Bindings (group 0): args 0..3 at bindings 0..3, arg 4 at binding 6; 4: uniform Params
+// Bindings (group 0): args 0..3 at bindings 0..3, args 4 and 5 at bindings 6 and 7; 4: uniform Params
 // (RecurrentParams in src/backend/gpu/params.rs; `step` is set per dispatch); 5: RunScalars
 // (unused). Workgroup size 256, one thread per (sample, unit) or per element, 2-D grid.
 
@@ -40,7 +40,7 @@ struct Params {
     cell: u32,       // 0 SimpleRNN, 1 LSTM, 2 GRU
     masked: u32,     // 1: arg 3 is the [batch, steps] mask
     value: f32,      // sequence_mask: the padding value
-    _pad0: u32,
+    dropped: u32,    // 1: arg 4 is the recurrent dropout mask [batch, steps, units]
     _pad1: u32,
 }
 
@@ -50,6 +50,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> arg3: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(6) var<storage, read_write> arg4: array<f32>;
+@group(0) @binding(7) var<storage, read_write> arg5: array<f32>;
 
 fn input_time(t: u32) -> u32 {
     return select(t, p.steps - 1u - t, p.backwards == 1u);
@@ -68,12 +69,21 @@ fn gates() -> u32 {
     return array<u32, 3>(1u, 4u, 3u)[min(p.cell, 2u)];
 }
 
+// The recurrent dropout mask of sample b's unit k (its step-0 slice; every step's is the
+// same), or 1 without recurrent dropout (arg 4 of both loop kernels).
+fn dropped(b: u32, k: u32) -> f32 {
+    if (p.dropped == 0u) {
+        return 1.0;
+    }
+    return arg4[b * p.steps * p.units + k];
+}
+
 // Whether processing step t of sample b is data (the mask is arg 3 of both loop kernels).
 fn valid(b: u32, t: u32) -> bool {
     return p.masked == 0u || arg3[b * p.steps + input_time(t)] != 0.0;
 }
 
-// arg0 = z, arg1 = u, arg2 = b_r, arg3 = mask, arg4 = s.
+// arg0 = z, arg1 = u, arg2 = b_r, arg3 = mask, arg4 = drop, arg5 = s.
 @compute @workgroup_size(256)
 fn forward_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -88,7 +98,7 @@ fn forward_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         // Keep the state: this thread's column of every block.
         let row = state_row(t, b);
         for (var k = 0u; k < p.width; k += p.units) {
-            arg4[row + k + j] = select(0.0, arg4[state_row(max(t, 1u) - 1u, b) + k + j], t > 0u);
+            arg5[row + k + j] = select(0.0, arg5[state_row(max(t, 1u) - 1u, b) + k + j], t > 0u);
         }
         return;
     }
@@ -106,12 +116,12 @@ fn simple_forward(b: u32, j: u32, t: u32) {
     if (t > 0u) {
         let prev = state_row(t - 1u, b);
         for (var k = 0u; k < p.units; k++) {
-            a += arg4[prev + k] * arg1[k * p.units + j];
+            a += arg5[prev + k] * dropped(b, k) * arg1[k * p.units + j];
         }
     }
     let row = state_row(t, b);
-    arg4[row + j] = activation(p.act, a);
-    arg4[row + p.units + j] = a;
+    arg5[row + j] = activation(p.act, a);
+    arg5[row + p.units + j] = a;
 }
 
 fn lstm_forward(b: u32, j: u32, t: u32) {
@@ -121,9 +131,9 @@ fn lstm_forward(b: u32, j: u32, t: u32) {
     var c_prev = 0.0;
     if (t > 0u) {
         let prev = state_row(t - 1u, b);
-        c_prev = arg4[prev + n + j];
+        c_prev = arg5[prev + n + j];
         for (var k = 0u; k < n; k++) {
-            let h = arg4[prev + k];
+            let h = arg5[prev + k] * dropped(b, k);
             let w = k * 4u * n + j;
             a += h * vec4<f32>(arg1[w], arg1[w + n], arg1[w + 2u * n], arg1[w + 3u * n]);
         }
@@ -134,12 +144,12 @@ fn lstm_forward(b: u32, j: u32, t: u32) {
     let o = sigmoid(a.w);
     let c = f * c_prev + i * g;
     let row = state_row(t, b);
-    arg4[row + j] = o * tanh(clamp(c, -10.0, 10.0));
-    arg4[row + n + j] = c;
-    arg4[row + 2u * n + j] = i;
-    arg4[row + 3u * n + j] = f;
-    arg4[row + 4u * n + j] = g;
-    arg4[row + 5u * n + j] = o;
+    arg5[row + j] = o * tanh(clamp(c, -10.0, 10.0));
+    arg5[row + n + j] = c;
+    arg5[row + 2u * n + j] = i;
+    arg5[row + 3u * n + j] = f;
+    arg5[row + 4u * n + j] = g;
+    arg5[row + 5u * n + j] = o;
 }
 
 fn gru_forward(b: u32, j: u32, t: u32) {
@@ -148,9 +158,10 @@ fn gru_forward(b: u32, j: u32, t: u32) {
     var h_prev = 0.0;
     if (t > 0u) {
         let prev = state_row(t - 1u, b);
-        h_prev = arg4[prev + j];
+        h_prev = arg5[prev + j];
         for (var k = 0u; k < n; k++) {
-            let h = arg4[prev + k];
+            // The product reads h_{t-1}·drop; the update gate mixes the undropped h_prev.
+            let h = arg5[prev + k] * dropped(b, k);
             let w = k * 3u * n + j;
             q += h * vec3<f32>(arg1[w], arg1[w + n], arg1[w + 2u * n]);
         }
@@ -160,14 +171,14 @@ fn gru_forward(b: u32, j: u32, t: u32) {
     let r = sigmoid(arg0[zr + n + j] + q.y);
     let hh = tanh(clamp(arg0[zr + 2u * n + j] + r * q.z, -10.0, 10.0));
     let row = state_row(t, b);
-    arg4[row + j] = zg * h_prev + (1.0 - zg) * hh;
-    arg4[row + n + j] = zg;
-    arg4[row + 2u * n + j] = r;
-    arg4[row + 3u * n + j] = hh;
-    arg4[row + 4u * n + j] = q.z;
+    arg5[row + j] = zg * h_prev + (1.0 - zg) * hh;
+    arg5[row + n + j] = zg;
+    arg5[row + 2u * n + j] = r;
+    arg5[row + 3u * n + j] = hh;
+    arg5[row + 4u * n + j] = q.z;
 }
 
-// arg0 = s, arg1 = u, arg2 = ds, arg3 = mask, arg4 = dz.
+// arg0 = s, arg1 = u, arg2 = ds, arg3 = mask, arg4 = drop, arg5 = dz.
 @compute @workgroup_size(256)
 fn backward_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -188,17 +199,20 @@ fn backward_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     if (t + 1u < p.steps) {
         let next = z_row(b, input_time(t + 1u));
         let next_row = state_row(t + 1u, b);
+        var product = 0.0;
         for (var k = 0u; k < g; k++) {
             // The GRU's candidate block enters through r·q_h: its dq is dz's times r.
-            var dq = arg4[next + k];
+            var dq = arg5[next + k];
             if (p.cell == 2u && k >= 2u * n) {
                 dq *= arg0[next_row + k];
             }
-            dh += dq * arg1[j * g + k];
+            product += dq * arg1[j * g + k];
         }
-        carry = arg4[here + j];
+        // Step t + 1's product read h_t·drop.
+        dh += product * dropped(b, j);
+        carry = arg5[here + j];
         if (p.cell == 1u) {
-            dh += arg4[here + n + j];
+            dh += arg5[here + n + j];
         } else {
             dh += carry;
         }
@@ -208,7 +222,7 @@ fn backward_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     if (!valid(b, t)) {
         // The gradient passes through to step t - 1 unchanged.
         for (var q = 0u; q < gates(); q++) {
-            arg4[here + q * n + j] = 0.0;
+            arg5[here + q * n + j] = 0.0;
         }
         if (p.cell == 1u) {
             next_carry = arg2[row + n + j] + carry;
@@ -222,13 +236,13 @@ fn backward_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         next_carry = gru_backward(b, j, t, dh);
     } else {
         let v = arg0[row + j + p.from_input * n];
-        arg4[here + j] = activation_grad(p.act, v, dh);
+        arg5[here + j] = activation_grad(p.act, v, dh);
     }
     if (t > 0u) {
         let before = z_row(b, input_time(t - 1u));
-        arg4[before + j] = next_carry;
+        arg5[before + j] = next_carry;
         if (p.cell == 1u) {
-            arg4[before + n + j] = next_pass;
+            arg5[before + n + j] = next_pass;
         }
     }
 }
@@ -249,10 +263,10 @@ fn lstm_backward(b: u32, j: u32, t: u32, dh: f32, dc_in: f32) -> f32 {
     let tc = tanh(clamp(c, -10.0, 10.0));
     let dc = dh * o * (1.0 - tc * tc) + dc_in;
     let zr = z_row(b, input_time(t));
-    arg4[zr + j] = dc * g * i * (1.0 - i);
-    arg4[zr + n + j] = dc * c_prev * f * (1.0 - f);
-    arg4[zr + 2u * n + j] = dc * i * (1.0 - g * g);
-    arg4[zr + 3u * n + j] = dh * tc * o * (1.0 - o);
+    arg5[zr + j] = dc * g * i * (1.0 - i);
+    arg5[zr + n + j] = dc * c_prev * f * (1.0 - f);
+    arg5[zr + 2u * n + j] = dc * i * (1.0 - g * g);
+    arg5[zr + 3u * n + j] = dh * tc * o * (1.0 - o);
     return dc * f;
 }
 
@@ -270,9 +284,9 @@ fn gru_backward(b: u32, j: u32, t: u32, dh: f32) -> f32 {
     }
     let dhh = dh * (1.0 - zg) * (1.0 - hh * hh);
     let zr = z_row(b, input_time(t));
-    arg4[zr + j] = dh * (h_prev - hh) * zg * (1.0 - zg);
-    arg4[zr + n + j] = dhh * qh * r * (1.0 - r);
-    arg4[zr + 2u * n + j] = dhh;
+    arg5[zr + j] = dh * (h_prev - hh) * zg * (1.0 - zg);
+    arg5[zr + n + j] = dhh * qh * r * (1.0 - r);
+    arg5[zr + 2u * n + j] = dhh;
     return dh * zg;
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{Graph, Node, NodeId, Op};
 use crate::error::{Error, Result};
-use crate::program::{GradSource, Operand, SequencePart};
+use crate::program::{BinaryOp, GradSource, Operand, SequencePart};
 
 /// Add the nodes computing d⟨seed, output⟩/d(wrt[i]) for each `wrt` node and return them.
 /// `seed` has the shape of `output` (for a scalar loss, a `Fill` of 1.0).
@@ -102,14 +102,18 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
         // every step, Σ_t h_{t−1}ᵀ·dz_t = Previous(s)ᵀ·dz with both as [B·T, ·] matrices.
         // The GRU's recurrent pre-activations q = h_{t−1}·U + b_r have their own gradient dq
         // (RecurrentGateGrad); dU = Previous(s)ᵀ·dq, db_r = Σ dq.
+        // With recurrent dropout the product reads h_{t−1}·drop: so does dU.
         Op::Recurrent(rec) => {
-            let dz = g.add(Op::RecurrentGrad(rec), &[id, x(1), gy, x(3)], &ctx)?;
+            let dz = g.add(Op::RecurrentGrad(rec), &[id, x(1), gy, x(3), x(4)], &ctx)?;
             let dq = if rec.has_recurrent_bias() {
                 g.add(Op::RecurrentGateGrad(rec), &[id, dz], &ctx)?
             } else {
                 dz
             };
-            let prev = g.add(Op::RecurrentGather { rec, part: SequencePart::Previous }, &[id], &ctx)?;
+            let mut prev = g.add(Op::RecurrentGather { rec, part: SequencePart::Previous }, &[id], &ctx)?;
+            if rec.recurrent_dropout {
+                prev = g.add(Op::Binary(BinaryOp::Multiply), &[prev, x(4)], &ctx)?;
+            }
             let rows = rec.batch * rec.steps;
             let prev = g.add(Op::Reshape { shape: vec![rows, rec.units] }, &[prev], &ctx)?;
             let dq_rows = g.add(Op::Reshape { shape: vec![rows, rec.gates() * rec.units] }, &[dq], &ctx)?;
@@ -118,7 +122,7 @@ fn backward_rule(g: &mut Graph, id: NodeId, gy: NodeId) -> Result<Vec<Option<Nod
                 true => Some(g.add(Op::SumRows, &[dq_rows], &ctx)?),
                 false => None,
             };
-            vec![Some(dz), Some(du), db, None]
+            vec![Some(dz), Some(du), db, None, None]
         }
         Op::Embedding => {
             let vocab = shape_of(g, 0)[0];

@@ -140,6 +140,7 @@ impl Graph {
                     "recurrent kernel",
                     "recurrent bias (empty without)",
                     "mask (empty without)",
+                    "recurrent dropout mask (empty without)",
                 ];
                 for (i, (name, shape)) in names.iter().zip(rec.input_shapes()).enumerate() {
                     same(&format!("{ctx} {name}"), &shape, s(i))?;
@@ -196,6 +197,8 @@ impl Graph {
                 same(&format!("{ctx} recurrent kernel"), &rec.input_shapes()[1], s(1))?;
                 same(&format!("{ctx} state gradient"), &states, s(2))?;
                 same(&format!("{ctx} mask (empty without)"), &rec.input_shapes()[3], s(3))?;
+                let drop = &rec.input_shapes()[4];
+                same(&format!("{ctx} recurrent dropout mask (empty without)"), drop, s(4))?;
                 vec![rec.batch, rec.steps, rec.gates() * rec.units]
             }
             Op::RecurrentGather { rec, part } => {

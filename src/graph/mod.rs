@@ -32,10 +32,11 @@ pub enum Op {
     UnaryGrad(UnaryOp),
     /// Elementwise f(a, b) of two tensors of one shape.
     Binary(BinaryOp),
-    /// A recurrent layer's time loop: (z [B, T, G·u], recurrent kernel [u, G·u]) → the
-    /// states [T, B, width] (program/recurrent.rs).
+    /// A recurrent layer's time loop: (z [B, T, G·u], recurrent kernel [u, G·u], b_r, mask,
+    /// recurrent dropout mask) → the states [T, B, width] (program/recurrent.rs).
     Recurrent(Recurrence),
-    /// (states, recurrent kernel, d states) → dz [B, T, G·u]: backpropagation through time.
+    /// (states, recurrent kernel, d states, mask, recurrent dropout mask) → dz [B, T, G·u]:
+    /// backpropagation through time.
     RecurrentGrad(Recurrence),
     /// (states, dz) → the gradient of the recurrent pre-activations (the GRU's differs from dz).
     RecurrentGateGrad(Recurrence),
@@ -281,12 +282,13 @@ pub fn arity(op: &Op) -> usize {
         | Op::BinaryGrad { .. }
         | Op::BatchNormGradSums { .. } => 3,
         Op::BatchNorm { .. }
-        | Op::Recurrent(_)
-        | Op::RecurrentGrad(_)
         | Op::SoftmaxCrossEntropyGrad { weighted: true, .. }
         | Op::MeanSquaredErrorGrad { weighted: true }
         | Op::SigmoidBinaryCrossEntropyGrad { weighted: true }
         | Op::PointwiseGrad { weighted: true, .. } => 4,
-        Op::BatchNormInference { .. } | Op::BatchNormGrad { .. } => 5,
+        Op::BatchNormInference { .. }
+        | Op::BatchNormGrad { .. }
+        | Op::Recurrent(_)
+        | Op::RecurrentGrad(_) => 5,
     }
 }

@@ -439,9 +439,7 @@ fn recurrent_layer(t: &Table, normalized: &str) -> Result<Box<dyn RecurrentLayer
     options.return_sequences = t.flag("return_sequences")?.unwrap_or(false);
     options.go_backwards = t.flag("go_backwards")?.unwrap_or(false);
     options.dropout = t.float("dropout")?.unwrap_or(0.0);
-    if t.float("recurrent_dropout")?.is_some_and(|r| r != 0.0) {
-        return Err(t.error("recurrent_dropout is not supported yet (dropout, on the inputs, is)".into()));
-    }
+    options.recurrent_dropout = t.float("recurrent_dropout")?.unwrap_or(0.0);
     Ok(match normalized {
         "lstm" => Box::new(Lstm { options, unit_forget_bias: t.flag("unit_forget_bias")?.unwrap_or(true) }),
         "gru" => {

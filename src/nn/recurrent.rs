@@ -24,6 +24,9 @@ pub struct RecurrentOptions {
     /// Keras `dropout`: the fraction of the input's features dropped in training, with one
     /// mask per sequence (the same features dropped at every step), as Keras.
     pub dropout: f32,
+    /// Keras `recurrent_dropout`: the fraction of h_{t−1}'s units dropped before the recurrent
+    /// product in training, one mask per sequence (the state itself is kept whole).
+    pub recurrent_dropout: f32,
 }
 
 impl RecurrentOptions {
@@ -36,6 +39,7 @@ impl RecurrentOptions {
             go_backwards: false,
             input_order: false,
             dropout: 0.0,
+            recurrent_dropout: 0.0,
         }
     }
 
@@ -51,6 +55,9 @@ impl RecurrentOptions {
         if self.dropout > 0.0 {
             c["dropout"] = crate::json::short(self.dropout);
         }
+        if self.recurrent_dropout > 0.0 {
+            c["recurrent_dropout"] = crate::json::short(self.recurrent_dropout);
+        }
         c
     }
 
@@ -64,11 +71,13 @@ impl RecurrentOptions {
                 ));
             }
         };
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::invalid(
-                format!("layer '{name}' ({class})"),
-                format!("dropout must be in [0, 1), got {}", self.dropout),
-            ));
+        for (key, rate) in [("dropout", self.dropout), ("recurrent_dropout", self.recurrent_dropout)] {
+            if !(0.0..1.0).contains(&rate) {
+                return Err(Error::invalid(
+                    format!("layer '{name}' ({class})"),
+                    format!("{key} must be in [0, 1), got {rate}"),
+                ));
+            }
         }
         if self.units == 0 || steps == 0 {
             return Err(Error::invalid(
@@ -104,7 +113,8 @@ impl RecurrentOptions {
             ref other => return Err(Error::invalid(format!("layer '{name}'"), format!("input {other:?}"))),
         };
         let (units, go_backwards, masked) = (self.units, self.go_backwards, ctx.mask.is_some());
-        let rec = Recurrence { cell, batch, steps, units, go_backwards, masked };
+        let recurrent_dropout = ctx.training && self.recurrent_dropout > 0.0;
+        let rec = Recurrence { cell, batch, steps, units, go_backwards, masked, recurrent_dropout };
         let empty = |g: &mut Graph| g.add(Op::Fill { shape: vec![0], value: 0.0 }, &[], name);
         let width = rec.gates() * self.units;
         let x = match ctx.training && self.dropout > 0.0 {
@@ -130,7 +140,16 @@ impl RecurrentOptions {
             z = g.add(Op::BiasAdd, &[z, bias], name)?;
         }
         let z = g.add(Op::Reshape { shape: vec![batch, steps, width] }, &[z], name)?;
-        let states = g.add(Op::Recurrent(rec), &[z, ctx.params[1], recurrent_bias, mask], name)?;
+        // One mask per sequence over h_{t−1}'s units, its own seed (not the inputs' mask).
+        let drop = match recurrent_dropout {
+            true => {
+                let ones = g.add(Op::Fill { shape: vec![batch, steps, units], value: 1.0 }, &[], name)?;
+                let (rate, seed) = (self.recurrent_dropout, ctx.seed ^ 0x27d4_eb2f);
+                g.add(Op::Dropout { rate, seed, steps }, &[ones], name)?
+            }
+            false => empty(g)?,
+        };
+        let states = g.add(Op::Recurrent(rec), &[z, ctx.params[1], recurrent_bias, mask, drop], name)?;
         let part = match (self.return_sequences, self.input_order) {
             (false, _) => SequencePart::Last,
             (true, false) => SequencePart::Sequence,
@@ -227,6 +246,13 @@ macro_rules! recurrent_builders {
             /// mask per sequence.
             pub fn dropout(mut self, rate: f32) -> $layer {
                 self.options.dropout = rate;
+                self
+            }
+
+            /// Keras `recurrent_dropout`: drop this fraction of h_{t−1}'s units before the
+            /// recurrent product in training, one mask per sequence.
+            pub fn recurrent_dropout(mut self, rate: f32) -> $layer {
+                self.options.recurrent_dropout = rate;
                 self
             }
         }

@@ -239,10 +239,11 @@ pub enum Kernel {
     SoftmaxGrad { rows: usize, cols: usize },
     /// args `[y, dy, dx]`: dx = dy − exp(y) · Σ_j dy_j per row (y = log-softmax output).
     LogSoftmaxGrad { rows: usize, cols: usize },
-    /// args `[z, u, b_r, mask, s]`: the time loop of a recurrent layer (layouts in
+    /// args `[z, u, b_r, mask, drop, s]`: the time loop of a recurrent layer (layouts in
     /// program/recurrent.rs): for each processing step t, s[t] = cell(z[:, τ(t)], s[t−1], u)
-    /// (the GRU's with its recurrent bias b_r; a masked step keeps s[t−1]). b_r and mask are
-    /// empty where unused. One dispatch per step on the GPU.
+    /// (the GRU's with its recurrent bias b_r; a masked step keeps s[t−1]; the product reads
+    /// h_{t−1}·drop with recurrent dropout). b_r, mask and drop are empty where unused. One
+    /// dispatch per step on the GPU.
     RecurrentForward { rec: Recurrence },
     /// args `[table, ids, y]`: y[i, :] = table[ids[i], :]; table: [vocab, dim], ids: [ids]
     /// (integers as f32, checked on the host), y: [ids, dim].
@@ -258,7 +259,7 @@ pub enum Kernel {
     /// args `[s, dz, dq]`: the gradient of the recurrent pre-activations h_{t−1}·U (+ b_r)
     /// from dz: dz itself, but for the GRU's candidate block, times the reset gate r.
     RecurrentGateGrad { rec: Recurrence },
-    /// args `[s, u, ds, mask, dz]`: backpropagation through time from the states' gradient ds
+    /// args `[s, u, ds, mask, drop, dz]`: backpropagation through time from the states' gradient ds
     /// (nonzero in the output columns), last step first: dz, the gradient of the projection.
     RecurrentBackward { rec: Recurrence },
     /// args `[s, y]`: the part of the states a layer returns (or the recurrent gradient's

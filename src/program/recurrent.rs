@@ -16,8 +16,12 @@
 //!   returned sequence repeats the previous output there and the last output is the last valid
 //!   step's (Keras semantics); its gradient passes straight through to the step before.
 //!
-//! The loop's inputs are always `[z, u, b_r, mask]`; b_r (the GRU's recurrent bias) and mask
-//! are empty (zero elements) where the cell has none or the layer is not masked.
+//! - `drop` `[batch, steps, units]` (with `recurrent_dropout`): the scaled recurrent dropout
+//!   mask, the same at every step; the kernels read its step-0 slice.
+//!
+//! The loop's inputs are always `[z, u, b_r, mask, drop]`; b_r (the GRU's recurrent bias),
+//! mask and drop are empty (zero elements) where the cell has none or the layer is not masked
+//! or has no recurrent dropout.
 use super::UnaryOp;
 
 /// The cell a recurrent layer runs at each step.
@@ -45,6 +49,10 @@ pub struct Recurrence {
     pub go_backwards: bool,
     /// A `[batch, steps]` mask says which steps are data.
     pub masked: bool,
+    /// Keras `recurrent_dropout`: h_{t−1} is multiplied by a `[batch, steps, units]` mask
+    /// (0 or 1/(1 − rate), the same at every step: one per sequence) before the recurrent
+    /// product; the state itself is not dropped.
+    pub recurrent_dropout: bool,
 }
 
 /// What a gather reads from the states (and its scatter writes back).
@@ -135,14 +143,15 @@ impl Recurrence {
         self.cell == RecurrentCell::Gru
     }
 
-    /// Shapes of the loop's inputs `[z, u, b_r, mask]` (empty ones: `[0]`).
-    pub fn input_shapes(&self) -> [Vec<usize>; 4] {
+    /// Shapes of the loop's inputs `[z, u, b_r, mask, drop]` (empty ones: `[0]`).
+    pub fn input_shapes(&self) -> [Vec<usize>; 5] {
         let g = self.gates() * self.units;
         [
             vec![self.batch, self.steps, g],
             vec![self.units, g],
             if self.has_recurrent_bias() { vec![g] } else { vec![0] },
             if self.masked { vec![self.batch, self.steps] } else { vec![0] },
+            if self.recurrent_dropout { vec![self.batch, self.steps, self.units] } else { vec![0] },
         ]
     }
 }

@@ -297,8 +297,8 @@ macro_rules! kernel_table {
                 gpu(d): gpu::conv2d_input_grad(d, &win, filters),
             }
             RecurrentForward { rec } => {
-                args: 5,
-                cpu(v, sc): cpu::recurrent::forward(&rec, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4)),
+                args: 6,
+                cpu(v, sc): cpu::recurrent::forward(&rec, v.r(0), v.r(1), v.r(2), v.r(3), v.r(4), v.w(5)),
                 gpu(d): gpu::recurrent(d, "forward_step", &rec, None, rec.steps),
             }
             Embedding { ids, vocab, dim } => {
@@ -332,8 +332,8 @@ macro_rules! kernel_table {
                 gpu(d): gpu::recurrent(d, "gate_grad", &rec, None, 1),
             }
             RecurrentBackward { rec } => {
-                args: 5,
-                cpu(v, sc): cpu::recurrent::backward(&rec, v.r(0), v.r(1), v.r(2), v.r(3), v.w(4)),
+                args: 6,
+                cpu(v, sc): cpu::recurrent::backward(&rec, v.r(0), v.r(1), v.r(2), v.r(3), v.r(4), v.w(5)),
                 gpu(d): gpu::recurrent(d, "backward_step", &rec, None, rec.steps),
             }
             RecurrentGather { rec, part } => {

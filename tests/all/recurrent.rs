@@ -13,7 +13,7 @@ fn simple(activation: Option<UnaryOp>, batch: usize, steps: usize, units: usize,
 }
 
 fn looped(cell: RecurrentCell, batch: usize, steps: usize, units: usize, go_backwards: bool) -> Recurrence {
-    Recurrence { cell, batch, steps, units, go_backwards, masked: false }
+    Recurrence { cell, batch, steps, units, go_backwards, masked: false, recurrent_dropout: false }
 }
 
 /// A `[batch, steps]` mask of mixed lengths: sample b is padded at the end by b % steps steps,
@@ -28,8 +28,19 @@ fn mixed_mask(batch: usize, steps: usize) -> Vec<f32> {
     m
 }
 
-/// The inputs of a loop's gradient check: z, the recurrent kernel, the recurrent bias and the
-/// mask (the last two empty where the loop has none).
+/// A recurrent dropout mask `[batch, steps, units]`: per (b, k) 0 or 2 (rate ½), the same at
+/// every step.
+fn drop_mask(batch: usize, steps: usize, units: usize) -> Vec<f32> {
+    (0..batch * steps * units)
+        .map(|i| {
+            let (b, k) = (i / (steps * units), i % units);
+            if (b * 7 + k * 3) % 5 < 2 { 0.0 } else { 2.0 }
+        })
+        .collect()
+}
+
+/// The inputs of a loop's gradient check: z, the recurrent kernel, the recurrent bias, the
+/// mask and the recurrent dropout mask (empty where the loop has none).
 fn loop_inputs(rec: &Recurrence) -> Vec<crate::gradcheck::TestInput> {
     let g = rec.gates() * rec.units;
     let empty = || (vec![0], Fill::Fixed(Vec::new()), false);
@@ -44,6 +55,13 @@ fn loop_inputs(rec: &Recurrence) -> Vec<crate::gradcheck::TestInput> {
             }
             false => empty(),
         },
+        match rec.recurrent_dropout {
+            true => {
+                let drop = drop_mask(rec.batch, rec.steps, rec.units).into_iter().map(f64::from).collect();
+                (vec![rec.batch, rec.steps, rec.units], Fill::Fixed(drop), false)
+            }
+            false => empty(),
+        },
     ]
 }
 
@@ -51,7 +69,7 @@ fn loop_inputs(rec: &Recurrence) -> Vec<crate::gradcheck::TestInput> {
 /// flattening, so every gradient path is exercised).
 fn loop_graph(rec: Recurrence, parts: &'static [SequencePart]) -> impl Fn(&mut Graph, &[NodeId]) -> NodeId {
     move |g, x| {
-        let s = op(g, Op::Recurrent(rec), &x[..4]);
+        let s = op(g, Op::Recurrent(rec), &x[..5]);
         let mut out: Option<NodeId> = None;
         for &part in parts {
             let y = op(g, Op::RecurrentGather { rec, part }, &[s]);
@@ -120,6 +138,22 @@ fn lstm_and_gru_loops_have_the_right_gradient_through_time() {
     }
 }
 
+/// Recurrent dropout (h_{t−1} times a per-sequence mask before the product), with and
+/// without a mask: every cell, both directions.
+#[test]
+fn loops_with_recurrent_dropout_have_the_right_gradient() {
+    use SequencePart::*;
+    let cells =
+        [RecurrentCell::Simple { activation: Some(UnaryOp::Tanh) }, RecurrentCell::Lstm, RecurrentCell::Gru];
+    for cell in cells {
+        for (backwards, masked) in [(false, false), (true, true)] {
+            let rec = Recurrence { masked, recurrent_dropout: true, ..looped(cell, 3, 4, 3, backwards) };
+            let name = format!("dropped {cell:?} backwards {backwards} masked {masked}");
+            check_graph(&name, &loop_inputs(&rec), &loop_graph(rec, &[Sequence, Last]));
+        }
+    }
+}
+
 /// Masked batches of mixed lengths (and a gap): every cell, both directions, every gather.
 #[test]
 fn masked_loops_have_the_right_gradient_and_none_at_padding() {
@@ -172,6 +206,7 @@ fn projection_gradient(rec: &Recurrence) -> Vec<f32> {
         uniform(&mut r, rec.kernel_len(), -1.0, 1.0),
         uniform(&mut r, shapes[2].iter().product(), -1.0, 1.0),
         mixed_mask(rec.batch, rec.steps),
+        Vec::new(),
         vec![1.0; rec.part_len(SequencePart::Sequence)],
     ];
     for ((_, b), v) in program.inputs.iter().zip(&values) {
@@ -214,7 +249,9 @@ fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
     ];
     for &(batch, steps, units) in &[(1, 1, 1), (5, 7, 3), (2, 29, 17), (3, 7, 65), (1, 29, 1)] {
         for ((cell, backwards), masked) in cells.into_iter().flat_map(|c| [(c, false), (c, true)]) {
-            let rec = Recurrence { masked, ..looped(cell, batch, steps, units, backwards) };
+            let recurrent_dropout = masked != backwards;
+            let rec =
+                Recurrence { masked, recurrent_dropout, ..looped(cell, batch, steps, units, backwards) };
             let z = b.input(uniform(&mut r, rec.z_len(), -1.0, 1.0));
             let scale = 1.0 / (units as f32).sqrt();
             let uv = uniform(&mut r, rec.kernel_len(), -scale, scale);
@@ -223,14 +260,15 @@ fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
             let bias = if rec.has_recurrent_bias() { uniform(&mut r, g, -0.5, 0.5) } else { Vec::new() };
             let mask = if rec.masked { mixed_mask(batch, steps) } else { Vec::new() };
             let zv = b.data[b.data.len() - 2].clone();
-            let (bb, mm) = (b.input(bias.clone()), b.input(mask.clone()));
-            b.op(Kernel::RecurrentForward { rec }, &[z, u, bb, mm], rec.state_len());
+            let drop = if recurrent_dropout { drop_mask(batch, steps, units) } else { Vec::new() };
+            let (bb, mm, dd) = (b.input(bias.clone()), b.input(mask.clone()), b.input(drop.clone()));
+            b.op(Kernel::RecurrentForward { rec }, &[z, u, bb, mm, dd], rec.state_len());
             // A forward state computed on the CPU feeds the backward on both.
             let mut s = vec![0.0f32; rec.state_len()];
-            kiln::backend::cpu::recurrent::forward(&rec, &zv, &uv, &bias, &mask, &mut s);
+            kiln::backend::cpu::recurrent::forward(&rec, &zv, &uv, &bias, &mask, &drop, &mut s);
             let s = b.input(s);
             let ds = b.input(uniform(&mut r, rec.state_len(), -1.0, 1.0));
-            b.op(Kernel::RecurrentBackward { rec }, &[s, u, ds, mm], rec.z_len());
+            b.op(Kernel::RecurrentBackward { rec }, &[s, u, ds, mm, dd], rec.z_len());
             let dz = b.input(uniform(&mut r, rec.z_len(), -1.0, 1.0));
             b.op(Kernel::RecurrentGateGrad { rec }, &[s, dz], rec.z_len());
             for part in

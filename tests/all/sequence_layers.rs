@@ -247,7 +247,57 @@ fn recurrent_input_dropout_draws_one_mask_per_sequence() {
         let mut gpu = model(Device::Gpu(None), 0.5);
         common::fit_both_and_compare(&mut dropped, &mut gpu, &x, &yl, 3, "LSTM with dropout: ");
     }
-    let bad = serde_json::json!({"layers": [{"type": "LSTM", "units": 3, "recurrent_dropout": 0.2}]});
-    let e = kiln::model::spec::parse_model(&bad).err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(e.contains("recurrent_dropout is not supported"), "{e}");
+    let bad = serde_json::json!({"layers": [{"type": "LSTM", "units": 3, "recurrent_dropout": 1.0}]});
+    let e = kiln::model::spec::parse_model(&bad).unwrap().into_model(&[4, 2], 0).output_shapes();
+    let e = e.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("recurrent_dropout must be in [0, 1)"), "{e}");
+}
+
+/// Keras's `recurrent_dropout` (h_{t−1} masked before the recurrent product, one mask per
+/// sequence): training steps of an LSTM and a masked GRU are the same on both backends, the
+/// training loss differs from the undropped model's while inference is the same, and the
+/// model-file key round-trips.
+#[test]
+fn recurrent_dropout_trains_alike_on_both_backends() {
+    let steps = 6;
+    let mut data = uniform(&mut rng(31), 12 * steps * 3, -1.0, 1.0);
+    data[(steps - 2) * 3..steps * 3].fill(0.0);
+    let x = Tensor::new(&[12, steps, 3], data).unwrap();
+    let y = Tensor::new(&[12], (0..12).map(|i| (i % 2) as f32).collect()).unwrap();
+    let model = |device, rate: f32, gru: bool| {
+        let m = Sequential::new(&[steps, 3]).with_seed(6).add(kiln::Masking { mask_value: 0.0 });
+        let m = match gru {
+            true => m
+                .add(kiln::Gru::new(5).recurrent_dropout(rate).return_sequences(true))
+                .add(kiln::Lstm::new(3)),
+            false => m.add(kiln::Lstm::new(5).recurrent_dropout(rate).dropout(rate / 2.0)),
+        };
+        let mut m = m.add(Dense::new(2, Activation::Softmax));
+        m.compile(CompileOptions::new(Optimizer::sgd(0.3), Loss::SparseCategoricalCrossentropy, device))
+            .unwrap();
+        m
+    };
+    for gru in [false, true] {
+        let (mut plain, mut dropped) = (model(Device::Cpu, 0.0, gru), model(Device::Cpu, 0.4, gru));
+        assert_eq!(plain.predict(&x, 12).unwrap(), dropped.predict(&x, 12).unwrap(), "inference: no dropout");
+        let opts =
+            kiln::FitOptions { batch_size: 12, epochs: 1, verbose: 0, shuffle: false, ..Default::default() };
+        let (a, b) = (plain.fit(&x, &y, &opts).unwrap(), dropped.fit(&x, &y, &opts).unwrap());
+        assert_ne!(a.last("loss"), b.last("loss"), "gru {gru}: dropout changes the training loss");
+        if common::gpu().is_some() {
+            let (mut cpu, mut gpu) = (model(Device::Cpu, 0.4, gru), model(Device::Gpu(None), 0.4, gru));
+            common::fit_both_and_compare(
+                &mut cpu,
+                &mut gpu,
+                &x,
+                &y,
+                3,
+                &format!("recurrent dropout (gru {gru}): "),
+            );
+        }
+    }
+    let config = model(Device::Cpu, 0.25, false).config();
+    assert_eq!(config["layers"][1]["recurrent_dropout"], 0.25);
+    let back = kiln::model::spec::parse_model(&config).unwrap().into_model(&[steps, 3], 0);
+    assert_eq!(back.config(), config);
 }

@@ -2,7 +2,7 @@
 //! the batch for the recurrent product, then the cell's elementwise math. A masked step keeps
 //! the previous state ([`hold`]); backwards its gradient passes straight to the step before.
 use super::kernels::{CpuFloat, matmul, unary_grad, unary_in_place};
-use super::recurrent::{outputs_at, state_row, z_row};
+use super::recurrent::{Dropped, outputs_at, state_row, z_row};
 use crate::program::{GradSource, Recurrence};
 
 /// Whether processing step `t` of sample `b` is data (always, without a mask).
@@ -51,13 +51,21 @@ fn recurrent_grad<T: CpuFloat>(
 }
 
 /// SimpleRNN: stores h = f(a) and a, a = z + h_{t−1}·u.
-pub(super) fn simple_forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], mask: &[T], s: &mut [T]) {
+pub(super) fn simple_forward<T: CpuFloat>(
+    rec: &Recurrence,
+    z: &[T],
+    u: &[T],
+    mask: &[T],
+    drop: Dropped<T>,
+    s: &mut [T],
+) {
     let (b_n, n) = (rec.batch, rec.units);
     let mut prev = vec![T::zero(); b_n * n];
     let mut acc = vec![T::zero(); b_n * n];
     for t in 0..rec.steps {
         if t > 0 {
             outputs_at(rec, s, t - 1, &mut prev);
+            drop.apply_rows(&mut prev);
             matmul(b_n, n, n, false, false, &prev, u, &mut acc);
         }
         let tau = rec.input_time(t);
@@ -88,6 +96,7 @@ pub(super) fn simple_backward<T: CpuFloat>(
     u: &[T],
     ds: &[T],
     mask: &[T],
+    drop: Dropped<T>,
     dz: &mut [T],
 ) {
     let (b_n, n) = (rec.batch, rec.units);
@@ -98,6 +107,8 @@ pub(super) fn simple_backward<T: CpuFloat>(
     let from_input = rec.activation().is_some_and(|op| op.grad_source() == GradSource::Input);
     for t in (0..rec.steps).rev() {
         recurrent_grad(rec, t, u, dz, &mut next, &mut dh, |_, _| {});
+        // Step t + 1's product read h_t·drop.
+        drop.apply_rows(&mut dh);
         for b in 0..b_n {
             let row = state_row(rec, t, b);
             for j in 0..n {

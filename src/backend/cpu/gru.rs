@@ -5,20 +5,32 @@
 use super::cells::{hold, valid};
 use super::kernels::{CpuFloat, matmul_then};
 use super::pool::SharedMut;
-use super::recurrent::{outputs_at, state_row, z_row};
+use super::recurrent::{Dropped, outputs_at, state_row, z_row};
 use crate::program::Recurrence;
 
 /// Forward: q = h_{t−1}·U + b_r; z = σ(x_z + q_z), r = σ(x_r + q_r), ĥ = tanh(x_h + r·q_h),
 /// h = z·h_{t−1} + (1 − z)·ĥ; stores [h, z, r, ĥ, q_h] per sample.
-pub(super) fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], bias: &[T], mask: &[T], s: &mut [T]) {
+pub(super) fn forward<T: CpuFloat>(
+    rec: &Recurrence,
+    z: &[T],
+    u: &[T],
+    bias: &[T],
+    mask: &[T],
+    drop: Dropped<T>,
+    s: &mut [T],
+) {
     let (b_n, n) = (rec.batch, rec.units);
     let g3 = 3 * n;
     let mut prev = vec![T::zero(); b_n * n];
+    // The product reads h_{t−1}·drop; the update gate mixes the undropped h_{t−1} (Keras).
+    let mut dropped = vec![T::zero(); b_n * n];
     let mut q = vec![T::zero(); b_n * g3];
     let one = T::one();
     for t in 0..rec.steps {
         if t > 0 {
             outputs_at(rec, s, t - 1, &mut prev);
+            dropped.copy_from_slice(&prev);
+            drop.apply_rows(&mut dropped);
         }
         let tau = rec.input_time(t);
         let states = SharedMut::new(s);
@@ -55,7 +67,7 @@ pub(super) fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], bias: &[T
                 q.fill(T::zero());
                 cells(0, &mut q);
             }
-            _ => matmul_then(b_n, n, g3, false, false, prev, u, &mut q, &cells),
+            _ => matmul_then(b_n, n, g3, false, false, &dropped, u, &mut q, &cells),
         }
         hold(rec, mask, t, s);
     }
@@ -63,7 +75,15 @@ pub(super) fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], bias: &[T
 
 /// Backward: dh_t = ds + dh_{t+1}·z_{t+1} (the direct path; all of dh_{t+1} through a masked
 /// step) + dq_{t+1}·Uᵀ, dq's candidate block scaled by r_{t+1}.
-pub(super) fn backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], mask: &[T], dz: &mut [T]) {
+pub(super) fn backward<T: CpuFloat>(
+    rec: &Recurrence,
+    s: &[T],
+    u: &[T],
+    ds: &[T],
+    mask: &[T],
+    drop: Dropped<T>,
+    dz: &mut [T],
+) {
     let (b_n, n) = (rec.batch, rec.units);
     let g3 = 3 * n;
     let mut next = vec![T::zero(); b_n * g3];
@@ -86,6 +106,8 @@ pub(super) fn backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T]
         let cells = |first: usize, rows: &mut [T]| {
             for (i, dh_rec) in rows.chunks_exact_mut(n).enumerate() {
                 let b = first + i;
+                // Step t + 1's product read h_t·drop (its direct path, the carry, did not).
+                drop.apply(b, dh_rec);
                 let (row, zr) = (state_row(rec, t, b), z_row(rec, b, tau));
                 // SAFETY: sample b's rows of dz (step t) and carry belong to this task.
                 let (dz_b, carry_b) =

@@ -8,11 +8,18 @@
 use super::cells::{hold, valid};
 use super::kernels::{CpuFloat, matmul_then};
 use super::pool::SharedMut;
-use super::recurrent::{outputs_at, state_row, z_row};
+use super::recurrent::{Dropped, outputs_at, state_row, z_row};
 use crate::program::Recurrence;
 
 /// Forward: a = z + h_{t−1}·u per gate [i, f, g, o]; stores [h, c, i, f, g, o] per sample.
-pub(super) fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], mask: &[T], s: &mut [T]) {
+pub(super) fn forward<T: CpuFloat>(
+    rec: &Recurrence,
+    z: &[T],
+    u: &[T],
+    mask: &[T],
+    drop: Dropped<T>,
+    s: &mut [T],
+) {
     let (b_n, n) = (rec.batch, rec.units);
     let g4 = 4 * n;
     let mut prev = vec![T::zero(); b_n * n];
@@ -20,6 +27,7 @@ pub(super) fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], mask: &[T
     for t in 0..rec.steps {
         if t > 0 {
             outputs_at(rec, s, t - 1, &mut prev);
+            drop.apply_rows(&mut prev);
         }
         let tau = rec.input_time(t);
         let states = SharedMut::new(s);
@@ -64,7 +72,15 @@ pub(super) fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], mask: &[T
 
 /// Backward: dc_t = dh_t·o·(1 − tanh²c_t) + ds_c + dc_{t+1}·f_{t+1}, then the four gates'
 /// pre-activation gradients into dz; a masked step passes dh and dc through unchanged.
-pub(super) fn backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], mask: &[T], dz: &mut [T]) {
+pub(super) fn backward<T: CpuFloat>(
+    rec: &Recurrence,
+    s: &[T],
+    u: &[T],
+    ds: &[T],
+    mask: &[T],
+    drop: Dropped<T>,
+    dz: &mut [T],
+) {
     let (b_n, n) = (rec.batch, rec.units);
     let g4 = 4 * n;
     let mut next = vec![T::zero(); b_n * g4];
@@ -89,6 +105,8 @@ pub(super) fn backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T]
             let mut tanh_c = vec![T::zero(); n];
             for (i, dh_rec) in rows.chunks_exact_mut(n).enumerate() {
                 let b = first + i;
+                // Step t + 1's product read h_t·drop.
+                drop.apply(b, dh_rec);
                 let (row, zr) = (state_row(rec, t, b), z_row(rec, b, tau));
                 // SAFETY: sample b's rows of dz (step t), carry and pass belong to this task.
                 let (dz_b, carry_b, pass_b) = unsafe {

@@ -24,24 +24,75 @@ pub(super) fn outputs_at<T: CpuFloat>(rec: &Recurrence, s: &[T], t: usize, out: 
     }
 }
 
-/// s[t] = cell(z[:, τ(t)], s[t−1], u) for t = 0, 1, …; `bias` is the GRU's recurrent bias and
-/// `mask` the `[batch, steps]` mask (both empty when unused).
-pub fn forward<T: CpuFloat>(rec: &Recurrence, z: &[T], u: &[T], bias: &[T], mask: &[T], s: &mut [T]) {
+/// s[t] = cell(z[:, τ(t)], s[t−1], u) for t = 0, 1, …; `bias` is the GRU's recurrent bias,
+/// `mask` the `[batch, steps]` mask and `drop` the recurrent dropout mask (empty when unused).
+pub fn forward<T: CpuFloat>(
+    rec: &Recurrence,
+    z: &[T],
+    u: &[T],
+    bias: &[T],
+    mask: &[T],
+    drop: &[T],
+    s: &mut [T],
+) {
+    let drop = Dropped::new(rec, drop);
     match rec.cell {
-        RecurrentCell::Simple { .. } => cells::simple_forward(rec, z, u, mask, s),
-        RecurrentCell::Lstm => lstm::forward(rec, z, u, mask, s),
-        RecurrentCell::Gru => gru::forward(rec, z, u, bias, mask, s),
+        RecurrentCell::Simple { .. } => cells::simple_forward(rec, z, u, mask, drop, s),
+        RecurrentCell::Lstm => lstm::forward(rec, z, u, mask, drop, s),
+        RecurrentCell::Gru => gru::forward(rec, z, u, bias, mask, drop, s),
+    }
+}
+
+/// The recurrent dropout mask: sample b's `[units]` row (its step-0 slice; every step's is
+/// the same), or nothing without recurrent dropout.
+#[derive(Clone, Copy)]
+pub(super) struct Dropped<'a, T> {
+    mask: Option<&'a [T]>,
+    row: usize,
+    units: usize,
+}
+
+impl<'a, T: CpuFloat> Dropped<'a, T> {
+    fn new(rec: &Recurrence, drop: &'a [T]) -> Self {
+        let mask = rec.recurrent_dropout.then_some(drop);
+        Dropped { mask, row: rec.steps * rec.units, units: rec.units }
+    }
+
+    /// `v` (sample b's `[units]` values) times its mask, in place.
+    pub(super) fn apply(&self, b: usize, v: &mut [T]) {
+        if let Some(m) = self.mask {
+            let m = &m[b * self.row..b * self.row + self.units];
+            v.iter_mut().zip(m).for_each(|(v, &m)| *v = *v * m);
+        }
+    }
+
+    /// Every sample's row of `rows` ([batch, units]) times its mask.
+    pub(super) fn apply_rows(&self, rows: &mut [T]) {
+        if self.mask.is_some() {
+            for (b, v) in rows.chunks_exact_mut(self.units.max(1)).enumerate() {
+                self.apply(b, v);
+            }
+        }
     }
 }
 
 /// Backpropagation through time: dz from the states' gradient ds, last step first. The
 /// gradient reaching h_t is ds's plus dz_{t+1}·uᵀ from the next step (or, through a masked
 /// step, that step's whole gradient).
-pub fn backward<T: CpuFloat>(rec: &Recurrence, s: &[T], u: &[T], ds: &[T], mask: &[T], dz: &mut [T]) {
+pub fn backward<T: CpuFloat>(
+    rec: &Recurrence,
+    s: &[T],
+    u: &[T],
+    ds: &[T],
+    mask: &[T],
+    drop: &[T],
+    dz: &mut [T],
+) {
+    let drop = Dropped::new(rec, drop);
     match rec.cell {
-        RecurrentCell::Simple { .. } => cells::simple_backward(rec, s, u, ds, mask, dz),
-        RecurrentCell::Lstm => lstm::backward(rec, s, u, ds, mask, dz),
-        RecurrentCell::Gru => gru::backward(rec, s, u, ds, mask, dz),
+        RecurrentCell::Simple { .. } => cells::simple_backward(rec, s, u, ds, mask, drop, dz),
+        RecurrentCell::Lstm => lstm::backward(rec, s, u, ds, mask, drop, dz),
+        RecurrentCell::Gru => gru::backward(rec, s, u, ds, mask, drop, dz),
     }
 }
 

@@ -506,6 +506,7 @@ pub(crate) fn recurrent(
         len: u(len)?,
         cell: rec.cell_code(),
         masked: u32::from(rec.masked),
+        dropped: u32::from(rec.recurrent_dropout),
         ..Default::default()
     };
     let groups = if rec.steps == 0 { None } else { grid(threads, 256, d.max_groups)? };

@@ -99,7 +99,7 @@ shader_params! {
     /// sets it per dispatch) is the dispatch's index in the loop.
     RecurrentParams for [Recurrent] {
         step: u32, batch: u32, steps: u32, units: u32, width: u32, backwards: u32, act: u32,
-        from_input: u32, part: u32, len: u32, cell: u32, masked: u32, value: f32, _pad0: u32, _pad1: u32,
+        from_input: u32, part: u32, len: u32, cell: u32, masked: u32, value: f32, dropped: u32, _pad1: u32,
     }
 }
 
