@@ -35,7 +35,7 @@ struct Params {
     backwards: u32,  // go_backwards: processing step t reads input time steps - 1 - t
     act: u32,        // activation code of the cell's output
     from_input: u32, // the activation's gradient reads a (1) or h (0)
-    part: u32,       // gather/scatter: 0 sequence, 1 last, 2 previous, 3 input order
+    part: u32,       // gather/scatter: 0 sequence, 1 last, 2 previous, 3 input order, 4 last cell
     len: u32,        // gather/scatter/gate_grad/sequence_mask: elements (rows) to write
     cell: u32,       // 0 SimpleRNN, 1 LSTM, 2 GRU
     masked: u32,     // 1: arg 3 is the [batch, steps] mask
@@ -325,6 +325,11 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         arg1[i] = arg0[state_row(p.steps - 1u, r) + j];
         return;
     }
+    if (p.part == 4u) {
+        // The LSTM's last cell state: the columns after h.
+        arg1[i] = arg0[state_row(p.steps - 1u, r) + p.units + j];
+        return;
+    }
     let b = r / p.steps;
     let tau = r % p.steps;
     if (p.part == 0u) {
@@ -354,7 +359,11 @@ fn scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let t = r / p.batch;
     let b = r % p.batch;
     var value = 0.0;
-    if (c < p.units) {
+    if (p.part == 4u) {
+        if (t + 1u == p.steps && c >= p.units && c < 2u * p.units) {
+            value = arg0[b * p.units + c - p.units];
+        }
+    } else if (c < p.units) {
         if (p.part == 0u) {
             value = arg0[(b * p.steps + t) * p.units + c];
         } else if (p.part == 1u) {

@@ -203,6 +203,9 @@ impl Graph {
             }
             Op::RecurrentGather { rec, part } => {
                 same(&format!("{ctx} states"), &[rec.steps, rec.batch, rec.width()], s(0))?;
+                if *part == SequencePart::LastCell && rec.cell != crate::program::RecurrentCell::Lstm {
+                    return Err(Error::invalid(ctx, "only an LSTM has a cell state"));
+                }
                 sequence_part_shape(rec, *part)
             }
             Op::RecurrentScatter { rec, part } => {
@@ -319,7 +322,7 @@ fn sequence_part_shape(rec: &Recurrence, part: SequencePart) -> Vec<usize> {
         SequencePart::Sequence | SequencePart::Previous | SequencePart::InputOrder => {
             vec![rec.batch, rec.steps, rec.units]
         }
-        SequencePart::Last => vec![rec.batch, rec.units],
+        SequencePart::Last | SequencePart::LastCell => vec![rec.batch, rec.units],
     }
 }
 

@@ -426,8 +426,15 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
 
 /// A SimpleRNN, LSTM or GRU (`normalized`: its lower-case type) from its table.
 fn recurrent_layer(t: &Table, normalized: &str) -> Result<Box<dyn RecurrentLayer>> {
-    let mut keys =
-        vec!["units", "use_bias", "return_sequences", "go_backwards", "dropout", "recurrent_dropout"];
+    let mut keys = vec![
+        "units",
+        "use_bias",
+        "return_sequences",
+        "go_backwards",
+        "dropout",
+        "recurrent_dropout",
+        "return_state",
+    ];
     match normalized {
         "lstm" => keys.push("unit_forget_bias"),
         "gru" => keys.push("reset_after"),
@@ -440,6 +447,12 @@ fn recurrent_layer(t: &Table, normalized: &str) -> Result<Box<dyn RecurrentLayer
     options.go_backwards = t.flag("go_backwards")?.unwrap_or(false);
     options.dropout = t.float("dropout")?.unwrap_or(0.0);
     options.recurrent_dropout = t.float("recurrent_dropout")?.unwrap_or(0.0);
+    if t.flag("return_state")? == Some(true) {
+        return Err(t.error(
+            "return_state = true gives several outputs, which a Sequential model cannot take (as in Keras)"
+                .into(),
+        ));
+    }
     Ok(match normalized {
         "lstm" => Box::new(Lstm { options, unit_forget_bias: t.flag("unit_forget_bias")?.unwrap_or(true) }),
         "gru" => {

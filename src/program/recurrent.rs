@@ -70,6 +70,9 @@ pub enum SequencePart {
     /// Every step's output in input-time order, `[batch, steps, units]` (a `go_backwards`
     /// sequence flipped back, as `Bidirectional` returns its backward half).
     InputOrder,
+    /// The LSTM's cell state c after the last processing step, `[batch, units]` (with `Last`,
+    /// the h, the state Keras's `return_state` returns).
+    LastCell,
 }
 
 impl Recurrence {
@@ -117,7 +120,7 @@ impl Recurrence {
             SequencePart::Sequence | SequencePart::Previous | SequencePart::InputOrder => {
                 self.batch * self.steps * self.units
             }
-            SequencePart::Last => self.batch * self.units,
+            SequencePart::Last | SequencePart::LastCell => self.batch * self.units,
         }
     }
 

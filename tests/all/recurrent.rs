@@ -138,6 +138,26 @@ fn lstm_and_gru_loops_have_the_right_gradient_through_time() {
     }
 }
 
+/// The LSTM's final state as Keras's `return_state` gives it: h (`Last`) and the cell state c
+/// (`LastCell`, the c columns of the last processing step), with their gradients through time,
+/// masked and backwards too; a cell without a cell state is an error.
+#[test]
+fn the_lstm_final_cell_state_has_the_right_gradient() {
+    use SequencePart::*;
+    for (backwards, masked) in [(false, false), (true, false), (false, true), (true, true)] {
+        let rec = Recurrence { masked, ..looped(RecurrentCell::Lstm, 3, 4, 2, backwards) };
+        let name = format!("LSTM final state, backwards {backwards} masked {masked}");
+        for parts in [&[LastCell][..], &[Last, LastCell][..], &[LastCell, Sequence][..]] {
+            check_graph(&name, &loop_inputs(&rec), &loop_graph(rec, parts));
+        }
+    }
+    let mut g = Graph::new();
+    let rec = looped(RecurrentCell::Gru, 2, 3, 2, false);
+    let s = g.input("s", &[rec.steps, rec.batch, rec.width()]);
+    let e = g.add(Op::RecurrentGather { rec, part: LastCell }, &[s], "gru").unwrap_err().to_string();
+    assert!(e.contains("only an LSTM has a cell state"), "{e}");
+}
+
 /// Recurrent dropout (h_{t−1} times a per-sequence mask before the product), with and
 /// without a mask: every cell, both directions.
 #[test]
@@ -271,8 +291,11 @@ fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
             b.op(Kernel::RecurrentBackward { rec }, &[s, u, ds, mm, dd], rec.z_len());
             let dz = b.input(uniform(&mut r, rec.z_len(), -1.0, 1.0));
             b.op(Kernel::RecurrentGateGrad { rec }, &[s, dz], rec.z_len());
+            let cell_state = (rec.cell == RecurrentCell::Lstm).then_some(SequencePart::LastCell);
             for part in
                 [SequencePart::Sequence, SequencePart::Last, SequencePart::Previous, SequencePart::InputOrder]
+                    .into_iter()
+                    .chain(cell_state)
             {
                 b.op(Kernel::RecurrentGather { rec, part }, &[s], rec.part_len(part));
                 let dy = b.input(uniform(&mut r, rec.part_len(part), -1.0, 1.0));

@@ -130,6 +130,10 @@ pub fn gather<T: CpuFloat>(rec: &Recurrence, part: SequencePart, s: &[T], y: &mu
                 let row = state_row(rec, steps - 1, b);
                 y[b * n..(b + 1) * n].copy_from_slice(&s[row..row + n]);
             }
+            SequencePart::LastCell => {
+                let row = state_row(rec, steps - 1, b) + n;
+                y[b * n..(b + 1) * n].copy_from_slice(&s[row..row + n]);
+            }
             SequencePart::InputOrder => {
                 for t in 0..steps {
                     let row = state_row(rec, t, b);
@@ -159,12 +163,13 @@ pub fn scatter<T: CpuFloat>(rec: &Recurrence, part: SequencePart, dy: &[T], ds: 
         for t in 0..steps {
             let source = match part {
                 SequencePart::Sequence => Some((b * steps + t) * n),
-                SequencePart::Last => (t + 1 == steps).then_some(b * n),
+                SequencePart::Last | SequencePart::LastCell => (t + 1 == steps).then_some(b * n),
                 SequencePart::Previous => (t + 1 < steps).then(|| (b * steps + rec.input_time(t + 1)) * n),
                 SequencePart::InputOrder => Some((b * steps + rec.input_time(t)) * n),
             };
             if let Some(at) = source {
-                let row = state_row(rec, t, b);
+                // The cell state's columns follow h's in an LSTM's state row.
+                let row = state_row(rec, t, b) + if part == SequencePart::LastCell { n } else { 0 };
                 ds[row..row + n].copy_from_slice(&dy[at..at + n]);
             }
         }
