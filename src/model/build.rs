@@ -78,6 +78,8 @@ struct Forward {
     head: NodeId,
     out: NodeId,
     penalties: Vec<NodeId>,
+    /// The `[batch, steps]` mask the output carries (per-step outputs of masked sequences).
+    mask: Option<NodeId>,
 }
 
 impl Sequential {
@@ -143,7 +145,7 @@ impl Sequential {
         } else {
             h
         };
-        Ok(Forward { x, params, head: h, out, penalties })
+        Ok(Forward { x, params, head: h, out, penalties, mask })
     }
 
     /// Plan the program of `kind` for `batch` rows; `weighted`: a training step with an input
@@ -159,7 +161,7 @@ impl Sequential {
         let fuse = c.loss.fuses(last)?;
         let mut g = Graph::new();
         let updates = RefCell::new(Vec::new());
-        let Forward { x, params, head, out, penalties } =
+        let Forward { x, params, head, out, penalties, mask } =
             self.forward(&mut g, batch, fuse, kind == ProgramKind::Train, &updates)?;
         let mut fixed: HashMap<NodeId, BufRef> =
             params.iter().zip(&self.params).map(|(&n, p)| (n, p.buf)).collect();
@@ -211,6 +213,12 @@ impl Sequential {
                 Some(w)
             }
             false => None,
+        };
+        // Per-step outputs of masked sequences: the loss is the mean over the valid steps, as
+        // Keras weighs them (mask · total / valid: Σ l·m / Σ m).
+        let weights = match (weights, mask) {
+            (None, Some(m)) if steps > 1 => Some(valid_step_weights(&mut g, m, batch * steps)?),
+            (w, _) => w,
         };
         let mut loss = c.loss.build(&mut g, head, smoothed, weights, fuse)?;
         for p in penalties {
@@ -343,4 +351,16 @@ impl Sequential {
     pub(crate) fn program_output(&self, kind: ProgramKind, batch: usize, name: &str) -> Option<BufRef> {
         self.compiled.as_ref()?.programs.get(&(kind, batch, false))?.1.output(name)
     }
+}
+
+/// Loss weights `[rows]` from a `[batch, steps]` mask: m · rows / max(Σ m, 10⁻⁷), so that a
+/// weighted mean over the rows is the mean over the valid steps (Keras's `apply_mask`).
+fn valid_step_weights(g: &mut Graph, mask: NodeId, rows: usize) -> Result<NodeId> {
+    let name = "loss (masked steps)";
+    let m = g.add(Op::Reshape { shape: vec![rows] }, &[mask], name)?;
+    let share = g.add(Op::SumAll { scale: 1.0 / rows as f32 }, &[m], name)?;
+    let floor = g.add(Op::Fill { shape: vec![1], value: 1e-7 }, &[], name)?;
+    let share = g.add(Op::Binary(crate::program::BinaryOp::Maximum), &[share, floor], name)?;
+    let share = g.add(Op::BroadcastScalar { shape: vec![rows], scale: 1.0 }, &[share], name)?;
+    g.add(Op::Binary(crate::program::BinaryOp::Divide), &[m, share], name)
 }

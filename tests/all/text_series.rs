@@ -286,3 +286,64 @@ fn lstm_training_gives_the_same_bits_under_1_2_and_3_threads() {
     assert_eq!(weights[0], weights[1], "1 vs 2 threads");
     assert_eq!(weights[0], weights[2], "1 vs 3 threads");
 }
+
+/// With masked sequences (here `Embedding(mask_zero)`, ids 0 are padding) the per-step loss is
+/// the mean over the valid steps only, as Keras weighs a masked loss (Σ l·m / Σ m).
+#[test]
+fn a_masked_per_step_loss_is_the_mean_over_valid_steps() {
+    let (n, steps, vocab) = (5, 6, 7);
+    // Sample i has 6 − i valid steps (ids 1..6), then padding.
+    let ids: Vec<f32> = (0..n * steps)
+        .map(|k| if k % steps < steps - k / steps { (k % 6 + 1) as f32 } else { 0.0 })
+        .collect();
+    let labels: Vec<f32> = (0..n * steps).map(|k| ((k * 5) % vocab) as f32).collect();
+    let (x, y) =
+        (Tensor::new(&[n, steps], ids.clone()).unwrap(), Tensor::new(&[n, steps], labels.clone()).unwrap());
+    let mut m = Sequential::new(&[steps])
+        .with_seed(2)
+        .add(Embedding::new(vocab, 3).mask_zero(true))
+        .add(Lstm::new(4).return_sequences(true))
+        .add(Dense::new(vocab, Activation::Softmax));
+    m.compile(CompileOptions::new(Optimizer::adam(1e-2), Loss::SparseCategoricalCrossentropy, Device::Cpu))
+        .unwrap();
+    let p = m.predict(&x, n).unwrap();
+    let (mut total, mut valid) = (0.0f64, 0);
+    for ((row, &label), &id) in p.data.chunks(vocab).zip(&labels).zip(&ids) {
+        if id != 0.0 {
+            total -= (row[label as usize] as f64).ln();
+            valid += 1;
+        }
+    }
+    let (loss, _) = m.evaluate(&x, &y, n).unwrap();
+    assert!(
+        (loss as f64 - total / valid as f64).abs() < 1e-5,
+        "loss {loss} vs {} over {valid} valid steps",
+        total / valid as f64
+    );
+    // Training moves only what the valid steps see: padded labels do not matter.
+    let other: Vec<f32> = labels
+        .iter()
+        .zip(&ids)
+        .map(|(&l, &id)| if id == 0.0 { (l + 1.0) % vocab as f32 } else { l })
+        .collect();
+    let opts =
+        kiln::FitOptions { batch_size: n, epochs: 2, verbose: 0, shuffle: false, ..Default::default() };
+    let mut twin = Sequential::new(&[steps])
+        .with_seed(2)
+        .add(Embedding::new(vocab, 3).mask_zero(true))
+        .add(Lstm::new(4).return_sequences(true))
+        .add(Dense::new(vocab, Activation::Softmax));
+    twin.compile(CompileOptions::new(
+        Optimizer::adam(1e-2),
+        Loss::SparseCategoricalCrossentropy,
+        Device::Cpu,
+    ))
+    .unwrap();
+    m.fit(&x, &y, &opts).unwrap();
+    twin.fit(&x, &Tensor::new(&[n, steps], other).unwrap(), &opts).unwrap();
+    assert_eq!(
+        m.get_weights().unwrap(),
+        twin.get_weights().unwrap(),
+        "the padded steps' labels change nothing"
+    );
+}
