@@ -51,25 +51,25 @@ pub struct TrainArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Passes over the training data.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 30)]
     pub epochs: usize,
     /// Samples per step.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 32)]
     pub batch_size: usize,
     /// sgd, adam, adamw, adagrad or rmsprop (Keras defaults).
     #[arg(long, default_value = "adam")]
     pub optimizer: String,
     /// Learning rate (default: 0.01 for sgd, 0.001 for the others).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
     /// Momentum for sgd and rmsprop.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub momentum: f32,
     /// Nesterov momentum for sgd.
     #[arg(long)]
     pub nesterov: bool,
     /// Decoupled weight decay for adamw (default 0.004).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
     /// AMSGrad variant of adam and adamw.
     #[arg(long)]
@@ -101,13 +101,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "balanced|C:W,...")]
     pub class_weight: Option<String>,
     /// Clip each parameter's gradient to this L2 norm (Keras clipnorm).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub clipnorm: Option<f32>,
     /// Clip all gradients together to this global L2 norm (Keras global_clipnorm).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub global_clipnorm: Option<f32>,
     /// Clip every gradient element to [-F, F] (Keras clipvalue).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub clipvalue: Option<f32>,
     /// Learning-rate schedule, in epochs: constant, cosine (to 0 over the run), cosine:W (linear
     /// warm-up from 0 over W epochs, then cosine), exponential:R (× R per epoch, smoothly),
@@ -115,10 +115,10 @@ pub struct TrainArgs {
     #[arg(long, default_value = "constant")]
     pub lr_schedule: String,
     /// Seed for the split, initialisation and shuffling.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
     /// 0 silent, 1 progress, 2 one line per epoch.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 2)]
     pub verbose: u8,
     /// End with one JSON object on the last line of stdout.
     #[arg(long)]
@@ -139,10 +139,10 @@ pub struct TrainArgs {
     pub image_size: Option<String>,
     /// Text and series: the window length (default 100 characters, 12 values). A CSV with
     /// --window is read as a series (its last column).
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub window: Option<usize>,
     /// Text: the step between window starts (default: the window length).
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub stride: Option<usize>,
     /// Run directory: last.safetensors every epoch, model.safetensors, history.csv/.json/.png.
     #[arg(long, value_name = "DIR")]
@@ -158,7 +158,7 @@ pub struct TrainArgs {
     pub epochs_given: bool,
     /// Fraction of the training split held out for validation after each epoch (stratified,
     /// seeded). Default: 0.1 with --out (so history has val_ curves), else 0.
-    #[arg(long, value_name = "F")]
+    #[arg(long, allow_negative_numbers = true, value_name = "F")]
     pub validation_split: Option<f64>,
     /// With --out: model.safetensors keeps the epoch with the best --monitor value.
     #[arg(long)]
@@ -356,6 +356,13 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         }
     };
     let units = model.output_units()?;
+    if classes > 2 && !loss.regression() && !loss.binary() && units != classes {
+        let layer = model.layer_names().last().cloned().unwrap_or_default();
+        return Err(Error::invalid(
+            format!("output layer '{layer}'"),
+            format!("{units} units for the {classes} classes of {source}: it needs one unit per class"),
+        ));
+    }
     // Per-step labels (text) for a model with one output per window: the last step's.
     if model.output_shapes()?.pop().is_some_and(|s| s.len() == 1) {
         (train, test) = (train.last_labels(), test.last_labels());

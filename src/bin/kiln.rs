@@ -55,7 +55,12 @@ fn main() -> ExitCode {
     let epochs_given = matches
         .subcommand_matches("train")
         .is_some_and(|m| m.value_source("epochs") == Some(ValueSource::CommandLine));
-    let result = match cli.command.unwrap_or(Command::Train(TrainArgs::default())) {
+    // No subcommand: the help (as cargo and git do), not a 30-epoch run nobody asked for.
+    let Some(command) = cli.command else {
+        let _ = Cli::command().print_help();
+        return ExitCode::from(2);
+    };
+    let result = match command {
         Command::Devices => {
             print!("{}", cli::devices_report(&gpu::adapters()));
             Ok(())

@@ -319,6 +319,15 @@ pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
             }
         }
     }
+    // A NaN or infinite feature would give a confident-looking answer: refuse it, as training
+    // does, naming the input.
+    let per_sample = features.max(1);
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            format!("input {}", names.get(i / per_sample).cloned().unwrap_or_default()),
+            format!("feature {} is {}: predictions need finite numbers", i % per_sample, data[i]),
+        ));
+    }
     let shape: Vec<usize> = std::iter::once(names.len()).chain(sample_shape.iter().copied()).collect();
     let x = model_input(&Tensor::new(&shape, data)?, input, &model)?;
     let p = probabilities(model.predict(&x, 128)?, model.loss());

@@ -174,6 +174,19 @@ impl Parser<'_> {
         let n = table.labels.len();
         let features = columns - 1;
         let classify = !opts.regression && table.labels.iter().all(|&l| is_class_index(l, usize::MAX));
+        // A class per output unit: a huge integer label would make a huge model.
+        if let Some(i) = table.labels.iter().position(|&l| classify && l >= super::MAX_CLASSES as f64) {
+            return Err(Error::Parse {
+                path: self.source.to_path_buf(),
+                location: format!("data row {}", i + 1),
+                message: format!(
+                    "label {} would make {} classes; class labels must be below {}",
+                    table.labels[i],
+                    table.labels[i] + 1.0,
+                    super::MAX_CLASSES
+                ),
+            });
+        }
         let classes =
             if classify { table.labels.iter().fold(0.0f64, |m, &l| m.max(l)) as usize + 1 } else { 0 };
         let class_names = if classify { numbered_class_names(classes) } else { Vec::new() };

@@ -244,6 +244,10 @@ impl Dataset {
     }
 }
 
+/// The most classes a data set may have (one output unit each): labels are class indices
+/// below this.
+pub const MAX_CLASSES: usize = 65_536;
+
 /// True when `label` is an integer in `0..classes`.
 pub(crate) fn is_class_index(label: f64, classes: usize) -> bool {
     label.fract() == 0.0 && label >= 0.0 && label < classes as f64

@@ -180,9 +180,20 @@ impl Sequential {
         }
         let classes = output.last().copied().unwrap_or(0);
         if loss.sparse_labels() {
+            let last = self.names.last().cloned().unwrap_or_default();
             return y.data.iter().enumerate().try_for_each(|(i, &v)| {
-                if v.fract() != 0.0 || v < 0.0 || v as usize >= classes {
+                if v.fract() != 0.0 || v < 0.0 {
                     return Err(Error::LabelOutOfRange { label: v as f64, index: i, classes });
+                }
+                // An integer label past the output: the model is too small for the data.
+                if v as usize >= classes {
+                    return Err(Error::invalid(
+                        format!("output layer '{last}'"),
+                        format!(
+                            "label {v} at sample {i} is outside its {classes} classes 0..{classes}: the \
+                             output layer needs a unit per class of the data"
+                        ),
+                    ));
                 }
                 Ok(())
             });

@@ -120,23 +120,37 @@ impl LearningRateSchedule {
         };
         let steps = |e: f64| (e * steps_per_epoch as f64).round().max(1.0) as u64;
         let parts: Vec<&str> = spec.split(':').collect();
-        let num = |i: usize| {
-            let v = parts.get(i).and_then(|p| p.parse::<f64>().ok());
-            v.filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| bad("expected a number"))
+        // Field i, a finite number above 0 (or at least 0 where `zero` is allowed).
+        let number = |i: usize, what: &str, zero: bool| -> Result<f64> {
+            let text = parts.get(i).copied().unwrap_or_default();
+            let v = text.parse::<f64>().ok().filter(|v| v.is_finite());
+            match v {
+                None => Err(bad(&format!("the {what} '{text}' is not a number"))),
+                Some(v) if v < 0.0 || (!zero && v == 0.0) => {
+                    let bound = if zero { "at least 0" } else { "above 0" };
+                    Err(bad(&format!("the {what} must be {bound}, got {v}")))
+                }
+                Some(v) => Ok(v),
+            }
         };
         let total = epochs as f64;
         let schedule = match (parts[0], parts.len()) {
             ("constant", 1) => LearningRateSchedule::Constant(lr),
             ("cosine", 1) => LearningRateSchedule::cosine_decay(lr, steps(total)),
             ("cosine", 2) => {
-                let warmup = num(1)?;
+                let warmup = number(1, "warm-up (epochs)", true)?;
                 if warmup >= total {
                     return Err(bad("the warm-up must be shorter than the run"));
                 }
                 LearningRateSchedule::warmup_cosine_decay(lr, steps(warmup), steps(total - warmup))
             }
-            ("exponential", 2) => LearningRateSchedule::exponential_decay(lr, steps(1.0), num(1)? as f32),
-            ("step", 3) => LearningRateSchedule::step_decay(lr, steps(num(1)?), num(2)? as f32),
+            ("exponential", 2) => {
+                LearningRateSchedule::exponential_decay(lr, steps(1.0), number(1, "rate", false)? as f32)
+            }
+            ("step", 3) => {
+                let every = number(1, "interval (epochs)", false)?;
+                LearningRateSchedule::step_decay(lr, steps(every), number(2, "factor", false)? as f32)
+            }
             _ => return Err(bad("unknown schedule")),
         };
         schedule.validate().map_err(|m| bad(&m))?;

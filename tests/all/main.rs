@@ -18,6 +18,7 @@ mod embedding;
 mod errors;
 mod gpu_parity;
 mod gradcheck;
+mod hostile;
 mod image_size;
 mod images;
 mod llvmpipe;

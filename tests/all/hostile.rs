@@ -1,0 +1,106 @@
+//! Inputs a new user gets wrong (issue: hostile input): each gets an error that says what is
+//! wrong and where, never a panic, an abort or a silent wrong answer. Some run the binary.
+use std::process::Command;
+
+use kiln::LearningRateSchedule;
+use kiln::cli::{PredictArgs, TrainArgs, predict, train};
+
+use crate::common::TempDir;
+
+/// `kiln ARGS…`: (exit code, stdout, stderr).
+fn kiln(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().expect("run kiln");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// Negative numbers after a space reach the range checks (clap's `allow_negative_numbers`)
+/// instead of "unexpected argument '-0'".
+#[test]
+fn negative_numbers_are_values_that_the_checks_name() {
+    let (code, _, err) = kiln(&["train", "--batch-size", "-5"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid value '-5' for '--batch-size"), "{err}");
+    let (_, _, err) = kiln(&["train", "--epochs", "-1"]);
+    assert!(err.contains("'--epochs"), "{err}");
+    let (code, _, err) = kiln(&["train", "--lr", "-0.01", "--epochs", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("learning_rate must be at least 0, got -0.01"), "{err}");
+    let (_, _, err) = kiln(&["train", "--validation-split", "-0.1", "--epochs", "1"]);
+    assert!(err.contains("--validation-split") && err.contains("-0.1"), "{err}");
+}
+
+/// `kiln` alone prints the help (and runs nothing).
+#[test]
+fn no_subcommand_prints_the_help() {
+    let (code, out, _) = kiln(&[]);
+    assert_eq!(code, 2);
+    assert!(out.contains("Usage: kiln") && out.contains("train"), "{out}");
+    assert!(!out.contains("epoch"), "nothing trains: {out}");
+}
+
+/// Learning-rate schedules that would train nothing, or are not numbers, are named.
+#[test]
+fn learning_rate_schedules_name_the_bad_field() {
+    let err = |spec: &str| LearningRateSchedule::from_epochs_spec(spec, 0.01, 10, 5).unwrap_err().to_string();
+    assert!(err("exponential:-1").contains("the rate must be above 0, got -1"), "{}", err("exponential:-1"));
+    assert!(err("step:0:0.5").contains("interval (epochs) must be above 0"), "{}", err("step:0:0.5"));
+    assert!(err("step:2:0").contains("the factor must be above 0"), "{}", err("step:2:0"));
+    assert!(err("exponential:x").contains("the rate 'x' is not a number"), "{}", err("exponential:x"));
+    assert!(err("cosine:-2").contains("at least 0"), "{}", err("cosine:-2"));
+    assert!(LearningRateSchedule::from_epochs_spec("step:2:0.5", 0.01, 10, 5).is_ok());
+}
+
+/// A CSV label of 10⁹ would build 10⁹ output units: an error naming the row, not an abort.
+#[test]
+fn a_huge_class_label_is_an_error_naming_its_row() {
+    let dir = TempDir::new("hostile-classes");
+    let file = dir.join("big.csv");
+    std::fs::write(&file, "a,b,label\n1,2,0\n3,4,1000000000\n").unwrap();
+    let e = kiln::data::csv::load_csv(&file, &Default::default()).unwrap_err().to_string();
+    assert!(e.contains("data row 2") && e.contains("label 1000000000") && e.contains("65536"), "{e}");
+}
+
+/// An output layer with fewer units than the data has classes names the layer and the count
+/// (not "label 5 outside 0..5", which blames the data).
+#[test]
+fn a_too_small_output_layer_names_itself_and_the_classes() {
+    let dir = TempDir::new("hostile-output");
+    let model = dir.join("small.toml");
+    std::fs::write(&model, "[[layers]]\ntype = \"Dense\"\nunits = 5\nactivation = \"softmax\"\n").unwrap();
+    let args = TrainArgs {
+        data: Some("digits".into()),
+        model: model.display().to_string(),
+        epochs: 1,
+        json: true,
+        ..TrainArgs::default()
+    };
+    let e = train(&args).unwrap_err().to_string();
+    assert!(e.contains("output layer 'dense'") && e.contains("5 units for the 10 classes"), "{e}");
+}
+
+/// NaN or infinite features in `kiln predict` input are refused, naming the row.
+#[test]
+fn predict_refuses_non_finite_features() {
+    let dir = TempDir::new("hostile-predict");
+    let out = dir.join("run");
+    let args = TrainArgs {
+        data: Some("iris".into()),
+        epochs: 1,
+        json: true,
+        out: Some(out.clone()),
+        ..TrainArgs::default()
+    };
+    train(&args).unwrap();
+    let rows = dir.join("rows.csv");
+    std::fs::write(&rows, "6,3,4,1\n5.1,inf,1.4,0.2\n").unwrap();
+    let p = PredictArgs {
+        checkpoint: out.join("model.safetensors"),
+        inputs: vec![rows.clone()],
+        top: 1,
+        device: "cpu".into(),
+        json: true,
+    };
+    let e = predict(&p).unwrap_err().to_string();
+    assert!(e.contains(&format!("{}:2", rows.display())) && e.contains("feature 1 is inf"), "{e}");
+}
