@@ -37,6 +37,13 @@ pub enum Error {
         bytes_in_words(*.limit)
     )]
     OutOfDeviceMemory { buffer: String, needed: u64, limit_name: &'static str, limit: u64 },
+    /// The CPU backend's planned memory is more than the machine has (or can allocate).
+    #[error(
+        "out of memory: {what}: {} needed, {}; use a smaller model or batch size (--batch-size)",
+        bytes_in_words(*.needed),
+        match .available { Some(a) => format!("{} available on this machine", bytes_in_words(*a)), None => "which could not be allocated".into() }
+    )]
+    OutOfMemory { what: String, needed: u64, available: Option<u64> },
     /// An error reported by wgpu (validation, out of memory, device lost).
     #[error("GPU error during {context}: {message}")]
     Gpu { context: String, message: String },

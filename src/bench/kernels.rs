@@ -89,6 +89,9 @@ impl Operands {
 
 /// C = A·B with A [m, k] and B [k, n]: 2·m·k·n flops.
 pub(super) fn matmul([m, k, n]: [usize; 3]) -> Result<KernelCase> {
+    // The operands live on the host (values and the CPU's arenas) before any device sees them.
+    let elements = [m * k, k * n, m * n].iter().map(|&e| e as u64).sum::<u64>();
+    crate::backend::cpu::check_memory(2 * elements, &format!("the {m}x{k}x{n} matmul's operands"))?;
     let mut o = Operands::new(1);
     let a = o.operand("a", &[m, k], -1.0, 1.0);
     let b = o.operand("b", &[k, n], -1.0, 1.0);

@@ -46,6 +46,7 @@ enum Command {
 
 fn main() -> ExitCode {
     quiet_driver_warnings();
+    output_errors_end_quietly();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -122,4 +123,31 @@ fn quiet_driver_warnings() {
         // SAFETY: called first thing in main, before any other thread exists.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
     }
+}
+
+/// Output that cannot be written ends the program as Unix tools end: a closed pipe
+/// (`kiln train | head -1`) by the default SIGPIPE action, silently; any other write error
+/// (`> /dev/full`) with one `error:` line and exit status 1, not a panic's backtrace (Rust's
+/// `println!` panics on write errors, and Rust ignores SIGPIPE by default).
+fn output_errors_end_quietly() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if let Some(reason) = message.strip_prefix("failed printing to stdout: ") {
+            eprintln!("error: cannot write to standard output: {reason}");
+            std::process::exit(1);
+        }
+        default(info);
+    }));
 }

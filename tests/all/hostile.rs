@@ -104,3 +104,59 @@ fn predict_refuses_non_finite_features() {
     let e = predict(&p).unwrap_err().to_string();
     assert!(e.contains(&format!("{}:2", rows.display())) && e.contains("feature 1 is inf"), "{e}");
 }
+
+/// Models and benchmarks too large for the machine are a typed out-of-memory error on the CPU
+/// (as on the GPU), not an abort: Dense with 10⁹ units, a 100000³ matmul.
+#[test]
+fn cpu_sizes_past_the_machine_are_out_of_memory_errors() {
+    let mut m = kiln::Sequential::new(&[64])
+        .add(kiln::Dense::new(1_000_000_000, kiln::Activation::Relu))
+        .add(kiln::Dense::new(10, kiln::Activation::Softmax));
+    let opts = kiln::CompileOptions::new(
+        kiln::Optimizer::adam(1e-3),
+        kiln::Loss::SparseCategoricalCrossentropy,
+        kiln::Device::Cpu,
+    );
+    let e = m.compile(opts).unwrap_err();
+    assert!(matches!(e, kiln::Error::OutOfMemory { .. }), "{e}");
+    assert!(e.to_string().contains("parameters, gradients and optimizer state"), "{e}");
+    let (code, _, err) =
+        kiln(&["bench", "--matmul", "100000x100000x100000", "--device", "cpu", "--only", "matmul"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("out of memory") && err.contains("100000x100000x100000"), "{err}");
+}
+
+/// Output that cannot be written: a closed pipe ends kiln quietly (SIGPIPE, as Unix tools),
+/// a full disk is one `error:` line and exit status 1; never a panic.
+#[cfg(unix)]
+#[test]
+fn unwritable_output_ends_without_a_panic() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["train", "--epochs", "200", "--device", "cpu"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // The reader is dropped here: the pipe is closed after one line, as `| head -1` does.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(first.starts_with("device:"), "{first}");
+    // SIGPIPE is 13 on Linux and the BSDs.
+    assert_eq!(out.status.signal(), Some(13), "{:?} {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+    if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["train", "--epochs", "1", "--device", "cpu"])
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("error: cannot write to standard output") && !err.contains("panicked"), "{err}");
+    }
+}

@@ -33,7 +33,53 @@ pub struct Arenas<T> {
     pub work: Vec<T>,
 }
 
+/// Bytes of memory the OS reports available (Linux `MemAvailable`), when it says.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Fails with [`Error::OutOfMemory`] when `elements` f32 values for `what` exceed the memory
+/// the machine has available (an allocation that large would abort, or be killed when touched).
+pub fn check_memory(elements: u64, what: &str) -> Result<()> {
+    let needed = elements.saturating_mul(4);
+    match available_memory() {
+        Some(available) if needed > available => {
+            Err(Error::OutOfMemory { what: what.to_string(), needed, available: Some(available) })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A zero-filled vector of `n` elements, or [`Error::OutOfMemory`] when it cannot be allocated.
+fn try_zeroed<T: CpuFloat>(n: usize, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+        what: what.to_string(),
+        needed: (n as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+        available: None,
+    })?;
+    v.resize(n, T::zero());
+    Ok(v)
+}
+
 impl<T: CpuFloat> Arenas<T> {
+    /// [`Arenas::new`] without aborting: the memory is checked and allocated fallibly.
+    pub fn try_new(layout: &ResidentLayout, work_len: usize) -> Result<Self> {
+        let what = "the model's parameters, gradients and optimizer state";
+        let per = layout.params_len as u64;
+        check_memory(per * (2 + layout.slots as u64) + (layout.accum_len + work_len) as u64, what)?;
+        Ok(Arenas {
+            params: try_zeroed(layout.params_len, what)?,
+            grads: try_zeroed(layout.params_len, what)?,
+            slots: (0..layout.slots).map(|_| try_zeroed(layout.params_len, what)).collect::<Result<_>>()?,
+            accum: try_zeroed(layout.accum_len, what)?,
+            work: try_zeroed(work_len, what)?,
+        })
+    }
+
     /// Zero-filled arenas for a resident layout and a work arena of `work_len` elements.
     pub fn new(layout: &ResidentLayout, work_len: usize) -> Self {
         let z = |n: usize| vec![T::zero(); n];
@@ -256,7 +302,7 @@ impl Backend for CpuBackend {
         self.layout = *layout;
         // The programs' shared Work arena stays.
         let work = std::mem::take(&mut self.resident.work);
-        self.resident = Arenas::new(layout, 0);
+        self.resident = Arenas::try_new(layout, 0)?;
         self.resident.work = work;
         Ok(())
     }
@@ -278,15 +324,12 @@ impl Backend for CpuBackend {
         validate(program, &self.layout)?;
         if program.work_len > self.resident.work.len() {
             let grow = program.work_len - self.resident.work.len();
-            self.resident.work.try_reserve_exact(grow).map_err(|_| {
-                Error::invalid(
-                    "CPU memory",
-                    format!(
-                        "the Work arena (the activations and gradients of one step) needs {} bytes, which \
-                         could not be allocated; use a smaller batch size (--batch-size)",
-                        4 * program.work_len as u64
-                    ),
-                )
+            let what = "the activations and gradients of one step (the Work arena)";
+            check_memory(grow as u64, what)?;
+            self.resident.work.try_reserve_exact(grow).map_err(|_| Error::OutOfMemory {
+                what: what.into(),
+                needed: 4 * program.work_len as u64,
+                available: None,
             })?;
             self.resident.work.resize(program.work_len, 0.0);
             self.last_run = None;
