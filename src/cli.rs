@@ -331,6 +331,19 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     let (classes, source, kind) = (data.train.classes, data.source.clone(), data.kind);
     let source_scaler = data.scaler.clone();
     let (mut train, mut test) = data.into_split(0.2, args.seed)?;
+    // One class gives loss 0 and an accuracy that means nothing: refuse it.
+    let present = train.class_counts().iter().filter(|&&c| c > 0).count();
+    if classes > 0 && present < 2 {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "{source}: every training label is the same class; a classifier needs at least 2 classes"
+            ),
+        ));
+    }
+    if test.is_empty() {
+        return Err(Error::invalid("data", format!("{source}: the test split is empty")));
+    }
     let mut val = match run::validation_fraction(args)? {
         0.0 => None,
         f => {
@@ -421,6 +434,19 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     model.compile(compile)?;
     if let Some(r) = &resumed {
         r.checkpoint.restore(&mut model, &r.path)?;
+        // Past the asked epoch count (a finished run resumed as it is only reports again).
+        if model.epochs_trained() > args.epochs {
+            return Err(Error::invalid(
+                "--resume",
+                format!(
+                    "{} has trained {} epochs already, past --epochs {}; give more epochs to extend the \
+                     run",
+                    r.path.display(),
+                    model.epochs_trained(),
+                    args.epochs
+                ),
+            ));
+        }
     }
     let (dev_name, reason) = model.device().unwrap_or_default();
     let quiet = args.json;

@@ -70,7 +70,10 @@ pub fn parse_csv(text: &str, source: &Path, opts: &CsvOptions) -> Result<Dataset
         let header = parser.sklearn_header(first_no, &first_fields)?;
         return parser.sklearn_rows(header, lines);
     }
-    let has_header = opts.header.unwrap_or_else(|| first_fields.iter().any(|f| parse_number(f).is_none()));
+    // A header names its columns: a field that is not a number at all (a NaN or an infinity is
+    // a number, here a bad one: the row is data, and the reader reports it).
+    let has_header =
+        opts.header.unwrap_or_else(|| first_fields.iter().any(|f| f.trim().parse::<f64>().is_err()));
     let rows: Box<dyn Iterator<Item = (usize, &str)>> =
         if has_header { Box::new(lines) } else { Box::new(std::iter::once((first_no, first)).chain(lines)) };
     parser.plain_rows(rows, opts)

@@ -160,3 +160,34 @@ fn unwritable_output_ends_without_a_panic() {
         assert!(err.contains("error: cannot write to standard output") && !err.contains("panicked"), "{err}");
     }
 }
+
+/// Data that would train something meaningless: a NaN in the first row is data (reported),
+/// not a header dropped in silence; one class only is refused; resuming a run past the asked
+/// epoch count says so.
+#[test]
+fn silent_wrong_results_are_errors() {
+    let dir = TempDir::new("hostile-silent");
+    let nan = dir.join("nan.csv");
+    std::fs::write(&nan, "1.0,NaN,0\n2,3,1\n4,5,0\n6,7,1\n8,9,0\n").unwrap();
+    let e = kiln::data::csv::load_csv(&nan, &Default::default()).unwrap_err().to_string();
+    assert!(e.contains("line 1") && e.contains("NaN"), "{e}");
+    let header = dir.join("header.csv");
+    std::fs::write(&header, "a,b,label\n1,2,0\n3,4,1\n").unwrap();
+    assert_eq!(kiln::data::csv::load_csv(&header, &Default::default()).unwrap().len(), 2, "a real header");
+    let one = dir.join("one.csv");
+    let rows: String = (0..20).map(|i| format!("{i},{},0\n", 2 * i)).collect();
+    std::fs::write(&one, rows).unwrap();
+    let args = |data: &std::path::Path| TrainArgs {
+        data: Some(data.display().to_string()),
+        epochs: 1,
+        json: true,
+        ..TrainArgs::default()
+    };
+    let e = train(&args(&one)).unwrap_err().to_string();
+    assert!(e.contains("a classifier needs at least 2 classes"), "{e}");
+    let out = dir.join("run");
+    train(&TrainArgs { data: Some("iris".into()), epochs: 3, out: Some(out.clone()), ..args(&one) }).unwrap();
+    let (code, _, err) = kiln(&["train", "--resume", out.to_str().unwrap(), "--epochs", "2"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("has trained 3 epochs already, past --epochs 2"), "{err}");
+}
