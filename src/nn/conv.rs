@@ -63,6 +63,7 @@ impl Conv2D {
         if self.filters == 0 {
             return Err(Error::invalid(context(), "filters must be at least 1"));
         }
+        super::pool::check_window_sizes(&context(), self.kernel_size, self.strides, Some(self.dilation))?;
         if self.dilation != (1, 1) && self.strides != (1, 1) {
             // Keras refuses this combination too.
             return Err(Error::invalid(context(), "strides > 1 together with dilation > 1 is not supported"));

@@ -15,6 +15,7 @@ pub struct Pool2d {
 
 impl Pool2d {
     fn window(&self, name: &str, class: &str, batch: usize, [h, w, c]: [usize; 3]) -> Result<Window2d> {
+        check_window_sizes(&format!("layer '{name}' ({class})"), self.pool_size, self.strides, None)?;
         Window2d::new([batch, h, w, c], self.pool_size, self.strides, (1, 1), self.padding).ok_or_else(|| {
             Error::invalid(
                 format!("layer '{name}' ({class})"),
@@ -148,4 +149,26 @@ impl Layer for GlobalAveragePooling2D {
         let pooled = pool.build(g, x, ctx.name, "GlobalAveragePooling2D", false)?;
         g.add(Op::Reshape { shape: vec![batch, c] }, &[pooled], ctx.name)
     }
+}
+
+/// A window's sizes must be at least 1: the error names the zero (not the window's fit).
+pub(super) fn check_window_sizes(
+    context: &str,
+    size: (usize, usize),
+    strides: (usize, usize),
+    dilation: Option<(usize, usize)>,
+) -> Result<()> {
+    let named =
+        [("kernel or pool size", Some(size)), ("strides", Some(strides)), ("dilation_rate", dilation)];
+    for (what, v) in named {
+        if let Some((a, b)) = v
+            && (a == 0 || b == 0)
+        {
+            return Err(Error::invalid(
+                context,
+                format!("{what} ({a}, {b}) must be at least 1 in each direction"),
+            ));
+        }
+    }
+    Ok(())
 }

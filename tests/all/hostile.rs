@@ -191,3 +191,37 @@ fn silent_wrong_results_are_errors() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("has trained 3 epochs already, past --epochs 2"), "{err}");
 }
+
+/// A zero stride, dilation or pool stride is named (not blamed on the kernel size), and a bad
+/// KILN_NUM_THREADS is reported instead of ignored.
+#[test]
+fn zero_window_sizes_and_bad_thread_counts_are_named() {
+    for (layer, what) in [
+        (
+            kiln::model::spec::parse_model(&serde_json::json!({"layers": [
+            {"type": "Conv2D", "filters": 2, "kernel_size": 3, "strides": 0}]})),
+            "strides (0, 0)",
+        ),
+        (
+            kiln::model::spec::parse_model(&serde_json::json!({"layers": [
+            {"type": "Conv2D", "filters": 2, "kernel_size": 3, "dilation_rate": [1, 0]}]})),
+            "dilation_rate (1, 0)",
+        ),
+        (
+            kiln::model::spec::parse_model(&serde_json::json!({"layers": [
+            {"type": "MaxPooling2D", "pool_size": 2, "strides": 0}]})),
+            "strides (0, 0)",
+        ),
+    ] {
+        let e = layer.unwrap().into_model(&[8, 8, 1], 0).output_shapes().unwrap_err().to_string();
+        assert!(e.contains(what) && e.contains("must be at least 1"), "{e}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["train", "--epochs", "1", "--device", "cpu", "--json"])
+        .env("KILN_NUM_THREADS", "abc")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("KILN_NUM_THREADS=\"abc\" is not a positive integer"), "{err}");
+}

@@ -54,13 +54,18 @@ pub struct Pool {
     run_lock: Mutex<()>,
 }
 
-/// Threads the CPU backend uses: `KILN_NUM_THREADS`, else all available cores.
+/// Threads the CPU backend uses: `KILN_NUM_THREADS`, else all available cores. A value that
+/// is not a positive integer is reported on stderr (once: the pool starts once) and ignored.
 pub fn configured_threads() -> usize {
-    std::env::var("KILN_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Ok(v) = std::env::var("KILN_NUM_THREADS") else { return cores };
+    match v.trim().parse::<usize>() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            eprintln!("warning: KILN_NUM_THREADS={v:?} is not a positive integer; using {cores} threads");
+            cores
+        }
+    }
 }
 
 /// The process-wide pool, started on first use.
