@@ -53,10 +53,14 @@ pub fn list_image_folder(dir: &Path) -> Result<ImageFolder> {
     }
     let mut files = Vec::new();
     for (label, class) in class_names.iter().enumerate() {
-        for (path, _) in sorted_entries(&dir.join(class))? {
-            if path.is_file() && has_image_extension(&path) {
-                files.push((path, label));
-            }
+        // Images in subfolders of a class folder belong to it, as Keras reads them.
+        let before = files.len();
+        collect_images(&dir.join(class), label, &mut files)?;
+        if files.len() == before {
+            return Err(Error::invalid(
+                "image folder",
+                format!("class '{class}' ({}) holds no .png, .jpg or .jpeg files", dir.join(class).display()),
+            ));
         }
     }
     if files.is_empty() {
@@ -138,9 +142,18 @@ pub fn is_image_file(path: &Path) -> bool {
 
 /// Decodes one image file (format detected from its content, else its extension); errors
 /// name the file.
+/// The largest image side decoded (pixels); the `image` crate's default allocation limit
+/// (512 MiB) applies as well.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
 fn decode_image(path: &Path) -> Result<DynamicImage> {
     let io_error = |source| Error::Io { path: path.to_path_buf(), source };
-    let reader = ImageReader::open(path).map_err(io_error)?.with_guessed_format().map_err(io_error)?;
+    let mut reader = ImageReader::open(path).map_err(io_error)?.with_guessed_format().map_err(io_error)?;
+    // A decompression bomb (a tiny file of a huge image) is an error, not a hang.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    reader.limits(limits);
     let format = reader.format().map_or("unknown".to_string(), |f| format!("{f:?}"));
     reader.decode().map_err(|e| match e {
         image::ImageError::IoError(source) => Error::Io { path: path.to_path_buf(), source },
@@ -195,6 +208,22 @@ fn centre_crop_size((src_w, src_h): (u32, u32), (dst_w, dst_h): (u32, u32)) -> (
 }
 
 /// The entries of `dir` as `(path, file name)`, sorted by name; an Io error naming `dir`.
+/// The image files under `dir`, its subfolders included (depth first, in name order), with
+/// `label`; hidden entries are skipped.
+fn collect_images(dir: &Path, label: usize, files: &mut Vec<(PathBuf, usize)>) -> Result<()> {
+    for (path, name) in sorted_entries(dir)? {
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_images(&path, label, files)?;
+        } else if path.is_file() && has_image_extension(&path) {
+            files.push((path, label));
+        }
+    }
+    Ok(())
+}
+
 fn sorted_entries(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     let io_error = |source| Error::Io { path: dir.to_path_buf(), source };
     let mut entries = Vec::new();

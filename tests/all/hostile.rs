@@ -225,3 +225,52 @@ fn zero_window_sizes_and_bad_thread_counts_are_named() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("KILN_NUM_THREADS=\"abc\" is not a positive integer"), "{err}");
 }
+
+/// PNG bytes of a `side`×`side` grey image header with no pixel data: what a decompression
+/// bomb's first bytes say.
+fn huge_png_header(side: u32) -> Vec<u8> {
+    let mut png = Vec::new();
+    png.extend_from_slice(&[0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n']);
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        png.extend_from_slice(kind);
+        png.extend_from_slice(data);
+        png.extend_from_slice(&crc.sum().to_be_bytes());
+    };
+    let mut ihdr = side.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IEND", &[]);
+    png
+}
+
+/// Image folders: images in subfolders of a class belong to it (as Keras reads them), a class
+/// with none is named, and a 20000×20000 image is refused at its header instead of hanging.
+#[test]
+fn image_folders_recurse_refuse_empty_classes_and_bombs() {
+    let dir = TempDir::new("hostile-images");
+    let root = dir.join("images");
+    for (class, sub) in [("a", Some("sub")), ("b", None)] {
+        let folder = sub.map_or(root.join(class), |sub| root.join(class).join(sub));
+        std::fs::create_dir_all(&folder).unwrap();
+        for i in 0..2u8 {
+            let img = image::GrayImage::from_pixel(4, 4, image::Luma([40 * i + 10]));
+            img.save(folder.join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let d = kiln::data::load_image_folder(&root, &Default::default()).unwrap();
+    assert_eq!((d.len(), d.class_names.clone()), (4, vec!["a".to_string(), "b".to_string()]));
+    std::fs::create_dir_all(root.join("c")).unwrap();
+    let e = kiln::data::load_image_folder(&root, &Default::default()).unwrap_err().to_string();
+    assert!(e.contains("class 'c'") && e.contains("holds no"), "{e}");
+    std::fs::remove_dir(root.join("c")).unwrap();
+    std::fs::write(root.join("a").join("0_bomb.png"), huge_png_header(20_000)).unwrap();
+    let started = std::time::Instant::now();
+    let e = kiln::data::load_image_folder(&root, &Default::default()).unwrap_err().to_string();
+    assert!(e.contains("0_bomb.png"), "{e}");
+    assert!(started.elapsed().as_secs() < 10, "refused at the header, not decoded");
+}
