@@ -31,6 +31,9 @@ pub fn parse_idx_images(bytes: &[u8], source: &Path) -> Result<Tensor> {
     let count = reader.u32_at(4, "image count")? as usize;
     let rows = reader.u32_at(8, "row count")? as usize;
     let cols = reader.u32_at(12, "column count")? as usize;
+    if count == 0 || rows == 0 || cols == 0 {
+        return Err(reader.error(4, format!("{count} images of {rows}×{cols}: no pixels to learn from")));
+    }
     let expected = count
         .checked_mul(rows)
         .and_then(|n| n.checked_mul(cols))

@@ -274,3 +274,23 @@ fn image_folders_recurse_refuse_empty_classes_and_bombs() {
     assert!(e.contains("0_bomb.png"), "{e}");
     assert!(started.elapsed().as_secs() < 10, "refused at the header, not decoded");
 }
+
+/// IDX image files with no images or no pixels (0×8) are errors naming the file, not a model
+/// with 0 features or a test accuracy of an empty split.
+#[test]
+fn empty_idx_images_are_errors() {
+    let idx = |count: u32, rows: u32, cols: u32| {
+        let mut b = 0x0000_0803u32.to_be_bytes().to_vec();
+        for v in [count, rows, cols] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        b.extend(std::iter::repeat_n(0u8, (count * rows * cols) as usize));
+        b
+    };
+    for (count, rows, cols) in [(0, 28, 28), (5, 0, 8)] {
+        let path = std::path::Path::new("t10k-images-idx3-ubyte");
+        let e = kiln::data::idx::parse_idx_images(&idx(count, rows, cols), path).unwrap_err().to_string();
+        assert!(e.contains("t10k-images-idx3-ubyte") && e.contains("no pixels"), "{e}");
+    }
+    assert!(kiln::data::idx::parse_idx_images(&idx(2, 3, 3), std::path::Path::new("ok")).is_ok());
+}
