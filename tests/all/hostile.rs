@@ -294,3 +294,18 @@ fn empty_idx_images_are_errors() {
     }
     assert!(kiln::data::idx::parse_idx_images(&idx(2, 3, 3), std::path::Path::new("ok")).is_ok());
 }
+
+/// A WGPU_BACKEND that names no backend (or is empty) says so, instead of only "no adapter".
+#[test]
+fn an_unknown_wgpu_backend_is_named() {
+    for value in ["bogus", ""] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["train", "--epochs", "1", "--device", "gpu"])
+            .env("WGPU_BACKEND", value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("WGPU_BACKEND names {value:?}, not a backend")), "{err}");
+    }
+}

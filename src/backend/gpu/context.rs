@@ -41,6 +41,26 @@ fn requested_backends() -> String {
     std::env::var("WGPU_BACKEND").unwrap_or_default().to_lowercase()
 }
 
+/// The first name in a set `WGPU_BACKEND` that wgpu does not know (an empty value is one).
+fn unknown_backend() -> Option<String> {
+    let requested = std::env::var("WGPU_BACKEND").ok()?;
+    let known = [
+        "vulkan",
+        "vk",
+        "metal",
+        "mtl",
+        "dx12",
+        "d3d12",
+        "gl",
+        "gles",
+        "opengl",
+        "webgpu",
+        "primary",
+        "secondary",
+    ];
+    requested.to_lowercase().split(',').map(str::trim).find(|b| !known.contains(b)).map(str::to_string)
+}
+
 /// Whether `WGPU_BACKEND` names a GL backend (gl, gles, opengl).
 fn gl_requested() -> bool {
     requested_backends().split(',').any(|b| matches!(b.trim(), "gl" | "gles" | "opengl"))
@@ -152,6 +172,12 @@ pub(crate) fn pick_adapter(index: Option<usize>) -> Result<(wgpu::Adapter, Adapt
             Some(i) => i,
             None if !found.is_empty() => 0,
             None => {
+                if let Some(unknown) = unknown_backend() {
+                    return Err(Error::NoAdapter(format!(
+                        "WGPU_BACKEND names {unknown:?}, not a backend (known: vulkan, metal, dx12, gl, \
+                         primary, secondary, comma-separated; unset for all)"
+                    )));
+                }
                 return Err(Error::NoAdapter(format!(
                     "wgpu found no adapter (WGPU_BACKEND={:?}); install a Vulkan driver \
                      (e.g. mesa-vulkan-drivers for the lavapipe software adapter) or set \
