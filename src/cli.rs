@@ -316,6 +316,18 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
     if args.epochs == 0 || args.batch_size == 0 {
         return Err(Error::invalid("arguments", "--epochs and --batch-size must be at least 1"));
     }
+    if args.verbose > 2 {
+        return Err(Error::invalid(
+            "--verbose",
+            format!("{} (0 silent, 1 progress, 2 a line per epoch)", args.verbose),
+        ));
+    }
+    if args.save_best_only && args.out.is_none() && args.resume.is_none() {
+        return Err(Error::invalid(
+            "--save-best-only",
+            "keeps the best model in a run directory: give --out DIR",
+        ));
+    }
     LearningRateSchedule::from_epochs_spec(&args.lr_schedule, opt.learning_rate(), args.epochs, 1)?;
     let checkpoint_shape =
         resumed.as_ref().and_then(|r| r.checkpoint.input.as_ref()).map(|i| &i.sample_shape);

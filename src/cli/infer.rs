@@ -288,6 +288,9 @@ pub struct Prediction {
 
 /// `kiln predict`: the top classes of every image file, CSV row or `.ts` series.
 pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
+    if args.top == 0 {
+        return Err(Error::invalid("--top", "0 classes per input prints nothing: give 1 or more"));
+    }
     let (checkpoint, mut model) = open(&args.checkpoint, &args.device, None)?;
     let input = checkpoint.input.as_ref();
     let sample_shape = input.map_or(model.input_shape().to_vec(), |p| p.sample_shape.clone());

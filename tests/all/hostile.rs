@@ -309,3 +309,15 @@ fn an_unknown_wgpu_backend_is_named() {
         assert!(err.contains(&format!("WGPU_BACKEND names {value:?}, not a backend")), "{err}");
     }
 }
+
+/// Flags accepted but meaningless are refused: --verbose 9, --save-best-only without a run
+/// directory, predict --top 0.
+#[test]
+fn meaningless_flags_are_refused() {
+    let (code, _, err) = kiln(&["train", "--verbose", "9", "--epochs", "1"]);
+    assert!(code == 1 && err.contains("--verbose") && err.contains("0 silent"), "{err}");
+    let (code, _, err) = kiln(&["train", "--save-best-only", "--epochs", "1"]);
+    assert!(code == 1 && err.contains("--save-best-only") && err.contains("--out"), "{err}");
+    let (code, _, err) = kiln(&["predict", "--checkpoint", "none.safetensors", "--top", "0", "x.csv"]);
+    assert!(code == 1 && err.contains("--top"), "{err}");
+}
