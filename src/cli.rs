@@ -166,6 +166,9 @@ pub struct TrainArgs {
     /// The value --save-best-only compares (lower is better unless it is an accuracy).
     #[arg(long, default_value = "val_loss")]
     pub monitor: String,
+    /// With --out: start over in a directory that holds a run already (else refused).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 impl Default for TrainArgs {
@@ -205,6 +208,7 @@ impl Default for TrainArgs {
             validation_split: None,
             save_best_only: false,
             monitor: "val_loss".into(),
+            overwrite: false,
         }
     }
 }
@@ -481,6 +485,8 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         Some(v) => Validation::Data(as_input(&v.x, &shape)?, labels(v, loss, units)?),
         None => Validation::None,
     };
+    // One run at a time per directory: the lock is held until training and its report end.
+    let _lock = args.out.as_ref().or(args.resume.as_ref()).map(|d| run::RunLock::take(d)).transpose()?;
     let run_dir = run::run_directory(args, resumed.as_ref(), &input, val.is_some())?;
     let class_weight = options::class_weight(args.class_weight.as_deref(), &train, loss)?;
     if let (Some(w), false) = (&class_weight, quiet) {

@@ -40,6 +40,55 @@ pub fn load_resume(current: &TrainArgs, dir: &Path) -> Result<Resume> {
     Ok(Resume { checkpoint, path, args })
 }
 
+/// A run directory's lock: `DIR/.lock` holding the process id, taken with create-new, removed
+/// when dropped. A lock whose process is gone (a killed run) is taken over.
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Takes the lock of `dir` (creating the directory), or says which process holds it.
+    pub fn take(dir: &Path) -> Result<RunLock> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        let path = dir.join(".lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = write!(f, "{}", std::process::id());
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    let pid = holder.trim().parse::<u32>().ok();
+                    let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                    if alive || !Path::new("/proc/self").exists() {
+                        return Err(Error::invalid(
+                            format!("run directory {}", dir.display()),
+                            format!(
+                                "in use by process {} ({}); wait for it, or remove the lock file if no \
+                                 run is going on",
+                                holder.trim(),
+                                path.display()
+                            ),
+                        ));
+                    }
+                    // The holder is gone: the lock is stale.
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(source) => return Err(Error::Io { path, source }),
+            }
+        }
+        Err(Error::invalid(format!("run directory {}", dir.display()), "could not take its lock"))
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// The validation fraction: `--validation-split`, else 0.1 with a run directory, else 0.
 pub fn validation_fraction(args: &TrainArgs) -> Result<f64> {
     let with_dir = args.out.is_some() || args.resume.is_some();
@@ -58,6 +107,17 @@ pub fn run_directory(
     has_validation: bool,
 ) -> Result<Option<Arc<Mutex<RunDirectory>>>> {
     let Some(dir) = args.out.as_ref().or(args.resume.as_ref()) else { return Ok(None) };
+    // A new run over an earlier one would overwrite its checkpoints and history.
+    if args.out.is_some() && !args.overwrite && dir.join(run_dir::LAST).exists() {
+        return Err(Error::invalid(
+            format!("--out {}", dir.display()),
+            format!(
+                "holds a run already ({}): continue it with --resume {}, or give --overwrite to start over",
+                run_dir::LAST,
+                dir.display()
+            ),
+        ));
+    }
     if args.save_best_only && args.monitor.starts_with("val_") && !has_validation {
         return Err(Error::invalid(
             "--save-best-only",

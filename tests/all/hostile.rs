@@ -321,3 +321,31 @@ fn meaningless_flags_are_refused() {
     let (code, _, err) = kiln(&["predict", "--checkpoint", "none.safetensors", "--top", "0", "x.csv"]);
     assert!(code == 1 && err.contains("--top"), "{err}");
 }
+
+/// `--out DIR` over an earlier run is refused unless `--overwrite` (or `--resume`), and a run
+/// directory in use by a live process says which; a stale lock (its process gone) is taken
+/// over.
+#[test]
+fn run_directories_are_not_overwritten_or_shared() {
+    let dir = TempDir::new("hostile-out");
+    let out = dir.join("run");
+    let args = TrainArgs {
+        data: Some("iris".into()),
+        epochs: 1,
+        json: true,
+        out: Some(out.clone()),
+        ..TrainArgs::default()
+    };
+    train(&args).unwrap();
+    let e = train(&args).unwrap_err().to_string();
+    assert!(e.contains("holds a run already") && e.contains("--resume") && e.contains("--overwrite"), "{e}");
+    train(&TrainArgs { overwrite: true, ..args.clone() }).unwrap();
+    assert!(!out.join(".lock").exists(), "the lock goes with the run");
+    // A live process holds it: this one (its id in the lock, as a concurrent run writes it).
+    std::fs::write(out.join(".lock"), std::process::id().to_string()).unwrap();
+    let e = train(&TrainArgs { overwrite: true, ..args.clone() }).unwrap_err().to_string();
+    assert!(e.contains(&format!("in use by process {}", std::process::id())), "{e}");
+    // A killed run's lock: no such process.
+    std::fs::write(out.join(".lock"), "4000000000").unwrap();
+    train(&TrainArgs { overwrite: true, ..args }).unwrap();
+}
