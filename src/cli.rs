@@ -148,14 +148,19 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
     /// Continue the run in DIR from its last.safetensors (same data, model, optimizer, seed,
-    /// batch size and metrics; --device, --verbose and --json apply). It trains on to the
-    /// run's epoch count, or to --epochs when that is given (to extend a finished run).
+    /// batch size and metrics: options typed that differ are refused; --device, --verbose and
+    /// --json apply). It trains on to the run's epoch count, or to --epochs when that is given
+    /// (to extend a finished run).
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     pub resume: Option<std::path::PathBuf>,
     /// `epochs` was given explicitly (on the command line): a resumed run trains on to it
     /// instead of the stored epoch count.
     #[arg(skip)]
     pub epochs_given: bool,
+    /// The options typed on the command line (clap ids, e.g. `batch_size`): a resumed run
+    /// refuses those that conflict with its checkpoint.
+    #[arg(skip)]
+    pub given: Vec<String>,
     /// Fraction of the training split held out for validation after each epoch (stratified,
     /// seeded). Default: 0.1 with --out (so history has val_ curves), else 0.
     #[arg(long, allow_negative_numbers = true, value_name = "F")]
@@ -191,6 +196,7 @@ impl Default for TrainArgs {
             metrics: None,
             class_weight: None,
             epochs_given: false,
+            given: Vec::new(),
             clipnorm: None,
             global_clipnorm: None,
             clipvalue: None,

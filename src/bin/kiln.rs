@@ -68,6 +68,13 @@ fn main() -> ExitCode {
         }
         Command::Train(mut args) => {
             args.epochs_given = epochs_given;
+            if let Some(m) = matches.subcommand_matches("train") {
+                args.given = m
+                    .ids()
+                    .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                    .map(|id| id.as_str().to_string())
+                    .collect();
+            }
             let t0 = Instant::now();
             cli::train(&args).map(|_| {
                 if !args.json {

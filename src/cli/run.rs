@@ -34,6 +34,32 @@ pub fn load_resume(current: &TrainArgs, dir: &Path) -> Result<Resume> {
         path: path.clone(),
         message: format!("'extra.{ARGS_KEY}' is not valid JSON: {e}"),
     })?;
+    // Options typed now that the run defines otherwise would be ignored: refuse them.
+    let now = args_to_json(current);
+    let conflicts: Vec<String> = current
+        .given
+        .iter()
+        // --epochs extends a run; the others are its definition.
+        .filter(|id| id.as_str() != "epochs")
+        .filter(|id| stored.get(id.as_str()).is_some_and(|was| now.get(id.as_str()) != Some(was)))
+        .map(|id| {
+            let was = match stored.get(id.as_str()) {
+                Some(Value::Null) | None => "the default".to_string(),
+                Some(v) => v.to_string(),
+            };
+            format!("--{} (the run has {was})", id.replace('_', "-"))
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(Error::invalid(
+            format!("--resume {}", dir.display()),
+            format!(
+                "a resumed run keeps its settings, and these differ: {}; only --device, --verbose, \
+                 --json and --epochs (to extend it) apply",
+                conflicts.join(", ")
+            ),
+        ));
+    }
     let mut args = args_from_json(&stored, current);
     args.resume = Some(dir.to_path_buf());
     args.out = None;

@@ -349,3 +349,38 @@ fn run_directories_are_not_overwritten_or_shared() {
     std::fs::write(out.join(".lock"), "4000000000").unwrap();
     train(&TrainArgs { overwrite: true, ..args }).unwrap();
 }
+
+/// `--resume R` with options that differ from the run's refuses them by name (they would be
+/// ignored); the same values, --epochs and the output options are fine.
+#[test]
+fn resume_refuses_conflicting_options() {
+    let dir = TempDir::new("hostile-resume");
+    let out = dir.join("run");
+    let r = out.to_str().unwrap();
+    let (code, _, err) = kiln(&["train", "--data", "iris", "--epochs", "2", "--out", r, "--verbose", "0"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = kiln(&[
+        "train",
+        "--resume",
+        r,
+        "--batch-size",
+        "64",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.5",
+        "--epochs",
+        "3",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    for named in [
+        "--batch-size (the run has 32)",
+        "--optimizer (the run has \"adam\")",
+        "--lr (the run has the default)",
+    ] {
+        assert!(err.contains(named), "{named}: {err}");
+    }
+    let (code, _, err) =
+        kiln(&["train", "--resume", r, "--data", "iris", "--batch-size", "32", "--epochs", "3", "--json"]);
+    assert_eq!(code, 0, "the run's own values and --epochs: {err}");
+}
