@@ -246,6 +246,18 @@ impl Table<'_> {
     }
 }
 
+/// The keys of Conv2D and Conv1D tables (Keras's).
+const CONV_KEYS: [&str; 8] = [
+    "filters",
+    "kernel_size",
+    "strides",
+    "padding",
+    "dilation_rate",
+    "activation",
+    "use_bias",
+    "kernel_regularizer",
+];
+
 fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
     let context = format!("layer {}", index + 1);
     let map = value.as_object().ok_or_else(|| Error::invalid(&context, "must be a table/object"))?;
@@ -264,16 +276,7 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             Box::new(d)
         }
         "conv2d" => {
-            t.only(&[
-                "filters",
-                "kernel_size",
-                "strides",
-                "padding",
-                "dilation_rate",
-                "activation",
-                "use_bias",
-                "kernel_regularizer",
-            ])?;
+            t.only(&CONV_KEYS)?;
             let kernel = t.pair("kernel_size")?.ok_or_else(|| t.error("needs 'kernel_size'".into()))?;
             let mut c = Conv2D::new(t.required("filters")?, 1, t.activation()?).padding(t.padding()?);
             c.kernel_size = kernel;
@@ -284,16 +287,7 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             Box::new(c)
         }
         "conv1d" => {
-            t.only(&[
-                "filters",
-                "kernel_size",
-                "strides",
-                "padding",
-                "dilation_rate",
-                "activation",
-                "use_bias",
-                "kernel_regularizer",
-            ])?;
+            t.only(&CONV_KEYS)?;
             // An integer, or Keras's saved one-element list.
             let one = |key: &str| -> Result<Option<usize>> {
                 match t.map.get(key).and_then(usizes).as_deref() {
@@ -308,14 +302,6 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
             c.use_bias = t.flag("use_bias")?.unwrap_or(true);
             c.kernel_regularizer = t.regularizer()?;
             Box::new(c)
-        }
-        "globalaveragepooling1d" => {
-            t.only(&[])?;
-            Box::new(GlobalAveragePooling1D)
-        }
-        "globalmaxpooling1d" => {
-            t.only(&[])?;
-            Box::new(GlobalMaxPooling1D)
         }
         // Keras TimeDistributed(Dense): Dense on sequences applies to every step already.
         "timedistributed" => {
@@ -340,13 +326,15 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
                 Box::new(p)
             }
         }
-        "globalaveragepooling2d" => {
+        // The layers without settings.
+        "globalaveragepooling1d" | "globalmaxpooling1d" | "globalaveragepooling2d" | "flatten" => {
             t.only(&[])?;
-            Box::new(GlobalAveragePooling2D)
-        }
-        "flatten" => {
-            t.only(&[])?;
-            Box::new(Flatten)
+            match normalized.as_str() {
+                "globalaveragepooling1d" => Box::new(GlobalAveragePooling1D),
+                "globalmaxpooling1d" => Box::new(GlobalMaxPooling1D),
+                "globalaveragepooling2d" => Box::new(GlobalAveragePooling2D),
+                _ => Box::new(Flatten),
+            }
         }
         "reshape" => {
             t.only(&["target_shape"])?;

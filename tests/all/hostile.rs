@@ -9,7 +9,17 @@ use crate::common::TempDir;
 
 /// `kiln ARGS…`: (exit code, stdout, stderr).
 fn kiln(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().expect("run kiln");
+    kiln_with(args, None)
+}
+
+/// `kiln ARGS…` with one environment variable set: (exit code, stdout, stderr).
+fn kiln_with(args: &[&str], env: Option<(&str, &str)>) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    command.args(args);
+    if let Some((key, value)) = env {
+        command.env(key, value);
+    }
+    let out = command.output().expect("run kiln");
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
@@ -216,13 +226,9 @@ fn zero_window_sizes_and_bad_thread_counts_are_named() {
         let e = layer.unwrap().into_model(&[8, 8, 1], 0).output_shapes().unwrap_err().to_string();
         assert!(e.contains(what) && e.contains("must be at least 1"), "{e}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["train", "--epochs", "1", "--device", "cpu", "--json"])
-        .env("KILN_NUM_THREADS", "abc")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let args = ["train", "--epochs", "1", "--device", "cpu", "--json"];
+    let (code, _, err) = kiln_with(&args, Some(("KILN_NUM_THREADS", "abc")));
+    assert_eq!(code, 0, "{err}");
     assert!(err.contains("KILN_NUM_THREADS=\"abc\" is not a positive integer"), "{err}");
 }
 
@@ -299,13 +305,9 @@ fn empty_idx_images_are_errors() {
 #[test]
 fn an_unknown_wgpu_backend_is_named() {
     for value in ["bogus", ""] {
-        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args(["train", "--epochs", "1", "--device", "gpu"])
-            .env("WGPU_BACKEND", value)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        let (code, _, err) =
+            kiln_with(&["train", "--epochs", "1", "--device", "gpu"], Some(("WGPU_BACKEND", value)));
+        assert_eq!(code, 1, "{err}");
         assert!(err.contains(&format!("WGPU_BACKEND names {value:?}, not a backend")), "{err}");
     }
 }

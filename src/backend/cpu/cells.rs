@@ -1,7 +1,8 @@
 //! The CPU cells of the time loop (layouts in program/recurrent.rs): per step, one GEMM over
 //! the batch for the recurrent product, then the cell's elementwise math. A masked step keeps
 //! the previous state ([`hold`]); backwards its gradient passes straight to the step before.
-use super::kernels::{CpuFloat, matmul, unary_grad, unary_in_place};
+use super::gemm::Epilogue;
+use super::kernels::{CpuFloat, matmul, matmul_then, unary_grad, unary_in_place};
 use super::recurrent::{Dropped, outputs_at, state_row, z_row};
 use crate::program::{GradSource, Recurrence};
 
@@ -25,8 +26,48 @@ pub(super) fn hold<T: CpuFloat>(rec: &Recurrence, mask: &[T], t: usize, s: &mut 
     }
 }
 
-/// dh_t's recurrent part dq_{t+1}·uᵀ into `dh` (zeros at the last step); `dq_of` turns row
-/// `b` of dz_{t+1} into dq_{t+1} in place (the GRU scales its candidate block by r).
+/// dq_{t+1} into `next` ([batch, gates·units]) before backward step t (nothing at the last
+/// step): dz_{t+1}'s rows, each turned into dq in place by `dq_of(b, row)` (the GRU scales
+/// its candidate block by r).
+pub(super) fn next_gate_grads<T: CpuFloat>(
+    rec: &Recurrence,
+    t: usize,
+    dz: &[T],
+    next: &mut [T],
+    dq_of: impl Fn(usize, &mut [T]),
+) {
+    if t + 1 == rec.steps {
+        return;
+    }
+    let (g, tau) = (rec.gates() * rec.units, rec.input_time(t + 1));
+    for b in 0..rec.batch {
+        let zr = z_row(rec, b, tau);
+        next[b * g..(b + 1) * g].copy_from_slice(&dz[zr..zr + g]);
+        dq_of(b, &mut next[b * g..(b + 1) * g]);
+    }
+}
+
+/// dh_t's recurrent part dq_{t+1}·uᵀ into `dh` (zeros at the last step), `next` from
+/// [`next_gate_grads`]; then `cells(first, rows)` over dh's row blocks as the pool's threads
+/// finish them (all rows at once at the last step).
+pub(super) fn recurrent_product_then<T: CpuFloat>(
+    rec: &Recurrence,
+    t: usize,
+    u: &[T],
+    next: &[T],
+    dh: &mut [T],
+    cells: Epilogue<T>,
+) {
+    let (n, g) = (rec.units, rec.gates() * rec.units);
+    if t + 1 == rec.steps {
+        dh.fill(T::zero());
+        cells(0, dh);
+    } else {
+        matmul_then(rec.batch, g, n, false, true, next, u, dh, cells);
+    }
+}
+
+/// [`recurrent_product_then`] without an epilogue.
 fn recurrent_grad<T: CpuFloat>(
     rec: &Recurrence,
     t: usize,
@@ -36,18 +77,8 @@ fn recurrent_grad<T: CpuFloat>(
     dh: &mut [T],
     dq_of: impl Fn(usize, &mut [T]),
 ) {
-    let (b_n, n, g) = (rec.batch, rec.units, rec.gates() * rec.units);
-    if t + 1 == rec.steps {
-        dh.fill(T::zero());
-        return;
-    }
-    let tau = rec.input_time(t + 1);
-    for b in 0..b_n {
-        let zr = z_row(rec, b, tau);
-        next[b * g..(b + 1) * g].copy_from_slice(&dz[zr..zr + g]);
-        dq_of(b, &mut next[b * g..(b + 1) * g]);
-    }
-    matmul(b_n, g, n, false, true, next, u, dh);
+    next_gate_grads(rec, t, dz, next, dq_of);
+    recurrent_product_then(rec, t, u, next, dh, &|_, _| {});
 }
 
 /// SimpleRNN: stores h = f(a) and a, a = z + h_{t−1}·u.

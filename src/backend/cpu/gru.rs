@@ -2,7 +2,7 @@
 //! lstm.rs): the per-step product q = h_{t−1}·U carries each sample's gate math in its
 //! epilogue, on the pool's threads, with the gates activated as whole blocks (vectorised for
 //! f32); backwards, dq_{t+1}·Uᵀ carries the gate gradients the same way.
-use super::cells::{hold, valid};
+use super::cells::{hold, next_gate_grads, recurrent_product_then, valid};
 use super::kernels::{CpuFloat, matmul_then};
 use super::pool::SharedMut;
 use super::recurrent::{Dropped, outputs_at, state_row, z_row};
@@ -91,16 +91,10 @@ pub(super) fn backward<T: CpuFloat>(
     let mut carry = vec![T::zero(); b_n * n];
     let one = T::one();
     for t in (0..rec.steps).rev() {
-        let last = t + 1 == rec.steps;
-        if !last {
-            let tau = rec.input_time(t + 1);
-            for b in 0..b_n {
-                let (zr, row) = (z_row(rec, b, tau), state_row(rec, t + 1, b));
-                let dq = &mut next[b * g3..(b + 1) * g3];
-                dq.copy_from_slice(&dz[zr..zr + g3]);
-                (0..n).for_each(|j| dq[2 * n + j] = dq[2 * n + j] * s[row + 2 * n + j]);
-            }
-        }
+        next_gate_grads(rec, t, dz, &mut next, |b, dq| {
+            let row = state_row(rec, t + 1, b);
+            (0..n).for_each(|j| dq[2 * n + j] = dq[2 * n + j] * s[row + 2 * n + j]);
+        });
         let tau = rec.input_time(t);
         let (grads, carried) = (SharedMut::new(dz), SharedMut::new(&mut carry));
         let cells = |first: usize, rows: &mut [T]| {
@@ -134,12 +128,6 @@ pub(super) fn backward<T: CpuFloat>(
                 }
             }
         };
-        match last {
-            true => {
-                dh.fill(T::zero());
-                cells(0, &mut dh);
-            }
-            false => matmul_then(b_n, g3, n, false, true, &next, u, &mut dh, &cells),
-        }
+        recurrent_product_then(rec, t, u, &next, &mut dh, &cells);
     }
 }

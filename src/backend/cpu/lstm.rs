@@ -5,7 +5,7 @@
 //! `CpuFloat::sigmoid_in_place`). Backwards, the GEMM dq_{t+1}·uᵀ carries the gate gradients
 //! in its epilogue the same way. Every sample's arithmetic is the same whichever thread runs
 //! it: the results do not depend on the thread count.
-use super::cells::{hold, valid};
+use super::cells::{hold, next_gate_grads, recurrent_product_then, valid};
 use super::kernels::{CpuFloat, matmul_then};
 use super::pool::SharedMut;
 use super::recurrent::{Dropped, outputs_at, state_row, z_row};
@@ -89,14 +89,7 @@ pub(super) fn backward<T: CpuFloat>(
     let (mut carry_c, mut pass_h) = (vec![T::zero(); b_n * n], vec![T::zero(); b_n * n]);
     let one = T::one();
     for t in (0..rec.steps).rev() {
-        let last = t + 1 == rec.steps;
-        if !last {
-            let tau = rec.input_time(t + 1);
-            for b in 0..b_n {
-                let zr = z_row(rec, b, tau);
-                next[b * g4..(b + 1) * g4].copy_from_slice(&dz[zr..zr + g4]);
-            }
-        }
+        next_gate_grads(rec, t, dz, &mut next, |_, _| {});
         let tau = rec.input_time(t);
         let (grads, carry, pass) =
             (SharedMut::new(dz), SharedMut::new(&mut carry_c), SharedMut::new(&mut pass_h));
@@ -143,12 +136,6 @@ pub(super) fn backward<T: CpuFloat>(
                 }
             }
         };
-        match last {
-            true => {
-                dh.fill(T::zero());
-                cells(0, &mut dh);
-            }
-            false => matmul_then(b_n, g4, n, false, true, &next, u, &mut dh, &cells),
-        }
+        recurrent_product_then(rec, t, u, &next, &mut dh, &cells);
     }
 }
