@@ -3,6 +3,7 @@ mod args;
 mod data;
 mod generate;
 mod infer;
+mod interrupt;
 mod models;
 mod options;
 mod report;
@@ -280,7 +281,11 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
             test.len()
         );
         if let Some(r) = &resumed {
-            println!("resuming {} at epoch {}/{}", r.path.display(), model.epochs_trained() + 1, args.epochs);
+            let at = match model.partial_epoch() {
+                Some(p) => format!("batch {} of epoch {}/{}", p.batches + 1, p.epoch + 1, args.epochs),
+                None => format!("epoch {}/{}", model.epochs_trained() + 1, args.epochs),
+            };
+            println!("resuming {} at {at}", r.path.display());
         }
         print!("{}", model.summary()?);
     }
@@ -307,7 +312,10 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         ..FitOptions::default()
     };
     let t0 = Instant::now();
-    let fitted = model.fit(&x_train, &labels(&train, loss, units)?, &opts)?;
+    let y_train = labels(&train, loss, units)?;
+    let phase = interrupt::TrainingPhase::begin();
+    let fitted = model.fit(&x_train, &y_train, &FitOptions { interrupt: phase.flag.clone(), ..opts })?;
+    drop(phase);
     let train_seconds = t0.elapsed().as_secs_f64();
     let mut test_metrics = model.evaluate_metrics(&x_test, &labels(&test, loss, units)?, args.batch_size)?;
     let test_loss = test_metrics.remove("loss").unwrap_or(f32::NAN);

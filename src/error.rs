@@ -60,6 +60,15 @@ pub enum Error {
     /// shapes), another architecture or optimizer.
     #[error("checkpoint {path} does not fit the model: {message}")]
     CheckpointMismatch { path: PathBuf, message: String },
+    /// `fit` was interrupted ([`crate::FitOptions::interrupt`]) in epoch `epoch` (from 1)
+    /// after `batches` of its `of` batches, or between epochs when they are equal; `saved`
+    /// is the checkpoint that holds the state, if one was written.
+    #[error(
+        "interrupted {}{}",
+        if .batches == .of { format!("after epoch {epoch}") } else { format!("in epoch {epoch} after batch {batches} of {of}") },
+        match .saved { Some(p) => format!("; the training state is saved in {}", p.display()), None => "; nothing was saved".into() }
+    )]
+    Interrupted { epoch: usize, batches: usize, of: usize, saved: Option<PathBuf> },
     /// The model was used before `compile`, or in a way its state does not allow.
     #[error("model not ready: {0}")]
     NotReady(String),

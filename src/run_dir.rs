@@ -1,7 +1,7 @@
 //! A run directory (`kiln train --out DIR`), written by the [`RunDirectory`] callback:
 //!
-//! - `last.safetensors` after every epoch: the full training state plus the History so far
-//!   (what `--resume` reads);
+//! - `last.safetensors` after every epoch, and after the batch an interrupt stopped (with the
+//!   partial epoch): the full training state plus the History so far (what `--resume` reads);
 //! - `model.safetensors`: the final model, or under `save_best_only` the best epoch's;
 //! - `history.csv` (Keras CSVLogger layout), `history.json`, `history.png` (curves), rewritten
 //!   from the whole History every epoch, so they always agree with `last.safetensors`.
@@ -128,6 +128,15 @@ impl Callback for RunDirectory {
             write_atomic(&self.path(MODEL), &bytes)?;
         }
         self.write_history()
+    }
+
+    /// `last.safetensors` with the state at the interrupt (the partial epoch included, so
+    /// `--resume` continues at the next batch); between epochs it is already written.
+    fn on_interrupt(&mut self, _epoch: usize, model: &mut Sequential) -> Result<Option<PathBuf>> {
+        if model.partial_epoch().is_some() {
+            write_atomic(&self.path(LAST), &self.checkpoint(model)?.to_bytes()?)?;
+        }
+        Ok(Some(self.path(LAST)))
     }
 
     fn on_train_end(&mut self, _logs: &Logs, model: &mut Sequential) -> Result<()> {

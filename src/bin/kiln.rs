@@ -93,6 +93,19 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // 128 + SIGINT, as shells report an interrupted command.
+        Err(e @ kiln::Error::Interrupted { .. }) => {
+            eprintln!("{e}");
+            if let kiln::Error::Interrupted { saved: Some(path), .. } = &e {
+                let dir = path.parent().unwrap_or(path);
+                eprintln!("continue with: kiln train --resume {}", dir.display());
+            } else {
+                eprintln!(
+                    "(with --out DIR a run saves its state when interrupted, and --resume DIR continues it)"
+                );
+            }
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -77,6 +77,12 @@ pub trait Callback: Send {
     fn on_train_end(&mut self, _logs: &Logs, _model: &mut Sequential) -> Result<()> {
         Ok(())
     }
+    /// Training was interrupted ([`crate::FitOptions::interrupt`]) in epoch `epoch` after a
+    /// batch, or after the epoch (`model.partial_epoch()` tells which). A callback that saves
+    /// the training state returns the file it wrote.
+    fn on_interrupt(&mut self, _epoch: usize, _model: &mut Sequential) -> Result<Option<std::path::PathBuf>> {
+        Ok(None)
+    }
     /// The training loss of epoch `epoch` became NaN or infinite at `step` (from 1). `fit`
     /// returns [`Error::NonFiniteLoss`] unless a callback calls `model.stop_training()` here
     /// (as [`TerminateOnNaN`] does); then it stops without calling `on_epoch_end`, so no

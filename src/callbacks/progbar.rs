@@ -75,10 +75,11 @@ impl Callback for ProgbarLogger {
         self.has_bar() && self.last_tick.elapsed().as_millis() >= TICK_MS
     }
 
-    fn on_train_batch_end(&mut self, _batch: usize, logs: &Logs, _model: &mut Sequential) -> Result<()> {
+    fn on_train_batch_end(&mut self, batch: usize, logs: &Logs, _model: &mut Sequential) -> Result<()> {
         #[cfg(feature = "cli")]
         if let Some(bar) = &self.bar {
-            bar.inc(1);
+            // A continued (once interrupted) epoch starts past batch 0.
+            bar.set_position(batch as u64 + 1);
             if !logs.is_empty() {
                 let metrics: String = logs
                     .iter()
@@ -93,8 +94,16 @@ impl Callback for ProgbarLogger {
             }
         }
         #[cfg(not(feature = "cli"))]
-        let _ = logs;
+        let _ = (batch, logs);
         Ok(())
+    }
+
+    fn on_interrupt(&mut self, _epoch: usize, _model: &mut Sequential) -> Result<Option<std::path::PathBuf>> {
+        #[cfg(feature = "cli")]
+        if let Some(bar) = self.bar.take() {
+            bar.abandon();
+        }
+        Ok(None)
     }
 
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _model: &mut Sequential) -> Result<()> {

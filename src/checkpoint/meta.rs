@@ -1,5 +1,7 @@
 //! The structured metadata of a checkpoint (input pipeline, training state, optimizer) and
 //! its JSON form.
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::NamedTensors;
@@ -8,6 +10,7 @@ use crate::error::Error;
 use crate::json::{read_f32, short};
 use crate::loss::Loss;
 use crate::metrics::Metric;
+use crate::model::PartialEpoch;
 
 /// How raw samples become model inputs: enough to predict on new files without the
 /// training data.
@@ -83,6 +86,44 @@ pub struct RngState {
     pub word_pos: u128,
 }
 
+impl RngState {
+    /// The position of `rng`.
+    pub fn of(rng: &ChaCha8Rng) -> RngState {
+        RngState { seed: rng.get_seed(), stream: rng.get_stream(), word_pos: rng.get_word_pos() }
+    }
+
+    /// A generator at this position.
+    pub fn rng(&self) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(self.word_pos);
+        rng
+    }
+
+    /// `{"seed": 64 hex digits, "stream": n, "word_pos": "n"}` (word_pos is a u128).
+    fn to_json(&self) -> Value {
+        let seed: String = self.seed.iter().map(|b| format!("{b:02x}")).collect();
+        json!({"seed": seed, "stream": self.stream, "word_pos": self.word_pos.to_string()})
+    }
+
+    /// [`RngState::to_json`]'s value; `key` names it in errors.
+    fn from_json(rng: &Value, key: &str) -> std::result::Result<RngState, String> {
+        let hex = rng.get("seed").and_then(Value::as_str).unwrap_or_default();
+        let seed: Vec<u8> = (0..hex.len() / 2)
+            .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        let seed: [u8; 32] = seed.try_into().map_err(|_| format!("'{key}.seed' must be 64 hex digits"))?;
+        let word_pos = rng
+            .get("word_pos")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or(format!("'{key}.word_pos' must be an integer string"))?;
+        let stream =
+            rng.get("stream").and_then(Value::as_u64).ok_or(format!("'{key}.stream' must be an integer"))?;
+        Ok(RngState { seed, stream, word_pos })
+    }
+}
+
 /// What resuming needs beyond the weights.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingState {
@@ -104,22 +145,31 @@ pub struct TrainingState {
     pub shuffle_rng: RngState,
     /// Optimizer state: per slot, one tensor per parameter (by parameter name).
     pub slots: Vec<NamedTensors>,
+    /// An epoch interrupted after a batch (`training.partial_epoch`: `epoch`, `batches`,
+    /// `samples`, `accum`, `shuffle_rng`), which a resumed run continues.
+    pub partial_epoch: Option<PartialEpoch>,
 }
 
 impl TrainingState {
     /// The `training` metadata value (the slots are tensors, the optimizer its own key).
     pub fn to_json(&self) -> Value {
-        let r = &self.shuffle_rng;
-        let seed: String = r.seed.iter().map(|b| format!("{b:02x}")).collect();
-        json!({
+        let mut v = json!({
             "epoch": self.epoch,
             "step": self.step,
             "learning_rate": short(self.learning_rate),
             "loss": self.loss,
             "label_smoothing": short(self.label_smoothing),
             "metrics": self.metrics,
-            "shuffle_rng": {"seed": seed, "stream": r.stream, "word_pos": r.word_pos.to_string()},
-        })
+            "shuffle_rng": self.shuffle_rng.to_json(),
+        });
+        if let Some(p) = &self.partial_epoch {
+            // f32 → f64 is exact and serde_json prints f64 so that it reads back the same.
+            v["partial_epoch"] = json!({
+                "epoch": p.epoch, "batches": p.batches, "samples": p.samples, "accum": p.accum,
+                "shuffle_rng": RngState::of(&p.rng).to_json(),
+            });
+        }
+        v
     }
 
     /// Parse the `training` and `optimizer` metadata values.
@@ -131,22 +181,8 @@ impl TrainingState {
         let field = |key: &str| v.get(key).ok_or_else(|| format!("metadata 'training' needs '{key}'"));
         let uint =
             |key: &str| field(key)?.as_u64().ok_or_else(|| format!("'training.{key}' must be an integer"));
-        let rng = field("shuffle_rng")?;
-        let hex = rng.get("seed").and_then(Value::as_str).unwrap_or_default();
-        let seed: Vec<u8> = (0..hex.len() / 2)
-            .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect();
-        let seed: [u8; 32] =
-            seed.try_into().map_err(|_| "'training.shuffle_rng.seed' must be 64 hex digits")?;
-        let word_pos = rng
-            .get("word_pos")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-            .ok_or("'training.shuffle_rng.word_pos' must be an integer string")?;
-        let stream = rng
-            .get("stream")
-            .and_then(Value::as_u64)
-            .ok_or("'training.shuffle_rng.stream' must be an integer")?;
+        let shuffle_rng = RngState::from_json(field("shuffle_rng")?, "training.shuffle_rng")?;
+        let partial_epoch = v.get("partial_epoch").map(partial_from_json).transpose()?;
         Ok(TrainingState {
             optimizer,
             learning_rate: read_f32(field("learning_rate")?)
@@ -159,10 +195,34 @@ impl TrainingState {
                 .unwrap_or_default(),
             epoch: uint("epoch")? as usize,
             step: u32::try_from(uint("step")?).map_err(|_| "'training.step' is too large")?,
-            shuffle_rng: RngState { seed, stream, word_pos },
+            shuffle_rng,
             slots,
+            partial_epoch,
         })
     }
+}
+
+/// `training.partial_epoch` (see [`TrainingState::partial_epoch`]).
+fn partial_from_json(p: &Value) -> std::result::Result<PartialEpoch, String> {
+    let uint = |key: &str| {
+        p.get(key)
+            .and_then(Value::as_u64)
+            .map(|n| n as usize)
+            .ok_or_else(|| format!("'training.partial_epoch.{key}' must be an integer"))
+    };
+    let accum = p
+        .get("accum")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().map(read_f32).collect::<Option<Vec<f32>>>())
+        .ok_or("'training.partial_epoch.accum' must be an array of numbers")?;
+    let rng = p.get("shuffle_rng").ok_or("'training.partial_epoch' needs 'shuffle_rng'")?;
+    Ok(PartialEpoch {
+        epoch: uint("epoch")?,
+        batches: uint("batches")?,
+        samples: uint("samples")?,
+        accum,
+        rng: RngState::from_json(rng, "training.partial_epoch.shuffle_rng")?.rng(),
+    })
 }
 
 /// For a weights-only checkpoint: the loss and metrics the output activation implies

@@ -14,8 +14,10 @@
 //! - `optimizer` (with training state): `Optimizer::config()` — name, hyper-parameters with
 //!   Keras's keys, learning rate or schedule, clipping;
 //! - `training`: `epoch` (epochs trained), `step` (optimizer steps, t), `learning_rate`
-//!   (of the next step, for reading; the schedule in `optimizer` is what is restored), `loss`, `metrics`, `shuffle_rng` (ChaCha8 `seed` as hex, `stream`,
-//!   `word_pos`);
+//!   (of the next step, for reading; the schedule in `optimizer` is what is restored), `loss`,
+//!   `metrics`, `shuffle_rng` (ChaCha8 `seed` as hex, `stream`, `word_pos`), and after an
+//!   interrupt inside an epoch `partial_epoch` (`epoch`, `batches` and `samples` done, the
+//!   loss/metric accumulators `accum`, the `shuffle_rng` as the epoch began);
 //! - `extra.<key>`: free-form strings (the CLI keeps its arguments and the History there);
 //! - `data_crc32`: CRC32 of the tensor data, checked on load.
 //!
@@ -30,8 +32,6 @@ pub use meta::{InputPipeline, RngState, TrainingState};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use crate::device::Device;
@@ -79,12 +79,9 @@ impl Checkpoint {
             metrics: model.metrics().iter().map(|m| m.id()).collect(),
             epoch: model.epochs_trained(),
             step: model.steps_taken(),
-            shuffle_rng: RngState {
-                seed: rng.get_seed(),
-                stream: rng.get_stream(),
-                word_pos: rng.get_word_pos(),
-            },
+            shuffle_rng: RngState::of(rng),
             slots,
+            partial_epoch: model.partial_epoch().cloned(),
         };
         Ok(Checkpoint {
             model: model.config(),
@@ -298,13 +295,11 @@ impl Checkpoint {
             }
             model.set_optimizer_slot(k, slot)?;
         }
-        let r = &t.shuffle_rng;
-        let mut rng = ChaCha8Rng::from_seed(r.seed);
-        rng.set_stream(r.stream);
-        rng.set_word_pos(r.word_pos);
         // The schedule as it was (a callback may have replaced the compiled one).
         let schedule = crate::Optimizer::from_config(&t.optimizer)?.schedule;
-        model.set_training_state(t.step, schedule, t.epoch, rng)
+        model.set_training_state(t.step, schedule, t.epoch, t.shuffle_rng.rng())?;
+        model.set_partial_epoch(t.partial_epoch.clone());
+        Ok(())
     }
 
     /// Load `path` and restore it into `model` (see [`Checkpoint::restore`]).

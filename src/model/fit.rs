@@ -1,12 +1,14 @@
 //! The training loop (Keras `fit`), `evaluate` and `predict`.
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
 
 use super::build::{AccumLayout, label_shape};
 use super::sample_weight::sample_weights;
-use super::{ProgramKind, Sequential};
+use super::{PartialEpoch, ProgramKind, Sequential};
 use crate::callbacks::{Logs, ProgbarLogger, SharedCallback, lock};
 use crate::error::{Error, Result};
 use crate::program::{Arena, StepScalars};
@@ -49,6 +51,12 @@ pub struct FitOptions {
     /// with [n, 1] labels: classes 0 and 1), turned into w_i = class_weight[y_i]. Needs class
     /// labels and a weight for every class present; not together with `sample_weight`.
     pub class_weight: Option<Vec<f32>>,
+    /// Set (by a signal handler, another thread or a callback) to stop after the current
+    /// training batch: callbacks' `on_interrupt` runs (a run directory saves the state, the
+    /// partial epoch included) and `fit` returns [`Error::Interrupted`]. A later `fit` from
+    /// the same epoch continues the interrupted one with the same batches, dropout masks and
+    /// History as a run that never stopped.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Default for FitOptions {
@@ -63,6 +71,7 @@ impl Default for FitOptions {
             callbacks: Vec::new(),
             sample_weight: None,
             class_weight: None,
+            interrupt: None,
         }
     }
 }
@@ -79,6 +88,7 @@ impl std::fmt::Debug for FitOptions {
             .field("callbacks", &self.callbacks.len())
             .field("sample_weight", &self.sample_weight.as_ref().map(|w| &w.shape))
             .field("class_weight", &self.class_weight)
+            .field("interrupt", &self.interrupt)
             .finish()
     }
 }
@@ -118,6 +128,19 @@ struct EpochTotals {
     metrics: Vec<(&'static str, f32)>,
     /// Step within the epoch (from 1) of the first non-finite training loss.
     non_finite_step: Option<usize>,
+    /// The pass stopped early on [`Pass::interrupt`] (the model holds the partial epoch).
+    interrupted: bool,
+}
+
+/// How a training pass starts and may stop (evaluation passes: the default).
+#[derive(Default)]
+struct Pass<'a> {
+    /// The epoch (from 0), and the shuffle RNG as it began: a [`PartialEpoch`]'s.
+    epoch: usize,
+    start_rng: Option<rand_chacha::ChaCha8Rng>,
+    /// An interrupted epoch to continue: the batches to skip, the accumulators to start from.
+    resume: Option<PartialEpoch>,
+    interrupt: Option<&'a AtomicBool>,
 }
 
 impl EpochTotals {
@@ -227,14 +250,27 @@ impl Sequential {
         order: &[usize],
         batch_size: usize,
         callbacks: &[SharedCallback],
+        pass: Pass,
     ) -> Result<EpochTotals> {
-        // Epochs of different kinds never interleave: start every one from zeroed accumulators.
+        // Epochs of different kinds never interleave: start every one from zeroed accumulators
+        // (or, continuing an interrupted epoch, from its accumulators).
         let accum_len = self.compiled()?.accum.len();
-        self.compiled()?.backend.write(Arena::Accum, 0, &vec![0.0; accum_len])?;
-        let first_step = self.compiled()?.step + 1;
+        let (skip, mut seen, accum) = match pass.resume {
+            Some(p) if p.accum.len() == accum_len => (p.batches, p.samples, p.accum),
+            Some(p) => {
+                return Err(Error::invalid(
+                    format!("the interrupted epoch {}", p.epoch + 1),
+                    format!("has {} accumulators, the model {accum_len}", p.accum.len()),
+                ));
+            }
+            None => (0, 0, vec![0.0; accum_len]),
+        };
+        self.compiled()?.backend.write(Arena::Accum, 0, &accum)?;
+        let first_step = self.compiled()?.step + 1 - skip as u32;
         let (mut xb, mut yb, mut wb) = (Vec::new(), Vec::new(), Vec::new());
-        let mut seen = 0usize;
-        for (batch, chunk) in order.chunks(batch_size).enumerate() {
+        let of = order.len().div_ceil(batch_size);
+        let mut interrupted = false;
+        for (batch, chunk) in order.chunks(batch_size).enumerate().skip(skip) {
             for cb in callbacks {
                 lock(cb).on_train_batch_begin(batch, self)?;
             }
@@ -269,8 +305,24 @@ impl Sequential {
                     break;
                 }
             }
+            if batch + 1 < of && pass.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) {
+                let accum = self.compiled()?.backend.read(Arena::Accum, 0, accum_len)?;
+                let rng = pass.start_rng.clone().unwrap_or_else(|| self.shuffle_rng.clone());
+                let epoch = pass.epoch;
+                self.set_partial_epoch(Some(PartialEpoch {
+                    epoch,
+                    batches: batch + 1,
+                    samples: seen,
+                    accum,
+                    rng,
+                }));
+                interrupted = true;
+                break;
+            }
         }
-        self.read_totals(kind, seen, first_step)
+        let mut totals = self.read_totals(kind, seen, first_step)?;
+        totals.interrupted = interrupted;
+        Ok(totals)
     }
 
     /// The accumulators over `samples` samples, in one readback of the Accum arena.
@@ -290,6 +342,7 @@ impl Sequential {
             metrics,
             non_finite_step: (kind == ProgramKind::Train && bad_step != 0.0)
                 .then(|| (bad_step as u32).saturating_sub(first_step) as usize + 1),
+            interrupted: false,
         })
     }
 
@@ -350,6 +403,12 @@ impl Sequential {
             for cb in callbacks {
                 lock(cb).on_epoch_begin(epoch, self)?;
             }
+            // An interrupted epoch continues from its start's RNG, batches and accumulators.
+            let resume = self.take_partial_epoch().filter(|p| p.epoch == epoch);
+            if let Some(p) = &resume {
+                self.shuffle_rng = p.rng.clone();
+            }
+            let start_rng = self.shuffle_rng.clone();
             if opts.shuffle {
                 // Each epoch's order depends on the RNG alone (not on the previous order), so a
                 // run resumed from a checkpoint shuffles exactly as an uninterrupted one.
@@ -357,6 +416,8 @@ impl Sequential {
                 order.shuffle(&mut self.shuffle_rng);
             }
             let t0 = Instant::now();
+            let interrupt = opts.interrupt.as_deref();
+            let pass = Pass { epoch, start_rng: Some(start_rng), resume, interrupt };
             let totals = self.run_epoch(
                 ProgramKind::Train,
                 x,
@@ -365,7 +426,12 @@ impl Sequential {
                 &order,
                 opts.batch_size,
                 callbacks,
+                pass,
             )?;
+            if totals.interrupted {
+                let batches = self.partial_epoch().map_or(0, |p| p.batches);
+                return self.interrupted(callbacks, epoch, batches, steps);
+            }
             logs = totals.logs();
             // The device recorded the step of the first non-finite loss, if any.
             if totals.non_finite_step.is_some() || !totals.loss.is_finite() {
@@ -380,7 +446,16 @@ impl Sequential {
                 break;
             }
             if let Some((vx, vy, rows, vw)) = &val {
-                let v = self.run_epoch(ProgramKind::Eval, vx, vy, vw.as_ref(), rows, opts.batch_size, &[])?;
+                let v = self.run_epoch(
+                    ProgramKind::Eval,
+                    vx,
+                    vy,
+                    vw.as_ref(),
+                    rows,
+                    opts.batch_size,
+                    &[],
+                    Pass::default(),
+                )?;
                 for (k, value) in &v.metrics {
                     logs.insert(format!("val_{k}"), *value);
                 }
@@ -394,11 +469,33 @@ impl Sequential {
             if self.stop_requested() {
                 break;
             }
+            // Between epochs the run directory has just saved the state.
+            if epoch + 1 < opts.epochs && interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) {
+                return self.interrupted(callbacks, epoch, steps, steps);
+            }
         }
         for cb in callbacks {
             lock(cb).on_train_end(&logs, self)?;
         }
         Ok(history)
+    }
+
+    /// `fit`'s end on an interrupt in epoch `epoch` (from 0) after `batches` of `of`: the
+    /// callbacks' `on_interrupt` (a run directory saves), then [`Error::Interrupted`].
+    fn interrupted(
+        &mut self,
+        callbacks: &[SharedCallback],
+        epoch: usize,
+        batches: usize,
+        of: usize,
+    ) -> Result<History> {
+        let mut saved = None;
+        for cb in callbacks {
+            if let Some(path) = lock(cb).on_interrupt(epoch, self)? {
+                saved = Some(path);
+            }
+        }
+        Err(Error::Interrupted { epoch: epoch + 1, batches, of, saved })
     }
 
     /// Mean loss and accuracy over (x, y); weights are not changed.
@@ -418,7 +515,7 @@ impl Sequential {
         }
         self.check_data(x, Some(y))?;
         let order: Vec<usize> = (0..x.rows()).collect();
-        Ok(self.run_epoch(ProgramKind::Eval, x, y, None, &order, batch_size, &[])?.logs())
+        Ok(self.run_epoch(ProgramKind::Eval, x, y, None, &order, batch_size, &[], Pass::default())?.logs())
     }
 
     /// [`Sequential::evaluate_metrics`] with Keras's `sample_weight`: the loss is
@@ -439,7 +536,9 @@ impl Sequential {
         let n = x.rows();
         let w = sample_weights(self.compiled()?.loss, outputs, y, (n, n), Some(sample_weight), None)?;
         let order: Vec<usize> = (0..n).collect();
-        Ok(self.run_epoch(ProgramKind::Eval, x, y, w.as_ref(), &order, batch_size, &[])?.logs())
+        Ok(self
+            .run_epoch(ProgramKind::Eval, x, y, w.as_ref(), &order, batch_size, &[], Pass::default())?
+            .logs())
     }
 
     /// Model outputs for x ([N, outputs...]; class probabilities for a softmax head).

@@ -9,6 +9,7 @@ mod state;
 mod summary;
 
 pub use fit::{FitOptions, History, Validation};
+pub use state::PartialEpoch;
 
 use std::collections::HashMap;
 
@@ -75,6 +76,9 @@ pub struct Sequential {
     epochs_trained: usize,
     /// Set by a callback to end `fit` after the current epoch (Keras `model.stop_training`).
     stop_requested: bool,
+    /// Where an interrupted `fit` stopped inside an epoch; the next `fit` from that epoch
+    /// continues there (restored from checkpoints).
+    partial_epoch: Option<PartialEpoch>,
 }
 
 /// Options of [`Sequential::compile`].
@@ -123,6 +127,7 @@ impl Sequential {
             compiled: None,
             epochs_trained: 0,
             stop_requested: false,
+            partial_epoch: None,
         }
     }
 

@@ -11,6 +11,23 @@ use crate::optim::LearningRateSchedule;
 use crate::program::Arena;
 use crate::tensor::Tensor;
 
+/// An epoch that [`FitOptions::interrupt`](super::FitOptions::interrupt) stopped after a
+/// batch: enough to continue it as if it had never stopped (the same batches, masks and
+/// History). Checkpoints keep it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartialEpoch {
+    /// The epoch (from 0).
+    pub epoch: usize,
+    /// Batches of it already trained.
+    pub batches: usize,
+    /// Samples in those batches.
+    pub samples: usize,
+    /// The epoch's loss and metric accumulators so far (the Accum arena).
+    pub accum: Vec<f32>,
+    /// The shuffle RNG as the epoch began (before its shuffle).
+    pub rng: ChaCha8Rng,
+}
+
 impl Sequential {
     /// The model's seed (weight initialisation, shuffling, dropout masks).
     pub fn seed(&self) -> u64 {
@@ -73,6 +90,19 @@ impl Sequential {
         self.epochs_trained = epochs;
         self.shuffle_rng = rng;
         Ok(())
+    }
+
+    /// Where an interrupted `fit` stopped inside an epoch, if it did.
+    pub fn partial_epoch(&self) -> Option<&PartialEpoch> {
+        self.partial_epoch.as_ref()
+    }
+
+    pub(crate) fn set_partial_epoch(&mut self, partial: Option<PartialEpoch>) {
+        self.partial_epoch = partial;
+    }
+
+    pub(crate) fn take_partial_epoch(&mut self) -> Option<PartialEpoch> {
+        self.partial_epoch.take()
     }
 
     pub(crate) fn count_epoch(&mut self) {

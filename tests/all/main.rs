@@ -21,6 +21,7 @@ mod gradcheck;
 mod hostile;
 mod image_size;
 mod images;
+mod interrupt;
 mod llvmpipe;
 mod losses;
 mod metrics;
