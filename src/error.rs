@@ -20,6 +20,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file or directory could not be created or written (the disk is full, a file stands
+    /// where a directory should be, no permission), with the OS error.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A file was read but its content is malformed (path, line or offset, what).
     #[error("{path}:{location}: {message}")]
     Parse { path: PathBuf, location: String, message: String },

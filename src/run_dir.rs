@@ -111,7 +111,7 @@ impl RunDirectory {
 
 impl Callback for RunDirectory {
     fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| Error::Io { path: self.dir.clone(), source })
+        std::fs::create_dir_all(&self.dir).map_err(|source| Error::Write { path: self.dir.clone(), source })
     }
 
     fn on_epoch_begin(&mut self, _epoch: usize, _model: &mut Sequential) -> Result<()> {

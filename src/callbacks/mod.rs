@@ -140,7 +140,7 @@ impl CsvLogger {
     }
 
     fn io_error(&self, source: std::io::Error) -> Error {
-        Error::Io { path: self.path.clone(), source }
+        Error::Write { path: self.path.clone(), source }
     }
 }
 

@@ -147,14 +147,23 @@ pub fn temp_path(path: &Path) -> PathBuf {
 
 /// Write `bytes` to `path` atomically: a reader sees the old file or the new one, never a
 /// mix, even if the process dies or the machine loses power mid-write.
+/// A failed write removes its temporary file and leaves `path` as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let tmp = temp_path(path);
+    let written = write_then_rename(path, &tmp, bytes);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_then_rename(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| Error::Write { path: path.to_path_buf(), source };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = temp_path(path);
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut file = std::fs::File::create(tmp).map_err(io)?;
     if let Some(action) = injected_fault(path) {
         file.write_all(&bytes[..bytes.len() / 2]).and_then(|_| file.sync_all()).map_err(io)?;
         if action == "abort" {
@@ -166,7 +175,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     file.write_all(bytes).and_then(|_| file.sync_all()).map_err(io)?;
     drop(file);
-    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::rename(tmp, path).map_err(io)?;
     // The rename is durable once the directory entry is.
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();

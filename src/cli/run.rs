@@ -75,7 +75,13 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock of `dir` (creating the directory), or says which process holds it.
     pub fn take(dir: &Path) -> Result<RunLock> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        if dir.is_file() {
+            return Err(Error::invalid(
+                format!("run directory {}", dir.display()),
+                "is a file, not a directory: give --out a directory (it is created if missing)",
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
         let path = dir.join(".lock");
         for _ in 0..2 {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
@@ -102,7 +108,7 @@ impl RunLock {
                     // The holder is gone: the lock is stale.
                     let _ = std::fs::remove_file(&path);
                 }
-                Err(source) => return Err(Error::Io { path, source }),
+                Err(source) => return Err(Error::Write { path, source }),
             }
         }
         Err(Error::invalid(format!("run directory {}", dir.display()), "could not take its lock"))

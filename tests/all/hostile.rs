@@ -386,3 +386,47 @@ fn resume_refuses_conflicting_options() {
         kiln(&["train", "--resume", r, "--data", "iris", "--batch-size", "32", "--epochs", "3", "--json"]);
     assert_eq!(code, 0, "the run's own values and --epochs: {err}");
 }
+
+/// Write failures say "cannot write" with the OS error: `--out` on a file or under one, and a
+/// checkpoint that cannot be written whole (a file-size limit, as a full disk fails a write),
+/// which leaves no temporary file behind.
+#[test]
+fn write_failures_say_cannot_write_and_leave_no_temporary_file() {
+    let dir = TempDir::new("hostile-write");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let (code, _, err) = kiln(&["train", "--data", "iris", "--epochs", "1", "--out", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is a file, not a directory"), "{err}");
+    let under = file.join("run");
+    let (_, _, err) = kiln(&["train", "--data", "iris", "--epochs", "1", "--out", under.to_str().unwrap()]);
+    assert!(err.contains(&format!("cannot write {}: Not a directory", under.display())), "{err}");
+    // RLIMIT_FSIZE of 16 KiB with SIGXFSZ ignored: writes past it fail with EFBIG, as a full
+    // disk fails them with ENOSPC. The digits MLP's checkpoint is about 60 KB.
+    let run = dir.join("run");
+    let script = format!(
+        "ulimit -f 16; trap '' XFSZ; exec {} train --data digits --epochs 2 --verbose 0 --out {}",
+        env!("CARGO_BIN_EXE_kiln"),
+        run.display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot write {}", run.join("last.safetensors").display())), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "a failed write left {left:?}");
+}
+
+/// `write_atomic` over a directory fails at the rename: the error names the path, and the
+/// temporary file is gone.
+#[test]
+fn a_failed_atomic_write_removes_its_temporary_file() {
+    let dir = TempDir::new("hostile-atomic");
+    let target = dir.join("model.safetensors");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("inside"), "keeps the directory non-empty").unwrap();
+    let err = kiln::checkpoint::write_atomic(&target, b"bytes").unwrap_err();
+    assert!(matches!(err, kiln::Error::Write { .. }), "{err:?}");
+    assert!(err.to_string().starts_with(&format!("cannot write {}", target.display())), "{err}");
+    assert!(!kiln::checkpoint::temp_path(&target).exists());
+}
