@@ -10,9 +10,12 @@ pub enum Error {
     /// Two shapes that must agree do not (layer or op name, both shapes).
     #[error("shape mismatch in {context}: expected {expected:?}, got {got:?}")]
     Shape { context: String, expected: Vec<usize>, got: Vec<usize> },
-    /// A label outside `0..classes`.
-    #[error("label {label} at sample {index} is outside the class range 0..{classes}")]
-    LabelOutOfRange { label: f64, index: usize, classes: usize },
+    /// A label outside `0..classes` (`file`: the labels' file, when they come from one).
+    #[error(
+        "label {label} at sample {index}{} is outside the class range 0..{classes}",
+        match .file { Some(p) => format!(" of {}", p.display()), None => String::new() }
+    )]
+    LabelOutOfRange { label: f64, index: usize, classes: usize, file: Option<PathBuf> },
     /// A file could not be opened or read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -62,11 +65,11 @@ pub enum Error {
     NonFiniteLoss { value: f32, epoch: usize, step: usize },
     /// A checkpoint file is damaged: truncated, corrupted (CRC mismatch), not safetensors, or
     /// without kiln's metadata.
-    #[error("checkpoint {path} is unusable: {message}")]
+    #[error("checkpoint {}is unusable: {message}", named(path))]
     CorruptCheckpoint { path: PathBuf, message: String },
     /// A checkpoint does not fit the model: a missing tensor, a wrong shape (tensor and both
     /// shapes), another architecture or optimizer.
-    #[error("checkpoint {path} does not fit the model: {message}")]
+    #[error("checkpoint {}does not fit the model: {message}", named(path))]
     CheckpointMismatch { path: PathBuf, message: String },
     /// `fit` was interrupted ([`crate::FitOptions::interrupt`]) in epoch `epoch` (from 1)
     /// after `batches` of its `of` batches, or between epochs when they are equal; `saved`
@@ -83,6 +86,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// A [`Error::LabelOutOfRange`] of the labels read from `path` names it; others pass.
+    pub fn in_label_file(self, path: &std::path::Path) -> Error {
+        match self {
+            Error::LabelOutOfRange { label, index, classes, file: None } => {
+                Error::LabelOutOfRange { label, index, classes, file: Some(path.to_path_buf()) }
+            }
+            e => e,
+        }
+    }
+
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Error {
         Error::Invalid { what: what.into(), message: message.into() }
@@ -91,6 +104,38 @@ impl Error {
     /// Shorthand for [`Error::Shape`].
     pub fn shape(context: impl Into<String>, expected: &[usize], got: &[usize]) -> Error {
         Error::Shape { context: context.into(), expected: expected.to_vec(), got: got.to_vec() }
+    }
+}
+
+/// `message` with every line longer than [`LONG_LINE`] characters cut in the middle: a file's
+/// 200,000-character line echoed in an error would bury it.
+pub fn shorten_lines(message: &str) -> String {
+    message
+        .split('\n')
+        .map(|line| {
+            let n = line.chars().count();
+            if n <= LONG_LINE {
+                return line.to_string();
+            }
+            let head: String = line.chars().take(LONG_LINE * 2 / 3).collect();
+            let tail: String = line.chars().skip(n - LONG_LINE / 4).collect();
+            format!(
+                "{head} … ({} characters left out) … {tail}",
+                n - head.chars().count() - tail.chars().count()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The longest line [`shorten_lines`] keeps whole.
+pub const LONG_LINE: usize = 160;
+
+/// `"PATH "`, or nothing for a checkpoint not read from a file (an empty path).
+fn named(path: &std::path::Path) -> String {
+    match path.as_os_str().is_empty() {
+        true => String::new(),
+        false => format!("{} ", path.display()),
     }
 }
 

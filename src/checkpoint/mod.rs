@@ -206,9 +206,14 @@ impl Checkpoint {
     /// The model, compiled with `opts` (e.g. [`Checkpoint::compile_options`] with other
     /// metrics) and restored.
     pub fn into_model_with(&self, opts: CompileOptions) -> Result<Sequential> {
+        self.into_model_from(opts, Path::new(""))
+    }
+
+    /// [`Checkpoint::into_model_with`] for the checkpoint read from `path` (named in errors).
+    pub fn into_model_from(&self, opts: CompileOptions, path: &Path) -> Result<Sequential> {
         let mut model = self.build_model()?;
         model.compile(opts)?;
-        self.restore(&mut model, Path::new("checkpoint"))?;
+        self.restore(&mut model, path)?;
         Ok(model)
     }
 

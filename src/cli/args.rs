@@ -104,8 +104,9 @@ pub struct TrainArgs {
     #[arg(long)]
     pub flip: bool,
     /// Size image-folder images are resized to, HxW (Keras image_size), e.g. 224x224 or 64
-    /// for 64x64. Default: the model file's input_shape when it has one, else the size of the
-    /// first image. Stored with the run, so eval and predict resize the same way.
+    /// for 64x64. Default: the model file's input_shape when it has one, else the images' most
+    /// common size, at most 256 per side (aspect kept). Stored with the run, so eval and
+    /// predict resize the same way.
     #[arg(long, value_name = "HxW")]
     pub image_size: Option<String>,
     /// Text and series: the window length (default 100 characters, 12 values). A CSV with

@@ -42,7 +42,7 @@ pub enum DataKind {
 /// How `--data` is read, beyond its name.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DataOptions {
-    /// Image folders: resize to (height, width) instead of the first image's size.
+    /// Image folders: resize to (height, width) instead of the images' most common size.
     pub image_size: Option<(usize, usize)>,
     /// Text and series: the window length (default 100 characters, 12 values).
     pub window: Option<usize>,
@@ -93,7 +93,7 @@ pub fn load_data(name: &str) -> Result<LoadedData> {
 }
 
 /// [`load_data`], with image-folder images resized to `image_size` (height, width) instead of
-/// the first image's size; other sources ignore it.
+/// the images' most common size; other sources ignore it.
 pub fn load_data_sized(name: &str, image_size: Option<(usize, usize)>) -> Result<LoadedData> {
     load_data_with(name, &DataOptions { image_size, ..DataOptions::default() })
 }
@@ -157,7 +157,7 @@ pub fn load_data_with(name: &str, opts: &DataOptions) -> Result<LoadedData> {
             return Ok(split(data::idx::load_mnist_dir(path)?, format!("{name} (IDX files)")));
         }
         let opts = data::ImageOptions { size: image_size, ..Default::default() };
-        let images = data::load_image_folder(path, &opts)?;
+        let images = data::load_image_folder_with_progress(path, &opts, &loading_bar(name))?;
         return Ok(LoadedData { image_folder: true, ..whole(images, format!("{name} (image folder)")) });
     }
     if name.ends_with(".ts") || name.ends_with(".ts.gz") {
@@ -210,4 +210,31 @@ fn sequences(train: SequenceSet, test: Option<SequenceSet>, source: String) -> R
         scaler: Some(scaler),
         kind: DataKind::Samples,
     })
+}
+
+/// A progress bar on standard error (drawn only on a terminal) for loading the images of
+/// `name`, once there are enough of them to take a moment.
+fn loading_bar(name: &str) -> impl Fn(usize, usize) + Sync + use<> {
+    let bar = std::sync::OnceLock::<indicatif::ProgressBar>::new();
+    let name = name.to_string();
+    move |_done, total| {
+        if total < 500 {
+            return;
+        }
+        let bar = bar.get_or_init(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("loading {msg} {pos}/{len} {bar:20} {elapsed}")
+            {
+                bar.set_style(style.progress_chars("━━ "));
+            }
+            bar.set_message(name.clone());
+            bar
+        });
+        // One call per image, from several threads: inc keeps the count monotonic.
+        bar.inc(1);
+        if bar.position() == total as u64 {
+            bar.finish_and_clear();
+        }
+    }
 }

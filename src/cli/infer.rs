@@ -93,7 +93,7 @@ pub(super) fn open(path: &Path, device: &str, metrics: Option<&str>) -> Result<(
         let class_data = !opts.loss.regression();
         opts.metrics = super::options::metrics(Some(list), usize::from(class_data))?;
     }
-    let model = checkpoint.into_model_with(opts)?;
+    let model = checkpoint.into_model_from(opts, path)?;
     Ok((checkpoint, model))
 }
 

@@ -238,7 +238,7 @@ pub fn class_weight(spec: Option<&str>, train: &Dataset, loss: Loss) -> Result<O
 }
 
 /// `--image-size HxW` (or `N` for N×N) as (height, width); without it, the model file's
-/// `input_shape` when that is an image shape. None: the first image's size.
+/// `input_shape` when that is an image shape. None: the images' most common size.
 pub fn image_size(args: &TrainArgs) -> Result<Option<(usize, usize)>> {
     if let Some(text) = &args.image_size {
         let bad = || {

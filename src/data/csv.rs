@@ -144,7 +144,7 @@ impl Parser<'_> {
             ));
         }
         let classes = header.class_names.len();
-        check_labels(&table.labels, classes)?;
+        check_labels(&table.labels, classes).map_err(|e| e.in_label_file(self.source))?;
         let x = Tensor::new(&[n, header.features], table.data)?;
         let y = table.labels.iter().map(|&l| l as f32).collect();
         Dataset::new(x, y, classes, header.class_names)
@@ -238,7 +238,7 @@ impl Parser<'_> {
 /// Errors with [`Error::LabelOutOfRange`] for the first label not an integer in `0..classes`.
 fn check_labels(labels: &[f64], classes: usize) -> Result<()> {
     match labels.iter().position(|&l| !is_class_index(l, classes)) {
-        Some(index) => Err(Error::LabelOutOfRange { label: labels[index], index, classes }),
+        Some(index) => Err(Error::LabelOutOfRange { label: labels[index], index, classes, file: None }),
         None => Ok(()),
     }
 }

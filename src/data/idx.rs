@@ -64,7 +64,7 @@ pub fn load_idx_pair(images: &Path, labels: &Path, classes: usize) -> Result<Dat
         });
     }
     let data = Dataset::new(x, y, classes, numbered_class_names(classes))?;
-    data.validate_labels()?;
+    data.validate_labels().map_err(|e| e.in_label_file(labels))?;
     Ok(data)
 }
 

@@ -13,10 +13,16 @@ use std::path::{Path, PathBuf};
 /// File extensions read as images (compared case-insensitively); other files are skipped.
 pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
+/// The largest side of the size [`ImageOptions::size`] picks by default (Keras's
+/// `image_dataset_from_directory` resizes to 256×256 by default).
+pub const DEFAULT_MAX_SIDE: usize = 256;
+
 /// How [`load_image_folder`] turns files into samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImageOptions {
-    /// Target `(height, width)`; `None`: the size of the first image (in file order).
+    /// Target `(height, width)`; `None`: the most common size among the images (read from
+    /// their headers; of equally common ones the smallest), scaled down to at most
+    /// [`DEFAULT_MAX_SIDE`] per side with its aspect ratio.
     pub size: Option<(usize, usize)>,
     /// 1 (grey) or 3 (RGB); 0: as the first image, 1 when it is grey, else 3.
     pub channels: usize,
@@ -80,6 +86,16 @@ pub fn list_image_folder(dir: &Path) -> Result<ImageFolder> {
 /// labels = class indices, class names = subdirectory names. Errors name the file that
 /// cannot be read or decoded.
 pub fn load_image_folder(dir: &Path, opts: &ImageOptions) -> Result<Dataset> {
+    load_image_folder_with_progress(dir, opts, &|_, _| {})
+}
+
+/// [`load_image_folder`], calling `progress(done, total)` as images are decoded (from the
+/// decoding threads, in any order).
+pub fn load_image_folder_with_progress(
+    dir: &Path,
+    opts: &ImageOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Dataset> {
     if !matches!(opts.channels, 0 | 1 | 3) {
         return Err(Error::invalid(
             "image channels",
@@ -101,14 +117,24 @@ pub fn load_image_folder(dir: &Path, opts: &ImageOptions) -> Result<Dataset> {
         0 => 1,
         c => c,
     };
-    let (height, width) = opts.size.unwrap_or((first.height() as usize, first.width() as usize));
+    let (height, width) = match opts.size {
+        Some(size) => size,
+        None => default_size(&folder.files)?,
+    };
     let target = (height as u32, width as u32);
     let first_pixels = image_pixels(&first, channels, target);
     drop(first);
+    let total = folder.files.len();
+    let done = std::sync::atomic::AtomicUsize::new(1);
+    progress(1, total);
     // Decode in parallel; collecting in order keeps samples (and the first error) deterministic.
     let rest: Vec<Result<Vec<u8>>> = folder.files[1..]
         .par_iter()
-        .map(|(path, _)| Ok(image_pixels(&decode_image(path)?, channels, target)))
+        .map(|(path, _)| {
+            let pixels = image_pixels(&decode_image(path)?, channels, target);
+            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+            Ok(pixels)
+        })
         .collect();
     let per_image = height * width * channels;
     let mut data = Vec::with_capacity(folder.files.len() * per_image);
@@ -140,12 +166,44 @@ pub fn is_image_file(path: &Path) -> bool {
     has_image_extension(path)
 }
 
-/// Decodes one image file (format detected from its content, else its extension); errors
-/// name the file.
+/// [`ImageOptions::size`]'s default for `files`: the most common `(height, width)` of their
+/// headers (ties: the smallest), scaled to at most [`DEFAULT_MAX_SIDE`] per side. One odd
+/// file (a huge first image) does not set the size of all.
+fn default_size(files: &[(PathBuf, usize)]) -> Result<(usize, usize)> {
+    let sizes: Vec<(usize, usize)> = files.par_iter().map(|(p, _)| image_size(p)).collect::<Result<_>>()?;
+    let mut counts = std::collections::BTreeMap::<(usize, usize), usize>::new();
+    for s in sizes {
+        *counts.entry(s).or_default() += 1;
+    }
+    // BTreeMap order: the first of the most common is the smallest.
+    let most = counts.values().copied().max().unwrap_or(0);
+    let (h, w) = counts.into_iter().find(|&(_, n)| n == most).map_or((1, 1), |(s, _)| s);
+    let side = h.max(w);
+    if side <= DEFAULT_MAX_SIDE {
+        return Ok((h, w));
+    }
+    let scale = |d: usize| ((d * DEFAULT_MAX_SIDE + side / 2) / side).max(1);
+    Ok((scale(h), scale(w)))
+}
+
+/// `(height, width)` of an image file from its header alone.
+fn image_size(path: &Path) -> Result<(usize, usize)> {
+    let io_error = |source| Error::Io { path: path.to_path_buf(), source };
+    let reader = ImageReader::open(path).map_err(io_error)?.with_guessed_format().map_err(io_error)?;
+    let (w, h) = reader.into_dimensions().map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        location: "image header".into(),
+        message: e.to_string(),
+    })?;
+    Ok((h as usize, w as usize))
+}
+
 /// The largest image side decoded (pixels); the `image` crate's default allocation limit
 /// (512 MiB) applies as well.
 pub const MAX_IMAGE_SIDE: u32 = 16_384;
 
+/// Decodes one image file (format detected from its content, else its extension); errors
+/// name the file.
 fn decode_image(path: &Path) -> Result<DynamicImage> {
     let io_error = |source| Error::Io { path: path.to_path_buf(), source };
     let mut reader = ImageReader::open(path).map_err(io_error)?.with_guessed_format().map_err(io_error)?;

@@ -15,7 +15,10 @@ pub mod series;
 pub mod text;
 pub mod ts;
 
-pub use self::image::{ImageOptions, is_image_file, load_image, load_image_folder};
+pub use self::image::{
+    DEFAULT_MAX_SIDE, ImageOptions, is_image_file, load_image, load_image_folder,
+    load_image_folder_with_progress,
+};
 pub use augment::random_horizontal_flip;
 
 pub use scaling::{Scaler, Scaling};
@@ -208,7 +211,12 @@ impl Dataset {
         }
         for (index, &label) in self.y.iter().enumerate() {
             if !is_class_index(label as f64, self.classes) {
-                return Err(Error::LabelOutOfRange { label: label as f64, index, classes: self.classes });
+                return Err(Error::LabelOutOfRange {
+                    label: label as f64,
+                    index,
+                    classes: self.classes,
+                    file: None,
+                });
             }
         }
         Ok(())

@@ -206,7 +206,7 @@ impl Sequential {
             let last = self.names.last().cloned().unwrap_or_default();
             return y.data.iter().enumerate().try_for_each(|(i, &v)| {
                 if v.fract() != 0.0 || v < 0.0 {
-                    return Err(Error::LabelOutOfRange { label: v as f64, index: i, classes });
+                    return Err(Error::LabelOutOfRange { label: v as f64, index: i, classes, file: None });
                 }
                 // An integer label past the output: the model is too small for the data.
                 if v as usize >= classes {

@@ -87,8 +87,11 @@ impl ModelSpec {
 pub fn load_model_file(path: &Path) -> Result<ModelSpec> {
     let text =
         std::fs::read_to_string(path).map_err(|source| Error::Io { source, path: path.to_path_buf() })?;
-    let parse_error =
-        |message: String| Error::Parse { path: path.to_path_buf(), location: "model file".into(), message };
+    let parse_error = |message: String| Error::Parse {
+        path: path.to_path_buf(),
+        location: "model file".into(),
+        message: crate::error::shorten_lines(&message),
+    };
     let value: Value = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
         serde_json::from_str(&text).map_err(|e| parse_error(e.to_string()))?
     } else {
@@ -96,9 +99,11 @@ pub fn load_model_file(path: &Path) -> Result<ModelSpec> {
         serde_json::to_value(t).map_err(|e| parse_error(e.to_string()))?
     };
     parse_model(&value).map_err(|e| match e {
-        Error::Invalid { what, message } => {
-            Error::Parse { path: path.to_path_buf(), location: what, message }
-        }
+        Error::Invalid { what, message } => Error::Parse {
+            path: path.to_path_buf(),
+            location: crate::error::shorten_lines(&what),
+            message: crate::error::shorten_lines(&message),
+        },
         other => other,
     })
 }

@@ -312,8 +312,8 @@ fn csv_label_outside_the_class_range_is_rejected() {
     let dir = temp_dir("labels");
     let p = write(&dir, "sk.csv", b"3,2,a,b\n1,2,0\n1,2,1\n1,2,2\n");
     let (e, m) = message(load_csv(&p, &CsvOptions::default()));
-    assert!(matches!(e, Error::LabelOutOfRange { label, index: 2, classes: 2 } if label == 2.0), "{e:?}");
-    assert!(m.contains("sample 2") && m.contains("0..2"), "{m}");
+    assert!(matches!(e, Error::LabelOutOfRange { label, index: 2, classes: 2, .. } if label == 2.0), "{e:?}");
+    assert!(m.contains("sample 2 of") && m.contains("sk.csv") && m.contains("0..2"), "{m}");
 
     // The declared sample count must match.
     let p = write(&dir, "count.csv", b"3,2,a,b\n1,2,0\n1,2,1\n");
@@ -394,8 +394,9 @@ fn mnist_dir_loads_train_and_test_gz_or_raw() {
     assert!(m.contains("t10k-labels") && m.contains("3 labels") && m.contains("2 images"), "{m}");
     // Label 10 is outside the 10 classes.
     write(&dir, "t10k-labels-idx1-ubyte", &idx_labels(&[0, 10]));
-    let (e, _) = message(load_mnist_dir(&dir));
+    let (e, m) = message(load_mnist_dir(&dir));
     assert!(matches!(e, Error::LabelOutOfRange { index: 1, classes: 10, .. }), "{e:?}");
+    assert!(m.contains("sample 1 of") && m.contains("t10k-labels-idx1-ubyte"), "{m}");
     // A missing file is an Io error naming it.
     std::fs::remove_file(dir.join("t10k-labels-idx1-ubyte")).unwrap();
     let (e, m) = message(load_mnist_dir(&dir));

@@ -281,6 +281,41 @@ fn image_folders_recurse_refuse_empty_classes_and_bombs() {
     assert!(started.elapsed().as_secs() < 10, "refused at the header, not decoded");
 }
 
+/// Without --image-size, an odd first image does not set the size of all: the most common
+/// size does, and a large one is scaled to at most 256 per side. The progress callback counts
+/// every image.
+#[test]
+fn the_default_image_size_is_the_common_one_not_the_first_files() {
+    let dir = TempDir::new("hostile-image-size");
+    let root = dir.join("images");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..3u8 {
+            image::GrayImage::from_pixel(6, 4, image::Luma([30 * i]))
+                .save(root.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    // First in file order, and larger than the rest.
+    image::GrayImage::from_pixel(300, 300, image::Luma([1])).save(root.join("a").join("0000.png")).unwrap();
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |_: usize, total: usize| {
+        assert_eq!(total, 7);
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    };
+    let d = kiln::data::load_image_folder_with_progress(&root, &Default::default(), &progress).unwrap();
+    assert_eq!(d.x.shape, vec![7, 4, 6, 1], "height 4, width 6 (the common size)");
+    assert_eq!(count.into_inner(), 7);
+    // Mostly large images: scaled down, aspect kept (600×300 → 256×128).
+    let big = dir.join("big");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(big.join(class)).unwrap();
+        image::GrayImage::from_pixel(300, 600, image::Luma([9])).save(big.join(class).join("x.png")).unwrap();
+    }
+    let d = kiln::data::load_image_folder(&big, &Default::default()).unwrap();
+    assert_eq!(d.x.shape, vec![2, kiln::data::DEFAULT_MAX_SIDE, 128, 1]);
+}
+
 /// IDX image files with no images or no pixels (0×8) are errors naming the file, not a model
 /// with 0 features or a test accuracy of an empty split.
 #[test]
@@ -429,4 +464,35 @@ fn a_failed_atomic_write_removes_its_temporary_file() {
     assert!(matches!(err, kiln::Error::Write { .. }), "{err:?}");
     assert!(err.to_string().starts_with(&format!("cannot write {}", target.display())), "{err}");
     assert!(!kiln::checkpoint::temp_path(&target).exists());
+}
+
+/// A 200,000-character line of a model file is cut in the error, which still names the file
+/// and the layer; a checkpoint not read from a file is not called "checkpoint checkpoint".
+#[test]
+fn long_lines_are_cut_and_checkpoints_are_named_once() {
+    let dir = TempDir::new("hostile-long");
+    let file = dir.join("model.toml");
+    std::fs::write(&file, format!("[[layers]]\ntype = \"{}\"\n", "D".repeat(200_000))).unwrap();
+    let (code, _, err) = kiln(&["summary", "--model", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.len() < 1_000, "{} characters", err.len());
+    assert!(
+        err.contains("model.toml")
+            && err.contains("unknown layer type")
+            && err.contains("characters left out")
+    );
+    let mut m = kiln::Sequential::new(&[4]).add(kiln::Dense::new(3, kiln::Activation::Softmax));
+    let opts = kiln::CompileOptions::new(
+        kiln::Optimizer::sgd(0.1),
+        kiln::Loss::SparseCategoricalCrossentropy,
+        kiln::Device::Cpu,
+    );
+    m.compile(opts).unwrap();
+    let mut c = kiln::Checkpoint::capture(&mut m).unwrap();
+    c.weights[0].1 = kiln::Tensor::zeros(&[5, 3]);
+    let e = c.into_model(kiln::Device::Cpu).err().unwrap().to_string();
+    assert!(
+        e.starts_with("checkpoint does not fit the model: tensor 'dense.kernel' has shape [5, 3]"),
+        "{e}"
+    );
 }
