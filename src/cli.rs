@@ -9,7 +9,7 @@ mod options;
 mod report;
 mod run;
 
-pub use args::TrainArgs;
+pub use args::{SummaryArgs, TrainArgs};
 pub use data::{DataKind, DataOptions, LoadedData, load_data, load_data_sized, load_data_with};
 pub use generate::{GenerateArgs, generate, sample};
 pub use infer::{EvalArgs, PredictArgs, eval, predict, summary_of_checkpoint};
@@ -410,7 +410,9 @@ pub fn summary(args: &TrainArgs) -> Result<()> {
     let (shape, classes) = match name {
         "fashion-mnist" | "mnist" => (vec![28, 28, 1], 10),
         _ => {
-            let data = load_data_sized(name, options::image_size(args)?)?.train;
+            let opts =
+                DataOptions { image_size: options::image_size(args)?, window: args.window, stride: None };
+            let data = load_data_with(name, &opts)?.train;
             (data.sample_shape().to_vec(), data.classes)
         }
     };

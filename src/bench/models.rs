@@ -106,7 +106,10 @@ pub(super) fn run_preset(
             Err(e) => rows.iter_mut().for_each(|r| r.error = Some(e.to_string())),
         }
         for row in rows {
-            eprintln!("bench: {}", row.progress_line());
+            let raised = row.launches_per_run > config.steps;
+            let why =
+                if raised { "; --steps is a minimum, raised so that a repetition lasts ~50 ms" } else { "" };
+            eprintln!("bench: {}{why}", row.progress_line());
             report.results.push(row);
         }
     }

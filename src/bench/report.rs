@@ -90,7 +90,13 @@ impl BenchResult {
         match (&self.error, &self.not_run) {
             (Some(e), _) => format!("{head}: error: {e}"),
             (None, Some(why)) => format!("{head}: not run: {why}"),
-            (None, None) => format!("{head}: {} per run, {}", human_seconds(self.seconds), self.rate()),
+            (None, None) => format!(
+                "{head}: {} per run, {} (median of {} repetitions of {} runs each)",
+                human_seconds(self.seconds),
+                self.rate(),
+                self.runs,
+                self.launches_per_run.max(1)
+            ),
         }
     }
 }

@@ -7,17 +7,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use kiln::backend::gpu;
 use kiln::bench::{self, BenchArgs};
-use kiln::cli::{self, EvalArgs, PredictArgs, TrainArgs};
-
-/// Options of `kiln summary`.
-#[derive(clap::Args)]
-struct SummaryArgs {
-    /// Summarise the model in this checkpoint (and what it holds) instead of a preset.
-    #[arg(long)]
-    checkpoint: Option<std::path::PathBuf>,
-    #[command(flatten)]
-    train: TrainArgs,
-}
+use kiln::cli::{self, EvalArgs, PredictArgs, SummaryArgs, TrainArgs};
 
 #[derive(Parser)]
 #[command(name = "kiln", version, about = "Train neural networks on any GPU (wgpu) or the CPU")]
@@ -31,7 +21,7 @@ enum Command {
     /// List every GPU adapter and the CPU.
     Devices,
     /// Train a model on a data set and report test loss and accuracy.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Print a model's Keras-style summary (a preset, a model file, or a checkpoint).
     Summary(SummaryArgs),
     /// Loss, accuracy and confusion matrix of a checkpoint on a data set.
@@ -84,7 +74,7 @@ fn main() -> ExitCode {
         }
         Command::Summary(args) => match &args.checkpoint {
             Some(path) => cli::summary_of_checkpoint(path).map(|s| print!("{s}")),
-            None => cli::summary(&args.train),
+            None => cli::summary(&args.train_args()),
         },
         Command::Eval(args) => cli::eval(&args).map(|_| ()),
         Command::Predict(args) => cli::predict(&args).map(|_| ()),

@@ -204,3 +204,47 @@ impl TrainArgs {
         }
     }
 }
+
+/// Options of `kiln summary`: the model (a preset or model file, on a data set's samples) or
+/// a checkpoint, and only what shapes the model.
+#[derive(Args, Debug, Clone)]
+pub struct SummaryArgs {
+    /// Summarise the model in this checkpoint (and what it holds) instead of a preset or a
+    /// model file.
+    #[arg(long, conflicts_with_all = ["model", "data", "image_size", "window", "loss", "from_logits"])]
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// A preset (mlp, cnn, mnist-cnn, lstm, char-lstm, bilstm-text) or a model file (.toml,
+    /// .json). Default: mlp.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The data set whose samples the model takes (as `kiln train --data`; default as there).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Image folders: the size images are resized to, HxW (as `kiln train --image-size`).
+    #[arg(long, value_name = "HxW")]
+    pub image_size: Option<String>,
+    /// Text and series: the window length (as `kiln train --window`).
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// The loss, which sets a preset's output activation (as `kiln train --loss`).
+    #[arg(long, value_name = "NAME")]
+    pub loss: Option<String>,
+    /// A linear output layer for a cross-entropy on logits (as `kiln train --from-logits`).
+    #[arg(long)]
+    pub from_logits: bool,
+}
+
+impl SummaryArgs {
+    /// The `kiln train` arguments that build the same model.
+    pub fn train_args(&self) -> TrainArgs {
+        TrainArgs {
+            model: self.model.clone().unwrap_or_else(|| "mlp".into()),
+            data: self.data.clone(),
+            image_size: self.image_size.clone(),
+            window: self.window,
+            loss: self.loss.clone(),
+            from_logits: self.from_logits,
+            ..TrainArgs::default()
+        }
+    }
+}

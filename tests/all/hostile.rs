@@ -357,6 +357,21 @@ fn meaningless_flags_are_refused() {
     assert!(code == 1 && err.contains("--save-best-only") && err.contains("--out"), "{err}");
     let (code, _, err) = kiln(&["predict", "--checkpoint", "none.safetensors", "--top", "0", "x.csv"]);
     assert!(code == 1 && err.contains("--top"), "{err}");
+    // summary takes what shapes a model, not the training flags, and a checkpoint alone.
+    let (code, help, _) = kiln(&["summary", "--help"]);
+    assert!(code == 0 && help.contains("--checkpoint") && help.contains("--model"), "{help}");
+    for training_flag in ["--epochs", "--batch-size", "--optimizer", "--lr ", "--out"] {
+        assert!(!help.contains(training_flag), "summary --help lists {training_flag}");
+    }
+    let (code, _, err) = kiln(&["summary", "--checkpoint", "x.safetensors", "--model", "cnn"]);
+    assert!(code == 2 && err.contains("'--checkpoint <CHECKPOINT>' cannot be used with '--model"), "{err}");
+    let (code, out, _) = kiln(&["summary", "--model", "char-lstm", "--window", "40"]);
+    assert!(code == 0 && out.contains("(None, 40, 32)"), "--window shapes the summary: {out}");
+    // bench --steps is a minimum, and the progress says when it was raised.
+    let (code, _, err) =
+        kiln(&["bench", "--device", "cpu", "--only", "train", "--steps", "1", "--reps", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("runs each") && err.contains("--steps is a minimum"), "{err}");
 }
 
 /// `--out DIR` over an earlier run is refused unless `--overwrite` (or `--resume`), and a run
