@@ -87,15 +87,20 @@ impl ModelSpec {
 pub fn load_model_file(path: &Path) -> Result<ModelSpec> {
     let text =
         std::fs::read_to_string(path).map_err(|source| Error::Io { source, path: path.to_path_buf() })?;
+    parse_model_text(&text, path)
+}
+
+/// A model file's text: JSON when `path` ends in `.json`, else TOML; `path` names it in errors.
+pub fn parse_model_text(text: &str, path: &Path) -> Result<ModelSpec> {
     let parse_error = |message: String| Error::Parse {
         path: path.to_path_buf(),
         location: "model file".into(),
         message: crate::error::shorten_lines(&message),
     };
     let value: Value = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
-        serde_json::from_str(&text).map_err(|e| parse_error(e.to_string()))?
+        serde_json::from_str(text).map_err(|e| parse_error(e.to_string()))?
     } else {
-        let t: toml::Value = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+        let t: toml::Value = toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
         serde_json::to_value(t).map_err(|e| parse_error(e.to_string()))?
     };
     parse_model(&value).map_err(|e| match e {

@@ -511,3 +511,31 @@ fn long_lines_are_cut_and_checkpoints_are_named_once() {
         "{e}"
     );
 }
+
+/// A data file that cannot be read and a run directory that cannot be written name the path
+/// and the OS error. Root ignores file permissions, so as root this test says it is skipped
+/// and checks nothing.
+#[cfg(unix)]
+#[test]
+fn permission_errors_name_the_path_unless_running_as_root() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        eprintln!("skipped: running as root, where file permissions do not apply");
+        return;
+    }
+    let dir = TempDir::new("hostile-permissions");
+    let csv = dir.join("locked.csv");
+    std::fs::write(&csv, "1,2,0\n3,4,1\n").unwrap();
+    std::fs::set_permissions(&csv, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let (code, _, err) = kiln(&["train", "--data", csv.to_str().unwrap(), "--epochs", "1"]);
+    assert!(code == 1 && err.contains(&format!("cannot read {}", csv.display())), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    let locked = dir.join("locked-dir");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let out = locked.join("run");
+    let (code, _, err) = kiln(&["train", "--data", "iris", "--epochs", "1", "--out", out.to_str().unwrap()]);
+    assert!(code == 1 && err.contains(&format!("cannot write {}", out.display())), "{err}");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
