@@ -68,16 +68,24 @@ impl LoadedData {
             return self.train.stratified_split(test_fraction, seed);
         };
         test.validate_labels()?;
-        if test.classes != self.train.classes || test.sample_shape() != self.train.sample_shape() {
+        let dims = |s: &[usize]| s.iter().map(usize::to_string).collect::<Vec<_>>().join("×");
+        if test.sample_shape() != self.train.sample_shape() {
             return Err(Error::invalid(
                 "data",
                 format!(
-                    "{}: the test split has {} classes of {:?} samples, the training split {} of {:?}",
+                    "{}: the test samples are {} but the training samples {}: both splits need one shape",
                     self.source,
-                    test.classes,
-                    test.sample_shape(),
-                    self.train.classes,
-                    self.train.sample_shape()
+                    dims(test.sample_shape()),
+                    dims(self.train.sample_shape())
+                ),
+            ));
+        }
+        if test.classes != self.train.classes {
+            return Err(Error::invalid(
+                "data",
+                format!(
+                    "{}: the test split has {} classes, the training split {}: both need the same classes",
+                    self.source, test.classes, self.train.classes
                 ),
             ));
         }

@@ -136,6 +136,26 @@ fn cpu_sizes_past_the_machine_are_out_of_memory_errors() {
     assert!(err.contains("out of memory") && err.contains("100000x100000x100000"), "{err}");
 }
 
+/// A checkpoint whose model description says 10⁹ units: `kiln eval` reports out of memory
+/// (the CPU plan checked against the machine) instead of aborting in an allocation.
+#[test]
+fn a_checkpoint_describing_a_huge_model_is_an_error_in_eval() {
+    let dir = TempDir::new("hostile-huge-checkpoint");
+    let run = dir.join("run");
+    let (code, _, err) =
+        kiln(&["train", "--data", "digits", "--epochs", "1", "--out", run.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let mut c = kiln::Checkpoint::load(run.join("model.safetensors")).unwrap();
+    let text = c.model.to_string().replace("\"units\":64", "\"units\":1000000000");
+    assert_ne!(text, c.model.to_string(), "the mlp preset has a Dense(64)");
+    c.model = serde_json::from_str(&text).unwrap();
+    let huge = dir.join("huge.safetensors");
+    c.save(&huge).unwrap();
+    let (code, _, err) = kiln(&["eval", "--checkpoint", huge.to_str().unwrap(), "--device", "cpu"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("out of memory"), "{err}");
+}
+
 /// Output that cannot be written: a closed pipe ends kiln quietly (SIGPIPE, as Unix tools),
 /// a full disk is one `error:` line and exit status 1; never a panic.
 #[cfg(unix)]
@@ -334,6 +354,21 @@ fn empty_idx_images_are_errors() {
         assert!(e.contains("t10k-images-idx3-ubyte") && e.contains("no pixels"), "{e}");
     }
     assert!(kiln::data::idx::parse_idx_images(&idx(2, 3, 3), std::path::Path::new("ok")).is_ok());
+    // Training and test images of different sizes: both sizes named, not "10 classes of …".
+    let dir = TempDir::new("hostile-idx-split");
+    let labels = |n: u8| {
+        let mut b = 0x0000_0801u32.to_be_bytes().to_vec();
+        b.extend_from_slice(&(n as u32).to_be_bytes());
+        b.extend((0..n).map(|i| i % 2));
+        b
+    };
+    std::fs::write(dir.join("train-images-idx3-ubyte"), idx(4, 3, 3)).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), labels(4)).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), idx(2, 2, 2)).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(2)).unwrap();
+    let (code, _, err) = kiln(&["train", "--data", dir.to_str().unwrap(), "--epochs", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the test samples are 2×2×1 but the training samples 3×3×1"), "{err}");
 }
 
 /// A WGPU_BACKEND that names no backend (or is empty) says so, instead of only "no adapter".
