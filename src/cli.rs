@@ -1,6 +1,7 @@
 //! What the `kiln` binary does, as library functions (so tests can call them).
 mod args;
 mod data;
+mod forecast;
 mod generate;
 mod infer;
 mod interrupt;
@@ -233,6 +234,10 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         scaler,
         class_names: train.class_names.clone(),
         text: kind == DataKind::Text,
+        series_scale: match kind {
+            DataKind::Series { scale } => Some(scale),
+            _ => None,
+        },
     };
     let shape = model.input_shape().to_vec();
     let (x_train, x_test) = (as_input(&train.x, &shape)?, as_input(&test.x, &shape)?);

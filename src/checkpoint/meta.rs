@@ -26,6 +26,9 @@ pub struct InputPipeline {
     /// The samples are windows of character ids and the classes the characters (the
     /// vocabulary, in id order): a character-level language model, for `kiln generate`.
     pub text: bool,
+    /// The samples are windows of a series relative to their last value, in units of this
+    /// scale, and the target is the next value's change (see `data::series`): a forecaster.
+    pub series_scale: Option<f32>,
 }
 
 impl InputPipeline {
@@ -38,6 +41,7 @@ impl InputPipeline {
             "std": self.scaler.std.iter().map(|&v| short(v)).collect::<Vec<_>>(),
             "class_names": self.class_names,
             "text": self.text,
+            "series_scale": self.series_scale.map(short),
         })
     }
 
@@ -74,7 +78,19 @@ impl InputPipeline {
             .map(|a| a.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect())
             .unwrap_or_default();
         let text = v.get("text").and_then(Value::as_bool).unwrap_or(false);
-        Ok(InputPipeline { sample_shape, scaler: Scaler { mode, mean, std }, class_names, text })
+        let series_scale = match v.get("series_scale") {
+            None | Some(Value::Null) => None,
+            Some(x) => Some(
+                read_f32(x).filter(|s| *s > 0.0).ok_or("'input.series_scale' must be a positive number")?,
+            ),
+        };
+        Ok(InputPipeline {
+            sample_shape,
+            scaler: Scaler { mode, mean, std },
+            class_names,
+            text,
+            series_scale,
+        })
     }
 }
 

@@ -54,7 +54,8 @@ pub struct PredictArgs {
     pub checkpoint: PathBuf,
     /// Image files (.png, .jpg), CSV files of feature rows (a trailing label column is
     /// ignored, a header line skipped) or sktime/UEA .ts files (one prediction per series,
-    /// labels ignored).
+    /// labels ignored); with a forecaster's checkpoint (trained on a series), series CSV
+    /// files (values in the last column), whose next values are forecast.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Classes to print per input, most probable first.
@@ -66,6 +67,10 @@ pub struct PredictArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Series forecasters: how many values to forecast after the end of each series file,
+    /// each from the window before it (the forecast ones included).
+    #[arg(long, default_value_t = 1)]
+    pub horizon: usize,
 }
 
 /// What `kiln eval` measured.
@@ -293,6 +298,9 @@ pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
     }
     let (checkpoint, mut model) = open(&args.checkpoint, &args.device, None)?;
     let input = checkpoint.input.as_ref();
+    if let Some(scale) = input.and_then(|p| p.series_scale) {
+        return predict_series(args, &mut model, scale);
+    }
     let sample_shape = input.map_or(model.input_shape().to_vec(), |p| p.sample_shape.clone());
     let features: usize = sample_shape.iter().product();
     let (mut names, mut data) = (Vec::new(), Vec::new());
@@ -366,6 +374,34 @@ pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
             let top: Vec<String> = p.top.iter().map(|(_, n, q)| format!("{n} ({q:.4})")).collect();
             println!("{}: {}", p.input, top.join(", "));
         }
+    }
+    Ok(predictions)
+}
+
+/// `kiln predict` with a forecaster: `--horizon` values after the end of each series file.
+fn predict_series(args: &PredictArgs, model: &mut Sequential, scale: f32) -> Result<Vec<Prediction>> {
+    if args.horizon == 0 {
+        return Err(Error::invalid("--horizon", "0 values to forecast prints nothing: give 1 or more"));
+    }
+    let window = model.input_shape().first().copied().unwrap_or(1);
+    let mut predictions = Vec::new();
+    let mut list = Vec::new();
+    for path in &args.inputs {
+        let next = super::forecast::forecast_series(model, path, window, scale, args.horizon)?;
+        if !args.json {
+            let shown: Vec<String> = next.iter().map(|v| format!("{v:.4}")).collect();
+            println!("{}: next {} value(s): {}", path.display(), next.len(), shown.join(", "));
+        }
+        list.push(json!({"input": path, "forecast": next}));
+        let name = |k: usize| format!("{}:+{k}", path.display());
+        predictions.extend(
+            next.iter()
+                .enumerate()
+                .map(|(k, &v)| Prediction { input: name(k + 1), top: vec![(0, "value".to_string(), v)] }),
+        );
+    }
+    if args.json {
+        println!("{}", json!({ "checkpoint": args.checkpoint, "predictions": list }));
     }
     Ok(predictions)
 }

@@ -254,6 +254,7 @@ fn predict_turns_the_logits_of_a_from_logits_model_into_probabilities() {
         top: 3,
         device: "cpu".into(),
         json: true,
+        horizon: 1,
     };
     let predictions = predict(&args).unwrap();
     let logits = raw_outputs(&args.checkpoint, &x);
@@ -285,6 +286,7 @@ fn predict_applies_the_sigmoid_for_binary_cross_entropy_from_logits() {
         top: 2,
         device: "cpu".into(),
         json: true,
+        horizon: 1,
     };
     let predictions = predict(&args).unwrap();
     let logits = raw_outputs(&args.checkpoint, &x);

@@ -110,6 +110,7 @@ fn predict_refuses_non_finite_features() {
         top: 1,
         device: "cpu".into(),
         json: true,
+        horizon: 1,
     };
     let e = predict(&p).unwrap_err().to_string();
     assert!(e.contains(&format!("{}:2", rows.display())) && e.contains("feature 1 is inf"), "{e}");

@@ -166,6 +166,7 @@ fn predict_gives_the_top_classes_of_csv_rows() {
         top: 3,
         device: "cpu".into(),
         json: false,
+        horizon: 1,
     };
     let p = predict(&args).unwrap();
     assert_eq!(p.len(), 10);
@@ -223,6 +224,7 @@ fn predict_classifies_image_files_with_the_checkpoint_pipeline() {
         top: 5,
         device: "cpu".into(),
         json: false,
+        horizon: 1,
     };
     let p = predict(&args).unwrap();
     assert_eq!((p[0].top[0].1.as_str(), p[1].top[0].1.as_str()), ("dark", "light"), "{p:?}");

@@ -67,6 +67,7 @@ fn a_ts_file_pair_trains_and_its_checkpoint_evaluates_alike() {
         top: 1,
         device: "cpu".into(),
         json: true,
+        horizon: 1,
     })
     .unwrap();
     let labels = kiln::data::ts::load_ts(&test_file).unwrap();

@@ -242,6 +242,57 @@ fn the_airline_lstm_beats_persistence_on_the_test_years() {
     assert!(f.mae < f.persistence_mae, "MAE {} vs persistence {}", f.mae, f.persistence_mae);
 }
 
+/// `kiln predict` with a forecaster's checkpoint forecasts after the end of a series file:
+/// over truncated copies of the airline file ending at each test window, its forecasts give
+/// the test RMSE that training reported; `--horizon 2`'s second value is the forecast of the
+/// file with the first appended.
+#[test]
+fn predict_forecasts_the_values_after_a_series_file() {
+    let dir = TempDir::new("forecast-predict");
+    let run = dir.join("run");
+    let args = TrainArgs {
+        data: Some("airline".into()),
+        model: "lstm".into(),
+        device: "cpu".into(),
+        epochs: 20,
+        batch_size: 16,
+        json: true,
+        out: Some(run.clone()),
+        ..TrainArgs::default()
+    };
+    let reported = train(&args).unwrap().forecast.unwrap();
+    let values = kiln::data::builtin::airline().unwrap().values;
+    let window = 12; // the default series window
+    let samples = values.len() - window;
+    let test = (samples as f64 * 0.2).round() as usize;
+    let file = dir.join("series.csv");
+    let forecast = |upto: &[f32], horizon: usize| -> Vec<f32> {
+        let lines: Vec<String> = upto.iter().map(|v| format!("{v:?}")).collect();
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let p = kiln::cli::PredictArgs {
+            checkpoint: run.join("model.safetensors"),
+            inputs: vec![file.clone()],
+            top: 1,
+            device: "cpu".into(),
+            json: true,
+            horizon,
+        };
+        kiln::cli::predict(&p).unwrap().iter().map(|p| p.top[0].2).collect()
+    };
+    let mut se = 0.0;
+    for s in samples - test..samples {
+        let next = forecast(&values[..s + window], 1)[0] as f64;
+        se += (next - values[s + window] as f64).powi(2);
+    }
+    let rmse = (se / test as f64).sqrt();
+    assert!((rmse - reported.rmse).abs() <= 1e-3 * reported.rmse, "{rmse} vs reported {}", reported.rmse);
+    let two = forecast(&values, 2);
+    let mut longer = values.clone();
+    longer.push(two[0]);
+    let one = forecast(&longer, 1)[0];
+    assert!((one - two[1]).abs() <= 1e-4 * two[1].abs(), "{one} vs {}", two[1]);
+}
+
 /// A masked LSTM large enough for the parallel path (the per-step products split over the
 /// pool, the cells in their epilogues) trains to the same bits under 1, 2 and 3 threads.
 #[test]
