@@ -12,6 +12,8 @@
 //   count_top_k                 [pred, labels, count]     count[0] = rows whose label is in the top len
 //   binary_counts               [pred, labels, counts]    counts[0..3] = TP, FP, FN of pred > threshold
 //   count_correct               [pred, labels, count]     count[0] = rows whose prediction is right
+//                                                           (weighted: [pred, labels, w, count],
+//                                                           the sum of their w)
 //   roc_histogram               [prob, labels, partial]   ROC AUC histograms per chunk (len buckets)
 //   class_counts                [pred, labels, partial]   per-class TP, FP, FN per row chunk
 // z, pred: [rows, cols]; labels: [rows] class indices as f32 when `sparse`, else [rows, cols].
@@ -257,11 +259,19 @@ fn count_correct(@builtin(local_invocation_id) lid: vec3<u32>) {
             }
             ok = argmax(0u, i * p.cols) == label;
         }
-        n += select(0.0, 1.0, ok);
+        var w = 1.0;
+        if (p.weighted != 0u) {
+            w = arg2[i];
+        }
+        n += select(0.0, w, ok);
     }
     let sum = tree_sum(t, n);
     if (t == 0u) {
-        arg2[0] = sum;
+        if (p.weighted != 0u) {
+            arg3[0] = sum;
+        } else {
+            arg2[0] = sum;
+        }
     }
 }
 

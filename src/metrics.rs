@@ -151,6 +151,8 @@ impl Metric {
             Metric::Precision | Metric::Recall | Metric::F1 => 3,
             Metric::Auc { num_thresholds } => 2 * num_thresholds,
             Metric::MacroPrecision | Metric::MacroRecall | Metric::MacroF1 => 3 * outputs,
+            // The correct count, and the valid steps of masked per-step outputs (else 0).
+            Metric::Accuracy => 2,
             _ => 1,
         }
     }
@@ -165,6 +167,7 @@ impl Metric {
             Metric::F1 => f1 as f32,
             Metric::Auc { .. } => roc_auc(acc),
             Metric::MacroPrecision | Metric::MacroRecall | Metric::MacroF1 => macro_average(*self, acc),
+            Metric::Accuracy if at(1) > 0.0 => at(0) / at(1),
             _ => at(0) / samples.max(1) as f32,
         }
     }

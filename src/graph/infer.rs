@@ -110,7 +110,9 @@ impl Graph {
                 } else {
                     labels_ok(*sparse, r, c, s(1))?;
                 }
-                if let Op::SoftmaxCrossEntropy { weighted: true, .. } = op {
+                if let Op::SoftmaxCrossEntropy { weighted: true, .. }
+                | Op::CountCorrect { weighted: true, .. } = op
+                {
                     same(&format!("{ctx} sample weights"), &[r], s(2))?;
                 }
                 vec![1]

@@ -113,11 +113,12 @@ impl Graph {
                 sparse: *sparse,
                 threshold: *threshold,
             },
-            Op::CountCorrect { sparse, threshold } => Kernel::CountCorrect {
+            Op::CountCorrect { sparse, threshold, weighted } => Kernel::CountCorrect {
                 rows: rc(s(0)).0,
                 cols: rc(s(0)).1,
                 sparse: *sparse,
                 threshold: *threshold,
+                weighted: *weighted,
             },
             Op::Im2Col { win } => Kernel::Im2Col { win: *win },
             Op::Col2Im { win } => Kernel::Col2Im { win: *win },

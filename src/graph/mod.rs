@@ -95,7 +95,7 @@ pub enum Op {
     /// (logits, targets [, w], dloss) → dlogits.
     SigmoidBinaryCrossEntropyGrad { weighted: bool },
     /// (pred [r,c], labels) → number of correct rows, [1]. Not differentiable.
-    CountCorrect { sparse: bool, threshold: f32 },
+    CountCorrect { sparse: bool, threshold: f32, weighted: bool },
     /// (pred [r,c], labels) → rows whose label is among the top k predictions, [1].
     CountTopK { sparse: bool, k: usize },
     /// (pred, labels of pred's shape) → [TP, FP, FN] of pred > threshold, [3].
@@ -270,7 +270,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::BinaryCounts { .. }
         | Op::RocHistogram { .. }
         | Op::ClassCounts { .. }
-        | Op::CountCorrect { .. } => 2,
+        | Op::CountCorrect { weighted: false, .. } => 2,
         Op::SoftmaxCrossEntropyGrad { weighted: false, .. }
         | Op::MeanSquaredErrorGrad { weighted: false }
         | Op::SigmoidBinaryCrossEntropyGrad { weighted: false }
@@ -279,6 +279,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::MeanSquaredError { weighted: true }
         | Op::SigmoidBinaryCrossEntropy { weighted: true }
         | Op::Pointwise { weighted: true, .. }
+        | Op::CountCorrect { weighted: true, .. }
         | Op::BinaryGrad { .. }
         | Op::BatchNormGradSums { .. } => 3,
         Op::BatchNorm { .. }

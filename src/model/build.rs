@@ -216,6 +216,13 @@ impl Sequential {
         };
         // Per-step outputs of masked sequences: the loss is the mean over the valid steps, as
         // Keras weighs them (mask · total / valid: Σ l·m / Σ m).
+        // The [batch · steps] 0/1 mask of per-step outputs' steps, for the masked metrics.
+        let step_mask = match mask {
+            Some(m) if steps > 1 => {
+                Some(g.add(Op::Reshape { shape: vec![batch * steps] }, &[m], "metrics (masked steps)")?)
+            }
+            _ => None,
+        };
         let weights = match (weights, mask) {
             (None, Some(m)) if steps > 1 => Some(valid_step_weights(&mut g, m, batch * steps)?),
             (w, _) => w,
@@ -250,7 +257,20 @@ impl Sequential {
             let name = m.name();
             // Counts add as they are; means are weighted by the batch's rows.
             let (node, scale) = match *m {
-                Metric::Accuracy => (g.add(Op::CountCorrect { sparse, threshold }, &[head, y], name)?, 1.0),
+                // Masked per-step outputs: the correct valid steps, and the valid steps counted
+                // beside them (Keras weighs a metric by the mask: Σ c·m / Σ m over the epoch).
+                Metric::Accuracy if step_mask.is_some() => {
+                    let m = step_mask.ok_or_else(|| crate::Error::invalid(name, "no step mask"))?;
+                    let valid = g.add(Op::SumAll { scale: 1.0 }, &[m], name)?;
+                    let op = Op::CountCorrect { sparse, threshold, weighted: true };
+                    let correct = g.add(op, &[head, y, m], name)?;
+                    // One [2] value, [correct, valid], for the metric's two accumulators.
+                    (g.add(Op::ConcatColumns, &[correct, valid], name)?, 1.0)
+                }
+                Metric::Accuracy => {
+                    let op = Op::CountCorrect { sparse, threshold, weighted: false };
+                    (g.add(op, &[head, y], name)?, 1.0)
+                }
                 Metric::TopKAccuracy { k } => (g.add(Op::CountTopK { sparse, k }, &[head, y], name)?, 1.0),
                 Metric::MeanAbsoluteError => {
                     let op = Op::Pointwise { loss: PointwiseLoss::AbsoluteError, weighted: false };
@@ -280,21 +300,16 @@ impl Sequential {
                     (counts, 1.0)
                 }
             };
-            // Per-step counts: a sample's share is its fraction of correct steps.
+            // Per-step counts: a sample's share is its fraction of correct steps (masked
+            // accuracy keeps its counts: the valid steps beside them divide).
             let scale =
                 if scale == 1.0 && steps > 1 && matches!(m, Metric::Accuracy | Metric::TopKAccuracy { .. }) {
-                    1.0 / steps as f32
+                    if step_mask.is_some() && *m == Metric::Accuracy { 1.0 } else { 1.0 / steps as f32 }
                 } else {
                     scale
                 };
-            // Per-step counts: a sample's share is its fraction of correct steps.
-            let scale =
-                if scale == 1.0 && steps > 1 && matches!(m, Metric::Accuracy | Metric::TopKAccuracy { .. }) {
-                    1.0 / steps as f32
-                } else {
-                    scale
-                };
-            let len = m.accum_len(outputs);
+            // Accuracy has room for a valid-step count that only masked per-step outputs give.
+            let len = m.accum_len(outputs).min(g.shape(node).iter().product());
             spec.tail.push((Kernel::Accumulate { len, scale }, vec![ArgRef::Node(node), acc(1 + i, len)]));
         }
         spec.outputs.push(("loss".into(), loss));

@@ -333,7 +333,7 @@ pub enum Kernel {
     /// args `[pred, labels, count]`: count[0] = number of correct rows. cols > 1: argmax of the
     /// row (first maximum) equals the label (sparse: labels [rows] class indices; else argmax
     /// of the one-hot row). cols == 1: (pred > threshold) == (label > 0.5).
-    CountCorrect { rows: usize, cols: usize, sparse: bool, threshold: f32 },
+    CountCorrect { rows: usize, cols: usize, sparse: bool, threshold: f32, weighted: bool },
     /// args `[x, flag]`: if flag[0] == 0 and x[0] is NaN or ±inf, flag[0] = t (the run's step
     /// count, `StepScalars::t`), in place on `flag` — the first non-finite loss, recorded on
     /// the device and read back once per epoch.

@@ -250,13 +250,15 @@ macro_rules! kernel_table {
                 cpu(v, sc): cpu::metrics::class_counts(rows, cols, sparse, threshold, v.r(0), v.r(1), v.w(2)),
                 gpu(d): gpu::class_counts(d, rows, cols, sparse, threshold),
             }
-            CountCorrect { rows, cols, sparse, threshold } => {
-                args: 3,
-                cpu(v, sc): v.w(2)[0] = cpu::kernels::count_correct(
-                    rows, cols, sparse, threshold, v.r(0), v.r(1),
-                ),
+            CountCorrect { rows, cols, sparse, threshold, weighted } => {
+                args: 3 + usize::from(weighted),
+                cpu(v, sc): {
+                    let w = weighted.then(|| v.r(2));
+                    let count = cpu::kernels::count_correct(rows, cols, sparse, threshold, v.r(0), v.r(1), w);
+                    v.w(2 + usize::from(weighted))[0] = count;
+                },
                 gpu(d): Ok(gpu::row_counter(
-                    "count_correct", gpu::loss_params(rows, cols, sparse, 0, threshold, false)?),
+                    "count_correct", gpu::loss_params(rows, cols, sparse, 0, threshold, weighted)?),
                 ),
             }
             FirstNonFinite {} => {

@@ -269,7 +269,11 @@ fn user_facing_errors_hold_no_debug_output() {
         .push(g.add(kiln::graph::Op::MatMul { trans_a: false, trans_b: false }, &[a], "layer").unwrap_err());
     let labels = g.input("labels", &[2]);
     let count = g
-        .add(kiln::graph::Op::CountCorrect { sparse: true, threshold: 0.5 }, &[a, labels], "metric")
+        .add(
+            kiln::graph::Op::CountCorrect { sparse: true, threshold: 0.5, weighted: false },
+            &[a, labels],
+            "metric",
+        )
         .unwrap();
     let seed = g.add(kiln::graph::Op::Fill { shape: vec![1], value: 1.0 }, &[], "seed").unwrap();
     messages.push(kiln::graph::autodiff::gradients(&mut g, count, seed, &[a]).unwrap_err());

@@ -325,13 +325,19 @@ fn losses_and_metrics_match_cpu() {
         let ls = b.input(sparse_labels);
         let ld = b.input(dense_labels);
         let dloss = b.input(vec![1.7]);
+        // A step mask (0/1) and fractional weights for the weighted count.
+        let mask: Vec<f32> = uniform(&mut r, rows, 0.0, 2.0).into_iter().map(f32::floor).collect();
+        let (mask, frac) = (b.input(mask), b.input(uniform(&mut r, rows, 0.0, 1.0)));
         for (sparse, l) in [(true, ls), (false, ld)] {
             b.op(Kernel::SoftmaxCrossEntropy { rows, cols, sparse, weighted: false }, &[z, l], 1);
             let grad = Kernel::SoftmaxCrossEntropyGrad { rows, cols, sparse, weighted: false };
             b.op(grad, &[z, l, dloss], rows * cols);
             let threshold = 0.0;
-            let count = Kernel::CountCorrect { rows, cols, sparse, threshold };
+            let count = Kernel::CountCorrect { rows, cols, sparse, threshold, weighted: false };
             b.op(count, &[z, l], 1);
+            for w in [mask, frac] {
+                b.op(Kernel::CountCorrect { rows, cols, sparse, threshold, weighted: true }, &[z, l, w], 1);
+            }
         }
     }
     for len in [1, 100, 3001] {
@@ -342,8 +348,13 @@ fn losses_and_metrics_match_cpu() {
         b.op(Kernel::MeanSquaredErrorGrad { len, rows: len, weighted: false }, &[p, t, dloss], len);
         b.op(Kernel::SigmoidBinaryCrossEntropy { len, rows: len, weighted: false }, &[p, t], 1);
         b.op(Kernel::SigmoidBinaryCrossEntropyGrad { len, rows: len, weighted: false }, &[p, t, dloss], len);
-        let count = Kernel::CountCorrect { rows: len, cols: 1, sparse: false, threshold: 0.5 };
+        let count =
+            Kernel::CountCorrect { rows: len, cols: 1, sparse: false, threshold: 0.5, weighted: false };
         b.op(count, &[p, t], 1);
+        let w = b.input(uniform(&mut r, len, 0.0, 1.0));
+        let count =
+            Kernel::CountCorrect { rows: len, cols: 1, sparse: false, threshold: 0.5, weighted: true };
+        b.op(count, &[p, t, w], 1);
     }
     check(&b, 1e-4);
 }

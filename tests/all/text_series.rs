@@ -371,6 +371,33 @@ fn a_masked_per_step_loss_is_the_mean_over_valid_steps() {
         "loss {loss} vs {} over {valid} valid steps",
         total / valid as f64
     );
+    // Accuracy counts the valid steps only, over the whole pass: Σ correct·m / Σ m (Keras
+    // weighs metrics by the mask), also across batches of different valid counts.
+    let argmax = |r: &[f32]| (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b });
+    let correct = p
+        .data
+        .chunks(vocab)
+        .zip(&labels)
+        .zip(&ids)
+        .filter(|((row, label), id)| **id != 0.0 && argmax(row) == **label as usize)
+        .count();
+    let expected = correct as f32 / valid as f32;
+    for batch in [n, 2] {
+        let logs = m.evaluate_metrics(&x, &y, batch).unwrap();
+        assert!((logs["accuracy"] - expected).abs() < 1e-6, "batch {batch}: {logs:?} vs {expected}");
+    }
+    if common::gpu().is_some() {
+        let mut g = Sequential::new(&[steps])
+            .with_seed(2)
+            .add(Embedding::new(vocab, 3).mask_zero(true))
+            .add(Lstm::new(4).return_sequences(true))
+            .add(Dense::new(vocab, Activation::Softmax));
+        let device = Device::Gpu(None);
+        g.compile(CompileOptions::new(Optimizer::adam(1e-2), Loss::SparseCategoricalCrossentropy, device))
+            .unwrap();
+        let logs = g.evaluate_metrics(&x, &y, 2).unwrap();
+        assert!((logs["accuracy"] - expected).abs() < 1e-6, "gpu: {logs:?} vs {expected}");
+    }
     // Training moves only what the valid steps see: padded labels do not matter.
     let other: Vec<f32> = labels
         .iter()

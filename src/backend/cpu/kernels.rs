@@ -459,7 +459,8 @@ pub fn sigmoid_bce_grad<T: CpuFloat>(z: &[T], t: &[T], w: RowWeights<T>, dloss: 
     w.map2_scaled(z, t, dz, s, |z, t| sigmoid(z) - t);
 }
 
-/// Number of rows whose prediction matches the label (see `Kernel::CountCorrect`).
+/// Number of rows whose prediction matches the label, or with `weights` the sum of their
+/// weights, in row order (see `Kernel::CountCorrect`).
 pub fn count_correct<T: CpuFloat>(
     rows: usize,
     cols: usize,
@@ -467,6 +468,7 @@ pub fn count_correct<T: CpuFloat>(
     threshold: f32,
     p: &[T],
     labels: &[T],
+    weights: Option<&[T]>,
 ) -> T {
     let argmax = |r: &[T]| {
         let mut best = 0;
@@ -477,21 +479,22 @@ pub fn count_correct<T: CpuFloat>(
         }
         best
     };
-    let correct = (0..rows)
-        .filter(|&i| {
-            if cols == 1 {
-                (p[i] > T::c(threshold)) == (labels[i] > T::c(0.5))
+    let correct = (0..rows).filter(|&i| {
+        if cols == 1 {
+            (p[i] > T::c(threshold)) == (labels[i] > T::c(0.5))
+        } else {
+            let label = if sparse {
+                labels[i].to_usize().unwrap_or(usize::MAX)
             } else {
-                let label = if sparse {
-                    labels[i].to_usize().unwrap_or(usize::MAX)
-                } else {
-                    argmax(&labels[i * cols..(i + 1) * cols])
-                };
-                argmax(&p[i * cols..(i + 1) * cols]) == label
-            }
-        })
-        .count();
-    T::from(correct).unwrap_or(T::zero())
+                argmax(&labels[i * cols..(i + 1) * cols])
+            };
+            argmax(&p[i * cols..(i + 1) * cols]) == label
+        }
+    });
+    match weights {
+        Some(w) => correct.fold(T::zero(), |sum, i| sum + w[i]),
+        None => T::from(correct.count()).unwrap_or(T::zero()),
+    }
 }
 
 /// y = scale·x + shift elementwise.
