@@ -10,6 +10,7 @@
 //                                                           2 BCE of p clipped to [param, 1−param]
 //   pointwise_grad              [p, t, dloss, dp]         dp = ∂loss/∂p · dloss[0] / len
 //   count_top_k                 [pred, labels, count]     count[0] = rows whose label is in the top len
+//                                                           (weighted: [pred, labels, w, count])
 //   binary_counts               [pred, labels, counts]    counts[0..3] = TP, FP, FN of pred > threshold
 //   count_correct               [pred, labels, count]     count[0] = rows whose prediction is right
 //                                                           (weighted: [pred, labels, w, count],
@@ -352,12 +353,20 @@ fn count_top_k(@builtin(local_invocation_id) lid: vec3<u32>) {
             for (var j = 0u; j < p.cols; j++) {
                 above += select(0u, 1u, arg0[i * p.cols + j] > mine);
             }
-            n += select(0.0, 1.0, above < p.len);
+            var w = 1.0;
+            if (p.weighted != 0u) {
+                w = arg2[i];
+            }
+            n += select(0.0, w, above < p.len);
         }
     }
     let sum = tree_sum(t, n);
     if (t == 0u) {
-        arg2[0] = sum;
+        if (p.weighted != 0u) {
+            arg3[0] = sum;
+        } else {
+            arg2[0] = sum;
+        }
     }
 }
 

@@ -152,7 +152,7 @@ impl Metric {
             Metric::Auc { num_thresholds } => 2 * num_thresholds,
             Metric::MacroPrecision | Metric::MacroRecall | Metric::MacroF1 => 3 * outputs,
             // The correct count, and the valid steps of masked per-step outputs (else 0).
-            Metric::Accuracy => 2,
+            Metric::Accuracy | Metric::TopKAccuracy { .. } => 2,
             _ => 1,
         }
     }
@@ -167,7 +167,7 @@ impl Metric {
             Metric::F1 => f1 as f32,
             Metric::Auc { .. } => roc_auc(acc),
             Metric::MacroPrecision | Metric::MacroRecall | Metric::MacroF1 => macro_average(*self, acc),
-            Metric::Accuracy if at(1) > 0.0 => at(0) / at(1),
+            Metric::Accuracy | Metric::TopKAccuracy { .. } if at(1) > 0.0 => at(0) / at(1),
             _ => at(0) / samples.max(1) as f32,
         }
     }

@@ -111,7 +111,8 @@ impl Graph {
                     labels_ok(*sparse, r, c, s(1))?;
                 }
                 if let Op::SoftmaxCrossEntropy { weighted: true, .. }
-                | Op::CountCorrect { weighted: true, .. } = op
+                | Op::CountCorrect { weighted: true, .. }
+                | Op::CountTopK { weighted: true, .. } = op
                 {
                     same(&format!("{ctx} sample weights"), &[r], s(2))?;
                 }

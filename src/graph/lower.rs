@@ -95,8 +95,9 @@ impl Graph {
             Op::PointwiseGrad { loss, weighted } => {
                 Kernel::PointwiseGrad { loss: *loss, len, rows: rc(s(0)).0, weighted: *weighted }
             }
-            Op::CountTopK { sparse, k } => {
-                Kernel::CountTopK { rows: rc(s(0)).0, cols: rc(s(0)).1, sparse: *sparse, k: *k }
+            Op::CountTopK { sparse, k, weighted } => {
+                let (rows, cols) = rc(s(0));
+                Kernel::CountTopK { rows, cols, sparse: *sparse, k: *k, weighted: *weighted }
             }
             Op::BinaryCounts { threshold } => {
                 Kernel::BinaryCounts { len: self.nodes[node.inputs[0]].len(), threshold: *threshold }

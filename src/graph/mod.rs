@@ -97,7 +97,7 @@ pub enum Op {
     /// (pred [r,c], labels) → number of correct rows, [1]. Not differentiable.
     CountCorrect { sparse: bool, threshold: f32, weighted: bool },
     /// (pred [r,c], labels) → rows whose label is among the top k predictions, [1].
-    CountTopK { sparse: bool, k: usize },
+    CountTopK { sparse: bool, k: usize, weighted: bool },
     /// (pred, labels of pred's shape) → [TP, FP, FN] of pred > threshold, [3].
     BinaryCounts { threshold: f32 },
     /// (probabilities [r,c], labels) → partial ROC histograms [chunks, 2·thresholds] (see
@@ -266,7 +266,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::MeanSquaredError { weighted: false }
         | Op::SigmoidBinaryCrossEntropy { weighted: false }
         | Op::Pointwise { weighted: false, .. }
-        | Op::CountTopK { .. }
+        | Op::CountTopK { weighted: false, .. }
         | Op::BinaryCounts { .. }
         | Op::RocHistogram { .. }
         | Op::ClassCounts { .. }
@@ -280,6 +280,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::SigmoidBinaryCrossEntropy { weighted: true }
         | Op::Pointwise { weighted: true, .. }
         | Op::CountCorrect { weighted: true, .. }
+        | Op::CountTopK { weighted: true, .. }
         | Op::BinaryGrad { .. }
         | Op::BatchNormGradSums { .. } => 3,
         Op::BatchNorm { .. }

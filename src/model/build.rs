@@ -259,11 +259,14 @@ impl Sequential {
             let (node, scale) = match *m {
                 // Masked per-step outputs: the correct valid steps, and the valid steps counted
                 // beside them (Keras weighs a metric by the mask: Σ c·m / Σ m over the epoch).
-                Metric::Accuracy if step_mask.is_some() => {
-                    let m = step_mask.ok_or_else(|| crate::Error::invalid(name, "no step mask"))?;
-                    let valid = g.add(Op::SumAll { scale: 1.0 }, &[m], name)?;
-                    let op = Op::CountCorrect { sparse, threshold, weighted: true };
-                    let correct = g.add(op, &[head, y, m], name)?;
+                Metric::Accuracy | Metric::TopKAccuracy { .. } if step_mask.is_some() => {
+                    let mask = step_mask.ok_or_else(|| crate::Error::invalid(name, "no step mask"))?;
+                    let valid = g.add(Op::SumAll { scale: 1.0 }, &[mask], name)?;
+                    let op = match *m {
+                        Metric::TopKAccuracy { k } => Op::CountTopK { sparse, k, weighted: true },
+                        _ => Op::CountCorrect { sparse, threshold, weighted: true },
+                    };
+                    let correct = g.add(op, &[head, y, mask], name)?;
                     // One [2] value, [correct, valid], for the metric's two accumulators.
                     (g.add(Op::ConcatColumns, &[correct, valid], name)?, 1.0)
                 }
@@ -271,7 +274,9 @@ impl Sequential {
                     let op = Op::CountCorrect { sparse, threshold, weighted: false };
                     (g.add(op, &[head, y], name)?, 1.0)
                 }
-                Metric::TopKAccuracy { k } => (g.add(Op::CountTopK { sparse, k }, &[head, y], name)?, 1.0),
+                Metric::TopKAccuracy { k } => {
+                    (g.add(Op::CountTopK { sparse, k, weighted: false }, &[head, y], name)?, 1.0)
+                }
                 Metric::MeanAbsoluteError => {
                     let op = Op::Pointwise { loss: PointwiseLoss::AbsoluteError, weighted: false };
                     (g.add(op, &[out, y], name)?, batch as f32)
@@ -304,7 +309,7 @@ impl Sequential {
             // accuracy keeps its counts: the valid steps beside them divide).
             let scale =
                 if scale == 1.0 && steps > 1 && matches!(m, Metric::Accuracy | Metric::TopKAccuracy { .. }) {
-                    if step_mask.is_some() && *m == Metric::Accuracy { 1.0 } else { 1.0 / steps as f32 }
+                    if step_mask.is_some() { 1.0 } else { 1.0 / steps as f32 }
                 } else {
                     scale
                 };

@@ -312,7 +312,7 @@ pub enum Kernel {
     /// args `[pred, labels, count]`: count[0] = rows whose label's prediction has fewer than
     /// `k` strictly larger predictions in the row (sparse: labels [rows] class indices; else
     /// the argmax of the one-hot row).
-    CountTopK { rows: usize, cols: usize, sparse: bool, k: usize },
+    CountTopK { rows: usize, cols: usize, sparse: bool, k: usize, weighted: bool },
     /// args `[pred, labels, counts]`: counts[0..3] = true positives, false positives, false
     /// negatives of `pred > threshold` against `label > 0.5`, over `len` elements.
     BinaryCounts { len: usize, threshold: f32 },

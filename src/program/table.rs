@@ -225,11 +225,15 @@ macro_rules! kernel_table {
                 ),
             }
             // The metric counters (`shaders/loss.wgsl`).
-            CountTopK { rows, cols, sparse, k } => {
-                args: 3,
-                cpu(v, sc): v.w(2)[0] = cpu::metrics::count_top_k(rows, cols, sparse, k, v.r(0), v.r(1)),
+            CountTopK { rows, cols, sparse, k, weighted } => {
+                args: 3 + usize::from(weighted),
+                cpu(v, sc): {
+                    let w = weighted.then(|| v.r(2));
+                    let count = cpu::metrics::count_top_k(rows, cols, sparse, k, v.r(0), v.r(1), w);
+                    v.w(2 + usize::from(weighted))[0] = count;
+                },
                 gpu(d): Ok(gpu::row_counter(
-                    "count_top_k", gpu::loss_params(rows, cols, sparse, k, 0.0, false)?),
+                    "count_top_k", gpu::loss_params(rows, cols, sparse, k, 0.0, weighted)?),
                 ),
             }
             BinaryCounts { len, threshold } => {

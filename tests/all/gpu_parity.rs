@@ -337,6 +337,7 @@ fn losses_and_metrics_match_cpu() {
             b.op(count, &[z, l], 1);
             for w in [mask, frac] {
                 b.op(Kernel::CountCorrect { rows, cols, sparse, threshold, weighted: true }, &[z, l, w], 1);
+                b.op(Kernel::CountTopK { rows, cols, sparse, k: 2, weighted: true }, &[z, l, w], 1);
             }
         }
     }

@@ -17,14 +17,14 @@ use crate::common::{TempDir, digits};
 
 /// Dense → BatchNormalization → Dropout → Dense with Adam: the moving statistics, both slots
 /// and the step-dependent dropout masks have to continue exactly.
-fn model() -> Sequential {
+fn model(device: Device) -> Sequential {
     let mut m = Sequential::new(&[64])
         .with_seed(5)
         .add(Dense::new(32, Activation::Relu))
         .add(BatchNormalization::new())
         .add(Dropout::new(0.3))
         .add(Dense::new(10, Activation::Softmax));
-    m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
+    m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, device))
         .unwrap();
     m
 }
@@ -72,9 +72,14 @@ fn options(epochs: usize, initial_epoch: usize, callbacks: Vec<SharedCallback>) 
 
 /// Trains 3 epochs with an interrupt after `batch` of epoch 1 (saved by a run directory),
 /// then a fresh model from `last.safetensors` finishes them: (the two Histories, weights).
-fn interrupted_run(x: &Tensor, y: &Tensor, batch: usize) -> (Error, History, Vec<(String, Tensor)>) {
+fn interrupted_run(
+    device: Device,
+    x: &Tensor,
+    y: &Tensor,
+    batch: usize,
+) -> (Error, History, Vec<(String, Tensor)>) {
     let dir = TempDir::new("interrupt-lib");
-    let mut m = model();
+    let mut m = model(device);
     let mut opts = options(3, 0, Vec::new());
     let flag = opts.interrupt.clone().unwrap();
     let raise: SharedCallback = Arc::new(Mutex::new(RaiseAt { epoch: 1, batch, now: 0, flag }));
@@ -84,7 +89,7 @@ fn interrupted_run(x: &Tensor, y: &Tensor, batch: usize) -> (Error, History, Vec
     drop(m);
     let path = dir.join(run_dir::LAST);
     let checkpoint = Checkpoint::load(&path).unwrap();
-    let mut resumed = checkpoint.into_model(Device::Cpu).unwrap();
+    let mut resumed = checkpoint.into_model(device).unwrap();
     assert_eq!(resumed.epochs_trained(), 1);
     let history = resumed.fit(x, y, &options(3, resumed.epochs_trained(), Vec::new())).unwrap();
     (err, history, resumed.get_weights().unwrap())
@@ -99,11 +104,11 @@ fn same_bits(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
 #[test]
 fn an_epoch_interrupted_after_a_batch_resumes_to_the_same_bits_and_history() {
     let (x, y) = digits();
-    let mut straight = model();
+    let mut straight = model(Device::Cpu);
     let h = straight.fit(&x, &y, &options(3, 0, Vec::new())).unwrap();
     let weights = straight.get_weights().unwrap();
     let of = x.rows().div_ceil(BATCH);
-    let (err, resumed, after) = interrupted_run(&x, &y, 6);
+    let (err, resumed, after) = interrupted_run(Device::Cpu, &x, &y, 6);
     match err {
         Error::Interrupted { epoch: 2, batches: 7, of: o, saved: Some(p) } if o == of => {
             assert!(p.ends_with(run_dir::LAST), "{}", p.display())
@@ -117,11 +122,33 @@ fn an_epoch_interrupted_after_a_batch_resumes_to_the_same_bits_and_history() {
     }
 }
 
+/// The same on a GPU (lavapipe in CI): the partial epoch's accumulators come back from and go
+/// to the device; the resumed run agrees with an uninterrupted one on the same adapter.
+#[test]
+fn an_interrupted_epoch_resumes_on_the_gpu() {
+    if crate::common::gpu().is_none() {
+        return;
+    }
+    let device = Device::Gpu(None);
+    let (x, y) = digits();
+    let mut straight = model(device);
+    let h = straight.fit(&x, &y, &options(3, 0, Vec::new())).unwrap();
+    let (err, resumed, after) = interrupted_run(device, &x, &y, 6);
+    assert!(matches!(err, Error::Interrupted { epoch: 2, batches: 7, .. }), "{err}");
+    for ((name, p), (_, q)) in straight.get_weights().unwrap().iter().zip(&after) {
+        let worst = p.data.iter().zip(&q.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-4, "{name}: differs by {worst}");
+    }
+    for (a, b) in resumed.history["loss"].iter().zip(&h.history["loss"][1..]) {
+        assert!((a - b).abs() <= 1e-4 * b.abs(), "loss {a} vs {b}");
+    }
+}
+
 #[test]
 fn an_interrupt_in_the_last_batch_ends_the_epoch_and_stops_between_epochs() {
     let (x, y) = digits();
     let of = x.rows().div_ceil(BATCH);
-    let mut m = model();
+    let mut m = model(Device::Cpu);
     let mut opts = options(3, 0, Vec::new());
     let flag = opts.interrupt.clone().unwrap();
     opts.callbacks = vec![Arc::new(Mutex::new(RaiseAt { epoch: 0, batch: of - 1, now: 0, flag }))];

@@ -17,13 +17,15 @@ fn counters_have_the_hand_computed_values() {
     // with label 1 at the top-2 boundary, below 0.6 (ties count as in).
     let p = [0.1f64, 0.7, 0.2, 0.1, 0.5, 0.4, 0.6, 0.5, 0.5];
     let labels = [1.0, 0.0, 2.0];
-    assert_eq!(count_top_k(3, 3, true, 1, &p, &labels), 1.0);
-    assert_eq!(count_top_k(3, 3, true, 2, &p, &labels), 2.0);
-    assert_eq!(count_top_k(3, 3, true, 3, &p, &labels), 3.0);
+    assert_eq!(count_top_k(3, 3, true, 1, &p, &labels, None), 1.0);
+    assert_eq!(count_top_k(3, 3, true, 2, &p, &labels, None), 2.0);
+    assert_eq!(count_top_k(3, 3, true, 3, &p, &labels, None), 3.0);
     let one_hot = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
-    assert_eq!(count_top_k(3, 3, false, 2, &p, &one_hot), 2.0);
+    assert_eq!(count_top_k(3, 3, false, 2, &p, &one_hot, None), 2.0);
     // A label out of range is never in the top k.
-    assert_eq!(count_top_k(1, 3, true, 3, &p[..3], &[7.0]), 0.0);
+    assert_eq!(count_top_k(1, 3, true, 3, &p[..3], &[7.0], None), 0.0);
+    // Weighted: the hits' weights (rows 0 and 2 are in the top 2).
+    assert_eq!(count_top_k(3, 3, true, 2, &p, &labels, Some(&[0.5, 4.0, 0.25])), 0.75);
     let mut c = [0.0f64; 3];
     binary_counts(0.5, &[0.9, 0.6, 0.2, 0.4, 0.7], &[1.0, 0.0, 1.0, 0.0, 1.0], &mut c);
     assert_eq!(c, [2.0, 1.0, 1.0]);
@@ -97,9 +99,14 @@ fn counters_match_cpu_on_gpu() {
         let labels: Vec<f32> = uniform(&mut r, rows, 0.0, cols as f32).into_iter().map(f32::floor).collect();
         let l = b.input(labels);
         for k in [1, 2, 5] {
-            b.op(Kernel::CountTopK { rows, cols, sparse: true, k }, &[z, l], 1);
+            b.op(Kernel::CountTopK { rows, cols, sparse: true, k, weighted: false }, &[z, l], 1);
         }
-        b.op(Kernel::CountTopK { rows, cols, sparse: false, k: 2 }, &[z, z], 1);
+        b.op(Kernel::CountTopK { rows, cols, sparse: false, k: 2, weighted: false }, &[z, z], 1);
+        // Weighted by a 0/1 step mask: the valid hits, exactly (fractional weights sum in
+        // another order on the GPU: `gpu_parity::losses_and_metrics_match_cpu` has a tolerance).
+        let mask: Vec<f32> = uniform(&mut r, rows, 0.0, 2.0).into_iter().map(f32::floor).collect();
+        let w = b.input(mask);
+        b.op(Kernel::CountTopK { rows, cols, sparse: true, k: 2, weighted: true }, &[z, l, w], 1);
     }
     for len in [1, 100, 3001] {
         let p = b.input(uniform(&mut r, len, 0.0, 1.0));

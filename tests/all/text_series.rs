@@ -386,6 +386,31 @@ fn a_masked_per_step_loss_is_the_mean_over_valid_steps() {
         let logs = m.evaluate_metrics(&x, &y, batch).unwrap();
         assert!((logs["accuracy"] - expected).abs() < 1e-6, "batch {batch}: {logs:?} vs {expected}");
     }
+    // Top-2 accuracy over the valid steps, on every device.
+    let top2 = p
+        .data
+        .chunks(vocab)
+        .zip(&labels)
+        .zip(&ids)
+        .filter(|((row, label), id)| {
+            **id != 0.0 && row.iter().filter(|&&v| v > row[**label as usize]).count() < 2
+        })
+        .count() as f32
+        / valid as f32;
+    for device in common::devices() {
+        let mut k = Sequential::new(&[steps])
+            .with_seed(2)
+            .add(Embedding::new(vocab, 3).mask_zero(true))
+            .add(Lstm::new(4).return_sequences(true))
+            .add(Dense::new(vocab, Activation::Softmax));
+        let mut opts =
+            CompileOptions::new(Optimizer::adam(1e-2), Loss::SparseCategoricalCrossentropy, device);
+        opts.metrics = vec![kiln::Metric::TopKAccuracy { k: 2 }];
+        k.compile(opts).unwrap();
+        let logs = k.evaluate_metrics(&x, &y, 2).unwrap();
+        let got = logs["top_k_categorical_accuracy"];
+        assert!((got - top2).abs() < 1e-6, "{device:?}: {logs:?} vs {top2}");
+    }
     if common::gpu().is_some() {
         let mut g = Sequential::new(&[steps])
             .with_seed(2)

@@ -24,20 +24,23 @@ pub fn count_top_k<T: CpuFloat>(
     k: usize,
     p: &[T],
     labels: &[T],
+    weights: Option<&[T]>,
 ) -> T {
-    let hits = (0..rows)
-        .filter(|&i| {
-            let row = &p[i * cols..(i + 1) * cols];
-            let label = if sparse {
-                labels[i].to_usize().unwrap_or(usize::MAX)
-            } else {
-                argmax(&labels[i * cols..(i + 1) * cols])
-            };
-            let Some(&target) = row.get(label) else { return false };
-            row.iter().filter(|&&v| v > target).count() < k
-        })
-        .count();
-    T::from(hits).unwrap_or(T::zero())
+    let hits = (0..rows).filter(|&i| {
+        let row = &p[i * cols..(i + 1) * cols];
+        let label = if sparse {
+            labels[i].to_usize().unwrap_or(usize::MAX)
+        } else {
+            argmax(&labels[i * cols..(i + 1) * cols])
+        };
+        let Some(&target) = row.get(label) else { return false };
+        row.iter().filter(|&&v| v > target).count() < k
+    });
+    // With weights: their sum over the hits, in row order.
+    match weights {
+        Some(w) => hits.fold(T::zero(), |sum, i| sum + w[i]),
+        None => T::from(hits.count()).unwrap_or(T::zero()),
+    }
 }
 
 /// [true positives, false positives, false negatives] of `pred > threshold` against
