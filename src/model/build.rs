@@ -255,12 +255,13 @@ impl Sequential {
             .push((Kernel::Accumulate { len: 1, scale: batch as f32 }, vec![ArgRef::Node(loss), acc(0, 1)]));
         for (i, m) in c.metrics.iter().enumerate() {
             let name = m.name();
-            // Counts add as they are; means are weighted by the batch's rows.
-            let (node, scale) = match *m {
+            // Counts add as they are; means are weighted by the batch's rows. Per-step counts
+            // weigh a step 1/steps, so that a sample's share is its fraction of correct steps.
+            let per_step = 1.0 / steps as f32;
+            let (node, scale) = match (*m, step_mask) {
                 // Masked per-step outputs: the correct valid steps, and the valid steps counted
                 // beside them (Keras weighs a metric by the mask: Σ c·m / Σ m over the epoch).
-                Metric::Accuracy | Metric::TopKAccuracy { .. } if step_mask.is_some() => {
-                    let mask = step_mask.ok_or_else(|| crate::Error::invalid(name, "no step mask"))?;
+                (Metric::Accuracy | Metric::TopKAccuracy { .. }, Some(mask)) => {
                     let valid = g.add(Op::SumAll { scale: 1.0 }, &[mask], name)?;
                     let op = match *m {
                         Metric::TopKAccuracy { k } => Op::CountTopK { sparse, k, weighted: true },
@@ -270,30 +271,30 @@ impl Sequential {
                     // One [2] value, [correct, valid], for the metric's two accumulators.
                     (g.add(Op::ConcatColumns, &[correct, valid], name)?, 1.0)
                 }
-                Metric::Accuracy => {
+                (Metric::Accuracy, None) => {
                     let op = Op::CountCorrect { sparse, threshold, weighted: false };
-                    (g.add(op, &[head, y], name)?, 1.0)
+                    (g.add(op, &[head, y], name)?, per_step)
                 }
-                Metric::TopKAccuracy { k } => {
-                    (g.add(Op::CountTopK { sparse, k, weighted: false }, &[head, y], name)?, 1.0)
+                (Metric::TopKAccuracy { k }, None) => {
+                    (g.add(Op::CountTopK { sparse, k, weighted: false }, &[head, y], name)?, per_step)
                 }
-                Metric::MeanAbsoluteError => {
+                (Metric::MeanAbsoluteError, _) => {
                     let op = Op::Pointwise { loss: PointwiseLoss::AbsoluteError, weighted: false };
                     (g.add(op, &[out, y], name)?, batch as f32)
                 }
-                Metric::MeanSquaredError => {
+                (Metric::MeanSquaredError, _) => {
                     (g.add(Op::MeanSquaredError { weighted: false }, &[out, y], name)?, batch as f32)
                 }
-                Metric::Precision | Metric::Recall | Metric::F1 => {
+                (Metric::Precision | Metric::Recall | Metric::F1, _) => {
                     (g.add(Op::BinaryCounts { threshold }, &[head, y], name)?, 1.0)
                 }
-                Metric::Auc { num_thresholds } => {
+                (Metric::Auc { num_thresholds }, _) => {
                     let p = probabilities(&mut g, name)?;
                     let hist =
                         g.add(Op::RocHistogram { sparse, thresholds: num_thresholds }, &[p, y], name)?;
                     (g.add(Op::SumRows, &[hist], name)?, 1.0)
                 }
-                Metric::MacroPrecision | Metric::MacroRecall | Metric::MacroF1 => {
+                (Metric::MacroPrecision | Metric::MacroRecall | Metric::MacroF1, _) => {
                     let counts = match class_counts {
                         Some(node) => node,
                         None => {
@@ -305,14 +306,6 @@ impl Sequential {
                     (counts, 1.0)
                 }
             };
-            // Per-step counts: a sample's share is its fraction of correct steps (masked
-            // accuracy keeps its counts: the valid steps beside them divide).
-            let scale =
-                if scale == 1.0 && steps > 1 && matches!(m, Metric::Accuracy | Metric::TopKAccuracy { .. }) {
-                    if step_mask.is_some() { 1.0 } else { 1.0 / steps as f32 }
-                } else {
-                    scale
-                };
             // Accuracy has room for a valid-step count that only masked per-step outputs give.
             let len = m.accum_len(outputs).min(g.shape(node).iter().product());
             spec.tail.push((Kernel::Accumulate { len, scale }, vec![ArgRef::Node(node), acc(1 + i, len)]));

@@ -128,8 +128,6 @@ struct EpochTotals {
     metrics: Vec<(&'static str, f32)>,
     /// Step within the epoch (from 1) of the first non-finite training loss.
     non_finite_step: Option<usize>,
-    /// The pass stopped early on [`Pass::interrupt`] (the model holds the partial epoch).
-    interrupted: bool,
 }
 
 /// How a training pass starts and may stop (evaluation passes: the default).
@@ -239,7 +237,8 @@ impl Sequential {
     }
 
     /// Run `kind` over all of (x, y) in batches, calling `callbacks`' batch hooks around each
-    /// batch; returns the epoch's totals (over the batches run: a batch hook may stop early).
+    /// batch; returns the epoch's totals (over the batches run: a batch hook may stop early,
+    /// and an interrupt, which leaves the partial epoch in the model).
     #[allow(clippy::too_many_arguments)]
     fn run_epoch(
         &mut self,
@@ -269,7 +268,6 @@ impl Sequential {
         let first_step = self.compiled()?.step + 1 - skip as u32;
         let (mut xb, mut yb, mut wb) = (Vec::new(), Vec::new(), Vec::new());
         let of = order.len().div_ceil(batch_size);
-        let mut interrupted = false;
         for (batch, chunk) in order.chunks(batch_size).enumerate().skip(skip) {
             for cb in callbacks {
                 lock(cb).on_train_batch_begin(batch, self)?;
@@ -316,13 +314,10 @@ impl Sequential {
                     accum,
                     rng,
                 }));
-                interrupted = true;
                 break;
             }
         }
-        let mut totals = self.read_totals(kind, seen, first_step)?;
-        totals.interrupted = interrupted;
-        Ok(totals)
+        self.read_totals(kind, seen, first_step)
     }
 
     /// The accumulators over `samples` samples, in one readback of the Accum arena.
@@ -342,7 +337,6 @@ impl Sequential {
             metrics,
             non_finite_step: (kind == ProgramKind::Train && bad_step != 0.0)
                 .then(|| (bad_step as u32).saturating_sub(first_step) as usize + 1),
-            interrupted: false,
         })
     }
 
@@ -428,8 +422,9 @@ impl Sequential {
                 callbacks,
                 pass,
             )?;
-            if totals.interrupted {
-                let batches = self.partial_epoch().map_or(0, |p| p.batches);
+            // The pass stopped on the interrupt: it left the partial epoch (the one it began
+            // from was taken above).
+            if let Some(batches) = self.partial_epoch().map(|p| p.batches) {
                 return self.interrupted(callbacks, epoch, batches, steps);
             }
             logs = totals.logs();

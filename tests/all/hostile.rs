@@ -89,18 +89,23 @@ fn a_too_small_output_layer_names_itself_and_the_classes() {
     assert!(e.contains("output layer 'dense'") && e.contains("5 units for the 10 classes"), "{e}");
 }
 
+/// `kiln train` arguments for a quiet 1-epoch iris run into the run directory `out`.
+fn iris_run(out: &std::path::Path) -> TrainArgs {
+    TrainArgs {
+        data: Some("iris".into()),
+        epochs: 1,
+        json: true,
+        out: Some(out.to_path_buf()),
+        ..TrainArgs::default()
+    }
+}
+
 /// NaN or infinite features in `kiln predict` input are refused, naming the row.
 #[test]
 fn predict_refuses_non_finite_features() {
     let dir = TempDir::new("hostile-predict");
     let out = dir.join("run");
-    let args = TrainArgs {
-        data: Some("iris".into()),
-        epochs: 1,
-        json: true,
-        out: Some(out.clone()),
-        ..TrainArgs::default()
-    };
+    let args = iris_run(&out);
     train(&args).unwrap();
     let rows = dir.join("rows.csv");
     std::fs::write(&rows, "6,3,4,1\n5.1,inf,1.4,0.2\n").unwrap();
@@ -417,13 +422,7 @@ fn meaningless_flags_are_refused() {
 fn run_directories_are_not_overwritten_or_shared() {
     let dir = TempDir::new("hostile-out");
     let out = dir.join("run");
-    let args = TrainArgs {
-        data: Some("iris".into()),
-        epochs: 1,
-        json: true,
-        out: Some(out.clone()),
-        ..TrainArgs::default()
-    };
+    let args = iris_run(&out);
     train(&args).unwrap();
     let e = train(&args).unwrap_err().to_string();
     assert!(e.contains("holds a run already") && e.contains("--resume") && e.contains("--overwrite"), "{e}");
