@@ -198,7 +198,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
         ));
     }
     // Per-step labels (text) for a model with one output per window: the last step's.
-    if model.output_shapes()?.pop().is_some_and(|s| s.len() == 1) {
+    if model.output_shape()?.len() == 1 {
         (train, test) = (train.last_labels(), test.last_labels());
         val = val.map(Dataset::last_labels);
     }
@@ -209,7 +209,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport> {
                 format!("needs an image model; '{}' takes flat samples", args.model),
             ));
         }
-        model = model.insert(0, RandomFlip);
+        model = model.prepend(RandomFlip);
     }
     // Image models see pixels in [0, 1] (as Keras examples do); dense ones standardised
     // features, from the training split's statistics (a resumed run: the checkpoint's).

@@ -31,7 +31,10 @@ pub use device::Device;
 pub use error::{Error, Result};
 pub use loss::Loss;
 pub use metrics::Metric;
-pub use model::{CompileOptions, FitOptions, History, ImplicitConv, ProgramKind, Sequential, Validation};
+pub use model::{
+    CallLayer, CompileOptions, FitOptions, History, ImplicitConv, Input, Model, ProgramKind, Sequential,
+    Shared, SymbolicTensor, Validation,
+};
 pub use nn::{
     Activation, AveragePooling2D, BatchNormalization, Bidirectional, Conv1D, Conv2D, Dense, Dropout,
     Embedding, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, Gru, Layer, Lstm,

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::callbacks::{Callback, Logs, Mode, Monitor};
 use crate::checkpoint::{Checkpoint, InputPipeline, write_atomic};
 use crate::error::{Error, Result};
-use crate::model::{History, Sequential};
+use crate::model::{History, Model};
 
 /// The checkpoint written after every epoch.
 pub const LAST: &str = "last.safetensors";
@@ -82,7 +82,7 @@ impl RunDirectory {
         self.dir.join(name)
     }
 
-    fn checkpoint(&self, model: &mut Sequential) -> Result<Checkpoint> {
+    fn checkpoint(&self, model: &mut Model) -> Result<Checkpoint> {
         let mut c = Checkpoint::capture(model)?;
         c.input = self.input.clone();
         c.extra = self.extra.clone();
@@ -110,16 +110,16 @@ impl RunDirectory {
 }
 
 impl Callback for RunDirectory {
-    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|source| Error::Write { path: self.dir.clone(), source })
     }
 
-    fn on_epoch_begin(&mut self, _epoch: usize, _model: &mut Sequential) -> Result<()> {
+    fn on_epoch_begin(&mut self, _epoch: usize, _model: &mut Model) -> Result<()> {
         self.epoch_start = Some(Instant::now());
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, _epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<()> {
+    fn on_epoch_end(&mut self, _epoch: usize, logs: &Logs, model: &mut Model) -> Result<()> {
         let secs = self.epoch_start.map_or(0.0, |t| t.elapsed().as_secs_f64());
         self.history.push(logs, secs);
         let bytes = self.checkpoint(model)?.to_bytes()?;
@@ -132,14 +132,14 @@ impl Callback for RunDirectory {
 
     /// `last.safetensors` with the state at the interrupt (the partial epoch included, so
     /// `--resume` continues at the next batch); between epochs it is already written.
-    fn on_interrupt(&mut self, _epoch: usize, model: &mut Sequential) -> Result<Option<PathBuf>> {
+    fn on_interrupt(&mut self, _epoch: usize, model: &mut Model) -> Result<Option<PathBuf>> {
         if model.partial_epoch().is_some() {
             write_atomic(&self.path(LAST), &self.checkpoint(model)?.to_bytes()?)?;
         }
         Ok(Some(self.path(LAST)))
     }
 
-    fn on_train_end(&mut self, _logs: &Logs, model: &mut Sequential) -> Result<()> {
+    fn on_train_end(&mut self, _logs: &Logs, model: &mut Model) -> Result<()> {
         if self.best_only.is_none() {
             self.checkpoint(model)?.save(self.path(MODEL))?;
         }

@@ -49,7 +49,8 @@ fn measure(
         // LSTM(128) over sequences, the classic recurrent training workload.
         "lstm" => crate::model::Sequential::new(sample_shape)
             .add(crate::nn::Lstm::new(128))
-            .add(crate::nn::Dense::new(CLASSES, crate::nn::Activation::Softmax)),
+            .add(crate::nn::Dense::new(CLASSES, crate::nn::Activation::Softmax))
+            .into_model(),
         _ => crate::cli::preset(preset, sample_shape, CLASSES, 0)?,
     };
     let loss = Loss::SparseCategoricalCrossentropy;

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::model::Sequential;
+use crate::model::Model;
 
 /// One epoch's results: `loss`, each metric, and `val_` versions.
 pub type Logs = BTreeMap<String, f32>;
@@ -40,11 +40,11 @@ pub type Logs = BTreeMap<String, f32>;
 /// Hooks `fit` calls; every method has an empty default. Errors end `fit` with that error.
 pub trait Callback: Send {
     /// Before the first epoch of a `fit` call.
-    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         Ok(())
     }
     /// Before epoch `epoch` (from 0) trains.
-    fn on_epoch_begin(&mut self, _epoch: usize, _model: &mut Sequential) -> Result<()> {
+    fn on_epoch_begin(&mut self, _epoch: usize, _model: &mut Model) -> Result<()> {
         Ok(())
     }
     /// Whether [`Callback::on_train_batch_end`] wants the running logs. Reading them costs a
@@ -59,35 +59,35 @@ pub trait Callback: Send {
         self.wants_batch_logs()
     }
     /// Before training batch `batch` (from 0 within each epoch) runs.
-    fn on_train_batch_begin(&mut self, _batch: usize, _model: &mut Sequential) -> Result<()> {
+    fn on_train_batch_begin(&mut self, _batch: usize, _model: &mut Model) -> Result<()> {
         Ok(())
     }
     /// After training batch `batch`. `logs` holds the epoch's running `loss` and metrics (over
     /// the batches so far, as Keras reports them) when [`Callback::wants_batch_logs`], else
     /// nothing. A callback that calls `model.stop_training()` here ends the epoch after this
     /// batch (validation and `on_epoch_end` still run), and training after that epoch.
-    fn on_train_batch_end(&mut self, _batch: usize, _logs: &Logs, _model: &mut Sequential) -> Result<()> {
+    fn on_train_batch_end(&mut self, _batch: usize, _logs: &Logs, _model: &mut Model) -> Result<()> {
         Ok(())
     }
     /// After epoch `epoch` (training and validation), with its logs.
-    fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, _model: &mut Sequential) -> Result<()> {
+    fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, _model: &mut Model) -> Result<()> {
         Ok(())
     }
     /// After the last epoch (also after an early stop), with the last epoch's logs.
-    fn on_train_end(&mut self, _logs: &Logs, _model: &mut Sequential) -> Result<()> {
+    fn on_train_end(&mut self, _logs: &Logs, _model: &mut Model) -> Result<()> {
         Ok(())
     }
     /// Training was interrupted ([`crate::FitOptions::interrupt`]) in epoch `epoch` after a
     /// batch, or after the epoch (`model.partial_epoch()` tells which). A callback that saves
     /// the training state returns the file it wrote.
-    fn on_interrupt(&mut self, _epoch: usize, _model: &mut Sequential) -> Result<Option<std::path::PathBuf>> {
+    fn on_interrupt(&mut self, _epoch: usize, _model: &mut Model) -> Result<Option<std::path::PathBuf>> {
         Ok(None)
     }
     /// The training loss of epoch `epoch` became NaN or infinite at `step` (from 1). `fit`
     /// returns [`Error::NonFiniteLoss`] unless a callback calls `model.stop_training()` here
     /// (as [`TerminateOnNaN`] does); then it stops without calling `on_epoch_end`, so no
     /// checkpoint of the broken weights is written.
-    fn on_non_finite_loss(&mut self, _epoch: usize, _step: usize, _model: &mut Sequential) -> Result<()> {
+    fn on_non_finite_loss(&mut self, _epoch: usize, _step: usize, _model: &mut Model) -> Result<()> {
         Ok(())
     }
 }
@@ -145,7 +145,7 @@ impl CsvLogger {
 }
 
 impl Callback for CsvLogger {
-    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         let existing = if self.append { std::fs::read_to_string(&self.path).ok() } else { None };
         // Appending to a file with a header: keep its columns.
         self.keys = existing
@@ -164,7 +164,7 @@ impl Callback for CsvLogger {
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _model: &mut Sequential) -> Result<()> {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _model: &mut Model) -> Result<()> {
         let sep = self.separator.to_string();
         let mut text = String::new();
         if self.keys.is_empty() {
@@ -179,7 +179,7 @@ impl Callback for CsvLogger {
         written.map_err(|e| self.io_error(e))
     }
 
-    fn on_train_end(&mut self, _logs: &Logs, _model: &mut Sequential) -> Result<()> {
+    fn on_train_end(&mut self, _logs: &Logs, _model: &mut Model) -> Result<()> {
         self.file = None;
         Ok(())
     }
@@ -201,7 +201,7 @@ impl TerminateOnNaN {
 }
 
 impl Callback for TerminateOnNaN {
-    fn on_non_finite_loss(&mut self, epoch: usize, step: usize, model: &mut Sequential) -> Result<()> {
+    fn on_non_finite_loss(&mut self, epoch: usize, step: usize, model: &mut Model) -> Result<()> {
         self.stopped_at = Some((epoch, step));
         model.stop_training();
         Ok(())
@@ -233,7 +233,7 @@ impl std::fmt::Debug for LearningRateScheduler {
 }
 
 impl Callback for LearningRateScheduler {
-    fn on_epoch_begin(&mut self, epoch: usize, model: &mut Sequential) -> Result<()> {
+    fn on_epoch_begin(&mut self, epoch: usize, model: &mut Model) -> Result<()> {
         let lr = (self.schedule)(epoch, model.learning_rate()?);
         model.set_learning_rate(lr)?;
         self.rates.push(lr);

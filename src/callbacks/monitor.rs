@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::{Callback, Logs};
 use crate::checkpoint::{Checkpoint, InputPipeline};
 use crate::error::Result;
-use crate::model::Sequential;
+use crate::model::Model;
 use crate::tensor::Tensor;
 
 /// Whether the monitored value should go down or up.
@@ -173,7 +173,7 @@ impl EarlyStopping {
 }
 
 impl Callback for EarlyStopping {
-    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         self.wait = 0;
         self.stopped_epoch = None;
         self.best_epoch = None;
@@ -182,7 +182,7 @@ impl Callback for EarlyStopping {
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<()> {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Model) -> Result<()> {
         let Some(current) = self.monitor.read(logs, "EarlyStopping") else {
             return Ok(());
         };
@@ -206,7 +206,7 @@ impl Callback for EarlyStopping {
         Ok(())
     }
 
-    fn on_train_end(&mut self, _logs: &Logs, model: &mut Sequential) -> Result<()> {
+    fn on_train_end(&mut self, _logs: &Logs, model: &mut Model) -> Result<()> {
         if let Some(weights) = self.best_weights.take() {
             model.set_weights(&weights)?;
         }
@@ -281,7 +281,7 @@ impl ReduceLROnPlateau {
 }
 
 impl Callback for ReduceLROnPlateau {
-    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         if self.factor.is_nan() || self.factor >= 1.0 {
             return Err(crate::Error::invalid(
                 "ReduceLROnPlateau factor",
@@ -294,7 +294,7 @@ impl Callback for ReduceLROnPlateau {
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<()> {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Model) -> Result<()> {
         let Some(current) = self.monitor.read(logs, "ReduceLROnPlateau") else {
             return Ok(());
         };
@@ -385,7 +385,7 @@ impl ModelCheckpoint {
 }
 
 impl Callback for ModelCheckpoint {
-    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<()> {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Model) -> Result<()> {
         if self.save_best_only {
             let Some(current) = self.monitor.read(logs, "ModelCheckpoint") else {
                 return Ok(());

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::{Callback, Logs};
 use crate::error::Result;
-use crate::model::Sequential;
+use crate::model::Model;
 
 /// Prints training progress: `verbose` 1, a progress bar per epoch on a terminal (running loss
 /// and metrics a few times a second) then Keras's epoch line; 2, one line per epoch
@@ -52,7 +52,7 @@ impl ProgbarLogger {
 }
 
 impl Callback for ProgbarLogger {
-    fn on_epoch_begin(&mut self, epoch: usize, _model: &mut Sequential) -> Result<()> {
+    fn on_epoch_begin(&mut self, epoch: usize, _model: &mut Model) -> Result<()> {
         if self.verbose == 1 {
             println!("Epoch {}/{}", epoch + 1, self.epochs);
             #[cfg(feature = "cli")]
@@ -75,7 +75,7 @@ impl Callback for ProgbarLogger {
         self.has_bar() && self.last_tick.elapsed().as_millis() >= TICK_MS
     }
 
-    fn on_train_batch_end(&mut self, batch: usize, logs: &Logs, _model: &mut Sequential) -> Result<()> {
+    fn on_train_batch_end(&mut self, batch: usize, logs: &Logs, _model: &mut Model) -> Result<()> {
         #[cfg(feature = "cli")]
         if let Some(bar) = &self.bar {
             // A continued (once interrupted) epoch starts past batch 0.
@@ -98,7 +98,7 @@ impl Callback for ProgbarLogger {
         Ok(())
     }
 
-    fn on_interrupt(&mut self, _epoch: usize, _model: &mut Sequential) -> Result<Option<std::path::PathBuf>> {
+    fn on_interrupt(&mut self, _epoch: usize, _model: &mut Model) -> Result<Option<std::path::PathBuf>> {
         #[cfg(feature = "cli")]
         if let Some(bar) = self.bar.take() {
             bar.abandon();
@@ -106,7 +106,7 @@ impl Callback for ProgbarLogger {
         Ok(None)
     }
 
-    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _model: &mut Sequential) -> Result<()> {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _model: &mut Model) -> Result<()> {
         #[cfg(feature = "cli")]
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

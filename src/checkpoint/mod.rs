@@ -7,7 +7,7 @@
 //!   shape as the parameter (SGD with momentum: slot0 = velocity; Adam: slot0 = m, slot1 = v).
 //!
 //! `__metadata__` (strings; JSON where structured):
-//! - `format`: `kiln-checkpoint-1`; `model`: the model description (`Sequential::config()`);
+//! - `format`: `kiln-checkpoint-1`; `model`: the model description (`Model::config()`);
 //!   `seed`: the model seed (initialisation, shuffling, dropout masks);
 //! - `input` (optional): the input pipeline — `sample_shape` of the data as loaded, `scaling`
 //!   mode with its per-feature `mean` and `std`, `class_names`;
@@ -36,7 +36,7 @@ use serde_json::Value;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::model::{CompileOptions, Sequential};
+use crate::model::{CompileOptions, Model};
 use crate::tensor::Tensor;
 
 /// The value of the `format` metadata key.
@@ -49,7 +49,7 @@ const SLOT_PREFIX: &str = "optimizer.slot";
 /// A model's weights, description and (optionally) input pipeline and training state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
-    /// The model description (`Sequential::config()`).
+    /// The model description (`Model::config()`).
     pub model: Value,
     /// The model seed.
     pub seed: u64,
@@ -66,7 +66,7 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The state of a compiled model: weights, description, optimizer slots, step, epoch,
     /// learning rate and shuffle RNG.
-    pub fn capture(model: &mut Sequential) -> Result<Checkpoint> {
+    pub fn capture(model: &mut Model) -> Result<Checkpoint> {
         let weights = model.get_weights()?;
         let slots =
             (0..model.optimizer_slot_count()).map(|k| model.optimizer_slot(k)).collect::<Result<_>>()?;
@@ -188,7 +188,7 @@ impl Checkpoint {
     }
 
     /// A fresh (uncompiled) model of the checkpoint's architecture and seed.
-    pub fn build_model(&self) -> Result<Sequential> {
+    pub fn build_model(&self) -> Result<Model> {
         let spec = crate::model::spec::parse_model(&self.model)?;
         let shape = spec
             .input_shape
@@ -199,18 +199,18 @@ impl Checkpoint {
 
     /// The model, compiled on `device` with the checkpoint's optimizer, loss and metrics, and
     /// restored (weights and, when present, the training state).
-    pub fn into_model(&self, device: Device) -> Result<Sequential> {
+    pub fn into_model(&self, device: Device) -> Result<Model> {
         self.into_model_with(self.compile_options(device)?)
     }
 
     /// The model, compiled with `opts` (e.g. [`Checkpoint::compile_options`] with other
     /// metrics) and restored.
-    pub fn into_model_with(&self, opts: CompileOptions) -> Result<Sequential> {
+    pub fn into_model_with(&self, opts: CompileOptions) -> Result<Model> {
         self.into_model_from(opts, Path::new(""))
     }
 
     /// [`Checkpoint::into_model_with`] for the checkpoint read from `path` (named in errors).
-    pub fn into_model_from(&self, opts: CompileOptions, path: &Path) -> Result<Sequential> {
+    pub fn into_model_from(&self, opts: CompileOptions, path: &Path) -> Result<Model> {
         let mut model = self.build_model()?;
         model.compile(opts)?;
         self.restore(&mut model, path)?;
@@ -246,7 +246,7 @@ impl Checkpoint {
 
     /// Check that the weights fit `model` — every parameter present with its shape, no
     /// tensor the model lacks, the same architecture — naming the first problem.
-    pub fn check_fits(&self, model: &Sequential, path: &Path) -> Result<()> {
+    pub fn check_fits(&self, model: &Model, path: &Path) -> Result<()> {
         let mismatch = |message: String| Error::CheckpointMismatch { path: path.to_path_buf(), message };
         for p in model.params() {
             match self.weights.iter().find(|(name, _)| name == &p.name) {
@@ -276,7 +276,7 @@ impl Checkpoint {
     /// Put the weights and, when the checkpoint has them and the model is compiled with the
     /// same optimizer, the optimizer slots, step, epoch, learning rate and shuffle RNG into
     /// `model`. `path` names the checkpoint in errors.
-    pub fn restore(&self, model: &mut Sequential, path: &Path) -> Result<()> {
+    pub fn restore(&self, model: &mut Model, path: &Path) -> Result<()> {
         self.check_fits(model, path)?;
         let mismatch = |message: String| Error::CheckpointMismatch { path: path.to_path_buf(), message };
         let Some(t) = &self.training else { return model.set_weights(&self.weights) };
@@ -308,7 +308,7 @@ impl Checkpoint {
     }
 
     /// Load `path` and restore it into `model` (see [`Checkpoint::restore`]).
-    pub fn load_into(path: impl AsRef<Path>, model: &mut Sequential) -> Result<Checkpoint> {
+    pub fn load_into(path: impl AsRef<Path>, model: &mut Model) -> Result<Checkpoint> {
         let path = path.as_ref();
         let checkpoint = Checkpoint::load(path)?;
         checkpoint.restore(model, path)?;
@@ -316,7 +316,7 @@ impl Checkpoint {
     }
 }
 
-impl Sequential {
+impl Model {
     /// Save a checkpoint of the model (weights, description, training state) to `path`,
     /// atomically.
     pub fn save(&mut self, path: impl AsRef<Path>) -> Result<()> {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::data::series::load_series_csv;
 use crate::error::{Error, Result};
-use crate::model::Sequential;
+use crate::model::Model;
 use crate::tensor::Tensor;
 
 /// The `horizon` values after the end of the series in `path` (its last column, as training
@@ -12,7 +12,7 @@ use crate::tensor::Tensor;
 /// its last value in units of `scale` as in training (`data::series`); the values forecast
 /// so far feed the later windows (a recursive forecast).
 pub(super) fn forecast_series(
-    model: &mut Sequential,
+    model: &mut Model,
     path: &Path,
     window: usize,
     scale: f32,

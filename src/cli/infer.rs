@@ -12,7 +12,7 @@ use crate::data::{self, Dataset};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::loss::Loss;
-use crate::model::Sequential;
+use crate::model::Model;
 use crate::tensor::Tensor;
 
 /// Options of `kiln eval`.
@@ -91,7 +91,7 @@ pub struct EvalReport {
 
 /// The checkpoint's model, compiled on `device` (with `metrics` instead of the checkpoint's
 /// when given) and restored.
-pub(super) fn open(path: &Path, device: &str, metrics: Option<&str>) -> Result<(Checkpoint, Sequential)> {
+pub(super) fn open(path: &Path, device: &str, metrics: Option<&str>) -> Result<(Checkpoint, Model)> {
     let checkpoint = Checkpoint::load(path)?;
     let mut opts = checkpoint.compile_options(device.parse::<Device>()?)?;
     if let Some(list) = metrics {
@@ -111,7 +111,7 @@ fn run_setting(checkpoint: &Checkpoint, key: &str) -> Option<Value> {
 /// Class count of a model's output (`class_data`: it was trained on classes, not a regression
 /// target): the units of a multi-unit head, 2 for one sigmoid unit (or one output of a
 /// regression loss on two classes), 0 for regression.
-fn output_classes(model: &Sequential, class_data: bool) -> Result<usize> {
+fn output_classes(model: &Model, class_data: bool) -> Result<usize> {
     let units = model.output_units()?;
     Ok(match model.loss() {
         Some(l) if l.binary() => 2,
@@ -154,7 +154,7 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 /// Samples of `d` scaled by the checkpoint's pipeline and shaped for the model.
-fn model_input(x: &Tensor, input: Option<&InputPipeline>, model: &Sequential) -> Result<Tensor> {
+fn model_input(x: &Tensor, input: Option<&InputPipeline>, model: &Model) -> Result<Tensor> {
     let mut x = x.clone();
     if let Some(p) = input {
         p.scaler.apply(&mut x)?;
@@ -208,8 +208,8 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport> {
         ));
     }
     // Per-step labels (text) for a model with one output per window: the last step's.
-    let d = match model.output_shapes()?.pop() {
-        Some(s) if s.len() == 1 => d.last_labels(),
+    let d = match model.output_shape()?.len() {
+        1 => d.last_labels(),
         _ => d,
     };
     let loss = model.loss().unwrap_or(Loss::MeanSquaredError);
@@ -379,7 +379,7 @@ pub fn predict(args: &PredictArgs) -> Result<Vec<Prediction>> {
 }
 
 /// `kiln predict` with a forecaster: `--horizon` values after the end of each series file.
-fn predict_series(args: &PredictArgs, model: &mut Sequential, scale: f32) -> Result<Vec<Prediction>> {
+fn predict_series(args: &PredictArgs, model: &mut Model, scale: f32) -> Result<Vec<Prediction>> {
     if args.horizon == 0 {
         return Err(Error::invalid("--horizon", "0 values to forecast prints nothing: give 1 or more"));
     }

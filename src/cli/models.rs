@@ -4,7 +4,7 @@ use super::TrainArgs;
 use super::options::{default_loss, loss_from_args};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
-use crate::model::Sequential;
+use crate::model::{Model, Sequential};
 use crate::nn::{Activation, Bidirectional, Conv2D, Dense, Embedding, Flatten, Lstm, Masking, MaxPooling2D};
 use crate::program::Padding;
 
@@ -38,7 +38,7 @@ pub fn output_layer(classes: usize, loss: Loss) -> Dense {
 /// The model preset `name` for samples of `sample_shape` and `classes` classes, with the
 /// output layer of the loss `kiln train` uses by default (0 classes: a regression target,
 /// one linear output; 2: one sigmoid unit; else softmax). See [`preset_for_loss`].
-pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> Result<Sequential> {
+pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> Result<Model> {
     preset_for_loss(name, sample_shape, classes, default_loss(classes), seed)
 }
 
@@ -62,7 +62,7 @@ pub fn preset_for_loss(
     classes: usize,
     loss: Loss,
     seed: u64,
-) -> Result<Sequential> {
+) -> Result<Model> {
     preset_with(name, sample_shape, classes, PresetHints::default(), loss, seed)
 }
 
@@ -85,7 +85,7 @@ pub fn preset_with(
     hints: PresetHints,
     loss: Loss,
     seed: u64,
-) -> Result<Sequential> {
+) -> Result<Model> {
     let conv = |filters| Conv2D::new(filters, 3, Activation::Relu);
     let images = || {
         image_input(sample_shape).ok_or_else(|| {
@@ -152,7 +152,7 @@ pub fn preset_with(
             return Err(Error::invalid("model", format!("unknown preset '{other}' (known: {PRESETS})")));
         }
     };
-    Ok(model.add(output_layer(classes, loss)))
+    Ok(model.add(output_layer(classes, loss)).into_model())
 }
 
 /// Whether `--model NAME` names a model file (`.toml`, `.json`, or an existing file) rather
@@ -164,11 +164,7 @@ pub fn is_model_file(name: &str) -> bool {
 /// The model `--model` names and the loss `--loss` / `--from-logits` name (see
 /// [`super::loss_from_args`]), for samples of `sample_shape` and `classes` classes: a preset
 /// ends with the output layer of the loss; a model file keeps its own, which the loss must fit.
-pub fn model_and_loss(
-    args: &TrainArgs,
-    sample_shape: &[usize],
-    classes: usize,
-) -> Result<(Sequential, Loss)> {
+pub fn model_and_loss(args: &TrainArgs, sample_shape: &[usize], classes: usize) -> Result<(Model, Loss)> {
     model_and_loss_for(args, sample_shape, classes, PresetHints::default())
 }
 
@@ -178,7 +174,7 @@ pub fn model_and_loss_for(
     sample_shape: &[usize],
     classes: usize,
     hints: PresetHints,
-) -> Result<(Sequential, Loss)> {
+) -> Result<(Model, Loss)> {
     if !is_model_file(&args.model) {
         let loss = loss_from_args(args, classes, None)?;
         let model = preset_with(&args.model, sample_shape, classes, hints, loss, args.seed)?;
@@ -192,7 +188,7 @@ pub fn model_and_loss_for(
 /// The network of model file `name` (`.toml` / `.json`, see [`crate::model::spec`]) for
 /// samples of `sample_shape`. Without an `input_shape` in the file, the data's shape is used:
 /// as images when the first layer takes images, else flattened.
-pub fn model_file(name: &str, sample_shape: &[usize], seed: u64) -> Result<Sequential> {
+pub fn model_file(name: &str, sample_shape: &[usize], seed: u64) -> Result<Model> {
     let path = std::path::Path::new(name);
     let spec = crate::model::spec::load_model_file(path)?;
     let shape = match (&spec.input_shape, spec.wants_images()) {

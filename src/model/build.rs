@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use super::{Compiled, ParamSlot, ProgramKind, Sequential};
+use super::{Compiled, Model, ParamSlot, ProgramKind, TensorRef};
 use crate::error::Result;
 use crate::graph::autodiff::gradients;
 use crate::graph::plan::{ArgRef, PlanSpec, plan};
@@ -11,7 +11,9 @@ use crate::graph::{Graph, NodeId, Op};
 use crate::loss::Loss;
 use crate::metrics::Metric;
 use crate::nn::{BuildContext, StateUpdate};
-use crate::program::{ALIGN_ELEMS, Arena, BufRef, Kernel, PointwiseLoss, Program, UnaryOp, align, pcg_hash};
+use crate::program::{
+    ALIGN_ELEMS, Arena, BinaryOp, BufRef, Kernel, PointwiseLoss, Program, UnaryOp, align, pcg_hash,
+};
 
 /// Where the steps accumulate in the Accum arena, each slot aligned for direct GPU binding:
 /// the step of the first non-finite loss (0: none), the squared gradient norm of norm clipping
@@ -71,7 +73,7 @@ fn layer_seed(seed: u64, index: usize) -> u32 {
     pcg_hash((seed as u32) ^ pcg_hash((seed >> 32) as u32) ^ pcg_hash(index as u32 ^ 0x9e37_79b9))
 }
 
-/// The nodes of a forward graph (see [`Sequential::forward`]).
+/// The nodes of a forward graph (see [`Model::forward`]).
 struct Forward {
     x: NodeId,
     params: Vec<NodeId>,
@@ -82,7 +84,7 @@ struct Forward {
     mask: Option<NodeId>,
 }
 
-impl Sequential {
+impl Model {
     /// Forward graph: input "x", the parameter nodes, the head (logits when the loss fuses
     /// the final activation, else the activated output), the activated output, and the
     /// weight-penalty nodes of the regularised parameters (scalars to add to the loss).
@@ -94,17 +96,20 @@ impl Sequential {
         training: bool,
         updates: &RefCell<Vec<StateUpdate>>,
     ) -> Result<Forward> {
-        let x_shape: Vec<usize> = std::iter::once(batch).chain(self.input_shape.iter().copied()).collect();
+        self.check_single_io()?;
+        let x_shape: Vec<usize> = std::iter::once(batch).chain(self.input_shape().iter().copied()).collect();
         let x = g.input("x", &x_shape);
-        let mut shape = self.input_shape.clone();
-        let mut h = x;
-        let mut mask = None;
         let mut params = Vec::new();
         let mut penalties = Vec::new();
         let mut slots = self.params.iter();
-        let last = self.layers.len().saturating_sub(1);
-        for (i, (layer, name)) in self.layers.iter().zip(&self.names).enumerate() {
-            let specs = layer.params(&shape);
+        let mut layer_params: Vec<Option<Vec<NodeId>>> = vec![None; self.layers.len()];
+        let shapes = self.output_shapes()?;
+        // Parameters in layer order, each from the layer's first call, as `param_specs` lists
+        // them (and so the slots).
+        for (index, (layer, name)) in self.layers.iter().zip(&self.names).enumerate() {
+            let Some(call) = self.calls.iter().find(|c| c.layer == index) else { continue };
+            let first = call.inputs.first().map_or(&[][..], |&r| self.shape_in(r, &shapes));
+            let specs = layer.params(first);
             let nodes: Vec<NodeId> = specs
                 .iter()
                 .zip(slots.by_ref())
@@ -117,20 +122,9 @@ impl Sequential {
                     penalties.push(g.add(Op::WeightPenalty { l1: r.l1, l2: r.l2 }, &[node], &context)?);
                 }
             }
-            let ctx = BuildContext {
-                name,
-                params: &nodes,
-                activation: !(fuse_last && i == last),
-                training,
-                seed: layer_seed(self.seed, i),
-                updates,
-                mask,
-            };
-            let y = layer.build(g, h, &ctx)?;
-            mask = layer.output_mask(g, h, &ctx)?;
-            h = y;
-            shape = layer.output_shape(name, &shape)?;
+            layer_params[index] = Some(nodes);
         }
+        let (mut h, mask) = self.forward_calls(g, &[x], &layer_params, fuse_last, training, updates)?;
         // Per-step outputs [batch, steps, units] as rows [batch · steps, units] (a view), so
         // that the final activation, the loss and the metrics work per row.
         let head_shape = g.shape(h).to_vec();
@@ -139,13 +133,84 @@ impl Sequential {
             let rows = head_shape.iter().product::<usize>() / units.max(1);
             h = g.add(Op::Reshape { shape: vec![rows, units] }, &[h], "per-step outputs")?;
         }
-        let out = if fuse_last {
-            let name = self.names.last().cloned().unwrap_or_default();
-            self.layers[last].activation().build(g, h, &name)?
-        } else {
-            h
+        let out = match (fuse_last, self.output_layer()) {
+            (true, Some((layer, name))) => layer.activation().build(g, h, name)?,
+            _ => h,
         };
         Ok(Forward { x, params, head: h, out, penalties, mask })
+    }
+
+    /// The inference forward graph on `inputs` with the parameters as the nodes `params` (in
+    /// [`Model::parameter_shapes`] order): for gradient checks of whole models.
+    #[doc(hidden)]
+    pub fn forward_on(&self, g: &mut Graph, inputs: &[NodeId], params: &[NodeId]) -> Result<NodeId> {
+        let specs = self.param_specs()?;
+        let mut layer_params: Vec<Option<Vec<NodeId>>> = vec![Some(Vec::new()); self.layers.len()];
+        for ((name, _), &node) in specs.iter().zip(params) {
+            let layer = name.split_once('.').and_then(|(l, _)| self.names.iter().position(|n| n == l));
+            if let Some(Some(nodes)) = layer.map(|l| &mut layer_params[l]) {
+                nodes.push(node);
+            }
+        }
+        let updates = RefCell::new(Vec::new());
+        Ok(self.forward_calls(g, inputs, &layer_params, false, false, &updates)?.0)
+    }
+
+    /// Every parameter's name and shape, in layer order.
+    pub fn parameter_shapes(&self) -> Result<Vec<(String, Vec<usize>)>> {
+        Ok(self.param_specs()?.into_iter().map(|(n, p)| (n, p.shape)).collect())
+    }
+
+    /// The layer calls on `inputs` with each layer's parameter nodes: the (first) output and
+    /// the mask it carries. With `fuse_last`, the output's call leaves out its activation.
+    fn forward_calls(
+        &self,
+        g: &mut Graph,
+        inputs: &[NodeId],
+        layer_params: &[Option<Vec<NodeId>>],
+        fuse_last: bool,
+        training: bool,
+        updates: &RefCell<Vec<StateUpdate>>,
+    ) -> Result<(NodeId, Option<NodeId>)> {
+        let output_call = match self.outputs.first() {
+            Some(&TensorRef::Call(c)) => Some(c),
+            _ => None,
+        };
+        // Every call's value and mask; an input's mask is none.
+        let mut values: Vec<(NodeId, Option<NodeId>)> = Vec::with_capacity(self.calls.len());
+        let value = |values: &[(NodeId, Option<NodeId>)], r: TensorRef| match r {
+            TensorRef::Input(i) => (inputs[i], None),
+            TensorRef::Call(c) => values[c],
+        };
+        for (i, call) in self.calls.iter().enumerate() {
+            let (layer, name) = (&self.layers[call.layer], &self.names[call.layer]);
+            let ins: Vec<(NodeId, Option<NodeId>)> = call.inputs.iter().map(|&r| value(&values, r)).collect();
+            let xs: Vec<NodeId> = ins.iter().map(|v| v.0).collect();
+            // Several masks (a merge of masked sequences) combine as their product: a step is
+            // valid where it is valid in every input (Keras's logical and).
+            let mut mask = None;
+            for m in ins.iter().filter_map(|v| v.1) {
+                mask = Some(match mask {
+                    None => m,
+                    Some(acc) => g.add(Op::Binary(BinaryOp::Multiply), &[acc, m], name)?,
+                });
+            }
+            let ctx = BuildContext {
+                name,
+                params: layer_params[call.layer].as_deref().unwrap_or_default(),
+                activation: !(fuse_last && output_call == Some(i)),
+                training,
+                seed: layer_seed(self.seed, i),
+                updates,
+                mask,
+            };
+            let y = layer.build_many(g, &xs, &ctx)?;
+            let out_mask = layer.output_mask(g, xs[0], &ctx)?;
+            values.push((y, out_mask));
+        }
+        let out =
+            self.outputs.first().copied().ok_or_else(|| crate::Error::invalid("model", "has no output"))?;
+        Ok(value(&values, out))
     }
 
     /// Plan the program of `kind` for `batch` rows; `weighted`: a training step with an input
@@ -157,8 +222,7 @@ impl Sequential {
         batch: usize,
         weighted: bool,
     ) -> Result<Program> {
-        let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
-        let fuse = c.loss.fuses(last)?;
+        let fuse = c.loss.fuses(self.output_activation())?;
         let mut g = Graph::new();
         let updates = RefCell::new(Vec::new());
         let Forward { x, params, head, out, penalties, mask } =
@@ -179,7 +243,7 @@ impl Sequential {
         }
         // The model's output per sample: [units], or [steps, units] for per-step outputs
         // (the head is then [batch · steps, units], see `forward`).
-        let output_shape = self.output_shapes()?.pop().unwrap_or_default();
+        let output_shape = self.output_shape()?;
         let steps: usize = output_shape[..output_shape.len().saturating_sub(1)].iter().product();
         let y_input = g.input("y", &label_shape(c.loss, batch, &output_shape));
         spec.inputs.push(y_input);

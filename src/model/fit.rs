@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 
 use super::build::{AccumLayout, label_shape};
 use super::sample_weight::sample_weights;
-use super::{PartialEpoch, ProgramKind, Sequential};
+use super::{Model, PartialEpoch, ProgramKind};
 use crate::callbacks::{Logs, ProgbarLogger, SharedCallback, lock};
 use crate::error::{Error, Result};
 use crate::program::{Arena, StepScalars};
@@ -28,7 +28,7 @@ pub enum Validation {
     Split(f64),
 }
 
-/// Options of [`Sequential::fit`] (Keras defaults: batch 32, 1 epoch, verbose 1, shuffle).
+/// Options of [`Model::fit`] (Keras defaults: batch 32, 1 epoch, verbose 1, shuffle).
 #[derive(Clone)]
 pub struct FitOptions {
     pub batch_size: usize,
@@ -178,22 +178,22 @@ fn rows<'a>(t: &'a Tensor, idx: &[usize], buf: &'a mut Vec<f32>) -> &'a [f32] {
     }
 }
 
-impl Sequential {
+impl Model {
     /// Check that `x` matches the input shape and `y` the loss's label layout.
     fn check_data(&mut self, x: &Tensor, y: Option<&Tensor>) -> Result<()> {
-        let want: Vec<usize> = std::iter::once(x.rows()).chain(self.input_shape.iter().copied()).collect();
+        let want: Vec<usize> = std::iter::once(x.rows()).chain(self.input_shape().iter().copied()).collect();
         if x.shape != want {
-            let first = match (self.names.first(), self.layers.first()) {
-                (Some(n), Some(l)) => format!("input of layer '{n}' ({})", l.class_name()),
-                _ => "model input".to_string(),
+            let first = match self.readers_of_input(0).next() {
+                Some((l, n)) => format!("input of layer '{n}' ({})", l.class_name()),
+                None => "model input".to_string(),
             };
             return Err(Error::shape(first, &want, &x.shape));
         }
-        if let (Some(layer), Some(name)) = (self.layers.first(), self.names.first()) {
+        for (layer, name) in self.readers_of_input(0) {
             layer.check_input(name, x)?;
         }
         let Some(y) = y else { return Ok(()) };
-        let output = self.output_shapes()?.pop().unwrap_or_default();
+        let output = self.output_shape()?;
         let loss = self.compiled()?.loss;
         let want = label_shape(loss, x.rows(), &output);
         if y.len() != want.iter().product::<usize>() {
@@ -201,7 +201,7 @@ impl Sequential {
         }
         let classes = output.last().copied().unwrap_or(0);
         if loss.sparse_labels() {
-            let last = self.names.last().cloned().unwrap_or_default();
+            let last = self.output_layer().map(|(_, n)| n.to_string()).unwrap_or_default();
             return y.data.iter().enumerate().try_for_each(|(i, &v)| {
                 if v.fract() != 0.0 || v < 0.0 {
                     return Err(Error::LabelOutOfRange { label: v as f64, index: i, classes, file: None });
@@ -503,7 +503,7 @@ impl Sequential {
     }
 
     /// Loss (`loss`) and every compiled metric (by name) over (x, y); weights are not changed.
-    /// Unweighted (see [`Sequential::evaluate_weighted`]; `fit`'s validation is unweighted).
+    /// Unweighted (see [`Model::evaluate_weighted`]; `fit`'s validation is unweighted).
     pub fn evaluate_metrics(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
         if batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
@@ -513,7 +513,7 @@ impl Sequential {
         Ok(self.run_epoch(ProgramKind::Eval, x, y, None, &order, batch_size, &[], Pass::default())?.logs())
     }
 
-    /// [`Sequential::evaluate_metrics`] with Keras's `sample_weight`: the loss is
+    /// [`Model::evaluate_metrics`] with Keras's `sample_weight`: the loss is
     /// (1/N) Σ_i w_i · l_i over the batches, as in training; the metrics are unweighted (as
     /// Keras's `metrics=`). `sample_weight`: [n] or [n, 1], finite and ≥ 0.
     pub fn evaluate_weighted(
@@ -542,7 +542,7 @@ impl Sequential {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
         self.check_data(x, None)?;
-        let output = self.output_shapes()?.pop().unwrap_or_default();
+        let output = self.output_shape()?;
         let order: Vec<usize> = (0..x.rows()).collect();
         let mut xb = Vec::new();
         // Each batch's output is kept on the device and read back once at the end (or in

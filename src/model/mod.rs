@@ -1,17 +1,25 @@
-//! `Sequential`: a stack of layers with the Keras workflow: compile, fit, evaluate, predict,
+//! `Model` (and `Sequential`, the chain of layers): a network of layers with the Keras workflow: compile, fit, evaluate, predict,
 //! summary. Parameters live in the backend's resident arenas; each (program kind, batch size)
 //! is planned and compiled once and cached.
 mod build;
 mod fit;
+pub mod functional;
 pub mod sample_weight;
+mod sequential;
 pub mod spec;
+mod spec_graph;
 mod state;
 mod summary;
+mod topology;
 
 pub use fit::{FitOptions, History, Validation};
+pub use functional::{CallLayer, Input, Shared, SymbolicTensor};
+pub use sequential::Sequential;
 pub use state::PartialEpoch;
+pub use topology::{Call, ModelInput, TensorRef};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -21,7 +29,7 @@ use crate::device::{self, Device};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::Metric;
-use crate::nn::{Layer, ParamSpec};
+use crate::nn::Layer;
 use crate::optim::Optimizer;
 use crate::program::{Arena, BufRef, Program, ResidentLayout, align};
 use crate::tensor::Tensor;
@@ -62,11 +70,20 @@ pub(crate) struct Compiled {
     pub step: u32,
 }
 
-/// A linear stack of layers (Keras `Sequential`).
-pub struct Sequential {
-    input_shape: Vec<usize>,
-    layers: Vec<Box<dyn Layer>>,
+/// A network of layers (Keras `Model`): layer calls over the model's inputs in an order where
+/// every call comes after the calls it reads (see [`Call`]). A layer called several times is
+/// one entry of `layers` (one set of parameters). [`Sequential`] builds the chain; [`Model::new`]
+/// builds any graph from symbolic layer calls (`model::functional`).
+pub struct Model {
+    inputs: Vec<ModelInput>,
+    /// Every layer once, in the order of its first call.
+    layers: Vec<Arc<dyn Layer>>,
     names: Vec<String>,
+    calls: Vec<Call>,
+    outputs: Vec<TensorRef>,
+    /// Built from layer calls (Keras's "functional" model) rather than a Sequential stack:
+    /// its summary has a "Connected to" column and its config names every layer's inputs.
+    functional: bool,
     seed: u64,
     /// Shuffles the training rows each epoch; continues across `fit` calls.
     shuffle_rng: ChaCha8Rng,
@@ -81,7 +98,7 @@ pub struct Sequential {
     partial_epoch: Option<PartialEpoch>,
 }
 
-/// Options of [`Sequential::compile`].
+/// Options of [`Model::compile`].
 #[derive(Debug, Clone)]
 pub struct CompileOptions {
     pub optimizer: Optimizer,
@@ -114,13 +131,25 @@ pub enum ImplicitConv {
 /// Patch matrices above this size run as implicit GEMMs on GPUs with [`ImplicitConv::Auto`].
 pub const IMPLICIT_CONV_BYTES: u64 = 32 << 20;
 
-impl Sequential {
-    /// An empty model taking samples of `input_shape` (without the batch dimension).
-    pub fn new(input_shape: &[usize]) -> Sequential {
-        Sequential {
-            input_shape: input_shape.to_vec(),
-            layers: Vec::new(),
-            names: Vec::new(),
+impl Model {
+    /// A model of `layers` (named `names`, in the order of their first call) and `calls`, with
+    /// no parameters yet. The callers (Sequential, `Model::new`, model files) keep the call
+    /// order and the output references valid.
+    pub(crate) fn from_parts(
+        inputs: Vec<ModelInput>,
+        layers: Vec<Arc<dyn Layer>>,
+        names: Vec<String>,
+        calls: Vec<Call>,
+        outputs: Vec<TensorRef>,
+        functional: bool,
+    ) -> Model {
+        Model {
+            inputs,
+            layers,
+            names,
+            calls,
+            outputs,
+            functional,
             seed: 0,
             shuffle_rng: shuffle_rng(0),
             params: Vec::new(),
@@ -132,79 +161,43 @@ impl Sequential {
     }
 
     /// Seed for weight initialisation and shuffling (default 0).
-    pub fn with_seed(mut self, seed: u64) -> Sequential {
+    pub fn with_seed(mut self, seed: u64) -> Model {
         self.seed = seed;
         self.shuffle_rng = shuffle_rng(seed);
         self
     }
 
-    /// Append a layer; it is named `<base>`, `<base>_1`, ... as in Keras.
-    #[allow(clippy::should_implement_trait)] // Keras's name for it
-    pub fn add(self, layer: impl Layer + 'static) -> Sequential {
-        self.add_boxed(Box::new(layer))
-    }
-
-    /// Insert a layer at `index` (0: first); layers are renamed Keras-style in their new order.
-    pub fn insert(mut self, index: usize, layer: impl Layer + 'static) -> Sequential {
-        let mut layers = std::mem::take(&mut self.layers);
-        self.names.clear();
-        layers.insert(index.min(layers.len()), Box::new(layer));
-        layers.into_iter().fold(self, |m, l| m.add_boxed(l))
-    }
-
-    /// Append an already boxed layer (model files build layers at run time).
-    pub fn add_boxed(mut self, layer: Box<dyn Layer>) -> Sequential {
-        let base = layer.base_name();
-        let count = self.layers.iter().filter(|l| l.base_name() == base).count();
-        self.names.push(if count == 0 { base.to_string() } else { format!("{base}_{count}") });
-        self.layers.push(layer);
-        self.compiled = None;
-        self
-    }
-
-    /// Per-sample input shape.
+    /// Per-sample shape of the (first) input.
     pub fn input_shape(&self) -> &[usize] {
-        &self.input_shape
+        self.inputs.first().map_or(&[], |i| &i.shape)
     }
 
-    /// Layer names, in order.
+    /// The model's inputs: names and per-sample shapes.
+    pub fn inputs(&self) -> &[ModelInput] {
+        &self.inputs
+    }
+
+    /// Layer names, in the order of their first call.
     pub fn layer_names(&self) -> &[String] {
         &self.names
     }
 
-    /// Per-sample output shape of every layer; errors name the first layer that does not fit.
-    pub fn output_shapes(&self) -> Result<Vec<Vec<usize>>> {
-        let mut shape = self.input_shape.clone();
-        let mut out = Vec::new();
-        for (layer, name) in self.layers.iter().zip(&self.names) {
-            shape = layer.output_shape(name, &shape)?;
-            out.push(shape.clone());
-        }
-        Ok(out)
+    /// Whether the model was built from layer calls (`Model::new`, a model file with inputs)
+    /// rather than as a Sequential stack.
+    pub fn is_functional(&self) -> bool {
+        self.functional
     }
 
-    /// Output units per sample (the product of the last layer's output shape).
+    /// Output units per sample (the last axis of the output shape).
     pub fn output_units(&self) -> Result<usize> {
         // Per-step outputs ([steps, units]) count the last axis.
-        Ok(self.output_shapes()?.pop().unwrap_or_default().last().copied().unwrap_or(0))
+        Ok(self.output_shape()?.last().copied().unwrap_or(0))
     }
 
-    /// The activation of the last layer (linear for a layer without one, or no layers).
+    /// The activation of the layer that makes the output (linear for a layer without one, or
+    /// no layers).
     pub fn output_activation(&self) -> crate::nn::Activation {
-        self.layers.last().map(|l| l.activation()).unwrap_or_default()
-    }
-
-    /// Parameter specs of every layer for the current input shape.
-    fn param_specs(&self) -> Result<Vec<(String, ParamSpec)>> {
-        let mut shape = self.input_shape.clone();
-        let mut specs = Vec::new();
-        for (layer, name) in self.layers.iter().zip(&self.names) {
-            for p in layer.params(&shape) {
-                specs.push((format!("{name}.{}", p.name), p));
-            }
-            shape = layer.output_shape(name, &shape)?;
-        }
-        Ok(specs)
+        self.output_layer().map(|(l, _)| l.activation()).unwrap_or_default()
     }
 
     /// Total number of trainable parameters.
@@ -218,9 +211,9 @@ impl Sequential {
         if self.layers.is_empty() {
             return Err(Error::invalid("model", "has no layers"));
         }
+        self.check_single_io()?;
         self.output_shapes()?;
-        let last = self.layers.last().map(|l| l.activation()).unwrap_or_default();
-        opts.loss.fuses(last)?;
+        opts.loss.fuses(self.output_activation())?;
         opts.loss.check_label_smoothing(opts.label_smoothing)?;
         opts.metrics.iter().try_for_each(|m| m.check(opts.loss))?;
         opts.optimizer.validate()?;

@@ -25,13 +25,14 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::Sequential;
+use super::Model;
 use crate::error::{Error, Result};
 use crate::nn::{
-    Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Bidirectional, Conv1D, Conv2D, Dense,
-    Dropout, Embedding, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, Gru,
-    Layer, Lstm, Masking, MaxPooling2D, MergeMode, RandomFlip, RecurrentLayer, RecurrentOptions, Regularizer,
-    Reshape, SimpleRnn,
+    Activation, ActivationLayer, Add, Average, AveragePooling2D, BatchNormalization, Bidirectional,
+    Concatenate, Conv1D, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
+    GlobalAveragePooling2D, GlobalMaxPooling1D, Gru, Layer, Lstm, Masking, MaxPooling2D, Maximum, MergeMode,
+    Minimum, Multiply, RandomFlip, RecurrentLayer, RecurrentOptions, Regularizer, Reshape, SimpleRnn,
+    Subtract,
 };
 use crate::program::Padding;
 
@@ -40,17 +41,23 @@ use crate::program::Padding;
 pub struct ModelSpec {
     pub input_shape: Option<Vec<usize>>,
     pub layers: Vec<Box<dyn Layer>>,
+    /// The layer graph of a file that names layers' inputs (a functional model); None for a
+    /// chain of layers (a Sequential model).
+    pub graph: Option<super::spec_graph::SpecGraph>,
 }
 
 impl ModelSpec {
     /// The model for samples of `input_shape` (the file's own shape wins when it has one).
-    pub fn into_model(self, input_shape: &[usize], seed: u64) -> Sequential {
+    pub fn into_model(self, input_shape: &[usize], seed: u64) -> Model {
         let shape = self.input_shape.unwrap_or_else(|| input_shape.to_vec());
-        let mut m = Sequential::new(&shape).with_seed(seed);
+        if let Some(graph) = self.graph {
+            return graph.into_model(self.layers, &shape).with_seed(seed);
+        }
+        let mut m = super::Sequential::new(&shape).with_seed(seed);
         for layer in self.layers {
             m = m.add_boxed(layer);
         }
-        m
+        m.into_model()
     }
 
     /// Whether the first layer takes images (so flat data should be viewed as images).
@@ -116,12 +123,11 @@ pub fn parse_model_text(text: &str, path: &Path) -> Result<ModelSpec> {
 /// A model description from its JSON value.
 pub fn parse_model(value: &Value) -> Result<ModelSpec> {
     let obj = value.as_object().ok_or_else(|| Error::invalid("model", "must be a table/object"))?;
-    for key in obj.keys() {
-        if key != "input_shape" && key != "layers" {
-            return Err(Error::invalid("model", format!("unknown key '{key}' (known: input_shape, layers)")));
-        }
+    const KEYS: [&str; 4] = ["input_shape", "inputs", "layers", "outputs"];
+    if let Some(key) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(Error::invalid("model", format!("unknown key '{key}' (known: {})", KEYS.join(", "))));
     }
-    let input_shape = match obj.get("input_shape") {
+    let mut input_shape = match obj.get("input_shape") {
         None => None,
         Some(v) => Some(usizes(v).ok_or_else(|| Error::invalid("input_shape", "must be a list of sizes"))?),
     };
@@ -129,22 +135,46 @@ pub fn parse_model(value: &Value) -> Result<ModelSpec> {
         .get("layers")
         .and_then(Value::as_array)
         .ok_or_else(|| Error::invalid("model", "needs a list of layers ([[layers]] tables in TOML)"))?;
-    let layers = list.iter().enumerate().map(|(i, l)| parse_layer(i, l)).collect::<Result<Vec<_>>>()?;
+    // A layer's place in the graph (`name`, `inputs`) is the model's, not the layer's settings.
+    let settings = |l: &Value| match l.as_object() {
+        Some(map) => {
+            let mut map = map.clone();
+            map.remove("name");
+            map.remove("inputs");
+            Value::Object(map)
+        }
+        None => l.clone(),
+    };
+    let layers =
+        list.iter().enumerate().map(|(i, l)| parse_layer(i, &settings(l))).collect::<Result<Vec<_>>>()?;
     if layers.is_empty() {
         return Err(Error::invalid("model", "has no layers"));
     }
-    Ok(ModelSpec { input_shape, layers })
+    let graph = match super::spec_graph::is_graph(obj, list) {
+        true => {
+            let graph = super::spec_graph::parse_graph(obj, list, &layers, input_shape.as_deref())?;
+            if let Some((_, Some(shape))) = graph.inputs.first() {
+                input_shape = Some(shape.clone());
+            }
+            Some(graph)
+        }
+        false => None,
+    };
+    Ok(ModelSpec { input_shape, layers, graph })
 }
 
-impl Sequential {
+impl Model {
     /// The model description (the model-file format as JSON): input shape and layer configs.
     pub fn config(&self) -> Value {
+        if self.functional {
+            return self.graph_config();
+        }
         let layers: Vec<Value> = self.layers.iter().map(|l| l.config()).collect();
-        serde_json::json!({ "input_shape": self.input_shape, "layers": layers })
+        serde_json::json!({ "input_shape": self.input_shape(), "layers": layers })
     }
 }
 
-fn usizes(v: &Value) -> Option<Vec<usize>> {
+pub(crate) fn usizes(v: &Value) -> Option<Vec<usize>> {
     v.as_array()?.iter().map(|x| x.as_u64().and_then(|n| usize::try_from(n).ok())).collect()
 }
 
@@ -374,6 +404,27 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
                 }
             }
         }
+        "add" | "subtract" | "multiply" | "average" | "maximum" | "minimum" => {
+            t.only(&[])?;
+            match normalized.as_str() {
+                "add" => Box::new(Add),
+                "subtract" => Box::new(Subtract),
+                "multiply" => Box::new(Multiply),
+                "average" => Box::new(Average),
+                "maximum" => Box::new(Maximum),
+                _ => Box::new(Minimum),
+            }
+        }
+        "concatenate" => {
+            t.only(&["axis"])?;
+            let axis = match t.map.get("axis") {
+                None => -1,
+                Some(v) => {
+                    v.as_i64().ok_or_else(|| t.error(format!("'axis' must be an integer, got {v}")))?
+                }
+            };
+            Box::new(Concatenate::axis(axis))
+        }
         "activation" => {
             t.only(&["activation"])?;
             Box::new(ActivationLayer(t.activation()?))
@@ -416,7 +467,8 @@ fn parse_layer(index: usize, value: &Value) -> Result<Box<dyn Layer>> {
                 "unknown layer type '{kind}' (known: Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
                  GlobalAveragePooling2D, Flatten, Reshape, Dropout, BatchNormalization, RandomFlip, Activation, \
                  Embedding, Masking, SimpleRNN, LSTM, GRU, Bidirectional, Conv1D, GlobalAveragePooling1D, \
-                 GlobalMaxPooling1D, TimeDistributed)"
+                 GlobalMaxPooling1D, TimeDistributed, Add, Subtract, Multiply, Average, Maximum, Minimum, \
+                 Concatenate)"
             )));
         }
     })

@@ -1,9 +1,9 @@
 //! The training state beyond the weights — step count, learning-rate schedule, shuffle RNG,
 //! optimizer slots, epochs trained, the stop flag — read and written by callbacks and
-//! checkpoints (the learning rate itself: `Sequential::learning_rate` / `set_learning_rate`).
+//! checkpoints (the learning rate itself: `Model::learning_rate` / `set_learning_rate`).
 use rand_chacha::ChaCha8Rng;
 
-use super::Sequential;
+use super::Model;
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metrics::Metric;
@@ -28,7 +28,7 @@ pub struct PartialEpoch {
     pub rng: ChaCha8Rng,
 }
 
-impl Sequential {
+impl Model {
     /// The model's seed (weight initialisation, shuffling, dropout masks).
     pub fn seed(&self) -> u64 {
         self.seed

@@ -3,6 +3,7 @@ mod bidirectional;
 mod conv;
 mod dense;
 mod embedding;
+mod merge;
 mod norm;
 mod pool;
 mod recurrent;
@@ -14,6 +15,7 @@ pub use bidirectional::{Bidirectional, MergeMode};
 pub use conv::Conv2D;
 pub use dense::Dense;
 pub use embedding::Embedding;
+pub use merge::{Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract};
 pub use norm::BatchNormalization;
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
 pub use recurrent::{Gru, Lstm, Masking, RecurrentLayer, RecurrentOptions, SimpleRnn};
@@ -243,8 +245,8 @@ pub(crate) fn image_shape(name: &str, class: &str, input: &[usize]) -> Result<[u
     }
 }
 
-/// A layer of a [`Sequential`](crate::model::Sequential) model. Shapes exclude the batch.
-pub trait Layer: std::fmt::Debug + Send {
+/// A layer of a [`Model`](crate::model::Model). Shapes exclude the batch.
+pub trait Layer: std::fmt::Debug + Send + Sync {
     /// Keras class name, e.g. "Dense".
     fn class_name(&self) -> &'static str;
     /// Base of the auto-generated layer name, e.g. "dense" (→ dense, dense_1, ...).
@@ -271,6 +273,31 @@ pub trait Layer: std::fmt::Debug + Send {
     /// input's mask `ctx.mask`. By default none: the mask stops at this layer.
     fn output_mask(&self, _g: &mut Graph, _x: NodeId, _ctx: &BuildContext) -> Result<Option<NodeId>> {
         Ok(None)
+    }
+    /// Whether the layer takes several inputs (the merge layers of functional models).
+    fn merges(&self) -> bool {
+        false
+    }
+    /// Output shape for the inputs of one call, each with the name of the layer it comes from
+    /// (for errors). By default one input, given to [`Layer::output_shape`].
+    fn output_shape_many(&self, name: &str, inputs: &[(&str, &[usize])]) -> Result<Vec<usize>> {
+        match inputs {
+            [(_, shape)] => self.output_shape(name, shape),
+            _ => Err(crate::error::Error::invalid(
+                format!("layer '{name}' ({})", self.class_name()),
+                format!("takes one input, got {}", inputs.len()),
+            )),
+        }
+    }
+    /// Build the layer on the inputs of one call (by default one, given to [`Layer::build`]).
+    fn build_many(&self, g: &mut Graph, xs: &[NodeId], ctx: &BuildContext) -> Result<NodeId> {
+        match xs {
+            [x] => self.build(g, *x, ctx),
+            _ => Err(crate::error::Error::invalid(
+                format!("layer '{}' ({})", ctx.name, self.class_name()),
+                format!("takes one input, got {}", xs.len()),
+            )),
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use kiln::callbacks::{
     ReduceLROnPlateau, SharedCallback, TerminateOnNaN, shared,
 };
 use kiln::{
-    Activation, Checkpoint, CompileOptions, Dense, Device, Error, FitOptions, Loss, Optimizer, Sequential,
-    Tensor, Validation,
+    Activation, Checkpoint, CompileOptions, Dense, Device, Error, FitOptions, Loss, Model, Optimizer,
+    Sequential, Tensor, Validation,
 };
 
 use crate::common::{TempDir, digits};
@@ -36,7 +36,7 @@ fn mlp(hidden: usize, optimizer: Optimizer) -> Sequential {
 struct WeightRecorder(Vec<Vec<(String, Tensor)>>);
 
 impl Callback for WeightRecorder {
-    fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, model: &mut Sequential) -> kiln::Result<()> {
+    fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, model: &mut Model) -> kiln::Result<()> {
         self.0.push(model.get_weights()?);
         Ok(())
     }
@@ -184,7 +184,7 @@ fn csv_logger_writes_a_header_and_one_row_per_epoch_and_appends() {
     let (x, y) = digits();
     let (x, y) = (rows(&x, 0..300), rows(&y, 0..300));
     let mut m = mlp(16, Optimizer::adam(1e-3));
-    let fit = |m: &mut Sequential, logger: CsvLogger, epochs: usize, initial_epoch: usize| {
+    let fit = |m: &mut Model, logger: CsvLogger, epochs: usize, initial_epoch: usize| {
         let opts = FitOptions {
             epochs,
             initial_epoch,
@@ -302,11 +302,11 @@ impl Callback for BatchRecorder {
     fn wants_batch_logs(&self) -> bool {
         self.logs
     }
-    fn on_train_batch_begin(&mut self, batch: usize, _model: &mut Sequential) -> kiln::Result<()> {
+    fn on_train_batch_begin(&mut self, batch: usize, _model: &mut Model) -> kiln::Result<()> {
         self.begun.push(batch);
         Ok(())
     }
-    fn on_train_batch_end(&mut self, batch: usize, logs: &Logs, model: &mut Sequential) -> kiln::Result<()> {
+    fn on_train_batch_end(&mut self, batch: usize, logs: &Logs, model: &mut Model) -> kiln::Result<()> {
         self.ended.push((batch, logs.get("loss").copied()));
         if self.stop_at == Some(batch) {
             model.stop_training();

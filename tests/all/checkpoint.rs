@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use kiln::checkpoint::{NamedTensors, temp_path};
 use kiln::{
     Activation, BatchNormalization, Checkpoint, CompileOptions, Dense, Device, Dropout, Error, FitOptions,
-    Loss, Optimizer, Sequential, Tensor,
+    Loss, Model, Optimizer, Sequential, Tensor,
 };
 
 use crate::common::{self, TempDir, digits};
@@ -35,7 +35,7 @@ fn first_rows(n: usize) -> (Tensor, Tensor) {
     )
 }
 
-fn fit(m: &mut Sequential, x: &Tensor, y: &Tensor, epochs: usize) -> kiln::History {
+fn fit(m: &mut Model, x: &Tensor, y: &Tensor, epochs: usize) -> kiln::History {
     let opts = FitOptions { epochs, batch_size: 24, verbose: 0, ..FitOptions::default() };
     m.fit(x, y, &opts).unwrap()
 }
@@ -89,7 +89,7 @@ fn resume_on_the_gpu_agrees_with_four_epochs_within_tolerance() {
 }
 
 /// Predictions of `m` on the first 50 digits.
-fn predictions(m: &mut Sequential) -> Vec<f32> {
+fn predictions(m: &mut Model) -> Vec<f32> {
     m.predict(&first_rows(50).0, 16).unwrap().data
 }
 
@@ -225,7 +225,7 @@ fn mlp(hidden: usize, activation: Activation, optimizer: Optimizer) -> Sequentia
     m
 }
 
-fn mismatch(c: &Checkpoint, into: &mut Sequential) -> String {
+fn mismatch(c: &Checkpoint, into: &mut Model) -> String {
     let e = c.restore(into, Path::new("ckpt.safetensors")).unwrap_err();
     assert!(matches!(e, Error::CheckpointMismatch { .. }), "{e:?}");
     e.to_string()

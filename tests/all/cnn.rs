@@ -5,7 +5,7 @@ use kiln::cli::{TrainArgs, preset, train};
 use kiln::program::Kernel;
 use kiln::{
     Activation, AveragePooling2D, BatchNormalization, CompileOptions, Conv2D, Dense, Device, Dropout,
-    FitOptions, Flatten, GlobalAveragePooling2D, Loss, MaxPooling2D, Optimizer, Padding, ProgramKind,
+    FitOptions, Flatten, GlobalAveragePooling2D, Loss, MaxPooling2D, Model, Optimizer, Padding, ProgramKind,
     Sequential, Tensor,
 };
 
@@ -284,8 +284,18 @@ fn cnn_training_gives_the_same_bits_under_1_2_and_3_threads() {
         .iter()
         .map(|&threads| {
             with_pool(&Arc::new(Pool::new(threads)), || {
-                let mut m =
-                    preset("mnist-cnn", &[28, 28, 1], 3, 0).unwrap().insert(1, BatchNormalization::new());
+                // mnist-cnn with a BatchNormalization after its first convolution.
+                let conv = |filters| Conv2D::new(filters, 3, Activation::Relu);
+                let mut m = Sequential::new(&[28, 28, 1])
+                    .add(conv(32))
+                    .add(BatchNormalization::new())
+                    .add(MaxPooling2D::new(2))
+                    .add(conv(64))
+                    .add(MaxPooling2D::new(2))
+                    .add(conv(64))
+                    .add(Flatten)
+                    .add(Dense::new(64, Activation::Relu))
+                    .add(Dense::new(3, Activation::Softmax));
                 let opts = CompileOptions::new(
                     Optimizer::adam(1e-3),
                     Loss::SparseCategoricalCrossentropy,
@@ -303,11 +313,11 @@ fn cnn_training_gives_the_same_bits_under_1_2_and_3_threads() {
 
 #[test]
 fn random_flip_augments_training_only_and_trains_through_the_cli() {
-    let mut m = preset("cnn", &[8, 8, 1], 10, 0).unwrap().insert(0, kiln::RandomFlip);
+    let mut m = preset("cnn", &[8, 8, 1], 10, 0).unwrap().prepend(kiln::RandomFlip);
     assert_eq!(m.layer_names()[0], "random_flip");
     m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
         .unwrap();
-    let has_flip = |m: &Sequential, k: ProgramKind| {
+    let has_flip = |m: &Model, k: ProgramKind| {
         m.planned_program(k, 16).unwrap().steps.iter().any(|s| matches!(s.kernel, Kernel::RandomFlip { .. }))
     };
     assert!(has_flip(&m, ProgramKind::Train) && !has_flip(&m, ProgramKind::Predict));

@@ -90,8 +90,8 @@ pub fn digits() -> (kiln::Tensor, kiln::Tensor) {
 /// epochs without shuffling, then assert every weight agrees to 1e-4 relative
 /// (|c − g| / (|c| + 1e-3)); `what` starts the failure message.
 pub fn fit_both_and_compare(
-    cpu: &mut kiln::Sequential,
-    gpu: &mut kiln::Sequential,
+    cpu: &mut kiln::Model,
+    gpu: &mut kiln::Model,
     x: &kiln::Tensor,
     y: &kiln::Tensor,
     epochs: usize,

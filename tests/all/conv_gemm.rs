@@ -1,6 +1,7 @@
 //! Implicit-GEMM convolutions (`Kernel::Conv2d`, `Conv2dFilterGrad`, `Conv2dInputGrad`): the
 //! GPU kernels against the CPU reference (im2col → matmul → col2im), and the GPU plan, which
 //! holds no patch matrices.
+use kiln::Model;
 use kiln::program::{Kernel, Padding, UnaryOp, Window2d};
 use kiln::{Activation, CompileOptions, Conv2D, Dense, Device, Flatten, Loss, MaxPooling2D, Optimizer};
 use kiln::{FitOptions, ProgramKind, Sequential, Tensor};
@@ -75,7 +76,7 @@ fn mnist_cnn(batch: usize) -> (Sequential, Tensor, Tensor) {
 
 /// Compiled with every convolution as an implicit GEMM on GPUs (mnist-cnn's patch matrices
 /// are below the `Auto` size).
-fn compile(m: &mut Sequential, device: Device) {
+fn compile(m: &mut Model, device: Device) {
     let opts = CompileOptions::new(Optimizer::adam(0.001), Loss::SparseCategoricalCrossentropy, device);
     m.compile(opts.with_implicit_conv(kiln::ImplicitConv::Always)).unwrap();
 }
@@ -88,7 +89,7 @@ fn the_gpu_plan_has_no_patch_matrices_and_needs_less_memory() {
         return;
     }
     let batch = 128;
-    let names = |m: &Sequential| -> Vec<&'static str> {
+    let names = |m: &Model| -> Vec<&'static str> {
         m.planned_program(ProgramKind::Train, batch).unwrap().steps.iter().map(|s| s.kernel.name()).collect()
     };
     let (mut cpu, _, _) = mnist_cnn(batch);
@@ -100,7 +101,7 @@ fn the_gpu_plan_has_no_patch_matrices_and_needs_less_memory() {
     assert_eq!((count(&c, "Im2Col"), count(&c, "Col2Im")), (3, 2), "{c:?}");
     assert_eq!((count(&g, "Im2Col"), count(&g, "Col2Im")), (0, 0), "{g:?}");
     assert_eq!((count(&g, "Conv2d"), count(&g, "Conv2dFilterGrad"), count(&g, "Conv2dInputGrad")), (3, 3, 2));
-    let work = |m: &Sequential| m.planned_program(ProgramKind::Train, batch).unwrap().work_bytes();
+    let work = |m: &Model| m.planned_program(ProgramKind::Train, batch).unwrap().work_bytes();
     let (cw, gw) = (work(&cpu), work(&gpu));
     // The first layer's patches alone: 128·26·26·9 floats.
     assert!(gw + 4 * 128 * 26 * 26 * 9 <= cw, "gpu work {gw} bytes against cpu {cw}");

@@ -10,7 +10,7 @@ use kiln::callbacks::{Callback, SharedCallback};
 use kiln::run_dir::{self, RunDirectory};
 use kiln::{
     Activation, BatchNormalization, Checkpoint, CompileOptions, Dense, Device, Dropout, Error, FitOptions,
-    History, Loss, Optimizer, Sequential, Tensor,
+    History, Loss, Model, Optimizer, Sequential, Tensor,
 };
 
 use crate::common::{TempDir, digits};
@@ -38,7 +38,7 @@ struct RaiseAt {
 }
 
 impl Callback for RaiseAt {
-    fn on_epoch_begin(&mut self, epoch: usize, _m: &mut Sequential) -> kiln::Result<()> {
+    fn on_epoch_begin(&mut self, epoch: usize, _m: &mut Model) -> kiln::Result<()> {
         self.now = epoch;
         Ok(())
     }
@@ -46,7 +46,7 @@ impl Callback for RaiseAt {
         &mut self,
         batch: usize,
         _l: &kiln::callbacks::Logs,
-        _m: &mut Sequential,
+        _m: &mut Model,
     ) -> kiln::Result<()> {
         if (self.now, batch) == (self.epoch, self.batch) {
             self.flag.store(true, Ordering::SeqCst);

@@ -16,6 +16,7 @@ mod conv_gemm;
 mod data;
 mod embedding;
 mod errors;
+mod functional;
 mod fuzz;
 mod gpu_parity;
 mod gradcheck;

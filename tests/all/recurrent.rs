@@ -308,7 +308,7 @@ fn recurrent_kernels_match_between_gpu_and_cpu_at_odd_sizes() {
 
 mod layers {
     use kiln::{
-        Activation, CompileOptions, Dense, Device, Gru, Loss, Lstm, Masking, Optimizer, Sequential,
+        Activation, CompileOptions, Dense, Device, Gru, Loss, Lstm, Masking, Model, Optimizer, Sequential,
         SimpleRnn, Tensor,
     };
 
@@ -329,7 +329,7 @@ mod layers {
         m
     }
 
-    fn weights(m: &mut Sequential) -> Vec<Vec<f32>> {
+    fn weights(m: &mut Model) -> Vec<Vec<f32>> {
         m.get_weights().unwrap().into_iter().map(|(_, t)| t.data).collect()
     }
 

@@ -6,7 +6,7 @@ use kiln::data::{Scaler, Scaling, builtin};
 use kiln::graph::Op;
 use kiln::program::{Kernel, PointwiseLoss};
 use kiln::{
-    Activation, CompileOptions, Dense, Device, Error, FitOptions, Loss, Optimizer, Sequential, Tensor,
+    Activation, CompileOptions, Dense, Device, Error, FitOptions, Loss, Model, Optimizer, Sequential, Tensor,
 };
 
 use crate::common::{devices, rng, uniform};
@@ -29,7 +29,7 @@ fn constant_model(units: usize, act: Activation, loss: Loss, bias: &[f32], devic
 
 /// The loss the first (and only) training step reports: one batch of all n samples.
 fn first_step_loss(
-    m: &mut Sequential,
+    m: &mut Model,
     y: &Tensor,
     sample_weight: Option<Vec<f32>>,
     class_weight: Option<Vec<f32>>,

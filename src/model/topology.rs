@@ -1,0 +1,175 @@
+//! The layer graph of a [`Model`]: which layer each call runs and where its inputs come from,
+//! and what follows from it per sample (shapes, parameters, names for errors and summaries).
+use super::Model;
+use crate::error::{Error, Result};
+use crate::nn::{Layer, ParamSpec};
+
+/// Where a value of the layer graph comes from: a model input, or a layer call's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TensorRef {
+    Input(usize),
+    Call(usize),
+}
+
+/// One application of a layer to its inputs. Calls are stored so that each reads only model
+/// inputs and earlier calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// Index into the model's layers.
+    pub layer: usize,
+    pub inputs: Vec<TensorRef>,
+}
+
+/// A model input: its name (`input` by default, as in model files) and per-sample shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInput {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+impl Model {
+    /// Per-sample output shape of every call, in call order; errors name the first layer whose
+    /// inputs do not fit.
+    pub fn output_shapes(&self) -> Result<Vec<Vec<usize>>> {
+        let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(self.calls.len());
+        for call in &self.calls {
+            let layer = &self.layers[call.layer];
+            let name = &self.names[call.layer];
+            let inputs: Vec<(&str, &[usize])> =
+                call.inputs.iter().map(|&r| (self.source_name(r), self.shape_in(r, &shapes))).collect();
+            let shape = layer.output_shape_many(name, &inputs)?;
+            shapes.push(shape);
+        }
+        Ok(shapes)
+    }
+
+    /// Per-sample shape of the (first) output.
+    pub fn output_shape(&self) -> Result<Vec<usize>> {
+        let shapes = self.output_shapes()?;
+        Ok(match self.outputs.first() {
+            Some(&r) => self.shape_in(r, &shapes).to_vec(),
+            None => Vec::new(),
+        })
+    }
+
+    /// The calls, in order.
+    pub fn calls(&self) -> &[Call] {
+        &self.calls
+    }
+
+    /// The model's outputs.
+    pub fn outputs(&self) -> &[TensorRef] {
+        &self.outputs
+    }
+
+    /// The shape of `r` given the shapes of the calls before it.
+    pub(crate) fn shape_in<'a>(&'a self, r: TensorRef, call_shapes: &'a [Vec<usize>]) -> &'a [usize] {
+        match r {
+            TensorRef::Input(i) => self.inputs.get(i).map_or(&[], |x| &x.shape),
+            TensorRef::Call(c) => call_shapes.get(c).map_or(&[], |s| s),
+        }
+    }
+
+    /// The name of what `r` is: the input's name or the called layer's.
+    pub(crate) fn source_name(&self, r: TensorRef) -> &str {
+        match r {
+            TensorRef::Input(i) => self.inputs.get(i).map_or("input", |x| &x.name),
+            TensorRef::Call(c) => self.calls.get(c).map_or("?", |call| &self.names[call.layer]),
+        }
+    }
+
+    /// The layer (and its name) of the call that makes the (first) output; None when the output
+    /// is a model input.
+    pub(crate) fn output_layer(&self) -> Option<(&dyn Layer, &str)> {
+        match self.outputs.first() {
+            Some(&TensorRef::Call(c)) => {
+                let layer = self.calls.get(c)?.layer;
+                Some((self.layers[layer].as_ref(), &self.names[layer]))
+            }
+            _ => None,
+        }
+    }
+
+    /// The calls that read model input `input`, with their layers' names.
+    pub(crate) fn readers_of_input(&self, input: usize) -> impl Iterator<Item = (&dyn Layer, &str)> {
+        self.calls.iter().filter(move |c| c.inputs.contains(&TensorRef::Input(input))).map(|c| {
+            let layer = c.layer;
+            (self.layers[layer].as_ref(), self.names[layer].as_str())
+        })
+    }
+
+    /// Parameter specs of every layer, named `<layer>.<param>`, in layer order, from each
+    /// layer's first call. A layer called again must fit the same parameters.
+    pub(crate) fn param_specs(&self) -> Result<Vec<(String, ParamSpec)>> {
+        let shapes = self.output_shapes()?;
+        let mut by_layer: Vec<Option<Vec<ParamSpec>>> = vec![None; self.layers.len()];
+        for call in &self.calls {
+            let first = call.inputs.first().map_or(&[][..], |&r| self.shape_in(r, &shapes));
+            let specs = self.layers[call.layer].params(first);
+            match &by_layer[call.layer] {
+                None => by_layer[call.layer] = Some(specs),
+                Some(made) => {
+                    let shapes = |s: &[ParamSpec]| s.iter().map(|p| p.shape.clone()).collect::<Vec<_>>();
+                    if shapes(made) != shapes(&specs) {
+                        return Err(Error::invalid(
+                            format!(
+                                "layer '{}' ({})",
+                                self.names[call.layer],
+                                self.layers[call.layer].class_name()
+                            ),
+                            format!(
+                                "is called on inputs of shape {:?}, which need other weights than its first \
+                                 call's (a shared layer has one set of weights)",
+                                first
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(by_layer
+            .into_iter()
+            .zip(&self.names)
+            .flat_map(|(specs, name)| {
+                specs.unwrap_or_default().into_iter().map(move |p| (format!("{name}.{}", p.name), p))
+            })
+            .collect())
+    }
+
+    /// kiln trains models of one input and one output so far.
+    pub(crate) fn check_single_io(&self) -> Result<()> {
+        if self.inputs.len() != 1 || self.outputs.len() != 1 {
+            return Err(Error::invalid(
+                "model",
+                format!(
+                    "has {} inputs and {} outputs; training, evaluation and prediction take one of each \
+                     so far",
+                    self.inputs.len(),
+                    self.outputs.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `layer` placed before every call that reads the (first) model input, reading it in
+    /// their place (data augmentation such as `RandomFlip` in front of a model). The other
+    /// layers keep their names.
+    pub fn prepend(mut self, layer: impl Layer + 'static) -> Model {
+        let shift = |r: &mut TensorRef| match r {
+            TensorRef::Call(c) => *c += 1,
+            TensorRef::Input(0) => *r = TensorRef::Call(0),
+            TensorRef::Input(_) => {}
+        };
+        for call in &mut self.calls {
+            call.layer += 1;
+            call.inputs.iter_mut().for_each(shift);
+        }
+        self.outputs.iter_mut().for_each(shift);
+        self.calls.insert(0, Call { layer: 0, inputs: vec![TensorRef::Input(0)] });
+        self.names.insert(0, super::sequential::unique_name(&self.names, layer.base_name()));
+        self.layers.insert(0, std::sync::Arc::new(layer));
+        self.compiled = None;
+        self
+    }
+}
