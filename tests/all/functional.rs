@@ -185,7 +185,7 @@ fn merge_errors_name_both_branches() {
     let sum = Add.call_many(&[&flat, &other]).unwrap();
     let e = Model::new(std::slice::from_ref(&x), &[sum]).err().unwrap().to_string();
     assert!(e.contains("'features'") && e.contains("not among the model's inputs"), "{e}");
-    let e = Model::new(std::slice::from_ref(&x), &[x]).err().unwrap().to_string();
+    let e = Model::new(std::slice::from_ref(&x), std::slice::from_ref(&x)).err().unwrap().to_string();
     assert!(e.contains("output is a model input"), "{e}");
 }
 
