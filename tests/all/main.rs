@@ -17,6 +17,7 @@ mod data;
 mod embedding;
 mod errors;
 mod functional;
+mod functional_files;
 mod fuzz;
 mod gpu_parity;
 mod gradcheck;
