@@ -8,6 +8,7 @@ mod interrupt;
 mod models;
 mod options;
 mod report;
+mod resnet;
 mod run;
 
 pub use args::{SummaryArgs, TrainArgs};

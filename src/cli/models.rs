@@ -9,7 +9,7 @@ use crate::nn::{Activation, Bidirectional, Conv2D, Dense, Embedding, Flatten, Ls
 use crate::program::Padding;
 
 /// The known model presets.
-pub const PRESETS: &str = "mlp, cnn, mnist-cnn, lstm, char-lstm, bilstm-text";
+pub const PRESETS: &str = "mlp, cnn, mnist-cnn, resnet-small, lstm, char-lstm, bilstm-text";
 
 /// Per-sample image shape `[h, w, c]` for data of `sample_shape`: images as they are, a
 /// grey `[h, w]` gets one channel, and a flat square vector (digits' 64 pixels) becomes
@@ -50,6 +50,9 @@ pub fn preset(name: &str, sample_shape: &[usize], classes: usize, seed: u64) -> 
 ///   MaxPool 2 → Flatten → Dense 64 relu → output.
 /// - `mnist-cnn` (28×28): Conv32 3×3 relu → MaxPool 2 → Conv64 3×3 relu → MaxPool 2 → Conv64
 ///   3×3 relu → Flatten → Dense 64 relu → output (93,322 parameters for 10 classes).
+/// - `resnet-small` (images): a residual CNN, stem Conv16 → BN → relu, three basic blocks
+///   (16, 32 stride 2, 64 stride 2 filters; conv-BN-relu-conv-BN + skip, relu) → global
+///   average pooling → output (a functional model, see `cli::resnet`).
 /// - `lstm` (sequences `[steps, features]`, e.g. `.ts` data, padded with zeros at the end):
 ///   Masking(0) → LSTM 64 → output.
 /// - `char-lstm` (windows of character ids, e.g. `--data shakespeare`): Embedding(V, 32) →
@@ -98,6 +101,7 @@ pub fn preset_with(
         })
     };
     let model = match name {
+        "resnet-small" => return super::resnet::resnet_small(images()?, output_layer(classes, loss), seed),
         "mlp" => {
             let features: usize = sample_shape.iter().product();
             Sequential::new(&[features]).with_seed(seed).add(Dense::new(64, Activation::Relu))

@@ -75,7 +75,8 @@ fn layer_seed(seed: u64, index: usize) -> u32 {
 
 /// The nodes of a forward graph (see [`Model::forward`]).
 struct Forward {
-    x: NodeId,
+    /// One per model input.
+    xs: Vec<NodeId>,
     params: Vec<NodeId>,
     head: NodeId,
     out: NodeId,
@@ -85,7 +86,7 @@ struct Forward {
 }
 
 impl Model {
-    /// Forward graph: input "x", the parameter nodes, the head (logits when the loss fuses
+    /// Forward graph: the inputs ("x", or "x:<name>" each for several), the parameter nodes, the head (logits when the loss fuses
     /// the final activation, else the activated output), the activated output, and the
     /// weight-penalty nodes of the regularised parameters (scalars to add to the loss).
     fn forward(
@@ -96,9 +97,17 @@ impl Model {
         training: bool,
         updates: &RefCell<Vec<StateUpdate>>,
     ) -> Result<Forward> {
-        self.check_single_io()?;
-        let x_shape: Vec<usize> = std::iter::once(batch).chain(self.input_shape().iter().copied()).collect();
-        let x = g.input("x", &x_shape);
+        self.check_single_output()?;
+        // One graph input per model input: "x" for a model of one (as always), else "x:<name>".
+        let xs: Vec<NodeId> = self
+            .inputs
+            .iter()
+            .map(|input| {
+                let shape: Vec<usize> = std::iter::once(batch).chain(input.shape.iter().copied()).collect();
+                let name = if self.inputs.len() == 1 { "x".to_string() } else { format!("x:{}", input.name) };
+                g.input(&name, &shape)
+            })
+            .collect();
         let mut params = Vec::new();
         let mut penalties = Vec::new();
         let mut slots = self.params.iter();
@@ -124,7 +133,7 @@ impl Model {
             }
             layer_params[index] = Some(nodes);
         }
-        let (mut h, mask) = self.forward_calls(g, &[x], &layer_params, fuse_last, training, updates)?;
+        let (mut h, mask) = self.forward_calls(g, &xs, &layer_params, fuse_last, training, updates)?;
         // Per-step outputs [batch, steps, units] as rows [batch · steps, units] (a view), so
         // that the final activation, the loss and the metrics work per row.
         let head_shape = g.shape(h).to_vec();
@@ -137,7 +146,7 @@ impl Model {
             (true, Some((layer, name))) => layer.activation().build(g, h, name)?,
             _ => h,
         };
-        Ok(Forward { x, params, head: h, out, penalties, mask })
+        Ok(Forward { xs, params, head: h, out, penalties, mask })
     }
 
     /// The inference forward graph on `inputs` with the parameters as the nodes `params` (in
@@ -225,7 +234,7 @@ impl Model {
         let fuse = c.loss.fuses(self.output_activation())?;
         let mut g = Graph::new();
         let updates = RefCell::new(Vec::new());
-        let Forward { x, params, head, out, penalties, mask } =
+        let Forward { xs, params, head, out, penalties, mask } =
             self.forward(&mut g, batch, fuse, kind == ProgramKind::Train, &updates)?;
         let mut fixed: HashMap<NodeId, BufRef> =
             params.iter().zip(&self.params).map(|(&n, p)| (n, p.buf)).collect();
@@ -235,7 +244,7 @@ impl Model {
             (_, super::ImplicitConv::Auto) => Some(super::IMPLICIT_CONV_BYTES),
             (_, super::ImplicitConv::Always) => Some(0),
         };
-        let mut spec = PlanSpec { inputs: vec![x], implicit_conv_above, ..PlanSpec::default() };
+        let mut spec = PlanSpec { inputs: xs, implicit_conv_above, ..PlanSpec::default() };
         if kind == ProgramKind::Predict {
             spec.outputs.push(("output".into(), out));
             spec.fixed = fixed;

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use rand::seq::SliceRandom;
 
-use super::build::{AccumLayout, label_shape};
+use super::build::AccumLayout;
+use super::inputs::{BatchRows, ModelInputs, rows};
 use super::sample_weight::sample_weights;
 use super::{Model, PartialEpoch, ProgramKind};
 use crate::callbacks::{Logs, ProgbarLogger, SharedCallback, lock};
@@ -21,6 +22,8 @@ pub enum Validation {
     None,
     /// Explicit validation inputs and labels.
     Data(Tensor, Tensor),
+    /// Explicit validation inputs of a model with several, one per model input, and labels.
+    Inputs(Vec<Tensor>, Tensor),
     /// Explicit validation inputs, labels and per-sample weights of the validation loss
     /// (Keras's `validation_data=(x, y, sample_weight)`; the metrics stay unweighted).
     WeightedData(Tensor, Tensor, Tensor),
@@ -151,91 +154,9 @@ impl EpochTotals {
 }
 
 /// Validation inputs, labels and the rows of them to evaluate.
-type ValidationRows<'a> = (&'a Tensor, &'a Tensor, Vec<usize>, Option<Tensor>);
-
-/// Rows `idx` of `t`, gathered into `out`.
-fn gather(t: &Tensor, idx: &[usize], out: &mut Vec<f32>) {
-    out.clear();
-    let w = t.row_len();
-    for &i in idx {
-        out.extend_from_slice(&t.data[i * w..(i + 1) * w]);
-    }
-}
-
-/// Rows `idx` of `t` as one slice: borrowed straight from `t` when the rows are consecutive
-/// (evaluate, predict, unshuffled fit), else gathered into `buf`.
-fn rows<'a>(t: &'a Tensor, idx: &[usize], buf: &'a mut Vec<f32>) -> &'a [f32] {
-    let consecutive = idx.windows(2).all(|w| w[1] == w[0] + 1);
-    match (consecutive, idx.first()) {
-        (true, Some(&first)) => {
-            let w = t.row_len();
-            &t.data[first * w..(first + idx.len()) * w]
-        }
-        _ => {
-            gather(t, idx, buf);
-            buf
-        }
-    }
-}
+type ValidationRows<'a> = (Vec<&'a Tensor>, &'a Tensor, Vec<usize>, Option<Tensor>);
 
 impl Model {
-    /// Check that `x` matches the input shape and `y` the loss's label layout.
-    fn check_data(&mut self, x: &Tensor, y: Option<&Tensor>) -> Result<()> {
-        let want: Vec<usize> = std::iter::once(x.rows()).chain(self.input_shape().iter().copied()).collect();
-        if x.shape != want {
-            let first = match self.readers_of_input(0).next() {
-                Some((l, n)) => format!("input of layer '{n}' ({})", l.class_name()),
-                None => "model input".to_string(),
-            };
-            return Err(Error::shape(first, &want, &x.shape));
-        }
-        for (layer, name) in self.readers_of_input(0) {
-            layer.check_input(name, x)?;
-        }
-        let Some(y) = y else { return Ok(()) };
-        let output = self.output_shape()?;
-        let loss = self.compiled()?.loss;
-        let want = label_shape(loss, x.rows(), &output);
-        if y.len() != want.iter().product::<usize>() {
-            return Err(Error::shape(format!("labels y for loss {}", loss.name()), &want, &y.shape));
-        }
-        let classes = output.last().copied().unwrap_or(0);
-        if loss.sparse_labels() {
-            let last = self.output_layer().map(|(_, n)| n.to_string()).unwrap_or_default();
-            return y.data.iter().enumerate().try_for_each(|(i, &v)| {
-                if v.fract() != 0.0 || v < 0.0 {
-                    return Err(Error::LabelOutOfRange { label: v as f64, index: i, classes, file: None });
-                }
-                // An integer label past the output: the model is too small for the data.
-                if v as usize >= classes {
-                    return Err(Error::invalid(
-                        format!("output layer '{last}'"),
-                        format!(
-                            "label {v} at sample {i} is outside its {classes} classes 0..{classes}: the \
-                             output layer needs a unit per class of the data"
-                        ),
-                    ));
-                }
-                Ok(())
-            });
-        }
-        // Binary cross-entropy takes soft labels, probabilities of the positive class in
-        // [0, 1], as Keras does. The counting metrics take a label above 0.5 as positive:
-        // accuracy compares (label > 0.5) with the thresholded prediction (Keras compares the
-        // label itself, so a soft label never counts as correct there), precision/recall/F1
-        // (binary and macro) count it as a positive; AUC weighs a label t as t positive and
-        // 1 − t negative, as Keras.
-        if loss.binary()
-            && let Some((i, v)) = y.data.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v))
-        {
-            return Err(Error::invalid(
-                format!("labels y for loss {}", loss.name()),
-                format!("label {v} at sample {i} is not in [0, 1] (the probability of the positive class)"),
-            ));
-        }
-        Ok(())
-    }
-
     /// Run `kind` over all of (x, y) in batches, calling `callbacks`' batch hooks around each
     /// batch; returns the epoch's totals (over the batches run: a batch hook may stop early,
     /// and an interrupt, which leaves the partial epoch in the model).
@@ -243,7 +164,7 @@ impl Model {
     fn run_epoch(
         &mut self,
         kind: ProgramKind,
-        x: &Tensor,
+        xs: &[&Tensor],
         y: &Tensor,
         w: Option<&Tensor>,
         order: &[usize],
@@ -266,16 +187,20 @@ impl Model {
         };
         self.compiled()?.backend.write(Arena::Accum, 0, &accum)?;
         let first_step = self.compiled()?.step + 1 - skip as u32;
-        let (mut xb, mut yb, mut wb) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut xb, mut yb, mut wb) = (BatchRows::default(), Vec::new(), Vec::new());
         let of = order.len().div_ceil(batch_size);
         for (batch, chunk) in order.chunks(batch_size).enumerate().skip(skip) {
             for cb in callbacks {
                 lock(cb).on_train_batch_begin(batch, self)?;
             }
             let id = self.program(kind, chunk.len(), w.is_some())?;
-            let (xs, ys) = (rows(x, chunk, &mut xb), rows(y, chunk, &mut yb));
-            // The batch's sample weights, gathered as its rows (so shuffling keeps x, y, w aligned).
-            let ws = w.map(|w| rows(w, chunk, &mut wb));
+            // The program's inputs: every model input's rows, the labels', and the batch's
+            // sample weights (gathered as its rows, so shuffling keeps x, y, w aligned).
+            let mut args = xb.of(xs, chunk);
+            args.push(rows(y, chunk, &mut yb));
+            if let Some(w) = w {
+                args.push(rows(w, chunk, &mut wb));
+            }
             let c = self.compiled()?;
             let scalars = if kind == ProgramKind::Train {
                 c.step += 1;
@@ -283,10 +208,7 @@ impl Model {
             } else {
                 StepScalars::default()
             };
-            match ws {
-                Some(ws) => c.backend.run(id, &[xs, ys, ws], scalars)?,
-                None => c.backend.run(id, &[xs, ys], scalars)?,
-            }
+            c.backend.run(id, &args, scalars)?;
             seen += chunk.len();
             if !callbacks.is_empty() {
                 // The running logs are a readback: only when some callback wants them now
@@ -345,31 +267,37 @@ impl Model {
     /// training, of every epoch and of every training batch; one that calls `stop_training()`
     /// ends training after the current epoch (from a batch hook: after the current batch,
     /// then the epoch's validation and `on_epoch_end`).
-    pub fn fit(&mut self, x: &Tensor, y: &Tensor, opts: &FitOptions) -> Result<History> {
+    pub fn fit<'a>(&mut self, x: impl ModelInputs<'a>, y: &Tensor, opts: &FitOptions) -> Result<History> {
         if opts.batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
-        self.check_data(x, Some(y))?;
+        let xs = x.tensors();
+        let rows_in = self.check_data(&xs, Some(y))?;
         // Validation rows: a separate data set, or the last fraction of (x, y) as given.
         let (n, val): (usize, Option<ValidationRows>) = match &opts.validation {
-            Validation::None => (x.rows(), None),
+            Validation::None => (rows_in, None),
             Validation::Data(vx, vy) => {
-                self.check_data(vx, Some(vy))?;
-                (x.rows(), Some((vx, vy, (0..vx.rows()).collect(), None)))
+                let v = self.check_data(&[vx], Some(vy))?;
+                (rows_in, Some((vec![vx], vy, (0..v).collect(), None)))
+            }
+            Validation::Inputs(vxs, vy) => {
+                let vxs: Vec<&Tensor> = vxs.iter().collect();
+                let v = self.check_data(&vxs, Some(vy))?;
+                (rows_in, Some((vxs, vy, (0..v).collect(), None)))
             }
             Validation::WeightedData(vx, vy, vw) => {
-                self.check_data(vx, Some(vy))?;
+                let n = self.check_data(&[vx], Some(vy))?;
                 let outputs = self.output_units()?;
-                let (loss, n) = (self.compiled()?.loss, vx.rows());
+                let loss = self.compiled()?.loss;
                 let w = sample_weights(loss, outputs, vy, (n, n), Some(vw), None)?;
-                (x.rows(), Some((vx, vy, (0..n).collect(), w)))
+                (rows_in, Some((vec![vx], vy, (0..n).collect(), w)))
             }
             Validation::Split(f) => {
                 if !(0.0..1.0).contains(f) {
                     return Err(Error::invalid("validation_split", format!("{f} is not in [0, 1)")));
                 }
-                let n_train = x.rows() - (x.rows() as f64 * f).round() as usize;
-                (n_train, (n_train < x.rows()).then(|| (x, y, (n_train..x.rows()).collect(), None)))
+                let n_train = rows_in - (rows_in as f64 * f).round() as usize;
+                (n_train, (n_train < rows_in).then(|| (xs.clone(), y, (n_train..rows_in).collect(), None)))
             }
         };
         if n == 0 {
@@ -377,7 +305,7 @@ impl Model {
         }
         let outputs = self.output_units()?;
         let (sw, cw) = (opts.sample_weight.as_ref(), opts.class_weight.as_deref());
-        let weights = sample_weights(self.compiled()?.loss, outputs, y, (x.rows(), n), sw, cw)?;
+        let weights = sample_weights(self.compiled()?.loss, outputs, y, (rows_in, n), sw, cw)?;
         let mut order: Vec<usize> = (0..n).collect();
         let steps = n.div_ceil(opts.batch_size);
         let mut history = History::default();
@@ -414,7 +342,7 @@ impl Model {
             let pass = Pass { epoch, start_rng: Some(start_rng), resume, interrupt };
             let totals = self.run_epoch(
                 ProgramKind::Train,
-                x,
+                &xs,
                 y,
                 weights.as_ref(),
                 &order,
@@ -494,7 +422,12 @@ impl Model {
     }
 
     /// Mean loss and accuracy over (x, y); weights are not changed.
-    pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<(f32, f32)> {
+    pub fn evaluate<'a>(
+        &mut self,
+        x: impl ModelInputs<'a>,
+        y: &Tensor,
+        batch_size: usize,
+    ) -> Result<(f32, f32)> {
         if batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
@@ -504,21 +437,27 @@ impl Model {
 
     /// Loss (`loss`) and every compiled metric (by name) over (x, y); weights are not changed.
     /// Unweighted (see [`Model::evaluate_weighted`]; `fit`'s validation is unweighted).
-    pub fn evaluate_metrics(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
+    pub fn evaluate_metrics<'a>(
+        &mut self,
+        x: impl ModelInputs<'a>,
+        y: &Tensor,
+        batch_size: usize,
+    ) -> Result<Logs> {
         if batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
-        self.check_data(x, Some(y))?;
-        let order: Vec<usize> = (0..x.rows()).collect();
-        Ok(self.run_epoch(ProgramKind::Eval, x, y, None, &order, batch_size, &[], Pass::default())?.logs())
+        let xs = x.tensors();
+        let n = self.check_data(&xs, Some(y))?;
+        let order: Vec<usize> = (0..n).collect();
+        Ok(self.run_epoch(ProgramKind::Eval, &xs, y, None, &order, batch_size, &[], Pass::default())?.logs())
     }
 
     /// [`Model::evaluate_metrics`] with Keras's `sample_weight`: the loss is
     /// (1/N) Σ_i w_i · l_i over the batches, as in training; the metrics are unweighted (as
     /// Keras's `metrics=`). `sample_weight`: [n] or [n, 1], finite and ≥ 0.
-    pub fn evaluate_weighted(
+    pub fn evaluate_weighted<'a>(
         &mut self,
-        x: &Tensor,
+        x: impl ModelInputs<'a>,
         y: &Tensor,
         sample_weight: &Tensor,
         batch_size: usize,
@@ -526,25 +465,26 @@ impl Model {
         if batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
-        self.check_data(x, Some(y))?;
+        let xs = x.tensors();
+        let n = self.check_data(&xs, Some(y))?;
         let outputs = self.output_units()?;
-        let n = x.rows();
         let w = sample_weights(self.compiled()?.loss, outputs, y, (n, n), Some(sample_weight), None)?;
         let order: Vec<usize> = (0..n).collect();
         Ok(self
-            .run_epoch(ProgramKind::Eval, x, y, w.as_ref(), &order, batch_size, &[], Pass::default())?
+            .run_epoch(ProgramKind::Eval, &xs, y, w.as_ref(), &order, batch_size, &[], Pass::default())?
             .logs())
     }
 
     /// Model outputs for x ([N, outputs...]; class probabilities for a softmax head).
-    pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
+    pub fn predict<'a>(&mut self, x: impl ModelInputs<'a>, batch_size: usize) -> Result<Tensor> {
         if batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
-        self.check_data(x, None)?;
+        let xs = x.tensors();
+        let n = self.check_data(&xs, None)?;
         let output = self.output_shape()?;
-        let order: Vec<usize> = (0..x.rows()).collect();
-        let mut xb = Vec::new();
+        let order: Vec<usize> = (0..n).collect();
+        let mut xb = BatchRows::default();
         // Each batch's output is kept on the device and read back once at the end (or in
         // large chunks), not a device sync per batch. Drop whatever an interrupted call left.
         self.compiled()?.backend.take_collected()?;
@@ -553,11 +493,11 @@ impl Model {
             let out = self
                 .program_output(ProgramKind::Predict, chunk.len(), "output")
                 .ok_or_else(|| Error::invalid("plan", "the forward program has no output"))?;
-            let xs = rows(x, chunk, &mut xb);
-            self.compiled()?.backend.run_collect(id, &[xs], out)?;
+            let args = xb.of(&xs, chunk);
+            self.compiled()?.backend.run_collect(id, &args, out)?;
         }
         let data = self.compiled()?.backend.take_collected()?;
-        let shape: Vec<usize> = std::iter::once(x.rows()).chain(output).collect();
+        let shape: Vec<usize> = std::iter::once(n).chain(output).collect();
         Tensor::new(&shape, data)
     }
 }

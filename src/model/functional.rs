@@ -31,6 +31,15 @@ pub struct SymbolicTensor(Rc<Node>);
 struct Node {
     shape: Vec<usize>,
     source: Source,
+    /// When the node was made (process-wide): a node's inputs are always older, so this
+    /// order is topological, and it is the order a reader wrote the model in.
+    seq: u64,
+}
+
+/// The next node's `seq`.
+fn next_seq() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[derive(Debug)]
@@ -70,7 +79,11 @@ impl Input {
 
     /// A model input with a name (for summaries and, with several inputs, data).
     pub fn named(name: &str, shape: &[usize]) -> SymbolicTensor {
-        SymbolicTensor(Rc::new(Node { shape: shape.to_vec(), source: Source::Input { name: name.into() } }))
+        SymbolicTensor(Rc::new(Node {
+            shape: shape.to_vec(),
+            source: Source::Input { name: name.into() },
+            seq: next_seq(),
+        }))
     }
 }
 
@@ -123,7 +136,7 @@ fn apply(layer: Arc<dyn Layer>, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor
         names.iter().map(String::as_str).zip(xs.iter().map(|x| x.shape())).collect();
     let shape = layer.output_shape_many(layer.base_name(), &inputs)?;
     let inputs = xs.iter().map(|&x| x.clone()).collect();
-    Ok(SymbolicTensor(Rc::new(Node { shape, source: Source::Call { layer, inputs } })))
+    Ok(SymbolicTensor(Rc::new(Node { shape, source: Source::Call { layer, inputs }, seq: next_seq() })))
 }
 
 impl Model {
@@ -149,7 +162,11 @@ impl Model {
             let taken: Vec<String> = model_inputs.iter().map(|m: &ModelInput| m.name.clone()).collect();
             model_inputs.push(ModelInput { name: unique_name(&taken, name), shape: x.shape().to_vec() });
         }
-        let outputs = outputs.iter().map(|y| collect.visit(y)).collect::<Result<Vec<_>>>()?;
+        for y in outputs {
+            collect.reach(y)?;
+        }
+        collect.place();
+        let outputs: Vec<TensorRef> = outputs.iter().map(|y| collect.done[&y.key()]).collect();
         if outputs.iter().any(|r| matches!(r, TensorRef::Input(_))) {
             return Err(Error::invalid("model", "an output is a model input: add a layer between them"));
         }
@@ -161,10 +178,13 @@ impl Model {
     }
 }
 
-/// The calls reached from the outputs, in an order where each follows its inputs.
+/// The calls reached from the outputs, placed in the order they were made (Keras names layers
+/// in that order too).
 #[derive(Default)]
 struct Collect {
     input_index: HashMap<*const Node, usize>,
+    /// The calls reached, by node.
+    reached: HashMap<*const Node, SymbolicTensor>,
     done: HashMap<*const Node, TensorRef>,
     layer_index: HashMap<*const (), usize>,
     layers: Vec<Arc<dyn Layer>>,
@@ -172,12 +192,12 @@ struct Collect {
 }
 
 impl Collect {
-    /// Depth-first: a node's inputs are placed before it. An explicit stack, so deep models
-    /// (hundreds of layers) do not exhaust the thread's stack.
-    fn visit(&mut self, root: &SymbolicTensor) -> Result<TensorRef> {
-        let mut stack: Vec<(SymbolicTensor, bool)> = vec![(root.clone(), false)];
-        while let Some((t, inputs_done)) = stack.pop() {
-            if self.done.contains_key(&t.key()) {
+    /// Every node `root` depends on (an explicit stack: deep models do not exhaust the
+    /// thread's stack); inputs must be the model's.
+    fn reach(&mut self, root: &SymbolicTensor) -> Result<()> {
+        let mut stack = vec![root.clone()];
+        while let Some(t) = stack.pop() {
+            if self.done.contains_key(&t.key()) || self.reached.contains_key(&t.key()) {
                 continue;
             }
             match &t.0.source {
@@ -194,29 +214,31 @@ impl Collect {
                     })?;
                     self.done.insert(t.key(), TensorRef::Input(index));
                 }
-                Source::Call { layer, inputs } if inputs_done => {
-                    // Shared layers are one entry, found by the identity of their Arc.
-                    let id = Arc::as_ptr(layer) as *const ();
-                    let next = self.layers.len();
-                    let index = *self.layer_index.entry(id).or_insert(next);
-                    if index == next {
-                        self.layers.push(layer.clone());
-                    }
-                    let inputs = inputs.iter().map(|x| self.done[&x.key()]).collect();
-                    self.calls.push(Call { layer: index, inputs });
-                    self.done.insert(t.key(), TensorRef::Call(self.calls.len() - 1));
-                }
                 Source::Call { inputs, .. } => {
-                    stack.push((t.clone(), true));
-                    // Reversed, so the first input's calls come first.
-                    for x in inputs.iter().rev() {
-                        if !self.done.contains_key(&x.key()) {
-                            stack.push((x.clone(), false));
-                        }
-                    }
+                    stack.extend(inputs.iter().cloned());
+                    self.reached.insert(t.key(), t.clone());
                 }
             }
         }
-        Ok(self.done[&root.key()])
+        Ok(())
+    }
+
+    /// The reached calls in creation order (each after its inputs), shared layers once.
+    fn place(&mut self) {
+        let mut nodes: Vec<SymbolicTensor> = self.reached.values().cloned().collect();
+        nodes.sort_by_key(|t| t.0.seq);
+        for t in nodes {
+            let Source::Call { layer, inputs } = &t.0.source else { continue };
+            // Shared layers are one entry, found by the identity of their Arc.
+            let id = Arc::as_ptr(layer) as *const ();
+            let next = self.layers.len();
+            let index = *self.layer_index.entry(id).or_insert(next);
+            if index == next {
+                self.layers.push(layer.clone());
+            }
+            let inputs = inputs.iter().map(|x| self.done[&x.key()]).collect();
+            self.calls.push(Call { layer: index, inputs });
+            self.done.insert(t.key(), TensorRef::Call(self.calls.len() - 1));
+        }
     }
 }

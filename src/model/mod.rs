@@ -4,6 +4,7 @@
 mod build;
 mod fit;
 pub mod functional;
+mod inputs;
 pub mod sample_weight;
 mod sequential;
 pub mod spec;
@@ -14,6 +15,7 @@ mod topology;
 
 pub use fit::{FitOptions, History, Validation};
 pub use functional::{CallLayer, Input, Shared, SymbolicTensor};
+pub use inputs::ModelInputs;
 pub use sequential::Sequential;
 pub use state::PartialEpoch;
 pub use topology::{Call, ModelInput, TensorRef};
@@ -211,7 +213,7 @@ impl Model {
         if self.layers.is_empty() {
             return Err(Error::invalid("model", "has no layers"));
         }
-        self.check_single_io()?;
+        self.check_single_output()?;
         self.output_shapes()?;
         opts.loss.fuses(self.output_activation())?;
         opts.loss.check_label_smoothing(opts.label_smoothing)?;

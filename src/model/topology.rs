@@ -136,18 +136,19 @@ impl Model {
             .collect())
     }
 
-    /// kiln trains models of one input and one output so far.
-    pub(crate) fn check_single_io(&self) -> Result<()> {
-        if self.inputs.len() != 1 || self.outputs.len() != 1 {
+    /// kiln trains models of one output so far (several inputs are fine).
+    pub(crate) fn check_single_output(&self) -> Result<()> {
+        if self.outputs.len() != 1 {
             return Err(Error::invalid(
                 "model",
                 format!(
-                    "has {} inputs and {} outputs; training, evaluation and prediction take one of each \
-                     so far",
-                    self.inputs.len(),
+                    "has {} outputs; training, evaluation and prediction take models of one output so far",
                     self.outputs.len()
                 ),
             ));
+        }
+        if self.inputs.is_empty() {
+            return Err(Error::invalid("model", "has no inputs"));
         }
         Ok(())
     }

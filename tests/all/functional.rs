@@ -202,3 +202,79 @@ fn a_residual_model_learns_digits_on_both_backends() {
         assert!(acc > 0.95, "{device:?}: training accuracy {acc}");
     }
 }
+
+/// Digits as 8×8 images and, beside them, each image's row and column ink sums.
+fn two_input_digits() -> (Tensor, Tensor, Tensor) {
+    let (x, y) = common::digits();
+    let n = x.rows();
+    let mut ink = Vec::with_capacity(n * 16);
+    for image in x.data.chunks(64) {
+        ink.extend((0..8).map(|r| (0..8).map(|c| image[r * 8 + c]).sum::<f32>() / 8.0));
+        ink.extend((0..8).map(|c| (0..8).map(|r| image[r * 8 + c]).sum::<f32>() / 8.0));
+    }
+    (Tensor::new(&[n, 8, 8, 1], x.data).unwrap(), Tensor::new(&[n, 16], ink).unwrap(), y)
+}
+
+fn two_input_model(device: Device) -> Model {
+    let image = Input::named("image", &[8, 8, 1]);
+    let ink = Input::named("ink", &[16]);
+    let h = Conv2D::new(4, 3, Activation::Relu).call(&image).unwrap();
+    let h = Flatten.call(&h).unwrap();
+    let f = dense(8, Activation::Tanh).call(&ink).unwrap();
+    let joined = Concatenate::new().call_many(&[&h, &f]).unwrap();
+    let out = dense(10, Activation::Softmax).call(&joined).unwrap();
+    let mut m = Model::new(&[image, ink], &[out]).unwrap().with_seed(8);
+    m.compile(CompileOptions::new(Optimizer::adam(3e-3), Loss::SparseCategoricalCrossentropy, device))
+        .unwrap();
+    m
+}
+
+#[test]
+fn a_two_input_model_trains_saves_and_checks_its_inputs() {
+    let (image, ink, y) = two_input_digits();
+    let mut m = two_input_model(Device::Cpu);
+    let opts = FitOptions {
+        batch_size: 32,
+        epochs: 12,
+        verbose: 0,
+        validation: kiln::Validation::Split(0.2),
+        ..Default::default()
+    };
+    let h = m.fit([&image, &ink], &y, &opts).unwrap();
+    let val = h.last("val_accuracy").unwrap();
+    assert!(val > 0.9, "validation accuracy {val}");
+    let p = m.predict([&image, &ink], 100).unwrap();
+    assert_eq!(p.shape, [image.rows(), 10]);
+    assert!(m.summary().unwrap().contains("ink (InputLayer)"));
+    // Saved and loaded: the same predictions.
+    let dir = common::TempDir::new("two-inputs");
+    let path = dir.join("m.safetensors");
+    m.save(&path).unwrap();
+    let mut back = kiln::Checkpoint::load(&path).unwrap().into_model(Device::Cpu).unwrap();
+    assert_eq!(back.predict([&image, &ink], 100).unwrap(), p);
+    // The inputs must be the model's: their count, sample counts and shapes.
+    let e = m.predict(&image, 10).unwrap_err().to_string();
+    assert!(e.contains("takes 2 ('image', 'ink'), got 1"), "{e}");
+    let short = Tensor::new(&[5, 16], vec![0.0; 80]).unwrap();
+    let e = m.predict([&image, &short], 10).unwrap_err().to_string();
+    assert!(e.contains("'ink' 5"), "{e}");
+    let e = m.predict([&ink, &ink], 10).unwrap_err().to_string();
+    assert!(e.contains("input 'image' of layer 'conv2d'"), "{e}");
+    // The two-input training step on the GPU gives the CPU's weights.
+    if common::gpu().is_some() {
+        let first = |t: &Tensor| {
+            let shape: Vec<usize> = std::iter::once(50).chain(t.shape[1..].iter().copied()).collect();
+            Tensor::new(&shape, t.data[..50 * t.row_len()].to_vec()).unwrap()
+        };
+        let (image, ink, y) = (first(&image), first(&ink), first(&y));
+        let opts = FitOptions { batch_size: 50, epochs: 2, verbose: 0, shuffle: false, ..Default::default() };
+        let (mut cpu, mut gpu) = (two_input_model(Device::Cpu), two_input_model(Device::Gpu(None)));
+        cpu.fit([&image, &ink], &y, &opts).unwrap();
+        gpu.fit([&image, &ink], &y, &opts).unwrap();
+        for ((name, c), (_, g)) in cpu.get_weights().unwrap().iter().zip(&gpu.get_weights().unwrap()) {
+            let worst =
+                c.data.iter().zip(&g.data).map(|(a, b)| (a - b).abs() / (a.abs() + 1e-3)).fold(0.0, f32::max);
+            assert!(worst < 1e-4, "two inputs: {name} differs by {worst:e} (relative)");
+        }
+    }
+}
