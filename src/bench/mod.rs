@@ -3,7 +3,7 @@
 //! is timed.
 //!
 //! - `kernels`: matmul and conv2d forward/backward as planned graphs (GFLOP/s).
-//! - `models`: training steps and inference of the `mlp` and `mnist-cnn` presets and of an
+//! - `models`: training steps and inference of the `mlp`, `mnist-cnn` and `resnet-small` presets and of an
 //!   LSTM(128) over 50×32 sequences (samples/s).
 //! - `report`: the result rows, the table and the JSON document.
 //!
@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::program::StepScalars;
 
 /// Every workload a full report holds, in table order.
-pub const WORKLOADS: [&str; 9] = [
+pub const WORKLOADS: [&str; 11] = [
     "matmul",
     "conv2d fwd",
     "conv2d bwd",
@@ -36,6 +36,8 @@ pub const WORKLOADS: [&str; 9] = [
     "predict mlp",
     "train mnist-cnn",
     "predict mnist-cnn",
+    "train resnet-small",
+    "predict resnet-small",
     "train lstm",
     "predict lstm",
 ];
@@ -303,8 +305,13 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         }
     }
     if config.runs("train") {
-        for (preset, shape) in [("mlp", &[784][..]), ("mnist-cnn", &[28, 28, 1][..]), ("lstm", &[50, 32][..])]
-        {
+        let presets = [
+            ("mlp", &[784][..]),
+            ("mnist-cnn", &[28, 28, 1]),
+            ("resnet-small", &[28, 28, 1]),
+            ("lstm", &[50, 32]),
+        ];
+        for (preset, shape) in presets {
             models::run_preset(&mut report, &usable, preset, shape, &config);
         }
     }

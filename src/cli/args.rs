@@ -10,10 +10,11 @@ pub struct TrainArgs {
     /// (sequences), shakespeare or FILE.txt (text: next character from a window, the last
     /// 10% held out) or airline / a CSV with --window (series: next value from a window, the
     /// last 20% in time for testing). Sources with their own test split use it; the others
-    /// are split 80/20. Default: fashion-mnist for mnist-cnn, else digits.
+    /// are split 80/20. Default: fashion-mnist for mnist-cnn and resnet-small, else digits.
     #[arg(long)]
     pub data: Option<String>,
     /// Model: a preset (mlp, cnn for small images such as digits, mnist-cnn for 28×28 images,
+    /// resnet-small (a residual CNN) for images,
     /// lstm for sequences and series, char-lstm and bilstm-text for text) or a model file
     /// (.toml or .json, one table per layer; see the README).
     #[arg(long, default_value = "mlp")]
@@ -192,12 +193,12 @@ impl Default for TrainArgs {
 }
 
 impl TrainArgs {
-    /// The data set: `--data`, or the preset's usual one (fashion-mnist for mnist-cnn, else
-    /// digits).
+    /// The data set: `--data`, or the preset's usual one (fashion-mnist for mnist-cnn and
+    /// resnet-small, else digits).
     pub fn data_name(&self) -> &str {
         match (&self.data, self.model.as_str()) {
             (Some(d), _) => d,
-            (None, "mnist-cnn") => "fashion-mnist",
+            (None, "mnist-cnn" | "resnet-small") => "fashion-mnist",
             (None, "char-lstm" | "bilstm-text") => "shakespeare",
             (None, "lstm") => "japanese-vowels",
             (None, _) => "digits",
@@ -213,7 +214,7 @@ pub struct SummaryArgs {
     /// model file.
     #[arg(long, conflicts_with_all = ["model", "data", "image_size", "window", "loss", "from_logits"])]
     pub checkpoint: Option<std::path::PathBuf>,
-    /// A preset (mlp, cnn, mnist-cnn, lstm, char-lstm, bilstm-text) or a model file (.toml,
+    /// A preset (mlp, cnn, mnist-cnn, resnet-small, lstm, char-lstm, bilstm-text) or a model file (.toml,
     /// .json). Default: mlp.
     #[arg(long)]
     pub model: Option<String>,

@@ -278,3 +278,62 @@ fn a_two_input_model_trains_saves_and_checks_its_inputs() {
         }
     }
 }
+
+/// x·W + b for row-major x [n, k] and Keras kernels W [k, u].
+fn affine(x: &[f32], w: &Tensor, b: &Tensor) -> Vec<f32> {
+    let (k, u) = (w.shape[0], w.shape[1]);
+    x.chunks(k)
+        .flat_map(|row| {
+            (0..u).map(move |j| b.data[j] + (0..k).map(|i| row[i] * w.data[i * u + j]).sum::<f32>())
+        })
+        .collect()
+}
+
+#[test]
+fn branched_programs_reuse_memory_and_keep_skip_values_until_their_last_reader() {
+    // `stem` is read by the next Dense and by the Add two layers later: the planner must keep
+    // its slot that long (a Work-arena value, not the program's input). The predictions equal
+    // the formula computed here.
+    let input = Input::new(&[5]);
+    let stem = dense(4, Activation::Tanh).call(&input).unwrap();
+    let h = dense(6, Activation::Relu).call(&stem).unwrap();
+    let h = dense(4, Activation::Linear).call(&h).unwrap();
+    let sum = Add.call_many(&[&stem, &h]).unwrap();
+    let out = dense(3, Activation::Softmax).call(&sum).unwrap();
+    let mut m = Model::new(&[input], &[out]).unwrap().with_seed(1);
+    m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
+        .unwrap();
+    let w: std::collections::HashMap<String, Tensor> = m.get_weights().unwrap().into_iter().collect();
+    let mut rng = common::rng(4);
+    let x = Tensor::new(&[7, 5], common::uniform(&mut rng, 35, -1.0, 1.0)).unwrap();
+    let stem: Vec<f32> =
+        affine(&x.data, &w["dense.kernel"], &w["dense.bias"]).iter().map(|v| v.tanh()).collect();
+    let h: Vec<f32> =
+        affine(&stem, &w["dense_1.kernel"], &w["dense_1.bias"]).iter().map(|v| v.max(0.0)).collect();
+    let h = affine(&h, &w["dense_2.kernel"], &w["dense_2.bias"]);
+    let skip: Vec<f32> = stem.iter().zip(&h).map(|(a, b)| a + b).collect();
+    let logits = affine(&skip, &w["dense_3.kernel"], &w["dense_3.bias"]);
+    let p = m.predict(&x, 7).unwrap();
+    for (row, got) in logits.chunks(3).zip(p.data.chunks(3)) {
+        let max = row.iter().copied().fold(f32::MIN, f32::max);
+        let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+        for (l, g) in row.iter().zip(got) {
+            assert!(((l - max).exp() / sum - g).abs() < 1e-5, "{row:?} vs {got:?}");
+        }
+    }
+    // resnet-small: the planner reuses slots across its branches.
+    let mut m = kiln::cli::preset("resnet-small", &[12, 12, 1], 4, 0).unwrap();
+    m.compile(CompileOptions::new(Optimizer::adam(1e-3), Loss::SparseCategoricalCrossentropy, Device::Cpu))
+        .unwrap();
+    let train = m.planned_program(kiln::ProgramKind::Train, 16).unwrap();
+    // A training step keeps most activations for the backward pass: about half the naive sum.
+    let ratio = train.work_len as f64 / train.naive_work_len as f64;
+    assert!(ratio < 0.6, "train: planned {} vs naive {}", train.work_len, train.naive_work_len);
+    let fwd = m.planned_program(kiln::ProgramKind::Predict, 16).unwrap();
+    assert!(
+        fwd.work_len * 3 < fwd.naive_work_len,
+        "predict: planned {} vs naive {}",
+        fwd.work_len,
+        fwd.naive_work_len
+    );
+}
