@@ -1,5 +1,5 @@
 //! Per-kernel CPU time of one Adam training step of a preset (batch 128 by default):
-//! `cargo run --release --example cpu_step_profile -- [mlp|cnn|mnist-cnn|MODEL.toml] [batch]`.
+//! `cargo run --release --example cpu_step_profile -- [mlp|cnn|mnist-cnn|resnet-small|MODEL.toml] [batch]`.
 //! (`mlp` on 784 features, `mnist-cnn` and model files on 28×28×1, `cnn` on 8×8×1; 10 classes.)
 use kiln::backend::cpu::{Arenas, execute};
 use kiln::program::{Arena, ResidentLayout, StepScalars};
@@ -9,7 +9,7 @@ fn main() {
     let name = args.get(1).map_or("mlp", |s| s.as_str());
     let batch: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(128);
     let shape: &[usize] = match name {
-        "mnist-cnn" => &[28, 28, 1],
+        "mnist-cnn" | "resnet-small" => &[28, 28, 1],
         "cnn" => &[8, 8, 1],
         n if n.ends_with(".toml") || n.ends_with(".json") => &[28, 28, 1],
         _ => &[784],
