@@ -112,7 +112,7 @@ impl Model {
         let mut penalties = Vec::new();
         let mut slots = self.params.iter();
         let mut layer_params: Vec<Option<Vec<NodeId>>> = vec![None; self.layers.len()];
-        let shapes = self.output_shapes()?;
+        let shapes = self.call_shapes()?;
         // Parameters in layer order, each from the layer's first call, as `param_specs` lists
         // them (and so the slots).
         for (index, (layer, name)) in self.layers.iter().zip(&self.names).enumerate() {
@@ -181,15 +181,16 @@ impl Model {
         training: bool,
         updates: &RefCell<Vec<StateUpdate>>,
     ) -> Result<(NodeId, Option<NodeId>)> {
+        // The activation the loss fuses is left out of the output's call (its first output).
         let output_call = match self.outputs.first() {
-            Some(&TensorRef::Call(c)) => Some(c),
+            Some(&TensorRef::Call(c, 0)) => Some(c),
             _ => None,
         };
-        // Every call's value and mask; an input's mask is none.
-        let mut values: Vec<(NodeId, Option<NodeId>)> = Vec::with_capacity(self.calls.len());
-        let value = |values: &[(NodeId, Option<NodeId>)], r: TensorRef| match r {
+        // Every call's outputs and their masks; an input's mask is none.
+        let mut values: Vec<Vec<(NodeId, Option<NodeId>)>> = Vec::with_capacity(self.calls.len());
+        let value = |values: &[Vec<(NodeId, Option<NodeId>)>], r: TensorRef| match r {
             TensorRef::Input(i) => (inputs[i], None),
-            TensorRef::Call(c) => values[c],
+            TensorRef::Call(c, k) => values[c][k],
         };
         for (i, call) in self.calls.iter().enumerate() {
             let (layer, name) = (&self.layers[call.layer], &self.names[call.layer]);
@@ -213,9 +214,10 @@ impl Model {
                 updates,
                 mask,
             };
-            let y = layer.build_many(g, &xs, &ctx)?;
+            let ys = layer.build_all(g, &xs, &ctx)?;
+            // The mask travels with the first output (a returned sequence), not the states.
             let out_mask = layer.output_mask(g, xs[0], &ctx)?;
-            values.push((y, out_mask));
+            values.push(ys.into_iter().enumerate().map(|(k, y)| (y, out_mask.filter(|_| k == 0))).collect());
         }
         let out =
             self.outputs.first().copied().ok_or_else(|| crate::Error::invalid("model", "has no output"))?;

@@ -22,48 +22,56 @@ use super::{Call, Model, ModelInput, TensorRef};
 use crate::error::{Error, Result};
 use crate::nn::Layer;
 
-/// A value of a model under construction: a model input, or the output of a layer call. It
+/// A value of a model under construction: a model input, or an output of a layer call. It
 /// holds its per-sample shape and what made it.
 #[derive(Debug, Clone)]
-pub struct SymbolicTensor(Rc<Node>);
-
-#[derive(Debug)]
-struct Node {
+pub struct SymbolicTensor {
     shape: Vec<usize>,
     source: Source,
-    /// When the node was made (process-wide): a node's inputs are always older, so this
-    /// order is topological, and it is the order a reader wrote the model in.
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Input(Rc<InputNode>),
+    /// Output `index` of a call.
+    Output {
+        call: Rc<CallNode>,
+        index: usize,
+    },
+}
+
+#[derive(Debug)]
+struct InputNode {
+    name: String,
+}
+
+#[derive(Debug)]
+struct CallNode {
+    layer: Arc<dyn Layer>,
+    inputs: Vec<SymbolicTensor>,
+    /// When the call was made (process-wide): a call's inputs are always older, so this order
+    /// is topological, and it is the order a reader wrote the model in.
     seq: u64,
 }
 
-/// The next node's `seq`.
+/// The next call's `seq`.
 fn next_seq() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-#[derive(Debug)]
-enum Source {
-    Input { name: String },
-    Call { layer: Arc<dyn Layer>, inputs: Vec<SymbolicTensor> },
-}
-
 impl SymbolicTensor {
     /// Per-sample shape (without the batch).
     pub fn shape(&self) -> &[usize] {
-        &self.0.shape
+        &self.shape
     }
 
     /// A short description for errors: the input's name or the layer's class.
     fn describe(&self) -> String {
-        match &self.0.source {
-            Source::Input { name } => name.clone(),
-            Source::Call { layer, .. } => layer.base_name().to_string(),
+        match &self.source {
+            Source::Input(input) => input.name.clone(),
+            Source::Output { call, .. } => call.layer.base_name().to_string(),
         }
-    }
-
-    fn key(&self) -> *const Node {
-        Rc::as_ptr(&self.0)
     }
 }
 
@@ -79,11 +87,8 @@ impl Input {
 
     /// A model input with a name (for summaries and, with several inputs, data).
     pub fn named(name: &str, shape: &[usize]) -> SymbolicTensor {
-        SymbolicTensor(Rc::new(Node {
-            shape: shape.to_vec(),
-            source: Source::Input { name: name.into() },
-            seq: next_seq(),
-        }))
+        let input = Rc::new(InputNode { name: name.into() });
+        SymbolicTensor { shape: shape.to_vec(), source: Source::Input(input) }
     }
 }
 
@@ -95,14 +100,34 @@ pub trait CallLayer {
     fn call(self, x: &SymbolicTensor) -> Result<SymbolicTensor>;
     /// The layer applied to several inputs (merge layers: `Add`, `Concatenate`, …).
     fn call_many(self, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor>;
+    /// Every output of the layer on `xs`: for a recurrent layer with `return_state`, its
+    /// output then the final states (`[output, h, c]` for an LSTM), as Keras returns them.
+    fn call_outputs(self, xs: &[&SymbolicTensor]) -> Result<Vec<SymbolicTensor>>;
 }
 
 impl<L: Layer + 'static> CallLayer for L {
     fn call(self, x: &SymbolicTensor) -> Result<SymbolicTensor> {
-        apply(Arc::new(self), &[x])
+        single(apply(Arc::new(self), &[x])?)
     }
     fn call_many(self, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
+        single(apply(Arc::new(self), xs)?)
+    }
+    fn call_outputs(self, xs: &[&SymbolicTensor]) -> Result<Vec<SymbolicTensor>> {
         apply(Arc::new(self), xs)
+    }
+}
+
+/// The one output of a call, or an error saying to take them all.
+fn single(mut outputs: Vec<SymbolicTensor>) -> Result<SymbolicTensor> {
+    match outputs.len() {
+        1 => Ok(outputs.swap_remove(0)),
+        n => {
+            let class = outputs.first().map_or(String::new(), |t| t.describe());
+            Err(Error::invalid(
+                format!("layer {class}"),
+                format!("returns {n} tensors (return_state): take them with call_outputs"),
+            ))
+        }
     }
 }
 
@@ -119,24 +144,33 @@ impl Shared {
 
 impl CallLayer for &Shared {
     fn call(self, x: &SymbolicTensor) -> Result<SymbolicTensor> {
-        apply(self.0.clone(), &[x])
+        single(apply(self.0.clone(), &[x])?)
     }
     fn call_many(self, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
+        single(apply(self.0.clone(), xs)?)
+    }
+    fn call_outputs(self, xs: &[&SymbolicTensor]) -> Result<Vec<SymbolicTensor>> {
         apply(self.0.clone(), xs)
     }
 }
 
-/// The output of `layer` on `xs`, its shape checked now (so a mistake shows where it is made).
-fn apply(layer: Arc<dyn Layer>, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
+/// The outputs of `layer` on `xs`, their shapes checked now (so a mistake shows where it is
+/// made).
+fn apply(layer: Arc<dyn Layer>, xs: &[&SymbolicTensor]) -> Result<Vec<SymbolicTensor>> {
     if xs.is_empty() {
         return Err(Error::invalid(format!("layer {}", layer.class_name()), "called on no inputs"));
     }
     let names: Vec<String> = xs.iter().map(|x| x.describe()).collect();
     let inputs: Vec<(&str, &[usize])> =
         names.iter().map(String::as_str).zip(xs.iter().map(|x| x.shape())).collect();
-    let shape = layer.output_shape_many(layer.base_name(), &inputs)?;
+    let shapes = layer.output_shapes_all(layer.base_name(), &inputs)?;
     let inputs = xs.iter().map(|&x| x.clone()).collect();
-    Ok(SymbolicTensor(Rc::new(Node { shape, source: Source::Call { layer, inputs }, seq: next_seq() })))
+    let call = Rc::new(CallNode { layer, inputs, seq: next_seq() });
+    Ok(shapes
+        .into_iter()
+        .enumerate()
+        .map(|(index, shape)| SymbolicTensor { shape, source: Source::Output { call: call.clone(), index } })
+        .collect())
 }
 
 impl Model {
@@ -150,13 +184,14 @@ impl Model {
         let mut collect = Collect { input_index: HashMap::new(), ..Collect::default() };
         let mut model_inputs = Vec::new();
         for (i, x) in inputs.iter().enumerate() {
-            let Source::Input { name } = &x.0.source else {
+            let Source::Input(node) = &x.source else {
                 return Err(Error::invalid(
                     "model",
                     format!("input {} is the output of a layer, not an Input", i + 1),
                 ));
             };
-            if collect.input_index.insert(x.key(), i).is_some() {
+            let name = &node.name;
+            if collect.input_index.insert(Rc::as_ptr(node), i).is_some() {
                 return Err(Error::invalid("model", format!("input '{name}' is listed twice")));
             }
             let taken: Vec<String> = model_inputs.iter().map(|m: &ModelInput| m.name.clone()).collect();
@@ -166,7 +201,7 @@ impl Model {
             collect.reach(y)?;
         }
         collect.place();
-        let outputs: Vec<TensorRef> = outputs.iter().map(|y| collect.done[&y.key()]).collect();
+        let outputs: Vec<TensorRef> = outputs.iter().map(|y| collect.reference(y)).collect();
         if outputs.iter().any(|r| matches!(r, TensorRef::Input(_))) {
             return Err(Error::invalid("model", "an output is a model input: add a layer between them"));
         }
@@ -182,63 +217,68 @@ impl Model {
 /// in that order too).
 #[derive(Default)]
 struct Collect {
-    input_index: HashMap<*const Node, usize>,
+    input_index: HashMap<*const InputNode, usize>,
     /// The calls reached, by node.
-    reached: HashMap<*const Node, SymbolicTensor>,
-    done: HashMap<*const Node, TensorRef>,
+    reached: HashMap<*const CallNode, Rc<CallNode>>,
+    placed: HashMap<*const CallNode, usize>,
     layer_index: HashMap<*const (), usize>,
     layers: Vec<Arc<dyn Layer>>,
     calls: Vec<Call>,
 }
 
 impl Collect {
-    /// Every node `root` depends on (an explicit stack: deep models do not exhaust the
+    /// Every call `root` depends on (an explicit stack: deep models do not exhaust the
     /// thread's stack); inputs must be the model's.
     fn reach(&mut self, root: &SymbolicTensor) -> Result<()> {
         let mut stack = vec![root.clone()];
         while let Some(t) = stack.pop() {
-            if self.done.contains_key(&t.key()) || self.reached.contains_key(&t.key()) {
-                continue;
-            }
-            match &t.0.source {
-                Source::Input { name } => {
-                    let index = self.input_index.get(&t.key()).copied().ok_or_else(|| {
-                        Error::invalid(
+            match &t.source {
+                Source::Input(node) => {
+                    if !self.input_index.contains_key(&Rc::as_ptr(node)) {
+                        return Err(Error::invalid(
                             "model",
                             format!(
-                                "an output depends on the input '{name}' ({:?}), which is not among the \
+                                "an output depends on the input '{}' ({:?}), which is not among the \
                                  model's inputs",
+                                node.name,
                                 t.shape()
                             ),
-                        )
-                    })?;
-                    self.done.insert(t.key(), TensorRef::Input(index));
+                        ));
+                    }
                 }
-                Source::Call { inputs, .. } => {
-                    stack.extend(inputs.iter().cloned());
-                    self.reached.insert(t.key(), t.clone());
+                Source::Output { call, .. } => {
+                    if self.reached.insert(Rc::as_ptr(call), call.clone()).is_none() {
+                        stack.extend(call.inputs.iter().cloned());
+                    }
                 }
             }
         }
         Ok(())
     }
 
+    /// Where `t` comes from, once its call is placed.
+    fn reference(&self, t: &SymbolicTensor) -> TensorRef {
+        match &t.source {
+            Source::Input(node) => TensorRef::Input(self.input_index[&Rc::as_ptr(node)]),
+            Source::Output { call, index } => TensorRef::Call(self.placed[&Rc::as_ptr(call)], *index),
+        }
+    }
+
     /// The reached calls in creation order (each after its inputs), shared layers once.
     fn place(&mut self) {
-        let mut nodes: Vec<SymbolicTensor> = self.reached.values().cloned().collect();
-        nodes.sort_by_key(|t| t.0.seq);
-        for t in nodes {
-            let Source::Call { layer, inputs } = &t.0.source else { continue };
+        let mut calls: Vec<Rc<CallNode>> = self.reached.values().cloned().collect();
+        calls.sort_by_key(|c| c.seq);
+        for call in calls {
             // Shared layers are one entry, found by the identity of their Arc.
-            let id = Arc::as_ptr(layer) as *const ();
+            let id = Arc::as_ptr(&call.layer) as *const ();
             let next = self.layers.len();
             let index = *self.layer_index.entry(id).or_insert(next);
             if index == next {
-                self.layers.push(layer.clone());
+                self.layers.push(call.layer.clone());
             }
-            let inputs = inputs.iter().map(|x| self.done[&x.key()]).collect();
+            let inputs = call.inputs.iter().map(|x| self.reference(x)).collect();
             self.calls.push(Call { layer: index, inputs });
-            self.done.insert(t.key(), TensorRef::Call(self.calls.len() - 1));
+            self.placed.insert(Rc::as_ptr(&call), self.calls.len() - 1);
         }
     }
 }

@@ -47,11 +47,11 @@ impl Sequential {
         m.names.push(unique_name(&m.names, layer.base_name()));
         let input = match m.calls.len() {
             0 => TensorRef::Input(0),
-            n => TensorRef::Call(n - 1),
+            n => TensorRef::Call(n - 1, 0),
         };
         m.calls.push(Call { layer: m.layers.len(), inputs: vec![input] });
         m.layers.push(layer);
-        m.outputs = vec![TensorRef::Call(m.calls.len() - 1)];
+        m.outputs = vec![TensorRef::Call(m.calls.len() - 1, 0)];
         m.compiled = None;
         self
     }

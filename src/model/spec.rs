@@ -497,12 +497,8 @@ fn recurrent_layer(t: &Table, normalized: &str) -> Result<Box<dyn RecurrentLayer
     options.go_backwards = t.flag("go_backwards")?.unwrap_or(false);
     options.dropout = t.float("dropout")?.unwrap_or(0.0);
     options.recurrent_dropout = t.float("recurrent_dropout")?.unwrap_or(0.0);
-    if t.flag("return_state")? == Some(true) {
-        return Err(t.error(
-            "return_state = true gives several outputs, which a Sequential model cannot take (as in Keras)"
-                .into(),
-        ));
-    }
+    // Several outputs: a functional model takes them (`name[k][j]`), a chain refuses them.
+    options.return_state = t.flag("return_state")?.unwrap_or(false);
     Ok(match normalized {
         "lstm" => Box::new(Lstm { options, unit_forget_bias: t.flag("unit_forget_bias")?.unwrap_or(true) }),
         "gru" => {

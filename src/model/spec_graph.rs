@@ -12,7 +12,8 @@
 //! inputs = ["stem", "conv2d"]      # a merge names all its inputs
 //! ```
 //! A layer used several times with one set of weights (a shared layer) lists one input list
-//! per call, `inputs = [["a"], ["b"]]`; its second call's output is `name[1]`. A cycle, a name
+//! per call, `inputs = [["a"], ["b"]]`; its second call's output is `name[1]`, and output j of
+//! call k of a layer with several (`return_state`) `name[k][j]`. A cycle, a name
 //! that is no layer or input, or a shape that does not fit is an error naming the layer.
 use std::collections::HashMap;
 
@@ -124,11 +125,18 @@ struct Order<'a> {
 }
 
 impl Order<'_> {
-    /// The wanted call that `reference` ("name" or "name[k]") names, or the model input.
-    fn target(&self, reference: &str, reader: &str) -> Result<std::result::Result<usize, usize>> {
-        let (name, k) = match reference.strip_suffix(']').and_then(|r| r.split_once('[')) {
-            Some((n, k)) => (n, k.parse::<usize>().ok()),
-            None => (reference, Some(0)),
+    /// The wanted call and output that `reference` ("name", "name[k]" for call k, or
+    /// "name[k][j]" for its output j) names, or the model input.
+    fn target(&self, reference: &str, reader: &str) -> Result<std::result::Result<(usize, usize), usize>> {
+        let mut parts = reference.split('[');
+        let name = parts.next().unwrap_or_default();
+        let indices: Vec<Option<usize>> =
+            parts.map(|p| p.strip_suffix(']').and_then(|n| n.parse::<usize>().ok())).collect();
+        let (k, j) = match indices.as_slice() {
+            [] => (Some(0), Some(0)),
+            [k] => (*k, Some(0)),
+            [k, j] => (*k, *j),
+            _ => (None, None),
         };
         if let Some(i) = self.inputs.iter().position(|(n, _)| n == name) {
             return Ok(Err(i));
@@ -137,7 +145,7 @@ impl Order<'_> {
         let call = layer.zip(k).and_then(|(l, k)| {
             self.wanted.iter().enumerate().filter(|(_, (wl, _))| *wl == l).nth(k).map(|(c, _)| c)
         });
-        call.map(Ok).ok_or_else(|| {
+        call.zip(j).map(Ok).ok_or_else(|| {
             let known: Vec<&str> = self
                 .inputs
                 .iter()
@@ -157,7 +165,7 @@ impl Order<'_> {
     fn resolve(&self, reference: &str, reader: &str) -> Result<TensorRef> {
         Ok(match self.target(reference, reader)? {
             Err(input) => TensorRef::Input(input),
-            Ok(c) => TensorRef::Call(self.placed[&c]),
+            Ok((c, j)) => TensorRef::Call(self.placed[&c], j),
         })
     }
 
@@ -175,7 +183,7 @@ impl Order<'_> {
         }
         path.push(c);
         for r in refs {
-            if let Ok(dep) = self.target(r, &reader)? {
+            if let Ok((dep, _)) = self.target(r, &reader)? {
                 self.place(dep, path)?;
             }
         }
@@ -247,10 +255,14 @@ impl Model {
     fn reference(&self, r: TensorRef) -> String {
         match r {
             TensorRef::Input(i) => self.inputs[i].name.clone(),
-            TensorRef::Call(c) => {
+            TensorRef::Call(c, j) => {
                 let layer = self.calls[c].layer;
                 let k = self.calls[..c].iter().filter(|x| x.layer == layer).count();
-                if k == 0 { self.names[layer].clone() } else { format!("{}[{k}]", self.names[layer]) }
+                match (k, j) {
+                    (0, 0) => self.names[layer].clone(),
+                    (k, 0) => format!("{}[{k}]", self.names[layer]),
+                    (k, j) => format!("{}[{k}][{j}]", self.names[layer]),
+                }
             }
         }
     }

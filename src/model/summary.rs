@@ -35,7 +35,7 @@ impl Model {
     /// The Keras summary table: layer (type), output shape, parameter count (and for
     /// functional models the inputs of each layer, `name[call][0]`), then the totals.
     pub fn summary(&self) -> Result<String> {
-        let shapes = self.output_shapes()?;
+        let shapes = self.call_shapes()?;
         let mut rows = Vec::new();
         if self.functional {
             for input in &self.inputs {
@@ -58,11 +58,11 @@ impl Model {
         let (mut total, mut frozen) = (0, 0);
         for (i, call) in self.calls.iter().enumerate() {
             let connected = call.inputs.iter().map(|&r| {
-                let node = match r {
-                    TensorRef::Input(_) => 0,
-                    TensorRef::Call(c) => node_index[c],
+                let (node, k) = match r {
+                    TensorRef::Input(_) => (0, 0),
+                    TensorRef::Call(c, k) => (node_index[c], k),
                 };
-                format!("'{}[{node}][0]'", self.source_name(r))
+                format!("'{}[{node}][{k}]'", self.source_name(r))
             });
             // A shared layer is one row; its later calls add their inputs to it.
             if let Some(row) = layer_row[call.layer] {
@@ -80,7 +80,11 @@ impl Model {
             layer_row[call.layer] = Some(rows.len());
             rows.push(Row {
                 title: format!("{} ({})", self.names[call.layer], layer.class_name()),
-                shape: with_batch(&shapes[i]),
+                shape: match shapes[i].as_slice() {
+                    [one] => with_batch(one),
+                    // Several outputs (return_state), as Keras 2 lists them.
+                    all => format!("[{}]", all.iter().map(|s| with_batch(s)).collect::<Vec<_>>().join(", ")),
+                },
                 params,
                 connected: connected.collect(),
             });

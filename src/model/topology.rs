@@ -4,11 +4,12 @@ use super::Model;
 use crate::error::{Error, Result};
 use crate::nn::{Layer, ParamSpec};
 
-/// Where a value of the layer graph comes from: a model input, or a layer call's output.
+/// Where a value of the layer graph comes from: a model input, or output `k` of a layer call
+/// (`Call(call, k)`; k > 0 only for layers of several outputs, such as `return_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TensorRef {
     Input(usize),
-    Call(usize),
+    Call(usize, usize),
 }
 
 /// One application of a layer to its inputs. Calls are stored so that each reads only model
@@ -31,21 +32,43 @@ impl Model {
     /// Per-sample output shape of every call, in call order; errors name the first layer whose
     /// inputs do not fit.
     pub fn output_shapes(&self) -> Result<Vec<Vec<usize>>> {
-        let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(self.calls.len());
+        Ok(self.call_shapes()?.into_iter().map(|mut s| s.swap_remove(0)).collect())
+    }
+
+    /// Per-sample shapes of every output of every call.
+    pub(crate) fn call_shapes(&self) -> Result<Vec<Vec<Vec<usize>>>> {
+        let mut shapes: Vec<Vec<Vec<usize>>> = Vec::with_capacity(self.calls.len());
         for call in &self.calls {
             let layer = &self.layers[call.layer];
             let name = &self.names[call.layer];
+            let what = || format!("layer '{name}' ({})", layer.class_name());
+            if !self.functional && layer.output_count() > 1 {
+                return Err(Error::invalid(
+                    what(),
+                    "returns several tensors (return_state), which a Sequential model cannot take (as in \
+                     Keras): build a functional model",
+                ));
+            }
+            for &r in &call.inputs {
+                if let TensorRef::Call(c, k) = r
+                    && shapes.get(c).is_none_or(|s| k >= s.len())
+                {
+                    return Err(Error::invalid(
+                        what(),
+                        format!("reads output {k} of a call that has no such output"),
+                    ));
+                }
+            }
             let inputs: Vec<(&str, &[usize])> =
                 call.inputs.iter().map(|&r| (self.source_name(r), self.shape_in(r, &shapes))).collect();
-            let shape = layer.output_shape_many(name, &inputs)?;
-            shapes.push(shape);
+            shapes.push(layer.output_shapes_all(name, &inputs)?);
         }
         Ok(shapes)
     }
 
     /// Per-sample shape of the (first) output.
     pub fn output_shape(&self) -> Result<Vec<usize>> {
-        let shapes = self.output_shapes()?;
+        let shapes = self.call_shapes()?;
         Ok(match self.outputs.first() {
             Some(&r) => self.shape_in(r, &shapes).to_vec(),
             None => Vec::new(),
@@ -63,10 +86,10 @@ impl Model {
     }
 
     /// The shape of `r` given the shapes of the calls before it.
-    pub(crate) fn shape_in<'a>(&'a self, r: TensorRef, call_shapes: &'a [Vec<usize>]) -> &'a [usize] {
+    pub(crate) fn shape_in<'a>(&'a self, r: TensorRef, call_shapes: &'a [Vec<Vec<usize>>]) -> &'a [usize] {
         match r {
             TensorRef::Input(i) => self.inputs.get(i).map_or(&[], |x| &x.shape),
-            TensorRef::Call(c) => call_shapes.get(c).map_or(&[], |s| s),
+            TensorRef::Call(c, k) => call_shapes.get(c).and_then(|s| s.get(k)).map_or(&[], |s| s),
         }
     }
 
@@ -74,7 +97,7 @@ impl Model {
     pub(crate) fn source_name(&self, r: TensorRef) -> &str {
         match r {
             TensorRef::Input(i) => self.inputs.get(i).map_or("input", |x| &x.name),
-            TensorRef::Call(c) => self.calls.get(c).map_or("?", |call| &self.names[call.layer]),
+            TensorRef::Call(c, _) => self.calls.get(c).map_or("?", |call| &self.names[call.layer]),
         }
     }
 
@@ -82,7 +105,7 @@ impl Model {
     /// is a model input.
     pub(crate) fn output_layer(&self) -> Option<(&dyn Layer, &str)> {
         match self.outputs.first() {
-            Some(&TensorRef::Call(c)) => {
+            Some(&TensorRef::Call(c, _)) => {
                 let layer = self.calls.get(c)?.layer;
                 Some((self.layers[layer].as_ref(), &self.names[layer]))
             }
@@ -101,7 +124,7 @@ impl Model {
     /// Parameter specs of every layer, named `<layer>.<param>`, in layer order, from each
     /// layer's first call. A layer called again must fit the same parameters.
     pub(crate) fn param_specs(&self) -> Result<Vec<(String, ParamSpec)>> {
-        let shapes = self.output_shapes()?;
+        let shapes = self.call_shapes()?;
         let mut by_layer: Vec<Option<Vec<ParamSpec>>> = vec![None; self.layers.len()];
         for call in &self.calls {
             let first = call.inputs.first().map_or(&[][..], |&r| self.shape_in(r, &shapes));
@@ -158,8 +181,8 @@ impl Model {
     /// layers keep their names.
     pub fn prepend(mut self, layer: impl Layer + 'static) -> Model {
         let shift = |r: &mut TensorRef| match r {
-            TensorRef::Call(c) => *c += 1,
-            TensorRef::Input(0) => *r = TensorRef::Call(0),
+            TensorRef::Call(c, _) => *c += 1,
+            TensorRef::Input(0) => *r = TensorRef::Call(0, 0),
             TensorRef::Input(_) => {}
         };
         for call in &mut self.calls {

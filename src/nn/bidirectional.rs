@@ -95,6 +95,12 @@ impl Layer for Bidirectional {
         })
     }
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
+        if self.forward.options().return_state {
+            return Err(crate::error::Error::invalid(
+                format!("layer '{name}' (Bidirectional)"),
+                "return_state on the wrapped layer is not supported yet",
+            ));
+        }
         let mut shape = self.forward.output_shape(name, input)?;
         if self.merge_mode == MergeMode::Concat
             && let Some(last) = shape.last_mut()

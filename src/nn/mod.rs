@@ -299,6 +299,20 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
             )),
         }
     }
+    /// How many tensors a call returns: 1, or more for a recurrent layer with `return_state`
+    /// (its output, then the final states).
+    fn output_count(&self) -> usize {
+        1
+    }
+    /// The shapes of every output of a call (by default the one of
+    /// [`Layer::output_shape_many`]).
+    fn output_shapes_all(&self, name: &str, inputs: &[(&str, &[usize])]) -> Result<Vec<Vec<usize>>> {
+        Ok(vec![self.output_shape_many(name, inputs)?])
+    }
+    /// Build every output of a call (by default the one of [`Layer::build_many`]).
+    fn build_all(&self, g: &mut Graph, xs: &[NodeId], ctx: &BuildContext) -> Result<Vec<NodeId>> {
+        Ok(vec![self.build_many(g, xs, ctx)?])
+    }
 }
 
 /// A standalone activation layer (Keras `Activation`).

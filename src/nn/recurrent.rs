@@ -27,6 +27,9 @@ pub struct RecurrentOptions {
     /// Keras `recurrent_dropout`: the fraction of h_{t−1}'s units dropped before the recurrent
     /// product in training, one mask per sequence (the state itself is kept whole).
     pub recurrent_dropout: f32,
+    /// Keras `return_state`: the call also returns the final state, h (and an LSTM's c), as
+    /// further outputs (functional models; a Sequential model refuses it, as Keras).
+    pub return_state: bool,
 }
 
 impl RecurrentOptions {
@@ -40,6 +43,7 @@ impl RecurrentOptions {
             input_order: false,
             dropout: 0.0,
             recurrent_dropout: 0.0,
+            return_state: false,
         }
     }
 
@@ -57,6 +61,9 @@ impl RecurrentOptions {
         }
         if self.recurrent_dropout > 0.0 {
             c["recurrent_dropout"] = crate::json::short(self.recurrent_dropout);
+        }
+        if self.return_state {
+            c["return_state"] = true.into();
         }
         c
     }
@@ -106,7 +113,16 @@ impl RecurrentOptions {
 
     /// x `[batch, steps, features]` → the projection, the loop, the returned part. A GRU's
     /// bias is `[2, gates·units]`: the input projection's, then the recurrent one.
-    fn build(&self, cell: RecurrentCell, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
+    /// The outputs of a call: the returned part, then with `return_state` the final h (and
+    /// an LSTM's c), the last processing step's (a masked step keeps the state, so the last
+    /// valid one's).
+    fn build_outputs(
+        &self,
+        cell: RecurrentCell,
+        g: &mut Graph,
+        x: NodeId,
+        ctx: &BuildContext,
+    ) -> Result<Vec<NodeId>> {
         let name = ctx.name;
         let [batch, steps, features] = match *g.shape(x) {
             [b, t, f] => [b, t, f],
@@ -155,7 +171,36 @@ impl RecurrentOptions {
             (true, false) => SequencePart::Sequence,
             (true, true) => SequencePart::InputOrder,
         };
-        g.add(Op::RecurrentGather { rec, part }, &[states], name)
+        let out = g.add(Op::RecurrentGather { rec, part }, &[states], name)?;
+        if !self.return_state {
+            return Ok(vec![out]);
+        }
+        let h = match part {
+            SequencePart::Last => out,
+            _ => g.add(Op::RecurrentGather { rec, part: SequencePart::Last }, &[states], name)?,
+        };
+        let mut outputs = vec![out, h];
+        if cell == RecurrentCell::Lstm {
+            outputs.push(g.add(
+                Op::RecurrentGather { rec, part: SequencePart::LastCell },
+                &[states],
+                name,
+            )?);
+        }
+        Ok(outputs)
+    }
+
+    /// The output shapes of a call: the returned part's, then the states' `[units]`.
+    fn output_shapes_all(
+        &self,
+        name: &str,
+        class: &str,
+        input: &[usize],
+        states: usize,
+    ) -> Result<Vec<Vec<usize>>> {
+        let first = self.output_shape(name, class, input)?;
+        let count = if self.return_state { 1 + states } else { 1 };
+        Ok(std::iter::once(first).chain(std::iter::repeat_n(vec![self.units], count - 1)).collect())
     }
 }
 
@@ -163,6 +208,17 @@ impl RecurrentOptions {
     /// A returned sequence keeps the input's mask; the last output has no time axis.
     fn output_mask(&self, ctx: &BuildContext) -> Option<NodeId> {
         ctx.mask.filter(|_| self.return_sequences)
+    }
+}
+
+/// The one input of a call, or an error naming the layer.
+fn single_input<'a, T>(name: &str, class: &str, inputs: &'a [T]) -> Result<&'a T> {
+    match inputs {
+        [one] => Ok(one),
+        _ => Err(Error::invalid(
+            format!("layer '{name}' ({class})"),
+            format!("takes one input, got {}", inputs.len()),
+        )),
     }
 }
 
@@ -227,6 +283,12 @@ macro_rules! recurrent_builders {
             /// Return every step's output (`[steps, units]`).
             pub fn return_sequences(mut self, on: bool) -> $layer {
                 self.options.return_sequences = on;
+                self
+            }
+
+            /// Also return the final state (Keras `return_state`): h, and an LSTM's c.
+            pub fn return_state(mut self, on: bool) -> $layer {
+                self.options.return_state = on;
                 self
             }
 
@@ -320,7 +382,18 @@ impl Layer for Gru {
         self.options.params(input, 3, Init::Zeros, 2)
     }
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
-        self.options.build(RecurrentCell::Gru, g, x, ctx)
+        Ok(self.options.build_outputs(RecurrentCell::Gru, g, x, ctx)?.swap_remove(0))
+    }
+    fn output_count(&self) -> usize {
+        if self.options.return_state { 1 + 1 } else { 1 }
+    }
+    fn output_shapes_all(&self, name: &str, inputs: &[(&str, &[usize])]) -> Result<Vec<Vec<usize>>> {
+        let input = single_input(name, "GRU", inputs)?.1;
+        self.options.output_shapes_all(name, "GRU", input, 1)
+    }
+    fn build_all(&self, g: &mut Graph, xs: &[NodeId], ctx: &BuildContext) -> Result<Vec<NodeId>> {
+        let x = *single_input(ctx.name, "GRU", xs)?;
+        self.options.build_outputs(RecurrentCell::Gru, g, x, ctx)
     }
     fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
         Ok(self.options.output_mask(ctx))
@@ -372,8 +445,20 @@ impl Layer for SimpleRnn {
         self.options.params(input, 1, Init::Zeros, 1)
     }
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
+        Ok(self.build_all(g, &[x], ctx)?.swap_remove(0))
+    }
+    fn output_count(&self) -> usize {
+        if self.options.return_state { 2 } else { 1 }
+    }
+    fn output_shapes_all(&self, name: &str, inputs: &[(&str, &[usize])]) -> Result<Vec<Vec<usize>>> {
+        let input = single_input(name, "SimpleRNN", inputs)?.1;
+        self.output_shape(name, input)?;
+        self.options.output_shapes_all(name, "SimpleRNN", input, 1)
+    }
+    fn build_all(&self, g: &mut Graph, xs: &[NodeId], ctx: &BuildContext) -> Result<Vec<NodeId>> {
+        let x = *single_input(ctx.name, "SimpleRNN", xs)?;
         let cell = RecurrentCell::Simple { activation: self.activation.unary() };
-        self.options.build(cell, g, x, ctx)
+        self.options.build_outputs(cell, g, x, ctx)
     }
     fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
         Ok(self.options.output_mask(ctx))
@@ -401,7 +486,18 @@ impl Layer for Lstm {
         self.options.params(input, 4, bias, 1)
     }
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
-        self.options.build(RecurrentCell::Lstm, g, x, ctx)
+        Ok(self.options.build_outputs(RecurrentCell::Lstm, g, x, ctx)?.swap_remove(0))
+    }
+    fn output_count(&self) -> usize {
+        if self.options.return_state { 1 + 2 } else { 1 }
+    }
+    fn output_shapes_all(&self, name: &str, inputs: &[(&str, &[usize])]) -> Result<Vec<Vec<usize>>> {
+        let input = single_input(name, "LSTM", inputs)?.1;
+        self.options.output_shapes_all(name, "LSTM", input, 2)
+    }
+    fn build_all(&self, g: &mut Graph, xs: &[NodeId], ctx: &BuildContext) -> Result<Vec<NodeId>> {
+        let x = *single_input(ctx.name, "LSTM", xs)?;
+        self.options.build_outputs(RecurrentCell::Lstm, g, x, ctx)
     }
     fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
         Ok(self.options.output_mask(ctx))

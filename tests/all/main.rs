@@ -36,6 +36,7 @@ mod optim_training;
 mod planner;
 mod recurrent;
 mod regularizer;
+mod return_state;
 mod run_dir;
 mod sample_weight;
 mod schedule;

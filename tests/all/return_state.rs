@@ -1,0 +1,110 @@
+//! `return_state` (Keras): a recurrent layer's call also returns its final states, h (and an
+//! LSTM's c), as further outputs of a functional model: values, gradients through them, GPU =
+//! CPU, the config round trip and the errors.
+use kiln::model::{CallLayer, Input, Model};
+use kiln::nn::{Concatenate, Gru, Lstm, SimpleRnn, Subtract};
+use kiln::{Activation, CompileOptions, Dense, Device, FitOptions, Loss, Optimizer, Tensor};
+
+use crate::common;
+use crate::gradcheck::{Fill, TestInput, check_graph};
+
+fn compiled(mut m: Model, device: Device, loss: Loss) -> Model {
+    m.compile(CompileOptions::new(Optimizer::adam(1e-2), loss, device)).unwrap();
+    m
+}
+
+fn sequences(rows: usize, steps: usize, features: usize, seed: u64) -> Tensor {
+    let mut rng = common::rng(seed);
+    Tensor::new(&[rows, steps, features], common::uniform(&mut rng, rows * steps * features, -1.0, 1.0))
+        .unwrap()
+}
+
+#[test]
+fn the_states_are_the_last_output_and_the_cell_and_carry_gradients() {
+    let x = Input::new(&[5, 2]);
+    // h is the last output: out − h is exactly zero; with return_sequences, h is the last step.
+    let outs = Lstm::new(3).return_state(true).call_outputs(&[&x]).unwrap();
+    assert_eq!(outs.len(), 3);
+    assert!(outs.iter().all(|o| o.shape() == [3]));
+    let zero = Subtract.call_many(&[&outs[0], &outs[1]]).unwrap();
+    let mut m =
+        compiled(Model::new(std::slice::from_ref(&x), &[zero]).unwrap(), Device::Cpu, Loss::MeanSquaredError);
+    let data = sequences(4, 5, 2, 1);
+    assert!(m.predict(&data, 4).unwrap().data.iter().all(|&v| v == 0.0));
+    let seq = Lstm::new(3).return_sequences(true).return_state(true).call_outputs(&[&x]).unwrap();
+    assert_eq!(seq[0].shape(), [5, 3]);
+    let both = Concatenate::new().call_many(&[&seq[1], &seq[2]]).unwrap();
+    let mut m =
+        compiled(Model::new(std::slice::from_ref(&x), &[both]).unwrap(), Device::Cpu, Loss::MeanSquaredError);
+    let hc = m.predict(&data, 4).unwrap();
+    let mut seq_model = compiled(
+        Model::new(std::slice::from_ref(&x), &[seq[0].clone()]).unwrap(),
+        Device::Cpu,
+        Loss::MeanSquaredError,
+    );
+    seq_model.set_weights(&m.get_weights().unwrap()).unwrap();
+    let all = seq_model.predict(&data, 4).unwrap();
+    for b in 0..4 {
+        assert_eq!(
+            &hc.data[b * 6..b * 6 + 3],
+            &all.data[(b * 5 + 4) * 3..(b * 5 + 5) * 3],
+            "h of sample {b}"
+        );
+    }
+    // Gradients through every state output (f64 central differences), for each cell and
+    // processing direction.
+    for backwards in [false, true] {
+        let lstm = Lstm::new(3).go_backwards(backwards).return_state(true).call_outputs(&[&x]).unwrap();
+        let gru = Gru::new(2).go_backwards(backwards).return_state(true).call_outputs(&[&x]).unwrap();
+        let rnn = SimpleRnn::new(2).return_sequences(true).return_state(true).call_outputs(&[&x]).unwrap();
+        let joined = Concatenate::new().call_many(&[&lstm[1], &lstm[2], &gru[1], &rnn[1]]).unwrap();
+        let out = Dense::new(2, Activation::Linear).call(&joined).unwrap();
+        let model = Model::new(std::slice::from_ref(&x), &[out]).unwrap();
+        let mut inputs: Vec<TestInput> = vec![(vec![3, 5, 2], Fill::Random, true)];
+        for (_, shape) in model.parameter_shapes().unwrap() {
+            inputs.push((shape, Fill::Random, true));
+        }
+        check_graph("return_state", &inputs, &|g, n| model.forward_on(g, &n[..1], &n[1..]).unwrap());
+    }
+}
+
+/// An encoder whose final h and c feed a classifier.
+fn state_classifier(device: Device) -> Model {
+    let x = Input::new(&[7, 3]);
+    let outs = Lstm::new(5).return_state(true).call_outputs(&[&x]).unwrap();
+    let gru = Gru::new(4).return_sequences(true).return_state(true).call_outputs(&[&x]).unwrap();
+    let joined = Concatenate::new().call_many(&[&outs[1], &outs[2], &gru[1]]).unwrap();
+    let out = Dense::new(3, Activation::Softmax).call(&joined).unwrap();
+    compiled(Model::new(&[x], &[out]).unwrap().with_seed(5), device, Loss::SparseCategoricalCrossentropy)
+}
+
+#[test]
+fn return_state_models_train_the_same_on_gpu_and_cpu_and_round_trip() {
+    let x = sequences(17, 7, 3, 2);
+    let y = Tensor::new(&[17], (0..17).map(|i| (i % 3) as f32).collect()).unwrap();
+    let mut cpu = state_classifier(Device::Cpu);
+    let summary = cpu.summary().unwrap();
+    assert!(summary.contains("[(None, 5), (None, 5), (None, 5)]"), "{summary}");
+    assert!(summary.contains("'lstm[0][1]',") && summary.contains("'lstm[0][2]'"), "{summary}");
+    let config = cpu.config();
+    assert!(config.to_string().contains("\"lstm[0][2]\""), "{config}");
+    let back = kiln::model::spec::parse_model(&config).unwrap().into_model(&[1], 5);
+    assert_eq!(back.config(), config);
+    assert_eq!(back.calls(), cpu.calls());
+    if common::gpu().is_some() {
+        let mut gpu = state_classifier(Device::Gpu(None));
+        common::fit_both_and_compare(&mut cpu, &mut gpu, &x, &y, 2, "return_state: ");
+    } else {
+        cpu.fit(&x, &y, &FitOptions { epochs: 2, verbose: 0, ..Default::default() }).unwrap();
+    }
+    // A layer of several outputs called as one is an error that says what to do.
+    let input = Input::new(&[7, 3]);
+    let e = Lstm::new(2).return_state(true).call(&input).unwrap_err().to_string();
+    assert!(e.contains("returns 3 tensors") && e.contains("call_outputs"), "{e}");
+    // A reference to an output the layer does not have.
+    let bad = serde_json::json!({"layers": [
+        {"type": "LSTM", "units": 2, "name": "enc", "inputs": ["input"]},
+        {"type": "Dense", "units": 2, "inputs": ["enc[0][1]"]}]});
+    let e = kiln::model::spec::parse_model(&bad).unwrap().into_model(&[4, 2], 0).output_shapes().unwrap_err();
+    assert!(e.to_string().contains("no such output"), "{e}");
+}
