@@ -68,6 +68,46 @@ fn the_states_are_the_last_output_and_the_cell_and_carry_gradients() {
     }
 }
 
+#[test]
+fn masked_sequences_return_the_last_valid_steps_states_with_their_gradients() {
+    // Lengths 5, 3 and 1, padded with zeros at the end; Masking(0) before the LSTM.
+    let lengths = [5usize, 3, 1];
+    let mut rng = common::rng(9);
+    let mut data = Vec::new();
+    for &len in &lengths {
+        for t in 0..5 {
+            let v = common::uniform(&mut rng, 2, 0.2, 1.0);
+            data.extend(if t < len { v } else { vec![0.0, 0.0] });
+        }
+    }
+    let x = Input::new(&[5, 2]);
+    let masked = kiln::nn::Masking { mask_value: 0.0 }.call(&x).unwrap();
+    let outs = Lstm::new(3).return_state(true).call_outputs(&[&masked]).unwrap();
+    let joined = Concatenate::new().call_many(&[&outs[1], &outs[2]]).unwrap();
+    let out = Dense::new(2, Activation::Linear).call(&joined).unwrap();
+    let model = Model::new(&[x], &[out]).unwrap();
+    let as_f64: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
+    let mut inputs: Vec<TestInput> = vec![(vec![3, 5, 2], Fill::Fixed(as_f64), false)];
+    for (_, shape) in model.parameter_shapes().unwrap() {
+        inputs.push((shape, Fill::Random, true));
+    }
+    check_graph("masked return_state", &inputs, &|g, n| model.forward_on(g, &n[..1], &n[1..]).unwrap());
+    // The states of a padded sequence are those of the same sequence without its padding.
+    let mut m = compiled(model, Device::Cpu, Loss::MeanSquaredError);
+    let full = m.predict(&Tensor::new(&[3, 5, 2], data.clone()).unwrap(), 3).unwrap();
+    let short_x = Input::new(&[3, 2]);
+    let outs = Lstm::new(3).return_state(true).call_outputs(&[&short_x]).unwrap();
+    let joined = Concatenate::new().call_many(&[&outs[1], &outs[2]]).unwrap();
+    let out = Dense::new(2, Activation::Linear).call(&joined).unwrap();
+    let mut short = compiled(Model::new(&[short_x], &[out]).unwrap(), Device::Cpu, Loss::MeanSquaredError);
+    short.set_weights(&m.get_weights().unwrap()).unwrap();
+    let second: Vec<f32> = data[10..16].to_vec(); // sample 1's three valid steps
+    let p = short.predict(&Tensor::new(&[1, 3, 2], second).unwrap(), 1).unwrap();
+    for (a, b) in p.data.iter().zip(&full.data[2..4]) {
+        assert!((a - b).abs() < 1e-6, "{:?} vs {:?}", p.data, &full.data[2..4]);
+    }
+}
+
 /// An encoder whose final h and c feed a classifier.
 fn state_classifier(device: Device) -> Model {
     let x = Input::new(&[7, 3]);
