@@ -78,7 +78,8 @@ pub(crate) struct Compiled {
 /// builds any graph from symbolic layer calls (`model::functional`).
 pub struct Model {
     inputs: Vec<ModelInput>,
-    /// Every layer once, in the order of its first call.
+    /// Every layer once (in the order of its first call; a model file's in its own order),
+    /// which is also the order of the parameters.
     layers: Vec<Arc<dyn Layer>>,
     names: Vec<String>,
     calls: Vec<Call>,
@@ -134,7 +135,7 @@ pub enum ImplicitConv {
 pub const IMPLICIT_CONV_BYTES: u64 = 32 << 20;
 
 impl Model {
-    /// A model of `layers` (named `names`, in the order of their first call) and `calls`, with
+    /// A model of `layers` (named `names`) and `calls`, with
     /// no parameters yet. The callers (Sequential, `Model::new`, model files) keep the call
     /// order and the output references valid.
     pub(crate) fn from_parts(

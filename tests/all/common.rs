@@ -107,3 +107,13 @@ pub fn fit_both_and_compare(
         assert!(worst < 1e-4, "{what}{name} differs by {worst:e} (relative)");
     }
 }
+
+/// `text` written to `name` in this process's directory for the test area `area` (kept, so a
+/// failing test's files can be read).
+pub fn temp_file(area: &str, name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-{area}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}

@@ -10,11 +10,7 @@ use kiln::{Activation, Checkpoint, CompileOptions, Dense, Device, FitOptions, Lo
 use crate::common;
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-functional-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+    common::temp_file("functional", name, text)
 }
 
 /// A residual MLP for the bundled digits (64 features): the skip adds `stem` to `dense_1`.

@@ -1,14 +1,10 @@
-//! Model files (TOML / JSON): parsing, the round trip through `Sequential::config`, training
+//! Model files (TOML / JSON): parsing, the round trip through `Model::config`, training
 //! a user's file through the CLI path, and errors naming the layer and key.
 use kiln::cli::{TrainArgs, preset, train};
 use kiln::model::spec::{load_model_file, parse_model};
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-spec-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+    crate::common::temp_file("spec", name, text)
 }
 
 const SMALL_CNN: &str = r#"
