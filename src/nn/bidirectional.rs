@@ -95,12 +95,6 @@ impl Layer for Bidirectional {
         })
     }
     fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
-        if self.forward.options().return_state {
-            return Err(crate::error::Error::invalid(
-                format!("layer '{name}' (Bidirectional)"),
-                "return_state on the wrapped layer is not supported yet",
-            ));
-        }
         let mut shape = self.forward.output_shape(name, input)?;
         if self.merge_mode == MergeMode::Concat
             && let Some(last) = shape.last_mut()
@@ -116,16 +110,42 @@ impl Layer for Bidirectional {
         half(self.forward.as_ref(), true).chain(half(self.backward.as_ref(), false)).collect()
     }
     fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
+        Ok(self.build_all(g, &[x], ctx)?.swap_remove(0))
+    }
+    fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
+        Ok(ctx.mask.filter(|_| self.forward.options().return_sequences))
+    }
+    /// With `return_state` on the wrapped layer: the merged output, then the forward half's
+    /// states, then the backward half's (Keras's order: `[out, h_f, c_f, h_b, c_b]`).
+    fn output_count(&self) -> usize {
+        2 * self.forward.output_count() - 1
+    }
+    fn output_shapes_all(&self, name: &str, inputs: &[(&str, &[usize])]) -> Result<Vec<Vec<usize>>> {
+        let first = self.output_shape_many(name, inputs)?;
+        let states = self.forward.output_shapes_all(name, inputs)?;
+        Ok(std::iter::once(first)
+            .chain(states[1..].iter().cloned())
+            .chain(states[1..].iter().cloned())
+            .collect())
+    }
+    fn build_all(&self, g: &mut Graph, xs: &[NodeId], ctx: &BuildContext) -> Result<Vec<NodeId>> {
         let name = ctx.name;
+        let &[x] = xs else {
+            return Err(Error::invalid(format!("layer '{name}' (Bidirectional)"), "takes one input"));
+        };
         let sample = g.shape(x).get(1..).map(<[usize]>::to_vec).unwrap_or_default();
         let n = self.forward.params(&sample).len();
         if ctx.params.len() != 2 * n {
             return Err(Error::invalid(format!("layer '{name}'"), "parameters of both directions"));
         }
-        let forward = self.forward.build(g, x, &BuildContext { params: &ctx.params[..n], ..*ctx })?;
+        let forward_all =
+            self.forward.build_all(g, &[x], &BuildContext { params: &ctx.params[..n], ..*ctx })?;
         // The backward half draws its own dropout masks, as a separate Keras layer would.
         let seed = ctx.seed ^ 0x5bd1_e995;
-        let backward = self.backward.build(g, x, &BuildContext { params: &ctx.params[n..], seed, ..*ctx })?;
+        let backward_ctx = BuildContext { params: &ctx.params[n..], seed, ..*ctx };
+        let backward_all = self.backward.build_all(g, &[x], &backward_ctx)?;
+        let (forward, backward) = (forward_all[0], backward_all[0]);
+        let states = forward_all[1..].iter().chain(&backward_all[1..]).copied();
         let merged = match self.merge_mode {
             MergeMode::Concat => g.add(Op::ConcatColumns, &[forward, backward], name)?,
             MergeMode::Sum => g.add(Op::Add, &[forward, backward], name)?,
@@ -137,17 +157,19 @@ impl Layer for Bidirectional {
         };
         // Keras's Bidirectional returns zeros at masked steps (its layers run with
         // `zero_output_for_mask`), where a lone recurrent layer repeats the previous output.
-        match ctx.mask.filter(|_| self.forward.options().return_sequences) {
+        let merged = match ctx.mask.filter(|_| self.forward.options().return_sequences) {
             Some(mask) => {
                 let shape = g.shape(merged).to_vec();
-                let [batch, t, f] = shape[..] else { return Ok(merged) };
-                let m = super::sequence::mask_over_features(g, mask, [batch, t, f], name)?;
-                g.add(Op::Binary(BinaryOp::Multiply), &[merged, m], name)
+                match shape[..] {
+                    [batch, t, f] => {
+                        let m = super::sequence::mask_over_features(g, mask, [batch, t, f], name)?;
+                        g.add(Op::Binary(BinaryOp::Multiply), &[merged, m], name)?
+                    }
+                    _ => merged,
+                }
             }
-            None => Ok(merged),
-        }
-    }
-    fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
-        Ok(ctx.mask.filter(|_| self.forward.options().return_sequences))
+            None => merged,
+        };
+        Ok(std::iter::once(merged).chain(states).collect())
     }
 }

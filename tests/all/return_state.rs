@@ -51,6 +51,26 @@ fn the_states_are_the_last_output_and_the_cell_and_carry_gradients() {
             "h of sample {b}"
         );
     }
+    // Bidirectional: [out, h_f, c_f, h_b, c_b]; the concatenated last output is [h_f, h_b].
+    let bi = kiln::nn::Bidirectional::new(Lstm::new(3).return_state(true)).call_outputs(&[&x]).unwrap();
+    assert_eq!(bi.len(), 5);
+    assert_eq!(bi[0].shape(), [6]);
+    let states = Concatenate::new().call_many(&[&bi[1], &bi[3]]).unwrap();
+    let zero = Subtract.call_many(&[&bi[0], &states]).unwrap();
+    let mut m =
+        compiled(Model::new(std::slice::from_ref(&x), &[zero]).unwrap(), Device::Cpu, Loss::MeanSquaredError);
+    assert!(m.predict(&data, 4).unwrap().data.iter().all(|&v| v == 0.0));
+    let out = Dense::new(2, Activation::Linear)
+        .call(&Concatenate::new().call_many(&[&bi[2], &bi[4]]).unwrap())
+        .unwrap();
+    let model = Model::new(std::slice::from_ref(&x), &[out]).unwrap();
+    let mut inputs: Vec<TestInput> = vec![(vec![2, 5, 2], Fill::Random, true)];
+    for (_, shape) in model.parameter_shapes().unwrap() {
+        inputs.push((shape, Fill::Random, true));
+    }
+    check_graph("bidirectional return_state", &inputs, &|g, n| {
+        model.forward_on(g, &n[..1], &n[1..]).unwrap()
+    });
     // Gradients through every state output (f64 central differences), for each cell and
     // processing direction.
     for backwards in [false, true] {
