@@ -353,13 +353,23 @@ impl Model {
                 (Metric::TopKAccuracy { k }, None) => {
                     (g.add(Op::CountTopK { sparse, k, weighted: false }, &[head, y], name)?, per_step)
                 }
-                (Metric::MeanAbsoluteError, _) => {
-                    let op = Op::Pointwise { loss: PointwiseLoss::AbsoluteError, weighted: false };
-                    (g.add(op, &[out, y], name)?, batch as f32)
+                // Masked per-step outputs: the mean over the valid steps, weighted as the loss
+                // (`valid_step_weights`); sample weights never weigh a metric.
+                (Metric::MeanAbsoluteError, mask) => {
+                    let loss = PointwiseLoss::AbsoluteError;
+                    match (mask, weights) {
+                        (Some(_), Some(w)) => {
+                            (g.add(Op::Pointwise { loss, weighted: true }, &[out, y, w], name)?, batch as f32)
+                        }
+                        _ => (g.add(Op::Pointwise { loss, weighted: false }, &[out, y], name)?, batch as f32),
+                    }
                 }
-                (Metric::MeanSquaredError, _) => {
-                    (g.add(Op::MeanSquaredError { weighted: false }, &[out, y], name)?, batch as f32)
-                }
+                (Metric::MeanSquaredError, mask) => match (mask, weights) {
+                    (Some(_), Some(w)) => {
+                        (g.add(Op::MeanSquaredError { weighted: true }, &[out, y, w], name)?, batch as f32)
+                    }
+                    _ => (g.add(Op::MeanSquaredError { weighted: false }, &[out, y], name)?, batch as f32),
+                },
                 (Metric::Precision | Metric::Recall | Metric::F1, _) => {
                     (g.add(Op::BinaryCounts { threshold }, &[head, y], name)?, 1.0)
                 }

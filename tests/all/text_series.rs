@@ -450,3 +450,44 @@ fn a_masked_per_step_loss_is_the_mean_over_valid_steps() {
         "the padded steps' labels change nothing"
     );
 }
+
+#[test]
+fn masked_per_step_regression_metrics_are_means_over_valid_steps() {
+    let (n, steps) = (4, 5);
+    // Sample i has 5 − i valid steps (ids 1..4), then padding; a target per step.
+    let ids: Vec<f32> = (0..n * steps)
+        .map(|k| if k % steps < steps - k / steps { (k % 4 + 1) as f32 } else { 0.0 })
+        .collect();
+    let targets: Vec<f32> = (0..n * steps).map(|k| (k % 3) as f32 - 1.0).collect();
+    let (x, y) = (
+        Tensor::new(&[n, steps], ids.clone()).unwrap(),
+        Tensor::new(&[n, steps, 1], targets.clone()).unwrap(),
+    );
+    for device in common::devices() {
+        let mut m = Sequential::new(&[steps])
+            .with_seed(3)
+            .add(Embedding::new(5, 3).mask_zero(true))
+            .add(Lstm::new(4).return_sequences(true))
+            .add(Dense::new(1, Activation::Linear));
+        let mut c = CompileOptions::new(Optimizer::adam(1e-2), Loss::MeanSquaredError, device);
+        c.metrics = vec![kiln::Metric::MeanAbsoluteError, kiln::Metric::MeanSquaredError];
+        m.compile(c).unwrap();
+        let p = m.predict(&x, n).unwrap();
+        let valid: Vec<(f32, f32)> = p
+            .data
+            .iter()
+            .zip(&targets)
+            .zip(&ids)
+            .filter(|(_, id)| **id != 0.0)
+            .map(|((a, b), _)| (*a, *b))
+            .collect();
+        let mae = valid.iter().map(|(a, b)| (a - b).abs()).sum::<f32>() / valid.len() as f32;
+        let mse = valid.iter().map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / valid.len() as f32;
+        let logs = m.evaluate_metrics(&x, &y, n).unwrap();
+        assert!((logs["mae"] - mae).abs() < 1e-5, "{device:?}: {logs:?} vs mae {mae}");
+        assert!(
+            (logs["mse"] - mse).abs() < 1e-5 && (logs["loss"] - mse).abs() < 1e-5,
+            "{device:?}: {logs:?} vs {mse}"
+        );
+    }
+}
