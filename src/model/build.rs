@@ -370,7 +370,25 @@ impl Model {
                     }
                     _ => (g.add(Op::MeanSquaredError { weighted: false }, &[out, y], name)?, batch as f32),
                 },
-                (Metric::Precision | Metric::Recall | Metric::F1, _) => {
+                // Masked per-step outputs: a padded step counts as a true negative, which none
+                // of the three reads (its prediction pushed below the threshold, its label to 0).
+                (Metric::Precision | Metric::Recall | Metric::F1, Some(mask)) => {
+                    let (rows, units) = match *g.shape(head) {
+                        [r, u] => (r, u),
+                        ref other => {
+                            return Err(crate::Error::invalid(name, format!("per-step head {other:?}")));
+                        }
+                    };
+                    let col = g.add(Op::Reshape { shape: vec![rows, 1] }, &[mask], name)?;
+                    let ones = g.add(Op::Fill { shape: vec![1, units], value: 1.0 }, &[], name)?;
+                    let m = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[col, ones], name)?;
+                    let labels = g.add(Op::Binary(BinaryOp::Multiply), &[y, m], name)?;
+                    let kept = g.add(Op::Binary(BinaryOp::Multiply), &[head, m], name)?;
+                    let below = g.add(Op::Affine { scale: 1e9, shift: -1e9 }, &[m], name)?;
+                    let predictions = g.add(Op::Add, &[kept, below], name)?;
+                    (g.add(Op::BinaryCounts { threshold }, &[predictions, labels], name)?, 1.0)
+                }
+                (Metric::Precision | Metric::Recall | Metric::F1, None) => {
                     (g.add(Op::BinaryCounts { threshold }, &[head, y], name)?, 1.0)
                 }
                 (Metric::Auc { num_thresholds }, _) => {

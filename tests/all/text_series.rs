@@ -491,3 +491,48 @@ fn masked_per_step_regression_metrics_are_means_over_valid_steps() {
         );
     }
 }
+
+#[test]
+fn masked_per_step_precision_and_recall_count_valid_steps_only() {
+    let (n, steps) = (6, 5);
+    let ids: Vec<f32> = (0..n * steps)
+        .map(|k| if k % steps < steps - k / steps % 4 { (k % 4 + 1) as f32 } else { 0.0 })
+        .collect();
+    // Labels 1 at padded steps too: counted, they would be false negatives.
+    let labels: Vec<f32> =
+        (0..n * steps).map(|k| if ids[k] == 0.0 { 1.0 } else { ((k * 7) % 3 == 0) as u8 as f32 }).collect();
+    let (x, y) = (
+        Tensor::new(&[n, steps], ids.clone()).unwrap(),
+        Tensor::new(&[n, steps, 1], labels.clone()).unwrap(),
+    );
+    for device in common::devices() {
+        let mut m = Sequential::new(&[steps])
+            .with_seed(4)
+            .add(Embedding::new(5, 3).mask_zero(true))
+            .add(Lstm::new(4).return_sequences(true))
+            .add(Dense::new(1, Activation::Sigmoid));
+        let mut c = CompileOptions::new(Optimizer::adam(1e-2), Loss::BinaryCrossentropy, device);
+        c.metrics = vec![kiln::Metric::Precision, kiln::Metric::Recall];
+        m.compile(c).unwrap();
+        let p = m.predict(&x, n).unwrap();
+        let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+        for ((&q, &t), &id) in p.data.iter().zip(&labels).zip(&ids) {
+            match (id != 0.0, q > 0.5, t > 0.5) {
+                (true, true, true) => tp += 1,
+                (true, true, false) => fp += 1,
+                (true, false, true) => fn_ += 1,
+                _ => {}
+            }
+        }
+        assert!(tp + fp > 0 && tp + fn_ > 0, "a case with positives: {tp} {fp} {fn_}");
+        let (precision, recall) = (tp as f32 / (tp + fp) as f32, tp as f32 / (tp + fn_) as f32);
+        for batch in [n, 4] {
+            let logs = m.evaluate_metrics(&x, &y, batch).unwrap();
+            assert!(
+                (logs["precision"] - precision).abs() < 1e-6,
+                "{device:?} batch {batch}: {logs:?} vs {precision}"
+            );
+            assert!((logs["recall"] - recall).abs() < 1e-6, "{device:?} batch {batch}: {logs:?} vs {recall}");
+        }
+    }
+}
