@@ -111,14 +111,9 @@ impl Model {
         let mut params = Vec::new();
         let mut penalties = Vec::new();
         let mut slots = self.params.iter();
-        let mut layer_params: Vec<Option<Vec<NodeId>>> = vec![None; self.layers.len()];
-        let shapes = self.call_shapes()?;
-        // Parameters in layer order, each from the layer's first call, as `param_specs` lists
-        // them (and so the slots).
-        for (index, (layer, name)) in self.layers.iter().zip(&self.names).enumerate() {
-            let Some(call) = self.calls.iter().find(|c| c.layer == index) else { continue };
-            let first = call.inputs.first().map_or(&[][..], |&r| self.shape_in(r, &shapes));
-            let specs = layer.params(first);
+        // Parameters in layer order, as `param_specs` lists them (and so the slots).
+        let mut layer_params: Vec<Vec<NodeId>> = Vec::with_capacity(self.layers.len());
+        for (specs, name) in self.layer_params()?.iter().zip(&self.names) {
             let nodes: Vec<NodeId> = specs
                 .iter()
                 .zip(slots.by_ref())
@@ -131,7 +126,7 @@ impl Model {
                     penalties.push(g.add(Op::WeightPenalty { l1: r.l1, l2: r.l2 }, &[node], &context)?);
                 }
             }
-            layer_params[index] = Some(nodes);
+            layer_params.push(nodes);
         }
         let (mut h, mask) = self.forward_calls(g, &xs, &layer_params, fuse_last, training, updates)?;
         // Per-step outputs [batch, steps, units] as rows [batch · steps, units] (a view), so
@@ -153,14 +148,9 @@ impl Model {
     /// [`Model::parameter_shapes`] order): for gradient checks of whole models.
     #[doc(hidden)]
     pub fn forward_on(&self, g: &mut Graph, inputs: &[NodeId], params: &[NodeId]) -> Result<NodeId> {
-        let specs = self.param_specs()?;
-        let mut layer_params: Vec<Option<Vec<NodeId>>> = vec![Some(Vec::new()); self.layers.len()];
-        for ((name, _), &node) in specs.iter().zip(params) {
-            let layer = name.split_once('.').and_then(|(l, _)| self.names.iter().position(|n| n == l));
-            if let Some(Some(nodes)) = layer.map(|l| &mut layer_params[l]) {
-                nodes.push(node);
-            }
-        }
+        let mut params = params.iter().copied();
+        let layer_params: Vec<Vec<NodeId>> =
+            self.layer_params()?.iter().map(|specs| params.by_ref().take(specs.len()).collect()).collect();
         let updates = RefCell::new(Vec::new());
         Ok(self.forward_calls(g, inputs, &layer_params, false, false, &updates)?.0)
     }
@@ -176,7 +166,7 @@ impl Model {
         &self,
         g: &mut Graph,
         inputs: &[NodeId],
-        layer_params: &[Option<Vec<NodeId>>],
+        layer_params: &[Vec<NodeId>],
         fuse_last: bool,
         training: bool,
         updates: &RefCell<Vec<StateUpdate>>,
@@ -207,7 +197,7 @@ impl Model {
             }
             let ctx = BuildContext {
                 name,
-                params: layer_params[call.layer].as_deref().unwrap_or_default(),
+                params: &layer_params[call.layer],
                 activation: !(fuse_last && output_call == Some(i)),
                 training,
                 seed: layer_seed(self.seed, i),
@@ -379,9 +369,7 @@ impl Model {
                             return Err(crate::Error::invalid(name, format!("per-step head {other:?}")));
                         }
                     };
-                    let col = g.add(Op::Reshape { shape: vec![rows, 1] }, &[mask], name)?;
-                    let ones = g.add(Op::Fill { shape: vec![1, units], value: 1.0 }, &[], name)?;
-                    let m = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[col, ones], name)?;
+                    let m = crate::nn::broadcast_over_columns(&mut g, mask, rows, units, name)?;
                     let labels = g.add(Op::Binary(BinaryOp::Multiply), &[y, m], name)?;
                     let kept = g.add(Op::Binary(BinaryOp::Multiply), &[head, m], name)?;
                     let below = g.add(Op::Affine { scale: 1e9, shift: -1e9 }, &[m], name)?;

@@ -2,6 +2,7 @@
 //! table with its "Connected to" column.
 use super::{Model, TensorRef};
 use crate::error::Result;
+use crate::nn::batch_shape;
 
 /// 1234567 → "1,234,567".
 pub fn thousands(n: usize) -> String {
@@ -14,13 +15,6 @@ pub fn thousands(n: usize) -> String {
         out.push(ch);
     }
     out
-}
-
-/// "(None, 8)": a per-sample shape with the batch.
-fn with_batch(shape: &[usize]) -> String {
-    let dims: Vec<String> =
-        std::iter::once("None".to_string()).chain(shape.iter().map(|d| d.to_string())).collect();
-    format!("({})", dims.join(", "))
 }
 
 /// One row of the table: first column, output shape, parameters, inputs (functional only).
@@ -36,12 +30,13 @@ impl Model {
     /// functional models the inputs of each layer, `name[call][0]`), then the totals.
     pub fn summary(&self) -> Result<String> {
         let shapes = self.call_shapes()?;
+        let layer_params = self.layer_params()?;
         let mut rows = Vec::new();
         if self.functional {
             for input in &self.inputs {
                 rows.push(Row {
                     title: format!("{} (InputLayer)", input.name),
-                    shape: format!("[{}]", with_batch(&input.shape)),
+                    shape: format!("[{}]", batch_shape(&input.shape)),
                     params: 0,
                     connected: vec![],
                 });
@@ -71,8 +66,7 @@ impl Model {
                 continue;
             }
             let layer = &self.layers[call.layer];
-            let first = call.inputs.first().map_or(&[][..], |&r| self.shape_in(r, &shapes));
-            let specs = layer.params(first);
+            let specs = &layer_params[call.layer];
             let count = |p: &crate::nn::ParamSpec| p.shape.iter().product::<usize>();
             let params: usize = specs.iter().map(count).sum();
             frozen += specs.iter().filter(|p| !p.trainable).map(count).sum::<usize>();
@@ -81,9 +75,9 @@ impl Model {
             rows.push(Row {
                 title: format!("{} ({})", self.names[call.layer], layer.class_name()),
                 shape: match shapes[i].as_slice() {
-                    [one] => with_batch(one),
+                    [one] => batch_shape(one),
                     // Several outputs (return_state), as Keras 2 lists them.
-                    all => format!("[{}]", all.iter().map(|s| with_batch(s)).collect::<Vec<_>>().join(", ")),
+                    all => format!("[{}]", all.iter().map(|s| batch_shape(s)).collect::<Vec<_>>().join(", ")),
                 },
                 params,
                 connected: connected.collect(),

@@ -121,9 +121,9 @@ impl Model {
         })
     }
 
-    /// Parameter specs of every layer, named `<layer>.<param>`, in layer order, from each
-    /// layer's first call. A layer called again must fit the same parameters.
-    pub(crate) fn param_specs(&self) -> Result<Vec<(String, ParamSpec)>> {
+    /// Each layer's parameter specs (by layer index), from its first call's input shape. A
+    /// layer called again must fit the same parameters (a shared layer has one set).
+    pub(crate) fn layer_params(&self) -> Result<Vec<Vec<ParamSpec>>> {
         let shapes = self.call_shapes()?;
         let mut by_layer: Vec<Option<Vec<ParamSpec>>> = vec![None; self.layers.len()];
         for call in &self.calls {
@@ -150,12 +150,17 @@ impl Model {
                 }
             }
         }
-        Ok(by_layer
+        Ok(by_layer.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Parameter specs of every layer, named `<layer>.<param>`, in layer order (the order of
+    /// the parameter slots).
+    pub(crate) fn param_specs(&self) -> Result<Vec<(String, ParamSpec)>> {
+        Ok(self
+            .layer_params()?
             .into_iter()
             .zip(&self.names)
-            .flat_map(|(specs, name)| {
-                specs.unwrap_or_default().into_iter().map(move |p| (format!("{name}.{}", p.name), p))
-            })
+            .flat_map(|(specs, name)| specs.into_iter().map(move |p| (format!("{name}.{}", p.name), p)))
             .collect())
     }
 

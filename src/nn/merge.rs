@@ -2,17 +2,10 @@
 //! `Maximum`, `Minimum`, `Concatenate`): several inputs in, one tensor out. They are
 //! compositions of graph ops that already have CPU and WGSL kernels and backward rules
 //! (`Add`, the binary table, `Affine`, `ConcatColumns`), so they add no kernel of their own.
-use super::{BuildContext, Layer, ParamSpec};
+use super::{BuildContext, Layer, ParamSpec, batch_shape};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Op};
 use crate::program::BinaryOp;
-
-/// "(None, 14, 14, 32)": a per-sample shape with the batch, as summaries print it.
-fn batch_shape(shape: &[usize]) -> String {
-    let dims: Vec<String> =
-        std::iter::once("None".to_string()).chain(shape.iter().map(|d| d.to_string())).collect();
-    format!("({})", dims.join(", "))
-}
 
 /// Which element-wise merge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@ mod pool;
 mod recurrent;
 mod regularize;
 mod sequence;
+pub(crate) use sequence::broadcast_over_columns;
 mod shape;
 
 pub use bidirectional::{Bidirectional, MergeMode};
@@ -231,6 +232,13 @@ pub struct BuildContext<'a> {
     /// The `[batch, steps]` mask that comes with the input (1: a step of data, 0: padding),
     /// from a `Masking` layer upstream; None without one.
     pub mask: Option<NodeId>,
+}
+
+/// "(None, 14, 14, 32)": a per-sample shape with the batch, as Keras's summaries print it.
+pub(crate) fn batch_shape(shape: &[usize]) -> String {
+    let dims: Vec<String> =
+        std::iter::once("None".to_string()).chain(shape.iter().map(|d| d.to_string())).collect();
+    format!("({})", dims.join(", "))
 }
 
 /// The per-sample shape `input` as images `(height, width, channels)`, or an error naming the

@@ -190,18 +190,38 @@ impl RecurrentOptions {
         Ok(outputs)
     }
 
-    /// The output shapes of a call: the returned part's, then the states' `[units]`.
-    fn output_shapes_all(
-        &self,
-        name: &str,
-        class: &str,
-        input: &[usize],
-        states: usize,
-    ) -> Result<Vec<Vec<usize>>> {
-        let first = self.output_shape(name, class, input)?;
-        let count = if self.return_state { 1 + states } else { 1 };
-        Ok(std::iter::once(first).chain(std::iter::repeat_n(vec![self.units], count - 1)).collect())
+    /// The output shapes of a call: the returned part's (`first`), then with `return_state`
+    /// the `states` final states' `[units]`.
+    fn with_state_shapes(&self, first: Vec<usize>, states: usize) -> Vec<Vec<usize>> {
+        let count = if self.return_state { states } else { 0 };
+        std::iter::once(first).chain(std::iter::repeat_n(vec![self.units], count)).collect()
     }
+}
+
+/// The call methods of a recurrent layer `Layer` impl: `$class` its Keras name, `$states`
+/// the final states `return_state` adds (h; an LSTM's h and c), `$cell` its recurrence
+/// (an expression of `$layer`, the layer).
+macro_rules! recurrent_calls {
+    ($class:literal, $states:literal, |$layer:ident| $cell:expr) => {
+        fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
+            Ok(self.build_all(g, &[x], ctx)?.swap_remove(0))
+        }
+        fn output_count(&self) -> usize {
+            if self.options.return_state { 1 + $states } else { 1 }
+        }
+        fn output_shapes_all(&self, name: &str, inputs: &[(&str, &[usize])]) -> Result<Vec<Vec<usize>>> {
+            let first = self.output_shape(name, single_input(name, $class, inputs)?.1)?;
+            Ok(self.options.with_state_shapes(first, $states))
+        }
+        fn build_all(&self, g: &mut Graph, xs: &[NodeId], ctx: &BuildContext) -> Result<Vec<NodeId>> {
+            let x = *single_input(ctx.name, $class, xs)?;
+            let $layer = self;
+            self.options.build_outputs($cell, g, x, ctx)
+        }
+        fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
+            Ok(self.options.output_mask(ctx))
+        }
+    };
 }
 
 impl RecurrentOptions {
@@ -381,23 +401,7 @@ impl Layer for Gru {
     fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
         self.options.params(input, 3, Init::Zeros, 2)
     }
-    fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
-        Ok(self.options.build_outputs(RecurrentCell::Gru, g, x, ctx)?.swap_remove(0))
-    }
-    fn output_count(&self) -> usize {
-        if self.options.return_state { 1 + 1 } else { 1 }
-    }
-    fn output_shapes_all(&self, name: &str, inputs: &[(&str, &[usize])]) -> Result<Vec<Vec<usize>>> {
-        let input = single_input(name, "GRU", inputs)?.1;
-        self.options.output_shapes_all(name, "GRU", input, 1)
-    }
-    fn build_all(&self, g: &mut Graph, xs: &[NodeId], ctx: &BuildContext) -> Result<Vec<NodeId>> {
-        let x = *single_input(ctx.name, "GRU", xs)?;
-        self.options.build_outputs(RecurrentCell::Gru, g, x, ctx)
-    }
-    fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
-        Ok(self.options.output_mask(ctx))
-    }
+    recurrent_calls!("GRU", 1, |_gru| RecurrentCell::Gru);
 }
 
 impl SimpleRnn {
@@ -444,25 +448,7 @@ impl Layer for SimpleRnn {
     fn params(&self, input: &[usize]) -> Vec<ParamSpec> {
         self.options.params(input, 1, Init::Zeros, 1)
     }
-    fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
-        Ok(self.build_all(g, &[x], ctx)?.swap_remove(0))
-    }
-    fn output_count(&self) -> usize {
-        if self.options.return_state { 2 } else { 1 }
-    }
-    fn output_shapes_all(&self, name: &str, inputs: &[(&str, &[usize])]) -> Result<Vec<Vec<usize>>> {
-        let input = single_input(name, "SimpleRNN", inputs)?.1;
-        self.output_shape(name, input)?;
-        self.options.output_shapes_all(name, "SimpleRNN", input, 1)
-    }
-    fn build_all(&self, g: &mut Graph, xs: &[NodeId], ctx: &BuildContext) -> Result<Vec<NodeId>> {
-        let x = *single_input(ctx.name, "SimpleRNN", xs)?;
-        let cell = RecurrentCell::Simple { activation: self.activation.unary() };
-        self.options.build_outputs(cell, g, x, ctx)
-    }
-    fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
-        Ok(self.options.output_mask(ctx))
-    }
+    recurrent_calls!("SimpleRNN", 1, |rnn| RecurrentCell::Simple { activation: rnn.activation.unary() });
 }
 
 impl Layer for Lstm {
@@ -485,21 +471,5 @@ impl Layer for Lstm {
             if self.unit_forget_bias { Init::ForgetBias { units: self.options.units } } else { Init::Zeros };
         self.options.params(input, 4, bias, 1)
     }
-    fn build(&self, g: &mut Graph, x: NodeId, ctx: &BuildContext) -> Result<NodeId> {
-        Ok(self.options.build_outputs(RecurrentCell::Lstm, g, x, ctx)?.swap_remove(0))
-    }
-    fn output_count(&self) -> usize {
-        if self.options.return_state { 1 + 2 } else { 1 }
-    }
-    fn output_shapes_all(&self, name: &str, inputs: &[(&str, &[usize])]) -> Result<Vec<Vec<usize>>> {
-        let input = single_input(name, "LSTM", inputs)?.1;
-        self.options.output_shapes_all(name, "LSTM", input, 2)
-    }
-    fn build_all(&self, g: &mut Graph, xs: &[NodeId], ctx: &BuildContext) -> Result<Vec<NodeId>> {
-        let x = *single_input(ctx.name, "LSTM", xs)?;
-        self.options.build_outputs(RecurrentCell::Lstm, g, x, ctx)
-    }
-    fn output_mask(&self, _g: &mut Graph, _x: NodeId, ctx: &BuildContext) -> Result<Option<NodeId>> {
-        Ok(self.options.output_mask(ctx))
-    }
+    recurrent_calls!("LSTM", 2, |_lstm| RecurrentCell::Lstm);
 }

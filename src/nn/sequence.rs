@@ -129,10 +129,22 @@ pub(crate) fn mask_over_features(
     [batch, t, f]: [usize; 3],
     name: &str,
 ) -> Result<NodeId> {
-    let col = g.add(Op::Reshape { shape: vec![batch * t, 1] }, &[m], name)?;
-    let ones = g.add(Op::Fill { shape: vec![1, f], value: 1.0 }, &[], name)?;
-    let full = g.add(Op::MatMul { trans_a: false, trans_b: false }, &[col, ones], name)?;
+    let full = broadcast_over_columns(g, m, batch * t, f, name)?;
     g.add(Op::Reshape { shape: vec![batch, t, f] }, &[full], name)
+}
+
+/// `rows` values (any shape of that many elements) repeated across `cols` columns: `[rows,
+/// cols]`, as a rank-1 product with a row of ones.
+pub(crate) fn broadcast_over_columns(
+    g: &mut Graph,
+    m: NodeId,
+    rows: usize,
+    cols: usize,
+    name: &str,
+) -> Result<NodeId> {
+    let col = g.add(Op::Reshape { shape: vec![rows, 1] }, &[m], name)?;
+    let ones = g.add(Op::Fill { shape: vec![1, cols], value: 1.0 }, &[], name)?;
+    g.add(Op::MatMul { trans_a: false, trans_b: false }, &[col, ones], name)
 }
 
 /// Max or mean over all steps of `[batch, steps, features]` → `[batch, features]`, as a pool

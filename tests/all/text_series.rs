@@ -451,6 +451,27 @@ fn a_masked_per_step_loss_is_the_mean_over_valid_steps() {
     );
 }
 
+/// Embedding(5, 3, mask_zero) → LSTM(4) per step → Dense(1, `act`), compiled with `loss` and
+/// `metrics`.
+fn masked_step_model(
+    steps: usize,
+    seed: u64,
+    act: Activation,
+    loss: Loss,
+    metrics: &[kiln::Metric],
+    device: Device,
+) -> Sequential {
+    let mut m = Sequential::new(&[steps])
+        .with_seed(seed)
+        .add(Embedding::new(5, 3).mask_zero(true))
+        .add(Lstm::new(4).return_sequences(true))
+        .add(Dense::new(1, act));
+    let mut c = CompileOptions::new(Optimizer::adam(1e-2), loss, device);
+    c.metrics = metrics.to_vec();
+    m.compile(c).unwrap();
+    m
+}
+
 #[test]
 fn masked_per_step_regression_metrics_are_means_over_valid_steps() {
     let (n, steps) = (4, 5);
@@ -464,14 +485,8 @@ fn masked_per_step_regression_metrics_are_means_over_valid_steps() {
         Tensor::new(&[n, steps, 1], targets.clone()).unwrap(),
     );
     for device in common::devices() {
-        let mut m = Sequential::new(&[steps])
-            .with_seed(3)
-            .add(Embedding::new(5, 3).mask_zero(true))
-            .add(Lstm::new(4).return_sequences(true))
-            .add(Dense::new(1, Activation::Linear));
-        let mut c = CompileOptions::new(Optimizer::adam(1e-2), Loss::MeanSquaredError, device);
-        c.metrics = vec![kiln::Metric::MeanAbsoluteError, kiln::Metric::MeanSquaredError];
-        m.compile(c).unwrap();
+        let metrics = [kiln::Metric::MeanAbsoluteError, kiln::Metric::MeanSquaredError];
+        let mut m = masked_step_model(steps, 3, Activation::Linear, Loss::MeanSquaredError, &metrics, device);
         let p = m.predict(&x, n).unwrap();
         let valid: Vec<(f32, f32)> = p
             .data
@@ -506,14 +521,9 @@ fn masked_per_step_precision_and_recall_count_valid_steps_only() {
         Tensor::new(&[n, steps, 1], labels.clone()).unwrap(),
     );
     for device in common::devices() {
-        let mut m = Sequential::new(&[steps])
-            .with_seed(4)
-            .add(Embedding::new(5, 3).mask_zero(true))
-            .add(Lstm::new(4).return_sequences(true))
-            .add(Dense::new(1, Activation::Sigmoid));
-        let mut c = CompileOptions::new(Optimizer::adam(1e-2), Loss::BinaryCrossentropy, device);
-        c.metrics = vec![kiln::Metric::Precision, kiln::Metric::Recall];
-        m.compile(c).unwrap();
+        let metrics = [kiln::Metric::Precision, kiln::Metric::Recall];
+        let mut m =
+            masked_step_model(steps, 4, Activation::Sigmoid, Loss::BinaryCrossentropy, &metrics, device);
         let p = m.predict(&x, n).unwrap();
         let (mut tp, mut fp, mut fn_) = (0, 0, 0);
         for ((&q, &t), &id) in p.data.iter().zip(&labels).zip(&ids) {
