@@ -32,8 +32,8 @@ pub use error::{Error, Result};
 pub use loss::Loss;
 pub use metrics::Metric;
 pub use model::{
-    CallLayer, CompileOptions, FitOptions, History, ImplicitConv, Input, Model, ProgramKind, Sequential,
-    Shared, SymbolicTensor, Validation,
+    CallLayer, CompileOptions, FitOptions, History, ImplicitConv, Input, Model, OutputOptions, ProgramKind,
+    Sequential, Shared, SymbolicTensor, Validation,
 };
 pub use nn::{
     Activation, AveragePooling2D, BatchNormalization, Bidirectional, Conv1D, Conv2D, Dense, Dropout,

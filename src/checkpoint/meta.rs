@@ -164,6 +164,26 @@ pub struct TrainingState {
     /// An epoch interrupted after a batch (`training.partial_epoch`: `epoch`, `batches`,
     /// `samples`, `accum`, `shuffle_rng`), which a resumed run continues.
     pub partial_epoch: Option<PartialEpoch>,
+    /// A model of several outputs: each output's loss, loss weight and metrics
+    /// (`training.outputs`; empty for one output, whose are `loss` and `metrics`).
+    pub outputs: Vec<OutputTraining>,
+}
+
+/// How one output of a model of several is trained (an entry of `training.outputs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputTraining {
+    /// Loss name (Keras).
+    pub loss: String,
+    pub loss_weight: f32,
+    /// Metric names.
+    pub metrics: Vec<String>,
+}
+
+/// The strings of array `v` (none when it is not one).
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|m| Some(m.as_str()?.to_string())).collect())
+        .unwrap_or_default()
 }
 
 impl TrainingState {
@@ -185,6 +205,14 @@ impl TrainingState {
                 "shuffle_rng": RngState::of(&p.rng).to_json(),
             });
         }
+        if !self.outputs.is_empty() {
+            let outputs: Vec<Value> = self
+                .outputs
+                .iter()
+                .map(|o| json!({"loss": o.loss, "loss_weight": short(o.loss_weight), "metrics": o.metrics}))
+                .collect();
+            v["outputs"] = Value::Array(outputs);
+        }
         v
     }
 
@@ -199,21 +227,38 @@ impl TrainingState {
             |key: &str| field(key)?.as_u64().ok_or_else(|| format!("'training.{key}' must be an integer"));
         let shuffle_rng = RngState::from_json(field("shuffle_rng")?, "training.shuffle_rng")?;
         let partial_epoch = v.get("partial_epoch").map(partial_from_json).transpose()?;
+        let outputs = match v.get("outputs") {
+            None => Vec::new(),
+            Some(list) => list
+                .as_array()
+                .ok_or("'training.outputs' must be an array")?
+                .iter()
+                .map(|o| {
+                    Ok(OutputTraining {
+                        loss: o
+                            .get("loss")
+                            .and_then(Value::as_str)
+                            .ok_or("'training.outputs' entries need a 'loss' name")?
+                            .to_string(),
+                        loss_weight: o.get("loss_weight").and_then(read_f32).unwrap_or(1.0),
+                        metrics: strings(o.get("metrics")),
+                    })
+                })
+                .collect::<std::result::Result<_, String>>()?,
+        };
         Ok(TrainingState {
             optimizer,
             learning_rate: read_f32(field("learning_rate")?)
                 .ok_or("'training.learning_rate' must be a number")?,
             loss: field("loss")?.as_str().unwrap_or_default().to_string(),
             label_smoothing: v.get("label_smoothing").and_then(read_f32).unwrap_or(0.0),
-            metrics: field("metrics")?
-                .as_array()
-                .map(|a| a.iter().filter_map(|m| Some(m.as_str()?.to_string())).collect())
-                .unwrap_or_default(),
+            metrics: strings(Some(field("metrics")?)),
             epoch: uint("epoch")? as usize,
             step: u32::try_from(uint("step")?).map_err(|_| "'training.step' is too large")?,
             shuffle_rng,
             slots,
             partial_epoch,
+            outputs,
         })
     }
 }

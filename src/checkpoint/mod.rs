@@ -27,7 +27,7 @@ mod file;
 mod meta;
 
 pub use file::{temp_path, write_atomic};
-pub use meta::{InputPipeline, RngState, TrainingState};
+pub use meta::{InputPipeline, OutputTraining, RngState, TrainingState};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -82,6 +82,17 @@ impl Checkpoint {
             shuffle_rng: RngState::of(rng),
             slots,
             partial_epoch: model.partial_epoch().cloned(),
+            outputs: match model.output_options() {
+                several if several.len() > 1 => several
+                    .iter()
+                    .map(|o| meta::OutputTraining {
+                        loss: o.loss.name().to_string(),
+                        loss_weight: o.weight,
+                        metrics: o.metrics.iter().map(|m| m.id()).collect(),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
         };
         Ok(Checkpoint {
             model: model.config(),
@@ -228,6 +239,17 @@ impl Checkpoint {
                 device,
                 label_smoothing: t.label_smoothing,
                 implicit_conv: Default::default(),
+                outputs: t
+                    .outputs
+                    .iter()
+                    .map(|o| {
+                        let metrics =
+                            o.metrics.iter().map(|m| crate::Metric::parse(m)).collect::<Result<Vec<_>>>()?;
+                        Ok(crate::model::OutputOptions::new(crate::Loss::from_name(&o.loss)?)
+                            .weight(o.loss_weight)
+                            .metrics(&metrics))
+                    })
+                    .collect::<Result<_>>()?,
             },
             // Weights only: a plain SGD (no state) and the loss the output layer implies.
             None => {
@@ -239,6 +261,7 @@ impl Checkpoint {
                     device,
                     label_smoothing: 0.0,
                     implicit_conv: Default::default(),
+                    outputs: Vec::new(),
                 }
             }
         })

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use rand::seq::SliceRandom;
 
-use super::build::AccumLayout;
+use super::heads::AccumLayout;
 use super::inputs::{BatchRows, ModelInputs, rows};
 use super::sample_weight::sample_weights;
 use super::{Model, PartialEpoch, ProgramKind};
@@ -27,6 +27,9 @@ pub enum Validation {
     /// Explicit validation inputs, labels and per-sample weights of the validation loss
     /// (Keras's `validation_data=(x, y, sample_weight)`; the metrics stay unweighted).
     WeightedData(Tensor, Tensor, Tensor),
+    /// Explicit validation inputs (one per model input) and labels (one per model output),
+    /// for models of several inputs or outputs.
+    Tensors(Vec<Tensor>, Vec<Tensor>),
     /// The last fraction of the samples, as given (before shuffling), as in Keras.
     Split(f64),
 }
@@ -125,17 +128,18 @@ impl History {
 }
 
 /// What the device accumulated over an epoch (means over its samples).
-struct EpochTotals {
+pub(super) struct EpochTotals {
     loss: f32,
-    /// Each compiled metric's name and value, in compile order.
-    metrics: Vec<(&'static str, f32)>,
+    /// Each compiled metric's History key and value, in compile order; with several outputs,
+    /// each output's loss (`dense_1_loss`) before its metrics.
+    metrics: Vec<(String, f32)>,
     /// Step within the epoch (from 1) of the first non-finite training loss.
     non_finite_step: Option<usize>,
 }
 
 /// How a training pass starts and may stop (evaluation passes: the default).
 #[derive(Default)]
-struct Pass<'a> {
+pub(super) struct Pass<'a> {
     /// The epoch (from 0), and the shuffle RNG as it began: a [`PartialEpoch`]'s.
     epoch: usize,
     start_rng: Option<rand_chacha::ChaCha8Rng>,
@@ -146,26 +150,26 @@ struct Pass<'a> {
 
 impl EpochTotals {
     /// `loss` and every metric by name.
-    fn logs(&self) -> Logs {
+    pub(super) fn logs(&self) -> Logs {
         let mut logs = Logs::from([("loss".to_string(), self.loss)]);
-        logs.extend(self.metrics.iter().map(|(k, v)| (k.to_string(), *v)));
+        logs.extend(self.metrics.iter().map(|(k, v)| (k.clone(), *v)));
         logs
     }
 }
 
 /// Validation inputs, labels and the rows of them to evaluate.
-type ValidationRows<'a> = (Vec<&'a Tensor>, &'a Tensor, Vec<usize>, Option<Tensor>);
+type ValidationRows<'a> = (Vec<&'a Tensor>, Vec<&'a Tensor>, Vec<usize>, Option<Tensor>);
 
 impl Model {
-    /// Run `kind` over all of (x, y) in batches, calling `callbacks`' batch hooks around each
+    /// Run `kind` over all of (xs, ys) in batches, calling `callbacks`' batch hooks around each
     /// batch; returns the epoch's totals (over the batches run: a batch hook may stop early,
     /// and an interrupt, which leaves the partial epoch in the model).
     #[allow(clippy::too_many_arguments)]
-    fn run_epoch(
+    pub(super) fn run_epoch(
         &mut self,
         kind: ProgramKind,
         xs: &[&Tensor],
-        y: &Tensor,
+        ys: &[&Tensor],
         w: Option<&Tensor>,
         order: &[usize],
         batch_size: usize,
@@ -187,17 +191,17 @@ impl Model {
         };
         self.compiled()?.backend.write(Arena::Accum, 0, &accum)?;
         let first_step = self.compiled()?.step + 1 - skip as u32;
-        let (mut xb, mut yb, mut wb) = (BatchRows::default(), Vec::new(), Vec::new());
+        let (mut xb, mut yb, mut wb) = (BatchRows::default(), BatchRows::default(), Vec::new());
         let of = order.len().div_ceil(batch_size);
         for (batch, chunk) in order.chunks(batch_size).enumerate().skip(skip) {
             for cb in callbacks {
                 lock(cb).on_train_batch_begin(batch, self)?;
             }
             let id = self.program(kind, chunk.len(), w.is_some())?;
-            // The program's inputs: every model input's rows, the labels', and the batch's
-            // sample weights (gathered as its rows, so shuffling keeps x, y, w aligned).
+            // The program's inputs: every model input's rows, every output's labels', and the
+            // batch's sample weights (gathered as its rows, so shuffling keeps x, y, w aligned).
             let mut args = xb.of(xs, chunk);
-            args.push(rows(y, chunk, &mut yb));
+            args.extend(yb.of(ys, chunk));
             if let Some(w) = w {
                 args.push(rows(w, chunk, &mut wb));
             }
@@ -248,14 +252,17 @@ impl Model {
         let acc = c.backend.read(Arena::Accum, 0, c.accum.len())?;
         let n = samples.max(1) as f32;
         let bad_step = acc[AccumLayout::NON_FINITE];
-        let metrics = c
-            .metrics
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.name(), m.value(&acc[c.accum.slot(kind, 1 + i)], samples)))
-            .collect();
+        let mut metrics = Vec::new();
+        for (h, head) in c.heads.iter().enumerate() {
+            if let Some(slot) = c.accum.head_loss(kind, h) {
+                metrics.push((format!("{}_loss", head.key), acc[slot.start] / n));
+            }
+            for (i, m) in head.metrics.iter().enumerate() {
+                metrics.push((head.metric_key(m), m.value(&acc[c.accum.metric(kind, h, i)], samples)));
+            }
+        }
         Ok(EpochTotals {
-            loss: acc[c.accum.slot(kind, 0).start] / n,
+            loss: acc[c.accum.loss(kind).start] / n,
             metrics,
             non_finite_step: (kind == ProgramKind::Train && bad_step != 0.0)
                 .then(|| (bad_step as u32).saturating_sub(first_step) as usize + 1),
@@ -267,45 +274,58 @@ impl Model {
     /// training, of every epoch and of every training batch; one that calls `stop_training()`
     /// ends training after the current epoch (from a batch hook: after the current batch,
     /// then the epoch's validation and `on_epoch_end`).
-    pub fn fit<'a>(&mut self, x: impl ModelInputs<'a>, y: &Tensor, opts: &FitOptions) -> Result<History> {
+    ///
+    /// `y`: the labels, one tensor per model output (in [`Model::output_names`] order) as
+    /// Keras's list of arrays; a model of one output takes one tensor.
+    pub fn fit<'a, 'b>(
+        &mut self,
+        x: impl ModelInputs<'a>,
+        y: impl ModelInputs<'b>,
+        opts: &FitOptions,
+    ) -> Result<History> {
         if opts.batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
-        let xs = x.tensors();
-        let rows_in = self.check_data(&xs, Some(y))?;
+        let (xs, ys) = (x.tensors(), y.tensors());
+        let rows_in = self.check_data(&xs, Some(&ys))?;
         // Validation rows: a separate data set, or the last fraction of (x, y) as given.
         let (n, val): (usize, Option<ValidationRows>) = match &opts.validation {
             Validation::None => (rows_in, None),
             Validation::Data(vx, vy) => {
-                let v = self.check_data(&[vx], Some(vy))?;
-                (rows_in, Some((vec![vx], vy, (0..v).collect(), None)))
+                let v = self.check_data(&[vx], Some(&[vy]))?;
+                (rows_in, Some((vec![vx], vec![vy], (0..v).collect(), None)))
             }
             Validation::Inputs(vxs, vy) => {
                 let vxs: Vec<&Tensor> = vxs.iter().collect();
-                let v = self.check_data(&vxs, Some(vy))?;
-                (rows_in, Some((vxs, vy, (0..v).collect(), None)))
+                let v = self.check_data(&vxs, Some(&[vy]))?;
+                (rows_in, Some((vxs, vec![vy], (0..v).collect(), None)))
+            }
+            Validation::Tensors(vxs, vys) => {
+                let (vxs, vys): (Vec<&Tensor>, Vec<&Tensor>) = (vxs.iter().collect(), vys.iter().collect());
+                let v = self.check_data(&vxs, Some(&vys))?;
+                (rows_in, Some((vxs, vys, (0..v).collect(), None)))
             }
             Validation::WeightedData(vx, vy, vw) => {
-                let n = self.check_data(&[vx], Some(vy))?;
-                let outputs = self.output_units()?;
-                let loss = self.compiled()?.loss;
-                let w = sample_weights(loss, outputs, vy, (n, n), Some(vw), None)?;
-                (rows_in, Some((vec![vx], vy, (0..n).collect(), w)))
+                let n = self.check_data(&[vx], Some(&[vy]))?;
+                let w = self.loss_weights(&[vy], (n, n), Some(vw), None)?;
+                (rows_in, Some((vec![vx], vec![vy], (0..n).collect(), w)))
             }
             Validation::Split(f) => {
                 if !(0.0..1.0).contains(f) {
                     return Err(Error::invalid("validation_split", format!("{f} is not in [0, 1)")));
                 }
                 let n_train = rows_in - (rows_in as f64 * f).round() as usize;
-                (n_train, (n_train < rows_in).then(|| (xs.clone(), y, (n_train..rows_in).collect(), None)))
+                (
+                    n_train,
+                    (n_train < rows_in).then(|| (xs.clone(), ys.clone(), (n_train..rows_in).collect(), None)),
+                )
             }
         };
         if n == 0 {
             return Err(Error::invalid("training data", "has no samples"));
         }
-        let outputs = self.output_units()?;
         let (sw, cw) = (opts.sample_weight.as_ref(), opts.class_weight.as_deref());
-        let weights = sample_weights(self.compiled()?.loss, outputs, y, (rows_in, n), sw, cw)?;
+        let weights = self.loss_weights(&ys, (rows_in, n), sw, cw)?;
         let mut order: Vec<usize> = (0..n).collect();
         let steps = n.div_ceil(opts.batch_size);
         let mut history = History::default();
@@ -343,7 +363,7 @@ impl Model {
             let totals = self.run_epoch(
                 ProgramKind::Train,
                 &xs,
-                y,
+                &ys,
                 weights.as_ref(),
                 &order,
                 opts.batch_size,
@@ -421,83 +441,31 @@ impl Model {
         Err(Error::Interrupted { epoch: epoch + 1, batches, of, saved })
     }
 
-    /// Mean loss and accuracy over (x, y); weights are not changed.
-    pub fn evaluate<'a>(
+    /// The per-sample loss weights of `fit` and `evaluate_weighted` (see [`sample_weights`])
+    /// for labels `ys`: Keras applies sample weights to every output's loss, and class weights
+    /// only to a model of one output.
+    pub(super) fn loss_weights(
         &mut self,
-        x: impl ModelInputs<'a>,
-        y: &Tensor,
-        batch_size: usize,
-    ) -> Result<(f32, f32)> {
-        if batch_size == 0 {
-            return Err(Error::invalid("batch_size", "must be at least 1"));
+        ys: &[&Tensor],
+        rows: (usize, usize),
+        sample_weight: Option<&Tensor>,
+        class_weight: Option<&[f32]>,
+    ) -> Result<Option<Tensor>> {
+        let heads = &self.compiled()?.heads;
+        if heads.len() > 1 && class_weight.is_some() {
+            return Err(Error::invalid(
+                "class_weight",
+                format!(
+                    "is only supported for models of one output (as in Keras); this one has {}",
+                    heads.len()
+                ),
+            ));
         }
-        let logs = self.evaluate_metrics(x, y, batch_size)?;
-        Ok((logs.get("loss").copied().unwrap_or(0.0), logs.get("accuracy").copied().unwrap_or(0.0)))
-    }
-
-    /// Loss (`loss`) and every compiled metric (by name) over (x, y); weights are not changed.
-    /// Unweighted (see [`Model::evaluate_weighted`]; `fit`'s validation is unweighted).
-    pub fn evaluate_metrics<'a>(
-        &mut self,
-        x: impl ModelInputs<'a>,
-        y: &Tensor,
-        batch_size: usize,
-    ) -> Result<Logs> {
-        if batch_size == 0 {
-            return Err(Error::invalid("batch_size", "must be at least 1"));
-        }
-        let xs = x.tensors();
-        let n = self.check_data(&xs, Some(y))?;
-        let order: Vec<usize> = (0..n).collect();
-        Ok(self.run_epoch(ProgramKind::Eval, &xs, y, None, &order, batch_size, &[], Pass::default())?.logs())
-    }
-
-    /// [`Model::evaluate_metrics`] with Keras's `sample_weight`: the loss is
-    /// (1/N) Σ_i w_i · l_i over the batches, as in training; the metrics are unweighted (as
-    /// Keras's `metrics=`). `sample_weight`: [n] or [n, 1], finite and ≥ 0.
-    pub fn evaluate_weighted<'a>(
-        &mut self,
-        x: impl ModelInputs<'a>,
-        y: &Tensor,
-        sample_weight: &Tensor,
-        batch_size: usize,
-    ) -> Result<Logs> {
-        if batch_size == 0 {
-            return Err(Error::invalid("batch_size", "must be at least 1"));
-        }
-        let xs = x.tensors();
-        let n = self.check_data(&xs, Some(y))?;
-        let outputs = self.output_units()?;
-        let w = sample_weights(self.compiled()?.loss, outputs, y, (n, n), Some(sample_weight), None)?;
-        let order: Vec<usize> = (0..n).collect();
-        Ok(self
-            .run_epoch(ProgramKind::Eval, &xs, y, w.as_ref(), &order, batch_size, &[], Pass::default())?
-            .logs())
-    }
-
-    /// Model outputs for x ([N, outputs...]; class probabilities for a softmax head).
-    pub fn predict<'a>(&mut self, x: impl ModelInputs<'a>, batch_size: usize) -> Result<Tensor> {
-        if batch_size == 0 {
-            return Err(Error::invalid("batch_size", "must be at least 1"));
-        }
-        let xs = x.tensors();
-        let n = self.check_data(&xs, None)?;
-        let output = self.output_shape()?;
-        let order: Vec<usize> = (0..n).collect();
-        let mut xb = BatchRows::default();
-        // Each batch's output is kept on the device and read back once at the end (or in
-        // large chunks), not a device sync per batch. Drop whatever an interrupted call left.
-        self.compiled()?.backend.take_collected()?;
-        for chunk in order.chunks(batch_size) {
-            let id = self.program(ProgramKind::Predict, chunk.len(), false)?;
-            let out = self
-                .program_output(ProgramKind::Predict, chunk.len(), "output")
-                .ok_or_else(|| Error::invalid("plan", "the forward program has no output"))?;
-            let args = xb.of(&xs, chunk);
-            self.compiled()?.backend.run_collect(id, &args, out)?;
-        }
-        let data = self.compiled()?.backend.take_collected()?;
-        let shape: Vec<usize> = std::iter::once(n).chain(output).collect();
-        Tensor::new(&shape, data)
+        let (loss, units) = heads
+            .first()
+            .map(|h| (h.loss, h.units))
+            .ok_or_else(|| Error::invalid("model", "has no outputs"))?;
+        let y = ys.first().ok_or_else(|| Error::invalid("labels", "none given"))?;
+        sample_weights(loss, units, y, rows, sample_weight, class_weight)
     }
 }

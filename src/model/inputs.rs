@@ -1,8 +1,9 @@
 //! The data a model call takes: one tensor per model input ([`ModelInputs`]), the rows of a
 //! batch, and the checks of inputs and labels against the model.
 use super::Model;
-use super::build::label_shape;
+use super::heads::label_shape;
 use crate::error::{Error, Result};
+use crate::loss::Loss;
 use crate::tensor::Tensor;
 
 /// The inputs of `fit`, `evaluate` and `predict`: one tensor (a model of one input), or one
@@ -89,8 +90,8 @@ impl BatchRows {
 
 impl Model {
     /// Check that `xs` are one tensor per model input, of its shape and of one sample count,
-    /// and `y` the loss's label layout; returns the sample count.
-    pub(super) fn check_data(&mut self, xs: &[&Tensor], y: Option<&Tensor>) -> Result<usize> {
+    /// and `ys` one label tensor per output in its loss's layout; returns the sample count.
+    pub(super) fn check_data(&mut self, xs: &[&Tensor], ys: Option<&[&Tensor]>) -> Result<usize> {
         let names = || self.inputs.iter().map(|i| format!("'{}'", i.name)).collect::<Vec<_>>().join(", ");
         if xs.len() != self.inputs.len() {
             return Err(Error::invalid(
@@ -122,57 +123,78 @@ impl Model {
                 layer.check_input(name, x)?;
             }
         }
-        let Some(y) = y else { return Ok(n) };
-        let output = self.output_shape()?;
-        let loss = self.compiled()?.loss;
-        let want = label_shape(loss, n, &output);
-        if y.len() != want.iter().product::<usize>() {
-            return Err(Error::shape(format!("labels y for loss {}", loss.name()), &want, &y.shape));
-        }
-        let classes = output.last().copied().unwrap_or(0);
-        if loss.sparse_labels() {
-            let last = self.output_layer().map(|(_, n)| n.to_string()).unwrap_or_default();
-            return y
-                .data
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, &v)| {
-                    if v.fract() != 0.0 || v < 0.0 {
-                        return Err(Error::LabelOutOfRange {
-                            label: v as f64,
-                            index: i,
-                            classes,
-                            file: None,
-                        });
-                    }
-                    // An integer label past the output: the model is too small for the data.
-                    if v as usize >= classes {
-                        return Err(Error::invalid(
-                            format!("output layer '{last}'"),
-                            format!(
-                                "label {v} at sample {i} is outside its {classes} classes 0..{classes}: the \
-                             output layer needs a unit per class of the data"
-                            ),
-                        ));
-                    }
-                    Ok(())
-                })
-                .map(|()| n);
-        }
-        // Binary cross-entropy takes soft labels, probabilities of the positive class in
-        // [0, 1], as Keras does. The counting metrics take a label above 0.5 as positive:
-        // accuracy compares (label > 0.5) with the thresholded prediction (Keras compares the
-        // label itself, so a soft label never counts as correct there), precision/recall/F1
-        // (binary and macro) count it as a positive; AUC weighs a label t as t positive and
-        // 1 − t negative, as Keras.
-        if loss.binary()
-            && let Some((i, v)) = y.data.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v))
-        {
+        let Some(ys) = ys else { return Ok(n) };
+        let shapes = self.model_output_shapes()?;
+        let names = self.output_names();
+        if ys.len() != shapes.len() {
             return Err(Error::invalid(
-                format!("labels y for loss {}", loss.name()),
-                format!("label {v} at sample {i} is not in [0, 1] (the probability of the positive class)"),
+                "labels",
+                format!(
+                    "the model has {} outputs ({}), got {} label tensors",
+                    shapes.len(),
+                    names.join(", "),
+                    ys.len()
+                ),
             ));
+        }
+        let losses: Vec<Loss> = self.compiled()?.heads.iter().map(|h| h.loss).collect();
+        for (k, (y, output)) in ys.iter().zip(&shapes).enumerate() {
+            // A model of one output keeps its messages; several name the output.
+            let what = |loss: Loss| match shapes.len() {
+                1 => format!("labels y for loss {}", loss.name()),
+                _ => format!("labels of output '{}' for loss {}", names[k], loss.name()),
+            };
+            let layer = self.outputs.get(k).map_or("", |&r| self.source_name(r));
+            check_labels(y, n, output, losses[k], &what(losses[k]), layer).map_err(|e| {
+                match (shapes.len(), e) {
+                    (1, e) | (_, e @ Error::Invalid { .. }) | (_, e @ Error::Shape { .. }) => e,
+                    (_, e) => Error::invalid(what(losses[k]), e.to_string()),
+                }
+            })?;
         }
         Ok(n)
     }
+}
+
+/// Check labels `y` of `n` samples for an output of per-sample shape `output` (made by layer
+/// `layer`) under `loss`; `what` names them in errors.
+fn check_labels(y: &Tensor, n: usize, output: &[usize], loss: Loss, what: &str, layer: &str) -> Result<()> {
+    let want = label_shape(loss, n, output);
+    if y.len() != want.iter().product::<usize>() {
+        return Err(Error::shape(what, &want, &y.shape));
+    }
+    let classes = output.last().copied().unwrap_or(0);
+    if loss.sparse_labels() {
+        return y.data.iter().enumerate().try_for_each(|(i, &v)| {
+            if v.fract() != 0.0 || v < 0.0 {
+                return Err(Error::LabelOutOfRange { label: v as f64, index: i, classes, file: None });
+            }
+            // An integer label past the output: the model is too small for the data.
+            if v as usize >= classes {
+                return Err(Error::invalid(
+                    format!("output layer '{layer}'"),
+                    format!(
+                        "label {v} at sample {i} is outside its {classes} classes 0..{classes}: the output \
+                         layer needs a unit per class of the data"
+                    ),
+                ));
+            }
+            Ok(())
+        });
+    }
+    // Binary cross-entropy takes soft labels, probabilities of the positive class in
+    // [0, 1], as Keras does. The counting metrics take a label above 0.5 as positive:
+    // accuracy compares (label > 0.5) with the thresholded prediction (Keras compares the
+    // label itself, so a soft label never counts as correct there), precision/recall/F1
+    // (binary and macro) count it as a positive; AUC weighs a label t as t positive and
+    // 1 − t negative, as Keras.
+    if loss.binary()
+        && let Some((i, v)) = y.data.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v))
+    {
+        return Err(Error::invalid(
+            what,
+            format!("label {v} at sample {i} is not in [0, 1] (the probability of the positive class)"),
+        ));
+    }
+    Ok(())
 }

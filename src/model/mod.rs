@@ -2,8 +2,10 @@
 //! summary. Parameters live in the backend's resident arenas; each (program kind, batch size)
 //! is planned and compiled once and cached.
 mod build;
+mod evaluate;
 mod fit;
 pub mod functional;
+mod heads;
 mod inputs;
 pub mod sample_weight;
 mod sequential;
@@ -15,6 +17,7 @@ mod topology;
 
 pub use fit::{FitOptions, History, Validation};
 pub use functional::{CallLayer, Input, Shared, SymbolicTensor};
+pub use heads::OutputOptions;
 pub use inputs::ModelInputs;
 pub use sequential::Sequential;
 pub use state::PartialEpoch;
@@ -59,12 +62,12 @@ pub(crate) struct Compiled {
     pub backend: Box<dyn Backend>,
     pub device_reason: String,
     pub optimizer: Optimizer,
-    pub loss: Loss,
+    /// Each output's loss, loss weight and metrics.
+    pub heads: Vec<heads::Head>,
     pub label_smoothing: f32,
     pub implicit_conv: ImplicitConv,
-    pub metrics: Vec<Metric>,
-    /// Where the steps accumulate the loss and the metrics.
-    pub accum: build::AccumLayout,
+    /// Where the steps accumulate the losses and the metrics.
+    pub accum: heads::AccumLayout,
     pub layout: ResidentLayout,
     /// By (kind, batch rows, weighted training step).
     pub programs: HashMap<(ProgramKind, usize, bool), (ProgramId, Program)>,
@@ -113,6 +116,9 @@ pub struct CompileOptions {
     pub label_smoothing: f32,
     /// When a GPU reads convolution patches inside its products instead of materialising them.
     pub implicit_conv: ImplicitConv,
+    /// One entry per output of a model with several (Keras's lists of `loss`, `loss_weights`
+    /// and `metrics`); empty: `loss` and `metrics` apply to every output with weight 1.
+    pub outputs: Vec<OutputOptions>,
 }
 
 /// When a GPU runs a convolution as an implicit GEMM (`shaders/conv_gemm.wgsl`: the patches
@@ -214,11 +220,11 @@ impl Model {
         if self.layers.is_empty() {
             return Err(Error::invalid("model", "has no layers"));
         }
-        self.check_single_output()?;
+        if self.inputs.is_empty() {
+            return Err(Error::invalid("model", "has no inputs"));
+        }
         self.output_shapes()?;
-        opts.loss.fuses(self.output_activation())?;
-        opts.loss.check_label_smoothing(opts.label_smoothing)?;
-        opts.metrics.iter().try_for_each(|m| m.check(opts.loss))?;
+        let heads = self.resolve_heads(&opts)?;
         opts.optimizer.validate()?;
         let (mut backend, device_reason) = device::open(opts.device)?;
         // Parameters one after another, each 64-element aligned for direct GPU binding.
@@ -236,8 +242,7 @@ impl Model {
             });
             offset += align(len.max(1));
         }
-        let outputs = self.output_units()?;
-        let accum = build::AccumLayout::new(&opts.metrics, outputs);
+        let accum = heads::AccumLayout::new(&heads);
         let layout = ResidentLayout {
             params_len: offset.max(crate::program::ALIGN_ELEMS),
             slots: opts.optimizer.slots(),
@@ -260,10 +265,9 @@ impl Model {
         self.compiled = Some(Compiled {
             backend,
             device_reason,
-            loss: opts.loss,
+            heads,
             label_smoothing: opts.label_smoothing,
             implicit_conv: opts.implicit_conv,
-            metrics: opts.metrics,
             accum,
             layout,
             programs: HashMap::new(),
@@ -382,7 +386,15 @@ impl CompileOptions {
             device,
             label_smoothing: 0.0,
             implicit_conv: ImplicitConv::Auto,
+            outputs: Vec::new(),
         }
+    }
+
+    /// With a loss, loss weight and metrics per output (in the model's output order), for a
+    /// model of several outputs.
+    pub fn with_outputs(mut self, outputs: Vec<OutputOptions>) -> CompileOptions {
+        self.outputs = outputs;
+        self
     }
 
     /// With convolutions planned as `implicit` says (GPUs).

@@ -34,9 +34,14 @@ impl Model {
         self.seed
     }
 
-    /// The loss given to compile.
+    /// The loss given to compile (the first output's, for a model of several).
     pub fn loss(&self) -> Option<Loss> {
-        self.compiled.as_ref().map(|c| c.loss)
+        self.compiled.as_ref().and_then(|c| c.heads.first()).map(|h| h.loss)
+    }
+
+    /// Each output's loss, loss weight and metrics as compiled (one entry per output).
+    pub fn output_options(&self) -> Vec<super::OutputOptions> {
+        self.compiled.as_ref().map(|c| c.heads.iter().map(|h| h.options()).collect()).unwrap_or_default()
     }
 
     /// The label smoothing given to compile (0 when off or not compiled).
@@ -44,9 +49,9 @@ impl Model {
         self.compiled.as_ref().map(|c| c.label_smoothing).unwrap_or(0.0)
     }
 
-    /// The metrics given to compile.
+    /// The metrics given to compile (the first output's, for a model of several).
     pub fn metrics(&self) -> Vec<Metric> {
-        self.compiled.as_ref().map(|c| c.metrics.clone()).unwrap_or_default()
+        self.compiled.as_ref().and_then(|c| c.heads.first()).map(|h| h.metrics.clone()).unwrap_or_default()
     }
 
     /// Optimizer steps taken so far (Adam's t; dropout masks depend on it too).

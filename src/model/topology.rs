@@ -164,23 +164,6 @@ impl Model {
             .collect())
     }
 
-    /// kiln trains models of one output so far (several inputs are fine).
-    pub(crate) fn check_single_output(&self) -> Result<()> {
-        if self.outputs.len() != 1 {
-            return Err(Error::invalid(
-                "model",
-                format!(
-                    "has {} outputs; training, evaluation and prediction take models of one output so far",
-                    self.outputs.len()
-                ),
-            ));
-        }
-        if self.inputs.is_empty() {
-            return Err(Error::invalid("model", "has no inputs"));
-        }
-        Ok(())
-    }
-
     /// `layer` placed before every call that reads the (first) model input, reading it in
     /// their place (data augmentation such as `RandomFlip` in front of a model). The other
     /// layers keep their names.

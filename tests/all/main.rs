@@ -29,6 +29,7 @@ mod llvmpipe;
 mod losses;
 mod metrics;
 mod model;
+mod multi_output;
 mod optim;
 mod optim_config;
 mod optim_parity;
