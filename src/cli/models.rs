@@ -185,6 +185,19 @@ pub fn model_and_loss_for(
         return Ok((model, loss));
     }
     let model = model_file(&args.model, sample_shape, args.seed)?;
+    let outputs = model.output_names();
+    if outputs.len() > 1 {
+        return Err(Error::invalid(
+            format!("model file {}", args.model),
+            format!(
+                "it has {} outputs ({}), but `kiln train` has one set of labels for one output; \
+                 train a model of several outputs through the library (CompileOptions::with_outputs, \
+                 fit(x, [&y1, &y2], ..)). `kiln summary` shows it",
+                outputs.len(),
+                outputs.join(", ")
+            ),
+        ));
+    }
     let loss = loss_from_args(args, classes, Some(model.output_activation()))?;
     Ok((model, loss))
 }

@@ -132,3 +132,44 @@ fn broken_graphs_in_model_files_name_the_layer() {
     let e = bad(r#"{"inputs": [{"name": "a"}, {"name": "a"}], "layers": [{"type": "Dense", "units": 3}]}"#);
     assert!(e.contains("listed twice"), "{e}");
 }
+
+/// Two heads on one hidden layer, named in the file's `outputs`.
+const TWO_HEADS: &str = r#"
+outputs = ["class", "ink"]
+
+[[layers]]
+type = "Dense"
+name = "hidden"
+units = 16
+activation = "relu"
+
+[[layers]]
+type = "Dense"
+name = "class"
+inputs = ["hidden"]
+units = 10
+activation = "softmax"
+
+[[layers]]
+type = "Dense"
+name = "ink"
+inputs = ["hidden"]
+units = 1
+"#;
+
+#[test]
+fn a_model_file_of_two_outputs_loads_round_trips_and_the_cli_says_what_it_cannot_train() {
+    let path = temp_file("two_heads.toml", TWO_HEADS);
+    let model = load_model_file(&path).unwrap().into_model(&[64], 0);
+    assert_eq!(model.output_names(), ["class", "ink"]);
+    let config = model.config();
+    assert_eq!(config["outputs"], serde_json::json!(["class", "ink"]));
+    let again = parse_model(&config).unwrap().into_model(&[64], 0);
+    assert_eq!(again.output_names(), ["class", "ink"]);
+    assert_eq!(again.config(), config);
+    assert_eq!(again.summary().unwrap(), model.summary().unwrap());
+    // `kiln train` has one label set: it refuses before training, naming both outputs.
+    let args = TrainArgs { model: path.display().to_string(), device: "cpu".into(), ..TrainArgs::default() };
+    let message = train(&args).unwrap_err().to_string();
+    assert!(message.contains("2 outputs (class, ink)") && message.contains("with_outputs"), "{message}");
+}

@@ -190,7 +190,7 @@ fn two_output_training_steps_match_between_gpu_and_cpu() {
     let (x, y, ink) = (first(&x), first(&y), first(&ink));
     let opts = FitOptions { batch_size: 61, epochs: 3, verbose: 0, shuffle: false, ..Default::default() };
     let sgd = Optimizer::momentum(0.05, 0.9, false);
-    let (mut cpu, mut gpu) = (compiled(Device::Cpu, sgd.clone()), compiled(Device::Gpu(None), sgd));
+    let (mut cpu, mut gpu) = (compiled(Device::Cpu, sgd), compiled(Device::Gpu(None), sgd));
     let hc = cpu.fit(&x, [&y, &ink], &opts).unwrap();
     let hg = gpu.fit(&x, [&y, &ink], &opts).unwrap();
     for ((name, c), (_, g)) in cpu.get_weights().unwrap().iter().zip(&gpu.get_weights().unwrap()) {
